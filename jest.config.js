@@ -1,0 +1,11 @@
+/** Tests run against compiled-on-the-fly TypeScript; network tests need root and make their own namespaces. */
+module.exports = {
+  preset: 'ts-jest',
+  testEnvironment: 'node',
+  roots: ['<rootDir>/pkg', '<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  testTimeout: 60000,
+  // Network tests share one kernel; two workers keep a 2-core machine responsive.
+  maxWorkers: 2,
+  transform: { '^.+\\.ts$': 'ts-jest' },
+};

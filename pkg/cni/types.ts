@@ -1,0 +1,98 @@
+// CNI spec types (https://github.com/containernetworking/cni/blob/main/SPEC.md), versions 0.4.0 to 1.1.0.
+
+export const SUPPORTED_VERSIONS = ['0.4.0', '1.0.0', '1.1.0'] as const;
+export const CURRENT_VERSION = '1.1.0';
+
+/** Well-known error codes from the spec; 100+ are castnet's own. */
+export enum CniErrorCode {
+  IncompatibleVersion = 1,
+  UnsupportedField = 2,
+  ContainerUnknown = 3,
+  InvalidEnvironment = 4,
+  IoFailure = 5,
+  DecodeFailure = 6,
+  InvalidConfig = 7,
+  TryAgainLater = 11,
+  PluginNotAvailable = 50,
+  PluginNotAvailableDegraded = 51,
+  // castnet-specific
+  AddressExhausted = 100,
+  InterfaceExists = 101,
+  InvalidMac = 102,
+  WiringFailed = 103,
+  DelegateFailed = 104,
+}
+
+/** An error that the CNI binary prints as the spec's JSON error and exits non-zero with. */
+export class CniError extends Error {
+  constructor(
+    public readonly code: number,
+    msg: string,
+    public readonly details = '',
+  ) {
+    super(msg);
+    this.name = 'CniError';
+  }
+
+  toJSON(cniVersion: string = CURRENT_VERSION): CniErrorJson {
+    return { cniVersion, code: this.code, msg: this.message, details: this.details };
+  }
+}
+
+export interface CniErrorJson {
+  cniVersion: string;
+  code: number;
+  msg: string;
+  details?: string;
+}
+
+export interface CniInterface {
+  name: string;
+  mac?: string;
+  mtu?: number;
+  sandbox?: string;
+  socketPath?: string;
+  pciID?: string;
+}
+
+export interface CniIpConfig {
+  /** CIDR notation: address/prefix. */
+  address: string;
+  gateway?: string;
+  interface?: number;
+}
+
+export interface CniRoute {
+  dst: string;
+  gw?: string;
+  mtu?: number;
+  advmss?: number;
+  priority?: number;
+  table?: number;
+  scope?: number;
+}
+
+export interface CniDns {
+  nameservers?: string[];
+  domain?: string;
+  search?: string[];
+  options?: string[];
+}
+
+export interface CniResult {
+  cniVersion: string;
+  interfaces?: CniInterface[];
+  ips?: CniIpConfig[];
+  routes?: CniRoute[];
+  dns?: CniDns;
+}
+
+/** The CNI_* environment of one invocation, as the runtime set it. */
+export interface CniEnv {
+  CNI_COMMAND: string;
+  CNI_CONTAINERID?: string;
+  CNI_NETNS?: string;
+  CNI_IFNAME?: string;
+  CNI_ARGS?: string;
+  CNI_PATH?: string;
+}

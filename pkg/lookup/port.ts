@@ -1,0 +1,98 @@
+// The port between a node agent and the lookup service (DESIGN.md, "The directory").
+// Adapters: embedded (the lab, single process) and Kubernetes (CRDs). The packet path never calls
+// these methods; it reads the local Directory cache that `subscribe` keeps current.
+
+export interface NetworkSpec {
+  /** VirtualNetwork name. */
+  name: string;
+  /** Network ID carried on the wire (24 bits, like a VNI). */
+  id: number;
+  /** IPv4 and/or IPv6 CIDRs. */
+  subnets: string[];
+  mtu: number;
+  multicast: boolean;
+  broadcast: boolean;
+}
+
+export interface NodeRecord {
+  name: string;
+  /** Underlay address the agent's UDP data plane listens on. */
+  address: string;
+  port: number;
+  /** Index of this node's IPAM block within each network's subnets. */
+  poolIndex: number;
+}
+
+export interface PodRef {
+  namespace: string;
+  name: string;
+  uid?: string;
+}
+
+/** KubeVirt VM identity: stable across live migration, unlike the pod. */
+export interface VmRef {
+  namespace: string;
+  name: string;
+}
+
+export interface EndpointRecord {
+  network: string;
+  node: string;
+  /** Unique within `node`; allocated and published by that node's agent. */
+  endpointId: number;
+  mac: string;
+  /** Plain addresses (no prefix). */
+  ips: string[];
+  pod?: PodRef;
+  vm?: VmRef;
+}
+
+export type JoinVia = 'igmp' | 'mld' | 'static' | 'selector' | 'nested';
+
+export interface SourceFilter {
+  mode: 'include' | 'exclude';
+  sources: string[];
+}
+
+/** One endpoint's membership of one group, as its node agent observed it. */
+export interface MembershipRecord {
+  network: string;
+  group: string;
+  node: string;
+  endpointId: number;
+  filter: SourceFilter;
+}
+
+export interface GroupSpec {
+  namespace: string;
+  name: string;
+  network: string;
+  /** Multicast IP or MAC. */
+  address: string;
+  /** Endpoint addresses (IP or MAC) or other group addresses: nested groups resolve recursively. */
+  staticMembers: string[];
+  /** Other MulticastGroups by name (same namespace), whose members are members here. */
+  nestedGroups: string[];
+  /** SSM: only these sources may be received by members (empty = any). */
+  allowedSources: string[];
+}
+
+export interface Directory {
+  networks: NetworkSpec[];
+  nodes: NodeRecord[];
+  endpoints: EndpointRecord[];
+  groups: GroupSpec[];
+  memberships: MembershipRecord[];
+}
+
+export interface LookupService {
+  /** Replaces this node's published endpoints with `endpoints` (idempotent). */
+  publishEndpoints(node: string, endpoints: EndpointRecord[]): Promise<void>;
+  /** Replaces this node's membership report with `memberships` (idempotent). */
+  reportMemberships(node: string, memberships: MembershipRecord[]): Promise<void>;
+  /** Registers this node (underlay address, port). */
+  registerNode(node: NodeRecord): Promise<void>;
+  /** Calls `onChange` with the whole directory now and after every change. Returns an unsubscribe. */
+  subscribe(onChange: (d: Directory) => void): () => void;
+  close(): Promise<void>;
+}
