@@ -1,0 +1,114 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DirectoryStore } from '../store';
+import type { Directory, EndpointRecord } from '../port';
+import { EmbeddedLookupServer } from './server';
+import { EmbeddedLookupClient } from './client';
+
+const ep = (node: string, endpointId: number, ip: string): EndpointRecord => ({
+  network: 'blue',
+  node,
+  endpointId,
+  mac: `02:00:00:00:${((endpointId >> 8) & 0xff).toString(16).padStart(2, '0')}:${(endpointId & 0xff).toString(16).padStart(2, '0')}`,
+  ips: [ip],
+});
+
+function until(client: EmbeddedLookupClient, pred: (d: Directory) => boolean): Promise<Directory> {
+  return new Promise((resolve) => {
+    let done = false;
+    let off: (() => void) | undefined;
+    off = client.subscribe((d) => {
+      if (!done && pred(d)) {
+        done = true;
+        off?.();
+        resolve(d);
+      }
+    });
+    if (done) off();
+  });
+}
+
+describe('embedded lookup service', () => {
+  let dir: string;
+  let sock: string;
+  let server: EmbeddedLookupServer;
+  const clients: EmbeddedLookupClient[] = [];
+  const client = () => {
+    const c = new EmbeddedLookupClient(sock);
+    clients.push(c);
+    return c;
+  };
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'castnet-lookup-'));
+    sock = join(dir, 'lookup.sock');
+    server = new EmbeddedLookupServer(new DirectoryStore(), sock);
+    await server.listen();
+  });
+
+  afterEach(async () => {
+    for (const c of clients.splice(0)) await c.close();
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("shows one node's published endpoints to every other node's watch", async () => {
+    const a = client();
+    const b = client();
+    await a.registerNode({ name: 'node-a', address: '10.99.0.1', port: 4790, poolIndex: 0 });
+    await a.publishEndpoints('node-a', [ep('node-a', 1, '10.1.0.2'), ep('node-a', 2, '10.1.0.3')]);
+    const d = await until(b, (d) => d.endpoints.length === 2);
+    expect(d.nodes.map((n) => n.name)).toEqual(['node-a']);
+    expect(d.endpoints.map((e) => e.endpointId).sort()).toEqual([1, 2]);
+  });
+
+  it('replaces rather than appends a node report', async () => {
+    const a = client();
+    await a.publishEndpoints('node-a', [ep('node-a', 1, '10.1.0.2')]);
+    await a.publishEndpoints('node-a', [ep('node-a', 3, '10.1.0.4')]);
+    const d = await until(a, (d) => d.endpoints.some((e) => e.endpointId === 3));
+    expect(d.endpoints).toHaveLength(1);
+  });
+
+  it('rejects a malformed report naming the field, and keeps the previous state', async () => {
+    const a = client();
+    await a.publishEndpoints('node-a', [ep('node-a', 1, '10.1.0.2')]);
+    const bad = [{ ...ep('node-a', 2, '10.1.0.3'), mac: 'zz' }];
+    await expect(a.publishEndpoints('node-a', bad)).rejects.toThrow(/422.*0\.mac: must be a lower-case MAC/);
+    await expect(
+      a.reportMemberships('node-a', [
+        {
+          network: 'blue',
+          group: 'not-an-ip',
+          node: 'node-a',
+          endpointId: 1,
+          filter: { mode: 'exclude', sources: [] },
+        },
+      ]),
+    ).rejects.toThrow(/0\.group: must be an IPv4 or IPv6 address/);
+    expect(server.store.snapshot().endpoints.map((e) => e.endpointId)).toEqual([1]);
+  });
+
+  it("refuses a node writing another node's endpoints", async () => {
+    await expect(client().publishEndpoints('node-a', [ep('node-b', 1, '10.1.0.2')])).rejects.toThrow(
+      /may not be published by node-a/,
+    );
+  });
+
+  it('refuses an oversized report', async () => {
+    const many = Array.from({ length: 5000 }, (_, i) => ep('node-a', i + 1, '10.1.0.2'));
+    await expect(client().publishEndpoints('node-a', many)).rejects.toThrow(/422.*Too big|422.*at most|422/);
+  });
+
+  it('re-sends what a node published after the lookup service restarts', async () => {
+    const a = client();
+    await a.publishEndpoints('node-a', [ep('node-a', 7, '10.1.0.8')]);
+    await until(a, (d) => d.endpoints.length === 1);
+    await server.close();
+    server = new EmbeddedLookupServer(new DirectoryStore(), sock);
+    await server.listen();
+    const d = await until(a, (d) => d.endpoints.length === 1 && d.endpoints[0]!.endpointId === 7);
+    expect(d.endpoints[0]!.ips).toEqual(['10.1.0.8']);
+  });
+});

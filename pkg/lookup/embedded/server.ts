@@ -1,0 +1,122 @@
+// The embedded lookup service: the directory over HTTP on a unix socket, for the lab and for
+// single-machine use. Agents in other network namespaces reach it by path.
+import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
+import { mkdirSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { z } from 'zod';
+import { DirectoryStore } from '../store';
+import { describeZodError, endpointsReport, membershipsReport, nodeRecord } from '../schema';
+
+export const MAX_BODY_BYTES = 8 << 20;
+
+class HttpError extends Error {
+  constructor(
+    public readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new HttpError(413, `request body exceeds ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (err) {
+    throw new HttpError(400, `body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+function parse<T>(schema: z.ZodType<T>, body: unknown, what: string): T {
+  const r = schema.safeParse(body);
+  if (!r.success) throw new HttpError(422, `invalid ${what}: ${describeZodError(r.error)}`);
+  return r.data;
+}
+
+export class EmbeddedLookupServer {
+  private server: Server;
+  private watchers = new Set<ServerResponse>();
+
+  constructor(
+    readonly store: DirectoryStore,
+    private readonly socketPath: string,
+  ) {
+    this.server = createServer((req, res) => {
+      this.route(req, res).catch((err: unknown) => {
+        const status = err instanceof HttpError ? err.status : 500;
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: (err as Error).message }));
+      });
+    });
+  }
+
+  async listen(): Promise<void> {
+    mkdirSync(dirname(this.socketPath), { recursive: true, mode: 0o700 });
+    rmSync(this.socketPath, { force: true });
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.socketPath, () => resolve());
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const w of this.watchers) w.end();
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    rmSync(this.socketPath, { force: true });
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://lookup');
+    const m = /^\/v1\/nodes\/([^/]+)(?:\/(endpoints|memberships))?$/.exec(url.pathname);
+    if (req.method === 'GET' && url.pathname === '/v1/watch') return this.watch(res);
+    if (req.method === 'GET' && url.pathname === '/v1/directory') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ version: this.store.currentVersion, directory: this.store.snapshot() }));
+      return;
+    }
+    if (req.method !== 'PUT' || !m) throw new HttpError(404, `no route for ${req.method} ${url.pathname}`);
+    const node = decodeURIComponent(m[1]!);
+    const body = await readJson(req);
+    try {
+      switch (m[2]) {
+        case undefined: {
+          const rec = parse(nodeRecord, body, 'node record');
+          if (rec.name !== node)
+            throw new HttpError(422, `invalid node record: name: ${rec.name} is not ${node}`);
+          this.store.registerNode(rec);
+          break;
+        }
+        case 'endpoints':
+          this.store.publishEndpoints(node, parse(endpointsReport, body, 'endpoints report'));
+          break;
+        case 'memberships':
+          this.store.reportMemberships(node, parse(membershipsReport, body, 'memberships report'));
+          break;
+      }
+    } catch (err) {
+      if (err instanceof HttpError) throw err;
+      throw new HttpError(422, (err as Error).message);
+    }
+    res.writeHead(204).end();
+  }
+
+  /** Streams the whole directory as one JSON line now and after every change. */
+  private watch(res: ServerResponse): void {
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    this.watchers.add(res);
+    const unsubscribe = this.store.subscribe((directory, version) => {
+      res.write(JSON.stringify({ version, directory }) + '\n');
+    });
+    res.on('close', () => {
+      unsubscribe();
+      this.watchers.delete(res);
+    });
+  }
+}

@@ -1,0 +1,79 @@
+// Runtime validation of directory records crossing a process boundary (agent reports, lab files).
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
+const NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+export const MAX_ENDPOINTS_PER_NODE = 4096;
+export const MAX_MEMBERSHIPS_PER_NODE = 65536;
+export const MAX_SOURCES = 64;
+
+const ip = z.string().refine((s) => isIP(s) !== 0, 'must be an IPv4 or IPv6 address');
+const cidr = z.string().refine((s) => {
+  const [addr, len, ...rest] = s.split('/');
+  const fam = isIP(addr ?? '');
+  const n = Number(len);
+  return rest.length === 0 && fam !== 0 && Number.isInteger(n) && n >= 0 && n <= (fam === 4 ? 32 : 128);
+}, 'must be a CIDR such as 10.0.0.0/16');
+const name = z.string().regex(NAME, 'must be a DNS-1123 name');
+const endpointId = z.number().int().min(1).max(0xffffffff);
+
+export const networkSpec = z.strictObject({
+  name,
+  id: z.number().int().min(1).max(0xffffff),
+  subnets: z.array(cidr).min(1).max(4),
+  mtu: z.number().int().min(576).max(9000),
+  multicast: z.boolean(),
+  broadcast: z.boolean(),
+});
+
+export const nodeRecord = z.strictObject({
+  name,
+  address: ip,
+  port: z.number().int().min(1).max(65535),
+  poolIndex: z.number().int().min(0).max(65535),
+});
+
+const podRef = z.strictObject({ namespace: name, name, uid: z.string().max(64).optional() });
+const vmRef = z.strictObject({ namespace: name, name });
+
+export const endpointRecord = z.strictObject({
+  network: name,
+  node: name,
+  endpointId,
+  mac: z.string().regex(MAC, 'must be a lower-case MAC such as 02:00:00:00:00:01'),
+  ips: z.array(ip).max(4),
+  pod: podRef.optional(),
+  vm: vmRef.optional(),
+});
+
+export const membershipRecord = z.strictObject({
+  network: name,
+  group: ip,
+  node: name,
+  endpointId,
+  filter: z.strictObject({ mode: z.enum(['include', 'exclude']), sources: z.array(ip).max(MAX_SOURCES) }),
+});
+
+export const groupSpec = z.strictObject({
+  namespace: name,
+  name,
+  network: name,
+  address: z.string().refine((s) => isIP(s) !== 0 || MAC.test(s), 'must be a multicast IP or MAC'),
+  staticMembers: z.array(z.string()).max(1024),
+  nestedGroups: z.array(name).max(64),
+  allowedSources: z.array(ip).max(MAX_SOURCES),
+});
+
+export const endpointsReport = z.array(endpointRecord).max(MAX_ENDPOINTS_PER_NODE);
+export const membershipsReport = z.array(membershipRecord).max(MAX_MEMBERSHIPS_PER_NODE);
+
+/** Formats a zod error as "field.path: reason; ..." so every message names the field. */
+export function describeZodError(err: z.ZodError, maxIssues = 10): string {
+  const shown = err.issues
+    .slice(0, maxIssues)
+    .map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
+  const more = err.issues.length - shown.length;
+  return shown.join('; ') + (more > 0 ? `; and ${more} more` : '');
+}

@@ -1,0 +1,82 @@
+// The directory as one mutable store with per-writer replacement semantics: each node owns its
+// endpoints and memberships, the operator (lab scenario or CRs) owns networks and groups.
+import type { Directory, EndpointRecord, GroupSpec, MembershipRecord, NetworkSpec, NodeRecord } from './port';
+
+export class DirectoryStore {
+  private networks = new Map<string, NetworkSpec>();
+  private nodes = new Map<string, NodeRecord>();
+  private endpoints = new Map<string, EndpointRecord[]>();
+  private memberships = new Map<string, MembershipRecord[]>();
+  private groups = new Map<string, GroupSpec>();
+  private listeners = new Set<(d: Directory, version: number) => void>();
+  private version = 0;
+  private cached: Directory | undefined;
+
+  snapshot(): Directory {
+    this.cached ??= {
+      networks: [...this.networks.values()],
+      nodes: [...this.nodes.values()],
+      endpoints: [...this.endpoints.values()].flat(),
+      groups: [...this.groups.values()],
+      memberships: [...this.memberships.values()].flat(),
+    };
+    return this.cached;
+  }
+
+  get currentVersion(): number {
+    return this.version;
+  }
+
+  setNetworks(networks: NetworkSpec[]): void {
+    this.networks = new Map(networks.map((n) => [n.name, n]));
+    this.changed();
+  }
+
+  setGroups(groups: GroupSpec[]): void {
+    this.groups = new Map(groups.map((g) => [`${g.namespace}/${g.name}`, g]));
+    this.changed();
+  }
+
+  registerNode(node: NodeRecord): void {
+    this.nodes.set(node.name, node);
+    this.changed();
+  }
+
+  removeNode(name: string): void {
+    this.nodes.delete(name);
+    this.endpoints.delete(name);
+    this.memberships.delete(name);
+    this.changed();
+  }
+
+  publishEndpoints(node: string, endpoints: EndpointRecord[]): void {
+    for (const e of endpoints) {
+      if (e.node !== node)
+        throw new Error(`endpoint ${e.endpointId}: node ${e.node} may not be published by ${node}`);
+    }
+    this.endpoints.set(node, endpoints);
+    this.changed();
+  }
+
+  reportMemberships(node: string, memberships: MembershipRecord[]): void {
+    for (const m of memberships) {
+      if (m.node !== node)
+        throw new Error(`membership of ${m.group}: node ${m.node} may not be reported by ${node}`);
+    }
+    this.memberships.set(node, memberships);
+    this.changed();
+  }
+
+  subscribe(fn: (d: Directory, version: number) => void): () => void {
+    this.listeners.add(fn);
+    fn(this.snapshot(), this.version);
+    return () => this.listeners.delete(fn);
+  }
+
+  private changed(): void {
+    this.version++;
+    this.cached = undefined;
+    const d = this.snapshot();
+    for (const fn of this.listeners) fn(d, this.version);
+  }
+}
