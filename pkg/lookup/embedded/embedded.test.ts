@@ -16,16 +16,15 @@ const ep = (node: string, endpointId: number, ip: string): EndpointRecord => ({
 
 function until(client: EmbeddedLookupClient, pred: (d: Directory) => boolean): Promise<Directory> {
   return new Promise((resolve) => {
+    // subscribe() may call back synchronously, before it has returned the unsubscribe.
     let done = false;
-    let off: (() => void) | undefined;
-    off = client.subscribe((d) => {
+    const off: () => void = client.subscribe((d) => {
       if (!done && pred(d)) {
         done = true;
-        off?.();
+        queueMicrotask(() => off());
         resolve(d);
       }
     });
-    if (done) off();
   });
 }
 
