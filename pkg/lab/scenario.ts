@@ -1,0 +1,129 @@
+// The lab's scenario file: topology (nodes, networks, pods, groups) and scenarios of steps
+// (joins, leaves, sends, expectations). Documented in docs/lab.md.
+import { isIP } from 'node:net';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { describeZodError, networkSpec } from '../lookup/schema';
+
+const name = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$/, 'must be a short DNS-1123 label');
+const ip = z.string().refine((s) => isIP(s) !== 0, 'must be an IPv4 or IPv6 address');
+
+const labNetwork = networkSpec.extend({
+  mtu: networkSpec.shape.mtu.default(1400),
+  multicast: z.boolean().default(true),
+  broadcast: z.boolean().default(true),
+});
+
+const pod = z.strictObject({
+  name,
+  node: z.number().int().min(0),
+  network: name,
+  /** Emulates a KubeVirt virt-launcher pod of this VMI (labels and annotations). */
+  vmi: name.optional(),
+});
+
+const group = z.strictObject({
+  name,
+  network: name,
+  address: ip,
+  /** Pod names, endpoint addresses or other group addresses. */
+  staticMembers: z.array(z.string()).max(1024).default([]),
+  nestedGroups: z.array(name).max(64).default([]),
+  allowedSources: z.array(ip).max(64).default([]),
+});
+
+const join = z.strictObject({
+  pod: name,
+  group: ip,
+  /** Source-specific join (IGMPv3 INCLUDE / MLDv2): only these sources. */
+  sources: z.array(z.string()).max(8).optional(),
+  port: z.number().int().min(1).max(65535).default(5000),
+});
+
+const send = z.strictObject({
+  from: name,
+  /** A group, a broadcast address or a unicast address. */
+  to: ip,
+  port: z.number().int().min(1).max(65535).default(5000),
+  ttl: z.number().int().min(1).max(255).default(1),
+  count: z.number().int().min(1).max(10000).default(1),
+});
+
+const expectation = z.strictObject({
+  /** Pod name -> how many copies of each message of the preceding send it must receive. */
+  received: z.record(name, z.number().int().min(0)).default({}),
+  /** Pods that must receive nothing from the preceding send. */
+  nothing: z.array(name).default([]),
+  /** How many underlay datagrams the preceding send may cause per message (exact). */
+  underlayDatagrams: z.number().int().min(0).optional(),
+});
+
+const step = z.union([
+  z.strictObject({ join }),
+  z.strictObject({ leave: join.pick({ pod: true, group: true }) }),
+  z.strictObject({ send }),
+  z.strictObject({ expect: expectation }),
+  z.strictObject({ restartAgent: z.strictObject({ node: z.number().int().min(0) }) }),
+  z.strictObject({ sleep: z.number().int().min(0).max(60000) }),
+]);
+
+const scenario = z.strictObject({ name, description: z.string().optional(), steps: z.array(step).min(1) });
+
+export const labFile = z
+  .strictObject({
+    nodes: z.number().int().min(1).max(16),
+    underlayMtu: z.number().int().min(1280).max(9000).default(1500),
+    networks: z.array(labNetwork).min(1).max(16),
+    pods: z.array(pod).min(1).max(256),
+    groups: z.array(group).max(256).default([]),
+    scenarios: z.array(scenario).min(1),
+  })
+  .superRefine((f, ctx) => {
+    const nets = new Set(f.networks.map((n) => n.name));
+    const pods = new Set<string>();
+    f.pods.forEach((p, i) => {
+      if (p.node >= f.nodes)
+        ctx.addIssue({ code: 'custom', path: ['pods', i, 'node'], message: `no node ${p.node}` });
+      if (!nets.has(p.network))
+        ctx.addIssue({ code: 'custom', path: ['pods', i, 'network'], message: `no network ${p.network}` });
+      if (pods.has(p.name))
+        ctx.addIssue({ code: 'custom', path: ['pods', i, 'name'], message: 'duplicate pod' });
+      pods.add(p.name);
+    });
+    f.scenarios.forEach((s, si) =>
+      s.steps.forEach((st, i) => {
+        const path = ['scenarios', si, 'steps', i];
+        const refs: string[] =
+          'join' in st
+            ? [st.join.pod]
+            : 'leave' in st
+              ? [st.leave.pod]
+              : 'send' in st
+                ? [st.send.from]
+                : 'expect' in st
+                  ? [...Object.keys(st.expect.received), ...st.expect.nothing]
+                  : [];
+        for (const r of refs)
+          if (!pods.has(r)) ctx.addIssue({ code: 'custom', path, message: `unknown pod ${r}` });
+        if ('restartAgent' in st && st.restartAgent.node >= f.nodes)
+          ctx.addIssue({ code: 'custom', path, message: `no node ${st.restartAgent.node}` });
+      }),
+    );
+  });
+
+export type LabFile = z.infer<typeof labFile>;
+export type Scenario = LabFile['scenarios'][number];
+export type Step = Scenario['steps'][number];
+
+/** Parses and validates a lab file; errors name the field and the reason. */
+export function parseLabFile(text: string, source = 'lab file'): LabFile {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new Error(`${source}: not valid YAML: ${(err as Error).message}`, { cause: err });
+  }
+  const r = labFile.safeParse(doc);
+  if (!r.success) throw new Error(`${source}: ${describeZodError(r.error)}`);
+  return r.data;
+}
