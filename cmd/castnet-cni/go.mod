@@ -1,0 +1,3 @@
+module castnet.io/castnet-cni
+
+go 1.26

@@ -1,0 +1,132 @@
+// Validation of a CNI invocation's network configuration (stdin), into the NetConf the endpoint
+// manager consumes. Pure: no I/O. Each failure is a CniError naming the field and the reason.
+import { z } from 'zod';
+import type { Attachment, NetConf } from '../endpoint/manager';
+import { CNI_CODE_PARAM, parseOrThrow } from './errors';
+import { normalizeUnicastMac } from './mac';
+import { normalizeResult, resultSchema } from './result';
+import { CniError, CniErrorCode, CURRENT_VERSION, SUPPORTED_VERSIONS } from './types';
+
+export const PLUGIN_TYPE = 'castnet';
+export const DEFAULT_AGENT_SOCKET = '/run/castnet/agent.sock';
+
+/** A MAC field: a string (code 7 otherwise) holding a unicast MAC (code 102 otherwise). */
+export const macSchema = z
+  .string()
+  .refine((s) => normalizeUnicastMac(s) !== undefined, {
+    message:
+      'must be a unicast MAC address such as 02:00:00:00:00:01 (multicast and all-zero MACs are not allowed)',
+    params: { [CNI_CODE_PARAM]: CniErrorCode.InvalidMac },
+  })
+  .transform((s) => normalizeUnicastMac(s) as string);
+
+// The spec's rule for network names (SPEC.md, "Network configuration").
+const NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+const netConfSchema = z.looseObject({
+  cniVersion: z.string().optional(),
+  cniVersions: z.array(z.string()).optional(),
+  name: z.string().regex(NAME_PATTERN, {
+    message: 'must start with a letter or digit and contain only letters, digits, "_", "." and "-"',
+  }),
+  type: z.literal(PLUGIN_TYPE),
+  network: z.string().min(1).optional(),
+  agentSocket: z
+    .string()
+    .refine((s) => s.startsWith('/'), { message: 'must be an absolute path' })
+    .optional(),
+  mtu: z.int().min(68).max(65535).optional(),
+  ipam: z.looseObject({ type: z.string().min(1) }).optional(),
+  capabilities: z.record(z.string(), z.boolean()).optional(),
+  runtimeConfig: z
+    .looseObject({
+      mac: macSchema.optional(),
+      ips: z.array(z.string()).optional(),
+    })
+    .optional(),
+  prevResult: resultSchema.optional(),
+});
+
+/**
+ * The version this invocation speaks: `cniVersion` if supported, else the highest supported entry of
+ * a `cniVersions` list (CNI 1.1). Code 1 when neither names a supported version.
+ */
+export function resolveVersion(cniVersion: string | undefined, cniVersions: string[] | undefined): string {
+  const supported = (v: string) => (SUPPORTED_VERSIONS as readonly string[]).includes(v);
+  const supportedList = SUPPORTED_VERSIONS.join(', ');
+  if (cniVersion !== undefined) {
+    if (supported(cniVersion)) return cniVersion;
+    throw new CniError(
+      CniErrorCode.IncompatibleVersion,
+      `invalid network config: cniVersion: ${JSON.stringify(cniVersion)} is not supported (supported: ${supportedList})`,
+    );
+  }
+  if (cniVersions !== undefined) {
+    const usable = SUPPORTED_VERSIONS.filter((v) => cniVersions.includes(v));
+    if (usable.length > 0) return usable[usable.length - 1];
+    throw new CniError(
+      CniErrorCode.IncompatibleVersion,
+      `invalid network config: cniVersions: none of ${JSON.stringify(cniVersions)} is supported (supported: ${supportedList})`,
+    );
+  }
+  throw new CniError(CniErrorCode.InvalidConfig, 'invalid network config: cniVersion: is required');
+}
+
+/** Parses stdin's text into a JSON object; code 6 when it is not one. */
+export function decodeStdin(stdin: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(stdin);
+  } catch (err) {
+    throw new CniError(
+      CniErrorCode.DecodeFailure,
+      'stdin: network configuration is not valid JSON',
+      err instanceof Error ? err.message : String(err),
+    );
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new CniError(CniErrorCode.DecodeFailure, 'stdin: network configuration must be a JSON object');
+  }
+  return value as Record<string, unknown>;
+}
+
+/** The version to put in an error's `cniVersion`: the config's, when it is a supported one. */
+export function errorVersion(raw: Record<string, unknown> | undefined): string {
+  const v = raw?.cniVersion;
+  return typeof v === 'string' && (SUPPORTED_VERSIONS as readonly string[]).includes(v) ? v : CURRENT_VERSION;
+}
+
+/** Validates a decoded network configuration into castnet's NetConf. */
+export function parseNetConf(raw: Record<string, unknown>): NetConf {
+  const conf = parseOrThrow(netConfSchema, raw, 'network config');
+  const cniVersion = resolveVersion(conf.cniVersion, conf.cniVersions);
+  return {
+    cniVersion,
+    name: conf.name,
+    type: conf.type,
+    network: conf.network ?? conf.name,
+    agentSocket: conf.agentSocket ?? DEFAULT_AGENT_SOCKET,
+    mtu: conf.mtu,
+    ipam: conf.ipam,
+    runtimeConfig: conf.runtimeConfig,
+    prevResult: conf.prevResult && normalizeResult(conf.prevResult, cniVersion),
+    raw,
+  };
+}
+
+/** The MAC the runtime asked for: runtimeConfig.mac wins over CNI_ARGS MAC= (as in the reference bridge). */
+export function requestedMac(conf: NetConf, args: Record<string, string>): string | undefined {
+  return conf.runtimeConfig?.mac ?? args.MAC;
+}
+
+/** GC's `cni.dev/valid-attachments` (CNI 1.1): required, since an absent list would mean "remove all". */
+const validAttachmentsSchema = z.object({
+  'cni.dev/valid-attachments': z.array(
+    z.looseObject({ containerID: z.string().min(1), ifname: z.string().min(1) }),
+  ),
+});
+
+export function parseValidAttachments(raw: Record<string, unknown>): Attachment[] {
+  const gc = parseOrThrow(validAttachmentsSchema, raw, 'GC network config');
+  return gc['cni.dev/valid-attachments'].map((a) => ({ containerId: a.containerID, ifname: a.ifname }));
+}
