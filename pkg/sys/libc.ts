@@ -30,6 +30,10 @@ interface Libc {
   open: Fn;
   poll: Fn;
   if_nametoindex: (name: string) => number;
+  /** Batched I/O over message vectors addressed by raw pointer (see pkg/packet/msgvec.ts). */
+  recvmmsg: (fd: number, msgvec: number, vlen: number, flags: number, timeout: number) => number;
+  sendmmsg: (fd: number, msgvec: number, vlen: number, flags: number) => number;
+  getsockname: Fn;
 }
 
 let cached: Libc | undefined;
@@ -51,6 +55,9 @@ export function libc(): Libc {
     open: lib.func('int open(const char *, int)'),
     poll: lib.func('int poll(_Inout_ void *, unsigned long, int)'),
     if_nametoindex: lib.func('unsigned int if_nametoindex(const char *)'),
+    recvmmsg: lib.func('int recvmmsg(int, uintptr_t, unsigned int, int, uintptr_t)'),
+    sendmmsg: lib.func('int sendmmsg(int, uintptr_t, unsigned int, int)'),
+    getsockname: lib.func('int getsockname(int, _Out_ void *, _Inout_ uint32_t *)'),
   } as unknown as Libc;
   return cached;
 }

@@ -1,0 +1,134 @@
+// A vector of `struct mmsghdr` in stable native memory, for recvmmsg/sendmmsg. Each message has one
+// iovec over its own slot and, optionally, its own socket address. Built once; a batch call only
+// rewrites lengths, so a syscall moves up to `capacity` frames with no allocation.
+import koffi from 'koffi';
+
+// x86_64/aarch64 Linux layouts.
+const MMSGHDR_SIZE = 64; // struct msghdr (56) + unsigned msg_len + padding
+const MSG_NAMELEN = 8; // socklen_t msg_namelen
+const MSG_FLAGS = 48; // int msg_flags
+const MSG_LEN = 56; // unsigned int msg_len
+const IOVEC_SIZE = 16;
+const IOV_LEN = 8;
+
+/** recvmmsg/sendmmsg flags and msg_flags bits we use. */
+export const MSG_DONTWAIT = 0x40;
+export const MSG_TRUNC = 0x20;
+
+function align16(n: number): number {
+  return (n + 15) & ~15;
+}
+
+export class MsgVec {
+  /** Address of mmsghdr[0], for recvmmsg/sendmmsg. */
+  readonly base: number;
+  private readonly ptr: unknown;
+  private readonly mem: Buffer;
+  private readonly u32: Uint32Array;
+  private readonly slotOffset: number;
+  private readonly slotStride: number;
+  private readonly nameOffset: number;
+  private readonly nameStride: number;
+  private readonly slots: Buffer[] = [];
+  private freed = false;
+
+  constructor(
+    readonly capacity: number,
+    readonly slotSize: number,
+    readonly nameSize = 0,
+  ) {
+    if (!Number.isInteger(capacity) || capacity < 1 || capacity > 1024) {
+      throw new Error(`batch capacity ${capacity}: must be an integer in 1..1024`);
+    }
+    if (!Number.isInteger(slotSize) || slotSize < 64) {
+      throw new Error(`slot size ${slotSize}: must be an integer of at least 64 bytes`);
+    }
+    const iovOffset = capacity * MMSGHDR_SIZE;
+    this.nameStride = align16(nameSize);
+    this.nameOffset = iovOffset + capacity * IOVEC_SIZE;
+    this.slotStride = align16(slotSize);
+    this.slotOffset = this.nameOffset + capacity * this.nameStride;
+    const total = this.slotOffset + capacity * this.slotStride;
+    this.ptr = koffi.alloc('uint8_t', total);
+    this.base = Number(koffi.address(this.ptr));
+    const ab = koffi.view(this.ptr, total);
+    this.mem = Buffer.from(ab);
+    this.mem.fill(0, 0, this.slotOffset);
+    this.u32 = new Uint32Array(ab, 0, this.slotOffset / 4);
+    for (let i = 0; i < capacity; i++) {
+      const hdr = i * MMSGHDR_SIZE;
+      const iov = iovOffset + i * IOVEC_SIZE;
+      const slot = this.slotOffset + i * this.slotStride;
+      if (nameSize > 0) this.writePtr(hdr, this.base + this.nameOffset + i * this.nameStride);
+      this.u32[(hdr + MSG_NAMELEN) >> 2] = nameSize;
+      this.writePtr(hdr + 16, this.base + iov); // msg_iov
+      this.u32[(hdr + 24) >> 2] = 1; // msg_iovlen
+      this.writePtr(iov, this.base + slot); // iov_base
+      this.u32[(iov + IOV_LEN) >> 2] = slotSize;
+      this.slots.push(this.mem.subarray(slot, slot + slotSize));
+    }
+  }
+
+  private writePtr(off: number, addr: number): void {
+    this.u32[off >> 2] = addr % 0x1_0000_0000;
+    this.u32[(off >> 2) + 1] = Math.floor(addr / 0x1_0000_0000);
+  }
+
+  /** Address of mmsghdr[i], to start a syscall mid-vector. */
+  at(i: number): number {
+    return this.base + i * MMSGHDR_SIZE;
+  }
+
+  /** Slot i's whole buffer (a view into native memory, overwritten by the next batch). */
+  slot(i: number): Buffer {
+    return this.slots[i];
+  }
+
+  /** Slot i's socket address buffer (nameSize bytes). */
+  name(i: number): Buffer {
+    const off = this.nameOffset + i * this.nameStride;
+    return this.mem.subarray(off, off + this.nameSize);
+  }
+
+  /** Before a receive: every iovec spans its whole slot and every name its whole buffer. */
+  resetForReceive(count: number): void {
+    const u32 = this.u32;
+    if (this.nameSize > 0) {
+      for (let i = 0; i < count; i++) u32[(i * MMSGHDR_SIZE + MSG_NAMELEN) >> 2] = this.nameSize;
+    }
+  }
+
+  /** Bytes the kernel moved for message i. */
+  msgLen(i: number): number {
+    return this.u32[(i * MMSGHDR_SIZE + MSG_LEN) >> 2];
+  }
+
+  msgFlags(i: number): number {
+    return this.u32[(i * MMSGHDR_SIZE + MSG_FLAGS) >> 2];
+  }
+
+  /** Length of the socket address the kernel wrote for message i. */
+  nameLen(i: number): number {
+    return this.u32[(i * MMSGHDR_SIZE + MSG_NAMELEN) >> 2];
+  }
+
+  /** Copies `data` into slot i and sets the iovec length; false when it does not fit. */
+  fill(i: number, data: Uint8Array): boolean {
+    if (data.length > this.slotSize) return false;
+    this.slots[i].set(data);
+    this.u32[(this.capacity * MMSGHDR_SIZE + i * IOVEC_SIZE + IOV_LEN) >> 2] = data.length;
+    return true;
+  }
+
+  /** Sets message i's socket address from pre-encoded bytes. */
+  setName(i: number, sockaddr: Uint8Array): void {
+    this.mem.set(sockaddr, this.nameOffset + i * this.nameStride);
+    this.u32[(i * MMSGHDR_SIZE + MSG_NAMELEN) >> 2] = sockaddr.length;
+  }
+
+  free(): void {
+    if (this.freed) return;
+    this.freed = true;
+    koffi.free(this.ptr);
+  }
+}

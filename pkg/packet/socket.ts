@@ -1,0 +1,81 @@
+// AF_PACKET sockets for one interface: capture of multicast/broadcast frames that arrive from the
+// endpoint, and injection towards it. Every frame read or written starts with a virtio_net_hdr.
+import koffi from 'koffi';
+import { AF_PACKET, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, SysError, check, errno, libc } from '../sys/libc';
+import { GROUP_BIT_FILTER, encodeFilterProgram } from './bpf';
+
+const SOL_SOCKET = 1;
+const SO_RCVBUF = 8;
+const SO_RCVBUFFORCE = 33;
+const SO_ATTACH_FILTER = 26;
+const SOL_PACKET = 263;
+const PACKET_STATISTICS = 6;
+const PACKET_VNET_HDR = 15;
+const PACKET_IGNORE_OUTGOING = 23;
+const ETH_P_ALL = 0x0003;
+
+/** Bytes the kernel queues per capture socket before it drops (and counts) frames. */
+export const CAPTURE_RCVBUF = 4 << 20;
+
+function setInt(fd: number, level: number, opt: number, value: number, what: string): void {
+  const v = Buffer.alloc(4);
+  v.writeInt32LE(value);
+  check(what, libc().setsockopt(fd, level, opt, v, 4));
+}
+
+function sockaddrLL(ifindex: number, protocol: number): Buffer {
+  const sa = Buffer.alloc(20);
+  sa.writeUInt16LE(AF_PACKET, 0);
+  sa.writeUInt16BE(protocol, 2);
+  sa.writeInt32LE(ifindex, 4);
+  return sa;
+}
+
+/**
+ * Opens a non-blocking AF_PACKET socket on `ifindex`. With `capture`, it receives frames arriving on
+ * the interface whose destination MAC has the group bit set, never the ones sent out of it (ours
+ * included). Without, it receives nothing and only injects.
+ */
+export function openPacketSocket(ifindex: number, capture: boolean): number {
+  const c = libc();
+  // Protocol 0 receives nothing until bind, so no frame slips in before the filter is attached.
+  const fd = check('socket(AF_PACKET)', c.socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  try {
+    setInt(fd, SOL_PACKET, PACKET_VNET_HDR, 1, 'setsockopt(PACKET_VNET_HDR)');
+    if (capture) {
+      const prog = encodeFilterProgram(GROUP_BIT_FILTER);
+      const fprog = Buffer.alloc(16);
+      fprog.writeUInt16LE(GROUP_BIT_FILTER.length, 0);
+      fprog.writeBigUInt64LE(koffi.address(prog), 8);
+      check('setsockopt(SO_ATTACH_FILTER)', c.setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, fprog, 16));
+      setInt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, 'setsockopt(PACKET_IGNORE_OUTGOING)');
+      try {
+        setInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, CAPTURE_RCVBUF, 'setsockopt(SO_RCVBUFFORCE)');
+      } catch {
+        setInt(fd, SOL_SOCKET, SO_RCVBUF, CAPTURE_RCVBUF, 'setsockopt(SO_RCVBUF)');
+      }
+    }
+    const sa = sockaddrLL(ifindex, capture ? ETH_P_ALL : 0);
+    check(`bind(AF_PACKET, ifindex ${ifindex})`, c.bind(fd, sa, sa.length));
+    return fd;
+  } catch (err) {
+    c.close(fd);
+    throw err;
+  }
+}
+
+export interface PacketStats {
+  /** Frames that passed the filter since the last read. */
+  packets: number;
+  /** Of those, frames the kernel dropped because the socket's queue was full. */
+  drops: number;
+}
+
+/** Reads and resets the kernel's per-socket counters. */
+export function readPacketStats(fd: number): PacketStats {
+  const out = Buffer.alloc(8);
+  const len = new Uint32Array([8]);
+  const ret = libc().getsockopt(fd, SOL_PACKET, PACKET_STATISTICS, out, len);
+  if (ret < 0) throw new SysError('getsockopt(PACKET_STATISTICS)', errno());
+  return { packets: out.readUInt32LE(0), drops: out.readUInt32LE(4) };
+}
