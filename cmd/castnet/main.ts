@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // castnet: one program for the long-running parts (agent, controller) and the operator commands.
 import { Command } from 'commander';
+import { registerLabCommand } from '../../pkg/lab/cli';
 
 const program = new Command('castnet')
   .description('Multicast and broadcast for Kubernetes pods and KubeVirt VMs over a unicast underlay')
   .version('0.1.0');
 
 // Each subcommand lives with its feature in pkg/ and registers itself here.
-const registrations: Array<(p: Command) => void> = [];
+const registrations: Array<(p: Command) => void> = [registerLabCommand];
 for (const register of registrations) register(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -1,0 +1,113 @@
+// `castnet lab`: the multi-node lab on one Linux machine.
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { parseLabFile } from './scenario';
+import { Lab, ScenarioReport } from './runner';
+import { removeLeftoverLabs } from './topology';
+
+/** The repository root, whether running from dist/ (compiled) or from sources (ts-jest). */
+export function repoRoot(): string {
+  const here = __dirname;
+  return here.includes(`${'/dist/'}`) ? resolve(here, '../../..') : resolve(here, '../..');
+}
+
+export function defaultScenarioPath(): string {
+  return join(repoRoot(), 'pkg/lab/scenarios/default.yaml');
+}
+
+export interface LabRunResult {
+  pass: boolean;
+  scenarios: ScenarioReport[];
+}
+
+export async function runLab(
+  path: string,
+  opts: { only?: string[]; agentArgs?: string[]; log?: (s: string) => void },
+): Promise<LabRunResult> {
+  const file = parseLabFile(readFileSync(path, 'utf8'), path);
+  const root = repoRoot();
+  const lab = new Lab(file, {
+    castnetBin: join(root, 'bin/castnet'),
+    cniBin: join(root, 'bin/castnet-cni'),
+    agentArgs: opts.agentArgs,
+    log: opts.log,
+  });
+  const onSignal = () => {
+    lab.close().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await lab.start();
+    const scenarios: ScenarioReport[] = [];
+    for (const s of file.scenarios) {
+      if (opts.only?.length && !opts.only.includes(s.name)) continue;
+      scenarios.push(await lab.runScenario(s));
+    }
+    return { pass: scenarios.every((s) => s.pass), scenarios };
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await lab.close();
+  }
+}
+
+function printReport(r: LabRunResult): void {
+  for (const s of r.scenarios) {
+    console.log(`${s.pass ? 'PASS' : 'FAIL'}  ${s.name}`);
+    if (s.join_latency_ms.length)
+      console.log(`      joins reached the lookup service in ${s.join_latency_ms.join(', ')} ms`);
+    for (const m of s.messages) {
+      const got = Object.entries(m.received)
+        .filter(([, n]) => n > 0)
+        .map(([p, n]) => (n === 1 ? p : `${p}x${n}`));
+      console.log(
+        `      ${m.from} -> ${m.group}: ${m.messages} message(s), ${m.underlay_datagrams} underlay datagram(s) per message, ` +
+          `${m.remote_member_nodes} remote member node(s); received by ${got.join(' ') || 'nobody'}`,
+      );
+    }
+    for (const f of s.failures) console.log(`      step ${f.step}: ${f.what}`);
+  }
+  console.log(r.pass ? 'lab: all scenarios passed' : 'lab: some expectations failed');
+}
+
+export function registerLabCommand(program: Command): void {
+  const lab = program.command('lab').description('multi-node lab on this machine (network namespaces)');
+  lab
+    .command('run')
+    .argument('[scenario]', 'scenario file (YAML, see docs/lab.md)', defaultScenarioPath())
+    .option('--json', 'print the report as JSON')
+    .option('--only <names...>', 'run only these scenarios')
+    .option('--lookup <kind>', 'lookup service: embedded or kubernetes', 'embedded')
+    .option('--kubeconfig <path>', 'kubeconfig for --lookup kubernetes')
+    .description('build the lab, run the scenarios and report what was delivered where')
+    .action(
+      async (
+        scenario: string,
+        o: { json?: boolean; only?: string[]; lookup: string; kubeconfig?: string },
+      ) => {
+        const agentArgs =
+          o.lookup === 'kubernetes'
+            ? ['--lookup-kind', 'kubernetes', ...(o.kubeconfig ? ['--kubeconfig', o.kubeconfig] : [])]
+            : [];
+        if (o.lookup !== 'embedded' && o.lookup !== 'kubernetes')
+          throw new Error(`--lookup: must be embedded or kubernetes, not ${o.lookup}`);
+        const result = await runLab(scenario, {
+          only: o.only,
+          agentArgs,
+          log: o.json ? undefined : (s) => console.error(`lab: ${s}`),
+        });
+        if (o.json) console.log(JSON.stringify(result, null, 2));
+        else printReport(result);
+        process.exitCode = result.pass ? 0 : 1;
+      },
+    );
+  lab
+    .command('clean')
+    .description('remove the namespaces of labs whose owner is gone')
+    .action(async () => {
+      const removed = await removeLeftoverLabs();
+      console.log(removed.length ? `removed ${removed.join(', ')}` : 'nothing to remove');
+    });
+}

@@ -1,0 +1,444 @@
+// Runs a lab: builds the nodes, starts the embedded lookup service and one real `castnet agent`
+// per node, wires pods with the real castnet-cni, then plays each scenario with real applications
+// (socat joins and sends, so the kernel speaks real IGMP/MLD) and counts with tcpdump what reached
+// each pod and what crossed the underlay.
+import { ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, existsSync, openSync } from 'node:fs';
+import { isIPv6 } from 'node:net';
+import { join } from 'node:path';
+import { DirectoryStore } from '../lookup/store';
+import { EmbeddedLookupServer } from '../lookup/embedded/server';
+import type { GroupSpec, NetworkSpec } from '../lookup/port';
+import { run, spawnIn, stop } from '../sys/exec';
+import { countContaining, readPcap } from './pcap';
+import type { LabFile, Scenario, Step } from './scenario';
+import {
+  buildTopology,
+  destroyTopology,
+  LabTopology,
+  newLabId,
+  removeLeftoverLabs,
+  UNDERLAY_PORT,
+} from './topology';
+
+export interface LabOptions {
+  /** Path of the castnet launcher (bin/castnet). */
+  castnetBin: string;
+  /** Path of the CNI plugin (bin/castnet-cni). */
+  cniBin: string;
+  /** Extra agent flags, e.g. for the Kubernetes lookup adapter. */
+  agentArgs?: string[];
+  log?: (line: string) => void;
+}
+
+export interface MessageReport {
+  scenario: string;
+  step: number;
+  from: string;
+  group: string;
+  messages: number;
+  underlay_datagrams: number;
+  remote_member_nodes: number;
+  received: Record<string, number>;
+}
+
+export interface ExpectationFailure {
+  step: number;
+  what: string;
+}
+
+export interface ScenarioReport {
+  name: string;
+  pass: boolean;
+  messages: MessageReport[];
+  failures: ExpectationFailure[];
+  join_latency_ms: number[];
+}
+
+interface LabPod {
+  name: string;
+  ns: string;
+  node: number;
+  network: string;
+  ip: string;
+  mac: string;
+  containerId: string;
+  capture: ChildProcess;
+  pcap: string;
+}
+
+const SETTLE_MS = 300;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const DELIVERY_TIMEOUT_MS = 2000;
+
+export class Lab {
+  private topo!: LabTopology;
+  private lookup!: EmbeddedLookupServer;
+  private store = new DirectoryStore();
+  private agents = new Map<number, ChildProcess>();
+  private pods = new Map<string, LabPod>();
+  private joins = new Map<string, ChildProcess>();
+  private underlayCapture!: ChildProcess;
+  private underlayPcap = '';
+  private closed = false;
+
+  constructor(
+    private readonly file: LabFile,
+    private readonly opts: LabOptions,
+  ) {}
+
+  private log(line: string): void {
+    this.opts.log?.(line);
+  }
+
+  get lookupSocket(): string {
+    return join(this.topo.dir, 'lookup.sock');
+  }
+
+  async start(): Promise<void> {
+    const stale = await removeLeftoverLabs();
+    if (stale.length) this.log(`removed leftovers of earlier labs: ${stale.join(', ')}`);
+    this.topo = await buildTopology(newLabId(), this.file.nodes, this.file.underlayMtu);
+    this.store.setNetworks(this.file.networks as NetworkSpec[]);
+    this.lookup = new EmbeddedLookupServer(this.store, this.lookupSocket);
+    await this.lookup.listen();
+    this.underlayPcap = join(this.topo.dir, 'underlay.pcap');
+    this.underlayCapture = await this.startCapture(this.topo.underlayNs, 'ul', this.underlayPcap, [
+      'udp',
+      'port',
+      String(UNDERLAY_PORT),
+    ]);
+    for (const node of this.topo.nodes) await this.startAgent(node.index);
+    for (const p of this.file.pods) await this.addPod(p.name, p.node, p.network, p.vmi);
+    this.store.setGroups(this.resolveGroups());
+  }
+
+  private agentSocket(node: number): string {
+    return join(this.topo.dir, `node-${node}`, 'agent.sock');
+  }
+
+  private async startAgent(index: number): Promise<void> {
+    const node = this.topo.nodes[index]!;
+    const dir = join(this.topo.dir, `node-${index}`);
+    mkdirSync(dir, { recursive: true });
+    const logFd = openSync(join(dir, 'agent.log'), 'a');
+    const child = spawnIn(
+      node.ns,
+      this.opts.castnetBin,
+      [
+        'agent',
+        '--node-name',
+        node.name,
+        '--socket',
+        this.agentSocket(index),
+        '--state-dir',
+        join(dir, 'state'),
+        '--pool-index',
+        String(index),
+        '--lookup',
+        `unix:${this.lookupSocket}`,
+        '--underlay-address',
+        node.address,
+        '--underlay-port',
+        String(UNDERLAY_PORT),
+        ...(this.opts.agentArgs ?? []),
+      ],
+      { stdio: ['ignore', logFd, logFd] },
+    );
+    this.agents.set(index, child);
+    await this.waitFor(
+      () =>
+        existsSync(this.agentSocket(index)) && this.store.snapshot().nodes.some((n) => n.name === node.name),
+      20000,
+      `agent on ${node.name} to become ready (see ${join(dir, 'agent.log')})`,
+    );
+  }
+
+  async restartAgent(index: number): Promise<void> {
+    const child = this.agents.get(index);
+    if (child) await stop(child);
+    await run('rm', ['-f', this.agentSocket(index)]);
+    await this.startAgent(index);
+  }
+
+  private async cni(
+    command: string,
+    pod: { ns: string; containerId: string; network: string; node: number },
+    args: string,
+  ): Promise<unknown> {
+    const conf = {
+      cniVersion: '1.1.0',
+      name: pod.network,
+      type: 'castnet',
+      network: pod.network,
+      agentSocket: this.agentSocket(pod.node),
+    };
+    const env = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: pod.containerId,
+      CNI_NETNS: `/run/netns/${pod.ns}`,
+      CNI_IFNAME: 'eth0',
+      CNI_ARGS: args,
+      CNI_PATH: '/usr/lib/cni',
+    };
+    return new Promise((resolve, reject) => {
+      const child = spawn(this.opts.cniBin, [], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+      const out: Buffer[] = [];
+      child.stdout.on('data', (c: Buffer) => out.push(c));
+      child.on('error', reject);
+      child.on('exit', (code) => {
+        const text = Buffer.concat(out).toString('utf8');
+        if (code !== 0) return reject(new Error(`castnet-cni ${command} for pod ${pod.ns} failed: ${text}`));
+        resolve(text ? JSON.parse(text) : undefined);
+      });
+      child.stdin.end(JSON.stringify(conf));
+    });
+  }
+
+  private async addPod(name: string, node: number, network: string, vmi?: string): Promise<void> {
+    const ns = `${this.topo.id}-p-${name}`;
+    await run('ip', ['netns', 'add', ns]);
+    await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    const containerId = createHash('sha256').update(ns).digest('hex').slice(0, 32);
+    const podName = vmi ? `virt-launcher-${vmi}-${containerId.slice(0, 5)}` : name;
+    const args = `IgnoreUnknown=1;K8S_POD_NAMESPACE=lab;K8S_POD_NAME=${podName};K8S_POD_INFRA_CONTAINER_ID=${containerId}`;
+    const result = (await this.cni('ADD', { ns, containerId, network, node }, args)) as {
+      ips: { address: string }[];
+      interfaces: { name: string; mac: string; sandbox?: string }[];
+    };
+    const ip = result.ips[0]!.address.split('/')[0]!;
+    const mac = result.interfaces.find((i) => i.sandbox)?.mac ?? '';
+    const pcap = join(this.topo.dir, `pod-${name}.pcap`);
+    const capture = await this.startCapture(ns, 'eth0', pcap, ['-Q', 'in']);
+    this.pods.set(name, { name, ns, node, network, ip, mac, containerId, capture, pcap });
+    this.log(`pod ${name} on node-${node} (${network}): ${ip} ${mac}`);
+  }
+
+  /** Group members may be named by pod in the lab file; the directory wants addresses. */
+  private resolveGroups(): GroupSpec[] {
+    return this.file.groups.map((g) => ({
+      namespace: 'lab',
+      name: g.name,
+      network: g.network,
+      address: g.address,
+      staticMembers: g.staticMembers.map((m) => this.pods.get(m)?.ip ?? m),
+      nestedGroups: g.nestedGroups,
+      allowedSources: g.allowedSources.map((s) => this.pods.get(s)?.ip ?? s),
+    }));
+  }
+
+  private async startCapture(
+    ns: string,
+    ifname: string,
+    file: string,
+    filter: string[],
+  ): Promise<ChildProcess> {
+    const child = spawnIn(ns, 'tcpdump', ['-i', ifname, '-U', '-n', '-s', '0', '-w', file, ...filter], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    // tcpdump says "listening on" once its socket is open: captures before that would be lost.
+    await new Promise<void>((resolve, reject) => {
+      let err = '';
+      const timer = setTimeout(
+        () => reject(new Error(`tcpdump on ${ns}/${ifname} did not start: ${err}`)),
+        10000,
+      );
+      child.stderr!.on('data', (c: Buffer) => {
+        err += c.toString();
+        if (err.includes('listening on')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.once('exit', (code) => reject(new Error(`tcpdump on ${ns}/${ifname} exited ${code}: ${err}`)));
+    });
+    return child;
+  }
+
+  private pod(name: string): LabPod {
+    const p = this.pods.get(name);
+    if (!p) throw new Error(`unknown pod ${name}`);
+    return p;
+  }
+
+  private async join(step: Extract<Step, { join: unknown }>['join']): Promise<number> {
+    const p = this.pod(step.pod);
+    const v6 = isIPv6(step.group);
+    const started = Date.now();
+    const before = this.membershipCount(p, step.group);
+    const sources = (step.sources ?? []).map((s) => this.pods.get(s)?.ip ?? s);
+    let opt: string;
+    if (v6) opt = `ipv6-join-group=[${step.group}]:eth0`;
+    else if (sources.length)
+      opt = sources.map((s) => `ip-add-source-membership=${step.group}:${p.ip}:${s}`).join(',');
+    else opt = `ip-add-membership=${step.group}:${p.ip}`;
+    const addr = v6 ? `UDP6-RECV:${step.port},${opt}` : `UDP4-RECV:${step.port},${opt}`;
+    const child = spawnIn(p.ns, 'socat', ['-u', addr, 'OPEN:/dev/null']);
+    this.joins.set(`${step.pod}/${step.group}`, child);
+    await this.waitFor(
+      () => this.membershipCount(p, step.group) > before,
+      5000,
+      `${step.pod}'s join of ${step.group} to reach the lookup service`,
+    );
+    return Date.now() - started;
+  }
+
+  private membershipCount(p: LabPod, group: string): number {
+    const d = this.store.snapshot();
+    const ep = d.endpoints.find((e) => e.network === p.network && e.ips.includes(p.ip));
+    return d.memberships.filter(
+      (m) => m.group === group && ep && m.node === ep.node && m.endpointId === ep.endpointId,
+    ).length;
+  }
+
+  private async leave(pod: string, group: string): Promise<void> {
+    const child = this.joins.get(`${pod}/${group}`);
+    if (!child) throw new Error(`${pod} has not joined ${group}`);
+    this.joins.delete(`${pod}/${group}`);
+    await stop(child);
+    const p = this.pod(pod);
+    await this.waitFor(
+      () => this.membershipCount(p, group) === 0,
+      5000,
+      `${pod}'s leave of ${group} to reach the lookup service`,
+    );
+  }
+
+  private async send(
+    scenario: string,
+    stepIndex: number,
+    s: Extract<Step, { send: unknown }>['send'],
+  ): Promise<string[]> {
+    const p = this.pod(s.from);
+    const v6 = isIPv6(s.to);
+    const tokens: string[] = [];
+    for (let k = 0; k < s.count; k++) {
+      const token = `castnet-lab:${scenario}:${stepIndex}:${k}:${Math.random().toString(36).slice(2, 10)}`;
+      tokens.push(token);
+      const addr = v6
+        ? `UDP6-DATAGRAM:[${s.to}]:${s.port},ipv6-multicast-hops=${s.ttl}`
+        : `UDP4-DATAGRAM:${s.to}:${s.port},broadcast,ip-multicast-ttl=${s.ttl},ip-multicast-if=${p.ip},ttl=${s.ttl}`;
+      await run('ip', ['netns', 'exec', p.ns, 'socat', '-u', 'STDIN', addr], { input: token + '\n' });
+    }
+    return tokens;
+  }
+
+  private counts(tokens: string[]): { pods: Record<string, number[]>; underlay: number[] } {
+    const pods: Record<string, number[]> = {};
+    for (const p of this.pods.values()) {
+      const pkts = readPcap(readFileSync(p.pcap));
+      pods[p.name] = tokens.map((t) => countContaining(pkts, t));
+    }
+    const ul = readPcap(readFileSync(this.underlayPcap));
+    return { pods, underlay: tokens.map((t) => countContaining(ul, t)) };
+  }
+
+  async runScenario(s: Scenario): Promise<ScenarioReport> {
+    const report: ScenarioReport = {
+      name: s.name,
+      pass: true,
+      messages: [],
+      failures: [],
+      join_latency_ms: [],
+    };
+    let last: { tokens: string[]; msg: MessageReport } | undefined;
+    for (const [i, step] of s.steps.entries()) {
+      try {
+        if ('join' in step) report.join_latency_ms.push(await this.join(step.join));
+        else if ('leave' in step) await this.leave(step.leave.pod, step.leave.group);
+        else if ('sleep' in step) await sleep(step.sleep);
+        else if ('restartAgent' in step) await this.restartAgent(step.restartAgent.node);
+        else if ('send' in step) {
+          const tokens = await this.send(s.name, i, step.send);
+          const msg: MessageReport = {
+            scenario: s.name,
+            step: i,
+            from: step.send.from,
+            group: step.send.to,
+            messages: tokens.length,
+            underlay_datagrams: 0,
+            remote_member_nodes: 0,
+            received: {},
+          };
+          report.messages.push(msg);
+          last = { tokens, msg };
+        } else if ('expect' in step) {
+          if (!last) throw new Error('expect without a preceding send');
+          await this.check(step.expect, last, i, report);
+        }
+      } catch (err) {
+        report.failures.push({ step: i, what: (err as Error).message });
+      }
+    }
+    report.pass = report.failures.length === 0;
+    return report;
+  }
+
+  private async check(
+    e: Extract<Step, { expect: unknown }>['expect'],
+    last: { tokens: string[]; msg: MessageReport },
+    step: number,
+    report: ScenarioReport,
+  ): Promise<void> {
+    // Wait until every expected copy arrived (or time out), then a little longer to catch duplicates.
+    const deadline = Date.now() + DELIVERY_TIMEOUT_MS;
+    let c = this.counts(last.tokens);
+    const complete = () =>
+      Object.entries(e.received).every(([pod, n]) => (c.pods[pod] ?? []).every((got) => got >= n));
+    while (!complete() && Date.now() < deadline) {
+      await sleep(50);
+      c = this.counts(last.tokens);
+    }
+    await sleep(SETTLE_MS);
+    c = this.counts(last.tokens);
+    const from = this.pod(last.msg.from);
+    const memberNodes = new Set(
+      Object.entries(e.received)
+        .filter(([, n]) => n > 0)
+        .map(([pod]) => this.pod(pod).node)
+        .filter((n) => n !== from.node),
+    );
+    last.msg.remote_member_nodes = memberNodes.size;
+    last.msg.underlay_datagrams = Math.max(...c.underlay);
+    last.msg.received = Object.fromEntries(Object.entries(c.pods).map(([pod, n]) => [pod, Math.max(...n)]));
+    const fail = (what: string) => report.failures.push({ step, what });
+    for (const [pod, want] of Object.entries(e.received)) {
+      const got = c.pods[pod] ?? [];
+      got.forEach((n, k) => n !== want && fail(`${pod} received message ${k} ${n} times, want ${want}`));
+    }
+    for (const pod of e.nothing) {
+      const got = c.pods[pod] ?? [];
+      got.forEach((n, k) => n !== 0 && fail(`${pod} received message ${k} ${n} times, want none`));
+    }
+    if (e.underlayDatagrams !== undefined)
+      c.underlay.forEach(
+        (n, k) =>
+          n !== e.underlayDatagrams &&
+          fail(`message ${k} crossed the underlay in ${n} datagrams, want ${e.underlayDatagrams}`),
+      );
+  }
+
+  private async waitFor(pred: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!pred()) {
+      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+      await sleep(10);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const child of this.joins.values()) await stop(child);
+    for (const p of this.pods.values()) {
+      await stop(p.capture);
+      await this.cni('DEL', p, '').catch((err: Error) => this.log(`DEL of ${p.name}: ${err.message}`));
+    }
+    for (const child of this.agents.values()) await stop(child);
+    if (this.underlayCapture) await stop(this.underlayCapture);
+    await this.lookup?.close();
+    if (this.topo) await destroyTopology(this.topo);
+  }
+}

@@ -1,0 +1,34 @@
+import { readFileSync } from 'node:fs';
+import { defaultScenarioPath } from './cli';
+import { parseLabFile } from './scenario';
+
+describe('lab scenario files', () => {
+  it('parses the default suite, which covers what `make lab` promises', () => {
+    const f = parseLabFile(readFileSync(defaultScenarioPath(), 'utf8'));
+    expect(f.nodes).toBe(3);
+    expect(f.networks.map((n) => n.subnets[0])).toEqual(['10.20.0.0/16', '10.20.0.0/16']);
+    const names = f.scenarios.map((s) => s.name);
+    expect(names).toEqual(expect.arrayContaining(['asm', 'ssm', 'nested', 'broadcast', 'link-local']));
+    expect(f.networks[0]!.mtu).toBe(1400);
+  });
+
+  it.each([
+    ['nodes: x', /nodes: Invalid input: expected number/],
+    ['nodes: 1\nnetworks: []\npods: []\nscenarios: []', /networks: Too small/],
+    [': : :', /not valid YAML/],
+  ])('rejects %j naming the field', (text, re) => {
+    expect(() => parseLabFile(text)).toThrow(re);
+  });
+
+  it('names a pod on a node that does not exist, and an unknown pod in a step', () => {
+    const text = `
+nodes: 1
+networks: [{ name: blue, id: 1, subnets: [10.0.0.0/24] }]
+pods: [{ name: a, node: 3, network: blue }]
+scenarios: [{ name: s, steps: [{ send: { from: zz, to: 239.1.1.1 } }] }]
+`;
+    expect(() => parseLabFile(text)).toThrow(
+      /pods\.0\.node: no node 3.*scenarios\.0\.steps\.0: unknown pod zz/,
+    );
+  });
+});
