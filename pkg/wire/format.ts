@@ -1,0 +1,173 @@
+// castnet's encapsulation (docs/wire-format.md): one UDP datagram carries one Ethernet frame to the
+// listed endpoints of one node. Decoding is strict and never throws: bad input is a typed WireError.
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { err, fieldError, ok, type FieldError, type Result } from '../frame/result';
+import { VNET_HDR_LEN } from '../frame/vnet';
+
+export const WIRE_MAGIC = 0x434e; // "CN"
+export const WIRE_VERSION = 1;
+export const WIRE_TYPE_DATA = 1;
+export const HEADER_LEN = 16;
+export const DEST_ID_LEN = 4;
+export const TAG_LEN = 16;
+export const FLAG_VNET_HDR = 0x01;
+export const FLAG_AUTH_TAG = 0x02;
+const KNOWN_FLAGS = FLAG_VNET_HDR | FLAG_AUTH_TAG;
+export const MAX_NETWORK_ID = 0xffffff;
+export const MAX_DESTINATIONS = 0xffff;
+export const MAX_FRAME_LEN = 0xffff;
+const ETH_HLEN = 14;
+const MIN_KEY_LEN = 16;
+
+/** One data datagram: an Ethernet frame for the listed endpoints of the receiving node. */
+export interface DataMessage {
+  /** VirtualNetwork ID (24 bits). */
+  networkId: number;
+  /** Endpoint ID of the sender, on the sending node. */
+  sourceEndpointId: number;
+  /** Endpoint IDs on the receiving node (at least one). */
+  destinations: number[];
+  /** Whether `frame` starts with a 10-byte virtio_net_hdr. */
+  vnetHeader: boolean;
+  /** The frame exactly as captured (on decode: a view into the datagram, not a copy). */
+  frame: Uint8Array;
+}
+
+export type WireErrorCode =
+  | 'truncated'
+  | 'bad-magic'
+  | 'bad-version'
+  | 'bad-type'
+  | 'bad-flags'
+  | 'bad-count'
+  | 'bad-length'
+  | 'trailing-bytes'
+  | 'missing-tag'
+  | 'unexpected-tag'
+  | 'bad-tag'
+  | 'frame-too-large';
+
+export type WireError = FieldError<WireErrorCode>;
+
+/** A cluster's datagram key (HMAC-SHA256). Decoding accepts several, so keys can be rotated. */
+export type WireKey = KeyObject;
+
+export function makeWireKey(secret: Uint8Array): WireKey {
+  if (secret.length < MIN_KEY_LEN) {
+    throw new Error(`wire key: ${secret.length} bytes is too short, need at least ${MIN_KEY_LEN}`);
+  }
+  return createSecretKey(secret);
+}
+
+function computeTag(key: WireKey, b: Uint8Array, end: number): Buffer {
+  return createHmac('sha256', key).update(b.subarray(0, end)).digest().subarray(0, TAG_LEN);
+}
+
+export function encodedLength(destinations: number, frameLen: number, auth: boolean): number {
+  return HEADER_LEN + DEST_ID_LEN * destinations + frameLen + (auth ? TAG_LEN : 0);
+}
+
+function checkMessage(m: DataMessage): void {
+  const bad = (field: string, why: string) => {
+    throw new Error(`encode datagram: ${field} ${why}`);
+  };
+  if (!Number.isInteger(m.networkId) || m.networkId < 0 || m.networkId > MAX_NETWORK_ID)
+    bad('networkId', `${m.networkId} is not a 24-bit ID`);
+  if (!Number.isInteger(m.sourceEndpointId) || m.sourceEndpointId < 0 || m.sourceEndpointId > 0xffffffff) {
+    bad('sourceEndpointId', `${m.sourceEndpointId} is not a u32`);
+  }
+  if (m.destinations.length < 1 || m.destinations.length > MAX_DESTINATIONS)
+    bad('destinations', `count ${m.destinations.length} not in 1..${MAX_DESTINATIONS}`);
+  for (const id of m.destinations)
+    if (!Number.isInteger(id) || id < 0 || id > 0xffffffff) bad('destinations', `${id} is not a u32`);
+  const minFrame = ETH_HLEN + (m.vnetHeader ? VNET_HDR_LEN : 0);
+  if (m.frame.length < minFrame || m.frame.length > MAX_FRAME_LEN)
+    bad('frame', `length ${m.frame.length} not in ${minFrame}..${MAX_FRAME_LEN}`);
+}
+
+/** Encodes a datagram. The message comes from the agent itself, so invalid fields throw (a bug, not input). */
+export function encodeData(m: DataMessage, key?: WireKey): Buffer {
+  checkMessage(m);
+  const n = m.destinations.length;
+  const out = Buffer.allocUnsafe(encodedLength(n, m.frame.length, key !== undefined));
+  out.writeUInt16BE(WIRE_MAGIC, 0);
+  out[2] = WIRE_VERSION;
+  out[3] = WIRE_TYPE_DATA;
+  out[4] = (m.vnetHeader ? FLAG_VNET_HDR : 0) | (key ? FLAG_AUTH_TAG : 0);
+  out[5] = m.networkId >>> 16;
+  out[6] = (m.networkId >>> 8) & 0xff;
+  out[7] = m.networkId & 0xff;
+  out.writeUInt32BE(m.sourceEndpointId, 8);
+  out.writeUInt16BE(n, 12);
+  out.writeUInt16BE(m.frame.length, 14);
+  let p = HEADER_LEN;
+  for (let i = 0; i < n; i++, p += DEST_ID_LEN) out.writeUInt32BE(m.destinations[i], p);
+  out.set(m.frame, p);
+  p += m.frame.length;
+  if (key) computeTag(key, out, p).copy(out, p);
+  return out;
+}
+
+/**
+ * Decodes and validates a datagram. With `keys` non-empty a valid tag under one of them is required;
+ * with no keys, a tagged datagram is refused (a configuration mismatch must be loud, not ignored).
+ */
+export function decodeData(b: Uint8Array, keys: readonly WireKey[] = []): Result<DataMessage, WireError> {
+  if (b.length < HEADER_LEN)
+    return err(fieldError('truncated', 'header', `needs ${HEADER_LEN} bytes, got ${b.length}`));
+  const magic = (b[0] << 8) | b[1];
+  if (magic !== WIRE_MAGIC)
+    return err(fieldError('bad-magic', 'magic', `0x${magic.toString(16)} is not castnet's 0x434e`));
+  if (b[2] !== WIRE_VERSION)
+    return err(fieldError('bad-version', 'version', `${b[2]} is not supported (want ${WIRE_VERSION})`));
+  if (b[3] !== WIRE_TYPE_DATA)
+    return err(fieldError('bad-type', 'type', `${b[3]} is not a known message type`));
+  const flags = b[4];
+  if ((flags & ~KNOWN_FLAGS) !== 0)
+    return err(fieldError('bad-flags', 'flags', `unknown bits 0x${(flags & ~KNOWN_FLAGS).toString(16)}`));
+  const vnetHeader = (flags & FLAG_VNET_HDR) !== 0;
+  const tagged = (flags & FLAG_AUTH_TAG) !== 0;
+  const count = (b[12] << 8) | b[13];
+  if (count === 0) return err(fieldError('bad-count', 'destination_count', 'is 0'));
+  const frameLen = (b[14] << 8) | b[15];
+  const minFrame = ETH_HLEN + (vnetHeader ? VNET_HDR_LEN : 0);
+  if (frameLen < minFrame)
+    return err(fieldError('bad-length', 'frame_length', `${frameLen} < minimum ${minFrame}`));
+  const want = encodedLength(count, frameLen, tagged);
+  if (b.length < want)
+    return err(fieldError('truncated', 'datagram', `header announces ${want} bytes, got ${b.length}`));
+  if (b.length > want)
+    return err(
+      fieldError(
+        'trailing-bytes',
+        'datagram',
+        `${b.length - want} bytes after the ${tagged ? 'tag' : 'frame'}`,
+      ),
+    );
+  const frameEnd = want - (tagged ? TAG_LEN : 0);
+  if (keys.length > 0 && !tagged)
+    return err(
+      fieldError('missing-tag', 'flags', 'a key is configured but the datagram is not authenticated'),
+    );
+  if (keys.length === 0 && tagged)
+    return err(
+      fieldError('unexpected-tag', 'flags', 'the datagram is authenticated but no key is configured'),
+    );
+  if (tagged) {
+    const tag = b.subarray(frameEnd, want);
+    if (!keys.some((k) => timingSafeEqual(computeTag(k, b, frameEnd), tag))) {
+      return err(fieldError('bad-tag', 'tag', 'does not verify under any configured key'));
+    }
+  }
+  const destinations = new Array<number>(count);
+  for (let i = 0, p = HEADER_LEN; i < count; i++, p += DEST_ID_LEN) {
+    destinations[i] = ((b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]) >>> 0;
+  }
+  return ok({
+    networkId: (b[5] << 16) | (b[6] << 8) | b[7],
+    sourceEndpointId: ((b[8] << 24) | (b[9] << 16) | (b[10] << 8) | b[11]) >>> 0,
+    destinations,
+    vnetHeader,
+    frame: b.subarray(HEADER_LEN + DEST_ID_LEN * count, frameEnd),
+  });
+}
