@@ -10,7 +10,7 @@ import koffi from 'koffi';
 import { errno, inNetns, libc, SysError } from '../sys/libc';
 import { MSG_DONTWAIT, MSG_TRUNC, MsgVec } from './msgvec';
 import { openPacketSocket, readPacketStats } from './socket';
-import { VNET_HDR_LEN } from './vnet';
+import { VNET_HDR_LEN } from '../frame/vnet';
 
 const EAGAIN = 11;
 const EINTR = 4;
