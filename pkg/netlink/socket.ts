@@ -1,0 +1,108 @@
+// A blocking NETLINK_ROUTE socket: one request at a time, replies matched by sequence number.
+// Blocking is deliberate: rtnetlink answers in microseconds, and a synchronous socket can be opened
+// inside another network namespace with inNetns().
+import { AF_NETLINK, SOCK_CLOEXEC, SOCK_RAW, check, errno, inNetns, libc, SysError } from '../sys/libc';
+import {
+  NETLINK_CAP_ACK,
+  NETLINK_EXT_ACK,
+  NETLINK_ROUTE,
+  NLMSG_DONE,
+  NLMSG_ERROR,
+  NLM_F_ACK,
+  NLM_F_DUMP,
+  NLM_F_REQUEST,
+  SOL_NETLINK,
+} from './constants';
+import { encodeMessage, NlMessage, parseError, parseMessages } from './message';
+
+const SOL_SOCKET = 1;
+const SO_RCVTIMEO = 20;
+const RECV_TIMEOUT_S = 10;
+const RECV_BUFFER = 1 << 18;
+
+/** A failed netlink request: errno plus the kernel's extended-ACK text when it gave one. */
+export class NetlinkError extends SysError {
+  constructor(
+    call: string,
+    errnum: number,
+    public readonly kernelMessage?: string,
+  ) {
+    super(call, errnum);
+    this.name = 'NetlinkError';
+    if (kernelMessage) this.message += ` (${kernelMessage})`;
+  }
+}
+
+export class NetlinkSocket {
+  private seq = Math.floor(Math.random() * 0x7fffffff);
+  private readonly rbuf = Buffer.alloc(RECV_BUFFER);
+
+  private constructor(private fd: number) {}
+
+  /** Opens a socket in the current network namespace, or in the one at `netnsPath`. */
+  static open(netnsPath?: string): NetlinkSocket {
+    const make = (): number => {
+      const c = libc();
+      const fd = check('socket(AF_NETLINK)', c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+      const one = Buffer.alloc(4);
+      one.writeInt32LE(1);
+      // Extended ACKs carry the kernel's reason text; capping keeps errors small. Both are best-effort.
+      c.setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, one, 4);
+      c.setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, one, 4);
+      const tv = Buffer.alloc(16);
+      tv.writeBigInt64LE(BigInt(RECV_TIMEOUT_S), 0);
+      c.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, tv, 16);
+      return fd;
+    };
+    return new NetlinkSocket(netnsPath ? inNetns(netnsPath, make) : make());
+  }
+
+  close(): void {
+    if (this.fd >= 0) libc().close(this.fd);
+    this.fd = -1;
+  }
+
+  /** Sends a request and waits for its ACK. `what` names the operation in errors. */
+  request(what: string, type: number, flags: number, body: Buffer): void {
+    this.exchange(what, type, NLM_F_REQUEST | NLM_F_ACK | flags, body);
+  }
+
+  /** Sends a dump request and returns every reply message's payload. */
+  dump(what: string, type: number, body: Buffer): NlMessage[] {
+    return this.exchange(what, type, NLM_F_REQUEST | NLM_F_DUMP, body);
+  }
+
+  /** Sends a request that answers with one message (e.g. RTM_GETLINK by name). */
+  get(what: string, type: number, body: Buffer): NlMessage | undefined {
+    return this.exchange(what, type, NLM_F_REQUEST, body, true)[0];
+  }
+
+  private exchange(what: string, type: number, flags: number, body: Buffer, single = false): NlMessage[] {
+    if (this.fd < 0) throw new Error(`${what}: netlink socket is closed`);
+    const c = libc();
+    const seq = (this.seq = (this.seq + 1) & 0x7fffffff);
+    const msg = encodeMessage({ type, flags, seq, pid: 0 }, body);
+    const sent = c.sendto(this.fd, msg, msg.length, 0, null, 0);
+    if (sent < 0) throw new SysError(`${what}: sendto`, errno());
+    const out: NlMessage[] = [];
+    for (;;) {
+      const n = c.recv(this.fd, this.rbuf, this.rbuf.length, 0);
+      if (n < 0) throw new SysError(`${what}: recv`, errno());
+      for (const m of parseMessages(Buffer.from(this.rbuf.subarray(0, n)))) {
+        if (m.seq !== seq) continue; // a late answer to an earlier, abandoned request
+        if (m.type === NLMSG_ERROR) {
+          const e = parseError(m);
+          if (e.errno !== 0) throw new NetlinkError(what, e.errno, e.message);
+          return out;
+        }
+        if (m.type === NLMSG_DONE) {
+          const err = m.payload.length >= 4 ? -m.payload.readInt32LE(0) : 0;
+          if (err > 0) throw new NetlinkError(what, err);
+          return out;
+        }
+        out.push(m);
+        if (single) return out;
+      }
+    }
+  }
+}
