@@ -1,0 +1,84 @@
+// Membership changes as Kubernetes Events, summarized per reconcile and rate-limited per group so a
+// flapping group cannot flood the apiserver.
+import type { Condition, GroupMember } from '../k8s/types';
+
+export interface EventDraft {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+}
+
+const memberKey = (m: GroupMember): string => (m.node ? `${m.node}/${m.endpointID}` : m.endpoint);
+
+export function diffMembers(
+  before: GroupMember[] | undefined,
+  after: GroupMember[],
+): { joined: GroupMember[]; left: GroupMember[] } {
+  const was = new Map((before ?? []).map((m) => [memberKey(m), m]));
+  const is = new Map(after.map((m) => [memberKey(m), m]));
+  return {
+    joined: after.filter((m) => !was.has(memberKey(m))),
+    left: (before ?? []).filter((m) => !is.has(memberKey(m))),
+  };
+}
+
+export const describeMember = (m: GroupMember): string => {
+  const owner = m.vm ? `vm ${m.vm}` : m.pod ? `pod ${m.pod}` : undefined;
+  const where = [owner, m.node ? `on ${m.node}` : undefined].filter(Boolean).join(' ');
+  return `${m.endpoint}${where ? ` (${where})` : ''} via ${m.via}${m.group ? ` ${m.group}` : ''}`;
+};
+
+const MAX_LISTED = 5;
+
+function summarize(verb: string, ms: GroupMember[]): string {
+  const listed = ms.slice(0, MAX_LISTED).map(describeMember).join(', ');
+  const more = ms.length > MAX_LISTED ? ` and ${ms.length - MAX_LISTED} more` : '';
+  return `${ms.length} ${verb}: ${listed}${more}`;
+}
+
+/** Events for one group's transition from `before` to `after`. */
+export function groupEvents(
+  before: { members?: GroupMember[]; conditions?: Condition[] } | undefined,
+  after: { members: GroupMember[]; conditions: Condition[] },
+): EventDraft[] {
+  const events: EventDraft[] = [];
+  const { joined, left } = diffMembers(before?.members, after.members);
+  if (joined.length)
+    events.push({ type: 'Normal', reason: 'MembersJoined', message: summarize('joined', joined) });
+  if (left.length) events.push({ type: 'Normal', reason: 'MembersLeft', message: summarize('left', left) });
+  const was = new Map((before?.conditions ?? []).map((c) => [c.type, c]));
+  for (const c of after.conditions) {
+    const prev = was.get(c.type);
+    if (c.status === 'False' && (prev?.status !== 'False' || prev.reason !== c.reason)) {
+      events.push({ type: 'Warning', reason: c.reason, message: c.message });
+    }
+  }
+  return events;
+}
+
+/** A token bucket per key: `burst` events at once, then one per `intervalMs`. */
+export class EventLimiter {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  suppressed = 0;
+
+  constructor(
+    private readonly burst: number,
+    private readonly intervalMs: number,
+  ) {}
+
+  allow(key: string, now: number): boolean {
+    const b = this.buckets.get(key) ?? { tokens: this.burst, at: now };
+    const tokens = Math.min(this.burst, b.tokens + (now - b.at) / this.intervalMs);
+    if (tokens < 1) {
+      this.buckets.set(key, { tokens, at: now });
+      this.suppressed++;
+      return false;
+    }
+    this.buckets.set(key, { tokens: tokens - 1, at: now });
+    return true;
+  }
+
+  forget(key: string): void {
+    this.buckets.delete(key);
+  }
+}

@@ -1,0 +1,114 @@
+// Conversions between castnet's custom resources and the lookup port's records (pkg/lookup/port.ts),
+// used by the agent's Kubernetes adapter and by the controller. Pure.
+import type {
+  EndpointRecord,
+  GroupSpec,
+  MembershipRecord,
+  NetworkSpec,
+  NodeRecord,
+  SourceFilter,
+} from '../lookup/port';
+import type {
+  MembershipReport,
+  MembershipReportSpec,
+  MulticastGroup,
+  SourceFilterSpec,
+  VirtualNetwork,
+} from './types';
+
+export const DEFAULT_MTU = 1400;
+
+export function toNetworkSpec(vn: VirtualNetwork): NetworkSpec {
+  return {
+    name: vn.metadata.name,
+    id: vn.spec.networkID,
+    subnets: [...vn.spec.subnets],
+    mtu: vn.spec.mtu ?? DEFAULT_MTU,
+    multicast: vn.spec.multicast?.enabled ?? true,
+    broadcast: vn.spec.broadcast?.enabled ?? true,
+  };
+}
+
+export function toGroupSpec(g: MulticastGroup): GroupSpec {
+  return {
+    namespace: g.metadata.namespace ?? 'default',
+    name: g.metadata.name,
+    network: g.spec.network,
+    address: g.spec.address,
+    staticMembers: [...(g.spec.staticMembers ?? [])],
+    nestedGroups: [...(g.spec.nestedGroups ?? [])],
+    allowedSources: [...(g.spec.allowedSources ?? [])],
+  };
+}
+
+/** An absent filter is exclude {}: any source (IGMPv2/MLDv1 joins, static members). */
+export const toSourceFilter = (f: SourceFilterSpec | undefined): SourceFilter =>
+  f ? { mode: f.mode, sources: [...(f.sources ?? [])] } : { mode: 'exclude', sources: [] };
+
+export const fromSourceFilter = (f: SourceFilter): SourceFilterSpec | undefined =>
+  f.mode === 'exclude' && f.sources.length === 0 ? undefined : { mode: f.mode, sources: [...f.sources] };
+
+export interface NodeDirectory {
+  node: NodeRecord;
+  endpoints: EndpointRecord[];
+  memberships: MembershipRecord[];
+}
+
+/** Splits one node's report into the port's records. */
+export function fromReport(r: MembershipReport): NodeDirectory {
+  const node = r.spec.node;
+  return {
+    node: {
+      name: node,
+      address: r.spec.underlay.address,
+      port: r.spec.underlay.port,
+      poolIndex: r.spec.poolIndex ?? 0,
+    },
+    endpoints: (r.spec.endpoints ?? []).map((e) => ({
+      network: e.network,
+      node,
+      endpointId: e.endpointID,
+      mac: e.mac,
+      ips: [...(e.ips ?? [])],
+      ...(e.pod ? { pod: { ...e.pod } } : {}),
+      ...(e.vm ? { vm: { ...e.vm } } : {}),
+    })),
+    memberships: (r.spec.memberships ?? []).map((m) => ({
+      network: m.network,
+      group: m.group,
+      node,
+      endpointId: m.endpointID,
+      filter: toSourceFilter(m.filter),
+    })),
+  };
+}
+
+/** Builds a node's report spec from the port's records; records of other nodes are a caller bug. */
+export function toReportSpec(d: NodeDirectory): MembershipReportSpec {
+  const node = d.node.name;
+  for (const r of [...d.endpoints, ...d.memberships]) {
+    if (r.node !== node) throw new Error(`record of node "${r.node}" in the report of node "${node}"`);
+  }
+  return {
+    node,
+    underlay: { address: d.node.address, port: d.node.port },
+    poolIndex: d.node.poolIndex,
+    endpoints: d.endpoints.map((e) => ({
+      endpointID: e.endpointId,
+      network: e.network,
+      mac: e.mac,
+      ips: [...e.ips],
+      ...(e.pod ? { pod: { ...e.pod } } : {}),
+      ...(e.vm ? { vm: { ...e.vm } } : {}),
+    })),
+    memberships: d.memberships.map((m) => {
+      const filter = fromSourceFilter(m.filter);
+      return {
+        network: m.network,
+        group: m.group,
+        endpointID: m.endpointId,
+        ...(filter ? { filter } : {}),
+      };
+    }),
+  };
+}
