@@ -1,7 +1,7 @@
 // Validation of a CNI invocation's environment (CNI_COMMAND, CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME,
 // CNI_ARGS, CNI_PATH). Pure: no I/O. Each failure is a CniError naming the variable and the reason.
 import type { PodRef } from '../lookup/port';
-import { normalizeUnicastMac } from './mac';
+import { normalizeUnicastMac } from '../netaddr/mac';
 import { CniError, CniErrorCode, type CniEnv } from './types';
 
 export const COMMANDS = ['ADD', 'DEL', 'CHECK', 'STATUS', 'GC', 'VERSION'] as const;
@@ -120,11 +120,11 @@ export function parseCniArgs(text: string | undefined): Record<string, string> {
     args[key] = value;
   }
   if (args.MAC !== undefined) {
-    const mac = normalizeUnicastMac(args.MAC);
-    if (!mac) {
-      throw envError('CNI_ARGS', `MAC=${args.MAC} is not a unicast MAC address`, CniErrorCode.InvalidMac);
+    try {
+      args.MAC = normalizeUnicastMac(args.MAC);
+    } catch (err) {
+      throw envError('CNI_ARGS', `MAC: ${(err as Error).message}`, CniErrorCode.InvalidMac);
     }
-    args.MAC = mac;
   }
   return args;
 }

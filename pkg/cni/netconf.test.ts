@@ -32,7 +32,7 @@ describe('parseNetConf', () => {
       mtu: 1400,
       ipam: { type: 'host-local', ranges: [] },
       capabilities: { mac: true },
-      runtimeConfig: { mac: '0A-00-00-00-00-01' },
+      runtimeConfig: { mac: '0A:00:00:00:00:01' },
     });
     expect(conf).toMatchObject({
       network: 'tenant-a',
@@ -61,12 +61,12 @@ describe('parseNetConf', () => {
     [
       { ...base, runtimeConfig: { mac: 'zz' } },
       CniErrorCode.InvalidMac,
-      'runtimeConfig.mac: must be a unicast MAC',
+      'runtimeConfig.mac: "zz" is not a MAC address',
     ],
     [
       { ...base, runtimeConfig: { mac: '01:00:5e:00:00:01' } },
       CniErrorCode.InvalidMac,
-      'runtimeConfig.mac: must be a unicast MAC',
+      'runtimeConfig.mac: "01:00:5e:00:00:01" is a multicast MAC address',
     ],
     [
       { ...base, runtimeConfig: { mac: 5 } },

@@ -3,22 +3,26 @@
 import { z } from 'zod';
 import type { Attachment, NetConf } from '../endpoint/manager';
 import { CNI_CODE_PARAM, parseOrThrow } from './errors';
-import { normalizeUnicastMac } from './mac';
+import { normalizeUnicastMac } from '../netaddr/mac';
 import { normalizeResult, resultSchema } from './result';
 import { CniError, CniErrorCode, CURRENT_VERSION, SUPPORTED_VERSIONS } from './types';
 
 export const PLUGIN_TYPE = 'castnet';
 export const DEFAULT_AGENT_SOCKET = '/run/castnet/agent.sock';
 
-/** A MAC field: a string (code 7 otherwise) holding a unicast MAC (code 102 otherwise). */
-export const macSchema = z
-  .string()
-  .refine((s) => normalizeUnicastMac(s) !== undefined, {
-    message:
-      'must be a unicast MAC address such as 02:00:00:00:00:01 (multicast and all-zero MACs are not allowed)',
-    params: { [CNI_CODE_PARAM]: CniErrorCode.InvalidMac },
-  })
-  .transform((s) => normalizeUnicastMac(s) as string);
+/** A MAC field: a string (code 7 otherwise) holding a unicast MAC (code 102 otherwise), normalized. */
+export const macSchema = z.string().transform((text, ctx) => {
+  try {
+    return normalizeUnicastMac(text);
+  } catch (err) {
+    ctx.addIssue({
+      code: 'custom',
+      message: (err as Error).message,
+      params: { [CNI_CODE_PARAM]: CniErrorCode.InvalidMac },
+    });
+    return z.NEVER;
+  }
+});
 
 // The spec's rule for network names (SPEC.md, "Network configuration").
 const NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;

@@ -1,0 +1,121 @@
+// `castnet agent`: the node agent. This registers its endpoint side: it loads the node's networks,
+// reconciles endpoint state left by a previous run, then serves castnet-cni on the agent socket.
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import type { Command } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { DEFAULT_AGENT_SOCKET } from '../cni/netconf';
+import { CniError, CniErrorCode } from '../cni/types';
+import type { EndpointManager } from '../endpoint/manager';
+import { createLogger, type Logger } from '../log/log';
+import type { NetworkSpec } from '../lookup/port';
+import { describeZodError, networkSpec } from '../lookup/schema';
+import { CniServer } from './cniserver/server';
+
+export interface AgentOptions {
+  socket: string;
+  stateDir: string;
+  nodeName: string;
+  /** YAML list of NetworkSpec, for standalone use without a lookup service. */
+  networks?: string;
+  poolIndex: number;
+}
+
+/** Reads a YAML (or JSON) list of networks, naming the file, entry and field on error. */
+export async function loadNetworks(file: string): Promise<NetworkSpec[]> {
+  const parsed = z.array(networkSpec).safeParse(parseYaml(await readFile(file, 'utf8')));
+  if (!parsed.success) throw new Error(`--networks ${file}: ${describeZodError(parsed.error)}`);
+  return parsed.data;
+}
+
+export interface EndpointManagerDeps {
+  stateDir: string;
+  nodeName: string;
+  poolIndex: number;
+  networks: NetworkSpec[];
+  log: Logger;
+}
+
+// TODO(wiring): replace with the endpoint wiring's factory from pkg/endpoint once it exists. Until
+// then the agent validates requests and answers STATUS "unavailable" and ADD "try again later".
+function createEndpointManager(deps: EndpointManagerDeps): EndpointManager {
+  deps.log.warn('endpoint wiring is not built in; ADD/CHECK/GC will fail');
+  const unavailable = () =>
+    Promise.reject(
+      new CniError(CniErrorCode.TryAgainLater, 'endpoint wiring is not available in this build'),
+    );
+  return {
+    add: unavailable,
+    check: unavailable,
+    gc: unavailable,
+    del: () => Promise.resolve(),
+    status: () =>
+      Promise.reject(
+        new CniError(CniErrorCode.PluginNotAvailable, 'endpoint wiring is not available in this build'),
+      ),
+    reconcile: () => Promise.resolve(),
+  };
+}
+
+/** Starts the agent's endpoint side; resolves with a function that stops it. */
+export async function startAgent(
+  opts: AgentOptions,
+  log: Logger = createLogger('agent'),
+): Promise<() => Promise<void>> {
+  const networks = opts.networks ? await loadNetworks(opts.networks) : [];
+  const manager = createEndpointManager({
+    stateDir: opts.stateDir,
+    nodeName: opts.nodeName,
+    poolIndex: opts.poolIndex,
+    networks,
+    log: log.with({ component: 'endpoint' }),
+  });
+  // Reconcile before serving: endpoints half-built or deleted while the agent was down are settled
+  // before the first ADD, so a crash between any two steps leaks nothing.
+  await manager.reconcile();
+  const server = new CniServer(manager, opts.socket, log.with({ component: 'cniserver' }));
+  await server.listen();
+  log.info('agent started', {
+    node: opts.nodeName,
+    networks: networks.map((n) => n.name),
+    stateDir: opts.stateDir,
+  });
+  return () => server.close();
+}
+
+function parsePoolIndex(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new Error(`--pool-index: ${JSON.stringify(value)} must be an integer from 0 to 65535`);
+  }
+  return n;
+}
+
+export function registerAgentCommand(program: Command): void {
+  program
+    .command('agent')
+    .description('run the node agent: endpoint wiring for castnet-cni on a unix socket')
+    .option('--socket <path>', 'unix socket castnet-cni forwards to', DEFAULT_AGENT_SOCKET)
+    .option('--state-dir <dir>', 'where the endpoint table and IPAM state persist', '/var/lib/castnet')
+    .option('--node-name <name>', "this node's name", hostname())
+    .option('--networks <file>', 'YAML list of networks (standalone use, without a lookup service)')
+    .option(
+      '--pool-index <n>',
+      "index of this node's IPAM block in each network's subnets",
+      parsePoolIndex,
+      0,
+    )
+    .action(async (opts: AgentOptions) => {
+      const log = createLogger('agent');
+      const stop = await startAgent(opts, log);
+      await new Promise<void>((resolve) => {
+        const shutdown = (signal: string) => {
+          log.info('agent stopping', { signal });
+          stop().then(resolve, resolve);
+        };
+        process.once('SIGTERM', () => shutdown('SIGTERM'));
+        process.once('SIGINT', () => shutdown('SIGINT'));
+      });
+    });
+}
