@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // castnet: one program for the long-running parts (agent, controller) and the operator commands.
 import { Command } from 'commander';
+import { registerAgentCommand } from '../../pkg/agent/cli';
 import { registerLabCommand } from '../../pkg/lab/cli';
 
 const program = new Command('castnet')
@@ -8,7 +9,7 @@ const program = new Command('castnet')
   .version('0.1.0');
 
 // Each subcommand lives with its feature in pkg/ and registers itself here.
-const registrations: Array<(p: Command) => void> = [registerLabCommand];
+const registrations: Array<(p: Command) => void> = [registerAgentCommand, registerLabCommand];
 for (const register of registrations) register(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
