@@ -1,0 +1,92 @@
+// Two "node" namespaces on one veth underlay, IPv4 and IPv6; an agent socket in each.
+import { NetnsFixture, waitFor } from '../packet/testing/netns';
+import { Datagram, UnderlaySocket } from './udp';
+
+const fx = new NetnsFixture('cnul');
+let a: string;
+let b: string;
+const sockets: UnderlaySocket[] = [];
+
+beforeAll(() => {
+  a = fx.netns('a');
+  b = fx.netns('b');
+  fx.veth(a, 'ul0', b, 'ul0', '10.78.0.1/24', '10.78.0.2/24');
+  fx.exec(a, 'ip', ['addr', 'add', 'fd78::1/64', 'dev', 'ul0', 'nodad']);
+  fx.exec(b, 'ip', ['addr', 'add', 'fd78::2/64', 'dev', 'ul0', 'nodad']);
+});
+
+afterAll(() => {
+  for (const s of sockets) s.close();
+  fx.cleanup();
+});
+
+function open(ns: string, address: string, port = 0): UnderlaySocket {
+  const s = UnderlaySocket.open({ address, port, netns: fx.path(ns) });
+  sockets.push(s);
+  return s;
+}
+
+describe.each([
+  ['IPv4', '10.78.0.1', '10.78.0.2'],
+  ['IPv6', 'fd78::1', 'fd78::2'],
+])('underlay over %s', (_name, addrA, addrB) => {
+  it('carries a batch larger than one syscall, intact and attributed to the sending agent', async () => {
+    const sa = open(a, addrA);
+    const sb = open(b, addrB, 0);
+    expect(sb.port).toBeGreaterThan(0);
+    const got: { from: string; data: string; known: boolean }[] = [];
+    const fromA = sb.peer(addrA, sa.port);
+    sb.onDatagrams((batch: Datagram[]) => {
+      for (const d of batch)
+        got.push({
+          from: `${d.from.address}|${d.from.port}`,
+          data: d.data.toString(),
+          known: d.from === fromA,
+        });
+    });
+    const toB = sa.peer(addrB, sb.port);
+    const payloads = Array.from({ length: 300 }, (_, i) => `datagram-${i}`);
+    expect(sa.send(payloads.map((p) => ({ to: toB, data: Buffer.from(p) })))).toBe(300);
+    await waitFor('300 datagrams', () => got.length >= 300);
+    expect(got.map((g) => g.data)).toEqual(payloads);
+    expect(new Set(got.map((g) => g.from))).toEqual(new Set([`${addrA}|${sa.port}`]));
+    expect(got.every((g) => g.known)).toBe(true);
+    expect(sa.counters()).toMatchObject({ sent: 300, sendDropped: 0, errors: 0 });
+    expect(sb.counters()).toMatchObject({ received: 300, truncated: 0, errors: 0 });
+  });
+
+  it('sends one batch to several peers', async () => {
+    const sa = open(a, addrA);
+    const sb1 = open(b, addrB);
+    const sb2 = open(b, addrB);
+    const got: string[] = [];
+    for (const s of [sb1, sb2])
+      s.onDatagrams((batch) => batch.forEach((d) => got.push(`${s.port}:${d.data}`)));
+    const p1 = sa.peer(addrB, sb1.port);
+    const p2 = sa.peer(addrB, sb2.port);
+    sa.send([
+      { to: p1, data: Buffer.from('x') },
+      { to: p2, data: Buffer.from('y') },
+      { to: p1, data: Buffer.from('z') },
+    ]);
+    await waitFor('3 datagrams', () => got.length >= 3);
+    expect(got.sort()).toEqual([`${sb1.port}:x`, `${sb1.port}:z`, `${sb2.port}:y`].sort());
+  });
+});
+
+describe('underlay input checks', () => {
+  it('rejects bad addresses, ports and families with the field named', () => {
+    expect(() => UnderlaySocket.open({ address: 'node-1', port: 1 })).toThrow(
+      'underlay address "node-1": not an IPv4 or IPv6 address',
+    );
+    expect(() => UnderlaySocket.open({ address: '10.78.0.1', port: -1 })).toThrow(/underlay address port -1/);
+    const s = open(a, '10.78.0.1');
+    expect(() => s.peer('fd78::2', 1)).toThrow('peer address "fd78::2": not IPv4 like the underlay socket');
+  });
+
+  it('fails to bind an address the namespace does not have, saying which', () => {
+    expect(() => UnderlaySocket.open({ address: '10.78.9.9', port: 0, netns: fx.path(a) })).toThrow(
+      /bind underlay 10\.78\.9\.9:0: EADDRNOTAVAIL/,
+    );
+  });
+});
