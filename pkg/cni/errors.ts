@@ -63,8 +63,8 @@ function issueCode(issue: z.core.$ZodIssue, fallback: number): number {
 }
 
 /**
- * The CniError for a failed parse: the first issue names the field and reason in `msg`, and every
- * issue is listed in `details`. `what` says what was being validated ("network config", "CNI_ARGS").
+ * The CniError for a failed parse: the first issue names the field and reason in `msg`; `details`
+ * lists every issue when there are several. `what` says what was being validated ("network config", "CNI_ARGS").
  */
 export function cniErrorFromZod(
   error: z.ZodError,
@@ -73,11 +73,8 @@ export function cniErrorFromZod(
 ): CniError {
   const describe = (issue: z.core.$ZodIssue) => `${fieldPath(issue.path)}: ${issueReason(issue)}`;
   const [first] = error.issues;
-  return new CniError(
-    issueCode(first, fallbackCode),
-    `invalid ${what}: ${describe(first)}`,
-    error.issues.map(describe).join('; '),
-  );
+  const details = error.issues.length > 1 ? error.issues.map(describe).join('; ') : '';
+  return new CniError(issueCode(first, fallbackCode), `invalid ${what}: ${describe(first)}`, details);
 }
 
 /** Parses `input` with `schema`, throwing a CniError that names the field on failure. */
