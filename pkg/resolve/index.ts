@@ -1,0 +1,3 @@
+export * from './directory-index';
+export * from './groups';
+export * from './resolve';

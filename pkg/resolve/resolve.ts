@@ -1,0 +1,342 @@
+// Destination resolution for the send path (DESIGN.md "Send path" steps 2-3): expand a frame's
+// destination into endpoints (groups recursively, de-duplicated, sender excluded) and partition them
+// into local endpoint IDs and one batch per remote node. A Resolver belongs to one DirectoryIndex and
+// caches per (sender, destination, source) until the directory changes and a new Resolver is made.
+import { canonicalAddress, isSsmGroup } from '../frame/addr';
+import { ARP_REQUEST } from '../frame/build';
+import { classifyDestination } from '../frame/classify';
+import type { ArpInfo, ParsedFrame } from '../frame/ethernet';
+import { err, fieldError, ok, type FieldError, type Result } from '../frame/result';
+import type { GroupSpec, NodeRecord } from '../lookup/port';
+import type { DirectoryIndex, IndexedEndpoint, IndexedNetwork } from './directory-index';
+import { groupName, isGroupAddress, MAX_GROUP_DEPTH } from './groups';
+
+export interface RemoteBatch {
+  readonly node: NodeRecord;
+  readonly endpointIds: readonly number[];
+}
+
+export interface Delivery {
+  /** Endpoint IDs on this node. */
+  readonly local: readonly number[];
+  /** One batch per remote node with destinations: that node gets one datagram (see pkg/wire). */
+  readonly remote: readonly RemoteBatch[];
+  /** Destinations on nodes absent from the directory (cannot be reached; count them). */
+  readonly unreachable: number;
+}
+
+export type ResolveErrorCode =
+  | 'unknown-destination'
+  | 'broadcast-disabled'
+  | 'multicast-disabled'
+  | 'group-cycle'
+  | 'group-too-deep'
+  | 'spoofed-mac'
+  | 'spoofed-ip';
+
+export interface ResolveError extends FieldError<ResolveErrorCode> {
+  /** For group-cycle and group-too-deep: the chain of groups ("namespace/name"). */
+  readonly path?: readonly string[];
+}
+
+export interface ResolveOptions {
+  /** Deliver to the sender too, when it is a destination (default: never). */
+  loopback?: boolean;
+}
+
+type Resolution = Result<Delivery, ResolveError>;
+
+interface CompiledGroup {
+  spec: GroupSpec;
+  allowedSources: ReadonlySet<string> | undefined;
+  endpointMembers: string[];
+  groupMembers: string[];
+  nested: GroupSpec[];
+}
+
+const CACHE_LIMIT = 65536;
+const EMPTY: Delivery = Object.freeze({ local: [], remote: [], unreachable: 0 });
+
+export class Resolver {
+  private readonly mark: Uint32Array;
+  private generation = 0;
+  private readonly found: IndexedEndpoint[] = [];
+  private readonly expanded = new Set<GroupSpec>();
+  private readonly cache = new Map<string, Resolution>();
+  private readonly compiled = new Map<GroupSpec, CompiledGroup>();
+  private readonly ssm = new Map<string, boolean>();
+
+  constructor(readonly index: DirectoryIndex) {
+    this.mark = new Uint32Array(index.endpoints.length);
+  }
+
+  /** Resolves a parsed frame sent by `sender` (a local endpoint). `bytes` is the buffer `frame` was parsed from. */
+  resolveFrame(
+    sender: IndexedEndpoint,
+    frame: ParsedFrame,
+    bytes: Uint8Array,
+    opts: ResolveOptions = {},
+  ): Resolution {
+    const net = sender.network;
+    switch (classifyDestination(frame, bytes, net.subnetBroadcasts)) {
+      case 'unicast':
+        return this.resolveAddresses(sender, [frame.dstMac], undefined, opts);
+      case 'broadcast':
+        return net.spec.broadcast
+          ? this.flood(sender, opts)
+          : err(fieldError('broadcast-disabled', 'network', `broadcast is off in ${net.spec.name}`));
+      case 'link-local-multicast':
+        return this.flood(sender, opts);
+      case 'ipv4-multicast':
+      case 'ipv6-multicast':
+        if (!net.spec.multicast)
+          return err(fieldError('multicast-disabled', 'network', `multicast is off in ${net.spec.name}`));
+        return this.resolveGroup(sender, frame.ip!.dst, frame.ip!.src, opts);
+      case 'non-ip-multicast':
+        // RFC 4541 floods non-IP multicast; a declared MAC group narrows it to its members.
+        if (this.index.groups.byAddress(net.spec.name, frame.dstMac).length > 0)
+          return this.resolveGroup(sender, frame.dstMac, undefined, opts);
+        return net.spec.broadcast
+          ? this.flood(sender, opts)
+          : err(fieldError('broadcast-disabled', 'network', `broadcast is off in ${net.spec.name}`));
+    }
+  }
+
+  /** Every endpoint of the sender's network except the sender (broadcast, link-local multicast). */
+  flood(sender: IndexedEndpoint, opts: ResolveOptions = {}): Resolution {
+    const key = `${sender.ordinal}|*|${opts.loopback ? 1 : 0}`;
+    return this.cached(key, () => {
+      this.begin();
+      for (const e of sender.network.endpoints) this.add(e);
+      return ok(this.partition(sender, opts));
+    });
+  }
+
+  /** Members of `group` (canonical multicast IP or group MAC) that accept traffic from `source`. */
+  resolveGroup(
+    sender: IndexedEndpoint,
+    group: string,
+    source: string | undefined,
+    opts: ResolveOptions = {},
+  ): Resolution {
+    const key = `${sender.ordinal}|${group}|${source ?? ''}|${opts.loopback ? 1 : 0}`;
+    return this.cached(key, () => {
+      this.begin();
+      const e = this.expand(sender.network, group, source, []);
+      return e ? err(e) : ok(this.partition(sender, opts));
+    });
+  }
+
+  /** A message to several individual and group addresses at once (not cached: the lab's message API). */
+  resolveAddresses(
+    sender: IndexedEndpoint,
+    addresses: readonly string[],
+    source: string | undefined,
+    opts: ResolveOptions = {},
+  ): Resolution {
+    this.begin();
+    const net = sender.network;
+    for (const raw of addresses) {
+      const a = canonicalAddress(raw);
+      if (isGroupAddress(a)) {
+        const e = this.expand(net, a, source, []);
+        if (e) return err(e);
+        continue;
+      }
+      const ep = this.index.endpointByAddress(net.spec.name, a);
+      if (!ep)
+        return err(
+          fieldError('unknown-destination', 'destination', `${a} is not an endpoint of ${net.spec.name}`),
+        );
+      this.add(ep);
+    }
+    return ok(this.partition(sender, opts));
+  }
+
+  private cached(key: string, compute: () => Resolution): Resolution {
+    const hit = this.cache.get(key);
+    if (hit) return hit;
+    if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
+    const r = compute();
+    this.cache.set(key, r);
+    return r;
+  }
+
+  private begin(): void {
+    if (++this.generation === 0xffffffff) {
+      this.mark.fill(0);
+      this.generation = 1;
+    }
+    this.found.length = 0;
+    this.expanded.clear();
+  }
+
+  private add(e: IndexedEndpoint): void {
+    if (this.mark[e.ordinal] === this.generation) return;
+    this.mark[e.ordinal] = this.generation;
+    this.found.push(e);
+  }
+
+  private expand(
+    net: IndexedNetwork,
+    group: string,
+    source: string | undefined,
+    path: GroupSpec[],
+  ): ResolveError | undefined {
+    const network = net.spec.name;
+    // SSM groups only deliver to INCLUDE memberships (RFC 4607 4.1: EXCLUDE reports are ignored).
+    let ssm = this.ssm.get(group);
+    if (ssm === undefined) this.ssm.set(group, (ssm = isSsmGroup(group)));
+    for (const m of this.index.membershipsOf(network, group)) {
+      const admitted = m.include
+        ? source !== undefined && m.sources.has(source)
+        : !ssm && (source === undefined || !m.sources.has(source));
+      if (admitted) this.add(m.endpoint);
+    }
+    for (const spec of this.index.groups.byAddress(network, group)) {
+      const e = this.expandSpec(net, spec, source, path);
+      if (e) return e;
+    }
+    return undefined;
+  }
+
+  private expandSpec(
+    net: IndexedNetwork,
+    spec: GroupSpec,
+    source: string | undefined,
+    path: GroupSpec[],
+  ): ResolveError | undefined {
+    if (path.includes(spec)) {
+      const names = [...path, spec].map(groupName);
+      return { ...fieldError('group-cycle', 'group', `nesting cycle: ${names.join(' -> ')}`), path: names };
+    }
+    if (path.length > MAX_GROUP_DEPTH) {
+      const names = [...path, spec].map(groupName);
+      return {
+        ...fieldError(
+          'group-too-deep',
+          'group',
+          `nesting deeper than ${MAX_GROUP_DEPTH}: ${names.join(' -> ')}`,
+        ),
+        path: names,
+      };
+    }
+    // A group reached twice in one resolution (a diamond) already contributed all its members.
+    if (this.expanded.has(spec)) return undefined;
+    this.expanded.add(spec);
+    const g = this.compile(spec);
+    if (g.allowedSources && (source === undefined || !g.allowedSources.has(source))) return undefined;
+    for (const a of g.endpointMembers) {
+      const e = this.index.endpointByAddress(net.spec.name, a);
+      if (e) this.add(e);
+    }
+    const below = [...path, spec];
+    for (const a of g.groupMembers) {
+      const e = this.expand(net, a, source, below);
+      if (e) return e;
+    }
+    for (const n of g.nested) {
+      const e = this.expand(net, canonicalAddress(n.address), source, below);
+      if (e) return e;
+    }
+    return undefined;
+  }
+
+  private compile(spec: GroupSpec): CompiledGroup {
+    let g = this.compiled.get(spec);
+    if (g) return g;
+    const members = spec.staticMembers.map(canonicalAddress);
+    g = {
+      spec,
+      allowedSources:
+        spec.allowedSources.length > 0 ? new Set(spec.allowedSources.map(canonicalAddress)) : undefined,
+      endpointMembers: members.filter((a) => !isGroupAddress(a)),
+      groupMembers: members.filter(isGroupAddress),
+      nested: spec.nestedGroups
+        .map((n) => this.index.groups.byNamespacedName(spec.namespace, n))
+        .filter((n): n is GroupSpec => n !== undefined && n.network === spec.network),
+    };
+    this.compiled.set(spec, g);
+    return g;
+  }
+
+  private partition(sender: IndexedEndpoint, opts: ResolveOptions): Delivery {
+    if (this.found.length === 0) return EMPTY;
+    const local: number[] = [];
+    const byNode = new Map<string, number[]>();
+    let unreachable = 0;
+    for (const e of this.found) {
+      if (e === sender && !opts.loopback) continue;
+      if (e.node === this.index.localNode) {
+        local.push(e.endpointId);
+        continue;
+      }
+      const ids = byNode.get(e.node);
+      if (ids) ids.push(e.endpointId);
+      else if (this.index.nodes.has(e.node)) byNode.set(e.node, [e.endpointId]);
+      else unreachable++;
+    }
+    const remote: RemoteBatch[] = [];
+    for (const [name, endpointIds] of byNode) remote.push({ node: this.index.nodes.get(name)!, endpointIds });
+    return { local, remote, unreachable };
+  }
+}
+
+/**
+ * Anti-spoofing: a frame's source MAC must be its endpoint's, and its source IP one of the endpoint's,
+ * the unspecified address (DHCP, DAD) or an IPv6 link-local address (which the directory doesn't list).
+ */
+export function checkSource(sender: IndexedEndpoint, frame: ParsedFrame): ResolveError | undefined {
+  if (frame.srcMac !== sender.mac)
+    return fieldError('spoofed-mac', 'ethernet.src', `${frame.srcMac} is not ${sender.mac}`);
+  const ip = frame.ip?.src ?? (frame.arp ? frame.arp.senderIp : undefined);
+  if (frame.arp && frame.arp.senderMac !== sender.mac)
+    return fieldError('spoofed-mac', 'arp.sender_mac', `${frame.arp.senderMac} is not ${sender.mac}`);
+  if (ip === undefined || ip === '0.0.0.0' || ip === '::' || sender.ips.includes(ip)) return undefined;
+  if (/^fe[89ab][0-9a-f]:/.test(ip)) return undefined;
+  return fieldError(
+    'spoofed-ip',
+    frame.arp ? 'arp.sender_ip' : 'ip.src',
+    `${ip} does not belong to endpoint ${sender.endpointId}`,
+  );
+}
+
+/** The endpoint an ARP request asks for, when the agent can answer it (not gratuitous, not the sender). */
+export function arpTarget(
+  index: DirectoryIndex,
+  sender: IndexedEndpoint,
+  arp: ArpInfo,
+): IndexedEndpoint | undefined {
+  if (arp.op !== ARP_REQUEST || arp.targetIp === arp.senderIp) return undefined;
+  const e = index.endpointByAddress(sender.network.spec.name, arp.targetIp);
+  return e === sender ? undefined : e;
+}
+
+export interface ReceiveTargets {
+  /** Local endpoints to deliver to, each once. */
+  deliver: IndexedEndpoint[];
+  /** IDs that are not local endpoints of the datagram's network (dropped and counted). */
+  unknownIds: number;
+  duplicateIds: number;
+  networkKnown: boolean;
+}
+
+/** Receive path: which listed IDs are local endpoints of the datagram's network. Anything else is dropped. */
+export function receiveTargets(
+  index: DirectoryIndex,
+  networkId: number,
+  ids: readonly number[],
+): ReceiveTargets {
+  const net = index.networksById.get(networkId);
+  if (!net) return { deliver: [], unknownIds: ids.length, duplicateIds: 0, networkKnown: false };
+  const deliver: IndexedEndpoint[] = [];
+  let unknownIds = 0;
+  let duplicateIds = 0;
+  for (const id of ids) {
+    const e = index.localEndpoint(id);
+    if (!e || e.network !== net) unknownIds++;
+    else if (deliver.includes(e)) duplicateIds++;
+    else deliver.push(e);
+  }
+  return { deliver, unknownIds, duplicateIds, networkKnown: true };
+}
