@@ -2,6 +2,7 @@
 // castnet: one program for the long-running parts (agent, controller) and the operator commands.
 import { Command } from 'commander';
 import { registerAgentCommand } from '../../pkg/agent/cli';
+import { registerControllerCommand } from '../../pkg/controller/cli';
 import { registerLabCommand } from '../../pkg/lab/cli';
 
 const program = new Command('castnet')
@@ -9,7 +10,11 @@ const program = new Command('castnet')
   .version('0.1.0');
 
 // Each subcommand lives with its feature in pkg/ and registers itself here.
-const registrations: Array<(p: Command) => void> = [registerAgentCommand, registerLabCommand];
+const registrations: Array<(p: Command) => void> = [
+  registerAgentCommand,
+  registerControllerCommand,
+  registerLabCommand,
+];
 for (const register of registrations) register(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
