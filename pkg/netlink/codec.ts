@@ -161,8 +161,10 @@ export function decodeLink(payload: Buffer): Link {
   if (mac?.length === 6) l.mac = formatMac(mac);
   const master = u32(C.IFLA_MASTER);
   if (master) l.master = master;
+  // The kernel sends IFLA_LINK only when it differs from the link itself (veth peer, VLAN parent...);
+  // a veth peer in another namespace may still have the same number.
   const link = u32(C.IFLA_LINK);
-  if (link !== undefined && link !== h.index) l.link = link;
+  if (link) l.link = link;
   const nsid = a.get(C.IFLA_LINK_NETNSID);
   if (nsid) l.linkNetnsId = nsid.readInt32LE(0);
   const info = a.get(C.IFLA_LINKINFO);

@@ -1,0 +1,513 @@
+// The node agent's EndpointManager: wires pods into per-network bridges, runs IPAM (castnet's pools or
+// a delegated plugin) and keeps the endpoint table. See docs/endpoints.md.
+import { existsSync } from 'node:fs';
+import { CniError, CniErrorCode, type CniIpConfig, type CniResult, type CniRoute } from '../cni/types';
+import { allocateAddresses, poolsOf } from '../ipam/castnet';
+import { execDelegate, formatCniArgs, type DelegateCall } from '../ipam/delegate';
+import { DEFAULT_POOL_SIZES, type PoolSizes } from '../ipam/pool';
+import type { Logger } from '../log/log';
+import type { NetworkSpec, PodRef, VmRef } from '../lookup/port';
+import { normalizeUnicastMac, randomLocalMac } from '../netaddr/mac';
+import type { BridgePortFlags } from '../netlink/codec';
+import { Rtnl } from '../netlink/rtnl';
+import type {
+  AddRequest,
+  Attachment,
+  CheckRequest,
+  DelRequest,
+  EndpointManager,
+  GcRequest,
+  NetConf,
+} from './manager';
+import { bridgeName, hostIfname, isHostIfname } from './names';
+import {
+  attachmentKey,
+  type Endpoint,
+  EndpointTable,
+  type EndpointListener,
+  type EndpointSource,
+  type IpamRecord,
+} from './table';
+import {
+  configureContainer,
+  configureHostPort,
+  createVethPair,
+  ensureNetworkBridge,
+  findPodEnd,
+  setPortFlooding,
+} from './wiring';
+
+/** The points of ADD after which progress is recorded; a test may freeze ADD at any of them. */
+export type AddStep = 'reserved' | 'ipam' | 'veth' | 'port' | 'container';
+
+/** CNI_ARGS key castnet reads a KubeVirt VMI name from (namespace: K8S_POD_NAMESPACE). */
+export const VM_NAME_ARG = 'CASTNET_VM_NAME';
+
+export interface EndpointManagerOptions {
+  stateDir: string;
+  nodeName: string;
+  /** Index of this node's IPAM block in each network's subnets. */
+  poolIndex: number;
+  networks: NetworkSpec[];
+  log?: Logger;
+  poolSizes?: PoolSizes;
+  /** Namespace of the node side (bridges, host veths): default the agent's own. The lab runs several. */
+  hostNetns?: string;
+  /** fsync the table when an endpoint turns ready (default true). Every write is atomic regardless. */
+  durable?: boolean;
+  /** Test hook awaited after each ADD step; a promise that never settles freezes ADD there, as a crash would. */
+  afterStep?: (step: AddStep, a: Attachment) => void | Promise<void>;
+}
+
+const silent: Logger = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+  with: () => silent,
+};
+
+export function createEndpointManager(opts: EndpointManagerOptions): NodeEndpointManager {
+  return new NodeEndpointManager(opts);
+}
+
+const isDelegated = (conf: NetConf): boolean => conf.ipam !== undefined && conf.ipam.type !== 'castnet';
+
+export class NodeEndpointManager implements EndpointManager, EndpointSource {
+  private readonly table: EndpointTable;
+  private readonly host: Rtnl;
+  private readonly log: Logger;
+  private networks = new Map<string, NetworkSpec>();
+  /** Attachments with an ADD in progress in this process: reconcile and GC leave them alone. */
+  private readonly inflight = new Set<string>();
+
+  constructor(private readonly opts: EndpointManagerOptions) {
+    this.log = opts.log ?? silent;
+    this.table = new EndpointTable(opts.stateDir);
+    this.host = Rtnl.open(opts.hostNetns);
+    this.setNetworks(opts.networks);
+  }
+
+  /** Replaces the networks this node serves (e.g. when the lookup service reports a change). */
+  setNetworks(networks: NetworkSpec[]): void {
+    this.networks = new Map(networks.map((n) => [n.name, n]));
+  }
+
+  endpoints(): Endpoint[] {
+    return this.table.endpoints();
+  }
+
+  subscribe(fn: EndpointListener): () => void {
+    return this.table.subscribe(fn);
+  }
+
+  /** Multicast/broadcast flooding towards one endpoint's bridge port (the data plane takes these over). */
+  setPortFlooding(
+    a: Attachment,
+    flags: Pick<BridgePortFlags, 'mcastFlood' | 'bcastFlood' | 'unicastFlood'>,
+  ): void {
+    const ep = this.table.get(a);
+    if (!ep || ep.state !== 'ready') throw new Error(`no endpoint for ${describe(a)}`);
+    setPortFlooding(this.host, ep.hostIfname, flags);
+  }
+
+  close(): void {
+    this.host.close();
+  }
+
+  async add(req: AddRequest): Promise<CniResult> {
+    const network = this.networkOf(req.conf);
+    const pod = openPodNetns(req.netns);
+    const key = attachmentKey(req);
+    this.inflight.add(key);
+    let ep: Endpoint | undefined;
+    try {
+      if (pod.linkByName(req.ifname)) {
+        throw new CniError(
+          CniErrorCode.InterfaceExists,
+          `CNI_IFNAME: interface ${JSON.stringify(req.ifname)} already exists in netns ${req.netns}`,
+        );
+      }
+      const mac = chooseMac(req);
+      const stale = this.table.get(req);
+      if (stale) {
+        this.log.info('replacing a stale record of the same attachment', { endpoint: summary(stale) });
+        await this.release(stale, req.cniPath);
+      }
+
+      // Write-ahead: the record (with castnet IPs reserved in the same tick) exists before any link.
+      ep = this.intent(req, network, mac);
+      this.table.put(ep);
+      await this.table.save(false);
+      await this.step('reserved', req);
+
+      let ipConfigs: CniIpConfig[] = ep.ips.map((address) => ({ address }));
+      let routes: CniRoute[] = [];
+      let dns: CniResult['dns'];
+      if (ep.ipam.type === 'delegate') {
+        const r = await execDelegate('ADD', ep.ipam.call);
+        ipConfigs = (r?.ips ?? []).map((ip) =>
+          ip.gateway ? { address: ip.address, gateway: ip.gateway } : { address: ip.address },
+        );
+        routes = r?.routes ?? [];
+        dns = r?.dns;
+        ep = this.update(ep, { ips: ipConfigs.map((ip) => ip.address) });
+        await this.step('ipam', req);
+      }
+
+      const bridge = ensureNetworkBridge(this.host, bridgeName(network.id));
+      const hostEnd = createVethPair(this.host, {
+        bridgeIndex: bridge.index,
+        hostIfname: ep.hostIfname,
+        netns: req.netns,
+        ifname: req.ifname,
+        mac,
+        mtu: ep.mtu,
+      });
+      ep = this.update(ep, { hostIfindex: hostEnd.index });
+      await this.step('veth', req);
+      configureHostPort(this.host, hostEnd.index, mac);
+      await this.step('port', req);
+      configureContainer(pod, req.ifname, ipConfigs, routes);
+      await this.step('container', req);
+
+      ep = this.update(ep, { state: 'ready' });
+      await this.table.save(this.opts.durable ?? true);
+      this.log.info('endpoint added', { endpoint: summary(ep) });
+      return buildResult(req, ep, hostEnd.mac, ipConfigs, routes, dns);
+    } catch (e) {
+      if (ep) await this.rollback(ep, req.cniPath, e);
+      throw asCniError(e, `failed to add ${describe(req)} to network ${JSON.stringify(network.name)}`);
+    } finally {
+      this.inflight.delete(key);
+      pod.close();
+    }
+  }
+
+  async del(req: DelRequest): Promise<void> {
+    const ep = this.table.get(req);
+    if (ep) {
+      await this.release(ep, req.cniPath);
+      this.log.info('endpoint deleted', { endpoint: summary(ep) });
+      return;
+    }
+    // Unknown attachment: remove what a crashed ADD may have left, and let a delegated IPAM release.
+    this.host.deleteLinkByName(hostIfname(req.containerId, req.ifname));
+    if (isDelegated(req.conf)) {
+      await execDelegate('DEL', delegateCall(req.conf, req, req.netns ?? '', req.args, req.cniPath));
+    }
+  }
+
+  async check(req: CheckRequest): Promise<void> {
+    const fail = (why: string): CniError =>
+      new CniError(CniErrorCode.WiringFailed, `CHECK ${describe(req)}: ${why}`);
+    const network = this.networkOf(req.conf);
+    const ep = this.table.get(req);
+    if (!ep || ep.state !== 'ready') throw fail('castnet has no endpoint for this attachment');
+    const hostEnd = this.host.linkByName(ep.hostIfname);
+    if (!hostEnd) throw fail(`host veth ${ep.hostIfname} is missing`);
+    const bridge = this.host.linkByName(bridgeName(network.id));
+    if (!bridge || hostEnd.master !== bridge.index) {
+      throw fail(`host veth ${ep.hostIfname} is not a port of bridge ${bridgeName(network.id)}`);
+    }
+    const pod = openPodNetns(req.netns);
+    try {
+      const podEnd = findPodEnd(pod, hostEnd);
+      if (!podEnd) throw fail(`the peer of ${ep.hostIfname} is not in netns ${req.netns}`);
+      // Enslaved inside the pod (KubeVirt bridge binding): the guest owns the MAC and addresses now.
+      if (podEnd.master === undefined) {
+        const reported = req.conf.prevResult?.interfaces?.find(
+          (i) => i.name === req.ifname && i.sandbox,
+        )?.mac;
+        const wantMac = reported ?? ep.mac;
+        if (podEnd.mac !== wantMac)
+          throw fail(`interface ${podEnd.name} has MAC ${podEnd.mac}, want ${wantMac}`);
+        const have = new Set(pod.listAddresses(podEnd.index).map((a) => a.cidr));
+        const missing = ep.ips.filter((ip) => !have.has(ip));
+        if (missing.length > 0)
+          throw fail(`interface ${podEnd.name} lacks address(es) ${missing.join(', ')}`);
+      }
+    } finally {
+      pod.close();
+    }
+    if (ep.ipam.type === 'delegate') await execDelegate('CHECK', { ...ep.ipam.call, stdin: req.conf.raw });
+  }
+
+  async gc(req: GcRequest): Promise<void> {
+    const valid = new Set(req.validAttachments.map(attachmentKey));
+    const failures: string[] = [];
+    for (const ep of this.table.all()) {
+      const key = attachmentKey(ep);
+      if (ep.network !== req.conf.network || valid.has(key) || this.inflight.has(key)) continue;
+      try {
+        await this.release(ep, req.cniPath);
+        this.log.info('endpoint garbage-collected', { endpoint: summary(ep) });
+      } catch (e) {
+        failures.push(`${describe(ep)}: ${(e as Error).message}`);
+      }
+    }
+    // GC exists since CNI 1.1; a delegate speaking an older version would not know it.
+    if (isDelegated(req.conf) && req.conf.cniVersion === '1.1.0') {
+      try {
+        await execDelegate(
+          'GC',
+          delegateCall(req.conf, { containerId: '', ifname: '' }, '', {}, req.cniPath),
+        );
+      } catch (e) {
+        failures.push((e as Error).message);
+      }
+    }
+    if (failures.length > 0) {
+      throw new CniError(
+        CniErrorCode.WiringFailed,
+        `GC of network ${JSON.stringify(req.conf.network)} left errors`,
+        failures.join('; '),
+      );
+    }
+  }
+
+  async status(conf: NetConf): Promise<void> {
+    if (!this.networks.has(conf.network)) {
+      throw new CniError(
+        CniErrorCode.PluginNotAvailable,
+        `network ${JSON.stringify(conf.network)} is not available on node ${this.opts.nodeName}`,
+      );
+    }
+    if (isDelegated(conf) && conf.cniVersion === '1.1.0') {
+      await execDelegate('STATUS', delegateCall(conf, { containerId: '', ifname: '' }, '', {}, ''));
+    }
+  }
+
+  /**
+   * Settles what a previous run left: half-built endpoints (state "adding") and endpoints whose veth
+   * vanished (the pod's netns was deleted while the agent was down) are released; host veths with
+   * castnet's name that no record owns are deleted. Addresses of castnet IPAM are free once their record is gone.
+   */
+  async reconcile(): Promise<void> {
+    for (const ep of this.table.all()) {
+      if (this.inflight.has(attachmentKey(ep))) continue;
+      const why =
+        ep.state === 'adding'
+          ? 'half-built'
+          : this.host.linkByName(ep.hostIfname)
+            ? undefined
+            : 'its veth is gone';
+      if (!why) continue;
+      try {
+        await this.release(ep, ep.ipam.type === 'delegate' ? ep.ipam.call.cniPath : '');
+        this.log.info('reconcile: released endpoint', { reason: why, endpoint: summary(ep) });
+      } catch (e) {
+        this.log.warn('reconcile: cannot release endpoint', {
+          endpoint: summary(ep),
+          error: (e as Error).message,
+        });
+      }
+    }
+    const owned = new Set(this.table.all().map((e) => e.hostIfname));
+    for (const link of this.host.listLinks()) {
+      if (link.kind === 'veth' && isHostIfname(link.name) && !owned.has(link.name)) {
+        this.host.deleteLink(link.index, link.name);
+        this.log.info('reconcile: deleted unowned host veth', { link: link.name });
+      }
+    }
+    await this.table.save(this.opts.durable ?? true);
+  }
+
+  private networkOf(conf: NetConf): NetworkSpec {
+    const n = this.networks.get(conf.network);
+    if (!n) {
+      const known = [...this.networks.keys()].join(', ') || 'none';
+      throw new CniError(
+        CniErrorCode.InvalidConfig,
+        `network: ${JSON.stringify(conf.network)} is not a network of node ${this.opts.nodeName} (known: ${known})`,
+      );
+    }
+    return n;
+  }
+
+  /** The ADD intent record; castnet IPAM allocates here, synchronously, so concurrent ADDs never collide. */
+  private intent(req: AddRequest, network: NetworkSpec, mac: string): Endpoint {
+    const ipam: IpamRecord = isDelegated(req.conf)
+      ? { type: 'delegate', call: delegateCall(req.conf, req, req.netns, req.args, req.cniPath) }
+      : { type: 'castnet' };
+    const ips =
+      ipam.type === 'castnet'
+        ? allocateAddresses({
+            network,
+            pools: poolsOf(network, this.opts.poolIndex, this.opts.poolSizes ?? DEFAULT_POOL_SIZES),
+            used: this.table.usedIps(network.name),
+            cursors: this.table.cursors,
+            requested: req.conf.runtimeConfig?.ips,
+            poolIndex: this.opts.poolIndex,
+          })
+        : [];
+    const ep: Endpoint = {
+      containerId: req.containerId,
+      ifname: req.ifname,
+      endpointId: this.table.allocateId(),
+      state: 'adding',
+      network: network.name,
+      netns: req.netns,
+      hostIfname: hostIfname(req.containerId, req.ifname),
+      mac,
+      mtu: req.conf.mtu ?? network.mtu,
+      ips,
+      ipam,
+      createdAt: new Date().toISOString(),
+    };
+    const pod = podOf(req);
+    if (pod) ep.pod = pod;
+    const vm = vmOf(req);
+    if (vm) ep.vm = vm;
+    return ep;
+  }
+
+  private update(ep: Endpoint, change: Partial<Endpoint>): Endpoint {
+    const next = { ...ep, ...change };
+    this.table.put(next);
+    return next;
+  }
+
+  private async step(step: AddStep, a: Attachment): Promise<void> {
+    await this.opts.afterStep?.(step, a);
+  }
+
+  /** Removes an endpoint's veth (the kernel takes the pod end with it), its addresses and its record. */
+  private async release(ep: Endpoint, cniPath: string): Promise<void> {
+    this.host.deleteLinkByName(ep.hostIfname);
+    if (ep.ipam.type === 'delegate') {
+      await execDelegate('DEL', { ...ep.ipam.call, cniPath: cniPath || ep.ipam.call.cniPath });
+    }
+    this.table.remove(ep);
+    await this.table.save(false);
+  }
+
+  /** Undoes a failed ADD; its own failures are logged, the ADD's error is what the runtime sees. */
+  private async rollback(ep: Endpoint, cniPath: string, cause: unknown): Promise<void> {
+    const current = this.table.get(ep) ?? ep;
+    try {
+      await this.release(current, cniPath);
+    } catch (e) {
+      this.log.error('rollback of a failed ADD is incomplete; reconcile will finish it', {
+        endpoint: summary(current),
+        cause: (cause as Error).message,
+        error: (e as Error).message,
+      });
+    }
+  }
+}
+
+function openPodNetns(netns: string): Rtnl {
+  if (!netns || !existsSync(netns)) {
+    throw new CniError(
+      CniErrorCode.ContainerUnknown,
+      `CNI_NETNS: netns ${JSON.stringify(netns)} does not exist`,
+    );
+  }
+  try {
+    return Rtnl.open(netns);
+  } catch (e) {
+    throw new CniError(
+      CniErrorCode.ContainerUnknown,
+      `CNI_NETNS: cannot enter netns ${JSON.stringify(netns)}: ${(e as Error).message}`,
+    );
+  }
+}
+
+/** runtimeConfig.mac, then CNI_ARGS MAC=, else a random locally administered one. */
+function chooseMac(req: AddRequest): string {
+  const pick = (field: string, value: string | undefined): string | undefined => {
+    if (value === undefined) return undefined;
+    try {
+      return normalizeUnicastMac(value);
+    } catch (e) {
+      throw new CniError(CniErrorCode.InvalidMac, `${field}: ${(e as Error).message}`);
+    }
+  };
+  return (
+    pick('runtimeConfig.mac', req.conf.runtimeConfig?.mac) ??
+    pick('CNI_ARGS MAC', req.args.MAC) ??
+    randomLocalMac()
+  );
+}
+
+function podOf(req: AddRequest): PodRef | undefined {
+  if (req.pod) return { ...req.pod };
+  const namespace = req.args.K8S_POD_NAMESPACE;
+  const name = req.args.K8S_POD_NAME;
+  if (!namespace || !name) return undefined;
+  const pod: PodRef = { namespace, name };
+  if (req.args.K8S_POD_UID) pod.uid = req.args.K8S_POD_UID;
+  return pod;
+}
+
+function vmOf(req: AddRequest): VmRef | undefined {
+  if (req.vm) return { ...req.vm };
+  const name = req.args[VM_NAME_ARG];
+  const namespace = req.args.K8S_POD_NAMESPACE ?? req.pod?.namespace;
+  return name && namespace ? { namespace, name } : undefined;
+}
+
+function delegateCall(
+  conf: NetConf,
+  a: Attachment,
+  netns: string,
+  args: Record<string, string>,
+  cniPath: string,
+): DelegateCall {
+  return {
+    type: conf.ipam?.type ?? '',
+    stdin: conf.raw,
+    containerId: a.containerId,
+    netns,
+    ifname: a.ifname,
+    args: formatCniArgs(args),
+    cniPath,
+  };
+}
+
+/** The ADD result: prevResult's entries first (chaining), then the host and pod ends of this endpoint. */
+function buildResult(
+  req: AddRequest,
+  ep: Endpoint,
+  hostMac: string | undefined,
+  ips: CniIpConfig[],
+  routes: CniRoute[],
+  dns: CniResult['dns'],
+): CniResult {
+  const prev = req.conf.prevResult;
+  const interfaces = [
+    ...(prev?.interfaces ?? []),
+    hostMac ? { name: ep.hostIfname, mac: hostMac } : { name: ep.hostIfname },
+    { name: req.ifname, mac: ep.mac, mtu: ep.mtu, sandbox: req.netns },
+  ];
+  const podIndex = interfaces.length - 1;
+  const result: CniResult = {
+    cniVersion: req.conf.cniVersion,
+    interfaces,
+    ips: [...(prev?.ips ?? []), ...ips.map((ip) => ({ ...ip, interface: podIndex }))],
+  };
+  const allRoutes = [...(prev?.routes ?? []), ...routes];
+  if (allRoutes.length > 0) result.routes = allRoutes;
+  const d = dns ?? prev?.dns;
+  if (d) result.dns = d;
+  return result;
+}
+
+function asCniError(e: unknown, context: string): CniError {
+  if (e instanceof CniError) return e;
+  return new CniError(CniErrorCode.WiringFailed, `${context}: ${e instanceof Error ? e.message : String(e)}`);
+}
+
+const describe = (a: Attachment): string => `container ${a.containerId} interface ${a.ifname}`;
+
+const summary = (e: Endpoint): Record<string, unknown> => ({
+  id: e.endpointId,
+  network: e.network,
+  containerId: e.containerId,
+  ifname: e.ifname,
+  hostIfname: e.hostIfname,
+  ips: e.ips,
+  mac: e.mac,
+  state: e.state,
+});
