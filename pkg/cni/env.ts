@@ -17,13 +17,17 @@ const REQUIRED: Record<CniCommand, ReadonlyArray<keyof CniEnv>> = {
   VERSION: [],
 };
 
-/** Keys castnet understands in CNI_ARGS (containerd's K8S_POD_*, KubeVirt's MAC). */
+/** CNI_ARGS key naming the KubeVirt VMI of a pod (its namespace is K8S_POD_NAMESPACE). */
+export const VM_NAME_ARG = 'CASTNET_VM_NAME';
+
+/** Keys castnet understands in CNI_ARGS (containerd's K8S_POD_*, KubeVirt's MAC, castnet's VM name). */
 export const KNOWN_ARGS = [
   'K8S_POD_NAMESPACE',
   'K8S_POD_NAME',
   'K8S_POD_INFRA_CONTAINER_ID',
   'K8S_POD_UID',
   'MAC',
+  VM_NAME_ARG,
   'IgnoreUnknown',
 ] as const;
 

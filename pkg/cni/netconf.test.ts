@@ -133,9 +133,11 @@ describe('parseValidAttachments', () => {
       parseValidAttachments({ 'cni.dev/valid-attachments': [{ containerID: 'c1', ifname: 'eth0' }] }),
     ).toEqual([{ containerId: 'c1', ifname: 'eth0' }]);
   });
-  it('requires the list, since GC without it would remove every attachment', () => {
-    const err = errorOf(() => parseValidAttachments({}));
-    expect(err.message).toContain('cni.dev/valid-attachments: is required');
+  it('treats an absent list as "none is valid" and reads the early-draft key', () => {
+    expect(parseValidAttachments({})).toEqual([]);
+    expect(parseValidAttachments({ 'cni.dev/attachments': [{ containerID: 'c2', ifname: 'net1' }] })).toEqual(
+      [{ containerId: 'c2', ifname: 'net1' }],
+    );
   });
   it('names the bad entry', () => {
     const err = errorOf(() =>

@@ -123,14 +123,20 @@ export function requestedMac(conf: NetConf, args: Record<string, string>): strin
   return conf.runtimeConfig?.mac ?? args.MAC;
 }
 
-/** GC's `cni.dev/valid-attachments` (CNI 1.1): required, since an absent list would mean "remove all". */
-const validAttachmentsSchema = z.object({
-  'cni.dev/valid-attachments': z.array(
-    z.looseObject({ containerID: z.string().min(1), ifname: z.string().min(1) }),
-  ),
+const attachmentList = z.array(z.looseObject({ containerID: z.string().min(1), ifname: z.string().min(1) }));
+
+/**
+ * GC's still-valid attachments (CNI 1.1 `cni.dev/valid-attachments`; libcni also sends the misspelt
+ * `cni.dev/attachments` of early 1.1 drafts). Absent means none is valid, as libcni's GC without
+ * arguments intends ("all network interfaces should be GC'ed").
+ */
+const gcSchema = z.looseObject({
+  'cni.dev/valid-attachments': attachmentList.optional(),
+  'cni.dev/attachments': attachmentList.optional(),
 });
 
 export function parseValidAttachments(raw: Record<string, unknown>): Attachment[] {
-  const gc = parseOrThrow(validAttachmentsSchema, raw, 'GC network config');
-  return gc['cni.dev/valid-attachments'].map((a) => ({ containerId: a.containerID, ifname: a.ifname }));
+  const gc = parseOrThrow(gcSchema, raw, 'GC network config');
+  const list = gc['cni.dev/valid-attachments'] ?? gc['cni.dev/attachments'] ?? [];
+  return list.map((a) => ({ containerId: a.containerID, ifname: a.ifname }));
 }
