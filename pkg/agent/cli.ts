@@ -6,8 +6,7 @@ import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_AGENT_SOCKET } from '../cni/netconf';
-import { CniError, CniErrorCode } from '../cni/types';
-import type { EndpointManager } from '../endpoint/manager';
+import { createEndpointManager, type NodeEndpointManager } from '../endpoint/node-manager';
 import { createLogger, type Logger } from '../log/log';
 import type { NetworkSpec } from '../lookup/port';
 import { describeZodError, networkSpec } from '../lookup/schema';
@@ -29,40 +28,17 @@ export async function loadNetworks(file: string): Promise<NetworkSpec[]> {
   return parsed.data;
 }
 
-export interface EndpointManagerDeps {
-  stateDir: string;
-  nodeName: string;
-  poolIndex: number;
-  networks: NetworkSpec[];
-  log: Logger;
+export interface RunningAgent {
+  /** The endpoint table's owner; the data plane subscribes to its endpoints. */
+  manager: NodeEndpointManager;
+  stop(): Promise<void>;
 }
 
-// TODO(wiring): replace with the endpoint wiring's factory from pkg/endpoint once it exists. Until
-// then the agent validates requests and answers STATUS "unavailable" and ADD "try again later".
-function createEndpointManager(deps: EndpointManagerDeps): EndpointManager {
-  deps.log.warn('endpoint wiring is not built in; ADD/CHECK/GC will fail');
-  const unavailable = () =>
-    Promise.reject(
-      new CniError(CniErrorCode.TryAgainLater, 'endpoint wiring is not available in this build'),
-    );
-  return {
-    add: unavailable,
-    check: unavailable,
-    gc: unavailable,
-    del: () => Promise.resolve(),
-    status: () =>
-      Promise.reject(
-        new CniError(CniErrorCode.PluginNotAvailable, 'endpoint wiring is not available in this build'),
-      ),
-    reconcile: () => Promise.resolve(),
-  };
-}
-
-/** Starts the agent's endpoint side; resolves with a function that stops it. */
+/** Starts the agent's endpoint side: reconcile, then serve castnet-cni. */
 export async function startAgent(
   opts: AgentOptions,
   log: Logger = createLogger('agent'),
-): Promise<() => Promise<void>> {
+): Promise<RunningAgent> {
   const networks = opts.networks ? await loadNetworks(opts.networks) : [];
   const manager = createEndpointManager({
     stateDir: opts.stateDir,
@@ -81,7 +57,13 @@ export async function startAgent(
     networks: networks.map((n) => n.name),
     stateDir: opts.stateDir,
   });
-  return () => server.close();
+  return {
+    manager,
+    stop: async () => {
+      await server.close();
+      manager.close();
+    },
+  };
 }
 
 function parsePoolIndex(value: string): number {
@@ -108,11 +90,11 @@ export function registerAgentCommand(program: Command): void {
     )
     .action(async (opts: AgentOptions) => {
       const log = createLogger('agent');
-      const stop = await startAgent(opts, log);
+      const agent = await startAgent(opts, log);
       await new Promise<void>((resolve) => {
         const shutdown = (signal: string) => {
           log.info('agent stopping', { signal });
-          stop().then(resolve, resolve);
+          agent.stop().then(resolve, resolve);
         };
         process.once('SIGTERM', () => shutdown('SIGTERM'));
         process.once('SIGINT', () => shutdown('SIGINT'));
