@@ -8,4 +8,6 @@ module.exports = {
   // Network tests share one kernel; two workers keep a 2-core machine responsive.
   maxWorkers: 2,
   transform: { '^.+\\.ts$': 'ts-jest' },
+  // client-node is ESM-only: see the shim.
+  moduleNameMapper: { '^@kubernetes/client-node$': '<rootDir>/test/jest-client-node.cjs' },
 };
