@@ -106,7 +106,7 @@ export interface NlError {
 }
 
 export function parseError(m: NlMessage): NlError {
-  const errno = -m.payload.readInt32LE(0);
+  const errno = Math.abs(m.payload.readInt32LE(0));
   if (!(m.flags & NLM_F_ACK_TLVS)) return { errno };
   // struct nlmsgerr: int error; struct nlmsghdr msg; [original payload unless capped]; TLVs.
   const origLen = m.payload.readUInt32LE(4);

@@ -1,0 +1,191 @@
+// Crash safety, IPAM persistence across agent restarts, pool exhaustion and concurrent ADDs.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CniError } from '../../pkg/cni/types';
+import type { AddStep } from '../../pkg/endpoint/node-manager';
+import { addNs, addReq, BLUE, conf, delNs, delReq, ip, ipJson, TestNode } from './helpers';
+
+const tag = `cncr${process.pid}`;
+const pods: string[] = [];
+let seq = 0;
+
+function pod(): string {
+  const name = `${tag}p${seq++}`;
+  addNs(name);
+  pods.push(name);
+  return `/var/run/netns/${name}`;
+}
+
+const podLinks = (netns: string): string[] =>
+  ipJson<{ ifname: string }[]>('-n', netns.split('/').pop() ?? '', 'link', 'show').map((l) => l.ifname);
+
+afterAll(() => {
+  for (const p of pods) delNs(p);
+});
+
+describe('crash safety', () => {
+  const steps: AddStep[] = ['reserved', 'veth', 'port', 'container'];
+  let node: TestNode;
+  let frozenAt: AddStep | undefined;
+
+  beforeAll(() => {
+    // A promise that never settles freezes ADD after the step, as if the agent died right there.
+    node = new TestNode(`${tag}a`, {
+      afterStep: (step) => (step === frozenAt ? new Promise<void>(() => undefined) : undefined),
+    });
+  });
+  afterAll(() => node?.destroy());
+
+  it.each(steps)('leaks no veth and no address when the agent dies after step %s', async (step) => {
+    const netns = pod();
+    frozenAt = step;
+    void node.manager.add(addReq(`crash-${step}`, netns));
+    await new Promise((r) => setTimeout(r, 150));
+    frozenAt = undefined;
+    const onDisk = JSON.parse(readFileSync(join(node.stateDir, 'endpoints.json'), 'utf8')) as {
+      endpoints: { containerId: string; state: string; ips: string[] }[];
+    };
+    const intent = onDisk.endpoints.find((e) => e.containerId === `crash-${step}`);
+    expect(intent).toMatchObject({ state: 'adding' });
+    const reserved = intent?.ips ?? [];
+    expect(reserved.length).toBe(2);
+
+    const restarted = node.restart();
+    await restarted.reconcile();
+    expect(node.hostVeths()).toEqual([]);
+    expect(podLinks(netns)).toEqual(['lo']);
+    expect(restarted.endpoints()).toEqual([]);
+    // The reserved addresses are free again: a fresh ADD may get them (the cursor moved past them).
+    const after = JSON.parse(readFileSync(join(node.stateDir, 'endpoints.json'), 'utf8')) as {
+      endpoints: unknown[];
+    };
+    expect(after.endpoints).toEqual([]);
+  });
+
+  it('deletes host veths with castnet names that no record owns, and releases ready endpoints whose veth vanished', async () => {
+    const netns = pod();
+    await node.manager.add(addReq('vanish', netns));
+    const ep = node.manager.endpoints()[0];
+    // The pod's netns goes away while the agent is down: the kernel deletes the veth pair.
+    delNs(netns.split('/').pop() ?? '');
+    // The kernel destroys a deleted netns' links asynchronously.
+    for (let i = 0; i < 100 && node.hostVeths().includes(ep.hostIfname); i++)
+      await new Promise((r) => setTimeout(r, 20));
+    // And a veth with castnet's name that no record owns (e.g. left by an older agent's crash).
+    const name = 'cn0123456789a';
+    ip('-n', node.name, 'link', 'add', name, 'type', 'veth', 'peer', 'name', 'x');
+    expect(node.hostVeths()).toContain(name);
+    const m = node.restart();
+    await m.reconcile();
+    expect(node.hostVeths()).toEqual([]);
+    expect(m.endpoints().find((e) => e.endpointId === ep.endpointId)).toBeUndefined();
+  });
+});
+
+describe('a failed ADD', () => {
+  let node: TestNode;
+  beforeAll(() => {
+    node = new TestNode(`${tag}f`);
+  });
+  afterAll(() => node?.destroy());
+
+  it('rolls everything back: no veth, no address held, no record', async () => {
+    const netns = pod();
+    // The static IPAM plugin's route via an unreachable gateway makes the last wiring step fail.
+    const c = conf({
+      cniVersion: '1.0.0',
+      ipam: {
+        type: 'static',
+        addresses: [{ address: '10.44.7.7/24' }],
+        routes: [{ dst: '10.99.0.0/16', gw: '192.0.2.1' }],
+      },
+    });
+    const e = await node.manager.add(addReq('fail1', netns, c)).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(e).toBeInstanceOf(CniError);
+    expect((e as CniError).code).toBe(103);
+    expect((e as CniError).message).toMatch(/add route .*10\.99\.0\.0\/16.*ENETUNREACH/);
+    expect(node.hostVeths()).toEqual([]);
+    expect(podLinks(netns)).toEqual(['lo']);
+    expect(node.manager.endpoints()).toEqual([]);
+    const onDisk = JSON.parse(readFileSync(join(node.stateDir, 'endpoints.json'), 'utf8')) as {
+      endpoints: unknown[];
+    };
+    expect(onDisk.endpoints).toEqual([]);
+  });
+});
+
+describe('castnet IPAM', () => {
+  it('keeps allocations and endpoint IDs across a restart', async () => {
+    const node = new TestNode(`${tag}i`);
+    try {
+      const r1 = await node.manager.add(addReq('p1', pod()));
+      const id1 = node.manager.endpoints()[0].endpointId;
+      const m2 = node.restart();
+      await m2.reconcile();
+      expect(m2.endpoints().map((e) => e.containerId)).toEqual(['p1']);
+      const r2 = await m2.add(addReq('p2', pod()));
+      expect(r2.ips?.map((i) => i.address)).not.toEqual(r1.ips?.map((i) => i.address));
+      const id2 = m2.endpoints().find((e) => e.containerId === 'p2')?.endpointId ?? 0;
+      expect(id2).toBeGreaterThan(id1);
+      // IDs are not reused right away either.
+      await m2.del(delReq('p2', undefined));
+      await m2.add(addReq('p3', pod()));
+      expect(m2.endpoints().find((e) => e.containerId === 'p3')?.endpointId).toBeGreaterThan(id2);
+    } finally {
+      node.destroy();
+    }
+  });
+
+  it('answers 100 naming the network and pool when the pool is exhausted, leaving nothing', async () => {
+    const tiny = { ...BLUE, subnets: ['10.45.0.0/24'] };
+    // /30 blocks: 4 addresses, of which the first and last are never handed out.
+    const node = new TestNode(`${tag}x`, { networks: [tiny], poolSizes: { v4: 30, v6: 120 }, poolIndex: 2 });
+    try {
+      const r1 = await node.manager.add(addReq('x1', pod()));
+      const r2 = await node.manager.add(addReq('x2', pod()));
+      expect([r1, r2].map((r) => r.ips?.[0].address)).toEqual(['10.45.0.9/24', '10.45.0.10/24']);
+      const netns = pod();
+      const e = await node.manager.add(addReq('x3', netns)).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect((e as CniError).code).toBe(100);
+      expect((e as CniError).message).toMatch(
+        /network "blue": pool 10\.45\.0\.8\/30 \(pool index 2\) has no free address/,
+      );
+      expect(podLinks(netns)).toEqual(['lo']);
+      expect(node.hostVeths()).toHaveLength(2);
+      await node.manager.del(delReq('x1', undefined));
+      const r3 = await node.manager.add(addReq('x3', netns));
+      expect(r3.ips?.[0].address).toBe('10.45.0.9/24');
+    } finally {
+      node.destroy();
+    }
+  });
+});
+
+describe('concurrency', () => {
+  it('gives 30 simultaneous ADDs distinct addresses, IDs and interfaces', async () => {
+    const node = new TestNode(`${tag}c`);
+    try {
+      const netnses = Array.from({ length: 30 }, () => pod());
+      const results = await Promise.all(netnses.map((n, i) => node.manager.add(addReq(`cc${i}`, n))));
+      const v4 = results.map((r) => r.ips?.[0].address);
+      expect(new Set(v4).size).toBe(30);
+      expect(new Set(results.map((r) => r.ips?.[1].address)).size).toBe(30);
+      expect(new Set(node.manager.endpoints().map((e) => e.endpointId)).size).toBe(30);
+      expect(new Set(results.map((r) => r.interfaces?.[0].name)).size).toBe(30);
+      expect(node.hostVeths()).toHaveLength(30);
+      const m2 = node.restart();
+      expect(m2.endpoints()).toHaveLength(30);
+      await Promise.all(netnses.map((n, i) => m2.del(delReq(`cc${i}`, n))));
+      expect(node.hostVeths()).toEqual([]);
+      expect(m2.endpoints()).toEqual([]);
+    } finally {
+      node.destroy();
+    }
+  });
+});
