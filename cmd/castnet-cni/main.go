@@ -41,7 +41,7 @@ type cniError struct {
 	CNIVersion string `json:"cniVersion"`
 	Code       int    `json:"code"`
 	Msg        string `json:"msg"`
-	Details    string `json:"details,omitempty"`
+	Details    string `json:"details"`
 }
 
 // request is the body of POST /v1/cni (docs/agent-api.md).
