@@ -44,7 +44,7 @@ export class NetnsFixture {
 
   /** Starts a long-running command inside a namespace; it is killed on cleanup. */
   spawn(ns: string, cmd: string, args: string[]): ChildProcess {
-    const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: 'pipe' });
     this.children.push(child);
     return child;
   }

@@ -1,0 +1,281 @@
+// Benchmark of the agent's frame I/O (pkg/packet): capture → inject forwarding of 100-byte UDP
+// multicast from one pod to 1 or 5 pods, against the kernel bridge forwarding the same traffic
+// between the same veths, in the same run. All traffic stays in namespaces created here.
+//
+// Receivers are counted in the kernel (Udp IgnoredMulti: the group is joined with `autojoin`, no
+// socket listens), so no receiving process competes for the CPU and both systems pay the same
+// receive cost. "Lossless" means every receiver got at least (1 - LOSS_TOLERANCE) of what was sent.
+import { ChildProcess } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { CaptureSet } from '../pkg/packet/capture';
+import { NetnsFixture, ip } from '../pkg/packet/testing/netns';
+import { inNetns } from '../pkg/sys/libc';
+
+const GROUP = '239.1.1.1';
+const PORT = 5000;
+const TRIAL_SECONDS = Number(process.env.BENCH_TRIAL_SECONDS ?? 1);
+const LOSS_TOLERANCE = 0.001;
+const FIXED_RATE = 20000;
+const FANOUTS = [1, 5];
+
+interface Trial {
+  offeredPps: number;
+  /** What the sender actually achieved; below the offer, the sender is the limit. */
+  sentPps: number;
+  /** The slowest receiver's rate. */
+  deliveredPps: number;
+  loss: number;
+  /** CPU of the pipeline (sender + forwarder + ksoftirqd) per delivered frame, µs. */
+  cpuUsPerFrame: number;
+  /** The castnet forwarder process alone, per delivered frame, µs (user, system). */
+  forwarderUserUs: number;
+  forwarderSysUs: number;
+  captureDrops: number;
+}
+
+const fx = new NetnsFixture('cnbp');
+const nsPath = (ns: string) => fx.path(ns);
+const CLK_TCK = 100;
+
+/** utime + stime of a process, µs (includes softirq work done in its context). */
+function procCpuUs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1e6) / CLK_TCK;
+}
+
+const ksoftirqd = readdirSync('/proc')
+  .filter((d) => /^\d+$/.test(d))
+  .filter((d) => {
+    try {
+      return readFileSync(`/proc/${d}/comm`, 'utf8').startsWith('ksoftirqd/');
+    } catch {
+      return false;
+    }
+  })
+  .map(Number);
+
+function ignoredMulti(ns: string): number {
+  const snmp = inNetns(nsPath(ns), () => readFileSync('/proc/thread-self/net/snmp', 'utf8'));
+  const [names, values] = snmp.split('\n').filter((l) => l.startsWith('Udp:'));
+  const i = names.split(/\s+/).indexOf('IgnoredMulti');
+  return Number(values.split(/\s+/)[i]);
+}
+
+class Sender {
+  private readonly pending: ((line: string) => void)[] = [];
+  readonly pid: number;
+  constructor(private readonly child: ChildProcess) {
+    this.pid = child.pid!;
+    createInterface({ input: child.stdout! }).on('line', (l) => this.pending.shift()?.(l));
+    child.stderr!.on('data', (d: Buffer) => process.stderr.write(d));
+  }
+  send(rate: number, count: number): Promise<{ sent: number; dropped: number; seconds: number }> {
+    return new Promise((resolve) => {
+      this.pending.push((line) => {
+        const [, sent, dropped, seconds] = line.split(' ').map(Number);
+        resolve({ sent, dropped, seconds });
+      });
+      this.child.stdin!.write(`${rate} ${count}\n`);
+    });
+  }
+}
+
+async function main(): Promise<void> {
+  const node = fx.netns('n');
+  const src = fx.netns('s');
+  const receivers = [1, 2, 3, 4, 5].map((i) => fx.netns(`r${i}`));
+  for (const ns of [node, src, ...receivers]) {
+    fx.exec(ns, 'sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1']);
+  }
+  fx.veth(node, 'hs', src, 'eth0', undefined, '10.79.0.1/24');
+  ip('-n', src, 'route', 'add', '224.0.0.0/4', 'dev', 'eth0');
+  receivers.forEach((r, i) => {
+    fx.veth(node, `hr${i + 1}`, r, 'eth0', undefined, `10.79.0.${i + 2}/24`);
+    ip('-n', r, 'addr', 'add', `${GROUP}/32`, 'dev', 'eth0', 'autojoin');
+  });
+
+  const senderJs = join(__dirname, 'packet-sender.js');
+  const sender = new Sender(fx.spawn(src, process.execPath, [senderJs, '10.79.0.1', GROUP, String(PORT)]));
+  await sender.send(1000, 10); // warm-up; also proves the sender is up
+
+  async function trial(fanout: number, rate: number, drops: () => number): Promise<Trial> {
+    const count = Math.round(rate * TRIAL_SECONDS);
+    const rx0 = receivers.slice(0, fanout).map(ignoredMulti);
+    const pipeline = () => procCpuUs(sender.pid) + ksoftirqd.reduce((sum, pid) => sum + procCpuUs(pid), 0);
+    const cpu0 = pipeline();
+    const fwd0 = process.cpuUsage();
+    const drops0 = drops();
+    const { sent, seconds } = await sender.send(rate, count);
+    await new Promise((r) => setTimeout(r, 150));
+    const fwd = process.cpuUsage(fwd0);
+    const cpu = pipeline() - cpu0 + fwd.user + fwd.system;
+    const rx1 = receivers.slice(0, fanout).map(ignoredMulti);
+    const minDelivered = Math.min(...rx1.map((v, i) => v - rx0[i]));
+    const delivered = Math.max(
+      1,
+      rx1.reduce((sum, v, i) => sum + v - rx0[i], 0),
+    );
+    return {
+      offeredPps: rate,
+      sentPps: Math.round(sent / seconds),
+      deliveredPps: Math.round(minDelivered / seconds),
+      loss: 1 - minDelivered / count,
+      cpuUsPerFrame: cpu / delivered,
+      forwarderUserUs: fwd.user / delivered,
+      forwarderSysUs: fwd.system / delivered,
+      captureDrops: drops() - drops0,
+    };
+  }
+
+  /**
+   * Highest offered rate every receiver gets losslessly: doubling, then bisection. Stops where the
+   * sender itself cannot keep up (marked sender-limited).
+   */
+  async function losslessRate(
+    run: (rate: number) => Promise<Trial>,
+  ): Promise<{ best: Trial; senderLimited: boolean }> {
+    let best: Trial | undefined;
+    let badRate = 0;
+    for (let rate = 10000; rate <= 1_280_000; rate *= 2) {
+      const t = await run(rate);
+      if (t.loss > LOSS_TOLERANCE) {
+        badRate = rate;
+        break;
+      }
+      best = t;
+      if (t.sentPps < 0.95 * rate) return { best, senderLimited: true };
+    }
+    let lo = best?.offeredPps ?? 0;
+    let hi = badRate;
+    for (let i = 0; hi && i < 5; i++) {
+      const mid = Math.round((lo + hi) / 2 / 1000) * 1000;
+      if (mid <= lo || mid >= hi) break;
+      const t = await run(mid);
+      if (t.loss > LOSS_TOLERANCE) hi = mid;
+      else [lo, best] = [mid, t];
+    }
+    return { best: best ?? (await run(1000)), senderLimited: false };
+  }
+
+  const results: Result[] = [];
+  for (const fanout of FANOUTS) {
+    const ports = ['hr1', 'hr2', 'hr3', 'hr4', 'hr5'].slice(0, fanout);
+
+    // (a) the kernel: a bridge that floods multicast to every port (no snooping).
+    ip('-n', node, 'link', 'add', 'br0', 'type', 'bridge', 'mcast_snooping', '0');
+    for (const p of ['hs', ...ports]) ip('-n', node, 'link', 'set', p, 'master', 'br0');
+    ip('-n', node, 'link', 'set', 'br0', 'up');
+    const kernelRun = (rate: number) => trial(fanout, rate, () => 0);
+    const kernel = { ...(await losslessRate(kernelRun)), fixed: await kernelRun(FIXED_RATE) };
+    ip('-n', node, 'link', 'del', 'br0');
+
+    // (b) castnet's frame I/O: capture on the sender's veth, inject into each receiver's.
+    const cap = new CaptureSet<string>({ netns: nsPath(node) });
+    const src = cap.add('hs', 'src');
+    const targets = ports.map((p) => cap.add(p, p));
+    cap.onFrames((b) => {
+      if (b.ifindex !== src) return;
+      for (const t of targets) cap.inject(t, b.frames);
+    });
+    const castnetRun = (rate: number) => trial(fanout, rate, () => cap.counters().dropped);
+    const castnet = { ...(await losslessRate(castnetRun)), fixed: await castnetRun(FIXED_RATE) };
+    const counters = cap.counters();
+    cap.close();
+
+    const summary = (r: typeof kernel) => ({
+      lossless_pps: r.best.deliveredPps,
+      sender_limited: r.senderLimited,
+      cpu_us_per_frame: round(r.fixed.cpuUsPerFrame),
+    });
+    const result: Result = {
+      fanout,
+      kernel_bridge: summary(kernel),
+      castnet: {
+        ...summary(castnet),
+        forwarder_user_us_per_frame: round(castnet.fixed.forwarderUserUs),
+        forwarder_sys_us_per_frame: round(castnet.fixed.forwarderSysUs),
+        counters,
+      },
+      ratio_lossless_pps: round(castnet.best.deliveredPps / kernel.best.deliveredPps),
+      ratio_cpu_per_frame: round(castnet.fixed.cpuUsPerFrame / kernel.fixed.cpuUsPerFrame),
+      trials: { kernel_bridge: kernel, castnet },
+    };
+    results.push(result);
+    console.error(JSON.stringify({ ...result, trials: undefined }));
+  }
+
+  const dir = join(__dirname, '..', '..', '..', 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const out = {
+    bench: 'packet',
+    date: new Date().toISOString(),
+    payload_bytes: 100,
+    trial_seconds: TRIAL_SECONDS,
+    loss_tolerance: LOSS_TOLERANCE,
+    cpu_measured_at_pps: FIXED_RATE,
+    notes: [
+      'lossless_pps: the slowest receiver, at the highest offered rate with loss <= loss_tolerance',
+      'sender_limited: the search stopped because the sender could not offer more; the system may carry more',
+      'cpu_us_per_frame: sender + forwarder + ksoftirqd CPU per delivered frame at cpu_measured_at_pps',
+      'forwarder_*_us_per_frame: the castnet process alone (capture, inject and the deliveries it triggers)',
+    ],
+    results,
+  };
+  writeFileSync(join(dir, 'packet.json'), JSON.stringify(out, null, 2) + '\n');
+  printTable(results);
+}
+
+interface Result {
+  fanout: number;
+  kernel_bridge: { lossless_pps: number; sender_limited: boolean; cpu_us_per_frame: number };
+  castnet: {
+    lossless_pps: number;
+    sender_limited: boolean;
+    cpu_us_per_frame: number;
+    forwarder_user_us_per_frame: number;
+    forwarder_sys_us_per_frame: number;
+    counters: object;
+  };
+  ratio_lossless_pps: number;
+  ratio_cpu_per_frame: number;
+  trials?: object;
+}
+
+function round(x: number): number {
+  return Math.round(x * 100) / 100;
+}
+
+function printTable(results: Result[]): void {
+  const cols = (...c: string[]) =>
+    console.log(c.map((x, i) => (i < 2 ? x.padEnd(15) : x.padStart(16))).join(''));
+  cols('fan-out', 'system', 'lossless pps', `µs/frame@${FIXED_RATE / 1000}k`, 'fwd usr+sys µs');
+  for (const r of results) {
+    const limited = (x: { lossless_pps: number; sender_limited: boolean }) =>
+      `${x.sender_limited ? '>=' : ''}${x.lossless_pps}`;
+    cols(
+      String(r.fanout),
+      'kernel-bridge',
+      limited(r.kernel_bridge),
+      String(r.kernel_bridge.cpu_us_per_frame),
+      '-',
+    );
+    cols(
+      '',
+      'castnet',
+      limited(r.castnet),
+      String(r.castnet.cpu_us_per_frame),
+      `${r.castnet.forwarder_user_us_per_frame}+${r.castnet.forwarder_sys_us_per_frame}`,
+    );
+    cols('', 'ratio', String(r.ratio_lossless_pps), String(r.ratio_cpu_per_frame), '');
+  }
+}
+
+main()
+  .catch((err) => {
+    console.error(err);
+    process.exitCode = 1;
+  })
+  .finally(() => fx.cleanup());
