@@ -1,0 +1,250 @@
+// castnet's CRDs on a real kube-apiserver: they install, good objects are accepted, and bad ones are
+// rejected by the apiserver's own OpenAPI + CEL validation with a message naming the field.
+import { randomBytes } from 'node:crypto';
+import { stringify } from 'yaml';
+import { createNamespace, ensureCluster, type Cluster } from '../harness/k8s';
+import { installCrds } from './fixtures';
+
+const suffix = randomBytes(3).toString('hex');
+let cluster: Cluster;
+let ns: string;
+
+const vnet = (name: string, spec: Record<string, unknown>) => ({
+  apiVersion: 'castnet.io/v1alpha1',
+  kind: 'VirtualNetwork',
+  metadata: { name },
+  spec,
+});
+const mcg = (name: string, spec: Record<string, unknown>) => ({
+  apiVersion: 'castnet.io/v1alpha1',
+  kind: 'MulticastGroup',
+  metadata: { name, namespace: ns },
+  spec: { network: 'blue', address: '239.1.1.1', ...spec },
+});
+const report = (name: string, spec: Record<string, unknown>) => ({
+  apiVersion: 'castnet.io/v1alpha1',
+  kind: 'MembershipReport',
+  metadata: { name },
+  spec: { node: name, underlay: { address: '192.0.2.10', port: 4790 }, ...spec },
+});
+
+/** Server-side dry run: full validation, nothing stored. Resolves with '' or rejects with stderr. */
+async function dryRun(obj: object): Promise<string> {
+  return cluster.kubectl(['apply', '--dry-run=server', '-f', '-'], { input: stringify(obj) });
+}
+
+async function rejection(obj: object): Promise<string> {
+  try {
+    await dryRun(obj);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  throw new Error(`the apiserver accepted ${JSON.stringify(obj)}`);
+}
+
+beforeAll(async () => {
+  cluster = await ensureCluster();
+  await installCrds(cluster);
+  ns = await createNamespace(cluster, 'cncrd');
+}, 240_000);
+
+afterAll(async () => {
+  if (!cluster) return;
+  await cluster.kubectl(['delete', 'namespace', ns, '--wait=false']).catch(() => undefined);
+  await cluster.kubectl([
+    'delete',
+    'virtualnetwork,membershipreport',
+    '-l',
+    `castnet-test=${suffix}`,
+    '--wait=false',
+  ]);
+});
+
+test('the CRDs are served with their short names, printer columns and defaults', async () => {
+  const name = `crd-ok-${suffix}`;
+  await cluster.kubectl(['apply', '-f', '-'], {
+    input: stringify({
+      ...vnet(name, { networkID: 4242, subnets: ['10.42.0.0/16', 'fd00:42::/64'] }),
+      metadata: { name, labels: { 'castnet-test': suffix } },
+    }),
+  });
+  const got = JSON.parse(await cluster.kubectl(['get', 'vnet', name, '-o', 'json']));
+  expect(got.spec).toMatchObject({
+    mtu: 1400,
+    multicast: { enabled: true, queryIntervalSeconds: 125, robustness: 2 },
+    broadcast: { enabled: true, arpProxy: true },
+  });
+  const table = await cluster.kubectl(['get', 'vnet', name]);
+  expect(table).toMatch(/NAME\s+ID\s+SUBNETS\s+MTU\s+MULTICAST\s+BROADCAST\s+READY\s+AGE/);
+  expect(table).toContain('4242');
+
+  await cluster.kubectl(['apply', '-f', '-'], {
+    input: stringify(
+      mcg('ssm', {
+        address: '232.1.2.3',
+        allowedSources: ['10.42.0.9'],
+        staticMembers: ['10.42.0.5', '239.9.9.9'],
+      }),
+    ),
+  });
+  expect(await cluster.kubectl(['-n', ns, 'get', 'mcg'])).toMatch(
+    /NAME\s+NETWORK\s+ADDRESS\s+MEMBERS\s+NODES\s+READY\s+AGE/,
+  );
+  expect(await dryRun(mcg('v6', { address: 'ff3e::8000:1', allowedSources: ['fd00:42::9'] }))).toContain(
+    'created (server dry run)',
+  );
+  expect(
+    await dryRun(
+      report(`node-${suffix}`, {
+        endpoints: [{ endpointID: 1, network: 'blue', mac: '02:00:00:00:00:01', ips: ['10.42.0.5'] }],
+        memberships: [{ network: 'blue', group: '239.1.1.1', endpointID: 1 }],
+      }),
+    ),
+  ).toContain('created (server dry run)');
+});
+
+// Each bad object, and what the apiserver must say about it: the field, and the reason.
+const bad: Array<[string, () => object, RegExp[]]> = [
+  [
+    'network ID out of range',
+    () => vnet('bad-id', { networkID: 16777216, subnets: ['10.0.0.0/16'] }),
+    [/spec\.networkID/, /less than or equal to 16777215/],
+  ],
+  [
+    'subnet not a CIDR',
+    () => vnet('bad-cidr', { networkID: 5, subnets: ['10.0.0.0'] }),
+    [/spec\.subnets\[0\]/, /must be a CIDR/],
+  ],
+  [
+    'subnet with host bits',
+    () => vnet('bad-host', { networkID: 5, subnets: ['10.0.0.1/16'] }),
+    [/spec\.subnets\[0\]/, /network address \(host bits zero\)/],
+  ],
+  [
+    'overlapping subnets',
+    () => vnet('bad-overlap', { networkID: 5, subnets: ['10.0.0.0/16', '10.0.1.0/24'] }),
+    [/spec\.subnets/, /must not overlap/],
+  ],
+  [
+    'IPv6 network with a small MTU',
+    () => vnet('bad-mtu', { networkID: 5, subnets: ['fd00::/64'], mtu: 1000 }),
+    [/spec\.mtu/, /at least 1280/],
+  ],
+  [
+    'too many subnets',
+    () => vnet('bad-many', { networkID: 5, subnets: Array.from({ length: 9 }, (_, i) => `10.${i}.0.0/16`) }),
+    [/spec\.subnets/, /must have at most 8 items/],
+  ],
+  [
+    'unicast group address',
+    () => mcg('bad-unicast', { address: '10.1.2.3' }),
+    [/spec\.address/, /must be a multicast address/],
+  ],
+  [
+    'non-canonical IPv6 group',
+    () => mcg('bad-canon', { address: 'FF3E:0::1' }),
+    [/spec\.address/, /canonical form/],
+  ],
+  ['link-local group', () => mcg('bad-ll', { address: '224.0.0.251' }), [/spec\.address/, /link-local/]],
+  [
+    'unicast MAC as group',
+    () => mcg('bad-mac', { address: '02:00:00:00:00:01' }),
+    [/spec\.address/, /group bit/],
+  ],
+  [
+    'broadcast MAC as group',
+    () => mcg('bad-bcast', { address: 'ff:ff:ff:ff:ff:ff' }),
+    [/spec\.address/, /broadcast/],
+  ],
+  [
+    'group nests itself',
+    () => mcg('selfish', { nestedGroups: ['other', 'selfish'] }),
+    [/spec\.nestedGroups/, /must not contain the group itself/],
+  ],
+  [
+    'group lists its own address',
+    () => mcg('self-static', { staticMembers: ['239.1.1.1'] }),
+    [/spec\.staticMembers/, /own address/],
+  ],
+  [
+    'allowedSources on a non-SSM group',
+    () => mcg('bad-ssm', { address: '239.1.1.1', allowedSources: ['10.0.0.1'] }),
+    [/spec\.allowedSources/, /only to source-specific multicast/],
+  ],
+  [
+    'IPv6 SSM source for an IPv4 group',
+    () => mcg('bad-ssm-fam', { address: '232.1.1.1', allowedSources: ['fd00::1'] }),
+    [/spec\.allowedSources/, /same family as spec\.address/],
+  ],
+  [
+    'multicast address as an allowed source',
+    () => mcg('bad-src', { address: '232.1.1.1', allowedSources: ['239.0.0.1'] }),
+    [/spec\.allowedSources\[0\]/, /unicast IP/],
+  ],
+  [
+    'static member of the wrong family',
+    () => mcg('bad-fam', { staticMembers: ['fd00::5'] }),
+    [/spec\.staticMembers/, /same family as spec\.address/],
+  ],
+  [
+    'static member that is not an address',
+    () => mcg('bad-member', { staticMembers: ['pod-a'] }),
+    [/spec\.staticMembers\[0\]/, /canonical IP address or a MAC/],
+  ],
+  [
+    'too many static members',
+    () => mcg('big', { staticMembers: Array.from({ length: 257 }, (_, i) => `10.0.${i >> 8}.${i & 255}`) }),
+    [/spec\.staticMembers/, /must have at most 256 items/],
+  ],
+  [
+    'empty pod selector',
+    () => mcg('bad-sel', { selectors: { pods: {} } }),
+    [/spec\.selectors\.pods/, /matchLabels or matchExpressions/],
+  ],
+  [
+    'In without values',
+    () => mcg('bad-expr', { selectors: { vmis: { matchExpressions: [{ key: 'a', operator: 'In' }] } } }),
+    [/spec\.selectors\.vmis\.matchExpressions\[0\]/, /values must be non-empty for In/],
+  ],
+  [
+    'report named after another node',
+    () => ({ ...report(`n-${suffix}`, {}), metadata: { name: `other-${suffix}` } }),
+    [/metadata\.name must equal spec\.node/],
+  ],
+  [
+    'report with a multicast endpoint MAC',
+    () =>
+      report(`n-${suffix}`, { endpoints: [{ endpointID: 1, network: 'blue', mac: '01:00:5e:00:00:01' }] }),
+    [/spec\.endpoints\[0\]\.mac/, /unicast MAC/],
+  ],
+  [
+    'report with a bad filter mode',
+    () =>
+      report(`n-${suffix}`, {
+        memberships: [{ network: 'blue', group: '239.1.1.1', endpointID: 1, filter: { mode: 'allow' } }],
+      }),
+    [/spec\.memberships\[0\]\.filter\.mode/, /supported values: "include", "exclude"/],
+  ],
+];
+
+test.each(bad)('rejects %s, naming the field', async (_what, make, expected) => {
+  const msg = await rejection(make());
+  for (const re of expected) expect(msg).toMatch(re);
+});
+
+test('networkID is immutable', async () => {
+  const name = `crd-imm-${suffix}`;
+  await cluster.kubectl(['apply', '-f', '-'], {
+    input: stringify({
+      ...vnet(name, { networkID: 77, subnets: ['10.77.0.0/16'] }),
+      metadata: { name, labels: { 'castnet-test': suffix } },
+    }),
+  });
+  const err = await cluster
+    .kubectl(['patch', 'vnet', name, '--type=merge', '-p', '{"spec":{"networkID":78}}'])
+    .then(
+      () => '',
+      (e: Error) => e.message,
+    );
+  expect(err).toMatch(/spec\.networkID is immutable/);
+});
