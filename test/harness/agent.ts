@@ -75,6 +75,7 @@ export class TestAgent {
     ];
     const child = spawnIn(this.nodeNs, castnetBin, args);
     this.child = child;
+    const from = this.output.length;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new Error(`agent did not start in 20 s:\n${this.output}`)),
@@ -83,7 +84,7 @@ export class TestAgent {
       child.stdout!.on('data', (c: Buffer) => (this.output += c.toString()));
       child.stderr!.on('data', (c: Buffer) => {
         this.output += c.toString();
-        if (this.output.includes('"CNI server listening"')) {
+        if (this.output.slice(from).includes('"CNI server listening"')) {
           clearTimeout(timer);
           resolve();
         }
