@@ -1,7 +1,7 @@
 // `castnet controller`: the lookup service on Kubernetes (docs/api.md).
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
-import { loadKubeConfig } from '../k8s/client';
+import { loadConnection } from '../k8s/kubeconfig';
 import { createLogger } from '../log/log';
 import { Controller } from './controller';
 
@@ -69,7 +69,7 @@ export function registerControllerCommand(program: Command): void {
     .option('--retry-period <seconds>', 'leader election retry period', seconds('--retry-period', 0.1), 2)
     .action(async (o: ControllerCliOptions) => {
       const log = createLogger('controller');
-      const controller = new Controller(loadKubeConfig(o.kubeconfig), {
+      const controller = new Controller(loadConnection(o.kubeconfig), {
         identity: o.identity,
         leaseNamespace: o.leaseNamespace,
         leaseName: o.leaseName,

@@ -3,9 +3,9 @@
 // them through the status subresource with per-key retries, then emit rate-limited Events.
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { ApiClient, isNotFound, resourcePath } from '../k8s/client';
-import { ResilientInformer } from '../k8s/informer';
+import { Informer } from '../k8s/informer';
+import type { Connection } from '../k8s/kubeconfig';
 import type {
   LabeledObject,
   MembershipReport,
@@ -47,7 +47,17 @@ export interface ControllerOptions {
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
-type Obj = KubernetesObject & Record<string, unknown>;
+interface Obj {
+  metadata?: {
+    name?: string;
+    namespace?: string;
+    uid?: string;
+    labels?: Record<string, string>;
+    resourceVersion?: string;
+  };
+  spec?: unknown;
+  status?: unknown;
+}
 
 interface PendingStatus<S> {
   path: string;
@@ -61,7 +71,7 @@ const castnet = (plural: string): string => resourcePath(API_VERSION, plural);
 export class Controller {
   readonly api: ApiClient;
   readonly metrics = new ControllerMetrics();
-  private readonly informers: Record<string, ResilientInformer<Obj>> = {};
+  private readonly informers: Record<string, Informer<Obj>> = {};
   private readonly queue: WorkQueue;
   private readonly elector: LeaderElector;
   private readonly limiter: EventLimiter;
@@ -75,10 +85,10 @@ export class Controller {
   resolves = 0;
 
   constructor(
-    readonly kc: KubeConfig,
+    conn: Connection,
     readonly opts: ControllerOptions,
   ) {
-    this.api = new ApiClient(kc);
+    this.api = new ApiClient(conn);
     this.limiter = new EventLimiter(opts.eventBurst ?? 5, opts.eventIntervalMs ?? 10_000);
     this.queue = new WorkQueue((key) => this.process(key), {
       onRetry: (key, err, attempt) => {
@@ -122,7 +132,7 @@ export class Controller {
   async start(): Promise<void> {
     if (this.opts.metrics) await this.serveMetrics(this.opts.metrics.host, this.opts.metrics.port);
     const watch = (name: string, path: string, trim?: (o: Obj) => void): void => {
-      this.informers[name] = new ResilientInformer<Obj>(this.kc, this.api, path, {
+      this.informers[name] = new Informer<Obj>(this.api, path, {
         onChange: () => this.schedule(),
         onError: (err, p) => this.log('warn', 'watch failed; restarting', { path: p, error: String(err) }),
         trim,
@@ -368,7 +378,8 @@ export class Controller {
     if (this.resync) clearTimeout(this.resync);
     await this.elector.stop();
     this.queue.stop();
-    await Promise.all(Object.values(this.informers).map((i) => i.stop()));
+    for (const i of Object.values(this.informers)) i.stop();
+    this.api.close();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
   }
 }

@@ -1,9 +1,9 @@
 // A small JSON client for the Kubernetes API: plain objects in and out, so castnet's custom resources,
-// Leases and Events are written exactly as the API defines them (no generated-model serialization).
-// Authentication and TLS come from @kubernetes/client-node's KubeConfig.
-import * as https from 'node:https';
+// Leases and Events are written exactly as the API defines them, plus a watch stream.
+import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
-import { KubeConfig } from '@kubernetes/client-node';
+import * as https from 'node:https';
+import type { Connection } from './kubeconfig';
 
 export class ApiError extends Error {
   constructor(
@@ -30,22 +30,58 @@ export interface ListResult<T> {
   metadata: { resourceVersion?: string; continue?: string };
 }
 
-/** Loads a kubeconfig from a file, or the default chain (KUBECONFIG, ~/.kube/config, in-cluster). */
-export function loadKubeConfig(file?: string): KubeConfig {
-  const kc = new KubeConfig();
-  if (file) kc.loadFromFile(file);
-  else kc.loadFromDefault();
-  if (!kc.getCurrentCluster()) throw new Error('kubeconfig has no current cluster');
-  return kc;
+export interface WatchEvent<T> {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  object: T;
 }
 
 export class ApiClient {
-  private readonly server: URL;
+  private readonly agent: http.Agent;
+  private token?: { value: string; at: number };
 
-  constructor(readonly kc: KubeConfig) {
-    const cluster = kc.getCurrentCluster();
-    if (!cluster) throw new Error('kubeconfig has no current cluster');
-    this.server = new URL(cluster.server);
+  constructor(readonly conn: Connection) {
+    const tls = conn.server.protocol === 'https:';
+    this.agent = tls
+      ? new https.Agent({
+          keepAlive: true,
+          ca: conn.ca,
+          cert: conn.cert,
+          key: conn.key,
+          rejectUnauthorized: !conn.insecureSkipTLSVerify,
+        })
+      : new http.Agent({ keepAlive: true });
+  }
+
+  private bearer(): string | undefined {
+    if (!this.conn.tokenFile) return this.conn.token;
+    // Projected tokens rotate; re-read at most once a minute.
+    if (!this.token || Date.now() - this.token.at > 60_000) {
+      this.token = { value: readFileSync(this.conn.tokenFile, 'utf8').trim(), at: Date.now() };
+    }
+    return this.token.value;
+  }
+
+  private open(
+    method: string,
+    path: string,
+    query: Record<string, string>,
+    headers: http.OutgoingHttpHeaders,
+    timeoutMs: number,
+  ): http.ClientRequest {
+    const url = new URL(path, this.conn.server);
+    for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
+    const token = this.bearer();
+    const mod = url.protocol === 'https:' ? https : http;
+    return mod.request(url, {
+      method,
+      agent: this.agent,
+      headers: {
+        Accept: 'application/json',
+        ...(token ? { Authorization: `Bearer ${token}` } : {}),
+        ...headers,
+      },
+      timeout: timeoutMs,
+    });
   }
 
   async request<T>(
@@ -54,36 +90,21 @@ export class ApiClient {
     body?: unknown,
     opts: { contentType?: string; query?: Record<string, string>; timeoutMs?: number } = {},
   ): Promise<T> {
-    const url = new URL(path, this.server);
-    for (const [k, v] of Object.entries(opts.query ?? {})) url.searchParams.set(k, v);
-    const reqOpts: https.RequestOptions = {
-      method,
-      protocol: url.protocol,
-      hostname: url.hostname,
-      port: url.port,
-      path: `${url.pathname}${url.search}`,
-      headers: { Accept: 'application/json' },
-      timeout: opts.timeoutMs ?? 30_000,
-    };
-    await this.kc.applyToHTTPSOptions(reqOpts);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    if (payload) {
-      reqOpts.headers = {
-        ...reqOpts.headers,
-        'Content-Type': opts.contentType ?? 'application/json',
-        'Content-Length': payload.length,
-      };
-    }
-    const what = `${method} ${url.pathname}`;
+    const headers: http.OutgoingHttpHeaders = payload
+      ? { 'Content-Type': opts.contentType ?? 'application/json', 'Content-Length': payload.length }
+      : {};
+    const what = `${method} ${path}`;
     const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = (url.protocol === 'https:' ? https : http).request(reqOpts, (res) => {
+      const req = this.open(method, path, opts.query ?? {}, headers, opts.timeoutMs ?? 30_000);
+      req.on('response', (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
         res.on('error', reject);
       });
       req.on('timeout', () => req.destroy(new Error('request timed out')));
-      req.on('error', (e) => reject(new Error(`${what} failed: ${e.message}`)));
+      req.on('error', (e) => reject(new Error(`${what} failed: ${e.message}`, { cause: e })));
       req.end(payload);
     });
     const parsed = parseJson(text);
@@ -135,6 +156,86 @@ export class ApiClient {
 
   delete(path: string): Promise<unknown> {
     return this.request('DELETE', path);
+  }
+
+  /**
+   * Streams watch events of a collection from `resourceVersion` until the server ends the watch
+   * (resolves) or the connection fails (rejects). `signal` aborts it.
+   */
+  watch<T>(
+    path: string,
+    resourceVersion: string,
+    onEvent: (e: WatchEvent<T>) => void,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const query = {
+      watch: '1',
+      resourceVersion,
+      allowWatchBookmarks: 'true',
+      // Server-side end of each watch, spread so many watchers do not reconnect in lockstep.
+      timeoutSeconds: String(240 + Math.floor(Math.random() * 120)),
+    };
+    return new Promise<void>((resolve, reject) => {
+      const req = this.open('GET', path, query, {}, 0);
+      const abort = (): void => {
+        req.destroy();
+        resolve();
+      };
+      signal?.addEventListener('abort', abort, { once: true });
+      req.on('response', (res) => {
+        if ((res.statusCode ?? 0) >= 300) {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const st = parseJson(Buffer.concat(chunks).toString()) as
+              { reason?: string; message?: string } | undefined;
+            reject(
+              new ApiError(
+                res.statusCode ?? 0,
+                st?.reason ?? '',
+                `watch ${path}: ${res.statusCode} ${st?.message ?? ''}`,
+              ),
+            );
+          });
+          return;
+        }
+        let buf = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          buf += chunk;
+          let nl: number;
+          while ((nl = buf.indexOf('\n')) >= 0) {
+            const line = buf.slice(0, nl).trim();
+            buf = buf.slice(nl + 1);
+            if (!line) continue;
+            try {
+              onEvent(JSON.parse(line) as WatchEvent<T>);
+            } catch (err) {
+              req.destroy();
+              reject(err);
+              return;
+            }
+          }
+        });
+        res.on('end', () => {
+          signal?.removeEventListener('abort', abort);
+          resolve();
+        });
+        res.on('error', (e) => reject(new Error(`watch ${path}: ${e.message}`, { cause: e })));
+        res.on('aborted', () => reject(new Error(`watch ${path}: connection lost`)));
+      });
+      req.on('error', (e) => {
+        signal?.removeEventListener('abort', abort);
+        if (signal?.aborted) resolve();
+        else reject(new Error(`watch ${path} failed: ${e.message}`, { cause: e }));
+      });
+      req.end();
+    });
+  }
+
+  /** Closes idle keep-alive connections. */
+  close(): void {
+    this.agent.destroy();
   }
 }
 

@@ -1,102 +1,119 @@
-// A watch cache that survives apiserver restarts and watch expiry: @kubernetes/client-node's informer
-// re-lists on 410 Gone by itself but stops on any other error, so this restarts it with backoff.
-import {
-  makeInformer,
-  type KubeConfig,
-  type KubernetesListObject,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
-import type { ApiClient } from './client';
+// A watch cache (list, then watch from the list's resourceVersion) that survives apiserver restarts
+// and watch expiry: a failed watch resumes from the last resourceVersion seen, and "410 Gone" (that
+// version was compacted away) re-lists, diffing the new list against the cache so deletions that
+// happened during the outage are noticed too.
+import { ApiError, type ApiClient, type WatchEvent } from './client';
+
+interface Meta {
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string };
+}
 
 export interface InformerOptions<T> {
-  /** Called after every add, update and delete (and re-list differences). */
+  /** Called after every change to the cache. */
   onChange: () => void;
   onError?: (err: unknown, path: string) => void;
-  /** Strips what the cache need not keep (e.g. a Pod's spec); mutates, keeps metadata.resourceVersion. */
+  /** Strips what the cache need not keep (e.g. a Pod's spec); mutates in place. */
   trim?: (obj: T) => void;
   minBackoffMs?: number;
   maxBackoffMs?: number;
 }
 
-export class ResilientInformer<T extends KubernetesObject> {
-  private readonly inner;
-  private stopped = false;
-  private backoffMs: number;
-  private timer?: NodeJS.Timeout;
+const keyOf = (o: Meta): string => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+
+export class Informer<T extends Meta> {
+  private readonly cache = new Map<string, T>();
+  private resourceVersion = '';
+  private abort?: AbortController;
+  private stopped = true;
   private syncedResolve!: () => void;
   /** Resolves after the first complete list. */
   readonly synced: Promise<void>;
+  /** Times the watch had to be re-established after an error. */
   restarts = 0;
-  private listed = false;
+  /** Times the cache was rebuilt from a full list. */
+  relists = 0;
 
   constructor(
-    kc: KubeConfig,
-    client: ApiClient,
+    private readonly api: ApiClient,
     readonly path: string,
     private readonly opts: InformerOptions<T>,
   ) {
-    this.backoffMs = opts.minBackoffMs ?? 500;
     this.synced = new Promise((r) => (this.syncedResolve = r));
-    this.inner = makeInformer<T>(kc, path, async () => {
-      this.listed = false;
-      const list = await client.list<T>(path);
-      if (opts.trim) list.items.forEach(opts.trim);
-      this.listed = true;
-      return list as unknown as KubernetesListObject<T>;
-    });
-    // Registered first, so the cache holds the trimmed object before anyone sees it.
-    const trim = opts.trim;
-    if (trim) for (const verb of ['add', 'update'] as const) this.inner.on(verb, (o) => trim(o));
-    this.inner.on('change', () => opts.onChange());
-    this.inner.on('error', (err: unknown) => {
-      this.opts.onError?.(err, path);
-      this.scheduleRestart();
-    });
-  }
-
-  async start(): Promise<void> {
-    this.stopped = false;
-    await this.run();
-    await this.synced;
-  }
-
-  private async run(): Promise<void> {
-    try {
-      // start() resolves once the list is cached and the watch is open, or once a failed list has
-      // been reported to the error handler (which schedules the retry).
-      await this.inner.start();
-      if (!this.listed) return;
-      this.backoffMs = this.opts.minBackoffMs ?? 500;
-      this.syncedResolve();
-    } catch (err) {
-      this.opts.onError?.(err, this.path);
-      this.scheduleRestart();
-    }
-  }
-
-  private scheduleRestart(): void {
-    if (this.stopped || this.timer) return;
-    const delay = this.backoffMs;
-    this.backoffMs = Math.min(this.backoffMs * 2, this.opts.maxBackoffMs ?? 10_000);
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.restarts++;
-      void this.run();
-    }, delay);
   }
 
   list(): T[] {
-    return [...this.inner.list()];
+    return [...this.cache.values()];
   }
 
   get(name: string, namespace?: string): T | undefined {
-    return this.inner.get(name, namespace);
+    return this.cache.get(`${namespace ?? ''}/${name}`);
   }
 
-  async stop(): Promise<void> {
+  /** Starts the loop and resolves once the cache holds a complete list. */
+  async start(): Promise<void> {
+    this.stopped = false;
+    void this.loop();
+    await this.synced;
+  }
+
+  private async loop(): Promise<void> {
+    let backoff = this.opts.minBackoffMs ?? 250;
+    while (!this.stopped) {
+      try {
+        if (!this.resourceVersion) await this.relist();
+        this.abort = new AbortController();
+        await this.api.watch<T>(this.path, this.resourceVersion, (e) => this.apply(e), this.abort.signal);
+        backoff = this.opts.minBackoffMs ?? 250;
+      } catch (err) {
+        if (this.stopped) return;
+        if (err instanceof ApiError && err.status === 410) this.resourceVersion = '';
+        this.restarts++;
+        this.opts.onError?.(err, this.path);
+        await new Promise((r) => setTimeout(r, backoff));
+        backoff = Math.min(backoff * 2, this.opts.maxBackoffMs ?? 5_000);
+      }
+    }
+  }
+
+  private async relist(): Promise<void> {
+    const list = await this.api.list<T>(this.path);
+    const fresh = new Map<string, T>();
+    for (const o of list.items) {
+      this.opts.trim?.(o);
+      fresh.set(keyOf(o), o);
+    }
+    this.cache.clear();
+    for (const [k, v] of fresh) this.cache.set(k, v);
+    this.resourceVersion = list.metadata.resourceVersion ?? '';
+    this.relists++;
+    this.syncedResolve();
+    this.opts.onChange();
+  }
+
+  private apply(e: WatchEvent<T>): void {
+    if (e.type === 'ERROR') {
+      const status = e.object as unknown as { code?: number; message?: string };
+      if (status.code === 410) this.resourceVersion = '';
+      throw new ApiError(
+        status.code ?? 500,
+        'WatchError',
+        `watch ${this.path}: ${status.message ?? 'error event'}`,
+      );
+    }
+    const rv = e.object.metadata?.resourceVersion;
+    if (e.type === 'BOOKMARK') {
+      if (rv) this.resourceVersion = rv;
+      return;
+    }
+    this.opts.trim?.(e.object);
+    if (e.type === 'DELETED') this.cache.delete(keyOf(e.object));
+    else this.cache.set(keyOf(e.object), e.object);
+    if (rv) this.resourceVersion = rv;
+    this.opts.onChange();
+  }
+
+  stop(): void {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.inner.stop();
+    this.abort?.abort();
   }
 }
