@@ -46,7 +46,12 @@ free_port() {
   node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
 }
 
-pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# Alive and still ours: after a reboot a recorded pid may belong to another process.
+pid_alive() {
+  local pid
+  pid=$(cat "$1" 2>/dev/null) || return 1
+  kill -0 "$pid" 2>/dev/null && grep -qF "$DIR/" "/proc/$pid/cmdline" 2>/dev/null
+}
 
 ensure_ports() {
   if [ ! -f "$DIR/ports" ]; then
@@ -183,6 +188,8 @@ stop_pidfile() {
 cmd_up() {
   need_binaries
   mkdir -p "$DIR"
+  # Nothing running: pick ports afresh, the recorded ones may have been taken since.
+  pid_alive "$DIR/etcd.pid" || pid_alive "$DIR/apiserver.pid" || rm -f "$DIR/ports"
   ensure_ports
   ensure_pki
   if pid_alive "$DIR/apiserver.pid" && readyz; then
