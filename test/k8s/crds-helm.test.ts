@@ -1,0 +1,210 @@
+// The Helm chart with a real helm and a real kube-apiserver: lint, render, bad values refused by the
+// schema, the rendered manifests applied server-side, least-privilege RBAC, and the admission policy
+// that lets an agent write only its own node's MembershipReport.
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { ApiClient, ApiError } from '../../pkg/k8s/client';
+import { connectionFromKubeconfig } from '../../pkg/k8s/kubeconfig';
+import { run } from '../../pkg/sys/exec';
+import { createNamespace, ensureCluster, upstreamBin, type Cluster } from '../harness/k8s';
+import { installCrds } from './fixtures';
+
+const chart = path.resolve(__dirname, '../../charts/castnet');
+const helm = path.join(upstreamBin, 'helm');
+const tag = randomBytes(3).toString('hex');
+const release = `cn${tag}`;
+let cluster: Cluster;
+let ns: string;
+
+async function template(args: string[] = []): Promise<string> {
+  const { stdout } = await run(helm, [
+    'template',
+    release,
+    chart,
+    '--namespace',
+    ns,
+    '--kube-version',
+    '1.37.0',
+    ...args,
+  ]);
+  return stdout;
+}
+
+async function templateError(args: string[]): Promise<string> {
+  return template(args).then(
+    () => {
+      throw new Error(`helm accepted ${args.join(' ')}`);
+    },
+    (e: Error) => e.message,
+  );
+}
+
+beforeAll(async () => {
+  cluster = await ensureCluster();
+  await installCrds(cluster);
+  ns = await createNamespace(cluster, 'cnhelm');
+}, 240_000);
+
+afterAll(async () => {
+  if (!cluster) return;
+  await cluster.kubectl(['delete', 'namespace', ns, '--wait=false']).catch(() => undefined);
+  await cluster
+    .kubectl([
+      'delete',
+      'clusterrole,clusterrolebinding,validatingadmissionpolicy,validatingadmissionpolicybinding,node',
+      '-l',
+      `castnet-test=${tag}`,
+    ])
+    .catch(() => undefined);
+  for (const kind of ['clusterrole', 'clusterrolebinding']) {
+    for (const n of [`${release}-agent`, `${release}-controller`]) {
+      await cluster.kubectl(['delete', kind, n, '--ignore-not-found']).catch(() => undefined);
+    }
+  }
+  for (const kind of ['validatingadmissionpolicy', 'validatingadmissionpolicybinding']) {
+    await cluster
+      .kubectl(['delete', kind, `${release}-agent-own-report`, '--ignore-not-found'])
+      .catch(() => undefined);
+  }
+  await cluster
+    .kubectl(['delete', 'membershipreport', `hn-${tag}`, '--ignore-not-found'])
+    .catch(() => undefined);
+  await cluster.kubectl(['delete', 'node', `hn-${tag}`, '--ignore-not-found']).catch(() => undefined);
+});
+
+test('helm lint --strict passes', async () => {
+  const { stdout } = await run(helm, ['lint', '--strict', chart, '--kube-version', '1.37.0']);
+  expect(stdout).toContain('0 chart(s) failed');
+});
+
+test('renders both modes: the conflist-writing init container mounts the conf dir only in primary mode', async () => {
+  const kinds = (text: string): string[] =>
+    parseAllDocuments(text)
+      .map((d) => d.toJS() as { kind?: string } | null)
+      .filter((o): o is { kind: string } => !!o?.kind)
+      .map((o) => o.kind)
+      .sort();
+  const secondary = await template(['--set', 'networkAttachmentDefinition.create=true']);
+  expect(kinds(secondary)).toEqual([
+    'ClusterRole',
+    'ClusterRole',
+    'ClusterRoleBinding',
+    'ClusterRoleBinding',
+    'DaemonSet',
+    'Deployment',
+    'NetworkAttachmentDefinition',
+    'PodDisruptionBudget',
+    'Role',
+    'RoleBinding',
+    'ServiceAccount',
+    'ServiceAccount',
+    'ValidatingAdmissionPolicy',
+    'ValidatingAdmissionPolicyBinding',
+  ]);
+  expect(secondary).not.toContain('mountPath: /host/cni/net.d');
+  const primary = await template(['--set', 'mode=primary']);
+  expect(primary).toContain('mountPath: /host/cni/net.d');
+  expect(primary).not.toContain('NetworkAttachmentDefinition');
+});
+
+test.each([
+  [['--set', 'mode=tertiary'], /\/mode.*must be one of 'primary', 'secondary'/],
+  [['--set', 'controller.replicas=0'], /\/controller\/replicas.*minimum: got 0, want 1/],
+  [['--set', 'agent.underlayPort=70000'], /\/agent\/underlayPort.*maximum: got 70,000, want 65,535/],
+  [['--set', 'cni.binDir=opt/cni/bin'], /\/cni\/binDir.*does not match pattern/],
+  [['--set', 'agent.typo=1'], /\/agent.*additional properties 'typo' not allowed/],
+  [['--set', 'image.pullPolicy=Sometimes'], /\/image\/pullPolicy.*must be one of/],
+])('values.schema.json rejects %j', async (args, expected) => {
+  expect(await templateError(args)).toMatch(expected);
+});
+
+test('the rendered chart applies server-side, with least-privilege RBAC', async () => {
+  const manifests = await template();
+  await cluster.kubectl(['apply', '--server-side', '--field-manager=helm-test', '-f', '-'], {
+    input: manifests,
+  });
+  const agent = `system:serviceaccount:${ns}:${release}-agent`;
+  const controller = `system:serviceaccount:${ns}:${release}-controller`;
+  // can-i answers "no" with exit status 1 and nothing on stderr; anything on stderr is a real error.
+  const can = async (as: string, ...args: string[]): Promise<'yes' | 'no'> =>
+    cluster.kubectl(['auth', 'can-i', '--quiet', ...args], { as }).then(
+      () => 'yes' as const,
+      (e: Error) => {
+        if (/\berror\b/i.test(e.message)) throw e;
+        return 'no' as const;
+      },
+    );
+  expect(await can(agent, 'create', 'membershipreports.castnet.io')).toBe('yes');
+  expect(await can(agent, 'list', 'multicastgroups.castnet.io')).toBe('yes');
+  expect(await can(agent, 'patch', 'multicastgroups.castnet.io', '--subresource=status')).toBe('no');
+  expect(await can(agent, 'delete', 'membershipreports.castnet.io')).toBe('no');
+  expect(await can(agent, 'create', 'virtualnetworks.castnet.io')).toBe('no');
+  expect(await can(controller, 'patch', 'multicastgroups.castnet.io', '--subresource=status')).toBe('yes');
+  expect(await can(controller, 'update', 'multicastgroups.castnet.io')).toBe('no');
+  expect(await can(controller, 'create', 'membershipreports.castnet.io')).toBe('no');
+  expect(await can(controller, 'delete', 'membershipreports.castnet.io')).toBe('yes');
+  expect(await can(controller, 'update', 'leases.coordination.k8s.io/castnet-controller', '-n', ns)).toBe(
+    'yes',
+  );
+  expect(await can(controller, 'update', 'leases.coordination.k8s.io/other', '-n', ns)).toBe('no');
+});
+
+test('an agent may write its own node’s report and no other (admission policy on the bound token)', async () => {
+  const nodeName = `hn-${tag}`;
+  await cluster.kubectl(['apply', '-f', '-'], {
+    input: JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name: nodeName, labels: { 'castnet-test': tag } },
+    }),
+  });
+  await cluster.kubectl(['apply', '-f', '-'], {
+    input: JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'agent-pod', namespace: ns },
+      spec: {
+        nodeName,
+        serviceAccountName: `${release}-agent`,
+        containers: [{ name: 'agent', image: 'example.invalid/castnet' }],
+      },
+    }),
+  });
+  // A token bound to a pod on a node carries that node's name, as the kubelet-projected one does.
+  const token = (
+    await cluster.kubectl([
+      '-n',
+      ns,
+      'create',
+      'token',
+      `${release}-agent`,
+      '--bound-object-kind=Pod',
+      '--bound-object-name=agent-pod',
+    ])
+  ).trim();
+  const admin = connectionFromKubeconfig(cluster.kubeconfigPath);
+  const asAgent = new ApiClient({ server: admin.server, ca: admin.ca, token });
+  const reportOf = (node: string) => ({
+    apiVersion: 'castnet.io/v1alpha1',
+    kind: 'MembershipReport',
+    metadata: { name: node },
+    spec: { node, underlay: { address: '192.0.2.77', port: 4790 } },
+  });
+  try {
+    await asAgent.create('/apis/castnet.io/v1alpha1/membershipreports', reportOf(nodeName));
+    const err = await asAgent
+      .create('/apis/castnet.io/v1alpha1/membershipreports', reportOf(`other-${tag}`))
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).status).toBe(403);
+    expect((err as ApiError).message).toContain(
+      `may write only its own node's MembershipReport, not "other-${tag}"`,
+    );
+  } finally {
+    asAgent.close();
+  }
+});
