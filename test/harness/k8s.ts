@@ -6,12 +6,11 @@ import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { run } from '../../pkg/sys/exec';
+import { upstreamBin } from './upstream';
 
-const repo = path.resolve(__dirname, '../..');
-const clusterScript = path.join(repo, 'scripts/k8s/cluster.sh');
+export { upstreamBin };
 
-/** Where `make upstream` puts kube-apiserver, kubectl, etcd, helm and cnitool. */
-export const upstreamBin = path.join(process.env.CASTNET_CACHE ?? path.join(repo, '.cache'), 'bin');
+const clusterScript = path.resolve(__dirname, '../../scripts/k8s/cluster.sh');
 const kubectlPath = path.join(upstreamBin, 'kubectl');
 
 export interface KubectlOptions {
