@@ -117,6 +117,11 @@ export class Controller {
     });
   }
 
+  /** Watch restarts of one informer (networks, groups, reports, pods, nodes, vmis). */
+  restartsOf(informer: string): number {
+    return this.informers[informer]?.restarts ?? 0;
+  }
+
   get isLeader(): boolean {
     return this.elector.isLeader;
   }
