@@ -18,6 +18,7 @@
 #
 # State lives in $CASTNET_CACHE/k8s/<name>/: pki/ (made with openssl, never committed), etcd data,
 # logs, ports and kubeconfig (admin: client certificate in group system:masters, may impersonate).
+# The default cluster's kubeconfig is also linked at $CASTNET_CACHE/k8s/kubeconfig.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -116,6 +117,11 @@ EOF
   mv "$DIR/kubeconfig.tmp" "$DIR/kubeconfig"
 }
 
+# The shared cluster's kubeconfig is also at the documented .cache/k8s/kubeconfig.
+link_kubeconfig() {
+  [ "$NAME" != default ] || ln -sfn default/kubeconfig "$CACHE/k8s/kubeconfig"
+}
+
 readyz() {
   curl -fsS --max-time 3 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
     "$SERVER/readyz" >/dev/null 2>&1
@@ -193,12 +199,14 @@ cmd_up() {
   ensure_ports
   ensure_pki
   if pid_alive "$DIR/apiserver.pid" && readyz; then
+    link_kubeconfig
     return 0
   fi
   local start=$SECONDS
   start_etcd
   start_apiserver
   write_kubeconfig
+  link_kubeconfig
   wait_ready
   log "ready at $SERVER in $((SECONDS - start))s; KUBECONFIG=$DIR/kubeconfig"
 }
@@ -211,7 +219,7 @@ cmd_down() {
     log "stopped and removed $DIR"
   fi
   # A private cluster's lock goes too; the shared one's stays for callers already waiting on it.
-  [ "$NAME" = default ] || rm -f "$CACHE/k8s/$NAME.lock"
+  if [ "$NAME" = default ]; then rm -f "$CACHE/k8s/kubeconfig"; else rm -f "$CACHE/k8s/$NAME.lock"; fi
 }
 
 cmd_status() {
