@@ -1,7 +1,8 @@
 // `make bench-cni`: ADD then DEL latency of castnet-cni (through a real agent) and of the reference
-// bridge + host-local plugins, for the same number of pods in the same run. Each plugin runs under
-// the same `nsenter --net=<node netns>` wrapper, so both pay the same exec and setns costs; a pod's
-// namespace is created before its ADD is timed. Writes bench/results/cni.json.
+// bridge + host-local plugins, for the same pods in the same run. The two are interleaved pod by pod
+// (castnet ADD, reference ADD, next pod...), so both see the same machine load; each plugin runs
+// under the same `nsenter --net=<node netns>` wrapper, so both pay the same exec and setns costs; a
+// pod's namespace is created before its ADD is timed. Writes bench/results/cni.json.
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -21,6 +22,17 @@ interface Latencies {
   del_p95_ms: number;
 }
 
+/** One CNI plugin under test: how to run it and its samples. */
+interface Subject {
+  name: 'castnet' | 'reference';
+  /** Namespace the plugin runs in (the node). */
+  nodeNs: string;
+  plugin: string;
+  stdin: string;
+  adds: number[];
+  dels: number[];
+}
+
 /** Nearest-rank percentile of `samples` (ms), rounded to 0.01 ms. */
 function percentile(samples: number[], p: number): number {
   const sorted = [...samples].sort((a, b) => a - b);
@@ -28,17 +40,29 @@ function percentile(samples: number[], p: number): number {
   return Math.round(sorted[rank - 1] * 100) / 100;
 }
 
-/** Runs one plugin invocation in the node namespace; resolves with its wall time in ms. */
-function timedInvoke(
-  nodeNs: string,
-  plugin: string,
-  env: Record<string, string>,
-  stdin: string,
-): Promise<number> {
+function summarize(s: Subject): Latencies {
+  return {
+    add_p50_ms: percentile(s.adds, 50),
+    add_p95_ms: percentile(s.adds, 95),
+    del_p50_ms: percentile(s.dels, 50),
+    del_p95_ms: percentile(s.dels, 95),
+  };
+}
+
+/** Runs one CNI invocation of `s` for pod `i`; resolves with its wall time in ms. */
+function timedInvoke(s: Subject, command: 'ADD' | 'DEL', i: number): Promise<number> {
+  const env = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: `${s.name}-${i}`,
+    CNI_NETNS: netnsPath(podNs(s, i)),
+    CNI_IFNAME: 'eth0',
+    CNI_PATH: REFERENCE_DIR,
+  };
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
-    const child = spawn('nsenter', [`--net=${netnsPath(nodeNs)}`, plugin], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+    const child = spawn('nsenter', [`--net=${netnsPath(s.nodeNs)}`, s.plugin], {
+      env,
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let out = '';
@@ -48,51 +72,27 @@ function timedInvoke(
     child.on('close', (status) => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       if (status === 0) resolve(ms);
-      else
-        reject(
-          new Error(
-            `${path.basename(plugin)} ${env.CNI_COMMAND} ${env.CNI_CONTAINERID}: exit ${status}: ${out}`,
-          ),
-        );
+      else reject(new Error(`${s.name} ${command} pod ${i}: exit ${status}: ${out}`));
     });
-    child.stdin.end(stdin);
+    child.stdin.end(s.stdin);
   });
 }
 
-/** ADD for every pod, then DEL for every pod, one at a time as a runtime does per pod. */
-async function measure(
-  name: string,
-  nodeNs: string,
-  plugin: string,
-  conf: object,
-  cniPath: string,
-): Promise<Latencies> {
-  const pods = Array.from({ length: PODS }, (_, i) => ({ id: `${name}${i}`, ns: `${tag}${name[0]}${i}` }));
-  const stdin = JSON.stringify(conf);
-  const env = (cmd: string, pod: { id: string; ns: string }) => ({
-    CNI_COMMAND: cmd,
-    CNI_CONTAINERID: pod.id,
-    CNI_NETNS: netnsPath(pod.ns),
-    CNI_IFNAME: 'eth0',
-    CNI_PATH: cniPath,
-  });
-  const adds: number[] = [];
-  const dels: number[] = [];
+const podNs = (s: Subject, i: number): string => `${tag}${s.name[0]}${i}`;
+
+/** ADD for every pod, then DEL for every pod, one invocation at a time as a runtime does per pod. */
+async function measure(subjects: Subject[]): Promise<void> {
   try {
-    for (const pod of pods) {
-      await addNetns(pod.ns);
-      adds.push(await timedInvoke(nodeNs, plugin, env('ADD', pod), stdin));
+    for (let i = 0; i < PODS; i++) {
+      for (const s of subjects) {
+        await addNetns(podNs(s, i));
+        s.adds.push(await timedInvoke(s, 'ADD', i));
+      }
     }
-    for (const pod of pods) dels.push(await timedInvoke(nodeNs, plugin, env('DEL', pod), stdin));
+    for (let i = 0; i < PODS; i++) for (const s of subjects) s.dels.push(await timedInvoke(s, 'DEL', i));
   } finally {
-    await Promise.all(pods.map((p) => delNetns(p.ns)));
+    for (let i = 0; i < PODS; i++) await Promise.all(subjects.map((s) => delNetns(podNs(s, i))));
   }
-  return {
-    add_p50_ms: percentile(adds, 50),
-    add_p95_ms: percentile(adds, 95),
-    del_p50_ms: percentile(dels, 50),
-    del_p95_ms: percentile(dels, 95),
-  };
 }
 
 async function main(): Promise<void> {
@@ -107,11 +107,24 @@ async function main(): Promise<void> {
   const refNs = `${tag}r`;
   try {
     await addNetns(refNs);
-    const reference = await measure(
-      'reference',
-      refNs,
-      path.join(REFERENCE_DIR, 'bridge'),
-      {
+    const castnet: Subject = {
+      name: 'castnet',
+      nodeNs: agent.nodeNs,
+      plugin: castnetCni,
+      stdin: JSON.stringify({
+        cniVersion: '1.1.0',
+        name: 'bench',
+        type: 'castnet',
+        agentSocket: agent.socket,
+      }),
+      adds: [],
+      dels: [],
+    };
+    const reference: Subject = {
+      name: 'reference',
+      nodeNs: refNs,
+      plugin: path.join(REFERENCE_DIR, 'bridge'),
+      stdin: JSON.stringify({
         cniVersion: '1.0.0',
         name: 'benchref',
         type: 'bridge',
@@ -122,27 +135,17 @@ async function main(): Promise<void> {
           ranges: [[{ subnet: '10.98.0.0/16' }]],
           dataDir: path.join(dir, 'host-local'),
         },
-      },
-      REFERENCE_DIR,
-    );
-    console.error(`reference: ${JSON.stringify(reference)}`);
-    const castnet = await measure(
-      'castnet',
-      agent.nodeNs,
-      castnetCni,
-      {
-        cniVersion: '1.1.0',
-        name: 'bench',
-        type: 'castnet',
-        agentSocket: agent.socket,
-      },
-      REFERENCE_DIR,
-    );
-    const ratio = (k: keyof Latencies) => Math.round((castnet[k] / reference[k]) * 100) / 100;
+      }),
+      adds: [],
+      dels: [],
+    };
+    await measure([castnet, reference]);
+    const [c, r] = [summarize(castnet), summarize(reference)];
+    const ratio = (k: keyof Latencies) => Math.round((c[k] / r[k]) * 100) / 100;
     const report = {
       pods: PODS,
-      castnet,
-      reference,
+      castnet: c,
+      reference: r,
       ratio: {
         add_p50: ratio('add_p50_ms'),
         add_p95: ratio('add_p95_ms'),
@@ -150,15 +153,16 @@ async function main(): Promise<void> {
         del_p95: ratio('del_p95_ms'),
       },
       method:
-        'sequential ADD of every pod then DEL of every pod; wall time of each plugin process under nsenter --net; ' +
-        'castnet = castnet-cni + agent (own IPAM), reference = bridge + host-local from ' +
-        REFERENCE_DIR,
+        'per pod: castnet ADD then reference ADD, then likewise DEL; wall time of each plugin process under ' +
+        `nsenter --net; castnet = castnet-cni + agent (own IPAM), reference = bridge + host-local from ${REFERENCE_DIR}`,
     };
     const out = path.join(repoRoot, 'bench/results/cni.json');
     await mkdir(path.dirname(out), { recursive: true });
     await writeFile(out, JSON.stringify(report, null, 2) + '\n');
     console.log(JSON.stringify(report, null, 2));
   } finally {
+    // The agent's JSON-line log has its own per-request durationMs, to tell agent time from exec time.
+    if (process.env.BENCH_CNI_AGENT_LOG) await writeFile(process.env.BENCH_CNI_AGENT_LOG, agent.logs);
     await agent.destroy();
     await delNetns(refNs);
     await rm(dir, { recursive: true, force: true });

@@ -47,7 +47,14 @@ function tool(args: string[], env: Record<string, string> = {}) {
   return run('env', [...vars, cnitool, ...args]);
 }
 
-const castnetPlugin = () => ({ type: 'castnet', agentSocket: agent.socket, capabilities: { mac: true } });
+// Conflist names are unique to this file: libcni caches attachments per network name machine-wide.
+const net = (name: string): string => `${tag}-${name}`;
+const castnetPlugin = (network: string) => ({
+  type: 'castnet',
+  network,
+  agentSocket: agent.socket,
+  capabilities: { mac: true },
+});
 
 beforeAll(async () => {
   if (!existsSync(cnitool)) throw new Error(`${cnitool} is missing: run \`make upstream\``);
@@ -59,24 +66,24 @@ beforeAll(async () => {
     networks: [GREEN, { ...GREEN, name: 'tuned', id: 75, subnets: ['10.75.0.0/16'] }],
   });
   for (const ns of pods) await addNetns(ns);
-  await conflist('green', [castnetPlugin()]);
+  await conflist(net('green'), [castnetPlugin('green')]);
   await conflist(
-    'tuned',
+    net('tuned'),
     [
-      { ...castnetPlugin(), capabilities: undefined },
+      { ...castnetPlugin('tuned'), capabilities: undefined },
       { type: 'tuning', mtu: 1280, allmulti: true, sysctl: { 'net.ipv4.conf.eth0.arp_announce': '2' } },
     ],
     // Debian's reference plugins speak up to 1.0.0.
     '1.0.0',
   );
-  await conflist('legacy', [{ ...castnetPlugin(), network: 'green' }], '0.4.0');
+  await conflist(net('legacy'), [castnetPlugin('green')], '0.4.0');
 }, 60000);
 
 afterAll(async () => {
   for (const ns of pods) {
-    await tool(['del', 'green', netnsPath(ns)]).catch(() => undefined);
-    await tool(['del', 'tuned', netnsPath(ns)]).catch(() => undefined);
-    await tool(['del', 'legacy', netnsPath(ns)]).catch(() => undefined);
+    await tool(['del', net('green'), netnsPath(ns)]).catch(() => undefined);
+    await tool(['del', net('tuned'), netnsPath(ns)]).catch(() => undefined);
+    await tool(['del', net('legacy'), netnsPath(ns)]).catch(() => undefined);
   }
   await agent?.destroy();
   for (const ns of pods) await delNetns(ns);
@@ -86,9 +93,10 @@ afterAll(async () => {
 describe('cnitool with castnet', () => {
   it('ADDs two pods that reach each other, with the requested MAC', async () => {
     const a = JSON.parse(
-      (await tool(['add', 'green', netnsPath(pods[0])], { CAP_ARGS: '{"mac":"02:74:00:00:00:01"}' })).stdout,
+      (await tool(['add', net('green'), netnsPath(pods[0])], { CAP_ARGS: '{"mac":"02:74:00:00:00:01"}' }))
+        .stdout,
     );
-    const b = JSON.parse((await tool(['add', 'green', netnsPath(pods[1])])).stdout);
+    const b = JSON.parse((await tool(['add', net('green'), netnsPath(pods[1])])).stdout);
     expect(a.cniVersion).toBe('1.1.0');
     const podIf = a.interfaces.find((i: { sandbox?: string }) => i.sandbox === netnsPath(pods[0]));
     expect(podIf).toMatchObject({ name: 'eth0', mac: '02:74:00:00:00:01', mtu: 1400 });
@@ -103,28 +111,36 @@ describe('cnitool with castnet', () => {
   });
 
   it('CHECKs and reports STATUS', async () => {
-    await expect(tool(['check', 'green', netnsPath(pods[0])])).resolves.toBeDefined();
-    await expect(tool(['status', 'green', netnsPath(pods[0])])).resolves.toBeDefined();
+    await expect(tool(['check', net('green'), netnsPath(pods[0])])).resolves.toBeDefined();
+    await expect(tool(['status', net('green'), netnsPath(pods[0])])).resolves.toBeDefined();
   });
 
   it('fails CHECK, naming what is wrong, once the pod interface lost its address', async () => {
     const [ipB] = await ipv4Of(pods[1], 'eth0');
     await run('ip', ['-n', pods[1], 'addr', 'del', `${ipB}/16`, 'dev', 'eth0']);
-    await expect(tool(['check', 'green', netnsPath(pods[1])])).rejects.toThrow(`lacks address(es) ${ipB}/16`);
+    await expect(tool(['check', net('green'), netnsPath(pods[1])])).rejects.toThrow(
+      `lacks address(es) ${ipB}/16`,
+    );
     await run('ip', ['-n', pods[1], 'addr', 'add', `${ipB}/16`, 'dev', 'eth0']);
   });
 
   it('DELs idempotently, removing the veth', async () => {
     const before = (await veths(agent.nodeNs)).length;
-    await tool(['del', 'green', netnsPath(pods[1])]);
-    await tool(['del', 'green', netnsPath(pods[1])]);
+    await tool(['del', net('green'), netnsPath(pods[1])]);
+    await tool(['del', net('green'), netnsPath(pods[1])]);
     expect((await links(pods[1])).map((l) => l.ifname)).toEqual(['lo']);
     expect((await veths(agent.nodeNs)).length).toBe(before - 1);
   });
 
   it('GC removes attachments not listed as valid and keeps the listed ones', async () => {
     // Attachments made directly (not in cnitool's cache), as another runtime would have.
-    const conf = { cniVersion: '1.1.0', name: 'green', type: 'castnet', agentSocket: agent.socket };
+    const conf = {
+      cniVersion: '1.1.0',
+      name: net('green'),
+      network: 'green',
+      type: 'castnet',
+      agentSocket: agent.socket,
+    };
     const attach = (ns: string, id: string) =>
       invokeCni({
         command: 'ADD',
@@ -142,13 +158,13 @@ describe('cnitool with castnet', () => {
     expect((await links(pods[3])).map((l) => l.ifname)).not.toContain('net1');
 
     // cnitool's GC lists nothing as valid: every green attachment goes, pod 1's included.
-    await tool(['gc', 'green', netnsPath(pods[0])]);
+    await tool(['gc', net('green'), netnsPath(pods[0])]);
     for (const ns of [pods[0], pods[2]]) expect((await links(ns)).map((l) => l.ifname)).toEqual(['lo']);
     expect(await veths(agent.nodeNs)).toEqual([]);
   });
 
   it('chains the reference tuning plugin after castnet', async () => {
-    const result = JSON.parse((await tool(['add', 'tuned', netnsPath(pods[3])])).stdout);
+    const result = JSON.parse((await tool(['add', net('tuned'), netnsPath(pods[3])])).stdout);
     expect(result.ips[0].address).toMatch(/^10\.75\./);
     const eth0 = (await links(pods[3])).find((l) => l.ifname === 'eth0');
     expect(eth0?.mtu).toBe(1280);
@@ -164,17 +180,17 @@ describe('cnitool with castnet', () => {
     ]);
     expect(sysctl.stdout.trim()).toBe('2');
     // castnet's CHECK tolerates what tuning changed; tuning's CHECK verifies its own settings.
-    await expect(tool(['check', 'tuned', netnsPath(pods[3])])).resolves.toBeDefined();
-    await tool(['del', 'tuned', netnsPath(pods[3])]);
+    await expect(tool(['check', net('tuned'), netnsPath(pods[3])])).resolves.toBeDefined();
+    await tool(['del', net('tuned'), netnsPath(pods[3])]);
     expect((await links(pods[3])).map((l) => l.ifname)).toEqual(['lo']);
   });
 
   it('speaks 0.4.0: the result carries each IP version, and CHECK and DEL work', async () => {
-    const result = JSON.parse((await tool(['add', 'legacy', netnsPath(pods[2])])).stdout);
+    const result = JSON.parse((await tool(['add', net('legacy'), netnsPath(pods[2])])).stdout);
     expect(result.cniVersion).toBe('0.4.0');
     expect(result.ips[0]).toMatchObject({ version: '4', address: expect.stringMatching(/^10\.74\./) });
-    await expect(tool(['check', 'legacy', netnsPath(pods[2])])).resolves.toBeDefined();
-    await tool(['del', 'legacy', netnsPath(pods[2])]);
+    await expect(tool(['check', net('legacy'), netnsPath(pods[2])])).resolves.toBeDefined();
+    await tool(['del', net('legacy'), netnsPath(pods[2])]);
     expect((await links(pods[2])).map((l) => l.ifname)).toEqual(['lo']);
   });
 });
