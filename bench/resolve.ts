@@ -5,7 +5,8 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildIPv4Frame, IPPROTO_UDP, parseFrame } from '../pkg/frame';
 import type { Directory, EndpointRecord, MembershipRecord } from '../pkg/lookup/port';
-import { buildIndex, Resolver } from '../pkg/resolve';
+import { buildIndex, checkSource, Resolver } from '../pkg/resolve';
+import { decodeData, encapsulate, makeWireKey, udpPayloadBudget } from '../pkg/wire';
 
 const NODES = 3;
 const ENDPOINTS_PER_NETWORK = 150;
@@ -131,6 +132,36 @@ function main(): void {
     }
     sink += byNode.size;
   });
+  const checkNs = measure(N, (i) => {
+    const k = i % GROUPS;
+    if (checkSource(frames[k].sender, parsed[k])) sink++;
+  });
+  const key = makeWireKey(Buffer.alloc(32, 1));
+  const budget = udpPayloadBudget(1500, 4);
+  const message = (k: number) => ({
+    networkId: 1,
+    sourceEndpointId: 1,
+    destinations: [1, 2],
+    vnetHeader: false,
+    frame: frames[k].bytes,
+  });
+  const encapNs = measure(N, (i) => {
+    const r = encapsulate(message(i % GROUPS), budget);
+    if (r.ok) sink += r.value.length;
+  });
+  const encapTagNs = measure(N / 4, (i) => {
+    const r = encapsulate(message(i % GROUPS), budget, key);
+    if (r.ok) sink += r.value.length;
+  });
+  const tagged = frames.map((_, k) => {
+    const r = encapsulate(message(k), budget, key);
+    if (!r.ok) throw new Error(r.error.reason);
+    return r.value[0];
+  });
+  const decodeTagNs = measure(N / 4, (i) => {
+    const r = decodeData(tagged[i % GROUPS], [key]);
+    if (r.ok) sink += r.value.destinations.length;
+  });
   const result = {
     directory: {
       nodes: NODES,
@@ -143,6 +174,10 @@ function main(): void {
     resolve_cached_ns: Math.round(cachedNs),
     parse_plus_resolve_cached_ns: Math.round(parseNs + cachedNs),
     resolve_uncached_ns: Math.round(uncachedNs),
+    check_source_ns: Math.round(checkNs),
+    encapsulate_ns: Math.round(encapNs),
+    encapsulate_hmac_ns: Math.round(encapTagNs),
+    decode_hmac_ns: Math.round(decodeTagNs),
     baseline_directory_scan_ns: Math.round(baselineNs),
     ratio_baseline_over_cached: Number((baselineNs / cachedNs).toFixed(1)),
     ratio_baseline_over_uncached: Number((baselineNs / uncachedNs).toFixed(1)),

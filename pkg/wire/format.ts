@@ -1,6 +1,6 @@
 // castnet's encapsulation (docs/wire-format.md): one UDP datagram carries one Ethernet frame to the
 // listed endpoints of one node. Decoding is strict and never throws: bad input is a typed WireError.
-import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createHash, hash, timingSafeEqual } from 'node:crypto';
 import { err, fieldError, ok, type FieldError, type Result } from '../frame/result';
 import { VNET_HDR_LEN } from '../frame/vnet';
 
@@ -18,6 +18,7 @@ export const MAX_DESTINATIONS = 0xffff;
 export const MAX_FRAME_LEN = 0xffff;
 const ETH_HLEN = 14;
 const MIN_KEY_LEN = 16;
+const SHA256_BLOCK = 64;
 
 /** One data datagram: an Ethernet frame for the listed endpoints of the receiving node. */
 export interface DataMessage {
@@ -49,18 +50,48 @@ export type WireErrorCode =
 
 export type WireError = FieldError<WireErrorCode>;
 
-/** A cluster's datagram key (HMAC-SHA256). Decoding accepts several, so keys can be rotated. */
-export type WireKey = KeyObject;
+/**
+ * A cluster's datagram key (HMAC-SHA256, RFC 2104). The padded inner and outer keys are computed
+ * once, so a tag costs two one-shot hashes instead of a new Hmac object per datagram (about half
+ * the time). Decoding accepts several keys, so keys can be rotated.
+ */
+export class WireKey {
+  /** K xor ipad, followed by room for nothing: the message is appended in a scratch buffer. */
+  readonly innerPad: Buffer;
+  /** K xor opad (64 bytes) followed by 32 bytes where the inner digest goes. */
+  readonly outerBlock: Buffer;
 
-export function makeWireKey(secret: Uint8Array): WireKey {
-  if (secret.length < MIN_KEY_LEN) {
-    throw new Error(`wire key: ${secret.length} bytes is too short, need at least ${MIN_KEY_LEN}`);
+  constructor(secret: Uint8Array) {
+    if (secret.length < MIN_KEY_LEN) {
+      throw new Error(`wire key: ${secret.length} bytes is too short, need at least ${MIN_KEY_LEN}`);
+    }
+    const k =
+      secret.length > SHA256_BLOCK ? createHash('sha256').update(secret).digest() : Buffer.from(secret);
+    this.innerPad = Buffer.alloc(SHA256_BLOCK, 0x36);
+    this.outerBlock = Buffer.alloc(SHA256_BLOCK + 32, 0);
+    this.outerBlock.fill(0x5c, 0, SHA256_BLOCK);
+    for (let i = 0; i < k.length; i++) {
+      this.innerPad[i] ^= k[i];
+      this.outerBlock[i] ^= k[i];
+    }
   }
-  return createSecretKey(secret);
 }
 
-function computeTag(key: WireKey, b: Uint8Array, end: number): Buffer {
-  return createHmac('sha256', key).update(b.subarray(0, end)).digest().subarray(0, TAG_LEN);
+export function makeWireKey(secret: Uint8Array): WireKey {
+  return new WireKey(secret);
+}
+
+let scratch = Buffer.allocUnsafe(SHA256_BLOCK + 2048);
+
+/** HMAC-SHA256(key, b[0, end)) truncated to TAG_LEN bytes. */
+export function computeTag(key: WireKey, b: Uint8Array, end: number): Buffer {
+  const need = SHA256_BLOCK + end;
+  if (scratch.length < need) scratch = Buffer.allocUnsafe(need);
+  key.innerPad.copy(scratch, 0);
+  scratch.set(b.subarray(0, end), SHA256_BLOCK);
+  const inner = hash('sha256', scratch.subarray(0, need), 'buffer');
+  inner.copy(key.outerBlock, SHA256_BLOCK);
+  return hash('sha256', key.outerBlock, 'buffer').subarray(0, TAG_LEN);
 }
 
 export function encodedLength(destinations: number, frameLen: number, auth: boolean): number {

@@ -1,5 +1,7 @@
+import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
 import {
+  computeTag,
   decodeData,
   encapsulate,
   encodeData,
@@ -136,6 +138,22 @@ describe('wire format', () => {
       ),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe('tag', () => {
+  it('is HMAC-SHA256 truncated to 16 bytes, for any key length and message', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 16, maxLength: 100 }),
+        fc.uint8Array({ maxLength: 3000 }),
+        (secret, msg) => {
+          const want = createHmac('sha256', secret).update(msg).digest().subarray(0, 16);
+          expect(computeTag(makeWireKey(secret), msg, msg.length).equals(want)).toBe(true);
+        },
+      ),
+    );
+    expect(() => makeWireKey(new Uint8Array(15))).toThrow(/too short/);
   });
 });
 
