@@ -11,6 +11,9 @@ import { createLogger, type Logger } from '../log/log';
 import type { NetworkSpec } from '../lookup/port';
 import { describeZodError, networkSpec } from '../lookup/schema';
 import { CniServer } from './cniserver/server';
+import { connectLookup } from './lookup-client';
+import { NodeAgent } from './node-agent';
+import { dirname, join } from 'node:path';
 
 export interface AgentOptions {
   socket: string;
@@ -19,6 +22,15 @@ export interface AgentOptions {
   /** YAML list of NetworkSpec, for standalone use without a lookup service. */
   networks?: string;
   poolIndex: number;
+  /** unix:PATH of the embedded lookup service; absent: endpoint wiring only (no data plane). */
+  lookup?: string;
+  underlayAddress?: string;
+  underlayPort: number;
+  underlayMtu: number;
+  wireKeyFile?: string;
+  statsSocket?: string;
+  queryInterval?: number;
+  fastLeave?: boolean;
 }
 
 /** Reads a YAML (or JSON) list of networks, naming the file, entry and field on error. */
@@ -31,6 +43,7 @@ export async function loadNetworks(file: string): Promise<NetworkSpec[]> {
 export interface RunningAgent {
   /** The endpoint table's owner; the data plane subscribes to its endpoints. */
   manager: NodeEndpointManager;
+  dataplane?: NodeAgent;
   stop(): Promise<void>;
 }
 
@@ -50,6 +63,7 @@ export async function startAgent(
   // Reconcile before serving: endpoints half-built or deleted while the agent was down are settled
   // before the first ADD, so a crash between any two steps leaks nothing.
   await manager.reconcile();
+  const dataplane = opts.lookup ? await startDataplane(opts, manager, networks, log) : undefined;
   const server = new CniServer(manager, opts.socket, log.with({ component: 'cniserver' }));
   await server.listen();
   log.info('agent started', {
@@ -59,10 +73,59 @@ export async function startAgent(
   });
   return {
     manager,
+    dataplane,
     stop: async () => {
       await server.close();
-      manager.close();
+      await dataplane?.stop();
+      await manager.close();
     },
+  };
+}
+
+async function startDataplane(
+  opts: AgentOptions,
+  manager: NodeEndpointManager,
+  fileNetworks: NetworkSpec[],
+  log: Logger,
+): Promise<NodeAgent> {
+  if (!opts.underlayAddress) throw new Error('--underlay-address: required with --lookup');
+  const lookup = connectLookup(opts.lookup!);
+  // Networks from a --networks file stay, alongside the lookup service's VirtualNetworks.
+  const merged = (d: NetworkSpec[]) => [
+    ...fileNetworks.filter((f) => !d.some((n) => n.name === f.name)),
+    ...d,
+  ];
+  const agent = new NodeAgent(
+    {
+      node: {
+        name: opts.nodeName,
+        address: opts.underlayAddress,
+        port: opts.underlayPort,
+        poolIndex: opts.poolIndex,
+      },
+      underlayMtu: opts.underlayMtu,
+      wireKeyFile: opts.wireKeyFile,
+      statsSocket: opts.statsSocket ?? join(dirname(opts.socket), 'stats.sock'),
+      membership: {
+        ...(opts.queryInterval ? { queryIntervalMs: opts.queryInterval * 1000 } : {}),
+        ...(opts.fastLeave ? { fastLeave: true } : {}),
+      },
+      mergeNetworks: merged,
+    },
+    manager,
+    lookup,
+    log,
+  );
+  await agent.start();
+  return agent;
+}
+
+function parseIntOption(flag: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new Error(`${flag}: ${JSON.stringify(value)} must be an integer from ${min} to ${max}`);
+    return n;
   };
 }
 
@@ -88,6 +151,27 @@ export function registerAgentCommand(program: Command): void {
       parsePoolIndex,
       0,
     )
+    .option('--lookup <spec>', 'lookup service: unix:PATH (embedded); enables the data plane')
+    .option('--underlay-address <ip>', "this node's underlay address (the data plane binds it)")
+    .option(
+      '--underlay-port <port>',
+      'UDP port of the data plane',
+      parseIntOption('--underlay-port', 1, 65535),
+      4790,
+    )
+    .option(
+      '--underlay-mtu <bytes>',
+      'MTU of the underlay',
+      parseIntOption('--underlay-mtu', 1280, 9216),
+      1500,
+    )
+    .option(
+      '--wire-key-file <file>',
+      'cluster key authenticating underlay datagrams (>= 16 bytes, hex or raw)',
+    )
+    .option('--stats-socket <path>', 'unix socket serving /v1/stats (default: beside --socket)')
+    .option('--query-interval <s>', 'IGMP/MLD query interval', parseIntOption('--query-interval', 2, 3600))
+    .option('--fast-leave', 'drop a membership as soon as its endpoint leaves (one host per link)')
     .action(async (opts: AgentOptions) => {
       const log = createLogger('agent');
       const agent = await startAgent(opts, log);
