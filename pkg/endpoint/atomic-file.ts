@@ -1,90 +1,97 @@
-// A JSON file replaced atomically (write a temporary file, rename over), with group commit: while one
-// write is in flight, every later save shares the next write, which snapshots the state at its start.
-import { mkdirSync, readFileSync } from 'node:fs';
-import { open, rename } from 'node:fs/promises';
+// Small JSON state files replaced atomically: write a temporary file, rename it over the old one.
+// Writes are synchronous (tens of microseconds, like the netlink calls around them), so concurrent
+// requests never interleave one. fsync, which can take tens of milliseconds on a busy disk, may be
+// deferred off the request path with DeferredSync.
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
-interface Waiter {
-  durable: boolean;
-  resolve: () => void;
-  reject: (e: unknown) => void;
+/** The file's value, or undefined when it does not exist; throws naming a corrupt file. */
+export function readJson<T>(path: string): T | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new Error(`state file ${path} is corrupt: ${(e as Error).message}`, { cause: e });
+  }
 }
 
-export class AtomicJsonFile<T> {
-  private writing = false;
-  private waiters: Waiter[] = [];
+/** Replaces `path` with `value`; a crash leaves the old or the new content. `durable` also fsyncs. */
+export function writeJsonAtomic(path: string, value: unknown, durable: boolean): void {
+  const tmp = `${path}.tmp`;
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeSync(fd, JSON.stringify(value));
+    if (durable) fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+  if (durable) fsyncPath(dirname(path));
+}
 
-  /** `snapshot` is called when a write starts and returns the value to write. */
-  constructor(
-    readonly path: string,
-    private readonly snapshot: () => T,
-  ) {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+export function removeFile(path: string, durable: boolean): void {
+  rmSync(path, { force: true });
+  if (durable) fsyncPath(dirname(path));
+}
+
+function fsyncPath(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** fsyncs of files and directories written recently, batched and run in the background. */
+export class DeferredSync {
+  private readonly pending = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> = Promise.resolve();
+
+  constructor(private readonly delayMs = 200) {}
+
+  /** Asks for `path` (and its directory) to be fsynced within the delay. */
+  add(path: string): void {
+    this.pending.add(path);
+    this.pending.add(dirname(path));
+    if (this.timer) return;
+    this.timer = setTimeout(() => this.runNow(), this.delayMs);
+    this.timer.unref();
   }
 
-  /** The file's value, or undefined when it does not exist. */
-  read(): T | undefined {
-    let text: string;
-    try {
-      text = readFileSync(this.path, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw e;
-    }
-    try {
-      return JSON.parse(text) as T;
-    } catch (e) {
-      throw new Error(`state file ${this.path} is corrupt: ${(e as Error).message}`, { cause: e });
-    }
+  /** Runs what is pending now and waits for it (shutdown, tests). */
+  async flush(): Promise<void> {
+    if (this.timer) this.runNow();
+    await this.running;
   }
 
-  /**
-   * Persists the current state. Always atomic, so a crashed process leaves the old or the new file.
-   * `durable` also fsyncs file and directory, so the state survives a power loss.
-   */
-  save(durable: boolean): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.waiters.push({ durable, resolve, reject });
-      if (!this.writing) void this.drain();
-    });
+  private runNow(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const paths = [...this.pending];
+    this.pending.clear();
+    this.running = this.running.then(() => Promise.all(paths.map(fsyncQuietly)).then(() => undefined));
   }
+}
 
-  /** The single writer: each round writes once for every save that arrived before it started. */
-  private async drain(): Promise<void> {
-    this.writing = true;
+/** Best effort: a file removed meanwhile, or a failing disk, leaves the atomically written state as is. */
+async function fsyncQuietly(path: string): Promise<void> {
+  try {
+    const fh = await open(path, 'r');
     try {
-      while (this.waiters.length > 0) {
-        const batch = this.waiters.splice(0);
-        try {
-          await this.write(batch.some((w) => w.durable));
-          for (const w of batch) w.resolve();
-        } catch (e) {
-          for (const w of batch) w.reject(e);
-        }
-      }
-    } finally {
-      this.writing = false;
-    }
-  }
-
-  private async write(durable: boolean): Promise<void> {
-    const data = JSON.stringify(this.snapshot(), null, 1);
-    const tmp = `${this.path}.tmp`;
-    const fh = await open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(data);
-      if (durable) await fh.sync();
+      await fh.sync();
     } finally {
       await fh.close();
     }
-    await rename(tmp, this.path);
-    if (durable) {
-      const dir = await open(dirname(this.path), 'r');
-      try {
-        await dir.sync();
-      } finally {
-        await dir.close();
-      }
-    }
+  } catch {
+    // nothing more to do
   }
 }

@@ -53,7 +53,10 @@ export interface EndpointManagerOptions {
   poolSizes?: PoolSizes;
   /** Namespace of the node side (bridges, host veths): default the agent's own. The lab runs several. */
   hostNetns?: string;
-  /** fsync the table when an endpoint turns ready (default true). Every write is atomic regardless. */
+  /**
+   * fsync the table before answering ADD (default false: every write is atomic, which is what an agent
+   * crash needs, and an fsync follows within 200 ms off the request path; see docs/endpoints.md).
+   */
   durable?: boolean;
   /** Test hook awaited after each ADD step; a promise that never settles freezes ADD there, as a crash would. */
   afterStep?: (step: AddStep, a: Attachment) => void | Promise<void>;
@@ -111,11 +114,14 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource {
     setPortFlooding(this.host, ep.hostIfname, flags);
   }
 
-  close(): void {
+  /** Closes the netlink socket and waits for pending fsyncs. */
+  async close(): Promise<void> {
     this.host.close();
+    await this.table.flush();
   }
 
   async add(req: AddRequest): Promise<CniResult> {
+    const started = process.hrtime.bigint();
     const network = this.networkOf(req.conf);
     const pod = openPodNetns(req.netns);
     const key = attachmentKey(req);
@@ -138,7 +144,7 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource {
       // Write-ahead: the record (with castnet IPs reserved in the same tick) exists before any link.
       ep = this.intent(req, network, mac);
       this.table.put(ep);
-      await this.table.save(false);
+      this.table.save(false);
       await this.step('reserved', req);
 
       let ipConfigs: CniIpConfig[] = ep.ips.map((address) => ({ address }));
@@ -172,8 +178,8 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource {
       await this.step('container', req);
 
       ep = this.update(ep, { state: 'ready' });
-      await this.table.save(this.opts.durable ?? true);
-      this.log.info('endpoint added', { endpoint: summary(ep) });
+      this.persist();
+      this.log.info('endpoint added', { endpoint: summary(ep), ms: elapsedMs(started) });
       return buildResult(req, ep, hostEnd.mac, ipConfigs, routes, dns);
     } catch (e) {
       if (ep) await this.rollback(ep, req.cniPath, e);
@@ -185,10 +191,11 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource {
   }
 
   async del(req: DelRequest): Promise<void> {
+    const started = process.hrtime.bigint();
     const ep = this.table.get(req);
     if (ep) {
       await this.release(ep, req.cniPath);
-      this.log.info('endpoint deleted', { endpoint: summary(ep) });
+      this.log.info('endpoint deleted', { endpoint: summary(ep), ms: elapsedMs(started) });
       return;
     }
     // Unknown attachment: remove what a crashed ADD may have left, and let a delegated IPAM release.
@@ -310,7 +317,7 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource {
         this.log.info('reconcile: deleted unowned host veth', { link: link.name });
       }
     }
-    await this.table.save(this.opts.durable ?? true);
+    this.persist();
   }
 
   private networkOf(conf: NetConf): NetworkSpec {
@@ -362,6 +369,10 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource {
     return ep;
   }
 
+  private persist(): void {
+    this.table.save(this.opts.durable ?? false);
+  }
+
   private update(ep: Endpoint, change: Partial<Endpoint>): Endpoint {
     const next = { ...ep, ...change };
     this.table.put(next);
@@ -379,7 +390,7 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource {
       await execDelegate('DEL', { ...ep.ipam.call, cniPath: cniPath || ep.ipam.call.cniPath });
     }
     this.table.remove(ep);
-    await this.table.save(false);
+    this.persist();
   }
 
   /** Undoes a failed ADD; its own failures are logged, the ADD's error is what the runtime sees. */
@@ -498,6 +509,8 @@ function asCniError(e: unknown, context: string): CniError {
   if (e instanceof CniError) return e;
   return new CniError(CniErrorCode.WiringFailed, `${context}: ${e instanceof Error ? e.message : String(e)}`);
 }
+
+const elapsedMs = (since: bigint): number => Math.round(Number(process.hrtime.bigint() - since) / 1e4) / 100;
 
 const describe = (a: Attachment): string => `container ${a.containerId} interface ${a.ifname}`;
 

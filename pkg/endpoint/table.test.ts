@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bridgeName, hostIfname, isHostIfname } from './names';
@@ -38,12 +38,12 @@ describe('names', () => {
 });
 
 describe('EndpointTable', () => {
-  it('persists records, cursors and the ID sequence across instances', async () => {
+  it('persists records, cursors and the ID sequence across instances', () => {
     const t = new EndpointTable(dir);
     const id = t.allocateId();
     t.put(ep('a', { endpointId: id }));
     t.cursors.set('10.0.0.0/24', '10.0.0.5');
-    await t.save(true);
+    t.save(true);
     const t2 = new EndpointTable(dir);
     expect(t2.get({ containerId: 'a', ifname: 'eth0' })?.endpointId).toBe(id);
     expect(t2.cursors.get('10.0.0.0/24')).toBe('10.0.0.5');
@@ -52,7 +52,7 @@ describe('EndpointTable', () => {
     expect(t2.usedIps('red')).toEqual(new Set());
   });
 
-  it('never hands out an ID a record holds, and wraps past 2^32-1 skipping 0', async () => {
+  it('never hands out an ID a record holds, and wraps past 2^32-1 skipping 0', () => {
     const t = new EndpointTable(dir);
     t.put(ep('a', { endpointId: 2 }));
     expect(t.allocateId()).toBe(1);
@@ -78,21 +78,23 @@ describe('EndpointTable', () => {
     expect(t.endpoints().map((e) => e.containerId)).toEqual(['c']);
   });
 
-  it('coalesces concurrent saves and always leaves a complete file', async () => {
+  it('keeps one file per endpoint, removing it with the endpoint, and no temporary files', () => {
     const t = new EndpointTable(dir);
-    const saves: Promise<void>[] = [];
     for (let i = 0; i < 20; i++) {
       t.put(ep(`c${i}`, { endpointId: t.allocateId() }));
-      saves.push(t.save(i % 2 === 0));
+      t.save(i % 2 === 0);
     }
-    await Promise.all(saves);
-    const file = JSON.parse(readFileSync(join(dir, 'endpoints.json'), 'utf8')) as { endpoints: unknown[] };
-    expect(file.endpoints).toHaveLength(20);
+    t.remove({ containerId: 'c3', ifname: 'eth0' });
+    t.save(false);
+    expect(readdirSync(join(dir, 'endpoints'))).toHaveLength(19);
+    expect(readdirSync(dir).sort()).toEqual(['endpoint-meta.json', 'endpoints']);
+    expect(new EndpointTable(dir).all()).toHaveLength(19);
   });
 
   it('names a corrupt state file', () => {
-    writeFileSync(join(dir, 'endpoints.json'), '{"version":1,');
-    expect(() => new EndpointTable(dir)).toThrow(/state file .*endpoints.json is corrupt/);
+    mkdirSync(join(dir, 'endpoints'));
+    writeFileSync(join(dir, 'endpoints', 'cn0123456789a.json'), '{"version":1,');
+    expect(() => new EndpointTable(dir)).toThrow(/state file .*cn0123456789a.json is corrupt/);
   });
 
   it('converts a record to what the lookup service publishes', () => {

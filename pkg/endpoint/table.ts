@@ -1,11 +1,14 @@
 // The node's endpoint table: every attachment castnet wired (or is wiring), persisted in the state
 // directory. It is the write-ahead log of ADD and the source of truth for castnet IPAM: an address is
-// in use exactly when a record holds it.
+// in use exactly when a record holds it. One file per endpoint keeps each write small however many
+// endpoints the node has: <stateDir>/endpoints/<host ifname>.json, plus <stateDir>/endpoint-meta.json
+// for the ID sequence and the IPAM cursors.
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DelegateCall } from '../ipam/delegate';
 import type { EndpointRecord, PodRef, VmRef } from '../lookup/port';
 import type { Attachment } from './manager';
-import { AtomicJsonFile } from './atomic-file';
+import { DeferredSync, readJson, removeFile, writeJsonAtomic } from './atomic-file';
 
 /** "adding": intent recorded, wiring in progress (or crashed). "ready": ADD succeeded. */
 export type EndpointState = 'adding' | 'ready';
@@ -42,12 +45,11 @@ export interface EndpointSource {
   subscribe(fn: EndpointListener): () => void;
 }
 
-interface TableFile {
+interface MetaFile {
   version: 1;
   nextEndpointId: number;
   /** Last address handed out per castnet pool, so released addresses are not reused at once. */
   cursors: Record<string, string>;
-  endpoints: Endpoint[];
 }
 
 export const attachmentKey = (a: Attachment): string => `${a.containerId}/${a.ifname}`;
@@ -75,16 +77,31 @@ export class EndpointTable implements EndpointSource {
   private nextId = 1;
   readonly cursors = new Map<string, string>();
   private readonly listeners = new Set<EndpointListener>();
-  private readonly file: AtomicJsonFile<TableFile>;
+  private readonly dir: string;
+  private readonly metaPath: string;
+  /** Host ifnames whose file must be rewritten or removed at the next save. */
+  private readonly dirty = new Set<string>();
+  private metaDirty = false;
+  private readonly deferred = new DeferredSync();
 
   constructor(stateDir: string) {
-    this.file = new AtomicJsonFile(join(stateDir, 'endpoints.json'), () => this.snapshot());
-    const saved = this.file.read();
-    if (saved) {
-      if (saved.version !== 1) throw new Error(`${this.file.path}: unknown version ${String(saved.version)}`);
-      this.nextId = saved.nextEndpointId;
-      for (const [k, v] of Object.entries(saved.cursors)) this.cursors.set(k, v);
-      for (const e of saved.endpoints) this.byKey.set(attachmentKey(e), e);
+    this.dir = join(stateDir, 'endpoints');
+    this.metaPath = join(stateDir, 'endpoint-meta.json');
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const meta = readJson<MetaFile>(this.metaPath);
+    if (meta) {
+      if (meta.version !== 1) throw new Error(`${this.metaPath}: unknown version ${String(meta.version)}`);
+      this.nextId = meta.nextEndpointId;
+      for (const [k, v] of Object.entries(meta.cursors)) this.cursors.set(k, v);
+    }
+    for (const f of readdirSync(this.dir)) {
+      const path = join(this.dir, f);
+      if (!f.endsWith('.json')) {
+        rmSync(path, { force: true }); // a temporary file of an interrupted write
+        continue;
+      }
+      const e = readJson<Endpoint>(path);
+      if (e) this.byKey.set(attachmentKey(e), e);
     }
   }
 
@@ -126,6 +143,7 @@ export class EndpointTable implements EndpointSource {
 
   /** A fresh endpoint ID: the next in sequence not held by a record, skipping 0. */
   allocateId(): number {
+    this.metaDirty = true;
     const held = new Set([...this.byKey.values()].map((e) => e.endpointId));
     for (let i = 0; i < MAX_ID; i++) {
       const id = this.nextId;
@@ -140,6 +158,7 @@ export class EndpointTable implements EndpointSource {
     const key = attachmentKey(e);
     const before = this.byKey.get(key);
     this.byKey.set(key, e);
+    this.dirty.add(e.hostIfname);
     if (e.state === 'ready' && before?.state !== 'ready') this.emit({ type: 'ready', endpoint: e });
   }
 
@@ -148,13 +167,40 @@ export class EndpointTable implements EndpointSource {
     const e = this.byKey.get(key);
     if (!e) return undefined;
     this.byKey.delete(key);
+    this.dirty.add(e.hostIfname);
     if (e.state === 'ready') this.emit({ type: 'removed', endpoint: e });
     return e;
   }
 
-  /** Persists the table (atomically; `durable` also fsyncs). Concurrent saves share writes. */
-  save(durable: boolean): Promise<void> {
-    return this.file.save(durable);
+  /**
+   * Writes what changed since the last save, each file atomically. `durable` fsyncs before returning;
+   * otherwise the files are fsynced in the background within a moment.
+   */
+  save(durable: boolean): void {
+    const live = new Map([...this.byKey.values()].map((e) => [e.hostIfname, e]));
+    for (const name of this.dirty) {
+      const path = join(this.dir, `${name}.json`);
+      const e = live.get(name);
+      if (e) writeJsonAtomic(path, e, durable);
+      else removeFile(path, durable);
+      if (!durable) this.deferred.add(path);
+    }
+    this.dirty.clear();
+    if (this.metaDirty) {
+      const meta: MetaFile = {
+        version: 1,
+        nextEndpointId: this.nextId,
+        cursors: Object.fromEntries(this.cursors),
+      };
+      writeJsonAtomic(this.metaPath, meta, durable);
+      if (!durable) this.deferred.add(this.metaPath);
+      this.metaDirty = false;
+    }
+  }
+
+  /** Waits for background fsyncs. */
+  flush(): Promise<void> {
+    return this.deferred.flush();
   }
 
   private emit(ev: EndpointEvent): void {
@@ -166,14 +212,5 @@ export class EndpointTable implements EndpointSource {
         // A listener's failure must not break endpoint bookkeeping.
       }
     }
-  }
-
-  private snapshot(): TableFile {
-    return {
-      version: 1,
-      nextEndpointId: this.nextId,
-      cursors: Object.fromEntries(this.cursors),
-      endpoints: this.all(),
-    };
   }
 }

@@ -107,7 +107,7 @@ export class TestNode {
   }
 
   restart(over: Partial<EndpointManagerOptions> = {}): NodeEndpointManager {
-    this.manager.close();
+    void this.manager.close();
     this.manager = this.start(over);
     return this.manager;
   }
@@ -120,7 +120,7 @@ export class TestNode {
   }
 
   destroy(): void {
-    this.manager?.close();
+    void this.manager?.close();
     delNs(this.name);
     rmSync(this.stateDir, { recursive: true, force: true });
   }
