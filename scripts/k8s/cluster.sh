@@ -15,6 +15,8 @@
 #   CASTNET_K8S_NAME   cluster name (default "default"); each name is an independent cluster with its
 #                      own ports and state dir, so a test that takes its apiserver down uses its own
 #   CASTNET_CACHE      cache dir (default <repo>/.cache); binaries come from $CASTNET_CACHE/bin
+#   CASTNET_K8S_OWNER  pid of the process a private cluster belongs to (the test harness sets it):
+#                      the next `up` of any cluster removes private clusters whose owner has exited
 #
 # State lives in $CASTNET_CACHE/k8s/<name>/: pki/ (made with openssl, never committed), etcd data,
 # logs, ports and kubeconfig (admin: client certificate in group system:masters, may impersonate).
@@ -191,9 +193,23 @@ stop_pidfile() {
   rm -f "$f"
 }
 
+# Removes private clusters left behind by test runs that died before their afterAll.
+prune_orphans() {
+  local owner other
+  for owner in "$CACHE"/k8s/*/owner; do
+    [ -f "$owner" ] || continue
+    other=$(basename "$(dirname "$owner")")
+    [ "$other" != "$NAME" ] && ! kill -0 "$(cat "$owner")" 2>/dev/null || continue
+    log "removing cluster $other: its owner $(cat "$owner") has exited"
+    CASTNET_K8S_NAME=$other CASTNET_K8S_NOWAIT=1 "$0" down || true
+  done
+}
+
 cmd_up() {
   need_binaries
+  prune_orphans
   mkdir -p "$DIR"
+  if [ "$NAME" != default ] && [ -n "${CASTNET_K8S_OWNER:-}" ]; then echo "$CASTNET_K8S_OWNER" >"$DIR/owner"; fi
   # Nothing running: pick ports afresh, the recorded ones may have been taken since.
   pid_alive "$DIR/etcd.pid" || pid_alive "$DIR/apiserver.pid" || rm -f "$DIR/ports"
   ensure_ports
@@ -245,7 +261,11 @@ cmd_start_apiserver() {
 # the lock file sits beside the state dir so that `down` can delete the dir while holding it.
 mkdir -p "$CACHE/k8s"
 exec 9>"$CACHE/k8s/$NAME.lock"
-flock 9
+if [ -n "${CASTNET_K8S_NOWAIT:-}" ]; then
+  flock -n 9 || exit 0 # busy: whoever holds it owns the cluster
+else
+  flock 9
+fi
 
 case ${1:-} in
 up) cmd_up ;;

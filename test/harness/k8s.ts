@@ -43,10 +43,12 @@ export interface ClusterOptions {
   name?: string;
 }
 
-// The script takes the cluster's name from its environment; env(1) sets it for that one command.
+// The script takes the cluster's name from its environment; env(1) sets it for that one command. A
+// private cluster is owned by this process: a later `up` removes it if this process dies first.
 async function clusterCommand(name: string, verb: string): Promise<string> {
   try {
-    const { stdout } = await run('env', [`CASTNET_K8S_NAME=${name}`, clusterScript, verb], {
+    const env = [`CASTNET_K8S_NAME=${name}`, `CASTNET_K8S_OWNER=${process.pid}`];
+    const { stdout } = await run('env', [...env, clusterScript, verb], {
       timeoutMs: 180_000,
     });
     return stdout;
