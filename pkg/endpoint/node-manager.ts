@@ -134,7 +134,16 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource {
           `CNI_IFNAME: interface ${JSON.stringify(req.ifname)} already exists in netns ${req.netns}`,
         );
       }
-      const mac = chooseMac(req);
+      const { mac, field } = chooseMac(req);
+      const holder = this.table
+        .all()
+        .find((e) => e.network === network.name && e.mac === mac && attachmentKey(e) !== key);
+      if (holder) {
+        throw new CniError(
+          CniErrorCode.InvalidMac,
+          `${field}: ${mac} is already used by ${describe(holder)} on network ${JSON.stringify(network.name)}`,
+        );
+      }
       const stale = this.table.get(req);
       if (stale) {
         this.log.info('replacing a stale record of the same attachment', { endpoint: summary(stale) });
@@ -425,21 +434,21 @@ function openPodNetns(netns: string): Rtnl {
   }
 }
 
-/** runtimeConfig.mac, then CNI_ARGS MAC=, else a random locally administered one. */
-function chooseMac(req: AddRequest): string {
-  const pick = (field: string, value: string | undefined): string | undefined => {
-    if (value === undefined) return undefined;
+/** runtimeConfig.mac, then CNI_ARGS MAC=, else a random locally administered one; `field` names the source. */
+function chooseMac(req: AddRequest): { mac: string; field: string } {
+  const sources: [string, string | undefined][] = [
+    ['runtimeConfig.mac', req.conf.runtimeConfig?.mac],
+    ['CNI_ARGS MAC', req.args.MAC],
+  ];
+  for (const [field, value] of sources) {
+    if (value === undefined) continue;
     try {
-      return normalizeUnicastMac(value);
+      return { mac: normalizeUnicastMac(value), field };
     } catch (e) {
       throw new CniError(CniErrorCode.InvalidMac, `${field}: ${(e as Error).message}`);
     }
-  };
-  return (
-    pick('runtimeConfig.mac', req.conf.runtimeConfig?.mac) ??
-    pick('CNI_ARGS MAC', req.args.MAC) ??
-    randomLocalMac()
-  );
+  }
+  return { mac: randomLocalMac(), field: 'generated MAC' };
 }
 
 function podOf(req: AddRequest): PodRef | undefined {

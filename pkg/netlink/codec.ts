@@ -127,12 +127,15 @@ export function newBridgeBody(b: BridgeSpec): Buffer {
   return Buffer.concat([encodeIfInfo({}), encodeAttrs([...newLinkAttrs(b), info])]);
 }
 
+const skipStats = attr.u32(C.IFLA_EXT_MASK, C.RTEXT_FILTER_SKIP_STATS);
+
+/** RTM_GETLINK by name (statistics skipped: castnet never reads them); RTM_DELLINK by name. */
 export function linkByNameBody(name: string): Buffer {
-  return Buffer.concat([encodeIfInfo({}), encodeAttrs([attr.str(C.IFLA_IFNAME, name)])]);
+  return Buffer.concat([encodeIfInfo({}), encodeAttrs([attr.str(C.IFLA_IFNAME, name), skipStats])]);
 }
 
 export function linkByIndexBody(index: number): Buffer {
-  return encodeIfInfo({ index });
+  return Buffer.concat([encodeIfInfo({ index }), encodeAttrs([skipStats])]);
 }
 
 const u8s = (b: Buffer | undefined): boolean | undefined => (b ? b[0] !== 0 : undefined);

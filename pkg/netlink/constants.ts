@@ -61,7 +61,10 @@ export const IFLA_PROTINFO = 12;
 export const IFLA_OPERSTATE = 16;
 export const IFLA_LINKINFO = 18;
 export const IFLA_AF_SPEC = 26;
+export const IFLA_EXT_MASK = 29;
 export const IFLA_NET_NS_FD = 28;
+/** IFLA_EXT_MASK flag: leave the (large) statistics out of link replies. */
+export const RTEXT_FILTER_SKIP_STATS = 1 << 3;
 export const IFLA_LINK_NETNSID = 37;
 
 export const IFLA_INFO_KIND = 1;

@@ -148,13 +148,22 @@ describe('ADD', () => {
     expect(node.manager.endpoints().map((x) => x.containerId)).not.toContain('c5');
   });
 
-  it('rejects an invalid MAC (102) and an unknown network (7) naming the field', async () => {
+  it('rejects an invalid or duplicate MAC (102) and an unknown network (7) naming the field', async () => {
     const p = pod(6);
     const bad = await rejection(
       node.manager.add(addReq('c7', `/var/run/netns/${p}`, conf(), { args: { MAC: '01:00:5e:00:00:01' } })),
     );
     expect(bad.code).toBe(102);
     expect(bad.message).toMatch(/CNI_ARGS MAC: .*multicast/);
+    const dup = await rejection(
+      node.manager.add(
+        addReq('c7', `/var/run/netns/${p}`, conf({ runtimeConfig: { mac: '02:11:22:33:44:55' } })),
+      ),
+    );
+    expect(dup.code).toBe(102);
+    expect(dup.message).toMatch(
+      /runtimeConfig.mac: 02:11:22:33:44:55 is already used by container c1 interface eth0/,
+    );
     const unknown = await rejection(
       node.manager.add(addReq('c7', `/var/run/netns/${p}`, conf({ network: 'red' }))),
     );
