@@ -78,7 +78,7 @@ export class Lab {
   private store = new DirectoryStore();
   private agents = new Map<number, ChildProcess>();
   private pods = new Map<string, LabPod>();
-  private joins = new Map<string, ChildProcess>();
+  private joins = new Map<string, ChildProcess[]>();
   private underlayCapture!: ChildProcess;
   private underlayPcap = '';
   private closed = false;
@@ -235,9 +235,14 @@ export class Lab {
     file: string,
     filter: string[],
   ): Promise<ChildProcess> {
-    const child = spawnIn(ns, 'tcpdump', ['-i', ifname, '-U', '-n', '-s', '0', '-w', file, ...filter], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const child = spawnIn(
+      ns,
+      'tcpdump',
+      ['-i', ifname, '-U', '--immediate-mode', '-n', '-s', '0', '-w', file, ...filter],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     // tcpdump says "listening on" once its socket is open: captures before that would be lost.
     await new Promise<void>((resolve, reject) => {
       let err = '';
@@ -269,16 +274,41 @@ export class Lab {
     const started = Date.now();
     const before = this.membershipCount(p, step.group);
     const sources = (step.sources ?? []).map((s) => this.pods.get(s)?.ip ?? s);
-    let opt: string;
-    if (v6) opt = `ipv6-join-group=[${step.group}]:eth0`;
-    else if (sources.length)
-      opt = sources.map((s) => `ip-add-source-membership=${step.group}:${p.ip}:${s}`).join(',');
-    else opt = `ip-add-membership=${step.group}:${p.ip}`;
-    const addr = v6 ? `UDP6-RECV:${step.port},${opt}` : `UDP4-RECV:${step.port},${opt}`;
-    const child = spawnIn(p.ns, 'socat', ['-u', addr, 'OPEN:/dev/null']);
-    this.joins.set(`${step.pod}/${step.group}`, child);
+    const fam = v6 ? '-6' : '-4';
+    // Source-specific joins use ssmping's mcfirst: Debian's socat lacks ip-add-source-membership.
+    const children = sources.length
+      ? sources.map((src) =>
+          spawnIn(p.ns, 'mcfirst', [
+            fam,
+            '-I',
+            'eth0',
+            '-c',
+            '1000000',
+            '-t',
+            '86400',
+            src,
+            step.group,
+            String(step.port),
+          ]),
+        )
+      : [
+          spawnIn(p.ns, 'socat', [
+            '-u',
+            v6
+              ? `UDP6-RECV:${step.port},ipv6-join-group=[${step.group}]:eth0`
+              : `UDP4-RECV:${step.port},ip-add-membership=${step.group}:${p.ip}`,
+            'OPEN:/dev/null',
+          ]),
+        ];
+    this.joins.set(`${step.pod}/${step.group}`, children);
+    const errors: string[] = [];
+    for (const c of children) c.stderr?.on('data', (d: Buffer) => errors.push(d.toString().trim()));
+    const died = () => children.find((c) => c.exitCode !== null);
     await this.waitFor(
-      () => this.membershipCount(p, step.group) > before,
+      () => {
+        if (died()) throw new Error(`${step.pod}'s join of ${step.group} failed: ${errors.join('; ')}`);
+        return this.membershipCount(p, step.group) > before;
+      },
       5000,
       `${step.pod}'s join of ${step.group} to reach the lookup service`,
     );
@@ -294,10 +324,10 @@ export class Lab {
   }
 
   private async leave(pod: string, group: string): Promise<void> {
-    const child = this.joins.get(`${pod}/${group}`);
-    if (!child) throw new Error(`${pod} has not joined ${group}`);
+    const children = this.joins.get(`${pod}/${group}`);
+    if (!children) throw new Error(`${pod} has not joined ${group}`);
     this.joins.delete(`${pod}/${group}`);
-    await stop(child);
+    for (const c of children) await stop(c);
     const p = this.pod(pod);
     await this.waitFor(
       () => this.membershipCount(p, group) === 0,
@@ -319,7 +349,7 @@ export class Lab {
       tokens.push(token);
       const addr = v6
         ? `UDP6-DATAGRAM:[${s.to}]:${s.port},ipv6-multicast-hops=${s.ttl}`
-        : `UDP4-DATAGRAM:${s.to}:${s.port},broadcast,ip-multicast-ttl=${s.ttl},ip-multicast-if=${p.ip},ttl=${s.ttl}`;
+        : `UDP4-DATAGRAM:${s.to}:${s.port},so-bindtodevice=eth0,broadcast,ip-multicast-ttl=${s.ttl},ip-multicast-if=${p.ip},ttl=${s.ttl}`;
       await run('ip', ['netns', 'exec', p.ns, 'socat', '-u', 'STDIN', addr], { input: token + '\n' });
     }
     return tokens;
@@ -351,6 +381,7 @@ export class Lab {
         else if ('sleep' in step) await sleep(step.sleep);
         else if ('restartAgent' in step) await this.restartAgent(step.restartAgent.node);
         else if ('send' in step) {
+          last = undefined;
           const tokens = await this.send(s.name, i, step.send);
           const msg: MessageReport = {
             scenario: s.name,
@@ -431,7 +462,7 @@ export class Lab {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const child of this.joins.values()) await stop(child);
+    for (const children of this.joins.values()) for (const c of children) await stop(c);
     for (const p of this.pods.values()) {
       await stop(p.capture);
       await this.cni('DEL', p, '').catch((err: Error) => this.log(`DEL of ${p.name}: ${err.message}`));

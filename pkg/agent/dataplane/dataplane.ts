@@ -1,0 +1,235 @@
+// The agent's multicast/broadcast data plane (DESIGN.md send and receive paths): capture BUM frames
+// from local endpoints, resolve and partition them, deliver local copies directly and send one
+// datagram per remote node; deliver datagrams from the underlay to exactly the listed endpoints.
+import { VNET_HDR_LEN } from '../../frame/vnet';
+import type { Logger } from '../../log/log';
+import type { Directory, LookupService, MembershipRecord, NodeRecord } from '../../lookup/port';
+import { CaptureSet } from '../../packet/capture';
+import { buildIndex, Resolver } from '../../resolve';
+import type { IndexedEndpoint } from '../../resolve/directory-index';
+import { UnderlaySocket, type OutDatagram, type Peer } from '../../underlay/udp';
+import { encapsulate, udpPayloadBudget, type WireKey } from '../../wire';
+import { Counters, type DataplaneCounters } from './counters';
+import { decideDatagram, decideLocalFrame } from './forward';
+import { withLocalState } from './local-directory';
+import type { Endpoint, EndpointSource } from '../../endpoint/table';
+import { toEndpointRecord } from '../../endpoint/table';
+import type { ParsedFrame } from '../../frame/ethernet';
+
+export interface DataplaneOptions {
+  node: NodeRecord;
+  underlayMtu: number;
+  /** Key for outgoing datagrams; incoming ones must verify with one of `acceptKeys`. */
+  sendKey?: WireKey;
+  acceptKeys?: WireKey[];
+  endpoints: EndpointSource;
+  lookup: LookupService;
+  /** Turns the bridge's own flooding towards an endpoint off, so the data plane alone delivers BUM. */
+  takeOverPort: (e: Endpoint) => void;
+  /** IGMP/MLD frames from endpoints go to the membership table. */
+  onMembershipFrame: (endpointId: number, frame: ParsedFrame, bytes: Uint8Array) => void;
+  log: Logger;
+}
+
+export class Dataplane {
+  private readonly capture = new CaptureSet<number>();
+  private readonly underlay: UnderlaySocket;
+  private readonly counters = new Counters();
+  private directory: Directory = { networks: [], nodes: [], endpoints: [], groups: [], memberships: [] };
+  private memberships: MembershipRecord[] = [];
+  private resolver: Resolver;
+  private nodesByAddress = new Map<string, NodeRecord>();
+  private peers = new Map<string, Peer>();
+  private localEndpoints = new Map<number, Endpoint>();
+  private readonly budget: number;
+  private readonly unsubscribe: Array<() => void> = [];
+  private rebuildPending = false;
+
+  constructor(private readonly o: DataplaneOptions) {
+    this.underlay = UnderlaySocket.open({ address: o.node.address, port: o.node.port });
+    this.budget = udpPayloadBudget(o.underlayMtu, this.underlay.family);
+    this.resolver = new Resolver(buildIndex(this.directory, o.node.name));
+    this.capture.onFrames((b) => this.onLocalFrames(b.tag, b.frames));
+    this.underlay.onDatagrams((batch) => {
+      for (const d of batch) this.onDatagram(d.from, d.data);
+    });
+    for (const e of o.endpoints.endpoints()) this.attach(e);
+    this.unsubscribe.push(
+      o.endpoints.subscribe((ev) => {
+        if (ev.type === 'ready') this.attach(ev.endpoint);
+        else this.detach(ev.endpoint);
+        this.scheduleRebuild();
+      }),
+      o.lookup.subscribe((d) => {
+        this.directory = d;
+        this.scheduleRebuild();
+      }),
+    );
+    this.rebuild();
+  }
+
+  /** This node's memberships changed (from the membership table). */
+  setMemberships(records: MembershipRecord[]): void {
+    this.memberships = records;
+    this.scheduleRebuild();
+  }
+
+  /** Injects frames (each starting with a virtio_net_hdr) into a local endpoint's link. */
+  injectTo(endpointId: number, frames: Uint8Array[]): void {
+    const e = this.localEndpoints.get(endpointId);
+    if (e?.hostIfindex) this.capture.inject(e.hostIfindex, frames);
+  }
+
+  stats(): { dataplane: DataplaneCounters; capture: unknown; underlay: unknown; indexProblems: number } {
+    return {
+      dataplane: this.counters.snapshot(),
+      capture: this.capture.counters(),
+      underlay: this.underlay.counters(),
+      indexProblems: this.resolver.index.problems.length,
+    };
+  }
+
+  close(): void {
+    for (const u of this.unsubscribe) u();
+    this.capture.close();
+    this.underlay.close();
+  }
+
+  private attach(e: Endpoint): void {
+    if (!e.hostIfindex || this.localEndpoints.has(e.endpointId)) return;
+    try {
+      this.o.takeOverPort(e);
+      this.capture.add(e.hostIfindex, e.endpointId);
+      this.localEndpoints.set(e.endpointId, e);
+    } catch (err) {
+      this.o.log.warn('cannot attach endpoint to the data plane', {
+        endpoint: e.endpointId,
+        hostIfname: e.hostIfname,
+        error: (err as Error).message,
+      });
+    }
+  }
+
+  private detach(e: Endpoint): void {
+    if (!this.localEndpoints.delete(e.endpointId)) return;
+    if (e.hostIfindex) this.capture.remove(e.hostIfindex);
+  }
+
+  private scheduleRebuild(): void {
+    if (this.rebuildPending) return;
+    this.rebuildPending = true;
+    queueMicrotask(() => {
+      this.rebuildPending = false;
+      this.rebuild();
+    });
+  }
+
+  /** A new index per change: the per-packet path only ever reads an immutable one. */
+  private rebuild(): void {
+    const local = [...this.localEndpoints.values()].map((e) => toEndpointRecord(e, this.o.node.name));
+    const d = withLocalState(this.directory, this.o.node.name, local, this.memberships);
+    const index = buildIndex(d, this.o.node.name);
+    for (const p of index.problems) this.o.log.debug('directory problem', { ...p });
+    this.resolver = new Resolver(index);
+    this.nodesByAddress = new Map(d.nodes.map((n) => [n.address, n]));
+  }
+
+  private peer(n: NodeRecord): Peer {
+    const key = `${n.address}|${n.port}`;
+    let p = this.peers.get(key);
+    if (!p) this.peers.set(key, (p = this.underlay.peer(n.address, n.port)));
+    return p;
+  }
+
+  private onLocalFrames(endpointId: number, frames: Buffer[]): void {
+    const sender = this.resolver.index.localEndpoint(endpointId);
+    const out: OutDatagram[] = [];
+    for (const bytes of frames) {
+      this.counters.c.framesCaptured++;
+      const a = decideLocalFrame(this.resolver, sender, bytes);
+      switch (a.kind) {
+        case 'drop':
+          this.counters.drop(a.reason);
+          break;
+        case 'membership':
+          this.counters.c.membershipMessages++;
+          this.o.onMembershipFrame(endpointId, a.frame, bytes);
+          break;
+        case 'arp-reply':
+          this.counters.c.arpReplies++;
+          this.injectTo(endpointId, [withVnetHeader(a.reply)]);
+          break;
+        case 'forward':
+          this.deliverLocal(a.delivery.local, bytes);
+          if (a.delivery.unreachable) this.counters.drop('unreachable-node', a.delivery.unreachable);
+          for (const batch of a.delivery.remote)
+            this.encapsulateTo(sender!, batch.node, batch.endpointIds, bytes, out);
+          break;
+      }
+    }
+    if (out.length) this.counters.c.datagramsSent += this.underlay.send(out);
+  }
+
+  private deliverLocal(ids: readonly number[], frame: Uint8Array): void {
+    for (const id of ids) {
+      const e = this.localEndpoints.get(id);
+      if (!e?.hostIfindex) {
+        this.counters.drop('local-endpoint-gone');
+        continue;
+      }
+      this.counters.c.localDeliveries += this.capture.inject(e.hostIfindex, [frame]);
+    }
+  }
+
+  private encapsulateTo(
+    sender: IndexedEndpoint,
+    node: NodeRecord,
+    ids: readonly number[],
+    bytes: Uint8Array,
+    out: OutDatagram[],
+  ): void {
+    const r = encapsulate(
+      {
+        networkId: sender.network.spec.id,
+        sourceEndpointId: sender.endpointId,
+        destinations: [...ids],
+        vnetHeader: true,
+        frame: bytes,
+      },
+      this.budget,
+      this.o.sendKey,
+    );
+    if (!r.ok) {
+      this.counters.drop(`encapsulate:${r.error.code}`);
+      return;
+    }
+    const to = this.peer(node);
+    for (const data of r.value) out.push({ to, data });
+  }
+
+  private onDatagram(from: { address: string; port: number }, data: Uint8Array): void {
+    this.counters.c.datagramsReceived++;
+    const a = decideDatagram(this.resolver, this.nodesByAddress, from, data, this.o.acceptKeys ?? []);
+    if (a.kind === 'drop') {
+      this.counters.drop(a.reason, a.count);
+      return;
+    }
+    if (a.rejectedIds) this.counters.drop('rejected-endpoint-id', a.rejectedIds);
+    const frame = a.vnetHeader ? a.frame : withVnetHeader(a.frame);
+    for (const t of a.targets) {
+      const e = this.localEndpoints.get(t.endpointId);
+      if (!e?.hostIfindex) {
+        this.counters.drop('local-endpoint-gone');
+        continue;
+      }
+      this.counters.c.remoteDeliveries += this.capture.inject(e.hostIfindex, [frame]);
+    }
+  }
+}
+
+/** Frames the agent builds itself carry finished checksums: an all-zero virtio_net_hdr. */
+export function withVnetHeader(frame: Uint8Array): Uint8Array {
+  const out = new Uint8Array(VNET_HDR_LEN + frame.length);
+  out.set(frame, VNET_HDR_LEN);
+  return out;
+}

@@ -1,0 +1,83 @@
+// What the agent does with one frame from a local endpoint, and with one datagram from the
+// underlay. Pure: it reads the DirectoryIndex and returns actions; pkg/agent/dataplane/dataplane.ts
+// performs them. Every frame or datagram that is not delivered gets a drop reason, which is counted.
+import { parseFrame, type ParsedFrame } from '../../frame/ethernet';
+import { buildArpReply } from '../../frame/build';
+import { VNET_HDR_LEN } from '../../frame/vnet';
+import type { NodeRecord } from '../../lookup/port';
+import { arpTarget, checkSource, receiveTargets, type Delivery, type Resolver } from '../../resolve';
+import type { IndexedEndpoint } from '../../resolve/directory-index';
+import { decodeData, type WireKey } from '../../wire';
+
+export type LocalAction =
+  | { kind: 'drop'; reason: string }
+  /** An IGMP/MLD message for the membership table (the agent is the querier: not forwarded). */
+  | { kind: 'membership'; frame: ParsedFrame }
+  /** The agent answers an ARP request from its directory: inject `reply` back to the sender. */
+  | { kind: 'arp-reply'; reply: Uint8Array }
+  | { kind: 'forward'; delivery: Delivery };
+
+/**
+ * Decides the fate of `bytes` (virtio_net_hdr + Ethernet frame) captured from local endpoint `sender`.
+ */
+export function decideLocalFrame(
+  resolver: Resolver,
+  sender: IndexedEndpoint | undefined,
+  bytes: Uint8Array,
+): LocalAction {
+  if (!sender) return { kind: 'drop', reason: 'unknown-endpoint' };
+  const parsed = parseFrame(bytes, VNET_HDR_LEN);
+  if (!parsed.ok) return { kind: 'drop', reason: `malformed:${parsed.error.code}` };
+  const f = parsed.value;
+  const spoof = checkSource(sender, f);
+  if (spoof) return { kind: 'drop', reason: spoof.code };
+  if (f.kind === 'igmp' || f.kind === 'mld') return { kind: 'membership', frame: f };
+  if (f.arp) {
+    const target = arpTarget(resolver.index, sender, f.arp);
+    if (target) return { kind: 'arp-reply', reply: buildArpReply(f.arp, target.mac, f.vlans) };
+  }
+  const r = resolver.resolveFrame(sender, f, bytes);
+  if (!r.ok) return { kind: 'drop', reason: r.error.code };
+  if (r.value.local.length === 0 && r.value.remote.length === 0)
+    return { kind: 'drop', reason: 'no-members' };
+  return { kind: 'forward', delivery: r.value };
+}
+
+export type RemoteAction =
+  | { kind: 'drop'; reason: string; count: number }
+  | {
+      kind: 'deliver';
+      targets: IndexedEndpoint[];
+      /** virtio_net_hdr + frame, ready to inject. */
+      frame: Uint8Array;
+      vnetHeader: boolean;
+      /** Listed IDs that were not delivered (unknown, other network, duplicate). */
+      rejectedIds: number;
+    };
+
+/**
+ * Decides what to do with a datagram from `from` on the underlay. Only known nodes are heard; the
+ * datagram is validated in full (version, lengths, tag) before any ID is looked at.
+ */
+export function decideDatagram(
+  resolver: Resolver,
+  nodesByAddress: ReadonlyMap<string, NodeRecord>,
+  from: { address: string; port: number },
+  data: Uint8Array,
+  keys: readonly WireKey[],
+): RemoteAction {
+  const node = nodesByAddress.get(from.address);
+  if (!node || node.port !== from.port) return { kind: 'drop', reason: 'unknown-sender', count: 1 };
+  const m = decodeData(data, keys);
+  if (!m.ok) return { kind: 'drop', reason: `bad-datagram:${m.error.code}`, count: 1 };
+  const t = receiveTargets(resolver.index, m.value.networkId, m.value.destinations);
+  if (!t.networkKnown) return { kind: 'drop', reason: 'unknown-network', count: 1 };
+  if (t.deliver.length === 0) return { kind: 'drop', reason: 'unknown-endpoint-id', count: 1 };
+  return {
+    kind: 'deliver',
+    targets: t.deliver,
+    frame: m.value.frame,
+    vnetHeader: m.value.vnetHeader,
+    rejectedIds: t.unknownIds + t.duplicateIds,
+  };
+}

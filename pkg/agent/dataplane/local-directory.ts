@@ -1,0 +1,17 @@
+// The directory the data plane resolves against: the lookup service's view, with this node's own
+// endpoints and memberships replaced by the agent's local truth. A new pod or join works locally at
+// once, and keeps working while the lookup service is unreachable.
+import type { Directory, EndpointRecord, MembershipRecord } from '../../lookup/port';
+
+export function withLocalState(
+  d: Directory,
+  node: string,
+  endpoints: readonly EndpointRecord[],
+  memberships: readonly MembershipRecord[],
+): Directory {
+  return {
+    ...d,
+    endpoints: [...d.endpoints.filter((e) => e.node !== node), ...endpoints],
+    memberships: [...d.memberships.filter((m) => m.node !== node), ...memberships],
+  };
+}
