@@ -9,11 +9,12 @@ import { buildIndex, checkSource, Resolver } from '../pkg/resolve';
 import { decodeData, encapsulate, makeWireKey, udpPayloadBudget } from '../pkg/wire';
 
 const NODES = 3;
-const ENDPOINTS_PER_NETWORK = 150;
-const GROUPS = 50;
+const DEFAULT_ENDPOINTS = 150;
+const DEFAULT_GROUPS = 50;
+const GROUPS = DEFAULT_GROUPS;
 const FANOUT = 5;
 
-function makeDirectory(): Directory {
+function makeDirectory(endpointsPerNetwork = DEFAULT_ENDPOINTS, groupCount = DEFAULT_GROUPS): Directory {
   const nodes = Array.from({ length: NODES }, (_, i) => ({
     name: `n${i}`,
     address: `192.0.2.${i + 1}`,
@@ -31,7 +32,7 @@ function makeDirectory(): Directory {
   const endpoints: EndpointRecord[] = [];
   const memberships: MembershipRecord[] = [];
   for (const [n, network] of ['red', 'blue'].entries()) {
-    for (let h = 0; h < ENDPOINTS_PER_NETWORK; h++) {
+    for (let h = 0; h < endpointsPerNetwork; h++) {
       const hex = h.toString(16).padStart(4, '0');
       endpoints.push({
         network,
@@ -41,9 +42,9 @@ function makeDirectory(): Directory {
         ips: [`10.0.${h >> 8}.${h & 0xff}`],
       });
     }
-    for (let g = 0; g < GROUPS; g++) {
+    for (let g = 0; g < groupCount; g++) {
       for (let k = 0; k < FANOUT; k++) {
-        const h = (g * 7 + k * 13 + 1) % ENDPOINTS_PER_NETWORK;
+        const h = (g * 7 + k * 13 + 1) % endpointsPerNetwork;
         memberships.push({
           network,
           group: `239.1.0.${g}`,
@@ -162,6 +163,10 @@ function main(): void {
     const r = decodeData(tagged[i % GROUPS], [key]);
     if (r.ok) sink += r.value.destinations.length;
   });
+  // Index build: paid once per directory change (e.g. every membership report in the cluster).
+  const large = makeDirectory(5000, 2000);
+  const buildSmallUs = measure(200, () => void buildIndex(d, 'n0')) / 1000;
+  const buildLargeMs = measure(3, () => void buildIndex(large, 'n0')) / 1e6;
   const result = {
     directory: {
       nodes: NODES,
@@ -179,6 +184,9 @@ function main(): void {
     encapsulate_hmac_ns: Math.round(encapTagNs),
     decode_hmac_ns: Math.round(decodeTagNs),
     baseline_directory_scan_ns: Math.round(baselineNs),
+    build_index_us: Math.round(buildSmallUs),
+    build_index_large_ms: Number(buildLargeMs.toFixed(1)),
+    large_directory: { endpoints: large.endpoints.length, memberships: large.memberships.length },
     ratio_baseline_over_cached: Number((baselineNs / cachedNs).toFixed(1)),
     ratio_baseline_over_uncached: Number((baselineNs / uncachedNs).toFixed(1)),
   };

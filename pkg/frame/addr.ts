@@ -121,9 +121,20 @@ export function parseAddress(s: string): Address | undefined {
   return undefined;
 }
 
-/** The canonical text of `s`, or `s` itself when it is not an address (so lookups simply miss). */
+const canonicalMemo = new Map<string, string>();
+const CANONICAL_MEMO_LIMIT = 1 << 17;
+
+/**
+ * The canonical text of `s`, or `s` itself when it is not an address (so lookups simply miss).
+ * Memoised: directory indexes are rebuilt on every change and see the same strings again.
+ */
 export function canonicalAddress(s: string): string {
-  return parseAddress(s)?.text ?? s;
+  let c = canonicalMemo.get(s);
+  if (c !== undefined) return c;
+  c = parseAddress(s)?.text ?? s;
+  if (canonicalMemo.size >= CANONICAL_MEMO_LIMIT) canonicalMemo.clear();
+  canonicalMemo.set(s, c);
+  return c;
 }
 
 export interface Cidr {

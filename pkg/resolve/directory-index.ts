@@ -37,6 +37,9 @@ export interface IndexProblem {
   reason: string;
 }
 
+const NO_SOURCES: ReadonlySet<string> = new Set();
+const NO_MEMBERSHIPS: readonly IndexedMembership[] = [];
+
 export class DirectoryIndex {
   readonly networks = new Map<string, IndexedNetwork>();
   readonly networksById = new Map<number, IndexedNetwork>();
@@ -44,10 +47,12 @@ export class DirectoryIndex {
   readonly endpoints: IndexedEndpoint[] = [];
   readonly groups: GroupTable;
   readonly problems: IndexProblem[] = [];
-  private readonly byAddress = new Map<string, IndexedEndpoint>();
-  private readonly byNodeId = new Map<string, IndexedEndpoint>();
+  // Nested maps (network -> address -> ...) rather than joined string keys: no string is built per
+  // lookup on the packet path, and far less garbage per rebuild.
+  private readonly byAddress = new Map<string, Map<string, IndexedEndpoint>>();
+  private readonly byNodeId = new Map<string, Map<number, IndexedEndpoint>>();
   private readonly localById = new Map<number, IndexedEndpoint>();
-  private readonly memberships = new Map<string, IndexedMembership[]>();
+  private readonly memberships = new Map<string, Map<string, IndexedMembership[]>>();
 
   constructor(
     readonly directory: Directory,
@@ -86,24 +91,26 @@ export class DirectoryIndex {
   }
 
   private addEndpoint(r: EndpointRecord): void {
-    const label = `endpoint ${r.node}/${r.endpointId}`;
     const net = this.networks.get(r.network);
     if (!net)
-      return void this.problems.push({
-        record: label,
-        reason: `unknown network ${JSON.stringify(r.network)}`,
-      });
-    const nodeKey = `${r.node}/${r.endpointId}`;
-    if (this.byNodeId.has(nodeKey))
-      return void this.problems.push({ record: label, reason: 'duplicate endpoint ID on its node' });
+      return this.problem(
+        `endpoint ${r.node}/${r.endpointId}`,
+        `unknown network ${JSON.stringify(r.network)}`,
+      );
+    let onNode = this.byNodeId.get(r.node);
+    if (onNode?.has(r.endpointId))
+      return this.problem(`endpoint ${r.node}/${r.endpointId}`, 'duplicate endpoint ID on its node');
+    let addresses = this.byAddress.get(r.network);
+    if (!addresses) this.byAddress.set(r.network, (addresses = new Map()));
     const mac = canonicalAddress(r.mac);
     const ips = r.ips.map(canonicalAddress);
-    const taken = [mac, ...ips].find((a) => this.byAddress.has(`${r.network}|${a}`));
-    if (taken)
-      return void this.problems.push({
-        record: label,
-        reason: `address ${taken} already belongs to another endpoint of ${r.network}`,
-      });
+    const taken = addresses.has(mac) ? mac : ips.find((a) => addresses.has(a));
+    if (taken) {
+      return this.problem(
+        `endpoint ${r.node}/${r.endpointId}`,
+        `address ${taken} already belongs to another endpoint of ${r.network}`,
+      );
+    }
     const e: IndexedEndpoint = {
       record: r,
       network: net,
@@ -115,34 +122,39 @@ export class DirectoryIndex {
     };
     this.endpoints.push(e);
     (net.endpoints as IndexedEndpoint[]).push(e);
-    this.byNodeId.set(nodeKey, e);
-    for (const a of [mac, ...ips]) this.byAddress.set(`${r.network}|${a}`, e);
+    if (!onNode) this.byNodeId.set(r.node, (onNode = new Map()));
+    onNode.set(r.endpointId, e);
+    addresses.set(mac, e);
+    for (const a of ips) addresses.set(a, e);
     if (r.node === this.localNode) this.localById.set(r.endpointId, e);
   }
 
+  private problem(record: string, reason: string): void {
+    this.problems.push({ record, reason });
+  }
+
   private addMembership(m: MembershipRecord): void {
-    const e = this.byNodeId.get(`${m.node}/${m.endpointId}`);
+    const e = this.endpointOn(m.node, m.endpointId);
     if (!e || e.network.spec.name !== m.network) {
-      this.problems.push({
-        record: `membership ${m.node}/${m.endpointId} in ${m.group}`,
-        reason: 'no such endpoint in that network',
-      });
-      return;
+      return this.problem(
+        `membership ${m.node}/${m.endpointId} in ${m.group}`,
+        'no such endpoint in that network',
+      );
     }
-    const key = `${m.network}|${canonicalAddress(m.group)}`;
-    const entry: IndexedMembership = {
-      endpoint: e,
-      include: m.filter.mode === 'include',
-      sources: new Set(m.filter.sources.map(canonicalAddress)),
-    };
-    const list = this.memberships.get(key);
+    let groups = this.memberships.get(m.network);
+    if (!groups) this.memberships.set(m.network, (groups = new Map()));
+    const group = canonicalAddress(m.group);
+    const sources =
+      m.filter.sources.length === 0 ? NO_SOURCES : new Set(m.filter.sources.map(canonicalAddress));
+    const entry: IndexedMembership = { endpoint: e, include: m.filter.mode === 'include', sources };
+    const list = groups.get(group);
     if (list) list.push(entry);
-    else this.memberships.set(key, [entry]);
+    else groups.set(group, [entry]);
   }
 
   /** The endpoint that owns a canonical IP or MAC within a network. */
   endpointByAddress(network: string, address: string): IndexedEndpoint | undefined {
-    return this.byAddress.get(`${network}|${address}`);
+    return this.byAddress.get(network)?.get(address);
   }
 
   /** A local endpoint by its ID (IDs are unique within a node, across networks). */
@@ -151,12 +163,12 @@ export class DirectoryIndex {
   }
 
   endpointOn(node: string, endpointId: number): IndexedEndpoint | undefined {
-    return this.byNodeId.get(`${node}/${endpointId}`);
+    return this.byNodeId.get(node)?.get(endpointId);
   }
 
   /** IGMP/MLD (and controller-resolved) memberships of a (network, canonical group). */
   membershipsOf(network: string, group: string): readonly IndexedMembership[] {
-    return this.memberships.get(`${network}|${group}`) ?? [];
+    return this.memberships.get(network)?.get(group) ?? NO_MEMBERSHIPS;
   }
 }
 
