@@ -148,8 +148,9 @@ describe('CaptureSet on real veths', () => {
     const got = new Set<string>();
     rx.onDatagrams((batch) => batch.forEach((d) => got.add(d.data.toString())));
     const h2 = cap.ifindexOf('h2');
+    // Per-frame decisions, queued per target: the set flushes after the handler, one sendmmsg run.
     cap.onFrames((b) => {
-      if (b.tag === 'pod1') cap.inject(h2, b.frames);
+      if (b.tag === 'pod1') for (const f of b.frames) cap.queue(h2, f);
     });
     try {
       const to = tx.peer('239.1.2.6', 5003);
@@ -164,6 +165,22 @@ describe('CaptureSet on real veths', () => {
       });
     }
     expect(cap.counters()).toMatchObject({ dropped: 0, injectDropped: 0, errors: 0 });
+  });
+
+  it('sends frames queued outside a handler at flush', async () => {
+    const rx = receiver(pod1, '239.1.2.7', 5004);
+    await new Promise((r) => setTimeout(r, 300));
+    const h1 = cap.ifindexOf('h1');
+    // Capture one real frame from pod2 to reuse, as an underlay handler would hand one over.
+    send(pod2, '239.1.2.7:5004', 'queued-frame');
+    await waitFor('the frame from pod2', () => framesWith('queued-frame').length > 0);
+    const before = cap.interfaceCounters(h1)!.injected;
+    cap.queue(h1, framesWith('queued-frame')[0].frame);
+    expect(cap.interfaceCounters(h1)!.injected).toBe(before); // queued, not sent
+    expect(cap.flush()).toBe(1);
+    expect(cap.flush()).toBe(0);
+    await waitFor('the queued frame in pod1', () => rx.out().includes('queued-frame'));
+    expect(() => cap.queue(9999, Buffer.alloc(64))).toThrow(/ifindex 9999: interface not in the capture set/);
   });
 
   it('does not capture frames going out to the pod: its own injections or the node stack', async () => {

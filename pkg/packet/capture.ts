@@ -64,6 +64,8 @@ interface Capture<T> {
   fd: number;
   poll: PollHandle;
   counters: CaptureCounters;
+  /** Frames queued for injection, sent by flush(). */
+  pending: Uint8Array[];
 }
 
 function zeroCounters(): CaptureCounters {
@@ -74,6 +76,8 @@ type FrameHandler<T> = (batch: FrameBatch<T>) => void;
 
 export class CaptureSet<T = string> {
   private readonly captures = new Map<number, Capture<T>>();
+  /** Interfaces with queued frames, in queueing order. */
+  private readonly dirty: Capture<T>[] = [];
   private readonly rx: MsgVec;
   private readonly tx: MsgVec;
   private readonly netns?: string;
@@ -136,7 +140,7 @@ export class CaptureSet<T = string> {
       { readable: true },
       () => this.drain(capture),
     );
-    const capture: Capture<T> = { tag, ifindex, fd, poll, counters: zeroCounters() };
+    const capture: Capture<T> = { tag, ifindex, fd, poll, counters: zeroCounters(), pending: [] };
     this.captures.set(ifindex, capture);
     return ifindex;
   }
@@ -147,6 +151,8 @@ export class CaptureSet<T = string> {
     const capture = this.captures.get(ifindex);
     if (!capture) return false;
     this.captures.delete(ifindex);
+    capture.counters.injectDropped += capture.pending.length;
+    capture.pending.length = 0;
     this.collectStats(capture);
     capture.poll.close();
     libc().close(capture.fd);
@@ -206,6 +212,32 @@ export class CaptureSet<T = string> {
     return sent;
   }
 
+  /**
+   * Queues one frame (starting with a virtio_net_hdr) for injection into an interface of the set.
+   * Queued frames go out in one sendmmsg run per interface at flush(), which the set calls itself
+   * after each onFrames handler; call it yourself when queueing from anywhere else (an underlay
+   * handler, a timer). A queued frame must stay valid until then: borrowed frames are, within
+   * their handler.
+   */
+  queue(ifindex: number, frame: Uint8Array): void {
+    const capture = this.captures.get(ifindex);
+    if (!capture) throw new Error(`inject into ifindex ${ifindex}: interface not in the capture set`);
+    if (capture.pending.length === 0) this.dirty.push(capture);
+    capture.pending.push(frame);
+  }
+
+  /** Injects everything queued. Returns how many frames the kernel took. */
+  flush(): number {
+    let sent = 0;
+    for (const capture of this.dirty) {
+      if (this.captures.get(capture.ifindex) === capture)
+        sent += this.inject(capture.ifindex, capture.pending);
+      capture.pending.length = 0;
+    }
+    this.dirty.length = 0;
+    return sent;
+  }
+
   /** Counters summed over all interfaces, past and present. */
   counters(): CaptureCounters {
     const total = { ...this.retired };
@@ -255,7 +287,14 @@ export class CaptureSet<T = string> {
         frames.push(rx.slot(i).subarray(0, rx.msgLen(i)));
       }
       c.received += frames.length;
-      if (frames.length > 0) this.handler({ tag: capture.tag, ifindex: capture.ifindex, frames });
+      if (frames.length > 0) {
+        try {
+          this.handler({ tag: capture.tag, ifindex: capture.ifindex, frames });
+        } finally {
+          // Before the next recvmmsg reuses the ring the queued frames may point into.
+          if (this.dirty.length) this.flush();
+        }
+      }
       if (n < rx.capacity || this.captures.get(capture.ifindex) !== capture) return;
     }
   }
