@@ -1,0 +1,73 @@
+// The lab's default suite end to end: real agents in node namespaces, pods wired by the real
+// castnet-cni, real IGMP from socat/mcfirst, tcpdump counting. Needs `make build` (make test does it).
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+
+const root = join(__dirname, '../..');
+
+interface Report {
+  pass: boolean;
+  scenarios: {
+    name: string;
+    pass: boolean;
+    failures: { step: number; what: string }[];
+    join_latency_ms: number[];
+    messages: {
+      group: string;
+      underlay_datagrams: number;
+      remote_member_nodes: number;
+      received: Record<string, number>;
+    }[];
+  }[];
+}
+
+function runLab(): Promise<{ code: number; report: Report; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      join(root, 'bin/castnet'),
+      ['lab', 'run', '--json'],
+      { timeout: 240000, maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        try {
+          resolve({
+            code: err ? ((err as { code?: number }).code ?? 1) : 0,
+            report: JSON.parse(stdout) as Report,
+            stderr,
+          });
+        } catch {
+          reject(new Error(`castnet lab run printed no report: ${stderr}\n${stdout}`));
+        }
+      },
+    );
+  });
+}
+
+describe('castnet lab: the default suite', () => {
+  let result: Awaited<ReturnType<typeof runLab>>;
+
+  beforeAll(async () => {
+    result = await runLab();
+  }, 300000);
+
+  it('passes every scenario and exits 0', () => {
+    const failures = result.report.scenarios.flatMap((s) =>
+      s.failures.map((f) => `${s.name} step ${f.step}: ${f.what}`),
+    );
+    expect(failures).toEqual([]);
+    expect(result.report.pass).toBe(true);
+    expect(result.code).toBe(0);
+  });
+
+  it('sends exactly one underlay datagram per remote member node, per message', () => {
+    const messages = result.report.scenarios.flatMap((s) => s.messages);
+    expect(messages.length).toBeGreaterThanOrEqual(9);
+    for (const m of messages) expect(m.underlay_datagrams).toBe(m.remote_member_nodes);
+  });
+
+  it('keeps the other tenant, non-members and the sender out', () => {
+    const asm = result.report.scenarios.find((s) => s.name === 'asm')!;
+    const blue = asm.messages[0]!;
+    for (const pod of ['a1', 'c2', 'd1', 'r0', 'r1', 'r2']) expect(blue.received[pod]).toBe(0);
+    for (const pod of ['a2', 'b1', 'b2', 'c1']) expect(blue.received[pod]).toBe(1);
+  });
+});
