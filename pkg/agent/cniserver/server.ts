@@ -82,16 +82,18 @@ export class CniServer {
   }
 }
 
-/** The request body as text, or undefined once it passes MAX_BODY_BYTES. */
+/**
+ * The request body as text, or undefined when it passes MAX_BODY_BYTES. An oversized body is still
+ * read to its end (and dropped): leaving the loop early would destroy the socket before the answer.
+ */
 async function readBody(req: IncomingMessage): Promise<string | undefined> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) return undefined;
-    chunks.push(chunk as Buffer);
+    if (size <= MAX_BODY_BYTES) chunks.push(chunk as Buffer);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return size > MAX_BODY_BYTES ? undefined : Buffer.concat(chunks).toString('utf8');
 }
 
 function reply(res: ServerResponse, status: number, body?: unknown): void {
