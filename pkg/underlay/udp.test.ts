@@ -84,6 +84,13 @@ describe('underlay input checks', () => {
     expect(() => s.peer('fd78::2', 1)).toThrow('peer address "fd78::2": not IPv4 like the underlay socket');
   });
 
+  it('refuses a second socket on the same address and port (no silent sharing between agents)', () => {
+    const first = open(b, '10.78.0.2');
+    expect(() => UnderlaySocket.open({ address: '10.78.0.2', port: first.port, netns: fx.path(b) })).toThrow(
+      new RegExp(`bind underlay 10\\.78\\.0\\.2:${first.port}: EADDRINUSE`),
+    );
+  });
+
   it('fails to bind an address the namespace does not have, saying which', () => {
     expect(() => UnderlaySocket.open({ address: '10.78.9.9', port: 0, netns: fx.path(a) })).toThrow(
       /bind underlay 10\.78\.9\.9:0: EADDRNOTAVAIL/,

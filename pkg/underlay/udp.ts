@@ -15,7 +15,6 @@ import {
 } from './sockaddr';
 
 const SOL_SOCKET = 1;
-const SO_REUSEADDR = 2;
 const SO_SNDBUF = 7;
 const SO_RCVBUF = 8;
 const SO_SNDBUFFORCE = 32;
@@ -129,7 +128,6 @@ export class UnderlaySocket {
         c.socket(family === 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0),
       );
       try {
-        setInt(fd, SO_REUSEADDR, 1, 'setsockopt(SO_REUSEADDR)');
         setBuffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, 'SO_RCVBUF');
         setBuffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, 'SO_SNDBUF');
         check(`bind ${where}`, c.bind(fd, sa, sa.length));
