@@ -167,6 +167,29 @@ describe('CaptureSet on real veths', () => {
     expect(cap.counters()).toMatchObject({ dropped: 0, injectDropped: 0, errors: 0 });
   });
 
+  it('counts the frames the kernel dropped while the agent was not reading', async () => {
+    const h1 = cap.ifindexOf('h1');
+    const before = cap.interfaceCounters(h1)!;
+    const tx = UnderlaySocket.open({ address: '10.77.0.1', port: 0, netns: fx.path(pod1) });
+    try {
+      const to = tx.peer('239.1.2.8', 5005);
+      const burst = Array.from({ length: 20000 }, () => ({ to, data: Buffer.alloc(100) }));
+      // One synchronous call: this thread cannot drain the capture socket meanwhile.
+      expect(tx.send(burst)).toBe(20000);
+    } finally {
+      tx.close();
+    }
+    let received = -1;
+    await waitFor('the queue to drain', () => {
+      const settled = cap.interfaceCounters(h1)!.received === received;
+      received = cap.interfaceCounters(h1)!.received;
+      return settled;
+    });
+    const after = cap.interfaceCounters(h1)!;
+    expect(after.dropped - before.dropped).toBeGreaterThan(0);
+    expect(after.received - before.received + after.dropped - before.dropped).toBeGreaterThanOrEqual(20000);
+  });
+
   it('sends frames queued outside a handler at flush', async () => {
     const rx = receiver(pod1, '239.1.2.7', 5004);
     await new Promise((r) => setTimeout(r, 300));
