@@ -56,7 +56,7 @@ it('every member receives each frame exactly once and unchanged; nobody else rec
           group: '239.5.5.5',
           node: e.node,
           endpointId: e.endpointId,
-          filter: { mode: j.mode, sources: admits === (j.mode === 'include') ? [source] : [] },
+          filter: { mode: j.mode, sources: j.listsSender ? [source] : [] },
         };
       });
       const d: Directory = {
