@@ -235,6 +235,25 @@ describe('CaptureSet on real veths', () => {
     expect(framesWith('after-readd')[0].tag).toBe('pod1-again');
   });
 
+  it('lets a handler remove its own interface', async () => {
+    const h1 = cap.ifindexOf('h1');
+    cap.onFrames((b) => {
+      for (const f of b.frames) seen.push({ tag: b.tag, frame: Buffer.from(f) });
+      if (b.frames.some((f) => f.includes('remove-me'))) cap.remove(b.ifindex);
+    });
+    try {
+      send(pod1, '239.1.2.3:5000', 'remove-me');
+      await waitFor('the handler to remove h1', () => !cap.has(h1));
+      send(pod2, '239.1.2.3:5000', 'still-alive');
+      await waitFor('pod2 frame after the removal', () => framesWith('still-alive').length > 0);
+    } finally {
+      cap.onFrames((b) => {
+        for (const f of b.frames) seen.push({ tag: b.tag, frame: Buffer.from(f) });
+      });
+      cap.add('h1', 'pod1');
+    }
+  });
+
   it('survives an interface deleted under it and keeps totals', async () => {
     const pod3 = fx.netns('p3');
     fx.veth(node, 'h3', pod3, 'eth0');
