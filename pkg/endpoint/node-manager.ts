@@ -34,6 +34,7 @@ import {
   createVethPair,
   ensureNetworkBridge,
   findPodEnd,
+  setBridgeSnooping as setSnooping,
   setPortFlooding,
 } from './wiring';
 
@@ -112,6 +113,17 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource {
     const ep = this.table.get(a);
     if (!ep || ep.state !== 'ready') throw new Error(`no endpoint for ${describe(a)}`);
     setPortFlooding(this.host, ep.hostIfname, flags);
+  }
+
+  /**
+   * IGMP/MLD snooping on a network's bridge. With snooping off every group is "unregistered", so each
+   * port's mcast_flood flag alone decides where multicast goes.
+   */
+  setBridgeSnooping(network: string, on: boolean): void {
+    const n = this.networks.get(network);
+    if (!n)
+      throw new Error(`network ${JSON.stringify(network)} is not a network of node ${this.opts.nodeName}`);
+    setSnooping(this.host, ensureNetworkBridge(this.host, bridgeName(n.id)).name, on);
   }
 
   /** Closes the netlink socket and waits for pending fsyncs. */

@@ -41,6 +41,11 @@ export function configureHostPort(host: Rtnl, hostIndex: number, mac: string): v
   host.setLink(hostIndex, { up: true });
 }
 
+/** IGMP/MLD snooping of a network's bridge (the data plane turns it off to own multicast). */
+export function setBridgeSnooping(host: Rtnl, bridge: string, on: boolean): void {
+  host.setBridgeOptions(host.mustLink(bridge).index, { mcastSnooping: on });
+}
+
 /** Flooding of multicast/broadcast to an endpoint's port; the data plane turns these off to take over. */
 export function setPortFlooding(host: Rtnl, hostIfname: string, flags: BridgePortFlags): void {
   host.setBridgePort(host.mustLink(hostIfname).index, flags);

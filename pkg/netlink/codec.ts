@@ -122,6 +122,24 @@ export interface BridgeSpec extends LinkSettings {
   name: string;
 }
 
+export interface BridgeOptions {
+  /** IGMP/MLD snooping; off makes every multicast group "unregistered", flooded per port mcast_flood. */
+  mcastSnooping?: boolean;
+  stp?: boolean;
+}
+
+/** RTM_NEWLINK body changing bridge options of an existing bridge (IFLA_INFO_DATA of kind "bridge"). */
+export function bridgeOptionsBody(index: number, o: BridgeOptions): Buffer {
+  const data: Attr[] = [];
+  if (o.mcastSnooping !== undefined) data.push(attr.u8(C.IFLA_BR_MCAST_SNOOPING, o.mcastSnooping ? 1 : 0));
+  if (o.stp !== undefined) data.push(attr.u32(C.IFLA_BR_STP_STATE, o.stp ? 1 : 0));
+  const info = attr.nested(C.IFLA_LINKINFO, [
+    attr.str(C.IFLA_INFO_KIND, 'bridge'),
+    attr.nested(C.IFLA_INFO_DATA, data),
+  ]);
+  return Buffer.concat([encodeIfInfo({ index }), encodeAttrs([info])]);
+}
+
 export function newBridgeBody(b: BridgeSpec): Buffer {
   const info = attr.nested(C.IFLA_LINKINFO, [attr.str(C.IFLA_INFO_KIND, 'bridge')]);
   return Buffer.concat([encodeIfInfo({}), encodeAttrs([...newLinkAttrs(b), info])]);

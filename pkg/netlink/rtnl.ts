@@ -5,6 +5,8 @@ import {
   Address,
   addrBody,
   addrDumpBody,
+  BridgeOptions,
+  bridgeOptionsBody,
   BridgePortFlags,
   bridgePortBody,
   BridgeSpec,
@@ -161,6 +163,16 @@ export class Rtnl {
       if (e instanceof NetlinkError && e.errno === ENODEV) return false;
       throw e;
     }
+  }
+
+  /** Changes options of the bridge `index` (multicast snooping, STP). */
+  setBridgeOptions(index: number, o: BridgeOptions): void {
+    this.sock.request(
+      `set bridge #${index} ${JSON.stringify(o)}`,
+      C.RTM_NEWLINK,
+      0,
+      bridgeOptionsBody(index, o),
+    );
   }
 
   /** Sets bridge port flags (learning, unicast/multicast/broadcast flooding) on an enslaved link. */

@@ -174,6 +174,41 @@ describe('ADD', () => {
   });
 });
 
+describe('handing multicast and broadcast to the data plane', () => {
+  it('turns off flooding on an endpoint port and snooping on its bridge', async () => {
+    const p = pod(16);
+    await node.manager.add(addReq('f1', `/var/run/netns/${p}`));
+    const ep = node.manager.endpoints().find((x) => x.containerId === 'f1');
+    node.manager.setPortFlooding(
+      { containerId: 'f1', ifname: 'eth0' },
+      { mcastFlood: false, bcastFlood: false },
+    );
+    const port = ipJson<{ linkinfo: { info_slave_data: Record<string, unknown> } }[]>(
+      '-d',
+      '-n',
+      node.name,
+      'link',
+      'show',
+      'dev',
+      ep?.hostIfname ?? '',
+    )[0].linkinfo.info_slave_data;
+    expect(port).toMatchObject({ mcast_flood: false, bcast_flood: false, flood: true, learning: false });
+    node.manager.setBridgeSnooping('blue', false);
+    const br = ipJson<{ linkinfo: { info_data: { mcast_snooping: number } } }[]>(
+      '-d',
+      '-n',
+      node.name,
+      'link',
+      'show',
+      'cnbr000042',
+    );
+    expect(br[0].linkinfo.info_data.mcast_snooping).toBe(0);
+    expect(() =>
+      node.manager.setPortFlooding({ containerId: 'nope', ifname: 'eth0' }, { mcastFlood: false }),
+    ).toThrow(/no endpoint for container nope interface eth0/);
+  });
+});
+
 describe('DEL', () => {
   it('removes the veth and record, and is idempotent', async () => {
     const p = pod(7);

@@ -87,6 +87,21 @@ describe('Rtnl', () => {
     expect(node.deleteFdb(host.index, '02:aa:bb:cc:dd:01')).toBe(false);
   });
 
+  it('turns multicast snooping of a bridge off and on', () => {
+    const br = node.mustLink('br0');
+    const snooping = (): number =>
+      (
+        JSON.parse(ip('-d', '-j', '-n', nodeNs, 'link', 'show', 'br0')) as {
+          linkinfo: { info_data: { mcast_snooping: number } };
+        }[]
+      )[0].linkinfo.info_data.mcast_snooping;
+    expect(snooping()).toBe(1);
+    node.setBridgeOptions(br.index, { mcastSnooping: false });
+    expect(snooping()).toBe(0);
+    node.setBridgeOptions(br.index, { mcastSnooping: true });
+    expect(snooping()).toBe(1);
+  });
+
   it('adds, lists and deletes IPv4 and IPv6 addresses and routes', () => {
     const eth0 = pod.mustLink('eth0');
     pod.addAddress(eth0.index, '10.9.0.5/24');
