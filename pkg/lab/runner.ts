@@ -92,6 +92,61 @@ export class Lab {
     this.opts.log?.(line);
   }
 
+  /** The lab's namespaces and node addresses (for tests that act from inside them). */
+  get topology(): LabTopology {
+    return this.topo;
+  }
+
+  get directory() {
+    return this.store.snapshot();
+  }
+
+  /** A pod's namespace, addresses and endpoint ID. */
+  podInfo(name: string): {
+    ns: string;
+    node: number;
+    network: string;
+    ip: string;
+    mac: string;
+    endpointId: number;
+  } {
+    const p = this.pod(name);
+    const ep = this.store.snapshot().endpoints.find((e) => e.network === p.network && e.ips.includes(p.ip));
+    return {
+      ns: p.ns,
+      node: p.node,
+      network: p.network,
+      ip: p.ip,
+      mac: p.mac,
+      endpointId: ep?.endpointId ?? 0,
+    };
+  }
+
+  /** How many frames containing `token` reached pod `name` so far. */
+  receivedBy(name: string, token: string): number {
+    return countContaining(readPcap(readFileSync(this.pod(name).pcap)), token);
+  }
+
+  /** The agent's /v1/stats on node `index`. */
+  async agentStats(index: number): Promise<Record<string, unknown>> {
+    const { stdout } = await run('curl', [
+      '-s',
+      '--unix-socket',
+      join(this.topo.dir, `node-${index}`, 'stats.sock'),
+      'http://agent/v1/stats',
+    ]);
+    return JSON.parse(stdout) as Record<string, unknown>;
+  }
+
+  async joinGroup(pod: string, group: string, port = 5000): Promise<void> {
+    await this.join({ pod, group, port });
+  }
+
+  async sendTo(from: string, to: string, port = 5000): Promise<string> {
+    const [token] = await this.send('api', 0, { from, to, port, ttl: 1, count: 1 });
+    return token!;
+  }
+
   get lookupSocket(): string {
     return join(this.topo.dir, 'lookup.sock');
   }
