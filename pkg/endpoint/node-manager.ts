@@ -220,7 +220,7 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource {
       return;
     }
     // Unknown attachment: remove what a crashed ADD may have left, and let a delegated IPAM release.
-    this.host.deleteLinkByName(hostIfname(req.containerId, req.ifname));
+    await this.host.deleteLinkByNameAsync(hostIfname(req.containerId, req.ifname));
     if (isDelegated(req.conf)) {
       await execDelegate('DEL', delegateCall(req.conf, req, req.netns ?? '', req.args, req.cniPath));
     }
@@ -247,7 +247,7 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource {
         const reported = req.conf.prevResult?.interfaces?.find(
           (i) => i.name === req.ifname && i.sandbox,
         )?.mac;
-        const wantMac = reported ?? ep.mac;
+        const wantMac = reported?.toLowerCase() ?? ep.mac;
         if (podEnd.mac !== wantMac)
           throw fail(`interface ${podEnd.name} has MAC ${podEnd.mac}, want ${wantMac}`);
         const have = new Set(pod.listAddresses(podEnd.index).map((a) => a.cidr));
@@ -406,7 +406,7 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource {
 
   /** Removes an endpoint's veth (the kernel takes the pod end with it), its addresses and its record. */
   private async release(ep: Endpoint, cniPath: string): Promise<void> {
-    this.host.deleteLinkByName(ep.hostIfname);
+    await this.host.deleteLinkByNameAsync(ep.hostIfname);
     if (ep.ipam.type === 'delegate') {
       await execDelegate('DEL', { ...ep.ipam.call, cniPath: cniPath || ep.ipam.call.cniPath });
     }

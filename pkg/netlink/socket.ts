@@ -1,7 +1,17 @@
 // A blocking NETLINK_ROUTE socket: one request at a time, replies matched by sequence number.
 // Blocking is deliberate: rtnetlink answers in microseconds, and a synchronous socket can be opened
 // inside another network namespace with inNetns().
-import { AF_NETLINK, SOCK_CLOEXEC, SOCK_RAW, check, errno, inNetns, libc, SysError } from '../sys/libc';
+import {
+  AF_NETLINK,
+  SOCK_CLOEXEC,
+  SOCK_RAW,
+  check,
+  errno,
+  inNetns,
+  libc,
+  sendtoAsync,
+  SysError,
+} from '../sys/libc';
 import {
   NETLINK_CAP_ACK,
   NETLINK_EXT_ACK,
@@ -77,13 +87,34 @@ export class NetlinkSocket {
     return this.exchange(what, type, NLM_F_REQUEST, body, true)[0];
   }
 
-  private exchange(what: string, type: number, flags: number, body: Buffer, single = false): NlMessage[] {
+  /**
+   * Like request(), but the kernel does the work on a worker thread, so the event loop is not held.
+   * One at a time per socket: a socket must not have another request in flight meanwhile.
+   */
+  async requestAsync(what: string, type: number, flags: number, body: Buffer): Promise<void> {
+    const seq = this.nextSeq(what);
+    const msg = encodeMessage({ type, flags: NLM_F_REQUEST | NLM_F_ACK | flags, seq, pid: 0 }, body);
+    if ((await sendtoAsync(this.fd, msg)) < 0)
+      throw new Error(`${what}: sendto on the netlink socket failed`);
+    this.receive(what, seq, false);
+  }
+
+  private nextSeq(what: string): number {
     if (this.fd < 0) throw new Error(`${what}: netlink socket is closed`);
-    const c = libc();
-    const seq = (this.seq = (this.seq + 1) & 0x7fffffff);
+    return (this.seq = (this.seq + 1) & 0x7fffffff);
+  }
+
+  private exchange(what: string, type: number, flags: number, body: Buffer, single = false): NlMessage[] {
+    const seq = this.nextSeq(what);
     const msg = encodeMessage({ type, flags, seq, pid: 0 }, body);
-    const sent = c.sendto(this.fd, msg, msg.length, 0, null, 0);
+    const sent = libc().sendto(this.fd, msg, msg.length, 0, null, 0);
     if (sent < 0) throw new SysError(`${what}: sendto`, errno());
+    return this.receive(what, seq, single);
+  }
+
+  /** Reads replies to request `seq` until its ACK, error or end of dump. */
+  private receive(what: string, seq: number, single: boolean): NlMessage[] {
+    const c = libc();
     const out: NlMessage[] = [];
     for (;;) {
       const n = c.recv(this.fd, this.rbuf, this.rbuf.length, 0);

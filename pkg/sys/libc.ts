@@ -62,6 +62,20 @@ export function libc(): Libc {
   return cached;
 }
 
+/**
+ * sendto(2) on one of koffi's worker threads, for requests the kernel serves slowly inside the call
+ * (deleting a link waits for RCU grace periods): the event loop keeps running meanwhile. Resolves with
+ * the return value; errno is not available from another thread.
+ */
+export function sendtoAsync(fd: number, buf: Buffer): Promise<number> {
+  const fn = libc().sendto as unknown as { async: (...args: unknown[]) => void };
+  return new Promise((resolve, reject) => {
+    fn.async(fd, buf, buf.length, 0, null, 0, (err: unknown, ret: unknown) =>
+      err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(Number(ret)),
+    );
+  });
+}
+
 /** errno of the last failed call on this thread. */
 export function errno(): number {
   return koffi.errno();

@@ -138,6 +138,14 @@ describe('Rtnl', () => {
     expect(node.deleteLinkByName('nope0')).toBe(false);
   });
 
+  it('deletes a veth pair from a worker thread, and reports a link already gone', async () => {
+    node.createVeth({ name: 'async0', peer: { name: 'async1', netns: nsPath(podNs) } });
+    expect(await node.deleteLinkByNameAsync('async0')).toBe(true);
+    expect(node.linkByName('async0')).toBeUndefined();
+    expect(pod.linkByName('async1')).toBeUndefined();
+    expect(await node.deleteLinkByNameAsync('async0')).toBe(false);
+  });
+
   it('reports an error for a bad request as a NetlinkError with errno', () => {
     let err: unknown;
     try {
