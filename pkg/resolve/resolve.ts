@@ -5,7 +5,7 @@
 import { canonicalAddress, isSsmGroup } from '../frame/addr';
 import { ARP_REQUEST } from '../frame/build';
 import { classifyDestination } from '../frame/classify';
-import type { ArpInfo, ParsedFrame } from '../frame/ethernet';
+import { ICMPV6_NEIGHBOR_SOLICIT, type ArpInfo, type ParsedFrame } from '../frame/ethernet';
 import { err, fieldError, ok, type FieldError, type Result } from '../frame/result';
 import type { GroupSpec, NodeRecord } from '../lookup/port';
 import type { DirectoryIndex, IndexedEndpoint, IndexedNetwork } from './directory-index';
@@ -309,6 +309,22 @@ export function arpTarget(
 ): IndexedEndpoint | undefined {
   if (arp.op !== ARP_REQUEST || arp.targetIp === arp.senderIp) return undefined;
   const e = index.endpointByAddress(sender.network.spec.name, arp.targetIp);
+  return e === sender ? undefined : e;
+}
+
+/**
+ * The endpoint a neighbour solicitation asks for, when the agent can answer it: a known address of
+ * the sender's network, not the sender's own, and not duplicate address detection (source ::), which
+ * is flooded so the owner itself answers.
+ */
+export function ndTarget(
+  index: DirectoryIndex,
+  sender: IndexedEndpoint,
+  frame: ParsedFrame,
+): IndexedEndpoint | undefined {
+  if (frame.ndp?.type !== ICMPV6_NEIGHBOR_SOLICIT || !frame.ndp.target || frame.ip?.src === '::')
+    return undefined;
+  const e = index.endpointByAddress(sender.network.spec.name, frame.ndp.target);
   return e === sender ? undefined : e;
 }
 
