@@ -1,5 +1,5 @@
-// `castnet agent`: the node agent. This registers its endpoint side: it loads the node's networks,
-// reconciles endpoint state left by a previous run, then serves castnet-cni on the agent socket.
+// `castnet agent`: the node agent. It loads the node's networks, reconciles endpoint state left by a
+// previous run, starts the data plane when given a lookup service, then serves castnet-cni.
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
@@ -129,14 +129,6 @@ function parseIntOption(flag: string, min: number, max: number) {
   };
 }
 
-function parsePoolIndex(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) {
-    throw new Error(`--pool-index: ${JSON.stringify(value)} must be an integer from 0 to 65535`);
-  }
-  return n;
-}
-
 export function registerAgentCommand(program: Command): void {
   program
     .command('agent')
@@ -148,7 +140,7 @@ export function registerAgentCommand(program: Command): void {
     .option(
       '--pool-index <n>',
       "index of this node's IPAM block in each network's subnets",
-      parsePoolIndex,
+      parseIntOption('--pool-index', 0, 65535),
       0,
     )
     .option('--lookup <spec>', 'lookup service: unix:PATH (embedded); enables the data plane')
