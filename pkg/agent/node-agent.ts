@@ -2,13 +2,11 @@
 // runs the IGMP/MLD querier and the multicast/broadcast data plane, and serves stats and metrics.
 import { readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { bridgeName } from '../endpoint/names';
 import type { Endpoint } from '../endpoint/table';
 import { toEndpointRecord } from '../endpoint/table';
 import type { NodeEndpointManager } from '../endpoint/node-manager';
 import type { Logger } from '../log/log';
 import type { Directory, LookupService, NetworkSpec, NodeRecord } from '../lookup/port';
-import { run } from '../sys/exec';
 import { makeWireKey, type WireKey } from '../wire';
 import { Dataplane } from './dataplane/dataplane';
 import { withVnetHeader } from './dataplane/dataplane';
@@ -48,10 +46,9 @@ export class NodeAgent {
   private readonly dataplane: Dataplane;
   private readonly querier: Querier;
   private readonly unsubscribe: Array<() => void> = [];
-  private readonly quietBridges = new Set<string>();
+  private readonly snoopingOff = new Set<string>();
   private stats: Server | undefined;
   private publishPending = false;
-  private networkIds = new Map<string, number>();
 
   constructor(
     private readonly o: NodeAgentOptions,
@@ -96,8 +93,8 @@ export class NodeAgent {
       lookup.subscribe((d) => {
         restore(d);
         const networks = o.mergeNetworks ? o.mergeNetworks(d.networks) : d.networks;
-        this.networkIds = new Map(networks.map((n) => [n.name, n.id]));
         manager.setNetworks(networks);
+        this.quietSnooping(manager.endpoints());
       }),
       manager.subscribe(() => this.publishEndpoints()),
     );
@@ -147,16 +144,23 @@ export class NodeAgent {
    */
   private takeOverPort(e: Endpoint): void {
     this.manager.setPortFlooding(e, { mcastFlood: false, bcastFlood: false });
-    const id = this.networkIds.get(e.network);
-    const bridge = id === undefined ? undefined : bridgeName(id);
-    if (bridge && !this.quietBridges.has(bridge)) {
-      this.quietBridges.add(bridge);
-      run('ip', ['link', 'set', 'dev', bridge, 'type', 'bridge', 'mcast_snooping', '0']).catch(
-        (err: Error) => {
-          this.quietBridges.delete(bridge);
-          this.log.warn('cannot turn off snooping on the bridge', { bridge, error: err.message });
-        },
-      );
+    this.quietSnooping([e]);
+  }
+
+  /** Snooping off on the bridges of these endpoints' networks, once each network is known. */
+  private quietSnooping(endpoints: Endpoint[]): void {
+    for (const e of endpoints) {
+      if (this.snoopingOff.has(e.network)) continue;
+      try {
+        this.manager.setBridgeSnooping(e.network, false);
+        this.snoopingOff.add(e.network);
+      } catch (err) {
+        // After a restart the networks arrive with the first directory; retried then.
+        this.log.debug('bridge snooping not changed yet', {
+          network: e.network,
+          error: (err as Error).message,
+        });
+      }
     }
   }
 
