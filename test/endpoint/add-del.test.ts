@@ -124,6 +124,44 @@ describe('ADD', () => {
     expect(res.ips?.slice(1).every((i) => i.interface === 2)).toBe(true);
   });
 
+  it('records the KubeVirt VM identity and honours requested addresses (runtimeConfig.ips)', async () => {
+    const p = pod(17);
+    const res = await node.manager.add(
+      addReq(
+        'vm1',
+        `/var/run/netns/${p}`,
+        conf({ runtimeConfig: { ips: ['10.44.250.9/16', 'fd44::beef'] } }),
+        {
+          args: { K8S_POD_NAMESPACE: 'vms', K8S_POD_NAME: 'virt-launcher-db-x7k2p', CASTNET_VM_NAME: 'db' },
+        },
+      ),
+    );
+    expect(res.ips?.map((i) => i.address)).toEqual(['10.44.250.9/16', 'fd44::beef/64']);
+    expect(globalAddrs(link(p, 'eth0'))).toEqual(['10.44.250.9/16', 'fd44::beef/64']);
+    const ep = node.manager.endpoints().find((x) => x.containerId === 'vm1');
+    expect(ep?.vm).toEqual({ namespace: 'vms', name: 'db' });
+    expect(ep?.pod).toEqual({ namespace: 'vms', name: 'virt-launcher-db-x7k2p' });
+    // The same address cannot be requested twice.
+    const again = await rejection(
+      node.manager.add(
+        addReq('vm2', `/var/run/netns/${pod(18)}`, conf({ runtimeConfig: { ips: ['10.44.250.9'] } })),
+      ),
+    );
+    expect(again.message).toMatch(/runtimeConfig.ips\[0\]: 10.44.250.9 is already in use/);
+  });
+
+  it('replaces a stale record of the same attachment whose interface is gone', async () => {
+    const p = pod(19);
+    await node.manager.add(addReq('st1', `/var/run/netns/${p}`));
+    const first = node.manager.endpoints().find((x) => x.containerId === 'st1');
+    ip('-n', node.name, 'link', 'del', first?.hostIfname ?? '');
+    const res = await node.manager.add(addReq('st1', `/var/run/netns/${p}`));
+    const second = node.manager.endpoints().filter((x) => x.containerId === 'st1');
+    expect(second).toHaveLength(1);
+    expect(second[0].endpointId).not.toBe(first?.endpointId);
+    expect(globalAddrs(link(p, 'eth0'))).toEqual(res.ips?.map((i) => i.address));
+  });
+
   it('lets two endpoints of the network on one node reach each other (IPv4 and IPv6)', async () => {
     const [a, b] = [pod(3), pod(4)];
     const ra = await node.manager.add(addReq('c3', `/var/run/netns/${a}`));
