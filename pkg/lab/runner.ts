@@ -403,7 +403,7 @@ export class Lab {
       const token = `castnet-lab:${scenario}:${stepIndex}:${k}:${Math.random().toString(36).slice(2, 10)}`;
       tokens.push(token);
       const addr = v6
-        ? `UDP6-DATAGRAM:[${s.to}]:${s.port},ipv6-multicast-hops=${s.ttl}`
+        ? `UDP6-DATAGRAM:[${s.to}]:${s.port},so-bindtodevice=eth0,ip-multicast-ttl=${s.ttl},ipv6-unicast-hops=${s.ttl}`
         : `UDP4-DATAGRAM:${s.to}:${s.port},so-bindtodevice=eth0,broadcast,ip-multicast-ttl=${s.ttl},ip-multicast-if=${p.ip},ttl=${s.ttl}`;
       await run('ip', ['netns', 'exec', p.ns, 'socat', '-u', 'STDIN', addr], { input: token + '\n' });
     }
