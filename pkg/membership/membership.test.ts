@@ -1,8 +1,9 @@
 import fc from 'fast-check';
 import { parseFrame } from '../frame';
 import type { GroupRecord, MembershipReport } from '../igmp/parse';
-import { igmpFrame, igmpV2Body, igmpV3ReportBody } from '../igmp/reports.fixture';
+import { igmpFrame, igmpV2Body, igmpV3ReportBody, mldFrame, mldV2ReportBody } from '../igmp/reports.fixture';
 import type { MembershipRecord } from '../lookup/port';
+import { isGroupAddress } from '../resolve/groups';
 import { MembershipTable, TokenBucket, type MembershipConfig } from './index';
 
 const EP = { network: 'red', endpointId: 7 };
@@ -275,6 +276,37 @@ describe('properties', () => {
         }
       }),
       { numRuns: 500 },
+    );
+  });
+
+  it('mutated IGMP/MLD frames never throw and leave only well-formed records', () => {
+    const seeds = [
+      igmpFrame(igmpV3ReportBody([rec('TO_EX', ['10.0.0.1']), rec('ALLOW', ['10.0.0.2'], '232.0.0.1')])),
+      mldFrame(mldV2ReportBody([rec('IS_EX', [], 'ff05::1'), rec('IS_IN', ['fd00::1'], 'ff3e::1')])),
+    ];
+    const mutated = fc
+      .tuple(
+        fc.constantFrom(...seeds),
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }),
+      )
+      .map(([seed, muts]) => {
+        const b = Uint8Array.from(seed);
+        for (const [i, v] of muts) b[i % b.length] = v;
+        return b;
+      });
+    fc.assert(
+      fc.property(fc.array(mutated, { maxLength: 20 }), (frames) => {
+        const t = table({ reportRate: { perSecond: 1000, burst: 1000 } });
+        frames.forEach((b, now) => {
+          const f = parseFrame(b);
+          if (f.ok && (f.value.kind === 'igmp' || f.value.kind === 'mld')) t.handleFrame(7, f.value, b, now);
+        });
+        for (const r of t.records()) {
+          expect(isGroupAddress(r.group)).toBe(true);
+          if (r.filter.mode === 'include') expect(r.filter.sources.length).toBeGreaterThan(0);
+        }
+      }),
+      { numRuns: 1000 },
     );
   });
 

@@ -413,6 +413,40 @@ describe('neighbour discovery', () => {
 });
 
 describe('properties', () => {
+  it('never throws on arbitrary or mutated frames from an endpoint', () => {
+    const { index, resolver, sender } = setup({
+      memberships: [member('red', '239.1.1.1', 'n2', 102)],
+      groups: [
+        group('g', '239.1.1.1', { nestedGroups: ['h'] }),
+        group('h', '239.1.1.2', { staticMembers: ['239.1.1.1'] }),
+      ],
+    });
+    const seeds = [v4(1, '239.1.1.1', '01:00:5e:01:01:01'), v4(1, '10.0.0.255', 'ff:ff:ff:ff:ff:ff')];
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...seeds),
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 10 }),
+        fc.boolean(),
+        (seed, muts, loopback) => {
+          const b = Uint8Array.from(seed);
+          for (const [i, v] of muts) b[i % b.length] = v;
+          const f = parseFrame(b);
+          if (!f.ok) return;
+          checkSource(sender(101), f.value);
+          if (f.value.arp) arpTarget(index, sender(101), f.value.arp);
+          ndTarget(index, sender(101), f.value);
+          const r = resolver.resolveFrame(sender(101), f.value, b, { loopback });
+          if (!r.ok) return void expect(r.error.field).toBeTruthy();
+          for (const t of targets(r.value)) {
+            const [node, id] = t.split('/');
+            expect(index.endpointOn(node, Number(id))?.network.spec.name).toBe('red');
+          }
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+
   const groupAddrs = ['239.0.0.1', '239.0.0.2', '239.0.0.3', '232.0.0.1'];
   const sources = ['10.0.0.1', '10.0.0.2', '10.0.0.3'];
   const arbDirectory = fc
