@@ -59,6 +59,8 @@ export interface EndpointManagerOptions {
    * crash needs, and an fsync follows within 200 ms off the request path; see docs/endpoints.md).
    */
   durable?: boolean;
+  /** How often sweep() releases endpoints whose pod netns vanished without a DEL (default 30 s; 0: never). */
+  sweepIntervalMs?: number;
   /** Test hook awaited after each ADD step; a promise that never settles freezes ADD there, as a crash would. */
   afterStep?: (step: AddStep, a: Attachment) => void | Promise<void>;
 }
@@ -82,14 +84,22 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource {
   private readonly host: Rtnl;
   private readonly log: Logger;
   private networks = new Map<string, NetworkSpec>();
-  /** Attachments with an ADD in progress in this process: reconcile and GC leave them alone. */
+  /** Attachments with an ADD or DEL in progress in this process: reconcile, sweep and GC leave them alone. */
   private readonly inflight = new Set<string>();
+  private sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: EndpointManagerOptions) {
     this.log = opts.log ?? silent;
     this.table = new EndpointTable(opts.stateDir);
     this.host = Rtnl.open(opts.hostNetns);
     this.setNetworks(opts.networks);
+    const every = opts.sweepIntervalMs ?? 30_000;
+    if (every > 0) {
+      this.sweepTimer = setInterval(() => {
+        this.sweep().catch((e: unknown) => this.log.warn('sweep failed', { error: (e as Error).message }));
+      }, every);
+      this.sweepTimer.unref();
+    }
   }
 
   /** Replaces the networks this node serves (e.g. when the lookup service reports a change). */
@@ -128,6 +138,7 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource {
 
   /** Closes the netlink socket and waits for pending fsyncs. */
   async close(): Promise<void> {
+    clearInterval(this.sweepTimer);
     this.host.close();
     await this.table.flush();
   }
@@ -213,16 +224,22 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource {
 
   async del(req: DelRequest): Promise<void> {
     const started = process.hrtime.bigint();
-    const ep = this.table.get(req);
-    if (ep) {
-      await this.release(ep, req.cniPath);
-      this.log.info('endpoint deleted', { endpoint: summary(ep), ms: elapsedMs(started) });
-      return;
-    }
-    // Unknown attachment: remove what a crashed ADD may have left, and let a delegated IPAM release.
-    await this.host.deleteLinkByNameAsync(hostIfname(req.containerId, req.ifname));
-    if (isDelegated(req.conf)) {
-      await execDelegate('DEL', delegateCall(req.conf, req, req.netns ?? '', req.args, req.cniPath));
+    const key = attachmentKey(req);
+    this.inflight.add(key);
+    try {
+      const ep = this.table.get(req);
+      if (ep) {
+        await this.release(ep, req.cniPath);
+        this.log.info('endpoint deleted', { endpoint: summary(ep), ms: elapsedMs(started) });
+        return;
+      }
+      // Unknown attachment: remove what a crashed ADD may have left, and let a delegated IPAM release.
+      await this.host.deleteLinkByNameAsync(hostIfname(req.containerId, req.ifname));
+      if (isDelegated(req.conf)) {
+        await execDelegate('DEL', delegateCall(req.conf, req, req.netns ?? '', req.args, req.cniPath));
+      }
+    } finally {
+      this.inflight.delete(key);
     }
   }
 
@@ -312,33 +329,51 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource {
    * castnet's name that no record owns are deleted. Addresses of castnet IPAM are free once their record is gone.
    */
   async reconcile(): Promise<void> {
+    const present = new Set(this.host.listLinks().map((l) => l.name));
     for (const ep of this.table.all()) {
-      if (this.inflight.has(attachmentKey(ep))) continue;
-      const why =
-        ep.state === 'adding'
-          ? 'half-built'
-          : this.host.linkByName(ep.hostIfname)
-            ? undefined
-            : 'its veth is gone';
-      if (!why) continue;
-      try {
-        await this.release(ep, ep.ipam.type === 'delegate' ? ep.ipam.call.cniPath : '');
-        this.log.info('reconcile: released endpoint', { reason: why, endpoint: summary(ep) });
-      } catch (e) {
-        this.log.warn('reconcile: cannot release endpoint', {
-          endpoint: summary(ep),
-          error: (e as Error).message,
-        });
-      }
+      if (ep.state === 'adding') await this.releaseQuietly(ep, 'half-built');
     }
+    await this.releaseVanished(present);
     const owned = new Set(this.table.all().map((e) => e.hostIfname));
     for (const link of this.host.listLinks()) {
       if (link.kind === 'veth' && isHostIfname(link.name) && !owned.has(link.name)) {
-        this.host.deleteLink(link.index, link.name);
+        await this.host.deleteLinkByNameAsync(link.name);
         this.log.info('reconcile: deleted unowned host veth', { link: link.name });
       }
     }
     this.persist();
+  }
+
+  /**
+   * Releases ready endpoints whose veth is gone: the kernel deletes a veth pair with its pod's netns,
+   * and a secondary network (Multus) never gets GC, so a missed DEL would otherwise hold the address
+   * until the agent restarts. One link dump; the agent runs it every `sweepIntervalMs`.
+   */
+  async sweep(): Promise<void> {
+    await this.releaseVanished(new Set(this.host.listLinks().map((l) => l.name)));
+  }
+
+  private async releaseVanished(present: Set<string>): Promise<void> {
+    for (const ep of this.table.all()) {
+      if (ep.state === 'ready' && !present.has(ep.hostIfname))
+        await this.releaseQuietly(ep, 'its veth is gone');
+    }
+  }
+
+  /** Releases an endpoint no request is working on; failures are logged (the next pass retries). */
+  private async releaseQuietly(ep: Endpoint, reason: string): Promise<void> {
+    const key = attachmentKey(ep);
+    if (this.inflight.has(key) || this.table.get(ep) !== ep) return;
+    try {
+      await this.release(ep, ep.ipam.type === 'delegate' ? ep.ipam.call.cniPath : '');
+      this.log.info('released endpoint', { reason, endpoint: summary(ep) });
+    } catch (e) {
+      this.log.warn('cannot release endpoint', {
+        reason,
+        endpoint: summary(ep),
+        error: (e as Error).message,
+      });
+    }
   }
 
   private networkOf(conf: NetConf): NetworkSpec {

@@ -269,6 +269,19 @@ describe('DEL', () => {
     expect(node.manager.endpoints().find((x) => x.containerId === 'd2')).toBeUndefined();
   });
 
+  it('is not needed when the pod netns vanished: the sweep releases the endpoint', async () => {
+    const p = pod(20);
+    await node.manager.add(addReq('d4', `/var/run/netns/${p}`));
+    const ep = node.manager.endpoints().find((x) => x.containerId === 'd4');
+    delNs(p);
+    // The kernel destroys a deleted netns' links asynchronously.
+    for (let i = 0; i < 100 && node.hostVeths().includes(ep?.hostIfname ?? ''); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await node.manager.sweep();
+    expect(node.manager.endpoints().find((x) => x.containerId === 'd4')).toBeUndefined();
+  });
+
   it('frees the address for reuse', async () => {
     const p = pod(9);
     const r1 = await node.manager.add(addReq('d3', `/var/run/netns/${p}`));
