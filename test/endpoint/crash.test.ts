@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CniError } from '../../pkg/cni/types';
 import type { AddStep } from '../../pkg/endpoint/node-manager';
-import { addNs, addReq, BLUE, conf, delNs, delReq, ip, ipJson, TestNode } from './helpers';
+import { addNs, addReq, BLUE, conf, CrashPoint, delNs, delReq, ip, ipJson, TestNode } from './helpers';
 
 const tag = `cncr${process.pid}`;
 const pods: string[] = [];
@@ -35,22 +35,21 @@ function onDisk(node: TestNode): { containerId: string; state: string; ips: stri
 describe('crash safety', () => {
   const steps: AddStep[] = ['reserved', 'veth', 'port', 'container'];
   let node: TestNode;
-  let frozenAt: AddStep | undefined;
+  const crash = new CrashPoint();
 
   beforeAll(() => {
     // A promise that never settles freezes ADD after the step, as if the agent died right there.
     node = new TestNode(`${tag}a`, {
-      afterStep: (step) => (step === frozenAt ? new Promise<void>(() => undefined) : undefined),
+      afterStep: crash.hook,
     });
   });
   afterAll(() => node?.destroy());
 
   it.each(steps)('leaks no veth and no address when the agent dies after step %s', async (step) => {
     const netns = pod();
-    frozenAt = step;
+    const frozen = crash.at(step);
     void node.manager.add(addReq(`crash-${step}`, netns));
-    await new Promise((r) => setTimeout(r, 150));
-    frozenAt = undefined;
+    await frozen;
     const intent = onDisk(node).find((e) => e.containerId === `crash-${step}`);
     expect(intent).toMatchObject({ state: 'adding' });
     const reserved = intent?.ips ?? [];

@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CniError } from '../../pkg/cni/types';
-import { addNs, addReq, conf, delNs, delReq, ip, ipJson, TestNode } from './helpers';
+import { addNs, addReq, conf, CrashPoint, delNs, delReq, ip, ipJson, TestNode } from './helpers';
 
 const tag = `cndg${process.pid}`;
 const pods: string[] = [];
@@ -114,11 +114,11 @@ describe('delegated IPAM', () => {
 
   it('releases a delegated address when the agent died right after the delegate ADD', async () => {
     const p = pod();
-    const frozen = node.restart({
-      afterStep: (step) => (step === 'ipam' ? new Promise<void>(() => undefined) : undefined),
-    });
+    const crash = new CrashPoint();
+    const frozen = node.restart({ afterStep: crash.hook });
+    const reached = crash.at('ipam');
     void frozen.add(addReq('h2', `/var/run/netns/${p}`, hostLocal()));
-    await new Promise((r) => setTimeout(r, 300));
+    await reached;
     expect(reserved().length).toBeGreaterThan(0);
     const m = node.restart();
     await m.reconcile();
