@@ -52,9 +52,16 @@ export function delNs(name: string): void {
   spawnSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
 }
 
-/** Whether one ping from namespace `ns` to `addr` is answered. */
+/** Whether a ping from namespace `ns` to `addr` is answered (three tries: a loaded machine may drop one). */
 export function pings(ns: string, addr: string): boolean {
-  return spawnSync('ip', ['netns', 'exec', ns, 'ping', '-c1', '-W1', addr], { stdio: 'ignore' }).status === 0;
+  for (let i = 0; i < 3; i++) {
+    if (
+      spawnSync('ip', ['netns', 'exec', ns, 'ping', '-c1', '-W1', addr], { stdio: 'ignore' }).status === 0
+    ) {
+      return true;
+    }
+  }
+  return false;
 }
 
 export const BLUE: NetworkSpec = {
