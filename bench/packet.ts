@@ -9,9 +9,11 @@ import { ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { Worker } from 'node:worker_threads';
 import { CaptureSet } from '../pkg/packet/capture';
+import { openCaptureSocket, readPacketStats } from '../pkg/packet/socket';
 import { NetnsFixture, ip } from '../pkg/packet/testing/netns';
-import { inNetns } from '../pkg/sys/libc';
+import { inNetns, libc } from '../pkg/sys/libc';
 
 const GROUP = '239.1.1.1';
 const PORT = 5000;
@@ -19,6 +21,8 @@ const TRIAL_SECONDS = Number(process.env.BENCH_TRIAL_SECONDS ?? 1);
 const LOSS_TOLERANCE = 0.001;
 const FIXED_RATE = 20000;
 const FANOUTS = [1, 5];
+/** Capture queue per interface, both threading variants. */
+const RCVBUF = Number(process.env.BENCH_RCVBUF ?? 4 << 20);
 
 interface Trial {
   offeredPps: number;
@@ -101,7 +105,7 @@ async function main(): Promise<void> {
   const sender = new Sender(fx.spawn(src, process.execPath, [senderJs, '10.79.0.1', GROUP, String(PORT)]));
   await sender.send(1000, 10); // warm-up; also proves the sender is up
 
-  async function trial(fanout: number, rate: number, drops: () => number): Promise<Trial> {
+  async function trial(label: string, fanout: number, rate: number, drops: () => number): Promise<Trial> {
     const count = Math.round(rate * TRIAL_SECONDS);
     const rx0 = receivers.slice(0, fanout).map(ignoredMulti);
     const pipeline = () => procCpuUs(sender.pid) + ksoftirqd.reduce((sum, pid) => sum + procCpuUs(pid), 0);
@@ -109,16 +113,24 @@ async function main(): Promise<void> {
     const fwd0 = process.cpuUsage();
     const drops0 = drops();
     const { sent, seconds } = await sender.send(rate, count);
-    await new Promise((r) => setTimeout(r, 150));
+    // Wait until every queue has drained (receiver counters stand still): a frame still queued is
+    // late, not lost, and must not be credited to the next trial either.
+    let rx1 = receivers.slice(0, fanout).map(ignoredMulti);
+    for (let waited = 0; waited < 3000; waited += 100) {
+      await new Promise((r) => setTimeout(r, 100));
+      const now = receivers.slice(0, fanout).map(ignoredMulti);
+      const settled = now.every((v, i) => v === rx1[i]);
+      rx1 = now;
+      if (settled) break;
+    }
     const fwd = process.cpuUsage(fwd0);
     const cpu = pipeline() - cpu0 + fwd.user + fwd.system;
-    const rx1 = receivers.slice(0, fanout).map(ignoredMulti);
     const minDelivered = Math.min(...rx1.map((v, i) => v - rx0[i]));
     const delivered = Math.max(
       1,
       rx1.reduce((sum, v, i) => sum + v - rx0[i], 0),
     );
-    return {
+    const t = {
       offeredPps: rate,
       sentPps: Math.round(sent / seconds),
       deliveredPps: Math.round(minDelivered / seconds),
@@ -128,6 +140,11 @@ async function main(): Promise<void> {
       forwarderSysUs: fwd.system / delivered,
       captureDrops: drops() - drops0,
     };
+    console.error(
+      `  trial fan-out ${fanout} ${label}: offered ${rate}/s sent ${t.sentPps}/s delivered ${t.deliveredPps}/s` +
+        ` loss ${(t.loss * 100).toFixed(2)}% capture drops ${t.captureDrops}`,
+    );
+    return t;
   }
 
   /**
@@ -168,12 +185,12 @@ async function main(): Promise<void> {
     ip('-n', node, 'link', 'add', 'br0', 'type', 'bridge', 'mcast_snooping', '0');
     for (const p of ['hs', ...ports]) ip('-n', node, 'link', 'set', p, 'master', 'br0');
     ip('-n', node, 'link', 'set', 'br0', 'up');
-    const kernelRun = (rate: number) => trial(fanout, rate, () => 0);
+    const kernelRun = (rate: number) => trial('kernel-bridge', fanout, rate, () => 0);
     const kernel = { ...(await losslessRate(kernelRun)), fixed: await kernelRun(FIXED_RATE) };
     ip('-n', node, 'link', 'del', 'br0');
 
     // (b) castnet's frame I/O: capture on the sender's veth, inject into each receiver's.
-    const cap = new CaptureSet<string>({ netns: nsPath(node) });
+    const cap = new CaptureSet<string>({ netns: nsPath(node), rcvbuf: RCVBUF });
     const src = cap.add('hs', 'src');
     const targets = ports.map((p) => cap.add(p, p));
     // The data plane's pattern: a decision per frame, queued per target, flushed by the set after
@@ -182,10 +199,36 @@ async function main(): Promise<void> {
       if (b.ifindex !== src) return;
       for (const f of b.frames) for (const t of targets) cap.queue(t, f);
     });
-    const castnetRun = (rate: number) => trial(fanout, rate, () => cap.counters().dropped);
+    const castnetRun = (rate: number) => trial('castnet', fanout, rate, () => cap.counters().dropped);
     const castnet = { ...(await losslessRate(castnetRun)), fixed: await castnetRun(FIXED_RATE) };
     const counters = cap.counters();
     cap.close();
+
+    // (c) the alternative threading: a worker owns the capture socket (blocking poll + recvmmsg)
+    // and posts batches; the main thread injects as in (b).
+    const workerSet = new CaptureSet<string>({ netns: nsPath(node) });
+    const workerTargets = ports.map((p) => workerSet.add(p, p));
+    const srcFd = inNetns(nsPath(node), () => openCaptureSocket(workerSet.ifindexOf('hs'), RCVBUF));
+    const stop = new SharedArrayBuffer(4);
+    const worker = new Worker(join(__dirname, 'packet-capture-worker.js'), {
+      workerData: { fd: srcFd, stop },
+    });
+    worker.on('message', ({ buf, lens }: { buf: Uint8Array; lens: Uint32Array }) => {
+      const frames = Buffer.from(buf.buffer);
+      for (let i = 0, off = 0; i < lens.length; off += lens[i++]) {
+        const f = frames.subarray(off, off + lens[i]);
+        for (const t of workerTargets) workerSet.queue(t, f);
+      }
+      workerSet.flush();
+    });
+    let workerDrops = 0;
+    const workerRun = (rate: number) =>
+      trial('worker-capture', fanout, rate, () => (workerDrops += readPacketStats(srcFd).drops));
+    const viaWorker = { ...(await losslessRate(workerRun)), fixed: await workerRun(FIXED_RATE) };
+    Atomics.store(new Int32Array(stop), 0, 1);
+    await new Promise((r) => worker.once('exit', r));
+    libc().close(srcFd);
+    workerSet.close();
 
     const summary = (r: typeof kernel) => ({
       lossless_pps: r.best.deliveredPps,
@@ -201,9 +244,14 @@ async function main(): Promise<void> {
         forwarder_sys_us_per_frame: round(castnet.fixed.forwarderSysUs),
         counters,
       },
+      castnet_worker_capture: {
+        ...summary(viaWorker),
+        forwarder_user_us_per_frame: round(viaWorker.fixed.forwarderUserUs),
+        forwarder_sys_us_per_frame: round(viaWorker.fixed.forwarderSysUs),
+      },
       ratio_lossless_pps: round(castnet.best.deliveredPps / kernel.best.deliveredPps),
       ratio_cpu_per_frame: round(castnet.fixed.cpuUsPerFrame / kernel.fixed.cpuUsPerFrame),
-      trials: { kernel_bridge: kernel, castnet },
+      trials: { kernel_bridge: kernel, castnet, castnet_worker_capture: viaWorker },
     };
     results.push(result);
     console.error(JSON.stringify({ ...result, trials: undefined }));
@@ -223,6 +271,7 @@ async function main(): Promise<void> {
       'sender_limited: the search stopped because the sender could not offer more; the system may carry more',
       'cpu_us_per_frame: sender + forwarder + ksoftirqd CPU per delivered frame at cpu_measured_at_pps',
       'forwarder_*_us_per_frame: the castnet process alone (capture, inject and the deliveries it triggers)',
+      'castnet_worker_capture: the alternative threading (a worker thread polls and reads, the main thread injects)',
     ],
     results,
   };
@@ -240,6 +289,13 @@ interface Result {
     forwarder_user_us_per_frame: number;
     forwarder_sys_us_per_frame: number;
     counters: object;
+  };
+  castnet_worker_capture: {
+    lossless_pps: number;
+    sender_limited: boolean;
+    cpu_us_per_frame: number;
+    forwarder_user_us_per_frame: number;
+    forwarder_sys_us_per_frame: number;
   };
   ratio_lossless_pps: number;
   ratio_cpu_per_frame: number;
@@ -271,7 +327,14 @@ function printTable(results: Result[]): void {
       String(r.castnet.cpu_us_per_frame),
       `${r.castnet.forwarder_user_us_per_frame}+${r.castnet.forwarder_sys_us_per_frame}`,
     );
-    cols('', 'ratio', String(r.ratio_lossless_pps), String(r.ratio_cpu_per_frame), '');
+    cols(
+      '',
+      'worker-capture',
+      limited(r.castnet_worker_capture),
+      String(r.castnet_worker_capture.cpu_us_per_frame),
+      `${r.castnet_worker_capture.forwarder_user_us_per_frame}+${r.castnet_worker_capture.forwarder_sys_us_per_frame}`,
+    );
+    cols('', 'ratio castnet/kernel', String(r.ratio_lossless_pps), String(r.ratio_cpu_per_frame), '');
   }
 }
 

@@ -9,7 +9,7 @@
 import koffi from 'koffi';
 import { errno, inNetns, libc, SysError } from '../sys/libc';
 import { MSG_DONTWAIT, MSG_TRUNC, MsgVec } from './msgvec';
-import { openPacketSocket, readPacketStats } from './socket';
+import { DEFAULT_CAPTURE_RCVBUF, openCaptureSocket, readPacketStats } from './socket';
 import { VNET_HDR_LEN } from '../frame/vnet';
 
 const EAGAIN = 11;
@@ -49,6 +49,11 @@ export interface CaptureSetOptions {
   netns?: string;
   /** Frames per recvmmsg/sendmmsg call (default 64). */
   batchSize?: number;
+  /**
+   * Bytes the kernel may queue per interface while the agent is busy (default 4 MiB); beyond it,
+   * frames are dropped and counted. It absorbs main-thread stalls.
+   */
+  rcvbuf?: number;
   /** Batches drained from one socket per readiness event, so one busy endpoint cannot starve the rest. */
   maxBatchesPerWakeup?: number;
 }
@@ -82,6 +87,7 @@ export class CaptureSet<T = string> {
   private readonly tx: MsgVec;
   private readonly netns?: string;
   private readonly maxBatches: number;
+  private readonly rcvbuf: number;
   private handler: FrameHandler<T> = () => {};
   private closed = false;
   /** Counters of interfaces already removed, so totals never go backwards. */
@@ -91,6 +97,7 @@ export class CaptureSet<T = string> {
     this.netns = opts.netns;
     const batch = opts.batchSize ?? 64;
     this.maxBatches = opts.maxBatchesPerWakeup ?? 8;
+    this.rcvbuf = opts.rcvbuf ?? DEFAULT_CAPTURE_RCVBUF;
     // One receive and one send vector serve every interface: all I/O runs on this thread.
     this.rx = new MsgVec(batch, MAX_FRAME);
     this.tx = new MsgVec(batch, MAX_FRAME);
@@ -129,7 +136,7 @@ export class CaptureSet<T = string> {
     }
     let fd: number;
     try {
-      fd = this.inNs(() => openPacketSocket(ifindex, true));
+      fd = this.inNs(() => openCaptureSocket(ifindex, this.rcvbuf));
     } catch (err) {
       throw new Error(`failed to capture on interface ${JSON.stringify(iface)}: ${(err as Error).message}`, {
         cause: err,

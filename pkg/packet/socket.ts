@@ -14,8 +14,8 @@ const PACKET_VNET_HDR = 15;
 const PACKET_IGNORE_OUTGOING = 23;
 const ETH_P_ALL = 0x0003;
 
-/** Bytes the kernel queues per capture socket before it drops (and counts) frames. */
-export const CAPTURE_RCVBUF = 4 << 20;
+/** Default bytes the kernel queues per capture socket before it drops (and counts) frames. */
+export const DEFAULT_CAPTURE_RCVBUF = 4 << 20;
 
 function setInt(fd: number, level: number, opt: number, value: number, what: string): void {
   const v = Buffer.alloc(4);
@@ -32,30 +32,28 @@ function sockaddrLL(ifindex: number, protocol: number): Buffer {
 }
 
 /**
- * Opens a non-blocking AF_PACKET socket on `ifindex`. With `capture`, it receives frames arriving on
- * the interface whose destination MAC has the group bit set, never the ones sent out of it (ours
- * included). Without, it receives nothing and only injects.
+ * Opens a non-blocking AF_PACKET socket on `ifindex` that receives the frames arriving on the
+ * interface whose destination MAC has the group bit set, never the ones sent out of it (ours
+ * included), and injects frames into it. `rcvbuf` bounds what the kernel queues while we do not read.
  */
-export function openPacketSocket(ifindex: number, capture: boolean): number {
+export function openCaptureSocket(ifindex: number, rcvbuf = DEFAULT_CAPTURE_RCVBUF): number {
   const c = libc();
   // Protocol 0 receives nothing until bind, so no frame slips in before the filter is attached.
   const fd = check('socket(AF_PACKET)', c.socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   try {
     setInt(fd, SOL_PACKET, PACKET_VNET_HDR, 1, 'setsockopt(PACKET_VNET_HDR)');
-    if (capture) {
-      const prog = encodeFilterProgram(GROUP_BIT_FILTER);
-      const fprog = Buffer.alloc(16);
-      fprog.writeUInt16LE(GROUP_BIT_FILTER.length, 0);
-      fprog.writeBigUInt64LE(koffi.address(prog), 8);
-      check('setsockopt(SO_ATTACH_FILTER)', c.setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, fprog, 16));
-      setInt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, 'setsockopt(PACKET_IGNORE_OUTGOING)');
-      try {
-        setInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, CAPTURE_RCVBUF, 'setsockopt(SO_RCVBUFFORCE)');
-      } catch {
-        setInt(fd, SOL_SOCKET, SO_RCVBUF, CAPTURE_RCVBUF, 'setsockopt(SO_RCVBUF)');
-      }
+    const prog = encodeFilterProgram(GROUP_BIT_FILTER);
+    const fprog = Buffer.alloc(16);
+    fprog.writeUInt16LE(GROUP_BIT_FILTER.length, 0);
+    fprog.writeBigUInt64LE(koffi.address(prog), 8);
+    check('setsockopt(SO_ATTACH_FILTER)', c.setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, fprog, 16));
+    setInt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, 'setsockopt(PACKET_IGNORE_OUTGOING)');
+    try {
+      setInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf, 'setsockopt(SO_RCVBUFFORCE)');
+    } catch {
+      setInt(fd, SOL_SOCKET, SO_RCVBUF, rcvbuf, 'setsockopt(SO_RCVBUF)');
     }
-    const sa = sockaddrLL(ifindex, capture ? ETH_P_ALL : 0);
+    const sa = sockaddrLL(ifindex, ETH_P_ALL);
     check(`bind(AF_PACKET, ifindex ${ifindex})`, c.bind(fd, sa, sa.length));
     return fd;
   } catch (err) {
