@@ -1,7 +1,7 @@
 // ADD, DEL, CHECK and GC of castnet endpoints against the real kernel, in namespaces of this file.
 import { execFileSync } from 'node:child_process';
 import { CniError } from '../../pkg/cni/types';
-import { addNs, addReq, conf, delNs, delReq, ip, ipJson, pings, TestNode } from './helpers';
+import { addNs, addReq, BLUE, conf, delNs, delReq, ip, ipJson, pings, TestNode } from './helpers';
 
 const tag = `cnad${process.pid}`;
 let node: TestNode;
@@ -170,6 +170,28 @@ describe('ADD', () => {
     expect(pings(a, addrOf(rb, 0))).toBe(true);
     expect(pings(b, addrOf(ra, 0))).toBe(true);
     expect(pings(a, addrOf(rb, 1))).toBe(true);
+  });
+
+  it('keeps networks apart: a pod on another network with an address of the same subnet is unreachable', async () => {
+    const green = { ...BLUE, name: 'green', id: 0x43, subnets: ['10.44.0.0/16', 'fd45::/64'] };
+    node.manager.setNetworks([BLUE, green]);
+    const [a, b, c] = [pod(21), pod(22), pod(23)];
+    const ra = await node.manager.add(addReq('n1', `/var/run/netns/${a}`));
+    await node.manager.add(
+      addReq(
+        'n2',
+        `/var/run/netns/${b}`,
+        conf({ name: 'green', runtimeConfig: { ips: ['10.44.77.1', 'fd45::77'] } }),
+      ),
+    );
+    await node.manager.add(addReq('n3', `/var/run/netns/${c}`, conf({ name: 'green' })));
+    expect(
+      ipJson<{ master?: string }[]>('-n', node.name, 'link', 'show', 'master', 'cnbr000043'),
+    ).toHaveLength(2);
+    expect(pings(c, '10.44.77.1')).toBe(true);
+    expect(pings(c, 'fd45::77')).toBe(true);
+    expect(pings(a, '10.44.77.1')).toBe(false);
+    expect(pings(b, (ra.ips?.[0].address ?? '').split('/')[0])).toBe(false);
   });
 
   it('refuses an ifname already in the netns (101) and a missing netns (3), leaving nothing', async () => {
