@@ -6,7 +6,7 @@ out=$(mktemp)
 npx jest --ci --json --outputFile="$out" "$@"
 rc=$?
 if [ -s "$out" ]; then
-  node -e 'const r=require(process.argv[1]); console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped`)' "$out"
+  node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped`)' "$out"
 fi
 rm -f "$out"
 exit $rc
