@@ -22,8 +22,12 @@ export interface AgentOptions {
   /** YAML list of NetworkSpec, for standalone use without a lookup service. */
   networks?: string;
   poolIndex: number;
-  /** unix:PATH of the embedded lookup service; absent: endpoint wiring only (no data plane). */
+  /** unix:PATH of the embedded lookup service, or kubernetes; absent: endpoint wiring only. */
   lookup?: string;
+  /** With --lookup kubernetes: kubeconfig file (default: KUBECONFIG, ~/.kube/config, in-cluster). */
+  kubeconfig?: string;
+  /** With --lookup kubernetes: label selector of the VirtualNetworks and MulticastGroups to use. */
+  networkSelector?: string;
   underlayAddress?: string;
   underlayPort: number;
   underlayMtu: number;
@@ -89,7 +93,11 @@ async function startDataplane(
   log: Logger,
 ): Promise<NodeAgent> {
   if (!opts.underlayAddress) throw new Error('--underlay-address: required with --lookup');
-  const lookup = connectLookup(opts.lookup!);
+  const lookup = connectLookup(opts.lookup!, {
+    kubeconfig: opts.kubeconfig,
+    selector: opts.networkSelector,
+    onError: (err, what) => log.warn('lookup service', { what, error: (err as Error).message }),
+  });
   // Networks from a --networks file stay, alongside the lookup service's VirtualNetworks.
   const merged = (d: NetworkSpec[]) => [
     ...fileNetworks.filter((f) => !d.some((n) => n.name === f.name)),
@@ -143,7 +151,15 @@ export function registerAgentCommand(program: Command): void {
       parseIntOption('--pool-index', 0, 65535),
       0,
     )
-    .option('--lookup <spec>', 'lookup service: unix:PATH (embedded); enables the data plane')
+    .option(
+      '--lookup <spec>',
+      'lookup service: unix:PATH (embedded) or kubernetes (CRDs); enables the data plane',
+    )
+    .option('--kubeconfig <file>', 'with --lookup kubernetes (default: KUBECONFIG, ~/.kube/config, in-cluster)')
+    .option(
+      '--network-selector <labels>',
+      'with --lookup kubernetes: only VirtualNetworks and MulticastGroups with these labels',
+    )
     .option('--underlay-address <ip>', "this node's underlay address (the data plane binds it)")
     .option(
       '--underlay-port <port>',

@@ -1,8 +1,26 @@
 // Chooses the lookup service adapter from the agent's --lookup flag.
 import type { LookupService } from '../lookup/port';
 import { EmbeddedLookupClient } from '../lookup/embedded/client';
+import { loadConnection } from '../k8s/kubeconfig';
+import { KubernetesLookup } from '../lookup/kubernetes/lookup';
 
-export function connectLookup(spec: string): LookupService {
+export interface LookupOptions {
+  /** For `kubernetes`: kubeconfig file (default: KUBECONFIG, ~/.kube/config, or in-cluster). */
+  kubeconfig?: string;
+  /** For `kubernetes`: label selector of the VirtualNetworks and MulticastGroups to use. */
+  selector?: string;
+  onError?: (err: unknown, what: string) => void;
+}
+
+export function connectLookup(spec: string, opts: LookupOptions = {}): LookupService {
   if (spec.startsWith('unix:')) return new EmbeddedLookupClient(spec.slice('unix:'.length));
-  throw new Error(`--lookup: ${JSON.stringify(spec)} must be unix:PATH (the embedded lookup service)`);
+  if (spec === 'kubernetes')
+    return new KubernetesLookup({
+      connection: loadConnection(opts.kubeconfig),
+      selector: opts.selector,
+      onError: opts.onError,
+    });
+  throw new Error(
+    `--lookup: ${JSON.stringify(spec)} must be unix:PATH (the embedded lookup service) or kubernetes`,
+  );
 }

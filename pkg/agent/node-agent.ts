@@ -11,6 +11,7 @@ import { makeWireKey, type WireKey } from '../wire';
 import { Dataplane } from './dataplane/dataplane';
 import { withVnetHeader } from './dataplane/dataplane';
 import { Querier } from './membership/querier';
+import { UnicastOverlay } from './unicast/overlay';
 import type { MembershipConfig } from '../membership';
 
 export interface NodeAgentOptions {
@@ -45,6 +46,8 @@ const RESTORE_TIMEOUT_MS = 5000;
 export class NodeAgent {
   private readonly dataplane: Dataplane;
   private readonly querier: Querier;
+  private readonly overlay: UnicastOverlay;
+  private directory: Directory | undefined;
   private readonly unsubscribe: Array<() => void> = [];
   private readonly snoopingOff = new Set<string>();
   private stats: Server | undefined;
@@ -77,6 +80,12 @@ export class NodeAgent {
       onRecords: (records) => this.dataplane.setMemberships(records),
       log: log.with({ component: 'querier' }),
     });
+    this.overlay = new UnicastOverlay({
+      node: o.node.name,
+      underlayAddress: o.node.address,
+      underlayMtu: o.underlayMtu,
+      log: log.with({ component: 'unicast' }),
+    });
     let restored = false;
     const restore = (d?: Directory) => {
       if (restored) return;
@@ -84,6 +93,7 @@ export class NodeAgent {
       this.querier.restore(d ? d.memberships.filter((m) => m.node === o.node.name) : []);
     };
     const timer = setTimeout(() => {
+      if (restored) return;
       log.warn('no directory from the lookup service yet; starting with no restored memberships');
       restore();
     }, RESTORE_TIMEOUT_MS);
@@ -95,8 +105,13 @@ export class NodeAgent {
         const networks = o.mergeNetworks ? o.mergeNetworks(d.networks) : d.networks;
         manager.setNetworks(networks);
         this.quietSnooping(manager.endpoints());
+        this.directory = d;
+        this.syncOverlay();
       }),
-      manager.subscribe(() => this.publishEndpoints()),
+      manager.subscribe(() => {
+        this.publishEndpoints();
+        this.syncOverlay();
+      }),
     );
   }
 
@@ -121,6 +136,11 @@ export class NodeAgent {
       membership: { records: this.querier.records().length, drops: this.querier.counters() },
       endpoints: this.manager.endpoints().length,
     };
+  }
+
+  private syncOverlay(): void {
+    if (this.directory)
+      this.overlay.sync(this.directory, new Set(this.manager.endpoints().map((e) => e.network)));
   }
 
   private publishEndpoints(): void {

@@ -29,6 +29,11 @@ export interface LabOptions {
   cniBin: string;
   /** Extra agent flags, e.g. for the Kubernetes lookup adapter. */
   agentArgs?: string[];
+  /**
+   * tcpdump on every pod and on the underlay (default true): what receivedBy() and the scenario
+   * reports count. Benchmarks turn it off, as a capture per packet would dominate their CPU figures.
+   */
+  captures?: boolean;
   log?: (line: string) => void;
 }
 
@@ -62,9 +67,11 @@ interface LabPod {
   node: number;
   network: string;
   ip: string;
+  /** Every address of the pod (the first is `ip`). */
+  ips: string[];
   mac: string;
   containerId: string;
-  capture: ChildProcess;
+  capture?: ChildProcess;
   pcap: string;
 }
 
@@ -159,11 +166,12 @@ export class Lab {
     this.lookup = new EmbeddedLookupServer(this.store, this.lookupSocket);
     await this.lookup.listen();
     this.underlayPcap = join(this.topo.dir, 'underlay.pcap');
-    this.underlayCapture = await this.startCapture(this.topo.underlayNs, 'ul', this.underlayPcap, [
-      'udp',
-      'port',
-      String(UNDERLAY_PORT),
-    ]);
+    if (this.opts.captures !== false)
+      this.underlayCapture = await this.startCapture(this.topo.underlayNs, 'ul', this.underlayPcap, [
+        'udp',
+        'port',
+        String(UNDERLAY_PORT),
+      ]);
     for (const node of this.topo.nodes) await this.startAgent(node.index);
     for (const p of this.file.pods) await this.addPod(p.name, p.node, p.network, p.vmi);
     this.store.setGroups(this.resolveGroups());
@@ -263,11 +271,13 @@ export class Lab {
       ips: { address: string }[];
       interfaces: { name: string; mac: string; sandbox?: string }[];
     };
-    const ip = result.ips[0]!.address.split('/')[0]!;
+    const ips = result.ips.map((a) => a.address.split('/')[0]!);
+    const ip = ips[0]!;
     const mac = result.interfaces.find((i) => i.sandbox)?.mac ?? '';
     const pcap = join(this.topo.dir, `pod-${name}.pcap`);
-    const capture = await this.startCapture(ns, 'eth0', pcap, ['-Q', 'in']);
-    this.pods.set(name, { name, ns, node, network, ip, mac, containerId, capture, pcap });
+    const capture =
+      this.opts.captures === false ? undefined : await this.startCapture(ns, 'eth0', pcap, ['-Q', 'in']);
+    this.pods.set(name, { name, ns, node, network, ip, ips, mac, containerId, capture, pcap });
     this.log(`pod ${name} on node-${node} (${network}): ${ip} ${mac}`);
   }
 
@@ -378,6 +388,30 @@ export class Lab {
     ).length;
   }
 
+  private async ping(from: string, to: string, family: '4' | '6'): Promise<void> {
+    const target = this.pod(to).ips.find((a) => isIPv6(a) === (family === '6'));
+    if (!target) throw new Error(`${to} has no IPv${family} address`);
+    await run('ip', [
+      'netns',
+      'exec',
+      this.pod(from).ns,
+      'ping',
+      `-${family}`,
+      '-c',
+      '1',
+      '-W',
+      '2',
+      target,
+    ]).catch((err: Error) => {
+      throw new Error(
+        `${from} cannot reach ${to} at ${target}: ${err.message.split('\n').slice(-2).join(' ')}`,
+        {
+          cause: err,
+        },
+      );
+    });
+  }
+
   private async leave(pod: string, group: string): Promise<void> {
     const children = this.joins.get(`${pod}/${group}`);
     if (!children) throw new Error(`${pod} has not joined ${group}`);
@@ -435,6 +469,7 @@ export class Lab {
         else if ('leave' in step) await this.leave(step.leave.pod, step.leave.group);
         else if ('sleep' in step) await sleep(step.sleep);
         else if ('restartAgent' in step) await this.restartAgent(step.restartAgent.node);
+        else if ('ping' in step) await this.ping(step.ping.from, step.ping.to, step.ping.family);
         else if ('send' in step) {
           last = undefined;
           const tokens = await this.send(s.name, i, step.send);
@@ -519,7 +554,7 @@ export class Lab {
     this.closed = true;
     for (const children of this.joins.values()) for (const c of children) await stop(c);
     for (const p of this.pods.values()) {
-      await stop(p.capture);
+      if (p.capture) await stop(p.capture);
       await this.cni('DEL', p, '').catch((err: Error) => this.log(`DEL of ${p.name}: ${err.message}`));
     }
     for (const child of this.agents.values()) await stop(child);

@@ -64,6 +64,8 @@ const step = z.union([
   z.strictObject({ send }),
   z.strictObject({ expect: expectation }),
   z.strictObject({ restartAgent: z.strictObject({ node: z.number().int().min(0) }) }),
+  /** Unicast reachability (ICMP echo) from one pod to another, IPv4 or IPv6. */
+  z.strictObject({ ping: z.strictObject({ from: name, to: name, family: z.enum(['4', '6']).default('4') }) }),
   z.strictObject({ sleep: z.number().int().min(0).max(60000) }),
 ]);
 
@@ -102,7 +104,9 @@ export const labFile = z
                 ? [st.send.from]
                 : 'expect' in st
                   ? [...Object.keys(st.expect.received), ...st.expect.nothing]
-                  : [];
+                  : 'ping' in st
+                    ? [st.ping.from, st.ping.to]
+                    : [];
         for (const r of refs)
           if (!pods.has(r)) ctx.addIssue({ code: 'custom', path, message: `unknown pod ${r}` });
         if ('restartAgent' in st && st.restartAgent.node >= f.nodes)

@@ -22,7 +22,7 @@ it('delivers IPv6 multicast to MLD members only, one datagram per remote member 
     }[];
   };
   expect(report.scenarios.flatMap((s) => s.failures)).toEqual([]);
-  expect(report.scenarios.map((s) => s.name)).toEqual(['mld', 'ipv6-link-local']);
+  expect(report.scenarios.map((s) => s.name)).toEqual(['mld', 'ipv6-link-local', 'ipv6-unicast']);
   for (const m of report.scenarios.flatMap((s) => s.messages))
     expect(m.underlay_datagrams).toBe(m.remote_member_nodes);
   expect(report.pass).toBe(true);
