@@ -11,7 +11,9 @@ import { TestAgent } from '../test/harness/agent';
 import { castnetCni, repoRoot } from '../test/harness/cni';
 import { addNetns, delNetns, delNetnsWithPrefix, netnsPath, netnsTag } from '../test/harness/netns';
 
-const PODS = Number(process.env.BENCH_CNI_PODS ?? 50);
+const PODS = Number(process.env.BENCH_CNI_PODS ?? 100);
+/** Pods ADDed and DELeted first and not counted: JIT warm-up, the bridge's creation. */
+const WARMUP = 3;
 const REFERENCE_DIR = process.env.CNI_REFERENCE_DIR ?? '/usr/lib/cni';
 const tag = netnsTag('bench');
 
@@ -82,16 +84,23 @@ const podNs = (s: Subject, i: number): string => `${tag}${s.name[0]}${i}`;
 
 /** ADD for every pod, then DEL for every pod, one invocation at a time as a runtime does per pod. */
 async function measure(subjects: Subject[]): Promise<void> {
+  const total = WARMUP + PODS;
   try {
-    for (let i = 0; i < PODS; i++) {
+    for (let i = 0; i < total; i++) {
       for (const s of subjects) {
         await addNetns(podNs(s, i));
-        s.adds.push(await timedInvoke(s, 'ADD', i));
+        const ms = await timedInvoke(s, 'ADD', i);
+        if (i >= WARMUP) s.adds.push(ms);
       }
     }
-    for (let i = 0; i < PODS; i++) for (const s of subjects) s.dels.push(await timedInvoke(s, 'DEL', i));
+    for (let i = 0; i < total; i++) {
+      for (const s of subjects) {
+        const ms = await timedInvoke(s, 'DEL', i);
+        if (i >= WARMUP) s.dels.push(ms);
+      }
+    }
   } finally {
-    for (let i = 0; i < PODS; i++) await Promise.all(subjects.map((s) => delNetns(podNs(s, i))));
+    for (let i = 0; i < total; i++) await Promise.all(subjects.map((s) => delNetns(podNs(s, i))));
   }
 }
 
@@ -152,6 +161,7 @@ async function main(): Promise<void> {
         del_p50: ratio('del_p50_ms'),
         del_p95: ratio('del_p95_ms'),
       },
+      warmupPods: WARMUP,
       method:
         'per pod: castnet ADD then reference ADD, then likewise DEL; wall time of each plugin process under ' +
         `nsenter --net; castnet = castnet-cni + agent (own IPAM), reference = bridge + host-local from ${REFERENCE_DIR}`,
