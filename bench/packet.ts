@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Worker } from 'node:worker_threads';
 import { CaptureSet } from '../pkg/packet/capture';
-import { openCaptureSocket, readPacketStats } from '../pkg/packet/socket';
+import { DEFAULT_CAPTURE_RCVBUF, openCaptureSocket, readPacketStats } from '../pkg/packet/socket';
 import { NetnsFixture, ip } from '../pkg/packet/testing/netns';
 import { inNetns, libc } from '../pkg/sys/libc';
 
@@ -22,7 +22,7 @@ const LOSS_TOLERANCE = 0.001;
 const FIXED_RATE = 20000;
 const FANOUTS = [1, 5];
 /** Capture queue per interface, both threading variants. */
-const RCVBUF = Number(process.env.BENCH_RCVBUF ?? 4 << 20);
+const RCVBUF = Number(process.env.BENCH_RCVBUF ?? DEFAULT_CAPTURE_RCVBUF);
 
 interface Trial {
   offeredPps: number;

@@ -50,7 +50,7 @@ export interface CaptureSetOptions {
   /** Frames per recvmmsg/sendmmsg call (default 64). */
   batchSize?: number;
   /**
-   * Bytes the kernel may queue per interface while the agent is busy (default 4 MiB); beyond it,
+   * Bytes the kernel may queue per interface while the agent is busy (default 16 MiB); beyond it,
    * frames are dropped and counted. It absorbs main-thread stalls.
    */
   rcvbuf?: number;

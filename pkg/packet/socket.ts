@@ -15,7 +15,7 @@ const PACKET_IGNORE_OUTGOING = 23;
 const ETH_P_ALL = 0x0003;
 
 /** Default bytes the kernel queues per capture socket before it drops (and counts) frames. */
-export const DEFAULT_CAPTURE_RCVBUF = 4 << 20;
+export const DEFAULT_CAPTURE_RCVBUF = 16 << 20;
 
 function setInt(fd: number, level: number, opt: number, value: number, what: string): void {
   const v = Buffer.alloc(4);
