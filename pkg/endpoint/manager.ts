@@ -58,8 +58,11 @@ export interface EndpointManager {
   del(req: DelRequest): Promise<void>;
   check(req: CheckRequest): Promise<void>;
   gc(req: GcRequest): Promise<void>;
-  /** Throws CniError 50/51 when the network cannot take ADDs. */
-  status(conf: NetConf): Promise<void>;
+  /**
+   * Throws CniError 50/51 when the network cannot take ADDs. With `cniPath` (CNI_PATH), a delegated
+   * IPAM plugin is asked as well (CNI 1.1 configs only).
+   */
+  status(conf: NetConf, cniPath?: string): Promise<void>;
   /** Repairs state after a crash: removes half-built endpoints and leaked veths and addresses. */
   reconcile(): Promise<void>;
 }

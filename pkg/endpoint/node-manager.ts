@@ -311,15 +311,16 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource {
     }
   }
 
-  async status(conf: NetConf): Promise<void> {
+  /** STATUS; a delegated IPAM plugin is asked too when the config speaks 1.1.0 and CNI_PATH is known. */
+  async status(conf: NetConf, cniPath = ''): Promise<void> {
     if (!this.networks.has(conf.network)) {
       throw new CniError(
         CniErrorCode.PluginNotAvailable,
         `network ${JSON.stringify(conf.network)} is not available on node ${this.opts.nodeName}`,
       );
     }
-    if (isDelegated(conf) && conf.cniVersion === '1.1.0') {
-      await execDelegate('STATUS', delegateCall(conf, { containerId: '', ifname: '' }, '', {}, ''));
+    if (isDelegated(conf) && conf.cniVersion === '1.1.0' && cniPath) {
+      await execDelegate('STATUS', delegateCall(conf, { containerId: '', ifname: '' }, '', {}, cniPath));
     }
   }
 
