@@ -45,6 +45,11 @@ export interface EndpointRecord {
   ips: string[];
   pod?: PodRef;
   vm?: VmRef;
+  /**
+   * When the endpoint first sent a frame (ms since the epoch). Of the endpoints of one VM during a
+   * live migration, the most recently activated one is the VM (see pkg/resolve/vm-handoff.ts).
+   */
+  activatedAt?: number;
 }
 
 export type JoinVia = 'igmp' | 'mld' | 'static' | 'selector' | 'nested';

@@ -46,6 +46,7 @@ export const endpointRecord = z.strictObject({
   ips: z.array(ip).max(4),
   pod: podRef.optional(),
   vm: vmRef.optional(),
+  activatedAt: z.number().int().min(0).optional(),
 });
 
 export const membershipRecord = z.strictObject({
