@@ -120,8 +120,9 @@ export class Rtnl {
     const link = this.mustLink(s.name);
     if (!s.noIpv6LinkLocal && !s.up) return link;
     if (s.noIpv6LinkLocal) this.setLink(link.index, { noIpv6LinkLocal: true });
-    if (s.up) this.setLink(link.index, { up: true });
-    return this.mustLink(s.name);
+    if (!s.up) return link;
+    this.setLink(link.index, { up: true });
+    return { ...link, flags: link.flags | C.IFF_UP };
   }
 
   /** Creates the bridge unless a link of that name exists; returns it either way. */
