@@ -49,6 +49,10 @@ afterAll(async () => {
 });
 
 describe('the agent socket API', () => {
+  it('answers the readiness probe', async () => {
+    expect(await call('GET', '/v1/healthz')).toEqual({ status: 200, body: { status: 'ok' } });
+  });
+
   it('answers only POST /v1/cni', async () => {
     const answer = await call('GET', '/v1/cni');
     expect(answer.status).toBe(404);

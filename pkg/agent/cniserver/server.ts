@@ -9,6 +9,8 @@ import type { Logger } from '../../log/log';
 import { CniDispatcher, MAX_STDIN_BYTES } from './dispatch';
 
 export const API_PATH = '/v1/cni';
+/** Answers 200 once the agent serves CNI (it listens only after reconciling): a readiness probe. */
+export const HEALTH_PATH = '/v1/healthz';
 /** Room for a maximal stdin after JSON string escaping, plus the environment. */
 export const MAX_BODY_BYTES = 8 * MAX_STDIN_BYTES;
 
@@ -50,6 +52,7 @@ export class CniServer {
   }
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method === 'GET' && req.url === HEALTH_PATH) return reply(res, 200, { status: 'ok' });
     if (req.method !== 'POST' || req.url !== API_PATH) {
       const err = new CniError(
         CniErrorCode.InvalidConfig,
