@@ -1,6 +1,5 @@
 // Real-kernel tests: a "node" namespace whose host-side veths lead to two "pod" namespaces; real
 // socat processes in the pods send and receive.
-import { ChildProcess } from 'node:child_process';
 import { UnderlaySocket } from '../underlay/udp';
 import { CaptureSet, FrameBatch } from './capture';
 import { NetnsFixture, ip, waitFor } from './testing/netns';
@@ -69,7 +68,8 @@ async function barrier(): Promise<void> {
   await waitFor('the marker frame', () => framesWith(marker).length > 0);
 }
 
-function receiver(ns: string, group: string, port: number): { child: ChildProcess; out: () => string } {
+/** A real socat receiver joined to `group` in `ns`; resolves once the kernel shows the join. */
+async function receiver(ns: string, group: string, port: number): Promise<{ out: () => string }> {
   const child = fx.spawn(ns, 'socat', [
     '-u',
     `UDP4-RECV:${port},ip-add-membership=${group}:eth0,reuseaddr`,
@@ -77,7 +77,10 @@ function receiver(ns: string, group: string, port: number): { child: ChildProces
   ]);
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  return { child, out: () => out };
+  await waitFor(`socat in ${ns} to join ${group}`, () =>
+    ip('-n', ns, 'maddr', 'show', 'dev', 'eth0').includes(group),
+  );
+  return { out: () => out };
 }
 
 describe('CaptureSet on real veths', () => {
@@ -109,8 +112,7 @@ describe('CaptureSet on real veths', () => {
   });
 
   it('delivers a captured frame with an unfinished checksum to a real socket in another pod', async () => {
-    const rx = receiver(pod2, '239.1.2.4', 5001);
-    await new Promise((r) => setTimeout(r, 300)); // socat joins the group
+    const rx = await receiver(pod2, '239.1.2.4', 5001);
     const h2 = cap.ifindexOf('h2');
     cap.onFrames((b) => {
       for (const f of b.frames) seen.push({ tag: b.tag, frame: Buffer.from(f) });
@@ -193,8 +195,7 @@ describe('CaptureSet on real veths', () => {
   });
 
   it('sends frames queued outside a handler at flush', async () => {
-    const rx = receiver(pod1, '239.1.2.7', 5004);
-    await new Promise((r) => setTimeout(r, 300));
+    const rx = await receiver(pod1, '239.1.2.7', 5004);
     const h1 = cap.ifindexOf('h1');
     // Capture one real frame from pod2 to reuse, as an underlay handler would hand one over.
     send(pod2, '239.1.2.7:5004', 'queued-frame');

@@ -63,7 +63,7 @@ export class NetnsFixture {
 }
 
 /** Resolves when `predicate` holds, polling; rejects after `ms`. */
-export async function waitFor(what: string, predicate: () => boolean, ms = 5000): Promise<void> {
+export async function waitFor(what: string, predicate: () => boolean, ms = 10000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!predicate()) {
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
