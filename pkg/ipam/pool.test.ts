@@ -60,6 +60,43 @@ describe('nextFree', () => {
   });
 });
 
+describe('allocation over any sequence of ADDs and DELs', () => {
+  it('hands out distinct addresses of the pool and reports exhaustion exactly when it is full', () => {
+    const tiny = net(['10.0.0.0/28']); // usable .1 to .14
+    const pools = poolsOf(tiny, 0, { v4: 28, v6: 120 });
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(fc.constant('add' as const), fc.nat({ max: 20 })), { maxLength: 60 }),
+        (ops) => {
+          const held: string[] = [];
+          const cursors = new Map<string, string>();
+          for (const op of ops) {
+            if (op === 'add') {
+              const used = new Set(held);
+              if (used.size === 14) {
+                expect(() =>
+                  allocateAddresses({ network: tiny, pools, used, cursors, poolIndex: 0 }),
+                ).toThrow(/no free address/);
+                continue;
+              }
+              const [cidr] = allocateAddresses({ network: tiny, pools, used, cursors, poolIndex: 0 });
+              const ip = cidr.split('/')[0];
+              const host = Number(ip.split('.')[3]);
+              expect(cidr.endsWith('/28')).toBe(true);
+              expect(host >= 1 && host <= 14).toBe(true);
+              expect(used.has(ip)).toBe(false);
+              held.push(ip);
+              lastReleased = undefined;
+            } else if (held.length > 0) {
+              held.splice(op % held.length, 1);
+            }
+          }
+        },
+      ),
+    );
+  });
+});
+
 describe('allocateAddresses', () => {
   const blue = net(['10.44.0.0/16', 'fd44::/64']);
   const pools = poolsOf(blue, 1);
