@@ -155,7 +155,10 @@ export function registerAgentCommand(program: Command): void {
       '--lookup <spec>',
       'lookup service: unix:PATH (embedded) or kubernetes (CRDs); enables the data plane',
     )
-    .option('--kubeconfig <file>', 'with --lookup kubernetes (default: KUBECONFIG, ~/.kube/config, in-cluster)')
+    .option(
+      '--kubeconfig <file>',
+      'with --lookup kubernetes (default: KUBECONFIG, ~/.kube/config, in-cluster)',
+    )
     .option(
       '--network-selector <labels>',
       'with --lookup kubernetes: only VirtualNetworks and MulticastGroups with these labels',

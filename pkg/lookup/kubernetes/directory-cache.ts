@@ -1,0 +1,79 @@
+// Builds the lookup port's Directory from the watch caches of castnet's three kinds. Pure apart from
+// a per-object memo: a report is converted once per version, so a change to one node's report out of
+// a thousand costs one conversion and a flatten, not a thousand conversions.
+import { fromReport, toGroupSpec, toNetworkSpec, type NodeDirectory } from '../../k8s/convert';
+import type { MembershipReport, MulticastGroup, VirtualNetwork } from '../../k8s/types';
+import type { Directory, EndpointRecord, MembershipRecord, NodeRecord } from '../port';
+
+/** What this node's agent wants its report to say; it overrides the cached copy of its own report. */
+export interface OwnState {
+  node?: NodeRecord;
+  endpoints?: EndpointRecord[];
+  memberships?: MembershipRecord[];
+}
+
+export class DirectoryBuilder {
+  private readonly converted = new WeakMap<MembershipReport, NodeDirectory>();
+
+  private convert(r: MembershipReport): NodeDirectory {
+    let d = this.converted.get(r);
+    if (!d) {
+      d = fromReport(r);
+      this.converted.set(r, d);
+    }
+    return d;
+  }
+
+  /**
+   * The directory of the cached objects, with this node's part (when `own.node` is set) taken from
+   * the agent's own state where it has one: it is newer than the apiserver's copy, and stays right
+   * while the apiserver is unreachable.
+   */
+  build(
+    networks: VirtualNetwork[],
+    groups: MulticastGroup[],
+    reports: MembershipReport[],
+    own: OwnState,
+  ): Directory {
+    const parts = reports.map((r) => this.convert(r));
+    const self = own.node?.name;
+    if (self) {
+      const cached = parts.find((p) => p.node.name === self);
+      const others = parts.filter((p) => p.node.name !== self);
+      parts.length = 0;
+      parts.push(...others, {
+        node: own.node!,
+        endpoints: own.endpoints ?? cached?.endpoints ?? [],
+        memberships: own.memberships ?? cached?.memberships ?? [],
+      });
+    }
+    return {
+      networks: networks.map(toNetworkSpec),
+      nodes: parts.map((p) => p.node),
+      endpoints: parts.flatMap((p) => p.endpoints),
+      groups: groups.map(toGroupSpec),
+      memberships: parts.flatMap((p) => p.memberships),
+    };
+  }
+}
+
+const byKey = <T>(xs: T[], key: (x: T) => string): T[] =>
+  [...xs].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+
+/** JSON with object keys sorted: the apiserver returns keys in its own order. */
+function stableJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) =>
+    x && typeof x === 'object' && !Array.isArray(x)
+      ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : x,
+  );
+}
+
+/** A node's records in a canonical form, to tell whether the stored report says what we want. */
+export function canonicalNodeDirectory(d: NodeDirectory): string {
+  return stableJson({
+    node: d.node,
+    endpoints: byKey(d.endpoints, (e) => `${e.network}/${e.endpointId}`),
+    memberships: byKey(d.memberships, (m) => `${m.network}/${m.group}/${m.endpointId}`),
+  });
+}

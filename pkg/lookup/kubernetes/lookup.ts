@@ -1,0 +1,195 @@
+// The lookup port on Kubernetes (docs/api.md). Reads: watch caches of VirtualNetworks,
+// MulticastGroups and every node's MembershipReport, turned into the Directory the data plane resolves
+// from (the packet path only ever reads that Directory). Writes: only this node's own report, one
+// object per node rather than one per endpoint, so a node's joins cost one coalesced write and the
+// watch fan-out scales with nodes, not endpoints. It survives apiserver restarts and watch expiry:
+// the informers resume or re-list, and the report is re-asserted whenever the stored copy drifts from
+// what the agent last wanted.
+import { ApiClient, resourcePath } from '../../k8s/client';
+import { toReportSpec, fromReport } from '../../k8s/convert';
+import { Informer } from '../../k8s/informer';
+import type { Connection } from '../../k8s/kubeconfig';
+import {
+  API_VERSION,
+  KINDS,
+  type MembershipReport,
+  type MulticastGroup,
+  type VirtualNetwork,
+} from '../../k8s/types';
+import type { Directory, EndpointRecord, LookupService, MembershipRecord, NodeRecord } from '../port';
+import { canonicalNodeDirectory, DirectoryBuilder, type OwnState } from './directory-cache';
+import { ReportWriter } from './report-writer';
+
+export interface KubernetesLookupOptions {
+  connection: Connection;
+  /**
+   * Label selector for the VirtualNetworks and MulticastGroups this agent sees (e.g. one lab among
+   * several on a cluster). Reports are always all read: they only matter through those networks.
+   */
+  selector?: string;
+  /** Minimum time between two writes of this node's report (default 50 ms). */
+  writeIntervalMs?: number;
+  onError?: (err: unknown, what: string) => void;
+}
+
+interface Meta {
+  metadata: { name: string; managedFields?: unknown; annotations?: Record<string, string> };
+}
+
+/** What the cache need not keep: field ownership, and a group's controller-written status. */
+function trim(o: Meta & { status?: unknown }): void {
+  delete o.metadata.managedFields;
+  delete o.metadata.annotations;
+  delete o.status;
+}
+
+export class KubernetesLookup implements LookupService {
+  private readonly api: ApiClient;
+  private readonly networks: Informer<VirtualNetwork>;
+  private readonly groups: Informer<MulticastGroup>;
+  private readonly reports: Informer<MembershipReport>;
+  private readonly writer: ReportWriter;
+  private readonly builder = new DirectoryBuilder();
+  private readonly listeners = new Set<(d: Directory) => void>();
+  private own: OwnState = {};
+  private last: Directory | undefined;
+  private synced = false;
+  private rebuildScheduled = false;
+  private closed = false;
+  /** Resolves once all three caches hold a complete list. */
+  readonly ready: Promise<void>;
+
+  constructor(opts: KubernetesLookupOptions) {
+    this.api = new ApiClient(opts.connection);
+    const onError = (err: unknown, what: string): void => {
+      if (!this.closed) opts.onError?.(err, what);
+    };
+    const query = opts.selector ? `?labelSelector=${encodeURIComponent(opts.selector)}` : '';
+    const informer = <T extends Meta>(
+      plural: string,
+      q: string,
+      onChange: (obj?: T, previous?: T) => void,
+    ): Informer<T> =>
+      new Informer<T>(this.api, resourcePath(API_VERSION, plural) + q, {
+        onChange,
+        onError: (err, path) => onError(err, `watch ${path}`),
+        trim,
+        minBackoffMs: 100,
+        maxBackoffMs: 2_000,
+      });
+    this.networks = informer(KINDS.virtualNetwork.plural, query, () => this.changed());
+    this.groups = informer(KINDS.multicastGroup.plural, query, () => this.changed());
+    this.reports = informer<MembershipReport>(KINDS.membershipReport.plural, '', (obj, previous) => {
+      const self = this.own.node?.name;
+      // A re-list (no object) or an event on our own report: check that it still says what we want.
+      if (!obj && !previous) this.checkOwnReport();
+      else if (self && (obj ?? previous)?.metadata.name === self) this.checkOwnReport();
+      this.changed();
+    });
+    this.writer = new ReportWriter(this.api, {
+      intervalMs: opts.writeIntervalMs ?? 50,
+      maxBackoffMs: 2_000,
+      onError: (err) => onError(err, 'write of this node’s MembershipReport'),
+    });
+    this.ready = Promise.all([this.networks.start(), this.groups.start(), this.reports.start()]).then(() => {
+      this.synced = true;
+      this.checkOwnReport();
+      this.changed();
+    });
+  }
+
+  async registerNode(node: NodeRecord): Promise<void> {
+    this.own = { ...this.own, node: { ...node } };
+    await this.publish();
+  }
+
+  async publishEndpoints(node: string, endpoints: EndpointRecord[]): Promise<void> {
+    this.checkNode('publishEndpoints', node);
+    this.own = { ...this.own, endpoints: [...endpoints] };
+    await this.publish();
+  }
+
+  async reportMemberships(node: string, memberships: MembershipRecord[]): Promise<void> {
+    this.checkNode('reportMemberships', node);
+    this.own = { ...this.own, memberships: [...memberships] };
+    await this.publish();
+  }
+
+  subscribe(onChange: (d: Directory) => void): () => void {
+    this.listeners.add(onChange);
+    if (this.last) onChange(this.last);
+    return () => this.listeners.delete(onChange);
+  }
+
+  /** The current directory, once the caches are synced. */
+  get directory(): Directory | undefined {
+    return this.last;
+  }
+
+  /** Counters: successful report writes, watch restarts and full re-lists. */
+  get stats(): { writes: number; watchRestarts: number; relists: number } {
+    const informers = [this.networks, this.groups, this.reports];
+    return {
+      writes: this.writer.writes,
+      watchRestarts: informers.reduce((n, i) => n + i.restarts, 0),
+      relists: informers.reduce((n, i) => n + i.relists, 0),
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.writer.close();
+    this.networks.stop();
+    this.groups.stop();
+    this.reports.stop();
+    this.api.close();
+  }
+
+  private checkNode(what: string, node: string): void {
+    const self = this.own.node?.name;
+    if (!self) throw new Error(`${what}: registerNode must come first`);
+    if (node !== self)
+      throw new Error(`${what}: node "${node}" is not this agent's node "${self}"; it writes only its own`);
+  }
+
+  /** The report this node should have: our own state, and the stored report's for what we never set. */
+  private desiredSpec() {
+    const node = this.own.node!;
+    const stored = this.reports.get(node.name);
+    const cached = stored ? fromReport(stored) : undefined;
+    return toReportSpec({
+      node,
+      endpoints: this.own.endpoints ?? cached?.endpoints ?? [],
+      memberships: this.own.memberships ?? cached?.memberships ?? [],
+    });
+  }
+
+  private async publish(): Promise<void> {
+    this.changed();
+    // Before the caches are synced we cannot know what an earlier run of this agent reported, so a
+    // partial state (endpoints but no memberships yet) would erase it.
+    await this.ready;
+    if (this.closed) return;
+    await this.writer.set(this.desiredSpec());
+  }
+
+  /** Re-asserts our report if the stored one is missing or says something else. */
+  private checkOwnReport(): void {
+    const self = this.own.node?.name;
+    if (!self || !this.synced || this.writer.busy || !this.writer.spec) return;
+    const stored = this.reports.get(self);
+    const want = canonicalNodeDirectory(fromReport({ metadata: { name: self }, spec: this.writer.spec }));
+    if (!stored || canonicalNodeDirectory(fromReport(stored)) !== want) this.writer.reassert();
+  }
+
+  private changed(): void {
+    if (!this.synced || this.rebuildScheduled || this.closed) return;
+    this.rebuildScheduled = true;
+    setImmediate(() => {
+      this.rebuildScheduled = false;
+      if (this.closed) return;
+      this.last = this.builder.build(this.networks.list(), this.groups.list(), this.reports.list(), this.own);
+      for (const fn of this.listeners) fn(this.last);
+    });
+  }
+}

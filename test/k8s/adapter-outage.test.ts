@@ -1,0 +1,81 @@
+// The agent's Kubernetes adapter through apiserver outages, on a private cluster (the shared one never
+// goes down): changes made while the apiserver is away reach it when it is back, watches resume, a
+// deleted report is re-asserted, and no member is lost.
+import {
+  ensureCluster,
+  restartApiserver,
+  startApiserver,
+  stopApiserver,
+  stopCluster,
+  type Cluster,
+} from '../harness/k8s';
+import { installCrds } from './fixtures';
+import { adapter, endpoint, membersOf, membership, until } from './adapter-helpers';
+import type { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup';
+
+jest.setTimeout(300_000);
+
+let cluster: Cluster;
+const open: KubernetesLookup[] = [];
+const node = (name: string, last: number) => ({
+  name,
+  address: `192.0.2.${last}`,
+  port: 4790,
+  poolIndex: last,
+});
+
+beforeAll(async () => {
+  cluster = await ensureCluster({ name: `cnado${process.pid}` });
+  await installCrds(cluster);
+});
+
+afterAll(async () => {
+  for (const l of open) await l.close();
+  if (cluster) await stopCluster(cluster);
+});
+
+test('joins made during an outage arrive after it; a deleted report comes back; nothing is lost', async () => {
+  const a = adapter(cluster);
+  const b = adapter(cluster);
+  open.push(a, b);
+  await a.registerNode(node('node-a', 1));
+  await b.registerNode(node('node-b', 2));
+  await a.publishEndpoints('node-a', [endpoint('node-a', 1, '10.1.0.1'), endpoint('node-a', 2, '10.1.0.2')]);
+  await a.reportMemberships('node-a', [membership('node-a', 1, '239.1.1.1')]);
+  await until(b, (d) => membersOf(d, '239.1.1.1').length === 1);
+
+  await stopApiserver(cluster);
+  // The write fails while the apiserver is down, but the agent's own directory has the join at once
+  // (local delivery does not wait for the API), and the adapter keeps retrying.
+  const during = a.reportMemberships('node-a', [
+    membership('node-a', 1, '239.1.1.1'),
+    membership('node-a', 2, '239.2.2.2'),
+  ]);
+  await expect(during).rejects.toThrow();
+  expect(membersOf(a.directory!, '239.2.2.2')).toEqual(['node-a/2']);
+  await startApiserver(cluster);
+
+  const after = await until(b, (d) => membersOf(d, '239.2.2.2').length === 1, 30_000);
+  expect(membersOf(after, '239.1.1.1')).toEqual(['node-a/1']);
+  expect(b.stats.watchRestarts).toBeGreaterThan(0);
+
+  // Someone deletes the report (e.g. a mistaken GC): the adapter notices through its watch and
+  // writes it again.
+  await cluster.kubectl(['delete', 'membershipreport', 'node-a']);
+  await until(b, (d) => membersOf(d, '239.2.2.2').length === 0, 10_000).catch(() => undefined);
+  const back = await until(b, (d) => membersOf(d, '239.2.2.2').length === 1, 30_000);
+  expect(back.endpoints.filter((e) => e.node === 'node-a')).toHaveLength(2);
+  expect(
+    JSON.parse(await cluster.kubectl(['get', 'membershipreport', 'node-a', '-o', 'json'])).spec.memberships,
+  ).toHaveLength(2);
+
+  // A restart with no pending change: a fresh adapter lists everything, the old ones resume.
+  await restartApiserver(cluster);
+  const c = adapter(cluster);
+  open.push(c);
+  const fresh = await until(c, (d) => d.memberships.length === 2, 30_000);
+  expect(fresh.nodes.map((n) => n.name).sort()).toEqual(['node-a', 'node-b']);
+  await b.reportMemberships('node-b', [membership('node-b', 9, '239.1.1.1')]);
+  const merged = await until(a, (d) => membersOf(d, '239.1.1.1').length === 2, 30_000);
+  expect(membersOf(merged, '239.1.1.1')).toEqual(['node-a/1', 'node-b/9']);
+});

@@ -1,0 +1,170 @@
+// The agent's Kubernetes lookup adapter on the shared test apiserver: it writes only its own node's
+// MembershipReport, another node's adapter sees its endpoints and memberships through the watch, and
+// VirtualNetworks and MulticastGroups become the directory's networks and groups.
+import { createNamespace, ensureCluster, type Cluster } from '../harness/k8s';
+import { installCrds } from './fixtures';
+import { adapter, endpoint, membersOf, membership, until } from './adapter-helpers';
+import type { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup';
+
+jest.setTimeout(120_000);
+
+const tag = `cnad${process.pid}`;
+const nodeA = `${tag}-a`;
+const nodeB = `${tag}-b`;
+const bystander = `${tag}-other`;
+let cluster: Cluster;
+const open: KubernetesLookup[] = [];
+const track = (l: KubernetesLookup): KubernetesLookup => (open.push(l), l);
+
+const node = (name: string, last: number) => ({
+  name,
+  address: `192.0.2.${last}`,
+  port: 4790,
+  poolIndex: last,
+});
+
+beforeAll(async () => {
+  cluster = await ensureCluster();
+  await installCrds(cluster);
+  await cluster.kubectl(['apply', '-f', '-'], {
+    input: JSON.stringify({
+      apiVersion: 'castnet.io/v1alpha1',
+      kind: 'MembershipReport',
+      metadata: { name: bystander },
+      spec: { node: bystander, underlay: { address: '192.0.2.99', port: 4790 } },
+    }),
+  });
+});
+
+// Two live adapters of one node would (rightly) keep re-asserting their own state over each other.
+afterEach(async () => {
+  for (const l of open.splice(0)) await l.close();
+});
+
+afterAll(async () => {
+  await cluster
+    ?.kubectl(['delete', 'membershipreport', nodeA, nodeB, bystander, '--ignore-not-found'])
+    .catch(() => undefined);
+});
+
+const reportJson = async (name: string) =>
+  JSON.parse(
+    await cluster.kubectl(['get', 'membershipreport', name, '-o', 'json', '--show-managed-fields']),
+  ) as {
+    metadata: { resourceVersion: string; managedFields: { manager: string }[] };
+    spec: { underlay: { address: string }; endpoints?: unknown[]; memberships?: { group: string }[] };
+  };
+
+test('an adapter writes its own report, and only its own', async () => {
+  const before = (await reportJson(bystander)).metadata.resourceVersion;
+  const a = track(adapter(cluster));
+  await a.registerNode(node(nodeA, 1));
+  await a.publishEndpoints(nodeA, [endpoint(nodeA, 1, '10.1.0.1'), endpoint(nodeA, 2, '10.1.0.2')]);
+  await a.reportMemberships(nodeA, [membership(nodeA, 1, '239.1.1.1')]);
+
+  const mine = await reportJson(nodeA);
+  expect(mine.spec.underlay.address).toBe('192.0.2.1');
+  expect(mine.spec.endpoints).toHaveLength(2);
+  expect(mine.spec.memberships?.map((m) => m.group)).toEqual(['239.1.1.1']);
+  expect(mine.metadata.managedFields.map((f) => f.manager)).toEqual(['castnet-agent']);
+  // Another node's report is untouched, and the adapter refuses to write one.
+  expect((await reportJson(bystander)).metadata.resourceVersion).toBe(before);
+  await expect(a.reportMemberships(bystander, [])).rejects.toThrow(/not this agent's node/);
+  await expect(a.publishEndpoints(nodeA, [endpoint(bystander, 3, '10.1.0.3')])).rejects.toThrow(
+    /record of node ".*-other" in the report of node ".*-a"/,
+  );
+});
+
+test("a second node's adapter sees the first's endpoints, joins and leaves", async () => {
+  const a = track(adapter(cluster));
+  const b = track(adapter(cluster));
+  await a.registerNode(node(nodeA, 1));
+  await b.registerNode(node(nodeB, 2));
+  await a.publishEndpoints(nodeA, [endpoint(nodeA, 1, '10.1.0.1')]);
+
+  const seen = await until(b, (d) => d.endpoints.some((e) => e.node === nodeA && e.ips[0] === '10.1.0.1'));
+  expect(seen.nodes.find((n) => n.name === nodeA)).toEqual(node(nodeA, 1));
+  expect(seen.nodes.find((n) => n.name === bystander)?.address).toBe('192.0.2.99');
+
+  const joined = Date.now();
+  await a.reportMemberships(nodeA, [membership(nodeA, 1, '239.7.7.7')]);
+  await until(b, (d) => membersOf(d, '239.7.7.7').includes(`${nodeA}/1`));
+  // Not a timing assertion (that is the benchmark's job): a sanity bound against a polling regression.
+  expect(Date.now() - joined).toBeLessThan(5_000);
+
+  await a.reportMemberships(nodeA, []);
+  const left = await until(b, (d) => membersOf(d, '239.7.7.7').length === 0);
+  // The endpoints stayed: a membership report replaces the memberships only.
+  expect(left.endpoints.filter((e) => e.node === nodeA)).toHaveLength(1);
+});
+
+test('a burst of changes is coalesced into few writes and the last state wins', async () => {
+  const a = track(adapter(cluster));
+  await a.registerNode(node(nodeA, 1));
+  await a.publishEndpoints(nodeA, [endpoint(nodeA, 1, '10.1.0.1')]);
+  const start = a.stats.writes;
+  const burst = [];
+  for (let i = 1; i <= 50; i++)
+    burst.push(a.reportMemberships(nodeA, [membership(nodeA, 1, `239.8.0.${i}`)]));
+  await Promise.all(burst);
+  expect(a.stats.writes - start).toBeLessThanOrEqual(3);
+  expect((await reportJson(nodeA)).spec.memberships?.map((m) => m.group)).toEqual(['239.8.0.50']);
+});
+
+test('VirtualNetworks and MulticastGroups of the selected label become networks and groups', async () => {
+  const ns = await createNamespace(cluster, tag);
+  const label = `castnet.io/test=${tag}`;
+  const id = 100_000 + (process.pid % 100_000);
+  const vnet = (name: string, labelled: boolean, networkID: number) => ({
+    apiVersion: 'castnet.io/v1alpha1',
+    kind: 'VirtualNetwork',
+    metadata: { name, ...(labelled ? { labels: { 'castnet.io/test': tag } } : {}) },
+    spec: { networkID, subnets: ['10.77.0.0/16'], mtu: 1300 },
+  });
+  const objects = [
+    vnet(`${tag}-blue`, true, id),
+    vnet(`${tag}-unlabelled`, false, id + 1),
+    {
+      apiVersion: 'castnet.io/v1alpha1',
+      kind: 'MulticastGroup',
+      metadata: { name: 'ops', namespace: ns, labels: { 'castnet.io/test': tag } },
+      spec: { network: `${tag}-blue`, address: '239.9.9.9', staticMembers: ['10.77.0.5', '239.1.1.1'] },
+    },
+  ];
+  try {
+    await cluster.kubectl(['apply', '-f', '-'], { input: objects.map((o) => JSON.stringify(o)).join('\n') });
+    const l = track(adapter(cluster, label));
+    const d = await until(l, (x) => x.networks.length > 0 && x.groups.length > 0);
+    expect(d.networks).toEqual([
+      { name: `${tag}-blue`, id, subnets: ['10.77.0.0/16'], mtu: 1300, multicast: true, broadcast: true },
+    ]);
+    expect(d.groups).toEqual([
+      {
+        namespace: ns,
+        name: 'ops',
+        network: `${tag}-blue`,
+        address: '239.9.9.9',
+        staticMembers: ['10.77.0.5', '239.1.1.1'],
+        nestedGroups: [],
+        allowedSources: [],
+      },
+    ]);
+    // A change to a group reaches the directory through the watch.
+    await cluster.kubectl([
+      '-n',
+      ns,
+      'patch',
+      'mcg',
+      'ops',
+      '--type=merge',
+      '-p',
+      '{"spec":{"staticMembers":["10.77.0.6"]}}',
+    ]);
+    await until(l, (x) => x.groups[0]?.staticMembers[0] === '10.77.0.6');
+  } finally {
+    await cluster
+      .kubectl(['delete', 'vnet', `${tag}-blue`, `${tag}-unlabelled`, '--ignore-not-found'])
+      .catch(() => undefined);
+    await cluster.kubectl(['delete', 'namespace', ns, '--wait=false']).catch(() => undefined);
+  }
+});
