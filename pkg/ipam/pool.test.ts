@@ -86,7 +86,6 @@ describe('allocation over any sequence of ADDs and DELs', () => {
               expect(host >= 1 && host <= 14).toBe(true);
               expect(used.has(ip)).toBe(false);
               held.push(ip);
-              lastReleased = undefined;
             } else if (held.length > 0) {
               held.splice(op % held.length, 1);
             }
