@@ -87,6 +87,10 @@ interface EndpointState {
   groups: Map<string, GroupState>;
   nextGeneralQuery: number;
   startupQueriesLeft: number;
+  /** Groups published at the last settle(), to notice groups that vanished. */
+  publishedGroups: number;
+  /** Earliest timer or general query of this endpoint, as of the last settle(). */
+  deadline: number;
 }
 
 interface Scheduled {
@@ -150,6 +154,8 @@ export class MembershipTable {
       groups: new Map(),
       nextGeneralQuery: now,
       startupQueriesLeft: this.cfg.robustness,
+      publishedGroups: 0,
+      deadline: now,
     });
     return this.tick(now);
   }
@@ -178,9 +184,9 @@ export class MembershipTable {
       st.mode = r.filter.mode;
       st.groupTimer = r.filter.mode === 'exclude' ? gmi : 0;
       for (const s of r.filter.sources) st.sources.set(s, r.filter.mode === 'exclude' ? 0 : gmi);
-      changed = true;
     }
-    return this.finish(this.republish() || changed, []);
+    for (const e of this.endpoints.values()) if (this.settle(e, now)) changed = true;
+    return this.finish(changed, []);
   }
 
   /** Parses and applies an IGMP/MLD frame from a local endpoint's link; malformed input is counted. */
@@ -217,25 +223,29 @@ export class MembershipTable {
     if (report.ignoredRecords > 0) this.count('ignored-record', report.ignoredRecords);
     const queries: QueryRequest[] = [];
     for (const rec of report.records) this.applyRecord(e, rec, report.compat, now, queries);
-    this.expire(now);
-    return this.finish(this.republish(), queries);
+    return this.finish(this.settle(e, now), queries);
   }
 
   /** Advances time: expires timers, sends due general and last-member queries. Call at nextDeadline(). */
   tick(now: number): Outcome {
     const queries: QueryRequest[] = [];
+    let changed = false;
+    // Only endpoints with something due are visited: a tick costs what expires, not the whole table.
     for (const e of this.endpoints.values()) {
-      if (now < e.nextGeneralQuery) continue;
-      queries.push({
-        ...e.ref,
-        sources: [],
-        mld: false,
-        maxResponseMs: this.cfg.queryResponseIntervalMs,
-        suppressRouterSide: false,
-      });
-      const startup = e.startupQueriesLeft > 1;
-      if (e.startupQueriesLeft > 0) e.startupQueriesLeft--;
-      e.nextGeneralQuery = now + (startup ? this.cfg.queryIntervalMs / 4 : this.cfg.queryIntervalMs);
+      if (e.deadline > now) continue;
+      if (now >= e.nextGeneralQuery) {
+        queries.push({
+          ...e.ref,
+          sources: [],
+          mld: false,
+          maxResponseMs: this.cfg.queryResponseIntervalMs,
+          suppressRouterSide: false,
+        });
+        const startup = e.startupQueriesLeft > 1;
+        if (e.startupQueriesLeft > 0) e.startupQueriesLeft--;
+        e.nextGeneralQuery = now + (startup ? this.cfg.queryIntervalMs / 4 : this.cfg.queryIntervalMs);
+      }
+      if (this.settle(e, now)) changed = true;
     }
     const keep: Scheduled[] = [];
     for (const s of this.scheduled) {
@@ -252,20 +262,13 @@ export class MembershipTable {
         });
     }
     this.scheduled = keep;
-    this.expire(now);
-    return this.finish(this.republish(), queries);
+    return this.finish(changed, queries);
   }
 
   /** The earliest time tick() has something to do. */
   nextDeadline(): number {
     let t = Infinity;
-    for (const e of this.endpoints.values()) {
-      t = Math.min(t, e.nextGeneralQuery);
-      for (const g of e.groups.values()) {
-        if (g.mode === 'exclude') t = Math.min(t, g.groupTimer);
-        for (const v of g.sources.values()) if (v > 0) t = Math.min(t, v);
-      }
-    }
+    for (const e of this.endpoints.values()) t = Math.min(t, e.deadline);
     for (const s of this.scheduled) t = Math.min(t, s.at);
     return t;
   }
@@ -467,24 +470,45 @@ export class MembershipTable {
     }
   }
 
-  /** RFC 9776 6.5: source timers in INCLUDE delete the source, in EXCLUDE move it to the exclude list; the group timer switches EXCLUDE to INCLUDE. */
-  private expire(now: number): void {
-    for (const e of this.endpoints.values()) {
-      for (const [g, st] of e.groups) {
-        if (st.mode === 'exclude' && st.groupTimer <= now) {
-          st.mode = 'include';
-          st.groupTimer = 0;
-          for (const [s, t] of st.sources) if (t === 0) st.sources.delete(s);
+  /**
+   * Expires one endpoint's due timers (RFC 9776 6.5: a source timer deletes the source in INCLUDE and
+   * moves it to the exclude list in EXCLUDE; the group timer switches EXCLUDE to INCLUDE), refreshes
+   * its deadline, and says whether its published records changed.
+   */
+  private settle(e: EndpointState, now: number): boolean {
+    let deadline = e.nextGeneralQuery;
+    let changed = false;
+    for (const [g, st] of e.groups) {
+      if (st.mode === 'exclude' && st.groupTimer <= now) {
+        st.mode = 'include';
+        st.groupTimer = 0;
+        for (const [s, t] of st.sources) if (t === 0) st.sources.delete(s);
+      }
+      for (const [s, t] of st.sources) {
+        if (t > 0 && t <= now) {
+          if (st.mode === 'include') st.sources.delete(s);
+          else st.sources.set(s, 0);
         }
-        for (const [s, t] of st.sources) {
-          if (t > 0 && t <= now) {
-            if (st.mode === 'include') st.sources.delete(s);
-            else st.sources.set(s, 0);
-          }
-        }
-        if (st.mode === 'include' && st.sources.size === 0) e.groups.delete(g);
+      }
+      if (st.mode === 'include' && st.sources.size === 0) {
+        e.groups.delete(g);
+        continue;
+      }
+      if (st.mode === 'exclude') deadline = Math.min(deadline, st.groupTimer);
+      for (const t of st.sources.values()) if (t > 0) deadline = Math.min(deadline, t);
+      const r = this.recordOf(st);
+      const text = `${r.filter.mode}:${r.filter.sources.join(',')}`;
+      if (text !== st.published) {
+        st.published = text;
+        changed = true;
       }
     }
+    if (e.groups.size !== e.publishedGroups) {
+      e.publishedGroups = e.groups.size;
+      changed = true;
+    }
+    e.deadline = deadline;
+    return changed;
   }
 
   private recordOf(g: GroupState): MembershipRecord {
@@ -501,37 +525,13 @@ export class MembershipTable {
     };
   }
 
-  /** Updates each group's published text; true if any record appeared, changed or (via `removed`) vanished. */
-  private republish(): boolean {
-    let changed = false;
-    let live = 0;
-    for (const e of this.endpoints.values()) {
-      for (const g of e.groups.values()) {
-        live++;
-        const r = this.recordOf(g);
-        const text = `${r.filter.mode}:${r.filter.sources.join(',')}`;
-        if (text !== g.published) {
-          g.published = text;
-          changed = true;
-        }
-      }
-    }
-    if (live !== this.publishedCount) {
-      this.publishedCount = live;
-      changed = true;
-    }
-    return changed;
-  }
-
-  private publishedCount = 0;
-
   private finish(changed: boolean, queries: QueryRequest[]): Outcome {
     if (changed) {
-      // A removed endpoint's groups vanish without a republish() difference; recount here too.
-      this.republish();
       this.versionCounter++;
-      const records = this.records();
-      for (const l of this.listeners) l(records);
+      if (this.listeners.size > 0) {
+        const records = this.records();
+        for (const l of this.listeners) l(records);
+      }
     }
     return { changed, queries };
   }
