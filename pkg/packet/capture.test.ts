@@ -104,6 +104,27 @@ describe('CaptureSet on real veths', () => {
     expect(dstMac(framesWith('hello-bcast')[0].frame)).toBe('ff:ff:ff:ff:ff:ff');
   });
 
+  it('keeps the VLAN tag of a tagged frame from a pod (a VM guest sends these)', async () => {
+    // Sent raw out of pod1's eth0: the host side untags it into skb metadata on receive.
+    const inPod = new CaptureSet<string>({ netns: fx.path(pod1) });
+    try {
+      const eth0 = inPod.add('eth0', 'pod1-side');
+      const eth = Buffer.from('01005e0a0001' + POD1_MAC.replace(/:/g, '') + '8100' + '200a' + '88b5', 'hex');
+      const frame = Buffer.concat([
+        encodeVnetHeader(EMPTY_VNET_HEADER),
+        eth,
+        Buffer.from('tagged-frame'.padEnd(46)),
+      ]);
+      expect(inPod.inject(eth0, [frame])).toBe(1);
+      await waitFor('the tagged frame', () => framesWith('tagged-frame').length > 0);
+    } finally {
+      inPod.close();
+    }
+    const [got] = framesWith('tagged-frame');
+    // TPID 0x8100, PCP 1, VID 10, then the original EtherType.
+    expect(got.frame.subarray(VNET_HDR_LEN + 12, VNET_HDR_LEN + 18).toString('hex')).toBe('8100200a88b5');
+  });
+
   it('does not capture unicast', async () => {
     ip('-n', pod1, 'neigh', 'replace', '10.77.0.99', 'lladdr', '02:00:00:00:09:09', 'dev', 'eth0');
     send(pod1, '10.77.0.99:5000', 'hello-ucast');

@@ -11,7 +11,15 @@ import { errno, inNetns, libc, SysError } from '../sys/libc';
 import { MSG_DONTWAIT, MSG_TRUNC, MsgVec } from './msgvec';
 import { DEFAULT_CAPTURE_RCVBUF, openCaptureSocket, readPacketStats } from './socket';
 import { VNET_HDR_LEN } from '../frame/vnet';
+import { ETH_P_8021Q, withVlanTag } from './vlan';
 
+// struct cmsghdr (16 bytes) + struct tpacket_auxdata (20), as PACKET_AUXDATA delivers it.
+const AUXDATA_CONTROL = 48;
+const CMSG_DATA = 16;
+const SOL_PACKET = 263;
+const PACKET_AUXDATA = 8;
+const TP_STATUS_VLAN_VALID = 0x10;
+const TP_STATUS_VLAN_TPID_VALID = 0x40;
 const EAGAIN = 11;
 const EINTR = 4;
 const ENOBUFS = 105;
@@ -99,7 +107,7 @@ export class CaptureSet<T = string> {
     this.maxBatches = opts.maxBatchesPerWakeup ?? 8;
     this.rcvbuf = opts.rcvbuf ?? DEFAULT_CAPTURE_RCVBUF;
     // One receive and one send vector serve every interface: all I/O runs on this thread.
-    this.rx = new MsgVec(batch, MAX_FRAME);
+    this.rx = new MsgVec(batch, MAX_FRAME, 0, AUXDATA_CONTROL);
     this.tx = new MsgVec(batch, MAX_FRAME);
   }
 
@@ -277,6 +285,7 @@ export class CaptureSet<T = string> {
     const rx = this.rx;
     const c = capture.counters;
     for (let round = 0; round < this.maxBatches; round++) {
+      rx.resetForReceive(rx.capacity);
       const n = libc().recvmmsg(capture.fd, rx.base, rx.capacity, MSG_DONTWAIT, 0);
       if (n < 0) {
         const e = errno();
@@ -291,7 +300,8 @@ export class CaptureSet<T = string> {
           c.truncated++;
           continue;
         }
-        frames.push(rx.slot(i).subarray(0, rx.msgLen(i)));
+        const frame = rx.slot(i).subarray(0, rx.msgLen(i));
+        frames.push(this.vlanTagged(i) ? this.retag(i, frame) : frame);
       }
       c.received += frames.length;
       if (frames.length > 0) {
@@ -304,6 +314,24 @@ export class CaptureSet<T = string> {
       }
       if (n < rx.capacity || this.captures.get(capture.ifindex) !== capture) return;
     }
+  }
+
+  /** Whether message i came with a VLAN tag the kernel took out of the frame. */
+  private vlanTagged(i: number): boolean {
+    const rx = this.rx;
+    return (
+      rx.controlLen(i) >= CMSG_DATA + 20 &&
+      rx.controlWord(i, 8) === SOL_PACKET &&
+      rx.controlWord(i, 12) === PACKET_AUXDATA &&
+      (rx.controlWord(i, CMSG_DATA) & TP_STATUS_VLAN_VALID) !== 0
+    );
+  }
+
+  private retag(i: number, frame: Buffer): Buffer {
+    const status = this.rx.controlWord(i, CMSG_DATA);
+    const vlan = this.rx.controlWord(i, CMSG_DATA + 16); // tp_vlan_tci | tp_vlan_tpid << 16
+    const tpid = status & TP_STATUS_VLAN_TPID_VALID ? vlan >>> 16 : ETH_P_8021Q;
+    return withVlanTag(frame, vlan & 0xffff, tpid);
   }
 
   private collectStats(capture: Capture<T>): void {

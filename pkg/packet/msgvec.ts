@@ -6,6 +6,8 @@ import koffi from 'koffi';
 // x86_64/aarch64 Linux layouts.
 const MMSGHDR_SIZE = 64; // struct msghdr (56) + unsigned msg_len + padding
 const MSG_NAMELEN = 8; // socklen_t msg_namelen
+const MSG_CONTROL = 32; // void *msg_control
+const MSG_CONTROLLEN = 40; // size_t msg_controllen
 const MSG_FLAGS = 48; // int msg_flags
 const MSG_LEN = 56; // unsigned int msg_len
 const IOVEC_SIZE = 16;
@@ -29,6 +31,8 @@ export class MsgVec {
   private readonly slotStride: number;
   private readonly nameOffset: number;
   private readonly nameStride: number;
+  private readonly controlOffset: number;
+  private readonly controlStride: number;
   private readonly slots: Buffer[] = [];
   private freed = false;
 
@@ -36,6 +40,7 @@ export class MsgVec {
     readonly capacity: number,
     readonly slotSize: number,
     readonly nameSize = 0,
+    readonly controlSize = 0,
   ) {
     if (!Number.isInteger(capacity) || capacity < 1 || capacity > 1024) {
       throw new Error(`batch capacity ${capacity}: must be an integer in 1..1024`);
@@ -46,8 +51,10 @@ export class MsgVec {
     const iovOffset = capacity * MMSGHDR_SIZE;
     this.nameStride = align16(nameSize);
     this.nameOffset = iovOffset + capacity * IOVEC_SIZE;
+    this.controlStride = align16(controlSize);
+    this.controlOffset = this.nameOffset + capacity * this.nameStride;
     this.slotStride = align16(slotSize);
-    this.slotOffset = this.nameOffset + capacity * this.nameStride;
+    this.slotOffset = this.controlOffset + capacity * this.controlStride;
     const total = this.slotOffset + capacity * this.slotStride;
     this.ptr = koffi.alloc('uint8_t', total);
     this.base = Number(koffi.address(this.ptr));
@@ -61,6 +68,9 @@ export class MsgVec {
       const slot = this.slotOffset + i * this.slotStride;
       if (nameSize > 0) this.writePtr(hdr, this.base + this.nameOffset + i * this.nameStride);
       this.u32[(hdr + MSG_NAMELEN) >> 2] = nameSize;
+      if (controlSize > 0)
+        this.writePtr(hdr + MSG_CONTROL, this.base + this.controlOffset + i * this.controlStride);
+      this.u32[(hdr + MSG_CONTROLLEN) >> 2] = controlSize;
       this.writePtr(hdr + 16, this.base + iov); // msg_iov
       this.u32[(hdr + 24) >> 2] = 1; // msg_iovlen
       this.writePtr(iov, this.base + slot); // iov_base
@@ -90,12 +100,25 @@ export class MsgVec {
     return this.mem.subarray(off, off + this.nameSize);
   }
 
-  /** Before a receive: every iovec spans its whole slot and every name its whole buffer. */
+  /** Before a receive: every name and control buffer is offered whole again (the kernel shrinks them). */
   resetForReceive(count: number): void {
     const u32 = this.u32;
     if (this.nameSize > 0) {
       for (let i = 0; i < count; i++) u32[(i * MMSGHDR_SIZE + MSG_NAMELEN) >> 2] = this.nameSize;
     }
+    if (this.controlSize > 0) {
+      for (let i = 0; i < count; i++) u32[(i * MMSGHDR_SIZE + MSG_CONTROLLEN) >> 2] = this.controlSize;
+    }
+  }
+
+  /** Length of the control data the kernel wrote for message i. */
+  controlLen(i: number): number {
+    return this.u32[(i * MMSGHDR_SIZE + MSG_CONTROLLEN) >> 2];
+  }
+
+  /** The 32-bit word at `byteOffset` (a multiple of 4) in message i's control buffer. */
+  controlWord(i: number, byteOffset: number): number {
+    return this.u32[(this.controlOffset + i * this.controlStride + byteOffset) >> 2];
   }
 
   /** Bytes the kernel moved for message i. */

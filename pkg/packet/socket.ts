@@ -9,6 +9,7 @@ const SO_RCVBUF = 8;
 const SO_RCVBUFFORCE = 33;
 const SO_ATTACH_FILTER = 26;
 const SOL_PACKET = 263;
+const PACKET_AUXDATA = 8;
 const PACKET_STATISTICS = 6;
 const PACKET_VNET_HDR = 15;
 const PACKET_IGNORE_OUTGOING = 23;
@@ -48,6 +49,8 @@ export function openCaptureSocket(ifindex: number, rcvbuf = DEFAULT_CAPTURE_RCVB
     fprog.writeBigUInt64LE(koffi.address(prog), 8);
     check('setsockopt(SO_ATTACH_FILTER)', c.setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, fprog, 16));
     setInt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, 'setsockopt(PACKET_IGNORE_OUTGOING)');
+    // VLAN tags the kernel moved out of the frame come back as a control message (see vlan.ts).
+    setInt(fd, SOL_PACKET, PACKET_AUXDATA, 1, 'setsockopt(PACKET_AUXDATA)');
     try {
       setInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf, 'setsockopt(SO_RCVBUFFORCE)');
     } catch {
