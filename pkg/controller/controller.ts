@@ -21,7 +21,7 @@ import { judgeNodes } from './gc';
 import { LeaderElector } from './leader';
 import { ControllerMetrics } from './metrics';
 import { desiredNetworkStatuses } from './networks';
-import { groupKey, resolveGroups } from './resolve';
+import { GroupResolver, groupKey } from './resolve';
 import { desiredGroupStatus, sameStatus } from './status';
 import { WorkQueue } from './workqueue';
 
@@ -33,8 +33,10 @@ export interface ControllerOptions {
   nodeGraceMs?: number;
   /** Coalesces bursts of watch events into one resolve. */
   debounceMs?: number;
-  /** Re-resolves this often even without events (grace periods expire silently). */
+  /** Re-runs GC this often even without events (grace periods expire silently). */
   resyncMs?: number;
+  /** Re-resolves and re-verifies every group this often. */
+  fullResyncMs?: number;
   leaseDurationMs?: number;
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
@@ -52,6 +54,7 @@ interface Obj {
     name?: string;
     namespace?: string;
     uid?: string;
+    generation?: number;
     labels?: Record<string, string>;
     resourceVersion?: string;
   };
@@ -75,8 +78,16 @@ export class Controller {
   private readonly queue: WorkQueue;
   private readonly elector: LeaderElector;
   private readonly limiter: EventLimiter;
+  /** Across all groups, so a controller start or a node loss cannot flood the apiserver with Events. */
+  private readonly globalLimiter = new EventLimiter(100, 100);
   private readonly pending = new Map<string, PendingStatus<MulticastGroupStatus | VirtualNetworkStatus>>();
+  /** Statuses written whose watch echo has not arrived yet, by work-queue key. */
+  private readonly written = new Map<string, MulticastGroupStatus | VirtualNetworkStatus>();
   private missingSince = new Map<string, number>();
+  private readonly resolver = new GroupResolver(true);
+  /** What each informer's last full list held, to find deletions missed while a watch was down. */
+  private readonly known = new Map<string, Map<string, Obj>>();
+  private lastFullResolve = Date.now();
   private debounce?: NodeJS.Timeout;
   private resync?: NodeJS.Timeout;
   private server?: http.Server;
@@ -106,6 +117,8 @@ export class Controller {
       onStartedLeading: () => {
         this.metrics.leader.set(1);
         this.log('info', 'became leader', { identity: opts.identity });
+        // A new leader verifies every status: the previous one may have died mid-write.
+        this.resolver.markAllDirty();
         this.schedule();
       },
       onStoppedLeading: () => {
@@ -138,7 +151,21 @@ export class Controller {
     if (this.opts.metrics) await this.serveMetrics(this.opts.metrics.host, this.opts.metrics.port);
     const watch = (name: string, path: string, trim?: (o: Obj) => void): void => {
       this.informers[name] = new Informer<Obj>(this.api, path, {
-        onChange: () => this.schedule(),
+        onChange: (obj, previous) => {
+          this.forgetEchoed(name, obj);
+          const known = this.known.get(name) ?? new Map<string, Obj>();
+          this.known.set(name, known);
+          if (!obj && !previous) this.syncResolver(name);
+          else if (!obj) {
+            known.delete(objectKey(previous!));
+            this.forget(name, previous!);
+          } else {
+            known.set(objectKey(obj), obj);
+            if (previous && !matters(name, obj, previous)) return;
+            this.feed(name, obj);
+          }
+          this.schedule();
+        },
         onError: (err, p) => this.log('warn', 'watch failed; restarting', { path: p, error: String(err) }),
         trim,
       });
@@ -174,6 +201,73 @@ export class Controller {
     }
   }
 
+  /** Hands one added or changed object to the resolver. */
+  private feed(informer: string, obj: Obj): void {
+    const r = this.resolver;
+    switch (informer) {
+      case 'networks':
+        return r.setNetwork(obj as unknown as VirtualNetwork);
+      case 'groups':
+        return r.setGroup(obj as unknown as MulticastGroup);
+      case 'reports':
+        return r.setReport(obj as unknown as MembershipReport);
+      case 'pods':
+        return r.setPod(labeled(obj));
+      case 'vmis':
+        return r.setVmi(labeled(obj));
+    }
+  }
+
+  /** Tells the resolver an object is gone. */
+  private forget(informer: string, obj: Obj): void {
+    const r = this.resolver;
+    const m = obj.metadata ?? {};
+    switch (informer) {
+      case 'networks':
+        return r.deleteNetwork(m.name ?? '');
+      case 'groups': {
+        const g = obj as unknown as MulticastGroup;
+        this.metrics.groupMembers.remove(groupLabels(g));
+        this.metrics.groupNodes.remove(groupLabels(g));
+        this.queue.forget(`group/${groupKey(g)}`);
+        return r.deleteGroup(groupKey(g));
+      }
+      case 'reports':
+        return r.deleteReport((obj as unknown as MembershipReport).spec.node);
+      case 'pods':
+        return r.deletePod(m.namespace ?? '', m.name ?? '');
+      case 'vmis':
+        return r.deleteVmi(m.namespace ?? '', m.name ?? '');
+    }
+  }
+
+  /** After a (re-)list: feed everything listed and forget what the resolver knew but is gone. */
+  private syncResolver(informer: string): void {
+    const inf = this.informers[informer];
+    if (!inf) return;
+    const now = new Map(
+      inf.list().map((o) => [`${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`, o]),
+    );
+    const before = this.known.get(informer) ?? new Map<string, Obj>();
+    for (const [k, o] of before) if (!now.has(k)) this.forget(informer, o);
+    for (const o of now.values()) this.feed(informer, o);
+    this.known.set(informer, now);
+  }
+
+  private forgetEchoed(informer: string, obj: Obj | undefined): void {
+    if (informer !== 'groups' && informer !== 'networks') return;
+    if (!obj) {
+      // A re-list or a deletion: the cache is authoritative again.
+      this.written.clear();
+      return;
+    }
+    const m = obj.metadata ?? {};
+    const key = informer === 'groups' ? `group/${m.namespace}/${m.name}` : `network/${m.name}`;
+    const w = this.written.get(key);
+    if (w && sameStatus(w as MulticastGroupStatus, obj.status as MulticastGroupStatus))
+      this.written.delete(key);
+  }
+
   /** Resolves once after the current burst of changes. */
   schedule(): void {
     if (this.debounce || this.stopped || !this.synced) return;
@@ -198,7 +292,6 @@ export class Controller {
     const now = Date.now();
     const nowIso = new Date(now).toISOString().replace(/\.\d{3}Z$/, 'Z');
     const networks = this.list<VirtualNetwork>('networks');
-    const groups = this.list<MulticastGroup>('groups');
     const reports = this.list<MembershipReport>('reports');
     const verdict = judgeNodes(
       reports.map((r) => r.spec.node),
@@ -209,39 +302,32 @@ export class Controller {
     );
     this.missingSince = verdict.missingSince;
     for (const name of verdict.collect) this.queue.add(`report-gc/${name}`);
+    this.resolver.setLiveNodes(verdict.live);
+    if (now - this.lastFullResolve > (this.opts.fullResyncMs ?? 5 * 60_000)) {
+      // Re-verify every status now and then: someone may have edited one, or a write was lost.
+      this.resolver.markAllDirty();
+      this.lastFullResolve = now;
+    }
 
-    const resolution = resolveGroups({
-      networks,
-      groups,
-      reports,
-      pods: this.list<Obj>('pods').map(labeled),
-      vmis: this.list<Obj>('vmis').map(labeled),
-      liveNodes: verdict.live,
-      checkPods: true,
-    });
-    this.metrics.staleEndpoints.set(resolution.stale.length);
-    this.metrics.groupMembers.reset();
-    this.metrics.groupNodes.reset();
-    for (const g of groups) {
-      const key = groupKey(g);
-      const r = resolution.groups.get(key)!;
-      const labels = {
-        namespace: g.metadata.namespace ?? '',
-        group: g.metadata.name,
-        network: g.spec.network,
-        address: g.spec.address,
-      };
-      this.metrics.groupMembers.set(labels, r.counts.members);
-      this.metrics.groupNodes.set(labels, r.counts.nodes);
-      const desired = desiredGroupStatus(g, r, nowIso);
-      this.offer(`group/${key}`, g.status, desired, {
+    const changed = this.resolver.resolveDirty();
+    this.metrics.staleEndpoints.set(this.resolver.stale().length);
+    for (const [key, r] of changed) {
+      const g = this.resolver.groupsByKey.get(key)!;
+      const current = (
+        this.informers.groups?.get(g.metadata.name, g.metadata.namespace) as MulticastGroup | undefined
+      )?.status;
+      this.metrics.groupMembers.set(groupLabels(g), r.counts.members);
+      this.metrics.groupNodes.set(groupLabels(g), r.counts.nodes);
+      // The resolver keeps the spec it was fed; conditions carry on from the stored status.
+      const stored = (this.written.get(`group/${key}`) as MulticastGroupStatus | undefined) ?? current;
+      const desired = desiredGroupStatus({ ...g, status: stored }, r, nowIso);
+      this.offer(`group/${key}`, current, desired, {
         path: resourcePath(API_VERSION, KINDS.multicastGroup.plural, {
           namespace: g.metadata.namespace,
           name: g.metadata.name,
           subresource: 'status',
         }),
         desired,
-        before: g.status,
         involved: {
           name: g.metadata.name,
           namespace: g.metadata.namespace ?? 'default',
@@ -249,7 +335,13 @@ export class Controller {
         },
       });
     }
-    for (const [name, desired] of desiredNetworkStatuses(networks, groups, reports, nowIso)) {
+    const statuses = desiredNetworkStatuses(
+      networks,
+      (n) => this.resolver.groupsOn(n),
+      (n) => this.resolver.endpointsOn(n),
+      nowIso,
+    );
+    for (const [name, desired] of statuses) {
       const vn = networks.find((n) => n.metadata.name === name)!;
       this.offer(`network/${name}`, vn.status, desired, {
         path: resourcePath(API_VERSION, KINDS.virtualNetwork.plural, { name, subresource: 'status' }),
@@ -267,10 +359,13 @@ export class Controller {
     desired: S,
     p: PendingStatus<S>,
   ): void {
-    if (sameStatus(current as MulticastGroupStatus, desired as MulticastGroupStatus)) {
+    // Until the watch brings our own last write back, the cache is older than what is stored.
+    const stored = (this.written.get(key) as S | undefined) ?? current;
+    if (sameStatus(stored as MulticastGroupStatus, desired as MulticastGroupStatus)) {
       this.pending.delete(key);
       return;
     }
+    if (p.involved) p.before = stored as MulticastGroupStatus | undefined;
     this.pending.set(key, p as PendingStatus<MulticastGroupStatus | VirtualNetworkStatus>);
     this.queue.add(key);
   }
@@ -306,6 +401,7 @@ export class Controller {
         { cause: err },
       );
     }
+    this.written.set(key, p.desired);
     if (this.pending.get(key) === p) this.pending.delete(key);
     if (p.involved) {
       const st = p.desired as MulticastGroupStatus;
@@ -316,7 +412,8 @@ export class Controller {
 
   private async emit(obj: { name: string; namespace: string; uid?: string }, e: EventDraft): Promise<void> {
     const key = `${obj.namespace}/${obj.name}`;
-    if (!this.limiter.allow(key, Date.now())) {
+    const now = Date.now();
+    if (!this.limiter.allow(key, now) || !this.globalLimiter.allow('*', now)) {
       this.metrics.eventsSuppressed.inc();
       return;
     }
@@ -387,6 +484,37 @@ export class Controller {
     this.api.close();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
   }
+}
+
+/**
+ * Whether an update can change any resolution. Our own status writes come back as updates of groups
+ * and networks with an unchanged generation; pods and nodes update their status all the time, but
+ * only what trim() keeps (labels, the Ready condition) matters. The periodic resync covers the rest.
+ */
+function matters(informer: string, obj: Obj, previous: Obj): boolean {
+  if (informer === 'groups' || informer === 'networks') {
+    return obj.metadata?.generation !== previous.metadata?.generation;
+  }
+  if (informer === 'reports') return true;
+  const essence = (o: Obj): string =>
+    JSON.stringify({ ...o, metadata: { ...o.metadata, resourceVersion: undefined } });
+  return essence(obj) !== essence(previous);
+}
+
+const objectKey = (o: Obj): string => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+
+function groupLabels(g: MulticastGroup): {
+  namespace: string;
+  group: string;
+  network: string;
+  address: string;
+} {
+  return {
+    namespace: g.metadata.namespace ?? '',
+    group: g.metadata.name,
+    network: g.spec.network,
+    address: g.spec.address,
+  };
 }
 
 function labeled(o: Obj): LabeledObject {

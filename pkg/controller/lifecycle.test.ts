@@ -166,7 +166,12 @@ describe('network status', () => {
       metadata: { name },
       spec: { networkID, subnets: ['10.0.0.0/16'] },
     });
-    const st = desiredNetworkStatuses([vn('a', 1), vn('b', 1), vn('c', 2)], [], [], '2026-11-28T10:00:00Z');
+    const st = desiredNetworkStatuses(
+      [vn('a', 1), vn('b', 1), vn('c', 2)],
+      () => 0,
+      () => 0,
+      '2026-11-28T10:00:00Z',
+    );
     expect(st.get('a')!.conditions![0]).toMatchObject({ status: 'False', reason: 'NetworkIDConflict' });
     expect(st.get('a')!.conditions![0].message).toBe('spec.networkID 1 is also used by VirtualNetwork "b"');
     expect(st.get('c')!.conditions![0].status).toBe('True');

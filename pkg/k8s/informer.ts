@@ -9,8 +9,11 @@ interface Meta {
 }
 
 export interface InformerOptions<T> {
-  /** Called after every change to the cache. */
-  onChange: () => void;
+  /**
+   * Called after every change to the cache: with the object and its previous version for a watch
+   * event, and with nothing after a re-list (anything may have changed).
+   */
+  onChange: (obj?: T, previous?: T) => void;
   onError?: (err: unknown, path: string) => void;
   /** Strips what the cache need not keep (e.g. a Pod's spec); mutates in place. */
   trim?: (obj: T) => void;
@@ -106,10 +109,12 @@ export class Informer<T extends Meta> {
       return;
     }
     this.opts.trim?.(e.object);
-    if (e.type === 'DELETED') this.cache.delete(keyOf(e.object));
-    else this.cache.set(keyOf(e.object), e.object);
+    const key = keyOf(e.object);
+    const previous = this.cache.get(key);
+    if (e.type === 'DELETED') this.cache.delete(key);
+    else this.cache.set(key, e.object);
     if (rv) this.resourceVersion = rv;
-    this.opts.onChange();
+    this.opts.onChange(e.type === 'DELETED' ? undefined : e.object, previous);
   }
 
   stop(): void {

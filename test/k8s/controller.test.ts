@@ -27,9 +27,10 @@ function startController(identity: string, extra: Partial<ControllerOptions> = {
     leaseNamespace: ns,
     leaseName: 'castnet-controller',
     debounceMs: 20,
-    leaseDurationMs: 3000,
-    renewDeadlineMs: 2000,
-    retryPeriodMs: 300,
+    // Generous against a loaded 2-core machine: a slow renewal must not look like a lost leader.
+    leaseDurationMs: 8000,
+    renewDeadlineMs: 6000,
+    retryPeriodMs: 500,
     metrics: { host: '127.0.0.1', port: 0 },
     eventBurst: 50,
     watchVmis: false,
@@ -218,6 +219,36 @@ test('a deleted pod’s membership is dropped, and a join change shows up', asyn
     `${node(2)}/1:igmp`,
     `${node(2)}/2:nested`,
   ]);
+});
+
+test('a report change rewrites only the statuses it changes', async () => {
+  const c = controllers[0];
+  const writes = async (): Promise<number> =>
+    Number(
+      /castnet_controller_status_writes_total\{kind="MulticastGroup",result="ok"\} (\d+)/.exec(
+        await fetchMetrics(c),
+      )?.[1] ?? 0,
+    );
+  await c.settled();
+  const before = await writes();
+  // The same report again (a new resourceVersion, no new content), then one more join.
+  await apply({
+    ...report(1, [ep(1, '10.60.1.1', 'a1'), ep(2, '10.60.1.2', 'a2')], [join(1, '239.10.0.1')]),
+    metadata: { name: node(1), labels: { 'castnet-test': tag, touched: '1' } },
+  });
+  await new Promise((r) => setTimeout(r, 500));
+  await c.settled();
+  expect(await writes()).toBe(before);
+  await apply(
+    report(
+      1,
+      [ep(1, '10.60.1.1', 'a1'), ep(2, '10.60.1.2', 'a2')],
+      [join(1, '239.10.0.1'), join(2, '239.10.0.3')],
+    ),
+  );
+  await membersOf('by-label', [`${node(1)}/2:igmp`, `${node(2)}/1:selector`, `${node(2)}/2:selector`]);
+  await c.settled();
+  expect(await writes()).toBe(before + 1);
 });
 
 test('the report of a node deleted longer than the grace period is collected', async () => {
