@@ -73,6 +73,12 @@ afterAll(async () => {
   await cluster.kubectl(['delete', 'node', `hn-${tag}`, '--ignore-not-found']).catch(() => undefined);
 });
 
+test('deploy/ holds exactly what the chart renders (make manifests)', async () => {
+  await expect(
+    run(path.resolve(__dirname, '../../scripts/render-manifests.sh'), ['--check']),
+  ).resolves.toBeDefined();
+});
+
 test('helm lint --strict passes', async () => {
   const { stdout } = await run(helm, ['lint', '--strict', chart, '--kube-version', '1.37.0']);
   expect(stdout).toContain('0 chart(s) failed');
