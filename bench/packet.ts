@@ -209,9 +209,10 @@ async function main(): Promise<void> {
     const workerSet = new CaptureSet<string>({ netns: nsPath(node) });
     const workerTargets = ports.map((p) => workerSet.add(p, p));
     const srcFd = inNetns(nsPath(node), () => openCaptureSocket(workerSet.ifindexOf('hs'), RCVBUF));
-    const stop = new SharedArrayBuffer(4);
+    const control = new SharedArrayBuffer(8);
+    const shared = new Int32Array(control); // [stop flag, batches in flight]
     const worker = new Worker(join(__dirname, 'packet-capture-worker.js'), {
-      workerData: { fd: srcFd, stop },
+      workerData: { fd: srcFd, control },
     });
     worker.on('message', ({ buf, lens }: { buf: Uint8Array; lens: Uint32Array }) => {
       const frames = Buffer.from(buf.buffer);
@@ -220,12 +221,14 @@ async function main(): Promise<void> {
         for (const t of workerTargets) workerSet.queue(t, f);
       }
       workerSet.flush();
+      Atomics.sub(shared, 1, 1);
+      Atomics.notify(shared, 1);
     });
     let workerDrops = 0;
     const workerRun = (rate: number) =>
       trial('worker-capture', fanout, rate, () => (workerDrops += readPacketStats(srcFd).drops));
     const viaWorker = { ...(await losslessRate(workerRun)), fixed: await workerRun(FIXED_RATE) };
-    Atomics.store(new Int32Array(stop), 0, 1);
+    Atomics.store(shared, 0, 1);
     await new Promise((r) => worker.once('exit', r));
     libc().close(srcFd);
     workerSet.close();
