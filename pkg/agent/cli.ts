@@ -68,7 +68,11 @@ export async function startAgent(
   // before the first ADD, so a crash between any two steps leaks nothing.
   await manager.reconcile();
   const dataplane = opts.lookup ? await startDataplane(opts, manager, networks, log) : undefined;
-  const server = new CniServer(manager, opts.socket, log.with({ component: 'cniserver' }));
+  const server = new CniServer(
+    dataplane ? dataplane.cniManager() : manager,
+    opts.socket,
+    log.with({ component: 'cniserver' }),
+  );
   await server.listen();
   log.info('agent started', {
     node: opts.nodeName,

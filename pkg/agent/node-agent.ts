@@ -6,7 +6,9 @@ import type { Endpoint } from '../endpoint/table';
 import { toEndpointRecord } from '../endpoint/table';
 import type { NodeEndpointManager } from '../endpoint/node-manager';
 import type { Logger } from '../log/log';
-import type { Directory, LookupService, NetworkSpec, NodeRecord } from '../lookup/port';
+import type { Directory, EndpointRecord, LookupService, NetworkSpec, NodeRecord } from '../lookup/port';
+import type { AddRequest, EndpointManager } from '../endpoint/manager';
+import { vmIdentity } from '../kubevirt/identity';
 import { makeWireKey, type WireKey } from '../wire';
 import { Dataplane } from './dataplane/dataplane';
 import { withVnetHeader } from './dataplane/dataplane';
@@ -52,6 +54,7 @@ export class NodeAgent {
   private readonly snoopingOff = new Set<string>();
   private stats: Server | undefined;
   private publishPending = false;
+  private readonly activatedAt = new Map<number, number>();
 
   constructor(
     private readonly o: NodeAgentOptions,
@@ -60,6 +63,12 @@ export class NodeAgent {
     private readonly log: Logger,
   ) {
     const key = o.wireKeyFile ? loadWireKey(o.wireKeyFile) : undefined;
+    this.overlay = new UnicastOverlay({
+      node: o.node.name,
+      underlayAddress: o.node.address,
+      underlayMtu: o.underlayMtu,
+      log: log.with({ component: 'unicast' }),
+    });
     this.dataplane = new Dataplane({
       node: o.node,
       underlayMtu: o.underlayMtu,
@@ -69,6 +78,9 @@ export class NodeAgent {
       lookup,
       takeOverPort: (e) => this.takeOverPort(e),
       onMembershipFrame: (id, frame, bytes) => this.querier.handleFrame(id, frame, bytes),
+      onFirstFrame: (id) => this.activate(id),
+      localRecord: (e) => this.record(e),
+      onDirectory: (d) => this.syncOverlay(d),
       log: log.with({ component: 'dataplane' }),
     });
     this.querier = new Querier({
@@ -80,16 +92,11 @@ export class NodeAgent {
       onRecords: (records) => this.dataplane.setMemberships(records),
       log: log.with({ component: 'querier' }),
     });
-    this.overlay = new UnicastOverlay({
-      node: o.node.name,
-      underlayAddress: o.node.address,
-      underlayMtu: o.underlayMtu,
-      log: log.with({ component: 'unicast' }),
-    });
     let restored = false;
     const restore = (d?: Directory) => {
       if (restored) return;
       restored = true;
+      if (d) this.restoreActivations(d);
       this.querier.restore(d ? d.memberships.filter((m) => m.node === o.node.name) : []);
     };
     const timer = setTimeout(() => {
@@ -106,11 +113,10 @@ export class NodeAgent {
         manager.setNetworks(networks);
         this.quietSnooping(manager.endpoints());
         this.directory = d;
-        this.syncOverlay();
       }),
-      manager.subscribe(() => {
+      manager.subscribe((ev) => {
+        if (ev.type === 'removed') this.activatedAt.delete(ev.endpoint.endpointId);
         this.publishEndpoints();
-        this.syncOverlay();
       }),
     );
   }
@@ -138,9 +144,90 @@ export class NodeAgent {
     };
   }
 
-  private syncOverlay(): void {
-    if (this.directory)
-      this.overlay.sync(this.directory, new Set(this.manager.endpoints().map((e) => e.network)));
+  private syncOverlay(d: Directory): void {
+    this.overlay.sync(d, new Set(this.manager.endpoints().map((e) => e.network)));
+  }
+
+  private record(e: Endpoint): EndpointRecord {
+    const r = toEndpointRecord(e, this.o.node.name);
+    const at = this.activatedAt.get(e.endpointId);
+    if (at !== undefined) r.activatedAt = at;
+    return r;
+  }
+
+  /** The endpoint spoke for the first time: for a migrating VM, this is the moment it moves here. */
+  private activate(endpointId: number): void {
+    if (this.activatedAt.has(endpointId)) return;
+    this.activatedAt.set(endpointId, Date.now());
+    this.publishEndpoints();
+    this.dataplane.scheduleRebuild();
+  }
+
+  /** After a restart, an endpoint keeps the activation time it had published. */
+  private restoreActivations(d: Directory): void {
+    const mine = new Map(this.manager.endpoints().map((e) => [e.endpointId, e]));
+    for (const r of d.endpoints) {
+      const e = mine.get(r.endpointId);
+      if (r.node === this.o.node.name && e && e.mac === r.mac && r.activatedAt !== undefined)
+        this.activatedAt.set(
+          r.endpointId,
+          Math.min(r.activatedAt, this.activatedAt.get(r.endpointId) ?? Infinity),
+        );
+    }
+  }
+
+  /**
+   * Wraps the endpoint manager for the CNI server: an ADD learns the pod's KubeVirt identity from the
+   * lookup service, and the target pod of a live migration takes over the VM's MAC and IPs.
+   */
+  cniManager(): EndpointManager {
+    const m = this.manager;
+    return {
+      add: async (req) => m.add(await this.prepareAdd(req)),
+      del: (req) => m.del(req),
+      check: (req) => m.check(req),
+      gc: (req) => m.gc(req),
+      status: (conf) => m.status(conf),
+      reconcile: () => m.reconcile(),
+    };
+  }
+
+  private async prepareAdd(req: AddRequest): Promise<AddRequest> {
+    const namespace = req.args.K8S_POD_NAMESPACE;
+    const name = req.args.K8S_POD_NAME;
+    if (!req.vm && namespace && name && this.lookup.podMetadata) {
+      const meta = await this.lookup.podMetadata(namespace, name).catch((err: Error) => {
+        this.log.warn('pod metadata unavailable; no KubeVirt identity', {
+          namespace,
+          name,
+          error: err.message,
+        });
+        return undefined;
+      });
+      const vm = meta && vmIdentity(meta);
+      if (vm) req = { ...req, vm: { namespace: vm.namespace, name: vm.name } };
+    }
+    const vm = req.vm;
+    if (!vm || (req.conf.ipam && req.conf.ipam.type !== 'castnet')) return req;
+    const running = this.directory?.endpoints.find(
+      (e) =>
+        e.network === req.conf.network &&
+        e.node !== this.o.node.name &&
+        e.vm?.namespace === vm.namespace &&
+        e.vm.name === vm.name,
+    );
+    if (!running) return req;
+    this.log.info('live migration: the new pod takes over the VM endpoint', {
+      vm: `${vm.namespace}/${vm.name}`,
+      from: `${running.node}/${running.endpointId}`,
+      mac: running.mac,
+      ips: running.ips,
+    });
+    const rc = req.conf.runtimeConfig ?? {};
+    return {
+      ...req,
+      conf: { ...req.conf, runtimeConfig: { ...rc, mac: rc.mac ?? running.mac, ips: rc.ips ?? running.ips } },
+    };
   }
 
   private publishEndpoints(): void {
@@ -148,7 +235,7 @@ export class NodeAgent {
     this.publishPending = true;
     queueMicrotask(() => {
       this.publishPending = false;
-      const records = this.manager.endpoints().map((e) => toEndpointRecord(e, this.o.node.name));
+      const records = this.manager.endpoints().map((e) => this.record(e));
       this.lookup
         .publishEndpoints(this.o.node.name, records)
         .catch((err: Error) =>

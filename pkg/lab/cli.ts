@@ -1,6 +1,7 @@
 // `castnet lab`: the multi-node lab on one Linux machine.
-import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { delimiter, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { parseLabFile } from './scenario';
 import { Lab, ScenarioReport } from './runner';
@@ -23,7 +24,7 @@ export interface LabRunResult {
 
 export async function runLab(
   path: string,
-  opts: { only?: string[]; agentArgs?: string[]; log?: (s: string) => void },
+  opts: { only?: string[]; agentArgs?: string[]; kubeconfig?: string; log?: (s: string) => void },
 ): Promise<LabRunResult> {
   const file = parseLabFile(readFileSync(path, 'utf8'), path);
   const root = repoRoot();
@@ -31,6 +32,7 @@ export async function runLab(
     castnetBin: join(root, 'bin/castnet'),
     cniBin: join(root, 'bin/castnet-cni'),
     agentArgs: opts.agentArgs,
+    kubeconfig: opts.kubeconfig,
     log: opts.log,
   });
   const onSignal = () => {
@@ -72,6 +74,17 @@ function printReport(r: LabRunResult): void {
   console.log(r.pass ? 'lab: all scenarios passed' : 'lab: some expectations failed');
 }
 
+/** The kubeconfig file the lab and its agents use: the flag, else $KUBECONFIG, else ~/.kube/config. */
+function labKubeconfig(flag?: string): string {
+  const file =
+    flag ?? process.env.KUBECONFIG?.split(delimiter).find(Boolean) ?? join(homedir(), '.kube/config');
+  if (!existsSync(file))
+    throw new Error(
+      `--kubeconfig: ${file} does not exist (the lab needs a kubeconfig file for --lookup kubernetes)`,
+    );
+  return resolve(file);
+}
+
 export function registerLabCommand(program: Command): void {
   const lab = program.command('lab').description('multi-node lab on this machine (network namespaces)');
   lab
@@ -87,15 +100,13 @@ export function registerLabCommand(program: Command): void {
         scenario: string,
         o: { json?: boolean; only?: string[]; lookup: string; kubeconfig?: string },
       ) => {
-        const agentArgs =
-          o.lookup === 'kubernetes'
-            ? ['--lookup-kind', 'kubernetes', ...(o.kubeconfig ? ['--kubeconfig', o.kubeconfig] : [])]
-            : [];
         if (o.lookup !== 'embedded' && o.lookup !== 'kubernetes')
           throw new Error(`--lookup: must be embedded or kubernetes, not ${o.lookup}`);
+        if (o.kubeconfig && o.lookup !== 'kubernetes')
+          throw new Error('--kubeconfig: only with --lookup kubernetes');
         const result = await runLab(scenario, {
           only: o.only,
-          agentArgs,
+          kubeconfig: o.lookup === 'kubernetes' ? labKubeconfig(o.kubeconfig) : undefined,
           log: o.json ? undefined : (s) => console.error(`lab: ${s}`),
         });
         if (o.json) console.log(JSON.stringify(result, null, 2));

@@ -8,7 +8,10 @@ import { mkdirSync, readFileSync, existsSync, openSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { join } from 'node:path';
 import { DirectoryStore } from '../lookup/store';
+import { launcherPodMeta } from '../kubevirt/identity';
+import { applyVmHandoff } from '../resolve/vm-handoff';
 import { EmbeddedLookupServer } from '../lookup/embedded/server';
+import { KubernetesLabDirectory } from './kubernetes';
 import type { GroupSpec, NetworkSpec } from '../lookup/port';
 import { run, spawnIn, stop } from '../sys/exec';
 import { countContaining, readPcap } from './pcap';
@@ -27,8 +30,10 @@ export interface LabOptions {
   castnetBin: string;
   /** Path of the CNI plugin (bin/castnet-cni). */
   cniBin: string;
-  /** Extra agent flags, e.g. for the Kubernetes lookup adapter. */
+  /** Extra agent flags. */
   agentArgs?: string[];
+  /** Use this cluster (kubeconfig path) as the lookup service instead of the embedded one. */
+  kubeconfig?: string;
   /**
    * tcpdump on every pod and on the underlay (default true): what receivedBy() and the scenario
    * reports count. Benchmarks turn it off, as a capture per packet would dominate their CPU figures.
@@ -69,6 +74,7 @@ interface LabPod {
   ip: string;
   /** Every address of the pod (the first is `ip`). */
   ips: string[];
+  vmi?: string;
   mac: string;
   containerId: string;
   capture?: ChildProcess;
@@ -83,9 +89,10 @@ export class Lab {
   private topo!: LabTopology;
   private lookup!: EmbeddedLookupServer;
   private store = new DirectoryStore();
+  private k8s?: KubernetesLabDirectory;
   private agents = new Map<number, ChildProcess>();
   private pods = new Map<string, LabPod>();
-  private joins = new Map<string, ChildProcess[]>();
+  private joins = new Map<string, { children: ChildProcess[]; port: number; sources: string[] }>();
   private underlayCapture!: ChildProcess;
   private underlayPcap = '';
   private closed = false;
@@ -105,7 +112,17 @@ export class Lab {
   }
 
   get directory() {
-    return this.store.snapshot();
+    return this.k8s?.snapshot() ?? this.store.snapshot();
+  }
+
+  /** The node's name: in Kubernetes mode unique to the lab, as reports share the cluster. */
+  private nodeName(index: number): string {
+    return this.k8s?.nodeName(index) ?? this.topo.nodes[index]!.name;
+  }
+
+  /** The name the lab's network `name` has in the lookup service. */
+  private networkName(name: string): string {
+    return this.k8s?.networkName(name) ?? name;
   }
 
   /** A pod's namespace, addresses and endpoint ID. */
@@ -118,7 +135,7 @@ export class Lab {
     endpointId: number;
   } {
     const p = this.pod(name);
-    const ep = this.store.snapshot().endpoints.find((e) => e.network === p.network && e.ips.includes(p.ip));
+    const ep = this.directory.endpoints.find((e) => e.network === p.network && e.ips.includes(p.ip));
     return {
       ns: p.ns,
       node: p.node,
@@ -162,9 +179,15 @@ export class Lab {
     const stale = await removeLeftoverLabs();
     if (stale.length) this.log(`removed leftovers of earlier labs: ${stale.join(', ')}`);
     this.topo = await buildTopology(newLabId(), this.file.nodes, this.file.underlayMtu);
-    this.store.setNetworks(this.file.networks as NetworkSpec[]);
-    this.lookup = new EmbeddedLookupServer(this.store, this.lookupSocket);
-    await this.lookup.listen();
+    if (this.opts.kubeconfig) {
+      this.k8s = new KubernetesLabDirectory(this.topo.id, this.topo.dir, this.opts.kubeconfig);
+      await this.k8s.start(this.file.networks as NetworkSpec[]);
+      this.log(`lookup service: Kubernetes (${this.opts.kubeconfig}), objects labelled ${this.k8s.selector}`);
+    } else {
+      this.store.setNetworks(this.file.networks as NetworkSpec[]);
+      this.lookup = new EmbeddedLookupServer(this.store, this.lookupSocket);
+      await this.lookup.listen();
+    }
     this.underlayPcap = join(this.topo.dir, 'underlay.pcap');
     if (this.opts.captures !== false)
       this.underlayCapture = await this.startCapture(this.topo.underlayNs, 'ul', this.underlayPcap, [
@@ -173,8 +196,9 @@ export class Lab {
         String(UNDERLAY_PORT),
       ]);
     for (const node of this.topo.nodes) await this.startAgent(node.index);
-    for (const p of this.file.pods) await this.addPod(p.name, p.node, p.network, p.vmi);
-    this.store.setGroups(this.resolveGroups());
+    for (const p of this.file.pods) await this.addPod(p.name, p.node, this.networkName(p.network), p.vmi);
+    if (this.k8s) await this.k8s.setGroups(this.resolveGroups());
+    else this.store.setGroups(this.resolveGroups());
   }
 
   private agentSocket(node: number): string {
@@ -186,21 +210,23 @@ export class Lab {
     const dir = join(this.topo.dir, `node-${index}`);
     mkdirSync(dir, { recursive: true });
     const logFd = openSync(join(dir, 'agent.log'), 'a');
+    const name = this.nodeName(index);
+    if (this.k8s && !this.agents.has(index)) this.k8s.startNodeProxy(node.ns);
+    const lookup = this.k8s?.agentArgs() ?? ['--lookup', `unix:${this.lookupSocket}`];
     const child = spawnIn(
       node.ns,
       this.opts.castnetBin,
       [
         'agent',
         '--node-name',
-        node.name,
+        name,
         '--socket',
         this.agentSocket(index),
         '--state-dir',
         join(dir, 'state'),
         '--pool-index',
         String(index),
-        '--lookup',
-        `unix:${this.lookupSocket}`,
+        ...lookup,
         '--underlay-address',
         node.address,
         '--underlay-port',
@@ -211,10 +237,9 @@ export class Lab {
     );
     this.agents.set(index, child);
     await this.waitFor(
-      () =>
-        existsSync(this.agentSocket(index)) && this.store.snapshot().nodes.some((n) => n.name === node.name),
+      () => existsSync(this.agentSocket(index)) && this.directory.nodes.some((n) => n.name === name),
       20000,
-      `agent on ${node.name} to become ready (see ${join(dir, 'agent.log')})`,
+      `agent on ${name} to become ready (see ${join(dir, 'agent.log')})`,
     );
   }
 
@@ -260,12 +285,26 @@ export class Lab {
     });
   }
 
-  private async addPod(name: string, node: number, network: string, vmi?: string): Promise<void> {
+  private async addPod(
+    name: string,
+    node: number,
+    network: string,
+    vmi?: string,
+    migrationJobUid?: string,
+  ): Promise<void> {
     const ns = `${this.topo.id}-p-${name}`;
     await run('ip', ['netns', 'add', ns]);
     await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
     const containerId = createHash('sha256').update(ns).digest('hex').slice(0, 32);
     const podName = vmi ? `virt-launcher-${vmi}-${containerId.slice(0, 5)}` : name;
+    // virt-launcher pods carry KubeVirt's real labels and annotations; the agent derives the VM identity.
+    if (vmi)
+      this.store.setPod(
+        launcherPodMeta('lab', vmi, podName, {
+          vmiUid: createHash('sha256').update(vmi).digest('hex').slice(0, 36),
+          migrationJobUid,
+        }),
+      );
     const args = `IgnoreUnknown=1;K8S_POD_NAMESPACE=lab;K8S_POD_NAME=${podName};K8S_POD_INFRA_CONTAINER_ID=${containerId}`;
     const result = (await this.cni('ADD', { ns, containerId, network, node }, args)) as {
       ips: { address: string }[];
@@ -277,16 +316,16 @@ export class Lab {
     const pcap = join(this.topo.dir, `pod-${name}.pcap`);
     const capture =
       this.opts.captures === false ? undefined : await this.startCapture(ns, 'eth0', pcap, ['-Q', 'in']);
-    this.pods.set(name, { name, ns, node, network, ip, ips, mac, containerId, capture, pcap });
+    this.pods.set(name, { name, ns, node, network, ip, ips, mac, containerId, capture, pcap, vmi });
     this.log(`pod ${name} on node-${node} (${network}): ${ip} ${mac}`);
   }
 
   /** Group members may be named by pod in the lab file; the directory wants addresses. */
   private resolveGroups(): GroupSpec[] {
     return this.file.groups.map((g) => ({
-      namespace: 'lab',
+      namespace: this.k8s?.namespace ?? 'lab',
       name: g.name,
-      network: g.network,
+      network: this.networkName(g.network),
       address: g.address,
       staticMembers: g.staticMembers.map((m) => this.pods.get(m)?.ip ?? m),
       nestedGroups: g.nestedGroups,
@@ -333,18 +372,13 @@ export class Lab {
     return p;
   }
 
-  private async join(step: Extract<Step, { join: unknown }>['join']): Promise<number> {
-    const p = this.pod(step.pod);
-    const v6 = isIPv6(step.group);
-    const started = Date.now();
-    const before = this.membershipCount(p, step.group);
-    const sources = (step.sources ?? []).map((s) => this.pods.get(s)?.ip ?? s);
-    const fam = v6 ? '-6' : '-4';
-    // Source-specific joins use ssmping's mcfirst: Debian's socat lacks ip-add-source-membership.
+  /** Real applications join: socat (ASM) or ssmping's mcfirst (SSM; Debian's socat lacks it). */
+  private startJoin(p: LabPod, group: string, port: number, sources: string[]): ChildProcess[] {
+    const v6 = isIPv6(group);
     const children = sources.length
       ? sources.map((src) =>
           spawnIn(p.ns, 'mcfirst', [
-            fam,
+            v6 ? '-6' : '-4',
             '-I',
             'eth0',
             '-c',
@@ -352,20 +386,29 @@ export class Lab {
             '-t',
             '86400',
             src,
-            step.group,
-            String(step.port),
+            group,
+            String(port),
           ]),
         )
       : [
           spawnIn(p.ns, 'socat', [
             '-u',
             v6
-              ? `UDP6-RECV:${step.port},ipv6-join-group=[${step.group}]:eth0`
-              : `UDP4-RECV:${step.port},ip-add-membership=${step.group}:${p.ip}`,
+              ? `UDP6-RECV:${port},ipv6-join-group=[${group}]:eth0`
+              : `UDP4-RECV:${port},ip-add-membership=${group}:${p.ip}`,
             'OPEN:/dev/null',
           ]),
         ];
-    this.joins.set(`${step.pod}/${step.group}`, children);
+    this.joins.set(`${p.name}/${group}`, { children, port, sources });
+    return children;
+  }
+
+  private async join(step: Extract<Step, { join: unknown }>['join']): Promise<number> {
+    const p = this.pod(step.pod);
+    const started = Date.now();
+    const before = this.membershipCount(p, step.group);
+    const sources = (step.sources ?? []).map((s) => this.pods.get(s)?.ip ?? s);
+    const children = this.startJoin(p, step.group, step.port, sources);
     const errors: string[] = [];
     for (const c of children) c.stderr?.on('data', (d: Buffer) => errors.push(d.toString().trim()));
     const died = () => children.find((c) => c.exitCode !== null);
@@ -381,11 +424,52 @@ export class Lab {
   }
 
   private membershipCount(p: LabPod, group: string): number {
-    const d = this.store.snapshot();
+    const d = this.directory;
     const ep = d.endpoints.find((e) => e.network === p.network && e.ips.includes(p.ip));
     return d.memberships.filter(
       (m) => m.group === group && ep && m.node === ep.node && m.endpointId === ep.endpointId,
     ).length;
+  }
+
+  /**
+   * Live migration as KubeVirt does it: a target virt-launcher pod on another node (its ADD takes
+   * over the VM's MAC and IPs), then the VM resumes there and announces itself (gratuitous ARP), and
+   * its group memberships continue from the target.
+   */
+  private async migrate(source: string, toNode: number, target: string): Promise<void> {
+    const src = this.pod(source);
+    await this.addPod(target, toNode, src.network, src.vmi, `migration-${target}`);
+    const dst = this.pod(target);
+    if (dst.mac !== src.mac || dst.ips.join() !== src.ips.join())
+      throw new Error(
+        `${target} did not take over ${source}'s endpoint: ${dst.mac} ${dst.ips} vs ${src.mac} ${src.ips}`,
+      );
+    await run('ip', ['netns', 'exec', dst.ns, 'arping', '-U', '-c', '1', '-I', 'eth0', dst.ip]);
+    await this.waitFor(
+      () => {
+        const live = applyVmHandoff(this.store.snapshot()).endpoints;
+        return live.some((e) => e.node === this.topo.nodes[toNode]!.name && e.mac === dst.mac);
+      },
+      5000,
+      `${target} to become the live endpoint of VM ${src.vmi}`,
+    );
+    for (const [key, j] of [...this.joins]) {
+      const [pod, group] = key.split('/');
+      if (pod === source) this.startJoin(dst, group!, j.port, j.sources);
+    }
+  }
+
+  private async removePod(name: string): Promise<void> {
+    const p = this.pod(name);
+    for (const key of [...this.joins.keys()]) {
+      if (!key.startsWith(`${name}/`)) continue;
+      for (const c of this.joins.get(key)!.children) await stop(c);
+      this.joins.delete(key);
+    }
+    if (p.capture) await stop(p.capture);
+    await this.cni('DEL', p, '');
+    await run('ip', ['netns', 'delete', p.ns]);
+    this.pods.delete(name);
   }
 
   private async ping(from: string, to: string, family: '4' | '6'): Promise<void> {
@@ -413,10 +497,10 @@ export class Lab {
   }
 
   private async leave(pod: string, group: string): Promise<void> {
-    const children = this.joins.get(`${pod}/${group}`);
-    if (!children) throw new Error(`${pod} has not joined ${group}`);
+    const joined = this.joins.get(`${pod}/${group}`);
+    if (!joined) throw new Error(`${pod} has not joined ${group}`);
     this.joins.delete(`${pod}/${group}`);
-    for (const c of children) await stop(c);
+    for (const c of joined.children) await stop(c);
     const p = this.pod(pod);
     await this.waitFor(
       () => this.membershipCount(p, group) === 0,
@@ -470,6 +554,9 @@ export class Lab {
         else if ('sleep' in step) await sleep(step.sleep);
         else if ('restartAgent' in step) await this.restartAgent(step.restartAgent.node);
         else if ('ping' in step) await this.ping(step.ping.from, step.ping.to, step.ping.family);
+        else if ('migrate' in step)
+          await this.migrate(step.migrate.pod, step.migrate.toNode, step.migrate.as);
+        else if ('removePod' in step) await this.removePod(step.removePod.pod);
         else if ('send' in step) {
           last = undefined;
           const tokens = await this.send(s.name, i, step.send);
@@ -552,7 +639,7 @@ export class Lab {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const children of this.joins.values()) for (const c of children) await stop(c);
+    for (const j of this.joins.values()) for (const c of j.children) await stop(c);
     for (const p of this.pods.values()) {
       if (p.capture) await stop(p.capture);
       await this.cni('DEL', p, '').catch((err: Error) => this.log(`DEL of ${p.name}: ${err.message}`));
@@ -560,6 +647,10 @@ export class Lab {
     for (const child of this.agents.values()) await stop(child);
     if (this.underlayCapture) await stop(this.underlayCapture);
     await this.lookup?.close();
+    await this.k8s?.close(
+      this.topo.nodes.map((n) => this.nodeName(n.index)),
+      (line) => this.log(line),
+    );
     if (this.topo) await destroyTopology(this.topo);
   }
 }

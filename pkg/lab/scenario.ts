@@ -64,6 +64,14 @@ const step = z.union([
   z.strictObject({ send }),
   z.strictObject({ expect: expectation }),
   z.strictObject({ restartAgent: z.strictObject({ node: z.number().int().min(0) }) }),
+  /**
+   * KubeVirt live migration of a VMI pod: a target virt-launcher pod `as` on `toNode` (same VMI, with
+   * KubeVirt's migration label), then the VM announces itself from there (a gratuitous ARP, like
+   * QEMU's announce-self), and its joins continue there.
+   */
+  z.strictObject({ migrate: z.strictObject({ pod: name, toNode: z.number().int().min(0), as: name }) }),
+  /** Deletes a pod (CNI DEL, namespace removed), e.g. the source pod after a migration. */
+  z.strictObject({ removePod: z.strictObject({ pod: name }) }),
   /** Unicast reachability (ICMP echo) from one pod to another, IPv4 or IPv6. */
   z.strictObject({ ping: z.strictObject({ from: name, to: name, family: z.enum(['4', '6']).default('4') }) }),
   z.strictObject({ sleep: z.number().int().min(0).max(60000) }),
@@ -83,6 +91,8 @@ export const labFile = z
   .superRefine((f, ctx) => {
     const nets = new Set(f.networks.map((n) => n.name));
     const pods = new Set<string>();
+    // Pods created by migrate steps may be named by later steps.
+    for (const s of f.scenarios) for (const st of s.steps) if ('migrate' in st) pods.add(st.migrate.as);
     f.pods.forEach((p, i) => {
       if (p.node >= f.nodes)
         ctx.addIssue({ code: 'custom', path: ['pods', i, 'node'], message: `no node ${p.node}` });
@@ -106,9 +116,17 @@ export const labFile = z
                   ? [...Object.keys(st.expect.received), ...st.expect.nothing]
                   : 'ping' in st
                     ? [st.ping.from, st.ping.to]
-                    : [];
+                    : 'migrate' in st
+                      ? [st.migrate.pod]
+                      : 'removePod' in st
+                        ? [st.removePod.pod]
+                        : [];
         for (const r of refs)
           if (!pods.has(r)) ctx.addIssue({ code: 'custom', path, message: `unknown pod ${r}` });
+        if ('migrate' in st && st.migrate.toNode >= f.nodes)
+          ctx.addIssue({ code: 'custom', path, message: `no node ${st.migrate.toNode}` });
+        if ('migrate' in st && !f.pods.find((p) => p.name === st.migrate.pod)?.vmi)
+          ctx.addIssue({ code: 'custom', path, message: `${st.migrate.pod} is not a VMI pod (set vmi)` });
         if ('restartAgent' in st && st.restartAgent.node >= f.nodes)
           ctx.addIssue({ code: 'custom', path, message: `no node ${st.restartAgent.node}` });
       }),

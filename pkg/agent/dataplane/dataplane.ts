@@ -3,7 +3,13 @@
 // datagram per remote node; deliver datagrams from the underlay to exactly the listed endpoints.
 import { VNET_HDR_LEN } from '../../frame/vnet';
 import type { Logger } from '../../log/log';
-import type { Directory, LookupService, MembershipRecord, NodeRecord } from '../../lookup/port';
+import type {
+  Directory,
+  EndpointRecord,
+  LookupService,
+  MembershipRecord,
+  NodeRecord,
+} from '../../lookup/port';
 import { CaptureSet } from '../../packet/capture';
 import { buildIndex, Resolver } from '../../resolve';
 import type { IndexedEndpoint } from '../../resolve/directory-index';
@@ -13,7 +19,7 @@ import { Counters, type DataplaneCounters } from './counters';
 import { decideDatagram, decideLocalFrame } from './forward';
 import { withLocalState } from './local-directory';
 import type { Endpoint, EndpointSource } from '../../endpoint/table';
-import { toEndpointRecord } from '../../endpoint/table';
+import { applyVmHandoff } from '../../resolve/vm-handoff';
 import type { ParsedFrame } from '../../frame/ethernet';
 
 export interface DataplaneOptions {
@@ -28,6 +34,12 @@ export interface DataplaneOptions {
   takeOverPort: (e: Endpoint) => void;
   /** IGMP/MLD frames from endpoints go to the membership table. */
   onMembershipFrame: (endpointId: number, frame: ParsedFrame, bytes: Uint8Array) => void;
+  /** Called on the first frame captured from a local endpoint (its activation, see vm-handoff). */
+  onFirstFrame: (endpointId: number) => void;
+  /** This node's published view of a local endpoint (with its activation time). */
+  localRecord: (e: Endpoint) => EndpointRecord;
+  /** The directory the data plane resolves against, after every rebuild. */
+  onDirectory?: (d: Directory) => void;
   log: Logger;
 }
 
@@ -44,6 +56,7 @@ export class Dataplane {
   private readonly budget: number;
   private readonly unsubscribe: Array<() => void> = [];
   private rebuildPending = false;
+  private readonly spoken = new Set<number>();
 
   constructor(private readonly o: DataplaneOptions) {
     this.underlay = UnderlaySocket.open({ address: o.node.address, port: o.node.port });
@@ -112,10 +125,12 @@ export class Dataplane {
 
   private detach(e: Endpoint): void {
     if (!this.localEndpoints.delete(e.endpointId)) return;
+    this.spoken.delete(e.endpointId);
     if (e.hostIfindex) this.capture.remove(e.hostIfindex);
   }
 
-  private scheduleRebuild(): void {
+  /** Local state the index depends on changed (e.g. an endpoint's activation). */
+  scheduleRebuild(): void {
     if (this.rebuildPending) return;
     this.rebuildPending = true;
     queueMicrotask(() => {
@@ -126,12 +141,13 @@ export class Dataplane {
 
   /** A new index per change: the per-packet path only ever reads an immutable one. */
   private rebuild(): void {
-    const local = [...this.localEndpoints.values()].map((e) => toEndpointRecord(e, this.o.node.name));
-    const d = withLocalState(this.directory, this.o.node.name, local, this.memberships);
+    const local = [...this.localEndpoints.values()].map((e) => this.o.localRecord(e));
+    const d = applyVmHandoff(withLocalState(this.directory, this.o.node.name, local, this.memberships));
     const index = buildIndex(d, this.o.node.name);
     for (const p of index.problems) this.o.log.debug('directory problem', { ...p });
     this.resolver = new Resolver(index);
     this.nodesByAddress = new Map(d.nodes.map((n) => [n.address, n]));
+    this.o.onDirectory?.(d);
   }
 
   private peer(n: NodeRecord): Peer {
@@ -142,6 +158,10 @@ export class Dataplane {
   }
 
   private onLocalFrames(endpointId: number, frames: Buffer[]): void {
+    if (!this.spoken.has(endpointId)) {
+      this.spoken.add(endpointId);
+      this.o.onFirstFrame(endpointId);
+    }
     const sender = this.resolver.index.localEndpoint(endpointId);
     const out: OutDatagram[] = [];
     for (const bytes of frames) {
