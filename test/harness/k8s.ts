@@ -26,7 +26,7 @@ export interface KubectlOptions {
 export interface Cluster {
   /** The cluster's name: "default" is shared by all test files; others are private. */
   name: string;
-  /** Admin kubeconfig (client certificate in group system:masters); pkg/k8s loadKubeConfig() reads it. */
+  /** Admin kubeconfig (client certificate in group system:masters); pkg/k8s/kubeconfig.ts reads it. */
   kubeconfigPath: string;
   /** https://127.0.0.1:<port> */
   server: string;
