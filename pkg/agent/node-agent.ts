@@ -9,7 +9,8 @@ import type { Logger } from '../log/log';
 import type { Directory, EndpointRecord, LookupService, NetworkSpec, NodeRecord } from '../lookup/port';
 import type { AddRequest, EndpointManager } from '../endpoint/manager';
 import { vmIdentity } from '../kubevirt/identity';
-import { makeWireKey, type WireKey } from '../wire';
+import { endpointMtu, makeWireKey, type WireKey } from '../wire';
+import { isIPv6 } from 'node:net';
 import { Dataplane } from './dataplane/dataplane';
 import { withVnetHeader } from './dataplane/dataplane';
 import { Querier } from './membership/querier';
@@ -44,6 +45,8 @@ export function loadWireKey(file: string): WireKey {
 }
 
 const RESTORE_TIMEOUT_MS = 5000;
+/** Destination IDs that fit beside a full-size frame in one datagram (more are split, never cut). */
+const IDS_PER_FULL_FRAME = 4;
 
 export class NodeAgent {
   private readonly dataplane: Dataplane;
@@ -55,6 +58,7 @@ export class NodeAgent {
   private stats: Server | undefined;
   private publishPending = false;
   private readonly activatedAt = new Map<number, number>();
+  private readonly keyed: boolean;
 
   constructor(
     private readonly o: NodeAgentOptions,
@@ -63,6 +67,7 @@ export class NodeAgent {
     private readonly log: Logger,
   ) {
     const key = o.wireKeyFile ? loadWireKey(o.wireKeyFile) : undefined;
+    this.keyed = key !== undefined;
     this.overlay = new UnicastOverlay({
       node: o.node.name,
       underlayAddress: o.node.address,
@@ -192,7 +197,32 @@ export class NodeAgent {
     };
   }
 
+  /**
+   * The largest endpoint MTU whose full-size frames still fit one underlay datagram with a few
+   * destination IDs (and the tag), so a frame is never truncated or lost to the encapsulation.
+   */
+  private maxEndpointMtu(): number {
+    return endpointMtu(this.o.underlayMtu, {
+      family: isIPv6(this.o.node.address) ? 6 : 4,
+      auth: this.keyed,
+      vnetHeader: true,
+      vlanTags: 1,
+      idsPerDatagram: IDS_PER_FULL_FRAME,
+    });
+  }
+
   private async prepareAdd(req: AddRequest): Promise<AddRequest> {
+    const network = this.directory?.networks.find((n) => n.name === req.conf.network);
+    const wanted = req.conf.mtu ?? network?.mtu;
+    const max = this.maxEndpointMtu();
+    if (wanted !== undefined && wanted > max) {
+      this.log.warn('endpoint MTU clamped to fit the underlay', {
+        network: req.conf.network,
+        wanted,
+        mtu: max,
+      });
+      req = { ...req, conf: { ...req.conf, mtu: max } };
+    }
     const namespace = req.args.K8S_POD_NAMESPACE;
     const name = req.args.K8S_POD_NAME;
     if (!req.vm && namespace && name && this.lookup.podMetadata) {

@@ -147,6 +147,16 @@ export class KubernetesLabDirectory {
     }
   }
 
+  /** A Pod object for a lab pod (no kubelet runs it), so the controller sees the endpoint's pod. */
+  async ensurePod(name: string, node: string): Promise<void> {
+    await this.api.create(`/api/v1/namespaces/${this.namespace}/pods`, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: this.namespace, labels: { [LAB_LABEL]: this.labId } },
+      spec: { nodeName: node, containers: [{ name: 'lab', image: 'castnet.invalid/lab-pod' }] },
+    });
+  }
+
   /** Removes what the lab created: groups, networks, the nodes' reports, then the namespace. */
   async close(nodes: string[], log: (line: string) => void): Promise<void> {
     await this.view.close();
@@ -160,7 +170,9 @@ export class KubernetesLabDirectory {
       }
     };
     const groups = resourcePath(API_VERSION, KINDS.multicastGroup.plural, { namespace: this.namespace });
-    await remove(`${groups}?labelSelector=${encodeURIComponent(this.selector)}`);
+    const selector = `?labelSelector=${encodeURIComponent(this.selector)}`;
+    await remove(`${groups}${selector}`);
+    await remove(`/api/v1/namespaces/${this.namespace}/pods${selector}`);
     for (const n of this.networks)
       await remove(resourcePath(API_VERSION, KINDS.virtualNetwork.plural, { name: n }));
     for (const n of nodes)

@@ -305,7 +305,10 @@ export class Lab {
           migrationJobUid,
         }),
       );
-    const args = `IgnoreUnknown=1;K8S_POD_NAMESPACE=lab;K8S_POD_NAME=${podName};K8S_POD_INFRA_CONTAINER_ID=${containerId}`;
+    // In Kubernetes mode the pod exists as an object too, so the controller counts its endpoint.
+    await this.k8s?.ensurePod(podName, this.nodeName(node));
+    const podNs = this.k8s?.namespace ?? 'lab';
+    const args = `IgnoreUnknown=1;K8S_POD_NAMESPACE=${podNs};K8S_POD_NAME=${podName};K8S_POD_INFRA_CONTAINER_ID=${containerId}`;
     const result = (await this.cni('ADD', { ns, containerId, network, node }, args)) as {
       ips: { address: string }[];
       interfaces: { name: string; mac: string; sandbox?: string }[];
@@ -523,7 +526,8 @@ export class Lab {
       const addr = v6
         ? `UDP6-DATAGRAM:[${s.to}]:${s.port},so-bindtodevice=eth0,ip-multicast-ttl=${s.ttl},ipv6-unicast-hops=${s.ttl}`
         : `UDP4-DATAGRAM:${s.to}:${s.port},so-bindtodevice=eth0,broadcast,ip-multicast-ttl=${s.ttl},ip-multicast-if=${p.ip},ttl=${s.ttl}`;
-      await run('ip', ['netns', 'exec', p.ns, 'socat', '-u', 'STDIN', addr], { input: token + '\n' });
+      const payload = s.size ? token.padEnd(s.size - 1, '.') : token;
+      await run('ip', ['netns', 'exec', p.ns, 'socat', '-u', 'STDIN', addr], { input: payload + '\n' });
     }
     return tokens;
   }

@@ -47,6 +47,8 @@ const send = z.strictObject({
   port: z.number().int().min(1).max(65535).default(5000),
   ttl: z.number().int().min(1).max(255).default(1),
   count: z.number().int().min(1).max(10000).default(1),
+  /** UDP payload bytes (the token, padded); large ones test the MTU handling. */
+  size: z.number().int().min(64).max(9000).optional(),
 });
 
 const expectation = z.strictObject({
