@@ -1,0 +1,128 @@
+// Traffic roles for bench/dataplane.ts, each a child process driven by lines on stdin.
+//
+//   send <netns> <source> <group> <port>
+//     "<rate> <count>" sends <count> 100-byte datagrams to the group at <rate>/s (sendmmsg batches,
+//     paced per millisecond), each stamped with its send time; answers "done <sent> <dropped> <seconds>".
+//   receive <group> <port> <netns>=<address> ...
+//     One real UDP socket per receiver pod, bound to the group and joined on the pod's address (so the
+//     pod's kernel reports the membership). "counts" answers the datagrams each socket received so far;
+//     "latency" starts recording one-way latencies, "percentiles" stops and answers p50/p99 in µs.
+//
+// Both ends stamp and read CLOCK_MONOTONIC (process.hrtime), which all processes on the machine share.
+import { createInterface } from 'node:readline';
+import { check, inNetns, libc, AF_INET, SOCK_DGRAM, SOCK_CLOEXEC } from '../pkg/sys/libc';
+import { OutDatagram, UnderlaySocket } from '../pkg/underlay/udp';
+
+export const PAYLOAD_BYTES = 100;
+const BATCH = 64;
+const IPPROTO_IP = 0;
+const IP_ADD_MEMBERSHIP = 35;
+
+function commands(handle: (words: string[]) => Promise<string> | string): void {
+  let queue = Promise.resolve();
+  createInterface({ input: process.stdin }).on('line', (line) => {
+    queue = queue.then(async () => {
+      process.stdout.write((await handle(line.trim().split(/\s+/))) + '\n');
+    });
+  });
+  process.stdin.on('end', () => process.exit(0));
+}
+
+function roleSend(netns: string, source: string, group: string, port: number): void {
+  const sock = UnderlaySocket.open({ address: source, port: 0, netns });
+  const to = sock.peer(group, port);
+  const batch: OutDatagram[] = Array.from({ length: BATCH }, () => ({
+    to,
+    data: Buffer.alloc(PAYLOAD_BYTES, 0x5a),
+  }));
+  const sendNow = (n: number) => {
+    const now = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) (batch[i]!.data as Buffer).writeBigUInt64LE(now, 0);
+    sock.send(n === BATCH ? batch : batch.slice(0, n));
+  };
+  const run = (rate: number, count: number) =>
+    new Promise<{ sent: number; seconds: number }>((resolve) => {
+      const start = process.hrtime.bigint();
+      let sent = 0;
+      const tick = () => {
+        const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
+        const due = Math.min(count, Math.floor(elapsed * rate));
+        while (sent < due) {
+          const n = Math.min(BATCH, due - sent);
+          sendNow(n);
+          sent += n;
+        }
+        if (sent < count) setTimeout(tick, 1);
+        else resolve({ sent, seconds: Number(process.hrtime.bigint() - start) / 1e9 });
+      };
+      tick();
+    });
+  commands(async ([rate, count]) => {
+    const before = sock.counters().sendDropped;
+    const { sent, seconds } = await run(Number(rate), Number(count));
+    const dropped = sock.counters().sendDropped - before;
+    return `done ${sent - dropped} ${dropped} ${seconds}`;
+  });
+}
+
+/** A socket whose only job is to hold the group membership on the pod's interface. */
+function joinGroup(netns: string, group: string, address: string): number {
+  return inNetns(netns, () => {
+    const fd = check('socket', libc().socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    const mreq = Buffer.alloc(8);
+    Buffer.from(group.split('.').map(Number)).copy(mreq, 0);
+    Buffer.from(address.split('.').map(Number)).copy(mreq, 4);
+    check(
+      `join ${group} on ${address} in ${netns}`,
+      libc().setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, mreq, 8),
+    );
+    return fd;
+  });
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+}
+
+function roleReceive(group: string, port: number, receivers: string[]): void {
+  const counts = receivers.map(() => 0);
+  let latencies: number[] | undefined;
+  receivers.forEach((spec, i) => {
+    const [netns, address] = spec.split('=') as [string, string];
+    const sock = UnderlaySocket.open({ address: group, port, netns });
+    joinGroup(netns, group, address);
+    sock.onDatagrams((batch) => {
+      counts[i] += batch.length;
+      if (!latencies) return;
+      const now = Number(process.hrtime.bigint());
+      for (const d of batch) latencies.push((now - Number(d.data.readBigUInt64LE(0))) / 1000);
+    });
+  });
+  commands(([cmd]) => {
+    if (cmd === 'counts') return JSON.stringify(counts);
+    if (cmd === 'latency') {
+      latencies = [];
+      return 'ok';
+    }
+    if (cmd === 'percentiles') {
+      const sorted = Float64Array.from(latencies ?? []).sort();
+      latencies = undefined;
+      return JSON.stringify({
+        n: sorted.length,
+        p50: percentile(sorted, 0.5),
+        p99: percentile(sorted, 0.99),
+      });
+    }
+    return `error: unknown command ${JSON.stringify(cmd)}`;
+  });
+  process.stdout.write('ready\n');
+}
+
+const [role, ...args] = process.argv.slice(2);
+if (role === 'send') roleSend(args[0]!, args[1]!, args[2]!, Number(args[3]));
+else if (role === 'receive') roleReceive(args[0]!, Number(args[1]), args.slice(2));
+else {
+  console.error(`usage: dataplane-traffic send|receive ... (got ${JSON.stringify(role)})`);
+  process.exit(2);
+}

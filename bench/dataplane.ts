@@ -1,0 +1,545 @@
+// make bench-dataplane: castnet's data plane against the kernel's bridge + VXLAN flooding, in the
+// same run, on the same node topology, at fan-out 5 (1 receiver on the sender's node, 2 on each of
+// two remote nodes), with 100-byte UDP payloads to one multicast group. Method and figures:
+// docs/benchmarks.md. All traffic stays inside the namespaces built here; they are removed on exit,
+// on failure and on Ctrl-C.
+//
+// (a) castnet: the real lab (pkg/lab: one `castnet agent` per node, pods wired by castnet-cni).
+// (b) kernel: per node a Linux bridge (snooping off) with the pods' veths and a VXLAN device whose
+//     all-zero FDB entries flood every other node, on an identical underlay (pkg/lab/topology).
+// A node without members (node 3 by default; BENCH_DATAPLANE_NODES=3 leaves it out) shows where the
+// underlay packets go: flooding reaches it, castnet does not.
+import { ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Lab } from '../pkg/lab/runner';
+import { labFile } from '../pkg/lab/scenario';
+import { buildTopology, destroyTopology, newLabId, type LabTopology } from '../pkg/lab/topology';
+import { run } from '../pkg/sys/exec';
+import { inNetns } from '../pkg/sys/libc';
+
+const GROUP = '239.1.1.1';
+const PORT = 5000;
+const NODES = Number(process.env.BENCH_DATAPLANE_NODES ?? 4);
+/** Each search step sends this many seconds' worth of messages at the offered rate. */
+const TRIAL_SECONDS = Number(process.env.BENCH_TRIAL_SECONDS ?? 1);
+const CPU_RATE = 20000;
+const CPU_COUNT = 40000;
+const CPU_REPEATS = 3;
+const LATENCY_RATE = 10000;
+const LATENCY_COUNT = 20000;
+const CLK_TCK = 100;
+const ROOT = join(__dirname, '..', '..', '..');
+const TRAFFIC_JS = join(__dirname, 'dataplane-traffic.js');
+
+/** The sender and the 5 receivers, the same in both systems. */
+const SENDER = { name: 'src', node: 0 };
+const RECEIVERS = [
+  { name: 'r0', node: 0 },
+  { name: 'r1a', node: 1 },
+  { name: 'r1b', node: 1 },
+  { name: 'r2a', node: 2 },
+  { name: 'r2b', node: 2 },
+];
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const netnsPath = (ns: string) => `/run/netns/${ns}`;
+
+interface Pod {
+  name: string;
+  ns: string;
+  ip: string;
+}
+
+interface System {
+  name: 'castnet' | 'kernel';
+  topo: LabTopology;
+  sender: Pod;
+  receivers: Pod[];
+  agentPids: number[];
+}
+
+/** A traffic child (bench/dataplane-traffic.ts): one command line in, one answer line out. */
+class Traffic {
+  private readonly waiting: ((line: string) => void)[] = [];
+  /** Lines printed before anyone asked (e.g. "ready"). */
+  private readonly unread: string[] = [];
+  private readonly child: ChildProcess;
+  constructor(args: string[]) {
+    this.child = spawn(process.execPath, [TRAFFIC_JS, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+    createInterface({ input: this.child.stdout! }).on('line', (l) => {
+      const waiter = this.waiting.shift();
+      if (waiter) waiter(l);
+      else this.unread.push(l);
+    });
+  }
+  get pid(): number {
+    return this.child.pid!;
+  }
+  /** The next line the child prints (its answer to `command`, when given). */
+  ask(command?: string): Promise<string> {
+    if (command === undefined && this.unread.length) return Promise.resolve(this.unread.shift()!);
+    return new Promise((resolve, reject) => {
+      const onExit = (code: number | null) => reject(new Error(`traffic ${this.pid} exited ${code}`));
+      this.child.once('exit', onExit);
+      this.waiting.push((line) => {
+        this.child.off('exit', onExit);
+        if (line.startsWith('error')) reject(new Error(line));
+        else resolve(line);
+      });
+      if (command !== undefined) this.child.stdin!.write(command + '\n');
+    });
+  }
+  kill(): void {
+    if (this.child.exitCode === null) this.child.kill('SIGKILL');
+  }
+}
+
+// ---- measurement sources -------------------------------------------------------------------------
+
+/** Busy time of the whole machine (all CPUs, everything but idle and iowait), µs. */
+function machineBusyUs(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+  return ((total - f[3]! - f[4]!) * 1e6) / CLK_TCK;
+}
+
+/** utime + stime of a process, µs. */
+function processCpuUs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1e6) / CLK_TCK;
+}
+
+function statusKb(pid: number, field: string): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : 0;
+}
+
+/** Packets per interface of a namespace (/proc/net/dev as seen from inside it). */
+function interfacePackets(ns: string): Map<string, { rx: number; tx: number }> {
+  const text = inNetns(netnsPath(ns), () => readFileSync('/proc/thread-self/net/dev', 'utf8'));
+  const out = new Map<string, { rx: number; tx: number }>();
+  for (const line of text.split('\n').slice(2)) {
+    const [name, rest] = line.split(':');
+    if (!rest) continue;
+    const f = rest.trim().split(/\s+/).map(Number);
+    out.set(name!.trim(), { rx: f[1]!, tx: f[9]! });
+  }
+  return out;
+}
+
+async function namespacePids(ns: string): Promise<number[]> {
+  const { stdout } = await run('ip', ['netns', 'pids', ns]);
+  return stdout.split('\n').filter(Boolean).map(Number);
+}
+
+// ---- the two systems -----------------------------------------------------------------------------
+
+async function startCastnet(log: (l: string) => void): Promise<{ sys: System; lab: Lab }> {
+  const file = labFile.parse({
+    nodes: NODES,
+    networks: [{ name: 'bench', id: 100, subnets: ['10.30.0.0/16'] }],
+    pods: [SENDER, ...RECEIVERS].map((p) => ({ ...p, network: 'bench' })),
+    scenarios: [{ name: 'bench', steps: [{ sleep: 0 }] }],
+  });
+  const agentNodeOptions = process.env.BENCH_AGENT_NODE_OPTIONS;
+  const saved = process.env.NODE_OPTIONS;
+  if (agentNodeOptions) process.env.NODE_OPTIONS = agentNodeOptions;
+  const lab = new Lab(file, {
+    castnetBin: join(ROOT, 'bin', 'castnet'),
+    cniBin: join(ROOT, 'bin', 'castnet-cni'),
+    captures: false,
+    log,
+  });
+  try {
+    await lab.start();
+  } finally {
+    if (agentNodeOptions) process.env.NODE_OPTIONS = saved;
+  }
+  const pod = (name: string): Pod => ({ name, ns: lab.podInfo(name).ns, ip: lab.podInfo(name).ip });
+  const topo = lab.topology;
+  const agentPids: number[] = [];
+  for (const n of topo.nodes) {
+    for (const pid of await namespacePids(n.ns)) {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'node') agentPids.push(pid);
+    }
+  }
+  if (agentPids.length !== NODES) throw new Error(`found ${agentPids.length} castnet agents, want ${NODES}`);
+  return {
+    lab,
+    sys: {
+      name: 'castnet',
+      topo,
+      sender: pod(SENDER.name),
+      receivers: RECEIVERS.map((r) => pod(r.name)),
+      agentPids,
+    },
+  };
+}
+
+async function startKernel(): Promise<System> {
+  const topo = await buildTopology(newLabId(), NODES, 1500);
+  const ipn = (ns: string, ...args: string[]) => run('ip', ['-n', ns, ...args]);
+  try {
+    for (const n of topo.nodes) {
+      await ipn(n.ns, 'link', 'add', 'br0', 'type', 'bridge', 'mcast_snooping', '0');
+      await ipn(
+        n.ns,
+        'link',
+        'add',
+        'vxlan0',
+        'type',
+        'vxlan',
+        'id',
+        '100',
+        'local',
+        n.address,
+        'dev',
+        'ul0',
+        'dstport',
+        '4789',
+      );
+      await ipn(n.ns, 'link', 'set', 'vxlan0', 'master', 'br0', 'up');
+      await ipn(n.ns, 'link', 'set', 'br0', 'up');
+      for (const peer of topo.nodes.filter((p) => p !== n)) {
+        await run('bridge', [
+          '-n',
+          n.ns,
+          'fdb',
+          'append',
+          '00:00:00:00:00:00',
+          'dev',
+          'vxlan0',
+          'dst',
+          peer.address,
+        ]);
+      }
+    }
+    const pods = [SENDER, ...RECEIVERS].map((p, i): Pod => {
+      return { name: p.name, ns: `${topo.id}-p-${p.name}`, ip: `10.30.0.${10 + i}` };
+    });
+    for (const [i, p] of pods.entries()) {
+      const node = topo.nodes[[SENDER, ...RECEIVERS][i]!.node]!;
+      await run('ip', ['netns', 'add', p.ns]);
+      await ipn(p.ns, 'link', 'set', 'lo', 'up');
+      await ipn(node.ns, 'link', 'add', `h-${p.name}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', p.ns);
+      await ipn(node.ns, 'link', 'set', `h-${p.name}`, 'master', 'br0', 'up');
+      await ipn(p.ns, 'addr', 'add', `${p.ip}/16`, 'dev', 'eth0');
+      await ipn(p.ns, 'link', 'set', 'eth0', 'mtu', '1450', 'up');
+    }
+    return { name: 'kernel', topo, sender: pods[0]!, receivers: pods.slice(1), agentPids: [] };
+  } catch (err) {
+    await destroyTopology(topo);
+    throw err;
+  }
+}
+
+// ---- trials --------------------------------------------------------------------------------------
+
+interface Trial {
+  offeredPps: number;
+  sent: number;
+  /** The rate the sender achieved; below the offer, the sender was the limit. */
+  sentPps: number;
+  /** Per receiver: datagrams received. */
+  received: number[];
+  lossless: boolean;
+  /** Machine busy CPU per message sent, µs. */
+  cpuUsPerMsg: number;
+  agentCpuUsPerMsg: number;
+  trafficCpuUsPerMsg: number;
+  /** Datagrams the sender's node put on the underlay, per message. */
+  underlayPktsPerMsg: number;
+  /** Datagrams the underlay delivered to each other node, per message. */
+  underlayPktsPerNode: Record<string, number>;
+  latency?: { n: number; p50: number; p99: number };
+}
+
+class Bench {
+  readonly tx: Traffic;
+  readonly rx: Traffic;
+  constructor(readonly sys: System) {
+    this.tx = new Traffic(['send', netnsPath(sys.sender.ns), sys.sender.ip, GROUP, String(PORT)]);
+    this.rx = new Traffic([
+      'receive',
+      GROUP,
+      String(PORT),
+      ...sys.receivers.map((r) => `${netnsPath(r.ns)}=${r.ip}`),
+    ]);
+  }
+
+  async counts(): Promise<number[]> {
+    return JSON.parse(await this.rx.ask('counts')) as number[];
+  }
+
+  private cpu() {
+    return {
+      busy: machineBusyUs(),
+      agents: this.sys.agentPids.reduce((s, p) => s + processCpuUs(p), 0),
+      traffic: processCpuUs(this.tx.pid) + processCpuUs(this.rx.pid),
+      ports: interfacePackets(this.sys.topo.underlayNs),
+    };
+  }
+
+  async trial(rate: number, count: number, withLatency = false): Promise<Trial> {
+    const rx0 = await this.counts();
+    if (withLatency) await this.rx.ask('latency');
+    const c0 = this.cpu();
+    const [, sentS, , secondsS] = (await this.tx.ask(`${rate} ${count}`)).split(' ');
+    const sent = Number(sentS);
+    // Wait until every receiver has every message, or the counts stand still: a datagram still
+    // queued is late, not lost, and must not be credited to the next trial.
+    let rx = await this.counts();
+    for (let still = 0, waited = 0; waited < 3000 && still < 15; waited += 20) {
+      if (rx.every((v, i) => v - rx0[i]! >= sent)) break;
+      await sleep(20);
+      const now = await this.counts();
+      still = now.every((v, i) => v === rx[i]) ? still + 1 : 0;
+      rx = now;
+    }
+    const c1 = this.cpu();
+    const latency = withLatency
+      ? (JSON.parse(await this.rx.ask('percentiles')) as Trial['latency'])
+      : undefined;
+    const received = rx.map((v, i) => v - rx0[i]!);
+    const per = (x: number) => x / Math.max(1, sent);
+    const port = (i: number, dir: 'rx' | 'tx') => c1.ports.get(`n${i}`)![dir] - c0.ports.get(`n${i}`)![dir];
+    const t: Trial = {
+      offeredPps: rate,
+      sent,
+      sentPps: Math.round(sent / Number(secondsS)),
+      received,
+      lossless: sent === count && received.every((n) => n === sent),
+      cpuUsPerMsg: per(c1.busy - c0.busy),
+      agentCpuUsPerMsg: per(c1.agents - c0.agents),
+      trafficCpuUsPerMsg: per(c1.traffic - c0.traffic),
+      underlayPktsPerMsg: per(port(SENDER.node, 'rx')),
+      underlayPktsPerNode: Object.fromEntries(
+        this.sys.topo.nodes
+          .filter((n) => n.index !== SENDER.node)
+          .map((n) => [n.name, round(per(port(n.index, 'tx')))]),
+      ),
+      latency,
+    };
+    console.error(
+      `  ${this.sys.name.padEnd(7)} offered ${rate}/s sent ${t.sentPps}/s received min ${Math.min(...received)}` +
+        ` max ${Math.max(...received)} of ${sent}: ${t.lossless ? 'lossless' : 'LOSS'}`,
+    );
+    return t;
+  }
+
+  /**
+   * The highest offered rate every receiver gets completely: doubling from 10k/s, then bisection.
+   * Stops where the sender itself cannot offer the rate (sender_limited).
+   */
+  async losslessRate(): Promise<{ best?: Trial; senderLimited: boolean; trials: Trial[] }> {
+    const trials: Trial[] = [];
+    const at = async (rate: number) => {
+      const t = await this.trial(rate, Math.round(rate * TRIAL_SECONDS));
+      trials.push(t);
+      return t;
+    };
+    let best: Trial | undefined;
+    let bad = 0;
+    for (let rate = 10000; rate <= 640000; rate *= 2) {
+      const t = await at(rate);
+      if (!t.lossless) {
+        bad = rate;
+        break;
+      }
+      best = t;
+      if (t.sentPps < 0.95 * rate) return { best, senderLimited: true, trials };
+    }
+    let lo = best?.offeredPps ?? 0;
+    let hi = bad;
+    for (let i = 0; hi && i < 5; i++) {
+      const mid = Math.round((lo + hi) / 2 / 1000) * 1000;
+      if (mid <= lo || mid >= hi) break;
+      const t = await at(mid);
+      if (t.lossless) [lo, best] = [mid, t];
+      else hi = mid;
+    }
+    return { best, senderLimited: false, trials };
+  }
+
+  close(): void {
+    this.tx.kill();
+    this.rx.kill();
+  }
+}
+
+function round(x: number, digits = 2): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+async function waitForMembers(lab: Lab, want: number): Promise<void> {
+  const deadline = Date.now() + 10000;
+  while (lab.directory.memberships.filter((m) => m.group === GROUP).length < want) {
+    if (Date.now() > deadline)
+      throw new Error(`the ${want} joins of ${GROUP} did not reach the lookup service`);
+    await sleep(20);
+  }
+}
+
+// ---- main ----------------------------------------------------------------------------------------
+
+const cleanups: (() => Promise<void> | void)[] = [];
+async function cleanup(): Promise<void> {
+  for (const c of cleanups.splice(0).reverse()) {
+    try {
+      await c();
+    } catch (err) {
+      console.error(`cleanup: ${(err as Error).message}`);
+    }
+  }
+}
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    console.error(`${sig}: cleaning up`);
+    void cleanup().then(() => process.exit(130));
+  });
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  console.error(`building castnet lab and kernel baseline (${NODES} nodes)`);
+  const { sys: castnetSys, lab } = await startCastnet((l) => console.error(`  lab: ${l}`));
+  cleanups.push(() => lab.close());
+  const kernelSys = await startKernel();
+  cleanups.push(() => destroyTopology(kernelSys.topo));
+  for (const s of [castnetSys, kernelSys]) {
+    await run('ip', ['-n', s.sender.ns, 'route', 'add', '224.0.0.0/4', 'dev', 'eth0']);
+  }
+  const benches = [new Bench(castnetSys), new Bench(kernelSys)];
+  cleanups.push(() => benches.forEach((b) => b.close()));
+  for (const b of benches) await b.rx.ask(); // "ready": sockets bound and groups joined
+  await waitForMembers(lab, RECEIVERS.length);
+  // Warm-up: bridges learn, JIT compiles, and each path proves it delivers at all.
+  for (const b of benches) {
+    const t = await b.trial(5000, 5000);
+    if (!t.lossless) throw new Error(`${b.sys.name}: warm-up at 5000/s was not delivered completely`);
+  }
+
+  console.error('lossless rate search');
+  const search: Awaited<ReturnType<Bench['losslessRate']>>[] = [];
+  for (const b of benches) search.push(await b.losslessRate());
+  console.error(`CPU and underlay at ${CPU_RATE}/s (${CPU_REPEATS} alternating runs each)`);
+  const cpuRuns: Trial[][] = [[], []];
+  for (let k = 0; k < CPU_REPEATS; k++) {
+    for (const [i, b] of benches.entries()) cpuRuns[i]!.push(await b.trial(CPU_RATE, CPU_COUNT));
+  }
+  console.error(`latency at ${LATENCY_RATE}/s`);
+  const latency: Trial[] = [];
+  for (const b of benches) latency.push(await b.trial(LATENCY_RATE, LATENCY_COUNT, true));
+
+  const summary = benches.map((b, i) => {
+    const s = search[i]!;
+    const cpu = cpuRuns[i]!;
+    const rssKb = Math.max(0, ...b.sys.agentPids.map((p) => statusKb(p, 'VmRSS')));
+    const hwmKb = Math.max(0, ...b.sys.agentPids.map((p) => statusKb(p, 'VmHWM')));
+    return {
+      delivered_pps: s.best?.sentPps ?? 0,
+      sender_limited: s.senderLimited,
+      cpu_us_per_msg: round(median(cpu.map((t) => t.cpuUsPerMsg))),
+      agent_cpu_us_per_msg: round(median(cpu.map((t) => t.agentCpuUsPerMsg))),
+      traffic_cpu_us_per_msg: round(median(cpu.map((t) => t.trafficCpuUsPerMsg))),
+      underlay_pkts_per_msg: round(median(cpu.map((t) => t.underlayPktsPerMsg))),
+      underlay_pkts_per_node: cpu[Math.floor(cpu.length / 2)]!.underlayPktsPerNode,
+      latency_p50_us: round(latency[i]!.latency!.p50, 1),
+      latency_p99_us: round(latency[i]!.latency!.p99, 1),
+      latency_lossless: latency[i]!.lossless,
+      agent_rss_mb: b.sys.agentPids.length ? round(hwmKb / 1024, 1) : 0,
+      agent_rss_now_mb: b.sys.agentPids.length ? round(rssKb / 1024, 1) : 0,
+      trials: { search: s.trials, cpu },
+    };
+  });
+  const [c, k] = summary as [(typeof summary)[0], (typeof summary)[0]];
+  const ratio = (a: number, b: number) => (b ? round(a / b) : null);
+  const out = {
+    bench: 'dataplane',
+    date: new Date().toISOString(),
+    nodes: NODES,
+    member_nodes: 3,
+    fanout: RECEIVERS.length,
+    payload_bytes: 100,
+    trial_seconds: TRIAL_SECONDS,
+    cpu_measured_at_pps: CPU_RATE,
+    latency_measured_at_pps: LATENCY_RATE,
+    notes: [
+      'delivered_pps: the rate the sender achieved at the highest offered rate where every receiver socket got every message (doubling from 10k/s, then bisection; each step TRIAL_SECONDS of messages)',
+      'sender_limited: the sender could not offer more; the system may carry more than delivered_pps',
+      'cpu_us_per_msg: busy time of the whole machine (/proc/stat, all CPUs, everything but idle and iowait) per message sent, median of the alternating runs at cpu_measured_at_pps; includes sender and receivers, which cost the same in both systems',
+      'agent_cpu_us_per_msg: utime+stime of the castnet agent processes alone; traffic_cpu_us_per_msg: the sender and receiver processes (the kernel forwarding done in their context included)',
+      "underlay_pkts_per_msg: packets the sender's node put on the underlay bridge per message (rx of its port); underlay_pkts_per_node: packets the bridge delivered to each other node per message",
+      'latency: sender stamps CLOCK_MONOTONIC into each payload, the receiver process subtracts on reading it (same clock)',
+      'agent_rss_mb: the largest VmHWM (peak resident set) among the agents at the end of the run',
+    ],
+    castnet: { ...c, trials: undefined },
+    kernel: { ...k, trials: undefined },
+    ratios: {
+      delivered_pps: ratio(c.delivered_pps, k.delivered_pps),
+      cpu_us_per_msg: ratio(c.cpu_us_per_msg, k.cpu_us_per_msg),
+      underlay_pkts_per_msg: ratio(c.underlay_pkts_per_msg, k.underlay_pkts_per_msg),
+      latency_p50_us: ratio(c.latency_p50_us, k.latency_p50_us),
+      latency_p99_us: ratio(c.latency_p99_us, k.latency_p99_us),
+    },
+    trials: { castnet: c.trials, kernel: k.trials },
+    seconds: Math.round((Date.now() - started) / 1000),
+  };
+  const dir = join(ROOT, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'dataplane.json'), JSON.stringify(out, null, 2) + '\n');
+  printSummary(out);
+}
+
+function printSummary(out: {
+  castnet: Record<string, unknown>;
+  kernel: Record<string, unknown>;
+  ratios: Record<string, unknown>;
+  nodes: number;
+  seconds: number;
+}): void {
+  const rows: [string, string][] = [
+    ['delivered_pps', 'lossless rate per receiver'],
+    ['cpu_us_per_msg', `machine CPU µs/msg @${CPU_RATE / 1000}k`],
+    ['agent_cpu_us_per_msg', 'agent CPU µs/msg'],
+    ['underlay_pkts_per_msg', 'underlay pkts/msg'],
+    ['latency_p50_us', `latency p50 µs @${LATENCY_RATE / 1000}k`],
+    ['latency_p99_us', 'latency p99 µs'],
+    ['agent_rss_mb', 'agent peak RSS MB'],
+  ];
+  const fmt = (v: unknown) => (typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v ?? '-'));
+  console.log(
+    `castnet vs kernel bridge+VXLAN flooding: fan-out 5, 100 B, ${out.nodes} nodes (3 with members), ${out.seconds} s`,
+  );
+  console.log(
+    `${'metric'.padEnd(34)}${'castnet'.padStart(12)}${'kernel'.padStart(12)}${'ratio'.padStart(8)}`,
+  );
+  for (const [key, label] of rows) {
+    const limited = (s: Record<string, unknown>) => (key === 'delivered_pps' && s.sender_limited ? '>=' : '');
+    console.log(
+      label.padEnd(34) +
+        (limited(out.castnet) + fmt(out.castnet[key])).padStart(12) +
+        (limited(out.kernel) + fmt(out.kernel[key])).padStart(12) +
+        fmt(out.ratios[key] ?? '').padStart(8),
+    );
+  }
+  console.log(
+    `underlay pkts/msg per node: castnet ${fmt(out.castnet.underlay_pkts_per_node)}, kernel ${fmt(out.kernel.underlay_pkts_per_node)}`,
+  );
+}
+
+main()
+  .catch((err) => {
+    console.error(err);
+    process.exitCode = 1;
+  })
+  .finally(() => cleanup());
