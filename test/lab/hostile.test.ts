@@ -74,6 +74,15 @@ async function sendDatagrams(ns: string, src: string, dst: string, datagrams: Ui
   await runIn(ns, 'python3', ['-c', SENDER, src, dst, String(UNDERLAY_PORT)], { input });
 }
 
+/** Sends raw Ethernet frames (hex, one per line) out of a pod's eth0, as a misbehaving pod would. */
+const INJECT = `
+import binascii, socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("eth0", 0))
+for line in sys.stdin:
+    s.send(binascii.unhexlify(line.strip()))
+`;
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function drops(lab: Lab, node: number): Promise<Record<string, number>> {
@@ -106,6 +115,48 @@ function describeLab(
 }
 
 describeLab('receive path without a key', [], ({ lab }) => {
+  it('drops malformed and flooding IGMP reports, counts them, and keeps serving', async () => {
+    const a1 = lab().podInfo('a1');
+    // IGMPv2 reports from a1's own addresses (so anti-spoofing lets them through): a burst of good
+    // ones beyond the rate limit, plus a bad checksum and a truncated message.
+    const report = (group: string, badChecksum = false, truncate = false) => {
+      const igmp = Buffer.alloc(8);
+      igmp[0] = 0x16;
+      Buffer.from(parseIPv4(group)!).copy(igmp, 4);
+      let sum = 0;
+      for (let i = 0; i < 8; i += 2) sum += igmp.readUInt16BE(i);
+      while (sum > 0xffff) sum = (sum & 0xffff) + (sum >> 16);
+      igmp.writeUInt16BE((~sum & 0xffff) ^ (badChecksum ? 1 : 0), 2);
+      return buildIPv4Frame({
+        dstMac: formatMac(ipv4MulticastMac(parseIPv4(group)!)),
+        srcMac: a1.mac,
+        src: a1.ip,
+        dst: group,
+        protocol: 2,
+        ttl: 1,
+        routerAlert: true,
+        payload: truncate ? igmp.subarray(0, 5) : igmp,
+      });
+    };
+    const frames = [
+      ...Array.from({ length: 100 }, (_, i) => report(`239.44.0.${i + 1}`)),
+      report('239.45.0.1', true),
+      report('239.45.0.2', false, true),
+    ];
+    await runIn(a1.ns, 'python3', ['-c', INJECT], {
+      input: frames.map((f) => Buffer.from(f).toString('hex')).join('\n') + '\n',
+    });
+    await sleep(300);
+    const stats = (await lab().agentStats(0)) as { membership: { drops: Record<string, number> } };
+    expect(stats.membership.drops['rate-limited']).toBeGreaterThan(0);
+    const malformed = Object.entries(stats.membership.drops).filter(([k]) => k.startsWith('malformed:'));
+    expect(malformed.reduce((n, [, v]) => n + v, 0)).toBeGreaterThanOrEqual(2);
+    // Still serving: a good datagram is delivered.
+    const token = await lab().sendTo('a1', GROUP);
+    await sleep(300);
+    expect(lab().receivedBy('b1', token)).toBe(1);
+  });
+
   function datagram(token: string, o: { networkId?: number; ids?: number[] } = {}): Uint8Array {
     const a1 = lab().podInfo('a1');
     const b1 = lab().podInfo('b1');
@@ -225,14 +276,7 @@ describeLab('receive path without a key', [], ({ lab }) => {
       udpFrame({ mac: a1.mac, ip: '10.30.9.9' }, token),
       udpFrame({ mac: a1.mac, ip: b1.ip }, token),
     ];
-    const inject = `
-import binascii, socket, sys
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-s.bind(("eth0", 0))
-for line in sys.stdin:
-    s.send(binascii.unhexlify(line.strip()))
-`;
-    await runIn(a1.ns, 'python3', ['-c', inject], {
+    await runIn(a1.ns, 'python3', ['-c', INJECT], {
       input: frames.map((f) => Buffer.from(f).toString('hex')).join('\n') + '\n',
     });
     await sleep(300);
