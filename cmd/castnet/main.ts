@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { registerAgentCommand } from '../../pkg/agent/cli';
 import { registerControllerCommand } from '../../pkg/controller/cli';
+import { registerInstallCommands } from '../../pkg/install/cli';
 import { registerLabCommand } from '../../pkg/lab/cli';
 
 const program = new Command('castnet')
@@ -14,6 +15,7 @@ const registrations: Array<(p: Command) => void> = [
   registerAgentCommand,
   registerControllerCommand,
   registerLabCommand,
+  registerInstallCommands,
 ];
 for (const register of registrations) register(program);
 

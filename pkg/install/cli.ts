@@ -1,0 +1,120 @@
+// Node install/uninstall commands the chart runs: `castnet install-cni` (the agent's init container),
+// `castnet agent-ready` (its readiness probe), `castnet uninstall-node` and `castnet wait-daemonset`
+// (the pre-delete hook that removes what castnet put on the nodes).
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { DEFAULT_AGENT_SOCKET } from '../cni/netconf';
+import { ApiClient } from '../k8s/client';
+import { loadConnection } from '../k8s/kubeconfig';
+import { probeAgent } from './agent-ready';
+import { CNI_BINARY, installCni, removeCniFiles, type InstallMode } from './cni-files';
+import { removeCastnetLinks } from './node-links';
+import { waitForDaemonSet } from './wait-daemonset';
+
+/** castnet-cni next to bin/castnet: the repository's bin/ and the image's /opt/castnet/bin alike. */
+const bundledCni = path.resolve(__dirname, '../../../bin', CNI_BINARY);
+
+function intOption(flag: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new Error(`${flag}: ${JSON.stringify(value)} must be an integer from ${min} to ${max}`);
+    return n;
+  };
+}
+
+function modeOption(value: string): InstallMode {
+  if (value !== 'primary' && value !== 'secondary')
+    throw new Error(`--mode: ${JSON.stringify(value)} must be primary or secondary`);
+  return value;
+}
+
+interface CniDirOptions {
+  binDir: string;
+  confDir: string;
+  conflistName: string;
+}
+
+function cniDirOptions(cmd: Command): Command {
+  return cmd
+    .option('--bin-dir <dir>', 'CNI binary directory', '/opt/cni/bin')
+    .option('--conf-dir <dir>', 'CNI configuration directory', '/etc/cni/net.d')
+    .option('--conflist-name <file>', "castnet's conflist (primary mode)", '10-castnet.conflist');
+}
+
+export function registerInstallCommands(program: Command): void {
+  cniDirOptions(
+    program
+      .command('install-cni')
+      .description(
+        'install castnet-cni into the CNI binary directory; as primary network, then the conflist',
+      ),
+  )
+    .requiredOption(
+      '--mode <mode>',
+      'primary (write the conflist) or secondary (Multus: binary only)',
+      modeOption,
+    )
+    .option('--source <file>', 'the castnet-cni binary to install', bundledCni)
+    .option('--network <name>', 'primary mode: the VirtualNetwork pods attach to', 'default')
+    .option('--mtu <bytes>', 'primary mode: pod interface MTU', intOption('--mtu', 576, 9000))
+    .option('--agent-socket <path>', "the agent's CNI socket", DEFAULT_AGENT_SOCKET)
+    .action(
+      async (
+        o: CniDirOptions & {
+          mode: InstallMode;
+          source: string;
+          network: string;
+          mtu?: number;
+          agentSocket: string;
+        },
+      ) => {
+        for (const file of await installCni(o)) console.log(`installed ${file}`);
+      },
+    );
+
+  program
+    .command('agent-ready')
+    .description(
+      "exit 0 when the node agent serves castnet-cni on its socket (the DaemonSet's readiness probe)",
+    )
+    .option('--socket <path>', "the agent's CNI socket", DEFAULT_AGENT_SOCKET)
+    .action(async (o: { socket: string }) => {
+      await probeAgent(o.socket);
+    });
+
+  cniDirOptions(
+    program
+      .command('uninstall-node')
+      .description('remove what castnet put on this node: castnet-cni, its conflist, its links, its state'),
+  )
+    .option('--state-dir <dir>', "the agent's state directory", '/var/lib/castnet')
+    .option('--socket-dir <dir>', "the agent's socket directory", path.dirname(DEFAULT_AGENT_SOCKET))
+    .option('--netns <path>', 'network namespace to remove links from (default: the current one)')
+    .action(async (o: CniDirOptions & { stateDir: string; socketDir: string; netns?: string }) => {
+      // Files first: with the conflist gone the runtime stops sending new pods to castnet.
+      for (const file of await removeCniFiles(o)) console.log(`removed ${file}`);
+      for (const link of removeCastnetLinks(o.netns)) console.log(`deleted link ${link}`);
+      for (const dir of [o.stateDir, o.socketDir]) {
+        await rm(dir, { recursive: true, force: true });
+        console.log(`removed ${dir}`);
+      }
+    });
+
+  program
+    .command('wait-daemonset')
+    .description('wait until every pod of a DaemonSet is ready (the uninstall hook waits for node cleanup)')
+    .requiredOption('--namespace <ns>', 'namespace of the DaemonSet')
+    .requiredOption('--name <name>', 'the DaemonSet')
+    .option('--timeout <seconds>', 'give up after', intOption('--timeout', 1, 3600), 300)
+    .option('--kubeconfig <file>', 'kubeconfig (default: KUBECONFIG, ~/.kube/config, or in-cluster)')
+    .action(async (o: { namespace: string; name: string; timeout: number; kubeconfig?: string }) => {
+      const api = new ApiClient(loadConnection(o.kubeconfig));
+      try {
+        await waitForDaemonSet(api, o.namespace, o.name, o.timeout * 1000);
+      } finally {
+        api.close();
+      }
+    });
+}

@@ -1,0 +1,44 @@
+// The uninstall hook's wait: Helm waits for a hook Job, not for a hook DaemonSet, so a Job waits
+// until the node-cleanup DaemonSet has run its cleanup (its init container) on every node.
+import type { ApiClient } from '../k8s/client';
+
+interface DaemonSetStatus {
+  metadata: { generation?: number };
+  status?: {
+    observedGeneration?: number;
+    desiredNumberScheduled?: number;
+    numberReady?: number;
+    updatedNumberScheduled?: number;
+  };
+}
+
+/** Whether every scheduled pod of the DaemonSet's current generation is ready. Pure. */
+export function daemonSetDone(ds: DaemonSetStatus): boolean {
+  const s = ds.status;
+  if (!s || s.observedGeneration !== ds.metadata.generation) return false;
+  const desired = s.desiredNumberScheduled ?? 0;
+  return (s.numberReady ?? 0) >= desired && (s.updatedNumberScheduled ?? 0) >= desired;
+}
+
+/** Polls until daemonSetDone; rejects after `timeoutMs` with what is still missing. */
+export async function waitForDaemonSet(
+  api: ApiClient,
+  namespace: string,
+  name: string,
+  timeoutMs: number,
+  pollMs = 2000,
+): Promise<void> {
+  const path = `/apis/apps/v1/namespaces/${namespace}/daemonsets/${name}`;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ds = await api.get<DaemonSetStatus>(path);
+    if (daemonSetDone(ds)) return;
+    if (Date.now() >= deadline) {
+      const s = ds.status ?? {};
+      throw new Error(
+        `daemonset ${namespace}/${name}: ${s.numberReady ?? 0} of ${s.desiredNumberScheduled ?? '?'} pods ready after ${timeoutMs / 1000} s`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
