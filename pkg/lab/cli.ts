@@ -17,9 +17,23 @@ export function defaultScenarioPath(): string {
   return join(repoRoot(), 'pkg/lab/scenarios/default.yaml');
 }
 
+/** One agent's data-plane counters at the end of the run (its /v1/stats). */
+export interface NodeCounters {
+  node: string;
+  framesCaptured: number;
+  localDeliveries: number;
+  datagramsSent: number;
+  datagramsReceived: number;
+  remoteDeliveries: number;
+  arpReplies: number;
+  membershipMessages: number;
+  drops: Record<string, number>;
+}
+
 export interface LabRunResult {
   pass: boolean;
   scenarios: ScenarioReport[];
+  nodes: NodeCounters[];
 }
 
 export async function runLab(
@@ -47,7 +61,13 @@ export async function runLab(
       if (opts.only?.length && !opts.only.includes(s.name)) continue;
       scenarios.push(await lab.runScenario(s));
     }
-    return { pass: scenarios.every((s) => s.pass), scenarios };
+    const nodes: NodeCounters[] = [];
+    for (const n of lab.topology.nodes) {
+      const st = (await lab.agentStats(n.index).catch(() => undefined)) as
+        { dataplane: Omit<NodeCounters, 'node'> } | undefined;
+      if (st) nodes.push({ node: n.name, ...st.dataplane });
+    }
+    return { pass: scenarios.every((s) => s.pass), scenarios, nodes };
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -70,6 +90,18 @@ function printReport(r: LabRunResult): void {
       );
     }
     for (const f of s.failures) console.log(`      step ${f.step}: ${f.what}`);
+  }
+  console.log('node      captured  local-out  dgrams-out  dgrams-in  remote-out  arp  igmp/mld  drops');
+  for (const n of r.nodes) {
+    const drops = Object.entries(n.drops)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ');
+    console.log(
+      `${n.node.padEnd(9)} ${String(n.framesCaptured).padStart(8)} ${String(n.localDeliveries).padStart(10)} ` +
+        `${String(n.datagramsSent).padStart(11)} ${String(n.datagramsReceived).padStart(10)} ` +
+        `${String(n.remoteDeliveries).padStart(11)} ${String(n.arpReplies).padStart(4)} ` +
+        `${String(n.membershipMessages).padStart(9)}  ${drops || '-'}`,
+    );
   }
   console.log(r.pass ? 'lab: all scenarios passed' : 'lab: some expectations failed');
 }

@@ -148,11 +148,20 @@ export class KubernetesLabDirectory {
   }
 
   /** A Pod object for a lab pod (no kubelet runs it), so the controller sees the endpoint's pod. */
-  async ensurePod(name: string, node: string): Promise<void> {
+  async ensurePod(
+    name: string,
+    node: string,
+    meta?: { labels: Record<string, string>; annotations: Record<string, string> },
+  ): Promise<void> {
     await this.api.create(`/api/v1/namespaces/${this.namespace}/pods`, {
       apiVersion: 'v1',
       kind: 'Pod',
-      metadata: { name, namespace: this.namespace, labels: { [LAB_LABEL]: this.labId } },
+      metadata: {
+        name,
+        namespace: this.namespace,
+        labels: { ...meta?.labels, [LAB_LABEL]: this.labId },
+        annotations: { ...meta?.annotations },
+      },
       spec: { nodeName: node, containers: [{ name: 'lab', image: 'castnet.invalid/lab-pod' }] },
     });
   }
@@ -172,7 +181,8 @@ export class KubernetesLabDirectory {
     const groups = resourcePath(API_VERSION, KINDS.multicastGroup.plural, { namespace: this.namespace });
     const selector = `?labelSelector=${encodeURIComponent(this.selector)}`;
     await remove(`${groups}${selector}`);
-    await remove(`/api/v1/namespaces/${this.namespace}/pods${selector}`);
+    // No kubelet will confirm a graceful deletion: remove the pods at once.
+    await remove(`/api/v1/namespaces/${this.namespace}/pods${selector}&gracePeriodSeconds=0`);
     for (const n of this.networks)
       await remove(resourcePath(API_VERSION, KINDS.virtualNetwork.plural, { name: n }));
     for (const n of nodes)

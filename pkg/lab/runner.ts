@@ -298,16 +298,17 @@ export class Lab {
     const containerId = createHash('sha256').update(ns).digest('hex').slice(0, 32);
     const podName = vmi ? `virt-launcher-${vmi}-${containerId.slice(0, 5)}` : name;
     // virt-launcher pods carry KubeVirt's real labels and annotations; the agent derives the VM identity.
-    if (vmi)
-      this.store.setPod(
-        launcherPodMeta('lab', vmi, podName, {
+    const podNs = this.k8s?.namespace ?? 'lab';
+    const meta = vmi
+      ? launcherPodMeta(podNs, vmi, podName, {
           vmiUid: createHash('sha256').update(vmi).digest('hex').slice(0, 36),
           migrationJobUid,
-        }),
-      );
-    // In Kubernetes mode the pod exists as an object too, so the controller counts its endpoint.
-    await this.k8s?.ensurePod(podName, this.nodeName(node));
-    const podNs = this.k8s?.namespace ?? 'lab';
+        })
+      : undefined;
+    if (meta) this.store.setPod(meta);
+    // In Kubernetes mode the pod exists as an object too: the agent reads a virt-launcher's labels
+    // from it, and the controller counts the endpoint.
+    await this.k8s?.ensurePod(podName, this.nodeName(node), meta);
     const args = `IgnoreUnknown=1;K8S_POD_NAMESPACE=${podNs};K8S_POD_NAME=${podName};K8S_POD_INFRA_CONTAINER_ID=${containerId}`;
     const result = (await this.cni('ADD', { ns, containerId, network, node }, args)) as {
       ips: { address: string }[];
@@ -450,8 +451,8 @@ export class Lab {
     await run('ip', ['netns', 'exec', dst.ns, 'arping', '-U', '-c', '1', '-I', 'eth0', dst.ip]);
     await this.waitFor(
       () => {
-        const live = applyVmHandoff(this.store.snapshot()).endpoints;
-        return live.some((e) => e.node === this.topo.nodes[toNode]!.name && e.mac === dst.mac);
+        const live = applyVmHandoff(this.directory).endpoints;
+        return live.some((e) => e.node === this.nodeName(toNode) && e.mac === dst.mac);
       },
       5000,
       `${target} to become the live endpoint of VM ${src.vmi}`,
