@@ -72,6 +72,7 @@ export function fromReport(r: MembershipReport): NodeDirectory {
       ips: [...(e.ips ?? [])],
       ...(e.pod ? { pod: { ...e.pod } } : {}),
       ...(e.vm ? { vm: { ...e.vm } } : {}),
+      ...(e.activatedAt ? { activatedAt: Date.parse(e.activatedAt) } : {}),
     })),
     memberships: (r.spec.memberships ?? []).map((m) => ({
       network: m.network,
@@ -100,6 +101,7 @@ export function toReportSpec(d: NodeDirectory): MembershipReportSpec {
       ips: [...e.ips],
       ...(e.pod ? { pod: { ...e.pod } } : {}),
       ...(e.vm ? { vm: { ...e.vm } } : {}),
+      ...(e.activatedAt !== undefined ? { activatedAt: new Date(e.activatedAt).toISOString() } : {}),
     })),
     memberships: d.memberships.map((m) => {
       const filter = fromSourceFilter(m.filter);

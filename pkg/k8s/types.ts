@@ -140,6 +140,8 @@ export interface ReportEndpoint {
   ips?: string[];
   pod?: { namespace: string; name: string; uid?: string };
   vm?: { namespace: string; name: string };
+  /** When the endpoint first sent a frame (RFC 3339 with milliseconds): live-migration handoff. */
+  activatedAt?: string;
 }
 
 export interface ReportMembership {

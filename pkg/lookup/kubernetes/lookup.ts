@@ -5,7 +5,7 @@
 // watch fan-out scales with nodes, not endpoints. It survives apiserver restarts and watch expiry:
 // the informers resume or re-list, and the report is re-asserted whenever the stored copy drifts from
 // what the agent last wanted.
-import { ApiClient, resourcePath } from '../../k8s/client';
+import { ApiClient, isNotFound, resourcePath } from '../../k8s/client';
 import { toReportSpec, fromReport } from '../../k8s/convert';
 import { Informer } from '../../k8s/informer';
 import type { Connection } from '../../k8s/kubeconfig';
@@ -30,6 +30,15 @@ export interface KubernetesLookupOptions {
   /** Minimum time between two writes of this node's report (default 50 ms). */
   writeIntervalMs?: number;
   onError?: (err: unknown, what: string) => void;
+}
+
+/** The port's PodMeta. */
+interface PodLabels {
+  namespace: string;
+  name: string;
+  uid?: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
 }
 
 interface Meta {
@@ -113,6 +122,19 @@ export class KubernetesLookup implements LookupService {
     this.checkNode('reportMemberships', node);
     this.own = { ...this.own, memberships: [...memberships] };
     await this.publish();
+  }
+
+  /** A pod's labels and annotations (KubeVirt identity), read once per CNI ADD. */
+  async podMetadata(namespace: string, name: string): Promise<PodLabels | undefined> {
+    const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`;
+    try {
+      const pod = await this.api.get<{ metadata: Partial<PodLabels> }>(path);
+      const { uid, labels, annotations } = pod.metadata;
+      return { namespace, name, uid, labels: labels ?? {}, annotations: annotations ?? {} };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw new Error(`failed to read pod ${namespace}/${name}: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   subscribe(onChange: (d: Directory) => void): () => void {
