@@ -1,5 +1,5 @@
 # The Helm chart (charts/castnet) and the manifests rendered from it into deploy/.
-# test/k8s/crds-helm.test.ts fails when deploy/ is out of sync: run `make manifests` after editing the chart.
+# test/chart/helm.test.ts fails when deploy/ is out of sync: run `make manifests` after editing the chart.
 .PHONY: manifests chart-lint
 
 HELM := $(CACHE)/bin/helm

@@ -14,3 +14,5 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 
 {{- define "castnet.agentSA" -}}{{ .Release.Name }}-agent{{- end -}}
 {{- define "castnet.controllerSA" -}}{{ .Release.Name }}-controller{{- end -}}
+
+{{- define "castnet.agentSocket" -}}{{ .Values.agent.socketDir }}/agent.sock{{- end -}}

@@ -1,6 +1,6 @@
 // The Helm chart with a real helm and a real kube-apiserver: lint, render, bad values refused by the
-// schema, the rendered manifests applied server-side, least-privilege RBAC, and the admission policy
-// that lets an agent write only its own node's MembershipReport.
+// schema, the rendered manifests applied server-side, least-privilege RBAC, the admission policy that
+// lets an agent write only its own node's MembershipReport, and a real helm install.
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -8,7 +8,7 @@ import { ApiClient, ApiError } from '../../pkg/k8s/client';
 import { connectionFromKubeconfig } from '../../pkg/k8s/kubeconfig';
 import { run } from '../../pkg/sys/exec';
 import { createNamespace, ensureCluster, upstreamBin, type Cluster } from '../harness/k8s';
-import { installCrds } from './fixtures';
+import { installCrds } from '../k8s/fixtures';
 
 const chart = path.resolve(__dirname, '../../charts/castnet');
 const helm = path.join(upstreamBin, 'helm');
@@ -98,19 +98,41 @@ test('renders both modes: the conflist-writing init container mounts the conf di
     'ClusterRoleBinding',
     'ClusterRoleBinding',
     'DaemonSet',
+    'DaemonSet', // node cleanup (pre-delete hook)
     'Deployment',
+    'Job', // waits for the node cleanup
     'NetworkAttachmentDefinition',
     'PodDisruptionBudget',
     'Role',
+    'Role',
     'RoleBinding',
+    'RoleBinding',
+    'ServiceAccount',
     'ServiceAccount',
     'ServiceAccount',
     'ValidatingAdmissionPolicy',
     'ValidatingAdmissionPolicyBinding',
   ]);
-  expect(secondary).not.toContain('mountPath: /host/cni/net.d');
+  const hooks = parseAllDocuments(secondary)
+    .map((d) => d.toJS() as { kind: string; metadata: { annotations?: Record<string, string> } } | null)
+    .filter((o) => o?.metadata?.annotations?.['helm.sh/hook'])
+    .map((o) => o!.kind);
+  expect(hooks.sort()).toEqual(['DaemonSet', 'Job', 'Role', 'RoleBinding', 'ServiceAccount']);
+  expect(kinds(await template(['--set', 'uninstall.cleanupNodes=false']))).not.toContain('Job');
+  interface Workload {
+    kind: string;
+    metadata: { name: string };
+    spec: { template: { spec: { initContainers: Array<{ volumeMounts: Array<{ mountPath: string }> }> } } };
+  }
+  const installMounts = (text: string): string[] => {
+    const agent = parseAllDocuments(text)
+      .map((d) => d.toJS() as Workload | null)
+      .find((o) => o?.kind === 'DaemonSet' && o.metadata.name === `${release}-agent`);
+    return agent!.spec.template.spec.initContainers[0].volumeMounts.map((m) => m.mountPath);
+  };
+  expect(installMounts(secondary)).toEqual(['/host/cni/bin']);
   const primary = await template(['--set', 'mode=primary']);
-  expect(primary).toContain('mountPath: /host/cni/net.d');
+  expect(installMounts(primary)).toEqual(['/host/cni/bin', '/host/cni/net.d']);
   expect(primary).not.toContain('NetworkAttachmentDefinition');
 });
 
@@ -121,6 +143,12 @@ test.each([
   [['--set', 'cni.binDir=opt/cni/bin'], /\/cni\/binDir.*does not match pattern/],
   [['--set', 'agent.typo=1'], /\/agent.*additional properties 'typo' not allowed/],
   [['--set', 'image.pullPolicy=Sometimes'], /\/image\/pullPolicy.*must be one of/],
+  [['--set', 'agent.underlayMtu=600'], /\/agent\/underlayMtu.*minimum: got 600, want 1,280/],
+  [['--set', 'cni.conflistName=castnet.conf'], /\/cni\/conflistName.*does not match pattern/],
+  [['--set', 'agent.wireKeySecret=Wire_Key'], /\/agent\/wireKeySecret.*does not match pattern/],
+  [['--set', 'uninstall.timeoutSeconds=5'], /\/uninstall\/timeoutSeconds.*minimum: got 5, want 30/],
+  [['--set', 'controller.nodeGraceSeconds=-1'], /\/controller\/nodeGraceSeconds.*minimum: got -1, want 0/],
+  [['--set', 'extra=1'], /additional properties 'extra' not allowed/],
 ])('values.schema.json rejects %j', async (args, expected) => {
   expect(await templateError(args)).toMatch(expected);
 });
@@ -146,6 +174,16 @@ test('the rendered chart applies server-side, with least-privilege RBAC', async 
   expect(await can(agent, 'patch', 'multicastgroups.castnet.io', '--subresource=status')).toBe('no');
   expect(await can(agent, 'delete', 'membershipreports.castnet.io')).toBe('no');
   expect(await can(agent, 'create', 'virtualnetworks.castnet.io')).toBe('no');
+  expect(await can(agent, 'delete', 'multicastgroups.castnet.io')).toBe('no');
+  expect(await can(agent, 'update', 'multicastgroups.castnet.io')).toBe('no');
+  expect(await can(agent, 'get', 'pods', '-n', 'default')).toBe('yes');
+  expect(await can(agent, 'list', 'pods', '-A')).toBe('no');
+  expect(await can(agent, 'list', 'secrets', '-A')).toBe('no');
+  expect(await can(agent, 'update', 'nodes')).toBe('no');
+  // The uninstall hook's Job reads its one DaemonSet.
+  const cleanup = `system:serviceaccount:${ns}:${release}-node-cleanup`;
+  expect(await can(cleanup, 'get', `daemonsets.apps/${release}-node-cleanup`, '-n', ns)).toBe('yes');
+  expect(await can(cleanup, 'get', `daemonsets.apps/${release}-agent`, '-n', ns)).toBe('no');
   expect(await can(controller, 'patch', 'multicastgroups.castnet.io', '--subresource=status')).toBe('yes');
   expect(await can(controller, 'update', 'multicastgroups.castnet.io')).toBe('no');
   expect(await can(controller, 'create', 'membershipreports.castnet.io')).toBe('no');
@@ -214,3 +252,41 @@ test('an agent may write its own node’s report and no other (admission policy 
     asAgent.close();
   }
 });
+
+test('helm install applies the chart to a real apiserver; bad values fail before anything is applied', async () => {
+  const installed = `${release}i`;
+  const helmOn = (...args: string[]) =>
+    run(helm, [...args, '--namespace', ns, '--kubeconfig', cluster.kubeconfigPath], { timeoutMs: 120_000 });
+  const refused = await helmOn('install', installed, chart, '--set', 'agent.underlayPort=0').then(
+    () => 'accepted',
+    (e: Error) => e.message,
+  );
+  expect(refused).toMatch(/\/agent\/underlayPort.*minimum: got 0, want 1/);
+  expect(await cluster.kubectl(['get', 'clusterrole', `${installed}-agent`, '--ignore-not-found'])).toBe('');
+
+  try {
+    await helmOn('install', installed, chart, '--set', 'mode=primary');
+    const ds = JSON.parse(
+      await cluster.kubectl(['-n', ns, 'get', 'daemonset', `${installed}-agent`, '-o', 'json']),
+    ) as {
+      spec: { template: { spec: { hostNetwork: boolean; initContainers: Array<{ command: string[] }> } } };
+    };
+    expect(ds.spec.template.spec.hostNetwork).toBe(true);
+    expect(ds.spec.template.spec.initContainers[0].command).toContain('--mode=primary');
+    // Hooks run only on uninstall.
+    expect(
+      await cluster.kubectl([
+        '-n',
+        ns,
+        'get',
+        'daemonset',
+        `${installed}-node-cleanup`,
+        '--ignore-not-found',
+      ]),
+    ).toBe('');
+  } finally {
+    // No kubelet runs the cleanup pods here, so the pre-delete hook would wait for its timeout.
+    await helmOn('uninstall', installed, '--no-hooks').catch(() => undefined);
+  }
+  expect(await cluster.kubectl(['get', 'clusterrole', `${installed}-agent`, '--ignore-not-found'])).toBe('');
+}, 180_000);
