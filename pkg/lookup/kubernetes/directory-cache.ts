@@ -1,8 +1,8 @@
-// Builds the lookup port's Directory from the watch caches of castnet's three kinds. Pure apart from
-// a per-object memo: a report is converted once per version, so a change to one node's report out of
-// a thousand costs one conversion and a flatten, not a thousand conversions.
-import { fromReport, toGroupSpec, toNetworkSpec, type NodeDirectory } from '../../k8s/convert';
-import type { MembershipReport, MulticastGroup, VirtualNetwork } from '../../k8s/types';
+// Builds the lookup port's Directory from the watch caches of castnet's three kinds. Pure. Reports
+// arrive already converted (once per version, as they enter the cache), so a change to one node's
+// report out of a thousand costs one conversion and a flatten, not a thousand conversions.
+import { toGroupSpec, toNetworkSpec, type NodeDirectory } from '../../k8s/convert';
+import type { MulticastGroup, VirtualNetwork } from '../../k8s/types';
 import type { Directory, EndpointRecord, MembershipRecord, NodeRecord } from '../port';
 
 /** What this node's agent wants its report to say; it overrides the cached copy of its own report. */
@@ -12,49 +12,38 @@ export interface OwnState {
   memberships?: MembershipRecord[];
 }
 
-export class DirectoryBuilder {
-  private readonly converted = new WeakMap<MembershipReport, NodeDirectory>();
-
-  private convert(r: MembershipReport): NodeDirectory {
-    let d = this.converted.get(r);
-    if (!d) {
-      d = fromReport(r);
-      this.converted.set(r, d);
-    }
-    return d;
+/**
+ * The directory of the cached networks and groups and the nodes' converted reports, with this
+ * node's part (when `own.node` is set) taken from the agent's own state where it has one: it is newer
+ * than the apiserver's copy, and stays right while the apiserver is unreachable.
+ */
+export function buildDirectory(
+  networks: VirtualNetwork[],
+  groups: MulticastGroup[],
+  reports: Iterable<NodeDirectory>,
+  own: OwnState,
+): Directory {
+  const self = own.node?.name;
+  const parts: NodeDirectory[] = [];
+  let cached: NodeDirectory | undefined;
+  for (const p of reports) {
+    if (p.node.name === self) cached = p;
+    else parts.push(p);
   }
-
-  /**
-   * The directory of the cached objects, with this node's part (when `own.node` is set) taken from
-   * the agent's own state where it has one: it is newer than the apiserver's copy, and stays right
-   * while the apiserver is unreachable.
-   */
-  build(
-    networks: VirtualNetwork[],
-    groups: MulticastGroup[],
-    reports: MembershipReport[],
-    own: OwnState,
-  ): Directory {
-    const parts = reports.map((r) => this.convert(r));
-    const self = own.node?.name;
-    if (self) {
-      const cached = parts.find((p) => p.node.name === self);
-      const others = parts.filter((p) => p.node.name !== self);
-      parts.length = 0;
-      parts.push(...others, {
-        node: own.node!,
-        endpoints: own.endpoints ?? cached?.endpoints ?? [],
-        memberships: own.memberships ?? cached?.memberships ?? [],
-      });
-    }
-    return {
-      networks: networks.map(toNetworkSpec),
-      nodes: parts.map((p) => p.node),
-      endpoints: parts.flatMap((p) => p.endpoints),
-      groups: groups.map(toGroupSpec),
-      memberships: parts.flatMap((p) => p.memberships),
-    };
+  if (self) {
+    parts.push({
+      node: own.node!,
+      endpoints: own.endpoints ?? cached?.endpoints ?? [],
+      memberships: own.memberships ?? cached?.memberships ?? [],
+    });
   }
+  return {
+    networks: networks.map(toNetworkSpec),
+    nodes: parts.map((p) => p.node),
+    endpoints: parts.flatMap((p) => p.endpoints),
+    groups: groups.map(toGroupSpec),
+    memberships: parts.flatMap((p) => p.memberships),
+  };
 }
 
 const byKey = <T>(xs: T[], key: (x: T) => string): T[] =>

@@ -6,7 +6,7 @@
 // the informers resume or re-list, and the report is re-asserted whenever the stored copy drifts from
 // what the agent last wanted.
 import { ApiClient, isNotFound, resourcePath } from '../../k8s/client';
-import { toReportSpec, fromReport } from '../../k8s/convert';
+import { toReportSpec, fromReport, type NodeDirectory } from '../../k8s/convert';
 import { Informer } from '../../k8s/informer';
 import type { Connection } from '../../k8s/kubeconfig';
 import {
@@ -17,7 +17,7 @@ import {
   type VirtualNetwork,
 } from '../../k8s/types';
 import type { Directory, EndpointRecord, LookupService, MembershipRecord, NodeRecord } from '../port';
-import { canonicalNodeDirectory, DirectoryBuilder, type OwnState } from './directory-cache';
+import { buildDirectory, canonicalNodeDirectory, type OwnState } from './directory-cache';
 import { ReportWriter } from './report-writer';
 
 export interface KubernetesLookupOptions {
@@ -58,7 +58,12 @@ export class KubernetesLookup implements LookupService {
   private readonly groups: Informer<MulticastGroup>;
   private readonly reports: Informer<MembershipReport>;
   private readonly writer: ReportWriter;
-  private readonly builder = new DirectoryBuilder();
+  /**
+   * Every node's report as the port's records, by report name. The informer keeps only the report's
+   * metadata and underlay (see keepConverted): holding each report twice, raw and converted, would
+   * double the agent's cache at a thousand nodes.
+   */
+  private readonly parts = new Map<string, NodeDirectory>();
   private readonly listeners = new Set<(d: Directory) => void>();
   private own: OwnState = {};
   private last: Directory | undefined;
@@ -78,23 +83,31 @@ export class KubernetesLookup implements LookupService {
       plural: string,
       q: string,
       onChange: (obj?: T, previous?: T) => void,
+      trimObject: (o: T) => void = trim,
     ): Informer<T> =>
       new Informer<T>(this.api, resourcePath(API_VERSION, plural) + q, {
         onChange,
         onError: (err, path) => onError(err, `watch ${path}`),
-        trim,
+        trim: trimObject,
         minBackoffMs: 100,
         maxBackoffMs: 2_000,
       });
     this.networks = informer(KINDS.virtualNetwork.plural, query, () => this.changed());
     this.groups = informer(KINDS.multicastGroup.plural, query, () => this.changed());
-    this.reports = informer<MembershipReport>(KINDS.membershipReport.plural, '', (obj, previous) => {
-      const self = this.own.node?.name;
-      // A re-list (no object) or an event on our own report: check that it still says what we want.
-      if (!obj && !previous) this.checkOwnReport();
-      else if (self && (obj ?? previous)?.metadata.name === self) this.checkOwnReport();
-      this.changed();
-    });
+    this.reports = informer<MembershipReport>(
+      KINDS.membershipReport.plural,
+      '',
+      (obj, previous) => {
+        const self = this.own.node?.name;
+        if (!obj && previous) this.parts.delete(previous.metadata.name);
+        if (!obj && !previous) this.pruneParts();
+        // A re-list (no object) or an event on our own report: check that it still says what we want.
+        if (!obj && !previous) this.checkOwnReport();
+        else if (self && (obj ?? previous)?.metadata.name === self) this.checkOwnReport();
+        this.changed();
+      },
+      (r) => this.keepConverted(r),
+    );
     this.writer = new ReportWriter(this.api, {
       intervalMs: opts.writeIntervalMs ?? 50,
       maxBackoffMs: 2_000,
@@ -177,8 +190,7 @@ export class KubernetesLookup implements LookupService {
   /** The report this node should have: our own state, and the stored report's for what we never set. */
   private desiredSpec() {
     const node = this.own.node!;
-    const stored = this.reports.get(node.name);
-    const cached = stored ? fromReport(stored) : undefined;
+    const cached = this.parts.get(node.name);
     return toReportSpec({
       node,
       endpoints: this.own.endpoints ?? cached?.endpoints ?? [],
@@ -199,9 +211,23 @@ export class KubernetesLookup implements LookupService {
   private checkOwnReport(): void {
     const self = this.own.node?.name;
     if (!self || !this.synced || this.writer.busy || !this.writer.spec) return;
-    const stored = this.reports.get(self);
+    const stored = this.parts.get(self);
     const want = canonicalNodeDirectory(fromReport({ metadata: { name: self }, spec: this.writer.spec }));
-    if (!stored || canonicalNodeDirectory(fromReport(stored)) !== want) this.writer.reassert();
+    if (!stored || canonicalNodeDirectory(stored) !== want) this.writer.reassert();
+  }
+
+  /** Converts a report as it enters the cache and leaves the cache only its identity and underlay. */
+  private keepConverted(r: MembershipReport): void {
+    trim(r);
+    this.parts.set(r.metadata.name, fromReport(r));
+    delete r.spec.endpoints;
+    delete r.spec.memberships;
+  }
+
+  /** After a re-list: forget the reports that are gone. */
+  private pruneParts(): void {
+    const live = new Set(this.reports.list().map((r) => r.metadata.name));
+    for (const name of this.parts.keys()) if (!live.has(name)) this.parts.delete(name);
   }
 
   private changed(): void {
@@ -210,7 +236,7 @@ export class KubernetesLookup implements LookupService {
     setImmediate(() => {
       this.rebuildScheduled = false;
       if (this.closed) return;
-      this.last = this.builder.build(this.networks.list(), this.groups.list(), this.reports.list(), this.own);
+      this.last = buildDirectory(this.networks.list(), this.groups.list(), this.parts.values(), this.own);
       for (const fn of this.listeners) fn(this.last);
     });
   }
