@@ -1,0 +1,303 @@
+// The chart's components started with the command lines the chart renders, on a private real
+// apiserver with the chart's RBAC and admission policy: the agent (in a network namespace acting as
+// the node, with a token bound to a pod on that node, as the kubelet projects it) publishes its own
+// node's MembershipReport and passes the rendered readiness probe; the controller becomes ready and
+// resolves a group; the uninstall hook's Job waits until the cleanup DaemonSet is ready everywhere.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createConnection, createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseAllDocuments, stringify } from 'yaml';
+import { run, spawnIn, stop } from '../../pkg/sys/exec';
+import { castnetBin } from '../harness/agent';
+import { repoRoot } from '../harness/cni';
+import { createNamespace, ensureCluster, stopCluster, upstreamBin, type Cluster } from '../harness/k8s';
+import { addNetns, delNetns, netnsTag } from '../harness/netns';
+import { eventually, installCrds } from '../k8s/fixtures';
+
+const tag = netnsTag('chc');
+const nodeNs = `${tag}n`;
+const release = 'castnet';
+const nodeName = `node-${randomBytes(2).toString('hex')}`;
+const hostIp = '10.213.0.1';
+const underlayPort = 14000 + (process.pid % 1000);
+const metricsPort = 19000 + (process.pid % 1000);
+let cluster: Cluster;
+let ns: string;
+let dir: string;
+let relay: Server | undefined;
+const children: ChildProcess[] = [];
+
+interface Container {
+  name: string;
+  command?: string[];
+  args?: string[];
+  readinessProbe?: { exec?: { command: string[] } };
+}
+interface Workload {
+  kind: string;
+  metadata: { name: string };
+  spec: { template: { spec: { containers: Container[]; initContainers?: Container[] } } };
+}
+let rendered: Workload[];
+const workload = (kind: string, name: string): Workload => {
+  const w = rendered.find((o) => o.kind === kind && o.metadata.name === name);
+  if (!w) throw new Error(`the chart renders no ${kind} ${name}`);
+  return w;
+};
+
+/** The image's paths are the repository's after `make build` (test/chart/dockerfile.test.ts). */
+function localCommand(argv: string[], substitutions: Record<string, string>): string[] {
+  const [cmd, ...rest] = argv;
+  expect(cmd).toBe('/opt/castnet/bin/castnet');
+  return rest.map((a) => Object.entries(substitutions).reduce((s, [from, to]) => s.split(from).join(to), a));
+}
+
+function start(child: ChildProcess, what: string): { output: () => string } {
+  children.push(child);
+  let out = '';
+  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
+  child.on('exit', (code) => (out += `\n[${what} exited ${code}]`));
+  return { output: () => out };
+}
+
+/** A kubeconfig with `token`, using the admin kubeconfig's server and CA. */
+async function tokenKubeconfig(file: string, token: string, server: string): Promise<string> {
+  const ca = await readFile(path.join(path.dirname(cluster.kubeconfigPath), 'pki/ca.crt'));
+  await writeFile(
+    file,
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'c', cluster: { server, 'certificate-authority-data': ca.toString('base64') } }],
+      users: [{ name: 'u', user: { token } }],
+      contexts: [{ name: 'x', context: { cluster: 'c', user: 'u', namespace: ns } }],
+      'current-context': 'x',
+    }),
+  );
+  return file;
+}
+
+/** A kubeconfig for one of the chart's service accounts (the chart created it). */
+async function serviceAccountKubeconfig(sa: string): Promise<string> {
+  const token = (await cluster.kubectl(['-n', ns, 'create', 'token', sa])).trim();
+  return tokenKubeconfig(path.join(dir, `${sa}.kubeconfig`), token, cluster.server);
+}
+
+beforeAll(async () => {
+  cluster = await ensureCluster({ name: `cnchart${process.pid}` });
+  await installCrds(cluster);
+  ns = await createNamespace(cluster, 'castnet');
+  dir = await mkdtemp(path.join(tmpdir(), `${tag}-`));
+  const { stdout } = await run(path.join(upstreamBin, 'helm'), [
+    ...['template', release, path.join(repoRoot, 'charts/castnet'), '--namespace', ns],
+    ...['--kube-version', '1.37.0', '--set', 'mode=primary'],
+    ...['--set', `controller.metricsPort=${metricsPort}`, '--set', `agent.underlayPort=${underlayPort}`],
+  ]);
+  await cluster.kubectl(['apply', '--server-side', '-f', '-'], { input: stdout });
+  rendered = parseAllDocuments(stdout)
+    .map((d) => d.toJS() as Workload | null)
+    .filter((o): o is Workload => !!o?.kind);
+}, 240_000);
+
+afterAll(async () => {
+  for (const c of children) await stop(c);
+  relay?.close();
+  await delNetns(nodeNs);
+  if (dir) await rm(dir, { recursive: true, force: true });
+  if (cluster) await stopCluster(cluster);
+}, 60_000);
+
+test('the agent, as rendered, installs the CNI, publishes its own node’s report and passes its readiness probe', async () => {
+  const ds = workload('DaemonSet', `${release}-agent`);
+  const paths = {
+    '/host/cni/bin': path.join(dir, 'cni-bin'),
+    '/host/cni/net.d': path.join(dir, 'cni-conf'),
+    '/run/castnet': path.join(dir, 'run'),
+    '/var/lib/castnet': path.join(dir, 'state'),
+  };
+  // The DaemonSet's hostPath volumes are DirectoryOrCreate: the kubelet makes them.
+  await run('mkdir', ['-p', ...Object.values(paths)]);
+  const [init] = ds.spec.template.spec.initContainers!;
+  await run(castnetBin, localCommand(init.command!, paths));
+  const conflist = JSON.parse(
+    await readFile(path.join(paths['/host/cni/net.d'], '10-castnet.conflist'), 'utf8'),
+  ) as {
+    plugins: Array<{ agentSocket: string }>;
+  };
+  expect(conflist.plugins[0].agentSocket).toBe(path.join(paths['/run/castnet'], 'agent.sock'));
+
+  // The node: a Node object, a pod of the agent's service account on it, and a token bound to that
+  // pod (it carries the node's name, which the admission policy compares with the report's).
+  await cluster.kubectl(['apply', '-f', '-'], {
+    input: JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: nodeName } }),
+  });
+  await cluster.kubectl(['apply', '-f', '-'], {
+    input: JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'agent-0', namespace: ns },
+      spec: {
+        nodeName,
+        serviceAccountName: `${release}-agent`,
+        containers: [{ name: 'agent', image: 'example.invalid/castnet' }],
+      },
+    }),
+  });
+  const token = (
+    await cluster.kubectl([
+      ...['-n', ns, 'create', 'token', `${release}-agent`],
+      ...['--bound-object-kind=Pod', '--bound-object-name=agent-0'],
+    ])
+  ).trim();
+
+  // A node namespace cannot reach the host's loopback, where the apiserver listens: relay the same
+  // address and port inside it through a unix socket.
+  const api = new URL(cluster.server);
+  const relaySocket = path.join(dir, 'apiserver.sock');
+  relay = createServer((c) => {
+    const up = createConnection(Number(api.port), api.hostname);
+    c.pipe(up).pipe(c);
+    c.on('error', () => up.destroy());
+    up.on('error', () => c.destroy());
+  });
+  await new Promise<void>((r) => relay!.listen(relaySocket, r));
+  await addNetns(nodeNs);
+  await run('ip', ['-n', nodeNs, 'addr', 'add', `${hostIp}/32`, 'dev', 'lo']);
+  const socat = spawnIn(nodeNs, 'socat', [
+    `TCP-LISTEN:${api.port},bind=${api.hostname},fork,reuseaddr`,
+    `UNIX-CONNECT:${relaySocket}`,
+  ]);
+  start(socat, 'socat');
+  const kubeconfig = await tokenKubeconfig(path.join(dir, 'agent.kubeconfig'), token, cluster.server);
+
+  const [agentContainer] = ds.spec.template.spec.containers;
+  const args = localCommand([...agentContainer.command!, ...agentContainer.args!], {
+    ...paths,
+    '$(NODE_NAME)': nodeName,
+    '$(HOST_IP)': hostIp,
+  });
+  expect(args).toContain('--lookup=kubernetes');
+  const agent = start(spawnIn(nodeNs, castnetBin, [...args, `--kubeconfig=${kubeconfig}`]), 'agent');
+
+  const report = await eventually(
+    `the agent's MembershipReport ${nodeName}\n${agent.output()}`,
+    async () => {
+      const out = await cluster.kubectl([
+        'get',
+        'membershipreport',
+        nodeName,
+        '-o',
+        'json',
+        '--ignore-not-found',
+      ]);
+      return out
+        ? (JSON.parse(out) as { spec: { node: string; underlay: { address: string; port: number } } })
+        : undefined;
+    },
+    30_000,
+  );
+  expect(report.spec).toMatchObject({ node: nodeName, underlay: { address: hostIp, port: underlayPort } });
+
+  const probe = agentContainer.readinessProbe!.exec!.command;
+  // As the kubelet does: probe until it passes (the agent opens its socket after its first sync).
+  await eventually(
+    `the rendered readiness probe\n${agent.output()}`,
+    () =>
+      run(castnetBin, localCommand(probe, paths)).then(
+        () => true,
+        () => undefined,
+      ),
+    30_000,
+  );
+  expect(agent.output()).not.toMatch(/Forbidden|403/);
+}, 120_000);
+
+test('the controller, as rendered, under its own service account: ready, and it resolves a group', async () => {
+  const deployment = workload('Deployment', `${release}-controller`);
+  const [c] = deployment.spec.template.spec.containers;
+  const kubeconfig = await serviceAccountKubeconfig(`${release}-controller`);
+  const args = localCommand([...c.command!, ...c.args!], {
+    '$(POD_NAMESPACE)': ns,
+    '$(POD_NAME)': 'controller-0',
+  });
+  const controller = start(
+    spawn(castnetBin, [...args, `--kubeconfig=${kubeconfig}`], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+    'controller',
+  );
+  await eventually(
+    `controller /readyz\n${controller.output()}`,
+    async () => {
+      const res = await fetch(`http://127.0.0.1:${metricsPort}/readyz`).catch(() => undefined);
+      return res?.status === 200 ? true : undefined;
+    },
+    30_000,
+  );
+  const net = `net-${randomBytes(2).toString('hex')}`;
+  await cluster.kubectl(['apply', '-f', '-'], {
+    input: stringify({
+      apiVersion: 'castnet.io/v1alpha1',
+      kind: 'VirtualNetwork',
+      metadata: { name: net },
+      spec: { networkID: 4321, subnets: ['10.43.0.0/16'] },
+    }),
+  });
+  await cluster.kubectl(['apply', '-f', '-'], {
+    input: stringify({
+      apiVersion: 'castnet.io/v1alpha1',
+      kind: 'MulticastGroup',
+      metadata: { name: 'feed', namespace: ns },
+      spec: { network: net, address: '239.4.3.2', selectors: { pods: { matchLabels: { app: 'feed' } } } },
+    }),
+  });
+  const conditions = await eventually(
+    `status of MulticastGroup feed\n${controller.output()}`,
+    async () => {
+      const out = await cluster.kubectl(['-n', ns, 'get', 'multicastgroup', 'feed', '-o', 'json']);
+      const st = (JSON.parse(out) as { status?: { conditions?: Array<{ type: string }> } }).status;
+      return st?.conditions?.length ? st.conditions : undefined;
+    },
+    30_000,
+  );
+  expect(conditions.map((x) => x.type)).toContain('Ready');
+  expect(controller.output()).not.toMatch(/Forbidden|403/);
+}, 120_000);
+
+test('the uninstall hook’s Job, as rendered, waits until the node cleanup has run on every node', async () => {
+  const job = workload('Job', `${release}-node-cleanup-wait`);
+  const [c] = job.spec.template.spec.containers;
+  const kubeconfig = await serviceAccountKubeconfig(`${release}-node-cleanup`);
+  const args = localCommand(c.command!, {}).map((a) => (a.startsWith('--timeout=') ? '--timeout=60' : a));
+  const wait = spawn(castnetBin, [...args, `--kubeconfig=${kubeconfig}`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const waiting = start(wait, 'wait-daemonset');
+  const exited = new Promise<number | null>((r) => wait.once('exit', r));
+  // No DaemonSet controller runs here: set the status it would report.
+  const setStatus = (ready: number) =>
+    cluster.kubectl([
+      ...['-n', ns, 'patch', 'daemonset', `${release}-node-cleanup`, '--subresource=status', '--type=merge'],
+      '-p',
+      JSON.stringify({
+        status: {
+          observedGeneration: 1,
+          desiredNumberScheduled: 2,
+          currentNumberScheduled: 2,
+          numberMisscheduled: 0,
+          numberReady: ready,
+          updatedNumberScheduled: 2,
+        },
+      }),
+    ]);
+  await setStatus(1);
+  const early = await Promise.race([exited, new Promise((r) => setTimeout(() => r('still waiting'), 4000))]);
+  expect(early).toBe('still waiting');
+  await setStatus(2);
+  expect(await exited).toBe(0);
+  expect(waiting.output()).not.toMatch(/Forbidden|403/);
+}, 120_000);
