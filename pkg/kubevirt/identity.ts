@@ -2,13 +2,9 @@
 // namespace plus the VMI name: it stays the same across live migration, while the pod, its node and
 // castnet's endpoint ID change.
 
-export interface PodMeta {
-  namespace: string;
-  name: string;
-  uid?: string;
-  labels: Record<string, string>;
-  annotations: Record<string, string>;
-}
+import type { PodMeta } from '../lookup/port';
+
+export type { PodMeta };
 
 export interface VmIdentity {
   namespace: string;

@@ -23,6 +23,14 @@ export interface NodeRecord {
   poolIndex: number;
 }
 
+export interface PodMeta {
+  namespace: string;
+  name: string;
+  uid?: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+
 export interface PodRef {
   namespace: string;
   name: string;
@@ -97,6 +105,11 @@ export interface LookupService {
   reportMemberships(node: string, memberships: MembershipRecord[]): Promise<void>;
   /** Registers this node (underlay address, port). */
   registerNode(node: NodeRecord): Promise<void>;
+  /**
+   * Labels and annotations of a pod (KubeVirt identity of virt-launcher pods), when the lookup
+   * service knows pods; called once per CNI ADD, never on the packet path.
+   */
+  podMetadata?(namespace: string, name: string): Promise<PodMeta | undefined>;
   /** Calls `onChange` with the whole directory now and after every change. Returns an unsubscribe. */
   subscribe(onChange: (d: Directory) => void): () => void;
   close(): Promise<void>;

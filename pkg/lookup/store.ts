@@ -1,6 +1,14 @@
 // The directory as one mutable store with per-writer replacement semantics: each node owns its
 // endpoints and memberships, the operator (lab scenario or CRs) owns networks and groups.
-import type { Directory, EndpointRecord, GroupSpec, MembershipRecord, NetworkSpec, NodeRecord } from './port';
+import type {
+  Directory,
+  EndpointRecord,
+  GroupSpec,
+  MembershipRecord,
+  NetworkSpec,
+  NodeRecord,
+  PodMeta,
+} from './port';
 
 export class DirectoryStore {
   private networks = new Map<string, NetworkSpec>();
@@ -8,6 +16,7 @@ export class DirectoryStore {
   private endpoints = new Map<string, EndpointRecord[]>();
   private memberships = new Map<string, MembershipRecord[]>();
   private groups = new Map<string, GroupSpec>();
+  private pods = new Map<string, PodMeta>();
   private listeners = new Set<(d: Directory, version: number) => void>();
   private version = 0;
   private cached: Directory | undefined;
@@ -35,6 +44,15 @@ export class DirectoryStore {
   setGroups(groups: GroupSpec[]): void {
     this.groups = new Map(groups.map((g) => [`${g.namespace}/${g.name}`, g]));
     this.changed();
+  }
+
+  /** Pods are not part of the directory: agents ask for one at CNI ADD. */
+  setPod(pod: PodMeta): void {
+    this.pods.set(`${pod.namespace}/${pod.name}`, pod);
+  }
+
+  pod(namespace: string, name: string): PodMeta | undefined {
+    return this.pods.get(`${namespace}/${name}`);
   }
 
   registerNode(node: NodeRecord): void {

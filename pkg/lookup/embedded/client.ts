@@ -1,7 +1,14 @@
 // LookupService over the embedded server's unix socket. It remembers what this node last published
 // and re-sends it whenever the watch reconnects, so a restarted lookup service loses nothing.
 import { request } from 'node:http';
-import type { Directory, EndpointRecord, LookupService, MembershipRecord, NodeRecord } from '../port';
+import type {
+  Directory,
+  EndpointRecord,
+  LookupService,
+  MembershipRecord,
+  NodeRecord,
+  PodMeta,
+} from '../port';
 
 const RECONNECT_MS = 200;
 
@@ -26,6 +33,26 @@ export class EmbeddedLookupClient implements LookupService {
 
   reportMemberships(node: string, memberships: MembershipRecord[]): Promise<void> {
     return this.put(`/v1/nodes/${encodeURIComponent(node)}/memberships`, memberships);
+  }
+
+  podMetadata(namespace: string, name: string): Promise<PodMeta | undefined> {
+    const path = `/v1/pods/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}`;
+    return new Promise((resolve, reject) => {
+      const req = request({ socketPath: this.socketPath, path, method: 'GET' }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          if (res.statusCode === 404) return resolve(undefined);
+          if (res.statusCode !== 200)
+            return reject(new Error(`lookup service: GET ${path}: ${res.statusCode}`));
+          resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as PodMeta);
+        });
+      });
+      req.on('error', (err) =>
+        reject(new Error(`lookup service unreachable at ${this.socketPath}: ${err.message}`)),
+      );
+      req.end();
+    });
   }
 
   subscribe(onChange: (d: Directory) => void): () => void {

@@ -111,3 +111,28 @@ describe('embedded lookup service', () => {
     expect(d.endpoints[0]!.ips).toEqual(['10.1.0.8']);
   });
 });
+
+describe('embedded lookup service: pod metadata', () => {
+  it('answers the pods the operator registered, and nothing for others', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'castnet-lookup-'));
+    const sock = join(dir, 'lookup.sock');
+    const store = new DirectoryStore();
+    const server = new EmbeddedLookupServer(store, sock);
+    await server.listen();
+    const c = new EmbeddedLookupClient(sock);
+    try {
+      store.setPod({ namespace: 'prod', name: 'p1', labels: { a: 'b' }, annotations: {} });
+      expect(await c.podMetadata('prod', 'p1')).toEqual({
+        namespace: 'prod',
+        name: 'p1',
+        labels: { a: 'b' },
+        annotations: {},
+      });
+      expect(await c.podMetadata('prod', 'p2')).toBeUndefined();
+    } finally {
+      await c.close();
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -81,6 +81,14 @@ export class EmbeddedLookupServer {
       res.end(JSON.stringify({ version: this.store.currentVersion, directory: this.store.snapshot() }));
       return;
     }
+    const pod = /^\/v1\/pods\/([^/]+)\/([^/]+)$/.exec(url.pathname);
+    if (req.method === 'GET' && pod) {
+      const meta = this.store.pod(decodeURIComponent(pod[1]!), decodeURIComponent(pod[2]!));
+      if (!meta) throw new HttpError(404, `no pod ${pod[1]}/${pod[2]}`);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(meta));
+      return;
+    }
     if (req.method !== 'PUT' || !m) throw new HttpError(404, `no route for ${req.method} ${url.pathname}`);
     const node = decodeURIComponent(m[1]!);
     const body = await readJson(req);
