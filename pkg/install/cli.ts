@@ -1,7 +1,7 @@
-// Node install/uninstall commands the chart runs: `castnet install-cni` (the agent's init container),
-// `castnet agent-ready` (its readiness probe), `castnet uninstall-node` and `castnet wait-daemonset`
-// (the pre-delete hook that removes what castnet put on the nodes).
-import { rm } from 'node:fs/promises';
+// Node install/uninstall commands the chart runs: `castnet install-cni` and `castnet claim-pool-index`
+// (the agent's init containers), `castnet agent-ready` (its readiness probe), `castnet uninstall-node`
+// and `castnet wait-daemonset` (the pre-delete hook that removes what castnet put on the nodes).
+import { rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_AGENT_SOCKET } from '../cni/netconf';
@@ -10,6 +10,7 @@ import { loadConnection } from '../k8s/kubeconfig';
 import { probeAgent } from './agent-ready';
 import { CNI_BINARY, installCni, removeCniFiles, type InstallMode } from './cni-files';
 import { removeCastnetLinks } from './node-links';
+import { claimPoolIndex } from './pool-index';
 import { waitForDaemonSet } from './wait-daemonset';
 
 /** castnet-cni next to bin/castnet: the repository's bin/ and the image's /opt/castnet/bin alike. */
@@ -99,6 +100,28 @@ export function registerInstallCommands(program: Command): void {
       for (const dir of [o.stateDir, o.socketDir]) {
         await rm(dir, { recursive: true, force: true });
         console.log(`removed ${dir}`);
+      }
+    });
+
+  program
+    .command('claim-pool-index')
+    .description(
+      "claim this node's IPAM block index (a Lease per index) and write it to a file for the agent",
+    )
+    .requiredOption('--namespace <ns>', 'namespace of the pool-index Leases (the release namespace)')
+    .requiredOption('--node-name <name>', "this node's name")
+    .requiredOption('--output <file>', 'write the index here (read by the agent container)')
+    .option('--kubeconfig <file>', 'kubeconfig (default: KUBECONFIG, ~/.kube/config, or in-cluster)')
+    .action(async (o: { namespace: string; nodeName: string; output: string; kubeconfig?: string }) => {
+      const api = new ApiClient(loadConnection(o.kubeconfig));
+      try {
+        const index = await claimPoolIndex(api, o.namespace, o.nodeName);
+        const tmp = `${o.output}.tmp-${process.pid}`;
+        await writeFile(tmp, `${index}\n`);
+        await rename(tmp, o.output);
+        console.log(`node ${o.nodeName}: pool index ${index}`);
+      } finally {
+        api.close();
       }
     });
 

@@ -3,6 +3,7 @@ import { vxlanName } from '../agent/unicast/overlay';
 import { parseNetConf } from '../cni/netconf';
 import { isCastnetConflist, primaryConflist } from './cni-files';
 import { isCastnetLink } from './node-links';
+import { lowestFree } from './pool-index';
 import { daemonSetDone } from './wait-daemonset';
 
 describe('isCastnetLink', () => {
@@ -61,4 +62,11 @@ test('daemonSetDone: every scheduled pod of the current generation ready', () =>
   ).toBe(true);
   // No node to run on: nothing to clean.
   expect(daemonSetDone(ds(1, { observedGeneration: 1, desiredNumberScheduled: 0 }))).toBe(true);
+});
+
+test('lowestFree: the first index no node holds, none when all are held', () => {
+  expect(lowestFree([])).toBe(0);
+  expect(lowestFree([0, 1, 3])).toBe(2);
+  expect(lowestFree([2, 0, 1])).toBe(3);
+  expect(lowestFree([0, 1, 2], 2)).toBeUndefined();
 });

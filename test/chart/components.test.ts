@@ -48,11 +48,24 @@ const workload = (kind: string, name: string): Workload => {
   return w;
 };
 
-/** The image's paths are the repository's after `make build` (test/chart/dockerfile.test.ts). */
-function localCommand(argv: string[], substitutions: Record<string, string>): string[] {
-  const [cmd, ...rest] = argv;
-  expect(cmd).toBe('/opt/castnet/bin/castnet');
-  return rest.map((a) => Object.entries(substitutions).reduce((s, [from, to]) => s.split(from).join(to), a));
+/**
+ * A rendered command line as the kubelet runs it ($(VAR) expanded from `env`, $$ to $), with the
+ * image's /opt/castnet/bin/castnet as the repository's bin/castnet after `make build`
+ * (test/chart/dockerfile.test.ts) and host paths moved into the test's directory.
+ */
+function localCommand(
+  argv: string[],
+  env: Record<string, string>,
+  paths: Record<string, string> = {},
+): string[] {
+  expect(argv.join(' ')).toContain('/opt/castnet/bin/castnet');
+  const subs: Record<string, string> = { ...paths, '/opt/castnet/bin/castnet': castnetBin };
+  return argv.map((a) => {
+    const expanded = a.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, name?: string) =>
+      name === undefined ? '$' : (env[name] ?? m),
+    );
+    return Object.entries(subs).reduce((x, [from, to]) => x.split(from).join(to), expanded);
+  });
 }
 
 function start(child: ChildProcess, what: string): { output: () => string } {
@@ -111,25 +124,8 @@ afterAll(async () => {
   if (cluster) await stopCluster(cluster);
 }, 60_000);
 
-test('the agent, as rendered, installs the CNI, publishes its own node’s report and passes its readiness probe', async () => {
+test('the agent, as rendered, claims a pool index, installs the CNI, publishes its own node’s report and gets ready', async () => {
   const ds = workload('DaemonSet', `${release}-agent`);
-  const paths = {
-    '/host/cni/bin': path.join(dir, 'cni-bin'),
-    '/host/cni/net.d': path.join(dir, 'cni-conf'),
-    '/run/castnet': path.join(dir, 'run'),
-    '/var/lib/castnet': path.join(dir, 'state'),
-  };
-  // The DaemonSet's hostPath volumes are DirectoryOrCreate: the kubelet makes them.
-  await run('mkdir', ['-p', ...Object.values(paths)]);
-  const [init] = ds.spec.template.spec.initContainers!;
-  await run(castnetBin, localCommand(init.command!, paths));
-  const conflist = JSON.parse(
-    await readFile(path.join(paths['/host/cni/net.d'], '10-castnet.conflist'), 'utf8'),
-  ) as {
-    plugins: Array<{ agentSocket: string }>;
-  };
-  expect(conflist.plugins[0].agentSocket).toBe(path.join(paths['/run/castnet'], 'agent.sock'));
-
   // The node: a Node object, a pod of the agent's service account on it, and a token bound to that
   // pod (it carries the node's name, which the admission policy compares with the report's).
   await cluster.kubectl(['apply', '-f', '-'], {
@@ -153,6 +149,29 @@ test('the agent, as rendered, installs the CNI, publishes its own node’s repor
       ...['--bound-object-kind=Pod', '--bound-object-name=agent-0'],
     ])
   ).trim();
+  const kubeconfig = await tokenKubeconfig(path.join(dir, 'agent.kubeconfig'), token, cluster.server);
+  const env = { NODE_NAME: nodeName, HOST_IP: hostIp };
+
+  const paths = {
+    '/host/cni/bin': path.join(dir, 'cni-bin'),
+    '/host/cni/net.d': path.join(dir, 'cni-conf'),
+    '/run/castnet': path.join(dir, 'run'),
+    '/var/lib/castnet': path.join(dir, 'state'),
+  };
+  // The DaemonSet's hostPath volumes are DirectoryOrCreate: the kubelet makes them.
+  await run('mkdir', ['-p', ...Object.values(paths)]);
+  const init = (name: string) => ds.spec.template.spec.initContainers!.find((c) => c.name === name)!;
+  const [claim, ...claimArgs] = localCommand(init('claim-pool-index').command!, env, paths);
+  await run(claim, [...claimArgs, `--kubeconfig=${kubeconfig}`]);
+  const poolIndex = Number(await readFile(path.join(paths['/var/lib/castnet'], 'pool-index'), 'utf8'));
+  const [install, ...installArgs] = localCommand(init('install-cni').command!, env, paths);
+  await run(install, installArgs);
+  const conflist = JSON.parse(
+    await readFile(path.join(paths['/host/cni/net.d'], '10-castnet.conflist'), 'utf8'),
+  ) as {
+    plugins: Array<{ agentSocket: string }>;
+  };
+  expect(conflist.plugins[0].agentSocket).toBe(path.join(paths['/run/castnet'], 'agent.sock'));
 
   // A node namespace cannot reach the host's loopback, where the apiserver listens: relay the same
   // address and port inside it through a unix socket.
@@ -172,16 +191,11 @@ test('the agent, as rendered, installs the CNI, publishes its own node’s repor
     `UNIX-CONNECT:${relaySocket}`,
   ]);
   start(socat, 'socat');
-  const kubeconfig = await tokenKubeconfig(path.join(dir, 'agent.kubeconfig'), token, cluster.server);
 
   const [agentContainer] = ds.spec.template.spec.containers;
-  const args = localCommand([...agentContainer.command!, ...agentContainer.args!], {
-    ...paths,
-    '$(NODE_NAME)': nodeName,
-    '$(HOST_IP)': hostIp,
-  });
+  const [cmd, ...args] = localCommand([...agentContainer.command!, ...agentContainer.args!], env, paths);
   expect(args).toContain('--lookup=kubernetes');
-  const agent = start(spawnIn(nodeNs, castnetBin, [...args, `--kubeconfig=${kubeconfig}`]), 'agent');
+  const agent = start(spawnIn(nodeNs, cmd, [...args, `--kubeconfig=${kubeconfig}`]), 'agent');
 
   const report = await eventually(
     `the agent's MembershipReport ${nodeName}\n${agent.output()}`,
@@ -200,14 +214,33 @@ test('the agent, as rendered, installs the CNI, publishes its own node’s repor
     },
     30_000,
   );
-  expect(report.spec).toMatchObject({ node: nodeName, underlay: { address: hostIp, port: underlayPort } });
+  expect(report.spec).toMatchObject({
+    node: nodeName,
+    underlay: { address: hostIp, port: underlayPort },
+    poolIndex,
+  });
+
+  // Other nodes claiming at the same time get other indexes; a node claiming again gets its own.
+  const claimFor = async (node: string) => {
+    const out = path.join(dir, `pool-index-${node}`);
+    const argv = localCommand(
+      init('claim-pool-index').command!,
+      { NODE_NAME: node },
+      { ...paths, [path.join(paths['/var/lib/castnet'], 'pool-index')]: out },
+    );
+    await run(argv[0], [...argv.slice(1), `--kubeconfig=${kubeconfig}`]);
+    return Number(await readFile(out, 'utf8'));
+  };
+  const others = await Promise.all(['node-x', 'node-y', 'node-z'].map(claimFor));
+  expect(new Set([poolIndex, ...others]).size).toBe(4);
+  expect(await claimFor(nodeName)).toBe(poolIndex);
 
   const probe = agentContainer.readinessProbe!.exec!.command;
   // As the kubelet does: probe until it passes (the agent opens its socket after its first sync).
   await eventually(
     `the rendered readiness probe\n${agent.output()}`,
     () =>
-      run(castnetBin, localCommand(probe, paths)).then(
+      run(castnetBin, localCommand(probe, env, paths).slice(1)).then(
         () => true,
         () => undefined,
       ),
@@ -220,9 +253,9 @@ test('the controller, as rendered, under its own service account: ready, and it 
   const deployment = workload('Deployment', `${release}-controller`);
   const [c] = deployment.spec.template.spec.containers;
   const kubeconfig = await serviceAccountKubeconfig(`${release}-controller`);
-  const args = localCommand([...c.command!, ...c.args!], {
-    '$(POD_NAMESPACE)': ns,
-    '$(POD_NAME)': 'controller-0',
+  const [, ...args] = localCommand([...c.command!, ...c.args!], {
+    POD_NAMESPACE: ns,
+    POD_NAME: 'controller-0',
   });
   const controller = start(
     spawn(castnetBin, [...args, `--kubeconfig=${kubeconfig}`], {
@@ -272,7 +305,9 @@ test('the uninstall hook’s Job, as rendered, waits until the node cleanup has 
   const job = workload('Job', `${release}-node-cleanup-wait`);
   const [c] = job.spec.template.spec.containers;
   const kubeconfig = await serviceAccountKubeconfig(`${release}-node-cleanup`);
-  const args = localCommand(c.command!, {}).map((a) => (a.startsWith('--timeout=') ? '--timeout=60' : a));
+  const args = localCommand(c.command!, {})
+    .slice(1)
+    .map((a) => (a.startsWith('--timeout=') ? '--timeout=60' : a));
   const wait = spawn(castnetBin, [...args, `--kubeconfig=${kubeconfig}`], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });

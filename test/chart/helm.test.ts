@@ -105,6 +105,8 @@ test('renders both modes: the conflist-writing init container mounts the conf di
     'PodDisruptionBudget',
     'Role',
     'Role',
+    'Role', // agent: pool-index Leases
+    'RoleBinding',
     'RoleBinding',
     'RoleBinding',
     'ServiceAccount',
@@ -122,13 +124,19 @@ test('renders both modes: the conflist-writing init container mounts the conf di
   interface Workload {
     kind: string;
     metadata: { name: string };
-    spec: { template: { spec: { initContainers: Array<{ volumeMounts: Array<{ mountPath: string }> }> } } };
+    spec: {
+      template: {
+        spec: { initContainers: Array<{ name: string; volumeMounts: Array<{ mountPath: string }> }> };
+      };
+    };
   }
   const installMounts = (text: string): string[] => {
     const agent = parseAllDocuments(text)
       .map((d) => d.toJS() as Workload | null)
       .find((o) => o?.kind === 'DaemonSet' && o.metadata.name === `${release}-agent`);
-    return agent!.spec.template.spec.initContainers[0].volumeMounts.map((m) => m.mountPath);
+    return agent!.spec.template.spec.initContainers
+      .find((c) => c.name === 'install-cni')!
+      .volumeMounts.map((m) => m.mountPath);
   };
   expect(installMounts(secondary)).toEqual(['/host/cni/bin']);
   const primary = await template(['--set', 'mode=primary']);
@@ -180,6 +188,11 @@ test('the rendered chart applies server-side, with least-privilege RBAC', async 
   expect(await can(agent, 'list', 'pods', '-A')).toBe('no');
   expect(await can(agent, 'list', 'secrets', '-A')).toBe('no');
   expect(await can(agent, 'update', 'nodes')).toBe('no');
+  // Pool-index Leases in the release namespace: claim (create) and find its own (list), nothing more.
+  expect(await can(agent, 'create', 'leases.coordination.k8s.io', '-n', ns)).toBe('yes');
+  expect(await can(agent, 'update', 'leases.coordination.k8s.io', '-n', ns)).toBe('no');
+  expect(await can(agent, 'delete', 'leases.coordination.k8s.io', '-n', ns)).toBe('no');
+  expect(await can(agent, 'create', 'leases.coordination.k8s.io', '-n', 'kube-system')).toBe('no');
   // The uninstall hook's Job reads its one DaemonSet.
   const cleanup = `system:serviceaccount:${ns}:${release}-node-cleanup`;
   expect(await can(cleanup, 'get', `daemonsets.apps/${release}-node-cleanup`, '-n', ns)).toBe('yes');
@@ -269,10 +282,18 @@ test('helm install applies the chart to a real apiserver; bad values fail before
     const ds = JSON.parse(
       await cluster.kubectl(['-n', ns, 'get', 'daemonset', `${installed}-agent`, '-o', 'json']),
     ) as {
-      spec: { template: { spec: { hostNetwork: boolean; initContainers: Array<{ command: string[] }> } } };
+      spec: {
+        template: {
+          spec: { hostNetwork: boolean; initContainers: Array<{ name: string; command: string[] }> };
+        };
+      };
     };
     expect(ds.spec.template.spec.hostNetwork).toBe(true);
-    expect(ds.spec.template.spec.initContainers[0].command).toContain('--mode=primary');
+    expect(ds.spec.template.spec.initContainers.map((c) => c.name)).toEqual([
+      'claim-pool-index',
+      'install-cni',
+    ]);
+    expect(ds.spec.template.spec.initContainers[1].command).toContain('--mode=primary');
     // Hooks run only on uninstall.
     expect(
       await cluster.kubectl([

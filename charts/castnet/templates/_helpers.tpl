@@ -16,3 +16,4 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- define "castnet.controllerSA" -}}{{ .Release.Name }}-controller{{- end -}}
 
 {{- define "castnet.agentSocket" -}}{{ .Values.agent.socketDir }}/agent.sock{{- end -}}
+{{- define "castnet.poolIndexFile" -}}{{ .Values.agent.stateDir }}/pool-index{{- end -}}
