@@ -23,6 +23,7 @@ const ENDPOINTS_PER_NODE = 100;
 const GROUPS = Number(process.env.CASTNET_BENCH_GROUPS ?? 10_000);
 const SAMPLES = Number(process.env.CASTNET_BENCH_SAMPLES ?? 200);
 const NS = 'bench';
+const MAX_HEAP_MB = Number(process.env.CASTNET_BENCH_MAX_HEAP_MB ?? 320);
 const NET = 'bench';
 const G = '/apis/castnet.io/v1alpha1';
 
@@ -114,7 +115,8 @@ function gc(): void {
 }
 
 // Its own cluster (scripts/k8s/cluster.sh, as the test harness uses it), so the load disturbs no test.
-const CLUSTER = 'cnbench';
+// Per run: two benchmarks on one cluster would fight over the same reports and Lease.
+const CLUSTER = process.env.CASTNET_BENCH_CLUSTER ?? `cnbench-${process.pid}`;
 const clusterScript = path.join(repo, 'scripts/k8s/cluster.sh');
 const clusterCmd = async (verb: string): Promise<string> =>
   (await run('env', [`CASTNET_K8S_NAME=${CLUSTER}`, clusterScript, verb], { timeoutMs: 300_000 })).stdout;
@@ -211,7 +213,12 @@ async function main(): Promise<void> {
       ],
       {
         stdio: ['ignore', 'ignore', 'inherit'],
-        env: { ...process.env, CASTNET_LOG_LEVEL: process.env.CASTNET_LOG_LEVEL ?? 'warn' },
+        env: {
+          ...process.env,
+          CASTNET_LOG_LEVEL: process.env.CASTNET_LOG_LEVEL ?? 'warn',
+          // As the chart runs it (controller.maxHeapMB): V8 collects before growing past this.
+          NODE_OPTIONS: `--max-old-space-size=${MAX_HEAP_MB}`,
+        },
       },
     );
     const pid = controller.pid!;
@@ -298,10 +305,12 @@ async function main(): Promise<void> {
         cpuCoresDuringSamples: +((cpuEnd.cpuSeconds - cpuStart.cpuSeconds) / steadyWall).toFixed(2),
         cpuSecondsInitial: +idle.cpuSeconds.toFixed(1),
         rssMB: +cpuEnd.rssMB.toFixed(0),
+        heapUsedMB: +(metric('nodejs_heap_size_used_bytes') / 2 ** 20).toFixed(0),
         peakRssMB: +cpuEnd.peakRssMB.toFixed(0),
       },
       agentCacheMB: +agentCacheMB.toFixed(1),
       loadSeconds: +loadSeconds.toFixed(1),
+      controllerMaxOldSpaceMB: MAX_HEAP_MB,
       goals: { p99Ms: 2000, controllerRssMB: 500, agentCacheMB: 100 },
       machine: '2 cores; apiserver, etcd, controller and this load generator on the same machine',
       totalSeconds: +((Date.now() - t0) / 1000).toFixed(0),

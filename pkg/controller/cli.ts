@@ -79,6 +79,7 @@ export function registerControllerCommand(program: Command): void {
         renewDeadlineMs: o.renewDeadline * 1000,
         retryPeriodMs: o.retryPeriod * 1000,
         log: (level, msg, fields) => log[level](msg, fields),
+        processMetrics: true,
       });
       await controller.start();
       const addr = controller.metricsAddress;

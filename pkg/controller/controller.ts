@@ -35,6 +35,8 @@ export interface ControllerOptions {
   debounceMs?: number;
   /** Re-runs GC this often even without events (grace periods expire silently). */
   resyncMs?: number;
+  /** Also export process and runtime metrics (set by the command, not by in-process tests). */
+  processMetrics?: boolean;
   /** Re-resolves and re-verifies every group this often. */
   fullResyncMs?: number;
   leaseDurationMs?: number;
@@ -73,7 +75,7 @@ const castnet = (plural: string): string => resourcePath(API_VERSION, plural);
 
 export class Controller {
   readonly api: ApiClient;
-  readonly metrics = new ControllerMetrics();
+  readonly metrics: ControllerMetrics;
   private readonly informers: Record<string, Informer<Obj>> = {};
   private readonly queue: WorkQueue;
   private readonly elector: LeaderElector;
@@ -100,6 +102,7 @@ export class Controller {
     readonly opts: ControllerOptions,
   ) {
     this.api = new ApiClient(conn);
+    this.metrics = new ControllerMetrics({ processMetrics: opts.processMetrics });
     this.limiter = new EventLimiter(opts.eventBurst ?? 5, opts.eventIntervalMs ?? 10_000);
     this.queue = new WorkQueue((key) => this.process(key), {
       onRetry: (key, err, attempt) => {
@@ -170,9 +173,9 @@ export class Controller {
         trim,
       });
     };
-    watch('networks', castnet(KINDS.virtualNetwork.plural));
-    watch('groups', castnet(KINDS.multicastGroup.plural));
-    watch('reports', castnet(KINDS.membershipReport.plural));
+    watch('networks', castnet(KINDS.virtualNetwork.plural), dropManagedFields);
+    watch('groups', castnet(KINDS.multicastGroup.plural), dropManagedFields);
+    watch('reports', castnet(KINDS.membershipReport.plural), dropManagedFields);
     watch('pods', '/api/v1/pods', trimToLabels);
     watch('nodes', '/api/v1/nodes', trimNode);
     if (this.opts.watchVmis === true || (this.opts.watchVmis !== false && (await this.hasKubeVirt()))) {
@@ -527,6 +530,11 @@ function labeled(o: Obj): LabeledObject {
 }
 
 /** Pods and VMIs: the controller needs identity and labels only; at 100k pods the rest is gigabytes. */
+/** Server-side apply bookkeeping: per list item for a report's endpoints, and never read here. */
+function dropManagedFields(o: Obj): void {
+  delete (o.metadata as { managedFields?: unknown } | undefined)?.managedFields;
+}
+
 function trimToLabels(o: Obj): void {
   const m = o.metadata ?? {};
   o.metadata = {

@@ -1,9 +1,15 @@
 // The controller's Prometheus metrics, in their own registry so several controllers can share a process
 // (tests run two replicas side by side).
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export class ControllerMetrics {
   readonly registry = new Registry();
+
+  constructor(opts: { processMetrics?: boolean } = {}) {
+    // Process and Node.js runtime metrics (RSS, heap, event-loop lag): once per process.
+    if (opts.processMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+
   readonly leader = new Gauge({
     name: 'castnet_controller_is_leader',
     help: '1 while this replica holds the leader lease',

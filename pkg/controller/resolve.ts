@@ -12,6 +12,7 @@ import type {
   MembershipReport,
   MulticastGroup,
   ReportEndpoint,
+  ReportMembership,
   Via,
   VirtualNetwork,
 } from '../k8s/types';
@@ -125,22 +126,40 @@ function removeRef(m: Map<string, Set<string>>, k: string, v: string): void {
   if (s.size === 0) m.delete(k);
 }
 
-/** What one node's report put into the index, so a new version can take it out again. */
+/**
+ * What one node's report put into the index, so a new version can take it out again. Keys are
+ * recomputed on removal rather than stored: at 100,000 endpoints, stored key strings cost more than
+ * the endpoints themselves.
+ */
 interface Contribution {
-  addresses: string[];
-  pods: string[];
-  vms: string[];
-  joins: string[];
+  report: MembershipReport;
+  /** The report's endpoints that count, in index form. */
   endpoints: Endpoint[];
-  podRefs: string[];
   stale: StaleEndpoint[];
+}
+
+/** Endpoints by lookup key. Nearly every key has one endpoint: a small array is far lighter than a Map. */
+type EndpointList = Endpoint[];
+
+function addEndpoint(m: Map<string, EndpointList>, k: string, ep: Endpoint): void {
+  const list = m.get(k);
+  if (list) list.push(ep);
+  else m.set(k, [ep]);
+}
+
+function removeEndpoint(m: Map<string, EndpointList>, k: string, ep: Endpoint): void {
+  const list = m.get(k);
+  if (!list) return;
+  const i = list.indexOf(ep);
+  if (i >= 0) list.splice(i, 1);
+  if (list.length === 0) m.delete(k);
 }
 
 /** The lookups group resolution needs, maintained incrementally. */
 interface Lookup {
-  byAddress: Map<string, Bucket<Endpoint>>;
-  byPod: Map<string, Bucket<Endpoint>>;
-  byVm: Map<string, Bucket<Endpoint>>;
+  byAddress: Map<string, EndpointList>;
+  byPod: Map<string, EndpointList>;
+  byVm: Map<string, EndpointList>;
   joins: Map<string, Bucket<{ ep: Endpoint; filter: SourceFilter }>>;
   groupsByKey: Map<string, MulticastGroup>;
   groupsByAddress: Map<string, Set<string>>;
@@ -176,18 +195,18 @@ function directMembers(g: MulticastGroup, ix: Lookup): Direct {
     }
     const eps = ix.byAddress.get(netKey(net, a));
     if (!eps) unresolved.push(a);
-    for (const ep of eps?.values() ?? []) addDraft(drafts, { ep, via: 'static', filter: ANY_SOURCE });
+    for (const ep of eps ?? []) addDraft(drafts, { ep, via: 'static', filter: ANY_SOURCE });
   }
   const selectFrom = (
     which: 'pods' | 'vmis',
     objects: Map<string, LabeledObject>,
-    eps: Map<string, Bucket<Endpoint>>,
+    eps: Map<string, EndpointList>,
   ): void => {
     const s = g.spec.selectors?.[which];
     if (!s) return;
     for (const o of objects.values()) {
       if (o.namespace !== ns || !selectorMatches(s, o.labels)) continue;
-      for (const ep of eps.get(netKey(net, `${o.namespace}/${o.name}`))?.values() ?? []) {
+      for (const ep of eps.get(netKey(net, `${o.namespace}/${o.name}`)) ?? []) {
         addDraft(drafts, { ep, via: 'selector', filter: ANY_SOURCE });
       }
     }
@@ -370,9 +389,9 @@ function resolveOne(
  * them), so one report write costs in proportion to what it touches, not to the cluster.
  */
 export class GroupResolver implements Lookup {
-  readonly byAddress = new Map<string, Bucket<Endpoint>>();
-  readonly byPod = new Map<string, Bucket<Endpoint>>();
-  readonly byVm = new Map<string, Bucket<Endpoint>>();
+  readonly byAddress = new Map<string, EndpointList>();
+  readonly byPod = new Map<string, EndpointList>();
+  readonly byVm = new Map<string, EndpointList>();
   readonly joins = new Map<string, Bucket<{ ep: Endpoint; filter: SourceFilter }>>();
   readonly groupsByKey = new Map<string, MulticastGroup>();
   readonly groupsByAddress = new Map<string, Set<string>>();
@@ -395,7 +414,6 @@ export class GroupResolver implements Lookup {
   private readonly endpointCounts = new Map<string, number>();
   private liveNodes?: ReadonlySet<string>;
   private readonly dirty = new Set<string>();
-  private readonly results = new Map<string, ResolvedGroup>();
 
   constructor(private readonly checkPods: boolean) {}
 
@@ -433,7 +451,6 @@ export class GroupResolver implements Lookup {
   deleteGroup(key: string): void {
     if (!this.groupsByKey.has(key)) return;
     this.unindexGroup(key);
-    this.results.delete(key);
     this.dirty.delete(key);
   }
 
@@ -524,38 +541,25 @@ export class GroupResolver implements Lookup {
   private indexReport(node: string): void {
     const old = this.contributions.get(node);
     if (old) {
-      for (const ep of old.endpoints) {
-        const ek = epKey(node, ep.endpointID);
-        this.endpointCounts.set(ep.network, (this.endpointCounts.get(ep.network) ?? 1) - 1);
-        for (const a of endpointAddresses(ep)) removeFrom(this.byAddress, a, ek);
-        if (ep.pod) removeFrom(this.byPod, netKey(ep.network, `${ep.pod.namespace}/${ep.pod.name}`), ek);
-        if (ep.vm) removeFrom(this.byVm, netKey(ep.network, `${ep.vm.namespace}/${ep.vm.name}`), ek);
-      }
-      for (const j of old.joins)
-        removeFrom(this.joins, j.slice(j.indexOf('#') + 1), j.slice(0, j.indexOf('#')));
-      for (const p of old.podRefs) removeRef(this.podRefs, p, node);
-      this.touch(old);
       this.contributions.delete(node);
+      for (const ep of old.endpoints) {
+        this.endpointCounts.set(ep.network, (this.endpointCounts.get(ep.network) ?? 1) - 1);
+        for (const a of endpointAddresses(ep)) removeEndpoint(this.byAddress, a, ep);
+        if (ep.pod) removeEndpoint(this.byPod, podKeyOf(ep), ep);
+        if (ep.vm) removeEndpoint(this.byVm, vmKeyOf(ep), ep);
+      }
+      for (const j of joinsOf(old)) removeFrom(this.joins, j.key, j.ek);
+      for (const e of old.report.spec.endpoints ?? []) {
+        if (e.pod) removeRef(this.podRefs, `${e.pod.namespace}/${e.pod.name}`, node);
+      }
+      this.touch(old);
     }
     const r = this.reports.get(node);
     if (!r) return;
-    const c: Contribution = {
-      addresses: [],
-      pods: [],
-      vms: [],
-      joins: [],
-      endpoints: [],
-      podRefs: [],
-      stale: [],
-    };
-    const live = new Map<number, Endpoint>();
+    const c: Contribution = { report: r, endpoints: [], stale: [] };
     const counts = !this.liveNodes || this.liveNodes.has(node);
     for (const e of r.spec.endpoints ?? []) {
-      if (e.pod) {
-        const pk = `${e.pod.namespace}/${e.pod.name}`;
-        addRef(this.podRefs, pk, node);
-        c.podRefs.push(pk);
-      }
+      if (e.pod) addRef(this.podRefs, `${e.pod.namespace}/${e.pod.name}`, node);
       if (!counts) continue;
       if (this.checkPods && e.pod) {
         const pod = this.pods.get(`${e.pod.namespace}/${e.pod.name}`);
@@ -570,46 +574,29 @@ export class GroupResolver implements Lookup {
         }
       }
       const ep: Endpoint = { ...e, node };
-      const ek = epKey(node, e.endpointID);
-      live.set(e.endpointID, ep);
       c.endpoints.push(ep);
       this.endpointCounts.set(e.network, (this.endpointCounts.get(e.network) ?? 0) + 1);
-      for (const a of endpointAddresses(ep)) {
-        addTo(this.byAddress, a, ek, ep);
-        c.addresses.push(a);
-      }
-      if (e.pod) {
-        const k = netKey(e.network, `${e.pod.namespace}/${e.pod.name}`);
-        addTo(this.byPod, k, ek, ep);
-        c.pods.push(e.pod.namespace);
-      }
-      if (e.vm) {
-        addTo(this.byVm, netKey(e.network, `${e.vm.namespace}/${e.vm.name}`), ek, ep);
-        c.vms.push(e.vm.namespace);
-      }
+      for (const a of endpointAddresses(ep)) addEndpoint(this.byAddress, a, ep);
+      if (e.pod) addEndpoint(this.byPod, podKeyOf(ep), ep);
+      if (e.vm) addEndpoint(this.byVm, vmKeyOf(ep), ep);
     }
-    for (const m of r.spec.memberships ?? []) {
-      const ep = live.get(m.endpointID);
-      // A join from an endpoint of another network is the agent's bug; it cannot widen delivery.
-      if (!ep || ep.network !== m.network) continue;
-      const k = netKey(m.network, canonicalAddress(m.group));
-      const ek = epKey(node, m.endpointID);
-      addTo(this.joins, k, ek, { ep, filter: toSourceFilter(m.filter) });
-      c.joins.push(`${ek}#${k}`);
-    }
+    for (const j of joinsOf(c))
+      addTo(this.joins, j.key, j.ek, { ep: j.ep, filter: toSourceFilter(j.m.filter) });
     this.contributions.set(node, c);
     this.touch(c);
   }
 
   /** Marks the groups that a report's contribution can affect. */
   private touch(c: Contribution): void {
-    for (const j of c.joins) {
-      const k = j.slice(j.indexOf('#') + 1);
-      this.markAll(this.groupsByAddress.get(k));
-      this.markAll(this.groupAddressRefs.get(k));
+    for (const j of joinsOf(c)) {
+      this.markAll(this.groupsByAddress.get(j.key));
+      this.markAll(this.groupAddressRefs.get(j.key));
     }
-    for (const a of c.addresses) this.markAll(this.staticRefs.get(a));
-    for (const ns of [...c.pods, ...c.vms]) this.markAll(this.selectorGroups.get(ns));
+    for (const ep of c.endpoints) {
+      for (const a of endpointAddresses(ep)) this.markAll(this.staticRefs.get(a));
+      if (ep.pod) this.markAll(this.selectorGroups.get(ep.pod.namespace));
+      if (ep.vm) this.markAll(this.selectorGroups.get(ep.vm.namespace));
+    }
   }
 
   // --- queries ---
@@ -625,10 +612,6 @@ export class GroupResolver implements Lookup {
 
   stale(): StaleEndpoint[] {
     return [...this.contributions.values()].flatMap((c) => c.stale);
-  }
-
-  result(key: string): ResolvedGroup | undefined {
-    return this.results.get(key);
   }
 
   /** Re-resolves the marked groups and every group that nests one of them; returns those results. */
@@ -655,10 +638,26 @@ export class GroupResolver implements Lookup {
     const out = new Map<string, ResolvedGroup>();
     for (const k of todo) {
       const r = resolveOne(k, this.groupsByKey.get(k)!, direct, this.networks);
-      this.results.set(k, r);
       out.set(k, r);
     }
     return out;
+  }
+}
+
+const podKeyOf = (ep: Endpoint): string => netKey(ep.network, `${ep.pod!.namespace}/${ep.pod!.name}`);
+const vmKeyOf = (ep: Endpoint): string => netKey(ep.network, `${ep.vm!.namespace}/${ep.vm!.name}`);
+
+/** The joins of a contribution: memberships of its counted endpoints, on their own network. */
+function* joinsOf(
+  c: Contribution,
+): Generator<{ key: string; ek: string; ep: Endpoint; m: ReportMembership }> {
+  const node = c.report.spec.node;
+  const live = new Map(c.endpoints.map((ep) => [ep.endpointID, ep]));
+  for (const m of c.report.spec.memberships ?? []) {
+    const ep = live.get(m.endpointID);
+    // A join from an endpoint of another network is the agent's bug; it cannot widen delivery.
+    if (!ep || ep.network !== m.network) continue;
+    yield { key: netKey(m.network, canonicalAddress(m.group)), ek: epKey(node, m.endpointID), ep, m };
   }
 }
 
