@@ -1,13 +1,16 @@
 // Node install/uninstall commands the chart runs: `castnet install-cni` and `castnet claim-pool-index`
-// (the agent's init containers), `castnet agent-ready` (its readiness probe), `castnet uninstall-node`
-// and `castnet wait-daemonset` (the pre-delete hook that removes what castnet put on the nodes).
+// (the agent's init containers), `castnet agent-ready` (its readiness probe), `castnet agent-metrics`
+// (its metrics sidecar), `castnet uninstall-node` and `castnet wait-daemonset` (the pre-delete hook
+// that removes what castnet put on the nodes).
 import { rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_AGENT_SOCKET } from '../cni/netconf';
 import { ApiClient } from '../k8s/client';
 import { loadConnection } from '../k8s/kubeconfig';
+import { parseListenAddress } from '../controller/cli';
 import { probeAgent } from './agent-ready';
+import { serveAgentMetrics } from './agent-metrics';
 import { CNI_BINARY, installCni, removeCniFiles, type InstallMode } from './cni-files';
 import { removeCastnetLinks } from './node-links';
 import { claimPoolIndex } from './pool-index';
@@ -83,6 +86,21 @@ export function registerInstallCommands(program: Command): void {
     .option('--socket <path>', "the agent's CNI socket", DEFAULT_AGENT_SOCKET)
     .action(async (o: { socket: string }) => {
       await probeAgent(o.socket);
+    });
+
+  program
+    .command('agent-metrics')
+    .description("serve the node agent's statistics (its unix stats socket) as Prometheus metrics")
+    .option(
+      '--stats-socket <path>',
+      "the agent's stats socket",
+      path.join(path.dirname(DEFAULT_AGENT_SOCKET), 'stats.sock'),
+    )
+    .option('--listen <host:port>', 'serve /metrics and /healthz here', ':9403')
+    .action(async (o: { statsSocket: string; listen: string }) => {
+      const { host, port } = parseListenAddress('--listen', o.listen);
+      await serveAgentMetrics(o.statsSocket, host, port);
+      console.log(`serving the agent's metrics from ${o.statsSocket} on ${host}:${port}`);
     });
 
   cniDirOptions(

@@ -4,6 +4,7 @@ import { parseNetConf } from '../cni/netconf';
 import { isCastnetConflist, primaryConflist } from './cni-files';
 import { isCastnetLink } from './node-links';
 import { lowestFree } from './pool-index';
+import { statsToPrometheus } from './agent-metrics';
 import { daemonSetDone } from './wait-daemonset';
 
 describe('isCastnetLink', () => {
@@ -69,4 +70,21 @@ test('lowestFree: the first index no node holds, none when all are held', () => 
   expect(lowestFree([0, 1, 3])).toBe(2);
   expect(lowestFree([2, 0, 1])).toBe(3);
   expect(lowestFree([0, 1, 2], 2)).toBeUndefined();
+});
+
+test('statsToPrometheus: every number of the agent’s stats as a sample named after its path', () => {
+  const text = statsToPrometheus({
+    node: 'n1',
+    endpoints: 3,
+    dataplane: { rxFrames: 10, 'drops.queue': 2 },
+    capture: { ok: true },
+    problems: [1, 2],
+  });
+  expect(text.split('\n').filter((l) => l && !l.startsWith('#'))).toEqual([
+    'castnet_agent_capture_ok 1',
+    'castnet_agent_dataplane_drops_queue 2',
+    'castnet_agent_dataplane_rx_frames 10',
+    'castnet_agent_endpoints 3',
+    'castnet_agent_problems_count 2',
+  ]);
 });

@@ -24,6 +24,7 @@ const nodeName = `node-${randomBytes(2).toString('hex')}`;
 const hostIp = '10.213.0.1';
 const underlayPort = 14000 + (process.pid % 1000);
 const metricsPort = 19000 + (process.pid % 1000);
+const agentMetricsPort = 20000 + (process.pid % 1000);
 let cluster: Cluster;
 let ns: string;
 let dir: string;
@@ -109,6 +110,7 @@ beforeAll(async () => {
     ...['template', release, path.join(repoRoot, 'charts/castnet'), '--namespace', ns],
     ...['--kube-version', '1.37.0', '--set', 'mode=primary'],
     ...['--set', `controller.metricsPort=${metricsPort}`, '--set', `agent.underlayPort=${underlayPort}`],
+    ...['--set', `agent.metrics.port=${agentMetricsPort}`],
   ]);
   await cluster.kubectl(['apply', '--server-side', '-f', '-'], { input: stdout });
   rendered = parseAllDocuments(stdout)
@@ -247,6 +249,24 @@ test('the agent, as rendered, claims a pool index, installs the CNI, publishes i
     30_000,
   );
   expect(agent.output()).not.toMatch(/Forbidden|403/);
+
+  // The metrics sidecar, as rendered (unix sockets cross network namespaces; it runs on the host's).
+  const sidecar = ds.spec.template.spec.containers.find((c) => c.name === 'metrics')!;
+  const [metricsCmd, ...metricsArgs] = localCommand(sidecar.command!, env, paths);
+  const metrics = start(
+    spawn(metricsCmd, metricsArgs, { stdio: ['ignore', 'pipe', 'pipe'] }),
+    'agent-metrics',
+  );
+  const text = await eventually(
+    `the agent's /metrics\n${metrics.output()}`,
+    async () => {
+      const res = await fetch(`http://127.0.0.1:${agentMetricsPort}/metrics`).catch(() => undefined);
+      return res?.status === 200 ? res.text() : undefined;
+    },
+    20_000,
+  );
+  expect(text).toContain('castnet_agent_up 1');
+  expect(text).toMatch(/^castnet_agent_endpoints 0$/m);
 }, 120_000);
 
 test('the controller, as rendered, under its own service account: ready, and it resolves a group', async () => {

@@ -1,0 +1,71 @@
+// Prometheus metrics for the node agent: the agent serves its counters as JSON on its unix stats
+// socket (/v1/stats); `castnet agent-metrics` (a sidecar in the agent's pod) serves them on a TCP
+// port in the Prometheus text format, one sample per numeric field, named after its path.
+import { createServer, request, type Server } from 'node:http';
+
+/** `castnet_agent_<path>` samples for every finite number in `stats`, sorted by name. Pure. */
+export function statsToPrometheus(stats: unknown, prefix = 'castnet_agent'): string {
+  const samples: Array<[string, number]> = [];
+  const walk = (v: unknown, name: string) => {
+    if (typeof v === 'number' && Number.isFinite(v)) samples.push([name, v]);
+    else if (typeof v === 'boolean') samples.push([name, v ? 1 : 0]);
+    else if (Array.isArray(v)) samples.push([`${name}_count`, v.length]);
+    else if (v && typeof v === 'object')
+      for (const [k, child] of Object.entries(v)) walk(child, `${name}_${metricPart(k)}`);
+  };
+  walk(stats, prefix);
+  samples.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return samples.map(([n, v]) => `# TYPE ${n} untyped\n${n} ${v}\n`).join('');
+}
+
+/** camelCase and other characters to a Prometheus name part: rxFrames -> rx_frames. */
+const metricPart = (key: string): string =>
+  key
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .replace(/[^A-Za-z0-9_]/g, '_')
+    .toLowerCase();
+
+/** GET /v1/stats on the agent's stats socket. */
+export function readAgentStats(socket: string, timeoutMs = 3000): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: socket, path: '/v1/stats', timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        if (res.statusCode !== 200)
+          return reject(new Error(`${socket}: /v1/stats answered ${res.statusCode}`));
+        try {
+          resolve(JSON.parse(Buffer.concat(chunks).toString()));
+        } catch (e) {
+          reject(new Error(`${socket}: /v1/stats is not JSON: ${(e as Error).message}`));
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', (e) => reject(new Error(`castnet agent stats at ${socket}: ${e.message}`)));
+    req.end();
+  });
+}
+
+/** Serves /metrics (the agent's stats, scraped on each request) and /healthz on host:port. */
+export async function serveAgentMetrics(statsSocket: string, host: string, port: number): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.url === '/healthz') return void res.writeHead(200).end('ok\n');
+    if (req.url !== '/metrics') return void res.writeHead(404).end();
+    readAgentStats(statsSocket).then(
+      (stats) => {
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+        res.end(`${statsToPrometheus(stats)}castnet_agent_up 1\n`);
+      },
+      (err: Error) => {
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+        res.end(`# ${err.message.replace(/\n/g, ' ')}\ncastnet_agent_up 0\n`);
+      },
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return server;
+}
