@@ -1,6 +1,7 @@
 // The data-plane half of `castnet agent`: joins the lookup service, publishes this node's endpoints,
 // runs the IGMP/MLD querier and the multicast/broadcast data plane, and serves stats and metrics.
-import { readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createServer, type Server } from 'node:http';
 import type { Endpoint } from '../endpoint/table';
 import { toEndpointRecord } from '../endpoint/table';
@@ -302,6 +303,8 @@ export class NodeAgent {
   }
 
   private async serveStats(path: string): Promise<void> {
+    // The stats socket may start before the CNI server has made the shared socket directory.
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     rmSync(path, { force: true });
     this.stats = createServer((req, res) => {
       if (req.url === '/v1/stats') {
