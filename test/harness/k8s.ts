@@ -137,7 +137,7 @@ export async function serviceAccountKubeconfig(
   opts: { durationSeconds?: number } = {},
 ): Promise<string> {
   await cluster.kubectl(['-n', namespace, 'create', 'serviceaccount', name]).catch((err: Error) => {
-    if (!/AlreadyExists/.test(err.message)) throw err;
+    if (!/AlreadyExists|already exists/.test(err.message)) throw err;
   });
   const token = (
     await cluster.kubectl([
