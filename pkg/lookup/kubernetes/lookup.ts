@@ -17,7 +17,12 @@ import {
   type VirtualNetwork,
 } from '../../k8s/types';
 import type { Directory, EndpointRecord, LookupService, MembershipRecord, NodeRecord } from '../port';
-import { buildDirectory, canonicalNodeDirectory, type OwnState } from './directory-cache';
+import {
+  buildDirectory,
+  canonicalNodeDirectory,
+  compactNodeDirectory,
+  type OwnState,
+} from './directory-cache';
 import { ReportWriter } from './report-writer';
 
 export interface KubernetesLookupOptions {
@@ -42,13 +47,16 @@ interface PodLabels {
 }
 
 interface Meta {
-  metadata: { name: string; managedFields?: unknown; annotations?: Record<string, string> };
+  metadata: { name: string; namespace?: string; resourceVersion?: string };
 }
 
-/** What the cache need not keep: field ownership, and a group's controller-written status. */
+/**
+ * What the cache keeps of an object: its identity and resourceVersion and its spec. Not field
+ * ownership, labels, timestamps, nor a group's controller-written status (up to 5,000 members).
+ */
 function trim(o: Meta & { status?: unknown }): void {
-  delete o.metadata.managedFields;
-  delete o.metadata.annotations;
+  const { name, namespace, resourceVersion } = o.metadata;
+  o.metadata = { name, ...(namespace ? { namespace } : {}), ...(resourceVersion ? { resourceVersion } : {}) };
   delete o.status;
 }
 
@@ -64,6 +72,8 @@ export class KubernetesLookup implements LookupService {
    * double the agent's cache at a thousand nodes.
    */
   private readonly parts = new Map<string, NodeDirectory>();
+  /** Shared copies of the names the reports repeat (networks, nodes, groups); few and bounded. */
+  private readonly strings = new Map<string, string>();
   private readonly listeners = new Set<(d: Directory) => void>();
   private own: OwnState = {};
   private last: Directory | undefined;
@@ -219,7 +229,7 @@ export class KubernetesLookup implements LookupService {
   /** Converts a report as it enters the cache and leaves the cache only its identity and underlay. */
   private keepConverted(r: MembershipReport): void {
     trim(r);
-    this.parts.set(r.metadata.name, fromReport(r));
+    this.parts.set(r.metadata.name, compactNodeDirectory(fromReport(r), this.strings));
     delete r.spec.endpoints;
     delete r.spec.memberships;
   }
