@@ -197,6 +197,18 @@ async function main(): Promise<void> {
       `agent cache: ${agentCacheMB.toFixed(1)} MB for ${directory.endpoints.length} endpoints, ${directory.memberships.length} memberships`,
     );
     void index;
+    // The same directory held by the agent's real adapter (KubernetesLookup: informer caches, records,
+    // resolution index), measured in a process of its own so nothing else is counted.
+    const adapterCache = JSON.parse(
+      (
+        await run(
+          process.execPath,
+          ['--expose-gc', path.join(__dirname, 'agent-cache.js'), cluster.kubeconfigPath, nodeName(0)],
+          { timeoutMs: 300_000 },
+        )
+      ).stdout,
+    ) as { cacheHeapMB: number; cacheRssMB: number; listAndWatchSyncSeconds: number; indexBuildMs: number };
+    console.log(`agent adapter cache: ${JSON.stringify(adapterCache)}`);
 
     // The real controller process.
     const metricsPort = await freePort();
@@ -309,6 +321,7 @@ async function main(): Promise<void> {
         peakRssMB: +cpuEnd.peakRssMB.toFixed(0),
       },
       agentCacheMB: +agentCacheMB.toFixed(1),
+      agentAdapterCache: adapterCache,
       loadSeconds: +loadSeconds.toFixed(1),
       controllerMaxOldSpaceMB: MAX_HEAP_MB,
       goals: { p99Ms: 2000, controllerRssMB: 500, agentCacheMB: 100 },
