@@ -101,7 +101,7 @@ export class CniDispatcher {
         return { ok: true };
       }
       case 'STATUS':
-        await this.manager.status(conf);
+        await this.manager.status(conf, cniPath);
         return { ok: true };
       case 'VERSION':
         throw new Error('unreachable: VERSION is answered before the network config is read');
