@@ -165,6 +165,7 @@ export class Controller {
           } else {
             known.set(objectKey(obj), obj);
             if (previous && !matters(name, obj, previous)) return;
+            if (name === 'groups' && previous) this.dropGroupMetrics(previous as unknown as MulticastGroup);
             this.feed(name, obj);
           }
           this.schedule();
@@ -230,8 +231,7 @@ export class Controller {
         return r.deleteNetwork(m.name ?? '');
       case 'groups': {
         const g = obj as unknown as MulticastGroup;
-        this.metrics.groupMembers.remove(groupLabels(g));
-        this.metrics.groupNodes.remove(groupLabels(g));
+        this.dropGroupMetrics(g);
         this.queue.forget(`group/${groupKey(g)}`);
         return r.deleteGroup(groupKey(g));
       }
@@ -244,13 +244,17 @@ export class Controller {
     }
   }
 
+  /** A group's gauges carry its network and address: drop the old series when those change or it goes. */
+  private dropGroupMetrics(g: MulticastGroup): void {
+    this.metrics.groupMembers.remove(groupLabels(g));
+    this.metrics.groupNodes.remove(groupLabels(g));
+  }
+
   /** After a (re-)list: feed everything listed and forget what the resolver knew but is gone. */
   private syncResolver(informer: string): void {
     const inf = this.informers[informer];
     if (!inf) return;
-    const now = new Map(
-      inf.list().map((o) => [`${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`, o]),
-    );
+    const now = new Map(inf.list().map((o) => [objectKey(o), o]));
     const before = this.known.get(informer) ?? new Map<string, Obj>();
     for (const [k, o] of before) if (!now.has(k)) this.forget(informer, o);
     for (const o of now.values()) this.feed(informer, o);
