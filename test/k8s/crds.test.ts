@@ -218,6 +218,14 @@ const bad: Array<[string, () => object, RegExp[]]> = [
     [/spec\.endpoints\[0\]\.mac/, /unicast MAC/],
   ],
   [
+    'report with a unicast group in a membership',
+    () =>
+      report(`n-${suffix}`, {
+        memberships: [{ network: 'blue', group: '10.0.0.1', endpointID: 1 }],
+      }),
+    [/spec\.memberships\[0\]\.group/, /multicast IP address or a multicast MAC/],
+  ],
+  [
     'report with a bad filter mode',
     () =>
       report(`n-${suffix}`, {
