@@ -46,6 +46,8 @@ export interface ControllerOptions {
   metrics?: { host: string; port: number };
   /** Watch KubeVirt VMIs for vmi selectors: 'auto' does when the kubevirt.io API exists. */
   watchVmis?: boolean | 'auto';
+  /** Status writes in flight at once (the first resolve of 10,000 groups writes 10,000). */
+  statusWriters?: number;
   eventBurst?: number;
   eventIntervalMs?: number;
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
@@ -105,6 +107,7 @@ export class Controller {
     this.metrics = new ControllerMetrics({ processMetrics: opts.processMetrics });
     this.limiter = new EventLimiter(opts.eventBurst ?? 5, opts.eventIntervalMs ?? 10_000);
     this.queue = new WorkQueue((key) => this.process(key), {
+      workers: opts.statusWriters ?? 8,
       onRetry: (key, err, attempt) => {
         this.metrics.queueRetries.inc();
         this.log('warn', 'retrying', { key, attempt, error: String(err) });
