@@ -444,7 +444,17 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource {
   private async release(ep: Endpoint, cniPath: string): Promise<void> {
     await this.host.deleteLinkByNameAsync(ep.hostIfname);
     if (ep.ipam.type === 'delegate') {
-      await execDelegate('DEL', { ...ep.ipam.call, cniPath: cniPath || ep.ipam.call.cniPath });
+      try {
+        await execDelegate('DEL', { ...ep.ipam.call, cniPath: cniPath || ep.ipam.call.cniPath });
+      } catch (e) {
+        // A ready endpoint's DEL must reach its IPAM (the runtime retries). An ADD that never
+        // completed (its delegate missing or failing) must not pin the attachment forever.
+        if (ep.state === 'ready') throw e;
+        this.log.warn('delegated IPAM DEL of an unfinished ADD failed; dropping the record', {
+          endpoint: summary(ep),
+          error: (e as Error).message,
+        });
+      }
     }
     this.table.remove(ep);
     this.persist();

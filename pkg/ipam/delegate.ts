@@ -59,6 +59,11 @@ export async function execDelegate(
   call: DelegateCall,
 ): Promise<CniResult | undefined> {
   const file = findPlugin(call.type, call.cniPath);
+  const requested = String(call.stdin.cniVersion ?? '');
+  const version = chooseDelegateVersion(requested, await supportedVersions(file), command);
+  // STATUS and GC exist from CNI 1.1 on: a delegate that predates them has nothing to do.
+  if (version === undefined) return undefined;
+  if (version !== requested) call = { ...call, stdin: { ...call.stdin, cniVersion: version } };
   const env = {
     ...process.env,
     CNI_COMMAND: command,
@@ -90,7 +95,47 @@ export async function execDelegate(
       `${what} printed no valid result: ${stdout.slice(0, 200)}`,
     );
   }
-  return normalizeResult(parsed.data, String(call.stdin.cniVersion ?? ''));
+  // The runtime gets the result in the version it asked for, whatever the delegate spoke.
+  return normalizeResult(parsed.data, requested);
+}
+
+const versionCache = new Map<string, Promise<string[]>>();
+
+/** The delegate's VERSION answer (cached per executable), or [] when it gives none. */
+function supportedVersions(file: string): Promise<string[]> {
+  let v = versionCache.get(file);
+  if (!v) {
+    v = run(file, JSON.stringify({ cniVersion: '0.4.0' }), { ...process.env, CNI_COMMAND: 'VERSION' }).then(
+      ({ code, stdout }) => {
+        const r = parseJson(stdout) as { supportedVersions?: unknown } | undefined;
+        return code === 0 && Array.isArray(r?.supportedVersions) ? r.supportedVersions.map(String) : [];
+      },
+    );
+    versionCache.set(file, v);
+  }
+  return v;
+}
+
+const ORDER = ['0.4.0', '1.0.0', '1.1.0'];
+
+/**
+ * The cniVersion to speak to a delegate: the requested one when it supports it, else the highest
+ * version both know (results convert back: 1.0.0 and 1.1.0 results are the same shape). STATUS and
+ * GC exist only from 1.1.0: they go to a delegate that supports it, at 1.1.0, and otherwise nowhere
+ * (undefined). A delegate that does not answer VERSION gets the requested version unchanged.
+ */
+export function chooseDelegateVersion(
+  requested: string,
+  supported: readonly string[],
+  command: DelegateCommand,
+): string | undefined {
+  if (command === 'STATUS' || command === 'GC') {
+    if (supported.length === 0) return requested === '1.1.0' ? requested : undefined;
+    return supported.includes('1.1.0') ? '1.1.0' : undefined;
+  }
+  if (supported.length === 0 || supported.includes(requested)) return requested;
+  const common = ORDER.filter((v) => supported.includes(v) && ORDER.indexOf(v) <= ORDER.indexOf(requested));
+  return common.at(-1) ?? requested;
 }
 
 function parseJson(s: string): unknown {

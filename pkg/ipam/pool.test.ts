@@ -164,3 +164,21 @@ describe('allocateAddresses', () => {
     expect(() => poolsOf(net(['10.0.0.0/24']), 1)).toThrow(/network "blue": pool index 1 is out of range/);
   });
 });
+
+describe('delegate cniVersion negotiation', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { chooseDelegateVersion } = require('./delegate') as typeof import('./delegate');
+  it('keeps a version the delegate supports, else speaks the highest common one', () => {
+    expect(chooseDelegateVersion('1.1.0', ['0.4.0', '1.0.0', '1.1.0'], 'ADD')).toBe('1.1.0');
+    expect(chooseDelegateVersion('1.1.0', ['0.3.1', '0.4.0', '1.0.0'], 'ADD')).toBe('1.0.0');
+    expect(chooseDelegateVersion('1.0.0', ['0.4.0'], 'DEL')).toBe('0.4.0');
+    expect(chooseDelegateVersion('1.1.0', [], 'ADD')).toBe('1.1.0');
+  });
+  it('skips STATUS and GC for a delegate that predates CNI 1.1', () => {
+    expect(chooseDelegateVersion('1.1.0', ['0.4.0', '1.0.0'], 'STATUS')).toBeUndefined();
+    expect(chooseDelegateVersion('1.1.0', ['0.4.0', '1.0.0'], 'GC')).toBeUndefined();
+    expect(chooseDelegateVersion('1.1.0', ['1.0.0', '1.1.0'], 'GC')).toBe('1.1.0');
+    expect(chooseDelegateVersion('1.0.0', ['0.4.0', '1.0.0'], 'STATUS')).toBeUndefined();
+    expect(chooseDelegateVersion('1.0.0', [], 'STATUS')).toBeUndefined();
+  });
+});

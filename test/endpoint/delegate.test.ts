@@ -19,9 +19,9 @@ function pod(): string {
 }
 
 // The Debian plugins (1.1.x) speak CNI up to 1.0.0, so these configs do too.
-const hostLocal = () =>
+const hostLocal = (cniVersion = '1.0.0') =>
   conf({
-    cniVersion: '1.0.0',
+    cniVersion,
     ipam: {
       type: 'host-local',
       dataDir,
@@ -69,6 +69,17 @@ describe('delegated IPAM', () => {
     await node.manager.del(delReq('h1', `/var/run/netns/${p}`, hostLocal()));
     expect(reserved()).not.toContain('10.46.0.2');
     await node.manager.del(delReq('h1', `/var/run/netns/${p}`, hostLocal())); // idempotent, host-local too
+  });
+
+  it('speaks a 1.1.0 config to a delegate that knows only 1.0.0, and skips STATUS for it', async () => {
+    const p = pod();
+    const conf11 = hostLocal('1.1.0');
+    const res = await node.manager.add(addReq('h11', `/var/run/netns/${p}`, conf11));
+    expect(res.cniVersion).toBe('1.1.0');
+    expect(res.ips?.[0]?.address).toMatch(/^10\.46\.0\.\d+\/24$/);
+    await node.manager.status(conf11, '/usr/lib/cni');
+    await node.manager.del(delReq('h11', `/var/run/netns/${p}`, conf11));
+    expect(reserved()).not.toContain(res.ips![0]!.address.split('/')[0]);
   });
 
   it('applies the static plugin addresses and default route', async () => {
