@@ -1,4 +1,4 @@
-// What castnet puts into the node's CNI directories: the castnet-cni binary and, as the primary
+// What castnet puts into the node's CNI directories: the castnet-cni binary (as `castnet`, its type) and, as the primary
 // network, its conflist. Both are written to a temporary name and renamed, so the runtime sees either
 // the old file or the new one, never a partial one; the conflist only after the binary it names.
 import { copyFile, chmod, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -6,7 +6,10 @@ import { join } from 'node:path';
 import { DEFAULT_AGENT_SOCKET, PLUGIN_TYPE } from '../cni/netconf';
 import { CURRENT_VERSION } from '../cni/types';
 
+/** The plugin's file name in the image. */
 export const CNI_BINARY = 'castnet-cni';
+/** Its name in the node's CNI bin dir: a runtime runs the plugin named by the config's `type`. */
+export const INSTALLED_NAME = PLUGIN_TYPE;
 
 export type InstallMode = 'primary' | 'secondary';
 
@@ -53,7 +56,7 @@ async function writeAtomically(file: string, write: (tmp: string) => Promise<voi
 
 /** Installs the binary, then (primary mode) the conflist. Returns the files written. */
 export async function installCni(o: CniInstall): Promise<string[]> {
-  const binary = join(o.binDir, CNI_BINARY);
+  const binary = join(o.binDir, INSTALLED_NAME);
   await writeAtomically(binary, async (tmp) => {
     await copyFile(o.source, tmp);
     await chmod(tmp, 0o755);
@@ -86,7 +89,7 @@ export async function removeCniFiles(
     await rm(conflist, { force: true });
     removed.push(conflist);
   }
-  const binary = join(o.binDir, CNI_BINARY);
+  const binary = join(o.binDir, INSTALLED_NAME);
   const hadBinary = await stat(binary).then(
     () => true,
     () => false,

@@ -46,7 +46,7 @@ afterAll(async () => {
   await delNetns(podNs);
 });
 
-test('secondary mode installs castnet-cni and writes no conflist (Multus reads NetworkAttachmentDefinitions)', async () => {
+test('secondary mode installs castnet-cni (as castnet, its plugin type) and writes no conflist (Multus reads NetworkAttachmentDefinitions)', async () => {
   const { stdout } = await castnet(
     'install-cni',
     '--mode',
@@ -56,13 +56,13 @@ test('secondary mode installs castnet-cni and writes no conflist (Multus reads N
     '--conf-dir',
     confDir,
   );
-  expect(stdout).toContain(path.join(binDir, 'castnet-cni'));
-  expect(await readFile(path.join(binDir, 'castnet-cni'))).toEqual(await readFile(castnetCni));
+  expect(stdout).toContain(path.join(binDir, 'castnet'));
+  expect(await readFile(path.join(binDir, 'castnet'))).toEqual(await readFile(castnetCni));
   expect(await readdir(confDir)).toEqual([]);
   const version = await invokeCni({
     command: 'VERSION',
     stdin: { cniVersion: '1.1.0' },
-    binary: path.join(binDir, 'castnet-cni'),
+    binary: path.join(binDir, 'castnet'),
   });
   expect(version).toMatchObject({ status: 0, json: { cniVersion: '1.1.0' } });
 });
@@ -84,7 +84,7 @@ test('install-cni refuses a bad mode and a missing binary, naming the flag and t
       '--conf-dir',
       confDir,
     ),
-  ).rejects.toThrow(new RegExp(`failed to install ${path.join(binDir, 'castnet-cni')}: .*${missing}`));
+  ).rejects.toThrow(new RegExp(`failed to install ${path.join(binDir, 'castnet')}: .*${missing}`));
   // Nothing half-written, and no conflist naming a plugin that is not there.
   expect(await readdir(binDir)).toEqual([]);
   expect(await readdir(confDir)).toEqual([]);
@@ -123,7 +123,8 @@ describe('with a real agent', () => {
       CNI_IFNAME: 'eth0',
       CNI_PATH: binDir,
     };
-    const binary = path.join(binDir, 'castnet-cni');
+    // A runtime runs the plugin named by the config's type from its bin dir.
+    const binary = path.join(binDir, String(conflist.plugins[0].type));
     const add = await invokeCni({ command: 'ADD', stdin, env, binary });
     expect(add).toMatchObject({ status: 0 });
     expect((add.json?.ips as Array<{ address: string }>)[0].address).toMatch(/^10\.81\./);
