@@ -1,8 +1,9 @@
 // Traffic roles for bench/dataplane.ts, each a child process driven by lines on stdin.
 //
 //   send <netns> <source> <group> <port>
-//     "<rate> <count>" sends <count> 100-byte datagrams to the group at <rate>/s (sendmmsg batches,
-//     paced per millisecond), each stamped with its send time; answers "done <sent> <dropped> <seconds>".
+//     "<rate> <count> [<batch>]" sends <count> 100-byte datagrams to the group at <rate>/s (sendmmsg
+//     calls of up to <batch> datagrams, default 64, paced per millisecond), each stamped with the time
+//     of its call; answers "done <sent> <dropped> <seconds>".
 //   receive <group> <port> <netns>=<address> ...
 //     One real UDP socket per receiver pod, bound to the group and joined on the pod's address (so the
 //     pod's kernel reports the membership). "counts" answers the datagrams each socket received so far;
@@ -35,6 +36,7 @@ function roleSend(netns: string, source: string, group: string, port: number): v
     to,
     data: Buffer.alloc(PAYLOAD_BYTES, 0x5a),
   }));
+  let perCall = BATCH;
   const sendNow = (n: number) => {
     const now = process.hrtime.bigint();
     for (let i = 0; i < n; i++) (batch[i]!.data as Buffer).writeBigUInt64LE(now, 0);
@@ -48,7 +50,7 @@ function roleSend(netns: string, source: string, group: string, port: number): v
         const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
         const due = Math.min(count, Math.floor(elapsed * rate));
         while (sent < due) {
-          const n = Math.min(BATCH, due - sent);
+          const n = Math.min(perCall, due - sent);
           sendNow(n);
           sent += n;
         }
@@ -57,7 +59,8 @@ function roleSend(netns: string, source: string, group: string, port: number): v
       };
       tick();
     });
-  commands(async ([rate, count]) => {
+  commands(async ([rate, count, batch]) => {
+    perCall = Math.min(BATCH, Math.max(1, Number(batch ?? BATCH)));
     const before = sock.counters().sendDropped;
     const { sent, seconds } = await run(Number(rate), Number(count));
     const dropped = sock.counters().sendDropped - before;
