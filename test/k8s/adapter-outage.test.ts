@@ -82,4 +82,18 @@ test('joins made during an outage arrive after it; a deleted report comes back; 
   // resourceVersion ("too old", 410): they re-listed, beyond the first list of each of their 3 kinds.
   expect(a.stats.relists).toBeGreaterThan(3);
   expect(b.stats.relists).toBeGreaterThan(3);
+
+  // An agent that starts while the apiserver is down is not held up, and its report lands later.
+  await stopApiserver(cluster);
+  const late = adapter(cluster);
+  open.push(late);
+  const started = Date.now();
+  await late.registerNode(node('node-c', 3));
+  expect(Date.now() - started).toBeLessThan(1_000);
+  const pending = late.reportMemberships('node-c', [membership('node-c', 1, '239.1.1.1')]);
+  pending.catch(() => undefined);
+  await startApiserver(cluster);
+  await pending;
+  const three = await until(a, (d) => membersOf(d, '239.1.1.1').length === 3, 30_000);
+  expect(membersOf(three, '239.1.1.1')).toEqual(['node-a/1', 'node-b/9', 'node-c/1']);
 });

@@ -130,9 +130,14 @@ export class KubernetesLookup implements LookupService {
     });
   }
 
+  /**
+   * Records this node and schedules its report; resolves at once. The agent must not wait for the
+   * apiserver to start (it wires pods without it); the write is retried until it lands, and errors
+   * go to `onError`.
+   */
   async registerNode(node: NodeRecord): Promise<void> {
     this.own = { ...this.own, node: { ...node } };
-    await this.publish();
+    this.publish().catch(() => undefined);
   }
 
   async publishEndpoints(node: string, endpoints: EndpointRecord[]): Promise<void> {
