@@ -217,6 +217,15 @@ export function isSsmGroup(group: string): boolean {
   return a.kind === 'ipv4' ? isIPv4Ssm(a.bytes) : a.kind === 'ipv6' ? isIPv6Ssm(a.bytes) : false;
 }
 
+/** A group address: a multicast IP (224.0.0.0/4, ff00::/8) or a MAC with the I/G bit set. */
+export function isGroupAddress(address: string): boolean {
+  const a = parseAddress(address);
+  if (!a) return false;
+  if (a.kind === 'ipv4') return isIPv4Multicast(a.bytes);
+  if (a.kind === 'ipv6') return isIPv6Multicast(a.bytes);
+  return (a.bytes[0] & 1) === 1;
+}
+
 /** 01:00:5e + low 23 bits of the group (RFC 1112). */
 export function ipv4MulticastMac(group: Uint8Array): Uint8Array {
   return Uint8Array.of(0x01, 0x00, 0x5e, group[1] & 0x7f, group[2], group[3]);

@@ -1,5 +1,6 @@
 // IP addresses and prefixes as bigints: parsing, formatting and the arithmetic IPAM needs.
 import { isIPv4, isIPv6 } from 'node:net';
+import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../frame/addr';
 
 export type Family = 4 | 6;
 
@@ -17,43 +18,16 @@ export interface Cidr {
 export const bitsOf = (f: Family): number => (f === 4 ? 32 : 128);
 
 export function parseIp(s: string): Ip {
-  if (isIPv4(s)) {
-    return { family: 4, value: s.split('.').reduce((acc, o) => (acc << 8n) | BigInt(o), 0n) };
-  }
-  if (!isIPv6(s) || s.includes('%')) throw new Error(`${JSON.stringify(s)} is not an IP address`);
-  let text = s;
-  if (text.includes('.')) {
-    // Embedded IPv4 (e.g. ::ffff:1.2.3.4): rewrite it as the last two groups.
-    const at = text.lastIndexOf(':') + 1;
-    const v4 = parseIp(text.slice(at)).value;
-    text = `${text.slice(0, at)}${(v4 >> 16n).toString(16)}:${(v4 & 0xffffn).toString(16)}`;
-  }
-  const [head, rest] = text.includes('::') ? text.split('::') : [text, undefined];
-  const groups = (p: string | undefined): bigint[] => (p ? p.split(':').map((g) => BigInt('0x' + g)) : []);
-  const hi = groups(head);
-  const lo = groups(rest);
-  const fill = rest === undefined ? [] : Array<bigint>(8 - hi.length - lo.length).fill(0n);
-  const all = [...hi, ...fill, ...lo];
-  return { family: 6, value: all.reduce((acc, g) => (acc << 16n) | g, 0n) };
+  // Validity as node:net defines it (no zones); the bytes come from pkg/frame/addr.
+  const bytes = isIPv4(s) ? parseIPv4(s) : isIPv6(s) && !s.includes('%') ? parseIPv6(s) : undefined;
+  if (!bytes) throw new Error(`${JSON.stringify(s)} is not an IP address`);
+  return ipFromBytes(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length));
 }
 
+/** Canonical text: dotted IPv4, RFC 5952 IPv6. */
 export function formatIp(ip: Ip): string {
-  if (ip.family === 4) {
-    return [24n, 16n, 8n, 0n].map((s) => ((ip.value >> s) & 0xffn).toString()).join('.');
-  }
-  const groups = Array.from({ length: 8 }, (_, i) => Number((ip.value >> BigInt(112 - 16 * i)) & 0xffffn));
-  // RFC 5952: compress the longest run (length >= 2) of zero groups, the first one on a tie.
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8;) {
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) [best, bestLen] = [i, j - i];
-    i = j === i ? i + 1 : j;
-  }
-  const hex = (gs: number[]): string => gs.map((g) => g.toString(16)).join(':');
-  if (best < 0) return hex(groups);
-  return `${hex(groups.slice(0, best))}::${hex(groups.slice(best + bestLen))}`;
+  const b = ipToBytes(ip);
+  return ip.family === 4 ? formatIPv4(b) : formatIPv6(b);
 }
 
 export function parseCidr(s: string): Cidr {

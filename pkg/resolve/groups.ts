@@ -1,8 +1,10 @@
 // Declared group graph checks (DESIGN.md: cycles and excessive depth are rejected when a group is
 // declared and again when it is resolved). Pure: the controller uses validateGroups on admission,
 // the resolver uses the same edge definition at packet time.
-import { canonicalAddress, parseAddress } from '../frame/addr';
+import { canonicalAddress, isGroupAddress, parseAddress } from '../frame/addr';
 import type { GroupSpec } from '../lookup/port';
+
+export { isGroupAddress } from '../frame/addr';
 
 /** Nesting levels below a group; a deeper chain is rejected. */
 export const MAX_GROUP_DEPTH = 8;
@@ -24,15 +26,6 @@ export function groupKey(network: string, address: string): string {
 
 export function groupName(g: GroupSpec): string {
   return `${g.namespace}/${g.name}`;
-}
-
-/** A group address is a multicast IP or a group (I/G bit) MAC. */
-export function isGroupAddress(address: string): boolean {
-  const a = parseAddress(address);
-  if (!a) return false;
-  if (a.kind === 'ipv4') return (a.bytes[0] & 0xf0) === 0xe0;
-  if (a.kind === 'ipv6') return a.bytes[0] === 0xff;
-  return (a.bytes[0] & 1) === 1;
 }
 
 /** Lookup tables over declared groups, shared by validation and the resolver. */

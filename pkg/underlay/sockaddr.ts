@@ -1,5 +1,7 @@
-// struct sockaddr_in / sockaddr_in6 encoding for the underlay socket. Pure.
+// struct sockaddr_in / sockaddr_in6 encoding for the underlay socket. Pure. Address bytes and text
+// come from pkg/frame/addr; node:net decides what counts as an address, as it does for node:dgram.
 import { isIPv4, isIPv6 } from 'node:net';
+import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../frame/addr';
 
 export const AF_INET = 2;
 export const AF_INET6 = 10;
@@ -22,67 +24,35 @@ function checkPort(port: number, field: string): void {
   }
 }
 
-/** The 16 bytes of an IPv6 address (which may embed a dotted IPv4 tail). */
-export function ipv6Bytes(address: string): Uint8Array {
-  let text = address;
-  const lastColon = text.lastIndexOf(':');
-  if (text.includes('.', lastColon)) {
-    const [a, b, c, d] = text
-      .slice(lastColon + 1)
-      .split('.')
-      .map(Number);
-    text = `${text.slice(0, lastColon + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const parse = (s: string) => (s ? s.split(':').map((h) => parseInt(h, 16)) : []);
-  const [head, rest] = text.split('::');
-  const left = parse(head);
-  const groups =
-    rest === undefined
-      ? left
-      : [...left, ...new Array(8 - left.length - parse(rest).length).fill(0), ...parse(rest)];
-  const out = new Uint8Array(16);
-  groups.forEach((g, i) => {
-    out[i * 2] = g >> 8;
-    out[i * 2 + 1] = g & 0xff;
-  });
-  return out;
+/** Address bytes of a valid (familyOf-checked) address. */
+function addressBytes(address: string, family: Family): Uint8Array {
+  const b = family === 4 ? parseIPv4(address) : parseIPv6(address);
+  if (!b) throw new Error(`address ${JSON.stringify(address)}: not an IPv${family} address`);
+  return b;
 }
 
-/** RFC 5952 text form of 16 address bytes, as inet_ntop writes it. */
-export function formatIpv6(b: Uint8Array): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 8; i++) groups.push((b[i * 2] << 8) | b[i * 2 + 1]);
-  let bestAt = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8;) {
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) [bestAt, bestLen] = [i, j - i];
-    i = j === i ? i + 1 : j;
+/**
+ * RFC 5952 text form of 16 address bytes, as inet_ntop writes it: like formatIPv6, except that
+ * IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible (::a.b.c.d) addresses end in a dotted quad.
+ */
+export function formatIPv6Ntop(b: Uint8Array, off = 0): string {
+  const word = (i: number) => (b[off + 2 * i] << 8) | b[off + 2 * i + 1];
+  if ((word(0) | word(1) | word(2) | word(3) | word(4)) === 0) {
+    if (word(5) === 0xffff) return `::ffff:${formatIPv4(b, off + 12)}`;
+    if (word(5) === 0 && word(6) !== 0) return `::${formatIPv4(b, off + 12)}`;
   }
-  const hex = (gs: number[]) => gs.map((g) => g.toString(16)).join(':');
-  if (bestAt < 0) return hex(groups);
-  // Like inet_ntop: IPv4-compatible and IPv4-mapped addresses end in dotted quad.
-  if (bestAt === 0 && (bestLen === 6 || (bestLen === 5 && groups[5] === 0xffff))) {
-    return `::${bestLen === 5 ? 'ffff:' : ''}${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
-  }
-  return `${hex(groups.slice(0, bestAt))}::${hex(groups.slice(bestAt + bestLen))}`;
+  return formatIPv6(b, off);
 }
 
 /** The kernel's socket address for (address, port). */
 export function encodeSockaddr(address: string, port: number, field = 'address'): Buffer {
   checkPort(port, `${field} port`);
-  if (familyOf(address, field) === 4) {
-    const sa = Buffer.alloc(SOCKADDR_IN_LEN);
-    sa.writeUInt16LE(AF_INET, 0);
-    sa.writeUInt16BE(port, 2);
-    address.split('.').forEach((o, i) => (sa[4 + i] = Number(o)));
-    return sa;
-  }
-  const sa = Buffer.alloc(SOCKADDR_IN6_LEN);
-  sa.writeUInt16LE(AF_INET6, 0);
+  const family = familyOf(address, field);
+  const v4 = family === 4;
+  const sa = Buffer.alloc(v4 ? SOCKADDR_IN_LEN : SOCKADDR_IN6_LEN);
+  sa.writeUInt16LE(v4 ? AF_INET : AF_INET6, 0);
   sa.writeUInt16BE(port, 2);
-  sa.set(ipv6Bytes(address), 8);
+  sa.set(addressBytes(address, family), v4 ? 4 : 8); // sin_addr; sin6_addr after sin6_flowinfo
   return sa;
 }
 
@@ -91,10 +61,10 @@ export function decodeSockaddr(sa: Uint8Array): { address: string; port: number 
   const family = sa[0] | (sa[1] << 8);
   const port = (sa[2] << 8) | sa[3];
   if (family === AF_INET && sa.length >= SOCKADDR_IN_LEN) {
-    return { address: `${sa[4]}.${sa[5]}.${sa[6]}.${sa[7]}`, port };
+    return { address: formatIPv4(sa, 4), port };
   }
   if (family === AF_INET6 && sa.length >= SOCKADDR_IN6_LEN) {
-    return { address: formatIpv6(sa.subarray(8, 24)), port };
+    return { address: formatIPv6Ntop(sa, 8), port };
   }
   return undefined;
 }
