@@ -4,8 +4,13 @@ import { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup';
 import type { Directory, EndpointRecord, MembershipRecord } from '../../pkg/lookup/port';
 import type { Cluster } from '../harness/k8s';
 
-export function adapter(cluster: Cluster, selector?: string): KubernetesLookup {
-  return new KubernetesLookup({ connection: connectionFromKubeconfig(cluster.kubeconfigPath), selector });
+/** An adapter as the admin, or as whoever `kubeconfig` authenticates. */
+export function adapter(
+  cluster: Cluster,
+  selector?: string,
+  kubeconfig = cluster.kubeconfigPath,
+): KubernetesLookup {
+  return new KubernetesLookup({ connection: connectionFromKubeconfig(kubeconfig), selector });
 }
 
 /** Resolves with the first directory `lookup` delivers that satisfies `pred`. */

@@ -1,7 +1,15 @@
 // The agent's Kubernetes lookup adapter on the shared test apiserver: it writes only its own node's
 // MembershipReport, another node's adapter sees its endpoints and memberships through the watch, and
 // VirtualNetworks and MulticastGroups become the directory's networks and groups.
-import { createNamespace, ensureCluster, type Cluster } from '../harness/k8s';
+import path from 'node:path';
+import { run } from '../../pkg/sys/exec';
+import {
+  createNamespace,
+  ensureCluster,
+  serviceAccountKubeconfig,
+  upstreamBin,
+  type Cluster,
+} from '../harness/k8s';
 import { installCrds } from './fixtures';
 import { adapter, endpoint, membersOf, membership, until } from './adapter-helpers';
 import type { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup';
@@ -164,6 +172,38 @@ test('VirtualNetworks and MulticastGroups of the selected label become networks 
   } finally {
     await cluster
       .kubectl(['delete', 'vnet', `${tag}-blue`, `${tag}-unlabelled`, '--ignore-not-found'])
+      .catch(() => undefined);
+    await cluster.kubectl(['delete', 'namespace', ns, '--wait=false']).catch(() => undefined);
+  }
+});
+
+test("under the chart's agent role the adapter reads the directory, writes its report and reads pods", async () => {
+  const ns = await createNamespace(cluster, `${tag}-rbac`);
+  const release = `${tag}r`;
+  const { stdout: rbac } = await run(path.join(upstreamBin, 'helm'), [
+    'template',
+    release,
+    path.resolve(__dirname, '../../charts/castnet'),
+    '--namespace',
+    ns,
+    '--kube-version',
+    '1.34.0',
+    '--show-only',
+    'templates/rbac-agent.yaml',
+  ]);
+  try {
+    await cluster.kubectl(['apply', '-f', '-'], { input: rbac });
+    const kubeconfig = await serviceAccountKubeconfig(cluster, ns, `${release}-agent`);
+    const a = track(adapter(cluster, undefined, kubeconfig));
+    await a.registerNode(node(nodeA, 1));
+    await a.reportMemberships(nodeA, [membership(nodeA, 1, '239.5.5.5')]);
+    expect((await reportJson(nodeA)).spec.memberships?.map((m) => m.group)).toEqual(['239.5.5.5']);
+    const d = await until(a, (x) => x.nodes.some((n) => n.name === bystander));
+    expect(d.nodes.map((n) => n.name)).toContain(nodeA);
+    expect(await a.podMetadata(ns, 'no-such-pod')).toBeUndefined();
+  } finally {
+    await cluster
+      .kubectl(['delete', 'clusterrole,clusterrolebinding', `${release}-agent`, '--ignore-not-found'])
       .catch(() => undefined);
     await cluster.kubectl(['delete', 'namespace', ns, '--wait=false']).catch(() => undefined);
   }
