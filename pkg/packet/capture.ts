@@ -22,7 +22,6 @@ const TP_STATUS_VLAN_VALID = 0x10;
 const TP_STATUS_VLAN_TPID_VALID = 0x40;
 const EAGAIN = 11;
 const EINTR = 4;
-const ENOBUFS = 105;
 
 /** Largest frame handled: a 64 KiB GSO frame plus its virtio_net_hdr. */
 export const MAX_FRAME = 65535 + VNET_HDR_LEN;
@@ -207,21 +206,9 @@ export class CaptureSet<T = string> {
         }
         n++;
       }
-      let off = 0;
-      while (off < n) {
-        const r = libc().sendmmsg(capture.fd, tx.at(off), n - off, 0);
-        if (r > 0) {
-          off += r;
-          sent += r;
-          continue;
-        }
-        // The message at `off` failed: count it and go on with the next.
-        const e = errno();
-        if (e === EINTR) continue;
-        if (e === ENOBUFS || e === EAGAIN) c.injectDropped++;
-        else c.errors++;
-        off++;
-      }
+      sent += tx.send(capture.fd, n);
+      c.injectDropped += tx.sendDropped;
+      c.errors += tx.sendErrors;
     }
     c.injected += sent;
     return sent;

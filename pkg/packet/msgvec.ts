@@ -2,6 +2,7 @@
 // iovec over its own slot and, optionally, its own socket address. Built once; a batch call only
 // rewrites lengths, so a syscall moves up to `capacity` frames with no allocation.
 import koffi from 'koffi';
+import { errno, libc } from '../sys/libc';
 
 // x86_64/aarch64 Linux layouts.
 const MMSGHDR_SIZE = 64; // struct msghdr (56) + unsigned msg_len + padding
@@ -16,6 +17,10 @@ const IOV_LEN = 8;
 /** recvmmsg/sendmmsg flags and msg_flags bits we use. */
 export const MSG_DONTWAIT = 0x40;
 export const MSG_TRUNC = 0x20;
+
+const EINTR = 4;
+const EAGAIN = 11;
+const ENOBUFS = 105;
 
 function align16(n: number): number {
   return (n + 15) & ~15;
@@ -35,6 +40,10 @@ export class MsgVec {
   private readonly controlStride: number;
   private readonly slots: Buffer[] = [];
   private freed = false;
+  /** Messages the last send() skipped because a queue was full (EAGAIN, ENOBUFS). */
+  sendDropped = 0;
+  /** Messages the last send() skipped for any other error. */
+  sendErrors = 0;
 
   constructor(
     readonly capacity: number,
@@ -147,6 +156,32 @@ export class MsgVec {
   setName(i: number, sockaddr: Uint8Array): void {
     this.mem.set(sockaddr, this.nameOffset + i * this.nameStride);
     this.u32[(i * MMSGHDR_SIZE + MSG_NAMELEN) >> 2] = sockaddr.length;
+  }
+
+  /**
+   * Sends messages 0..count-1 on `fd` with sendmmsg, resuming after a partial send. A message the
+   * kernel refuses is skipped and counted in sendDropped or sendErrors. Returns how many were sent.
+   */
+  send(fd: number, count: number): number {
+    this.sendDropped = 0;
+    this.sendErrors = 0;
+    let off = 0;
+    let sent = 0;
+    while (off < count) {
+      const r = libc().sendmmsg(fd, this.at(off), count - off, 0);
+      if (r > 0) {
+        off += r;
+        sent += r;
+        continue;
+      }
+      // The message at `off` failed: count it and go on with the next.
+      const e = errno();
+      if (e === EINTR) continue;
+      if (e === EAGAIN || e === ENOBUFS) this.sendDropped++;
+      else this.sendErrors++;
+      off++;
+    }
+    return sent;
   }
 
   free(): void {

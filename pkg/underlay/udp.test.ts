@@ -72,6 +72,22 @@ describe.each([
     await waitFor('3 datagrams', () => got.length >= 3);
     expect(got.sort()).toEqual([`${sb1.port}:x`, `${sb1.port}:z`, `${sb2.port}:y`].sort());
   });
+
+  it('skips a datagram the kernel refuses, counts it as an error, and sends the rest', async () => {
+    const sa = open(a, addrA);
+    const sb = open(b, addrB);
+    const got: string[] = [];
+    sb.onDatagrams((batch) => batch.forEach((d) => got.push(d.data.toString())));
+    const good = sa.peer(addrB, sb.port);
+    const refused = sa.peer(addrB, 0); // UDP refuses destination port 0 (EINVAL)
+    const sent = sa.send(
+      ['a', 'x', 'b', 'y', 'c'].map((p, i) => ({ to: i % 2 ? refused : good, data: Buffer.from(p) })),
+    );
+    expect(sent).toBe(3);
+    await waitFor('3 datagrams', () => got.length >= 3);
+    expect(got).toEqual(['a', 'b', 'c']);
+    expect(sa.counters()).toMatchObject({ sent: 3, sendDropped: 0, errors: 2 });
+  });
 });
 
 describe('underlay input checks', () => {

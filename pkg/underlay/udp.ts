@@ -21,7 +21,6 @@ const SO_SNDBUFFORCE = 32;
 const SO_RCVBUFFORCE = 33;
 const EAGAIN = 11;
 const EINTR = 4;
-const ENOBUFS = 105;
 
 /** Largest UDP payload. */
 export const MAX_DATAGRAM = 65507;
@@ -182,20 +181,9 @@ export class UnderlaySocket {
         tx.setName(n, d.to.sockaddr);
         n++;
       }
-      let off = 0;
-      while (off < n) {
-        const r = libc().sendmmsg(this.fd, tx.at(off), n - off, 0);
-        if (r > 0) {
-          off += r;
-          sent += r;
-          continue;
-        }
-        const e = errno();
-        if (e === EINTR) continue;
-        if (e === EAGAIN || e === ENOBUFS) this.c.sendDropped++;
-        else this.c.errors++;
-        off++;
-      }
+      sent += tx.send(this.fd, n);
+      this.c.sendDropped += tx.sendDropped;
+      this.c.errors += tx.sendErrors;
     }
     this.c.sent += sent;
     return sent;
