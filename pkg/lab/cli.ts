@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import type { DataplaneCounters } from '../agent/dataplane/counters';
 import { parseLabFile } from './scenario';
 import { Lab, ScenarioReport } from './runner';
 import { removeLeftoverLabs } from './topology';
@@ -18,16 +19,8 @@ export function defaultScenarioPath(): string {
 }
 
 /** One agent's data-plane counters at the end of the run (its /v1/stats). */
-export interface NodeCounters {
+export interface NodeCounters extends DataplaneCounters {
   node: string;
-  framesCaptured: number;
-  localDeliveries: number;
-  datagramsSent: number;
-  datagramsReceived: number;
-  remoteDeliveries: number;
-  arpReplies: number;
-  membershipMessages: number;
-  drops: Record<string, number>;
 }
 
 export interface LabRunResult {
@@ -64,7 +57,7 @@ export async function runLab(
     const nodes: NodeCounters[] = [];
     for (const n of lab.topology.nodes) {
       const st = (await lab.agentStats(n.index).catch(() => undefined)) as
-        { dataplane: Omit<NodeCounters, 'node'> } | undefined;
+        { dataplane: DataplaneCounters } | undefined;
       if (st) nodes.push({ node: n.name, ...st.dataplane });
     }
     return { pass: scenarios.every((s) => s.pass), scenarios, nodes };

@@ -81,6 +81,8 @@ interface LabPod {
   pcap: string;
 }
 
+type JoinApp = 'socat' | 'mcfirst' | 'iperf';
+
 const SETTLE_MS = 300;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const DELIVERY_TIMEOUT_MS = 2000;
@@ -92,7 +94,10 @@ export class Lab {
   private k8s?: KubernetesLabDirectory;
   private agents = new Map<number, ChildProcess>();
   private pods = new Map<string, LabPod>();
-  private joins = new Map<string, { children: ChildProcess[]; port: number; sources: string[] }>();
+  private joins = new Map<
+    string,
+    { children: ChildProcess[]; port: number; sources: string[]; app: JoinApp }
+  >();
   private underlayCapture!: ChildProcess;
   private underlayPcap = '';
   private closed = false;
@@ -376,34 +381,61 @@ export class Lab {
     return p;
   }
 
-  /** Real applications join: socat (ASM) or ssmping's mcfirst (SSM; Debian's socat lacks it). */
-  private startJoin(p: LabPod, group: string, port: number, sources: string[]): ChildProcess[] {
+  /**
+   * Real applications join, so the pod's kernel sends real IGMP/MLD: socat for ASM, ssmping's mcfirst
+   * for SSM (Debian's socat lacks ip-add-source-membership), or iperf2 for either.
+   */
+  private startJoin(
+    p: LabPod,
+    group: string,
+    port: number,
+    sources: string[],
+    app?: JoinApp,
+  ): ChildProcess[] {
     const v6 = isIPv6(group);
-    const children = sources.length
-      ? sources.map((src) =>
-          spawnIn(p.ns, 'mcfirst', [
-            v6 ? '-6' : '-4',
-            '-I',
-            'eth0',
-            '-c',
-            '1000000',
-            '-t',
-            '86400',
-            src,
-            group,
-            String(port),
-          ]),
-        )
-      : [
-          spawnIn(p.ns, 'socat', [
-            '-u',
-            v6
-              ? `UDP6-RECV:${port},ipv6-join-group=[${group}]:eth0`
-              : `UDP4-RECV:${port},ip-add-membership=${group}:${p.ip}`,
-            'OPEN:/dev/null',
-          ]),
-        ];
-    this.joins.set(`${p.name}/${group}`, { children, port, sources });
+    const use = app ?? (sources.length ? 'mcfirst' : 'socat');
+    if (use === 'socat' && sources.length) throw new Error(`socat cannot join ${group} source-specifically`);
+    const iperf = (src?: string) =>
+      spawnIn(p.ns, 'iperf', [
+        '-s',
+        '-u',
+        ...(v6 ? ['-V'] : []),
+        '-B',
+        `${group}%eth0`,
+        ...(src ? ['-H', src] : []),
+        '-p',
+        String(port),
+      ]);
+    const children =
+      use === 'iperf'
+        ? sources.length
+          ? sources.map((src) => iperf(src))
+          : [iperf()]
+        : use === 'mcfirst'
+          ? (sources.length ? sources : ['']).map((src) =>
+              spawnIn(p.ns, 'mcfirst', [
+                v6 ? '-6' : '-4',
+                '-I',
+                'eth0',
+                '-c',
+                '1000000',
+                '-t',
+                '86400',
+                ...(src ? [src] : []),
+                group,
+                String(port),
+              ]),
+            )
+          : [
+              spawnIn(p.ns, 'socat', [
+                '-u',
+                v6
+                  ? `UDP6-RECV:${port},ipv6-join-group=[${group}]:eth0`
+                  : `UDP4-RECV:${port},ip-add-membership=${group}:${p.ip}`,
+                'OPEN:/dev/null',
+              ]),
+            ];
+    this.joins.set(`${p.name}/${group}`, { children, port, sources, app: use });
     return children;
   }
 
@@ -412,7 +444,7 @@ export class Lab {
     const started = Date.now();
     const before = this.membershipCount(p, step.group);
     const sources = (step.sources ?? []).map((s) => this.pods.get(s)?.ip ?? s);
-    const children = this.startJoin(p, step.group, step.port, sources);
+    const children = this.startJoin(p, step.group, step.port, sources, step.app);
     const errors: string[] = [];
     for (const c of children) c.stderr?.on('data', (d: Buffer) => errors.push(d.toString().trim()));
     const died = () => children.find((c) => c.exitCode !== null);
@@ -459,7 +491,7 @@ export class Lab {
     );
     for (const [key, j] of [...this.joins]) {
       const [pod, group] = key.split('/');
-      if (pod === source) this.startJoin(dst, group!, j.port, j.sources);
+      if (pod === source) this.startJoin(dst, group!, j.port, j.sources, j.app);
     }
   }
 

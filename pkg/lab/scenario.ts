@@ -38,6 +38,8 @@ const join = z.strictObject({
   /** Source-specific join (IGMPv3 INCLUDE / MLDv2): only these sources. */
   sources: z.array(z.string()).max(8).optional(),
   port: z.number().int().min(1).max(65535).default(5000),
+  /** The application that joins: socat (ASM) and ssmping's mcfirst (SSM) by default, or iperf2. */
+  app: z.enum(['socat', 'mcfirst', 'iperf']).optional(),
 });
 
 const send = z.strictObject({
