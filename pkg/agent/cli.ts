@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { intOption } from '../cli/options';
 import { DEFAULT_AGENT_SOCKET } from '../cni/netconf';
 import { createEndpointManager, type NodeEndpointManager } from '../endpoint/node-manager';
 import { createLogger, type Logger } from '../log/log';
@@ -132,15 +133,6 @@ async function startDataplane(
   return agent;
 }
 
-function parseIntOption(flag: string, min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max)
-      throw new Error(`${flag}: ${JSON.stringify(value)} must be an integer from ${min} to ${max}`);
-    return n;
-  };
-}
-
 export function registerAgentCommand(program: Command): void {
   program
     .command('agent')
@@ -152,7 +144,7 @@ export function registerAgentCommand(program: Command): void {
     .option(
       '--pool-index <n>',
       "index of this node's IPAM block in each network's subnets",
-      parseIntOption('--pool-index', 0, 65535),
+      intOption('--pool-index', 0, 65535),
       0,
     )
     .option(
@@ -171,21 +163,16 @@ export function registerAgentCommand(program: Command): void {
     .option(
       '--underlay-port <port>',
       'UDP port of the data plane',
-      parseIntOption('--underlay-port', 1, 65535),
+      intOption('--underlay-port', 1, 65535),
       4790,
     )
-    .option(
-      '--underlay-mtu <bytes>',
-      'MTU of the underlay',
-      parseIntOption('--underlay-mtu', 1280, 9216),
-      1500,
-    )
+    .option('--underlay-mtu <bytes>', 'MTU of the underlay', intOption('--underlay-mtu', 1280, 9216), 1500)
     .option(
       '--wire-key-file <file>',
       'cluster key authenticating underlay datagrams (>= 16 bytes, hex or raw)',
     )
     .option('--stats-socket <path>', 'unix socket serving /v1/stats (default: beside --socket)')
-    .option('--query-interval <s>', 'IGMP/MLD query interval', parseIntOption('--query-interval', 2, 3600))
+    .option('--query-interval <s>', 'IGMP/MLD query interval', intOption('--query-interval', 2, 3600))
     .option('--fast-leave', 'drop a membership as soon as its endpoint leaves (one host per link)')
     .action(async (opts: AgentOptions) => {
       const log = createLogger('agent');

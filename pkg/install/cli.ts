@@ -5,6 +5,7 @@
 import { rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
+import { intOption } from '../cli/options';
 import { DEFAULT_AGENT_SOCKET } from '../cni/netconf';
 import { ApiClient } from '../k8s/client';
 import { loadConnection } from '../k8s/kubeconfig';
@@ -18,15 +19,6 @@ import { waitForDaemonSet } from './wait-daemonset';
 
 /** castnet-cni next to bin/castnet: the repository's bin/ and the image's /opt/castnet/bin alike. */
 const bundledCni = path.resolve(__dirname, '../../../bin', CNI_BINARY);
-
-function intOption(flag: string, min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max)
-      throw new Error(`${flag}: ${JSON.stringify(value)} must be an integer from ${min} to ${max}`);
-    return n;
-  };
-}
 
 function modeOption(value: string): InstallMode {
   if (value !== 'primary' && value !== 'secondary')
