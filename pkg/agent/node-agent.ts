@@ -49,6 +49,18 @@ const RESTORE_TIMEOUT_MS = 5000;
 /** Destination IDs that fit beside a full-size frame in one datagram (more are split, never cut). */
 const IDS_PER_FULL_FRAME = 4;
 
+/** network -> addresses held by endpoints of other nodes. */
+function addressesElsewhere(d: Directory, node: string): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  for (const e of d.endpoints) {
+    if (e.node === node) continue;
+    let set = out.get(e.network);
+    if (!set) out.set(e.network, (set = new Set()));
+    for (const ip of e.ips) set.add(ip);
+  }
+  return out;
+}
+
 export class NodeAgent {
   private readonly dataplane: Dataplane;
   private readonly querier: Querier;
@@ -117,6 +129,7 @@ export class NodeAgent {
         restore(d);
         const networks = o.mergeNetworks ? o.mergeNetworks(d.networks) : d.networks;
         manager.setNetworks(networks);
+        manager.setAddressesInUseElsewhere(addressesElsewhere(d, o.node.name));
         this.quietSnooping(manager.endpoints());
         this.directory = d;
       }),

@@ -80,6 +80,7 @@ export function createEndpointManager(opts: EndpointManagerOptions): NodeEndpoin
 const isDelegated = (conf: NetConf): boolean => conf.ipam !== undefined && conf.ipam.type !== 'castnet';
 
 export class NodeEndpointManager implements EndpointManager, EndpointSource {
+  private elsewhere = new Map<string, Set<string>>();
   private readonly table: EndpointTable;
   private readonly host: Rtnl;
   private readonly log: Logger;
@@ -105,6 +106,14 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource {
   /** Replaces the networks this node serves (e.g. when the lookup service reports a change). */
   setNetworks(networks: NetworkSpec[]): void {
     this.networks = new Map(networks.map((n) => [n.name, n]));
+  }
+
+  /**
+   * Addresses other nodes' endpoints hold, per network (from the directory). castnet IPAM skips them:
+   * a VM that live-migrated keeps its IP on another node after its source pod here is gone.
+   */
+  setAddressesInUseElsewhere(byNetwork: Map<string, Set<string>>): void {
+    this.elsewhere = byNetwork;
   }
 
   endpoints(): Endpoint[] {
@@ -399,7 +408,10 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource {
         ? allocateAddresses({
             network,
             pools: poolsOf(network, this.opts.poolIndex, this.opts.poolSizes ?? DEFAULT_POOL_SIZES),
-            used: this.table.usedIps(network.name),
+            // Requested addresses (a migrating VM's own) are checked against this node only.
+            used: req.conf.runtimeConfig?.ips?.length
+              ? this.table.usedIps(network.name)
+              : this.usedIps(network.name),
             cursors: this.table.cursors,
             requested: req.conf.runtimeConfig?.ips,
             poolIndex: this.opts.poolIndex,
@@ -424,6 +436,12 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource {
     const vm = vmOf(req);
     if (vm) ep.vm = vm;
     return ep;
+  }
+
+  private usedIps(network: string): Set<string> {
+    const here = this.table.usedIps(network);
+    const there = this.elsewhere.get(network);
+    return there?.size ? new Set([...here, ...there]) : here;
   }
 
   private persist(): void {

@@ -269,6 +269,36 @@ describe('handing multicast and broadcast to the data plane', () => {
   });
 });
 
+describe('castnet IPAM and the rest of the cluster', () => {
+  it("skips addresses the directory shows on other nodes (a migrated VM's IP), but honours a requested one", async () => {
+    const p1 = pod(71);
+    const first = await node.manager.add(addReq('ipx1', `/var/run/netns/${p1}`, conf()));
+    const v4 = first.ips![0]!.address.split('/')[0]!;
+    const next = v4.replace(/\.(\d+)$/, (_, n: string) => `.${Number(n) + 1}`);
+    const after = v4.replace(/\.(\d+)$/, (_, n: string) => `.${Number(n) + 2}`);
+    node.manager.setAddressesInUseElsewhere(new Map([['blue', new Set([next])]]));
+    try {
+      const p2 = pod(72);
+      const second = await node.manager.add(addReq('ipx2', `/var/run/netns/${p2}`, conf()));
+      expect(second.ips![0]!.address).toBe(`${after}/16`);
+      // The migration target asks for the VM's own address explicitly: that is allowed.
+      const p3 = pod(73);
+      const third = await node.manager.add(
+        addReq('ipx3', `/var/run/netns/${p3}`, conf({ runtimeConfig: { ips: [`${next}/16`] } })),
+      );
+      expect(third.ips![0]!.address).toBe(`${next}/16`);
+      for (const [c, p] of [
+        ['ipx1', p1],
+        ['ipx2', p2],
+        ['ipx3', p3],
+      ] as const)
+        await node.manager.del(delReq(c, `/var/run/netns/${p}`, conf()));
+    } finally {
+      node.manager.setAddressesInUseElsewhere(new Map());
+    }
+  });
+});
+
 describe('DEL', () => {
   it('removes the veth and record, and is idempotent', async () => {
     const p = pod(7);
