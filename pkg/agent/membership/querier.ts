@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
 import type { Endpoint, EndpointSource } from '../../endpoint/table';
 import { plainIp } from '../../endpoint/table';
+import { formatMac } from '../../frame/addr';
 import type { ParsedFrame } from '../../frame/ethernet';
 import { buildIgmpQuery, buildMldQuery, linkLocalFromMac } from '../../igmp';
 import type { Logger } from '../../log/log';
@@ -29,7 +30,7 @@ export interface QuerierOptions {
 export function querierMac(node: string): string {
   const h = createHash('sha256').update(`castnet-querier/${node}`).digest();
   h[0] = (h[0]! & 0xfe) | 0x02;
-  return [...h.subarray(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
+  return formatMac(h);
 }
 
 export class Querier {
