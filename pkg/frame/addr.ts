@@ -70,13 +70,14 @@ export function parseIPv6(s: string): Uint8Array | undefined {
   const out = new Uint8Array(16);
   const halves = s.split('::');
   if (halves.length > 2) return undefined;
-  const groupsOf = (part: string): number[] | undefined => {
+  // A dotted IPv4 tail may only end the whole address (RFC 4291 2.2), never the part before '::'.
+  const groupsOf = (part: string, last: boolean): number[] | undefined => {
     if (part === '') return [];
     const words: number[] = [];
     const items = part.split(':');
     for (let i = 0; i < items.length; i++) {
       const it = items[i];
-      if (i === items.length - 1 && it.includes('.')) {
+      if (last && i === items.length - 1 && it.includes('.')) {
         const v4 = parseIPv4(it);
         if (!v4) return undefined;
         words.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
@@ -87,8 +88,8 @@ export function parseIPv6(s: string): Uint8Array | undefined {
     }
     return words;
   };
-  const head = groupsOf(halves[0]);
-  const tail = halves.length === 2 ? groupsOf(halves[1]) : [];
+  const head = groupsOf(halves[0], halves.length === 1);
+  const tail = halves.length === 2 ? groupsOf(halves[1], true) : [];
   if (!head || !tail) return undefined;
   if (halves.length === 1 ? head.length !== 8 : head.length + tail.length > 7) return undefined;
   const words = new Array<number>(8).fill(0);

@@ -319,3 +319,15 @@ describe('classifyDestination', () => {
   });
   it('formats IPv4 from bytes', () => expect(formatIPv4(Uint8Array.of(1, 2, 3, 4))).toBe('1.2.3.4'));
 });
+
+describe('IPv6 text with an IPv4 tail', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { parseIPv6, parseAddress } = require('./addr') as typeof import('./addr');
+  it('accepts a dotted quad only at the end of the whole address', () => {
+    expect(parseIPv6('::ffff:1.2.3.4')).toBeDefined();
+    expect(parseIPv6('64:ff9b::192.0.2.1')).toBeDefined();
+    expect(parseIPv6('1.2.3.4::')).toBeUndefined();
+    expect(parseIPv6('43.103.3.1::2')).toBeUndefined();
+    expect(parseAddress('1.2.3.4::')).toBeUndefined();
+  });
+});

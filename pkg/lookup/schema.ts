@@ -14,7 +14,13 @@ const cidr = z.string().refine((s) => {
   const [addr, len, ...rest] = s.split('/');
   const fam = isIP(addr ?? '');
   const n = Number(len);
-  return rest.length === 0 && fam !== 0 && Number.isInteger(n) && n >= 0 && n <= (fam === 4 ? 32 : 128);
+  return (
+    rest.length === 0 &&
+    fam !== 0 &&
+    !addr!.includes('%') &&
+    /^\d{1,3}$/.test(len ?? '') &&
+    n <= (fam === 4 ? 32 : 128)
+  );
 }, 'must be a CIDR such as 10.0.0.0/16');
 const name = z.string().regex(NAME, 'must be a DNS-1123 name');
 const endpointId = z.number().int().min(1).max(0xffffffff);

@@ -136,3 +136,33 @@ describe('embedded lookup service: pod metadata', () => {
     }
   });
 });
+
+describe('directory schema', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { networkSpec } = require('../schema') as typeof import('../schema');
+  it.each(['10.0.0.0/', '10.0.0.0/33', 'fe80::%eth0/64', '10.0.0.0/8/8', '10.0.0.0/+8'])(
+    'refuses subnet %j',
+    (subnet) => {
+      const r = networkSpec.safeParse({
+        name: 'n',
+        id: 1,
+        subnets: [subnet],
+        mtu: 1400,
+        multicast: true,
+        broadcast: true,
+      });
+      expect(r.success).toBe(false);
+    },
+  );
+  it('accepts CIDRs of both families', () => {
+    const r = networkSpec.safeParse({
+      name: 'n',
+      id: 1,
+      subnets: ['10.0.0.0/8', 'fd00::/64'],
+      mtu: 1400,
+      multicast: true,
+      broadcast: true,
+    });
+    expect(r.success).toBe(true);
+  });
+});
