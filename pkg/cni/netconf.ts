@@ -1,7 +1,7 @@
 // Validation of a CNI invocation's network configuration (stdin), into the NetConf the endpoint
 // manager consumes. Pure: no I/O. Each failure is a CniError naming the field and the reason.
 import { z } from 'zod';
-import type { Attachment, NetConf } from '../endpoint/manager';
+import type { Attachment, NetConf } from './types';
 import { CNI_CODE_PARAM, parseOrThrow } from './errors';
 import { normalizeUnicastMac } from '../netaddr/mac';
 import { normalizeResult, resultSchema } from './result';

@@ -96,3 +96,26 @@ export interface CniEnv {
   CNI_ARGS?: string;
   CNI_PATH?: string;
 }
+
+/** The validated network configuration of one CNI invocation (see pkg/cni/netconf.ts). */
+export interface NetConf {
+  cniVersion: string;
+  name: string;
+  type: string;
+  /** VirtualNetwork name; defaults to `name`. */
+  network: string;
+  agentSocket: string;
+  mtu?: number;
+  /** Absent or `{type: "castnet"}`: castnet's per-node pool. Anything else is delegated to that plugin. */
+  ipam?: { type: string; [k: string]: unknown };
+  runtimeConfig?: { mac?: string; ips?: string[] };
+  prevResult?: CniResult;
+  /** The raw stdin object, for delegation to IPAM plugins. */
+  raw: Record<string, unknown>;
+}
+
+/** One attachment: what CNI identifies by (containerId, ifname). */
+export interface Attachment {
+  containerId: string;
+  ifname: string;
+}

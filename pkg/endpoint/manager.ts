@@ -1,29 +1,9 @@
 // The contract between the agent's CNI server (pkg/agent/cniserver) and endpoint wiring (pkg/endpoint).
-import type { CniResult } from '../cni/types';
+import type { Attachment, CniResult, NetConf } from '../cni/types';
 import type { PodRef, VmRef } from '../lookup/port';
 
-/** The validated network configuration of one CNI invocation (see pkg/cni/netconf.ts). */
-export interface NetConf {
-  cniVersion: string;
-  name: string;
-  type: string;
-  /** VirtualNetwork name; defaults to `name`. */
-  network: string;
-  agentSocket: string;
-  mtu?: number;
-  /** Absent or `{type: "castnet"}`: castnet's per-node pool. Anything else is delegated to that plugin. */
-  ipam?: { type: string; [k: string]: unknown };
-  runtimeConfig?: { mac?: string; ips?: string[] };
-  prevResult?: CniResult;
-  /** The raw stdin object, for delegation to IPAM plugins. */
-  raw: Record<string, unknown>;
-}
-
-/** One attachment: what CNI identifies by (containerId, ifname). */
-export interface Attachment {
-  containerId: string;
-  ifname: string;
-}
+// The validated configuration and the attachment key are CNI's own; re-exported for the wiring.
+export type { Attachment, NetConf };
 
 export interface AddRequest extends Attachment {
   netns: string;
