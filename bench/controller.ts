@@ -5,7 +5,8 @@
 // Run: make bench-controller. Writes bench/results/controller.json.
 // Scale down for a quick run: CASTNET_BENCH_NODES=100 CASTNET_BENCH_GROUPS=1000.
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { processCpuUs, processRssMB } from './proc';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { ApiClient } from '../pkg/k8s/client';
@@ -97,12 +98,7 @@ function freePort(): Promise<number> {
 
 /** CPU seconds (user+system) and current/peak RSS of a process, from /proc. */
 function usage(pid: number): { cpuSeconds: number; rssMB: number; peakRssMB: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (key: string): number => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
-  return { cpuSeconds: ticks / 100, rssMB: kb('VmRSS') / 1024, peakRssMB: kb('VmHWM') / 1024 };
+  return { cpuSeconds: processCpuUs(pid) / 1e6, ...processRssMB(pid) };
 }
 
 const percentile = (xs: number[], p: number): number => {

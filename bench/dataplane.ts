@@ -10,7 +10,8 @@
 // A node without members (node 3 by default; BENCH_DATAPLANE_NODES=3 leaves it out) shows where the
 // underlay packets go: flooding reaches it, castnet does not.
 import { ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { CLK_TCK, ksoftirqdPids, processCpuUs } from './proc';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -33,7 +34,6 @@ const SEARCH_ROUNDS = Number(process.env.BENCH_SEARCH_ROUNDS ?? 2);
 const SENDERS = Number(process.env.BENCH_SENDERS ?? 1);
 const LATENCY_RATE = 10000;
 const LATENCY_COUNT = 20000;
-const CLK_TCK = 100;
 /**
  * Nice value for every process of the benchmark (agents, senders, receivers, this one), the same in
  * both systems: on a shared machine it keeps other work from skewing rates and latencies. 0: off.
@@ -52,16 +52,7 @@ const RECEIVERS = [
   { name: 'r2b', node: 2 },
 ];
 
-const KSOFTIRQD = readdirSync('/proc')
-  .filter((d) => /^\d+$/.test(d))
-  .filter((d) => {
-    try {
-      return readFileSync(`/proc/${d}/comm`, 'utf8').startsWith('ksoftirqd/');
-    } catch {
-      return false;
-    }
-  })
-  .map(Number);
+const KSOFTIRQD = ksoftirqdPids();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const netnsPath = (ns: string) => `/run/netns/${ns}`;
@@ -123,13 +114,6 @@ function machineBusyUs(): number {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
   const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
   return ((total - f[3]! - f[4]!) * 1e6) / CLK_TCK;
-}
-
-/** utime + stime of a process, µs. */
-function processCpuUs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1e6) / CLK_TCK;
 }
 
 function statusKb(pid: number, field: string): number {

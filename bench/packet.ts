@@ -6,7 +6,8 @@
 // socket listens), so no receiving process competes for the CPU and both systems pay the same
 // receive cost. "Lossless" means every receiver got at least (1 - LOSS_TOLERANCE) of what was sent.
 import { ChildProcess } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { ksoftirqdPids, processCpuUs } from './proc';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Worker } from 'node:worker_threads';
@@ -41,25 +42,7 @@ interface Trial {
 
 const fx = new NetnsFixture('cnbp');
 const nsPath = (ns: string) => fx.path(ns);
-const CLK_TCK = 100;
-
-/** utime + stime of a process, µs (includes softirq work done in its context). */
-function procCpuUs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1e6) / CLK_TCK;
-}
-
-const ksoftirqd = readdirSync('/proc')
-  .filter((d) => /^\d+$/.test(d))
-  .filter((d) => {
-    try {
-      return readFileSync(`/proc/${d}/comm`, 'utf8').startsWith('ksoftirqd/');
-    } catch {
-      return false;
-    }
-  })
-  .map(Number);
+const ksoftirqd = ksoftirqdPids();
 
 function ignoredMulti(ns: string): number {
   const snmp = inNetns(nsPath(ns), () => readFileSync('/proc/thread-self/net/snmp', 'utf8'));
@@ -108,7 +91,8 @@ async function main(): Promise<void> {
   async function trial(label: string, fanout: number, rate: number, drops: () => number): Promise<Trial> {
     const count = Math.round(rate * TRIAL_SECONDS);
     const rx0 = receivers.slice(0, fanout).map(ignoredMulti);
-    const pipeline = () => procCpuUs(sender.pid) + ksoftirqd.reduce((sum, pid) => sum + procCpuUs(pid), 0);
+    const pipeline = () =>
+      processCpuUs(sender.pid) + ksoftirqd.reduce((sum, pid) => sum + processCpuUs(pid), 0);
     const cpu0 = pipeline();
     const fwd0 = process.cpuUsage();
     const drops0 = drops();
