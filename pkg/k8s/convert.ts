@@ -38,6 +38,7 @@ export function toGroupSpec(g: MulticastGroup): GroupSpec {
     staticMembers: [...(g.spec.staticMembers ?? [])],
     nestedGroups: [...(g.spec.nestedGroups ?? [])],
     allowedSources: [...(g.spec.allowedSources ?? [])],
+    ...(g.spec.allowedSenders?.length ? { allowedSenders: [...g.spec.allowedSenders] } : {}),
   };
 }
 

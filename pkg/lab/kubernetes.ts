@@ -141,6 +141,7 @@ export class KubernetesLabDirectory {
             ...(g.staticMembers.length ? { staticMembers: g.staticMembers } : {}),
             ...(g.nestedGroups.length ? { nestedGroups: g.nestedGroups } : {}),
             ...(g.allowedSources.length ? { allowedSources: g.allowedSources } : {}),
+            ...(g.allowedSenders?.length ? { allowedSenders: g.allowedSenders } : {}),
           },
         },
       );

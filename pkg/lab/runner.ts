@@ -339,6 +339,9 @@ export class Lab {
       staticMembers: g.staticMembers.map((m) => this.pods.get(m)?.ip ?? m),
       nestedGroups: g.nestedGroups,
       allowedSources: g.allowedSources.map((s) => this.pods.get(s)?.ip ?? s),
+      ...(g.allowedSenders.length
+        ? { allowedSenders: g.allowedSenders.map((s) => this.pods.get(s)?.ip ?? s) }
+        : {}),
     }));
   }
 

@@ -30,6 +30,8 @@ const group = z.strictObject({
   staticMembers: z.array(z.string()).max(1024).default([]),
   nestedGroups: z.array(name).max(64).default([]),
   allowedSources: z.array(ip).max(64).default([]),
+  /** Only these may send to the group: pod names, IPs or CIDRs (empty: anyone). */
+  allowedSenders: z.array(z.string()).max(64).default([]),
 });
 
 const join = z.strictObject({

@@ -88,6 +88,8 @@ export interface GroupSpec {
   nestedGroups: string[];
   /** SSM: only these sources may be received by members (empty = any). */
   allowedSources: string[];
+  /** Only endpoints with an address in these IPs or CIDRs may send to the group (absent or empty: any). */
+  allowedSenders?: string[];
 }
 
 export interface Directory {

@@ -71,6 +71,10 @@ export const groupSpec = z.strictObject({
   staticMembers: z.array(z.string()).max(1024),
   nestedGroups: z.array(name).max(64),
   allowedSources: z.array(ip).max(MAX_SOURCES),
+  allowedSenders: z
+    .array(z.union([ip, cidr], 'must be an IP address or a CIDR'))
+    .max(MAX_SOURCES)
+    .optional(),
 });
 
 export const endpointsReport = z.array(endpointRecord).max(MAX_ENDPOINTS_PER_NODE);

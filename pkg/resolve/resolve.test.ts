@@ -237,6 +237,22 @@ describe('groups', () => {
     expect(send(sender(104), v4(4, G, GMAC))).toEqual(['n2/102']);
   });
 
+  it('a group that names its senders refuses everyone else, by IP or CIDR', () => {
+    const { sender, send } = setup({
+      groups: [
+        group('feed', G, {
+          staticMembers: ['10.0.0.2', '10.0.0.3'],
+          allowedSenders: ['10.0.0.1', '10.0.0.4/31'],
+        }),
+      ],
+    });
+    expect(send(sender(101), v4(1, G, GMAC))).toEqual(['n2/102', 'n3/103']);
+    expect(send(sender(104), v4(4, G, GMAC))).toEqual(['n2/102', 'n3/103']);
+    expect(send(sender(107), v4(7, G, GMAC))).toBe('sender-not-allowed');
+    // The same address on another network is not restricted.
+    expect(send(sender(201), v4(1, G, GMAC))).toEqual([]);
+  });
+
   it('a declared MAC group narrows non-IP multicast; an undeclared one floods', () => {
     const mk = (dst: string) => {
       const f = v4(1, '10.0.0.9', dst);

@@ -2,7 +2,14 @@
 // destination into endpoints (groups recursively, de-duplicated, sender excluded) and partition them
 // into local endpoint IDs and one batch per remote node. A Resolver belongs to one DirectoryIndex and
 // caches per (sender, destination, source) until the directory changes and a new Resolver is made.
-import { canonicalAddress, isSsmGroup } from '../frame/addr';
+import {
+  canonicalAddress,
+  cidrContains,
+  isSsmGroup,
+  parseAddress,
+  parseCidr,
+  type Cidr,
+} from '../frame/addr';
 import { ARP_REQUEST } from '../frame/build';
 import { classifyDestination } from '../frame/classify';
 import { ICMPV6_NEIGHBOR_SOLICIT, type ArpInfo, type ParsedFrame } from '../frame/ethernet';
@@ -32,7 +39,8 @@ export type ResolveErrorCode =
   | 'group-cycle'
   | 'group-too-deep'
   | 'spoofed-mac'
-  | 'spoofed-ip';
+  | 'spoofed-ip'
+  | 'sender-not-allowed';
 
 export interface ResolveError extends FieldError<ResolveErrorCode> {
   /** For group-cycle and group-too-deep: the chain of groups ("namespace/name"). */
@@ -49,6 +57,8 @@ type Resolution = Result<Delivery, ResolveError>;
 interface CompiledGroup {
   spec: GroupSpec;
   allowedSources: ReadonlySet<string> | undefined;
+  /** Undefined: anyone may send. */
+  allowedSenders: Cidr[] | undefined;
   endpointMembers: string[];
   groupMembers: string[];
   nested: GroupSpec[];
@@ -121,10 +131,31 @@ export class Resolver {
   ): Resolution {
     const key = `${sender.ordinal}|${group}|${source ?? ''}|${opts.loopback ? 1 : 0}`;
     return this.cached(key, () => {
+      const refused = this.refusedSender(sender, group);
+      if (refused) return err(refused);
       this.begin();
       const e = this.expand(sender.network, group, source, []);
       return e ? err(e) : ok(this.partition(sender, opts));
     });
+  }
+
+  /** A declared group at this address that names its senders must name one of `sender`'s addresses. */
+  private refusedSender(sender: IndexedEndpoint, group: string): ResolveError | undefined {
+    for (const spec of this.index.groups.byAddress(sender.network.spec.name, group)) {
+      const allowed = this.compile(spec).allowedSenders;
+      if (!allowed) continue;
+      const admitted = sender.ips.some((ip) => {
+        const bytes = parseAddress(ip)?.bytes;
+        return bytes !== undefined && allowed.some((c) => cidrContains(c, bytes));
+      });
+      if (!admitted)
+        return fieldError(
+          'sender-not-allowed',
+          'group.allowedSenders',
+          `${sender.ips.join(', ') || sender.mac} may not send to ${groupName(spec)}`,
+        );
+    }
+    return undefined;
   }
 
   /** A message to several individual and group addresses at once (not cached: the lab's message API). */
@@ -250,6 +281,10 @@ export class Resolver {
       spec,
       allowedSources:
         spec.allowedSources.length > 0 ? new Set(spec.allowedSources.map(canonicalAddress)) : undefined,
+      // A list whose entries are all unparsable admits nobody rather than everybody.
+      allowedSenders: spec.allowedSenders?.length
+        ? spec.allowedSenders.map(senderRange).filter((c): c is Cidr => c !== undefined)
+        : undefined,
       endpointMembers: members.filter((a) => !isGroupAddress(a)),
       groupMembers: members.filter(isGroupAddress),
       nested: spec.nestedGroups
@@ -355,4 +390,12 @@ export function receiveTargets(
     else deliver.push(e);
   }
   return { deliver, unknownIds, duplicateIds, networkKnown: true };
+}
+
+/** An allowedSenders entry as a range (a plain IP is a host route); undefined when unparsable. */
+function senderRange(entry: string): Cidr | undefined {
+  if (entry.includes('/')) return parseCidr(entry);
+  const a = parseAddress(entry);
+  if (!a || a.kind === 'mac') return undefined;
+  return { family: a.kind === 'ipv4' ? 4 : 6, bytes: a.bytes, prefix: a.bytes.length * 8 };
 }
