@@ -129,6 +129,7 @@ export class NodeAgent {
         restore(d);
         const networks = o.mergeNetworks ? o.mergeNetworks(d.networks) : d.networks;
         manager.setNetworks(networks);
+        this.querier.setNetworks(networks);
         manager.setAddressesInUseElsewhere(addressesElsewhere(d, o.node.name));
         this.quietSnooping(manager.endpoints());
         this.directory = d;

@@ -26,7 +26,18 @@ export function toNetworkSpec(vn: VirtualNetwork): NetworkSpec {
     mtu: vn.spec.mtu ?? DEFAULT_MTU,
     multicast: vn.spec.multicast?.enabled ?? true,
     broadcast: vn.spec.broadcast?.enabled ?? true,
+    ...querierOf(vn),
+    ...(vn.spec.broadcast?.arpProxy === false ? { arpProxy: false } : {}),
   };
+}
+
+function querierOf(vn: VirtualNetwork): Pick<NetworkSpec, 'querier'> {
+  const m = vn.spec.multicast;
+  const q: NonNullable<NetworkSpec['querier']> = {};
+  if (m?.queryIntervalSeconds) q.queryIntervalSeconds = m.queryIntervalSeconds;
+  if (m?.robustness) q.robustness = m.robustness;
+  if (m?.maxGroupsPerEndpoint) q.maxGroupsPerEndpoint = m.maxGroupsPerEndpoint;
+  return Object.keys(q).length ? { querier: q } : {};
 }
 
 export function toGroupSpec(g: MulticastGroup): GroupSpec {

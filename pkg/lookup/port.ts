@@ -12,6 +12,10 @@ export interface NetworkSpec {
   mtu: number;
   multicast: boolean;
   broadcast: boolean;
+  /** IGMP/MLD querier settings for this network's links (absent: the agent's). */
+  querier?: { queryIntervalSeconds?: number; robustness?: number; maxGroupsPerEndpoint?: number };
+  /** Answer ARP for known endpoints from the directory (default true); false: ARP is broadcast. */
+  arpProxy?: boolean;
 }
 
 export interface NodeRecord {

@@ -32,6 +32,14 @@ export const networkSpec = z.strictObject({
   mtu: z.number().int().min(576).max(9000),
   multicast: z.boolean(),
   broadcast: z.boolean(),
+  querier: z
+    .strictObject({
+      queryIntervalSeconds: z.number().int().min(5).max(3600).optional(),
+      robustness: z.number().int().min(1).max(7).optional(),
+      maxGroupsPerEndpoint: z.number().int().min(1).max(65535).optional(),
+    })
+    .optional(),
+  arpProxy: z.boolean().optional(),
 });
 
 export const nodeRecord = z.strictObject({

@@ -375,6 +375,9 @@ describe('receive, anti-spoofing, ARP', () => {
     expect(arpTarget(index, sender(101), arp)?.mac).toBe('02:00:00:00:01:05');
     expect(arpTarget(index, sender(101), { ...arp, targetIp: '10.0.0.50' })).toBeUndefined();
     expect(arpTarget(index, sender(101), { ...arp, targetIp: '10.0.0.1' })).toBeUndefined();
+    // A network with arpProxy off leaves ARP to the endpoints (it is broadcast like any other).
+    const off = setup({ networks: [{ ...net('red', 1), arpProxy: false }, net('blue', 2)] });
+    expect(arpTarget(off.index, off.sender(101), arp)).toBeUndefined();
   });
 });
 const G2 = '239.9.9.9';

@@ -343,6 +343,7 @@ export function arpTarget(
   arp: ArpInfo,
 ): IndexedEndpoint | undefined {
   if (arp.op !== ARP_REQUEST || arp.targetIp === arp.senderIp) return undefined;
+  if (sender.network.spec.arpProxy === false) return undefined;
   const e = index.endpointByAddress(sender.network.spec.name, arp.targetIp);
   return e === sender ? undefined : e;
 }

@@ -1,0 +1,102 @@
+// The querier with real parts: a real endpoint table (in a temporary state dir) and the real
+// embedded lookup service on a unix socket. Query frames are parsed back from what it injects.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EndpointTable, type Endpoint } from '../../endpoint/table';
+import { parseFrame } from '../../frame/ethernet';
+import { createLogger } from '../../log/log';
+import { EmbeddedLookupClient } from '../../lookup/embedded/client';
+import { EmbeddedLookupServer } from '../../lookup/embedded/server';
+import type { NetworkSpec } from '../../lookup/port';
+import { DirectoryStore } from '../../lookup/store';
+import { networkMembershipConfig, Querier } from './querier';
+
+const net = (name: string, querier?: NetworkSpec['querier']): NetworkSpec => ({
+  name,
+  id: name === 'fast' ? 7 : 8,
+  subnets: ['10.7.0.0/16'],
+  mtu: 1400,
+  multicast: true,
+  broadcast: true,
+  ...(querier ? { querier } : {}),
+});
+
+/** QRV and QQIC of an IGMPv3 query frame. */
+function queryFields(frame: Uint8Array): { qrv: number; qqic: number } {
+  const f = parseFrame(frame);
+  if (!f.ok || !f.value.ip) throw new Error('not an IP frame');
+  const p = f.value.ip.payloadOffset;
+  return { qrv: frame[p + 8]! & 7, qqic: frame[p + 9]! };
+}
+
+describe('network querier settings', () => {
+  it('take the VirtualNetwork over the agent, keeping the response interval below the query interval', () => {
+    expect(networkMembershipConfig({ fastLeave: true }, net('slow'))).toEqual({ fastLeave: true });
+    expect(
+      networkMembershipConfig(
+        {},
+        net('fast', { queryIntervalSeconds: 5, robustness: 3, maxGroupsPerEndpoint: 9 }),
+      ),
+    ).toEqual({
+      queryIntervalMs: 5000,
+      robustness: 3,
+      maxGroupsPerEndpoint: 9,
+      queryResponseIntervalMs: 2500,
+    });
+  });
+
+  it("query each link with its network's interval and robustness, and survive a change of them", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'castnet-querier-'));
+    const store = new DirectoryStore();
+    const server = new EmbeddedLookupServer(store, join(dir, 'lookup.sock'));
+    await server.listen();
+    const lookup = new EmbeddedLookupClient(join(dir, 'lookup.sock'));
+    const table = new EndpointTable(join(dir, 'state'));
+    const injected: { id: number; frame: Uint8Array }[] = [];
+    const ep = (id: number, network: string): Endpoint => ({
+      containerId: `c${id}`,
+      ifname: 'eth0',
+      endpointId: id,
+      state: 'ready',
+      network,
+      netns: '/nonexistent',
+      hostIfname: `cnq${id}`,
+      hostIfindex: 100 + id,
+      mac: `02:00:00:00:00:0${id}`,
+      mtu: 1400,
+      ips: [`10.7.0.${id}/16`],
+      ipam: { type: 'castnet' },
+      createdAt: new Date().toISOString(),
+    });
+    table.put(ep(1, 'fast'));
+    table.put(ep(2, 'slow'));
+    const q = new Querier({
+      node: 'n1',
+      endpoints: table,
+      lookup,
+      inject: (id, frame) => injected.push({ id, frame }),
+      onRecords: () => undefined,
+      log: createLogger('test', () => undefined),
+    });
+    try {
+      // Before the networks are known, both links get the agent's defaults (QQIC 125, QRV 2).
+      expect(injected.map((i) => [i.id, queryFields(i.frame)])).toEqual([
+        [1, { qrv: 2, qqic: 125 }],
+        [2, { qrv: 2, qqic: 125 }],
+      ]);
+      injected.length = 0;
+      q.setNetworks([net('fast', { queryIntervalSeconds: 5, robustness: 3 }), net('slow')]);
+      // Only the network whose settings changed starts over, with its own settings.
+      expect(injected.map((i) => [i.id, queryFields(i.frame)])).toEqual([[1, { qrv: 3, qqic: 5 }]]);
+      injected.length = 0;
+      q.setNetworks([net('fast', { queryIntervalSeconds: 5, robustness: 3 }), net('slow')]);
+      expect(injected).toEqual([]);
+    } finally {
+      q.close();
+      await lookup.close();
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
