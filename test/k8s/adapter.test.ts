@@ -144,7 +144,16 @@ test('VirtualNetworks and MulticastGroups of the selected label become networks 
     const l = track(adapter(cluster, label));
     const d = await until(l, (x) => x.networks.length > 0 && x.groups.length > 0);
     expect(d.networks).toEqual([
-      { name: `${tag}-blue`, id, subnets: ['10.77.0.0/16'], mtu: 1300, multicast: true, broadcast: true },
+      {
+        name: `${tag}-blue`,
+        id,
+        subnets: ['10.77.0.0/16'],
+        mtu: 1300,
+        multicast: true,
+        broadcast: true,
+        // The CRD's defaults for the querier reach the agents with the network.
+        querier: { queryIntervalSeconds: 125, robustness: 2, maxGroupsPerEndpoint: 256 },
+      },
     ]);
     expect(d.groups).toEqual([
       {
