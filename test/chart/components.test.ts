@@ -13,7 +13,14 @@ import { parseAllDocuments, stringify } from 'yaml';
 import { run, spawnIn, stop } from '../../pkg/sys/exec';
 import { castnetBin } from '../harness/agent';
 import { repoRoot } from '../harness/cni';
-import { createNamespace, ensureCluster, stopCluster, upstreamBin, type Cluster } from '../harness/k8s';
+import {
+  createNamespace,
+  ensureCluster,
+  nodeBoundToken,
+  stopCluster,
+  upstreamBin,
+  type Cluster,
+} from '../harness/k8s';
 import { addNetns, delNetns, netnsTag } from '../harness/netns';
 import { eventually, installCrds } from '../k8s/fixtures';
 
@@ -128,29 +135,13 @@ afterAll(async () => {
 
 test('the agent, as rendered, claims a pool index, installs the CNI, publishes its own node’s report and gets ready', async () => {
   const ds = workload('DaemonSet', `${release}-agent`);
-  // The node: a Node object, a pod of the agent's service account on it, and a token bound to that
-  // pod (it carries the node's name, which the admission policy compares with the report's).
-  await cluster.kubectl(['apply', '-f', '-'], {
-    input: JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: nodeName } }),
+  // The node: a Node, a pod of the agent's service account on it, and a token bound to that pod.
+  const token = await nodeBoundToken(cluster, {
+    namespace: ns,
+    serviceAccount: `${release}-agent`,
+    nodeName,
+    podName: 'agent-0',
   });
-  await cluster.kubectl(['apply', '-f', '-'], {
-    input: JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: 'agent-0', namespace: ns },
-      spec: {
-        nodeName,
-        serviceAccountName: `${release}-agent`,
-        containers: [{ name: 'agent', image: 'example.invalid/castnet' }],
-      },
-    }),
-  });
-  const token = (
-    await cluster.kubectl([
-      ...['-n', ns, 'create', 'token', `${release}-agent`],
-      ...['--bound-object-kind=Pod', '--bound-object-name=agent-0'],
-    ])
-  ).trim();
   const kubeconfig = await tokenKubeconfig(path.join(dir, 'agent.kubeconfig'), token, cluster.server);
   const env = { NODE_NAME: nodeName, HOST_IP: hostIp };
 

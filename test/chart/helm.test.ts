@@ -7,7 +7,7 @@ import { parseAllDocuments } from 'yaml';
 import { ApiClient, ApiError } from '../../pkg/k8s/client';
 import { connectionFromKubeconfig } from '../../pkg/k8s/kubeconfig';
 import { run } from '../../pkg/sys/exec';
-import { createNamespace, ensureCluster, upstreamBin, type Cluster } from '../harness/k8s';
+import { createNamespace, ensureCluster, nodeBoundToken, upstreamBin, type Cluster } from '../harness/k8s';
 import { installCrds } from '../k8s/fixtures';
 
 const chart = path.resolve(__dirname, '../../charts/castnet');
@@ -209,37 +209,13 @@ test('the rendered chart applies server-side, with least-privilege RBAC', async 
 
 test('an agent may write its own node’s report and no other (admission policy on the bound token)', async () => {
   const nodeName = `hn-${tag}`;
-  await cluster.kubectl(['apply', '-f', '-'], {
-    input: JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Node',
-      metadata: { name: nodeName, labels: { 'castnet-test': tag } },
-    }),
+  const token = await nodeBoundToken(cluster, {
+    namespace: ns,
+    serviceAccount: `${release}-agent`,
+    nodeName,
+    podName: 'agent-pod',
+    nodeLabels: { 'castnet-test': tag },
   });
-  await cluster.kubectl(['apply', '-f', '-'], {
-    input: JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: 'agent-pod', namespace: ns },
-      spec: {
-        nodeName,
-        serviceAccountName: `${release}-agent`,
-        containers: [{ name: 'agent', image: 'example.invalid/castnet' }],
-      },
-    }),
-  });
-  // A token bound to a pod on a node carries that node's name, as the kubelet-projected one does.
-  const token = (
-    await cluster.kubectl([
-      '-n',
-      ns,
-      'create',
-      'token',
-      `${release}-agent`,
-      '--bound-object-kind=Pod',
-      '--bound-object-name=agent-pod',
-    ])
-  ).trim();
   const admin = connectionFromKubeconfig(cluster.kubeconfigPath);
   const asAgent = new ApiClient({ server: admin.server, ca: admin.ca, token });
   const reportOf = (node: string) => ({

@@ -127,6 +127,47 @@ export async function createNamespace(cluster: Cluster, prefix: string): Promise
 }
 
 /**
+ * A token for service account `namespace/serviceAccount` as an agent on `nodeName` gets it: a Node, a
+ * pod of that account on it (no kubelet runs it), and a token bound to that pod, which carries the
+ * node's name as the kubelet-projected one does (the admission policy compares it with the report's).
+ */
+export async function nodeBoundToken(
+  cluster: Cluster,
+  o: {
+    namespace: string;
+    serviceAccount: string;
+    nodeName: string;
+    podName: string;
+    nodeLabels?: Record<string, string>;
+  },
+): Promise<string> {
+  await cluster.kubectl(['apply', '-f', '-'], {
+    input: JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name: o.nodeName, ...(o.nodeLabels ? { labels: o.nodeLabels } : {}) },
+    }),
+  });
+  await cluster.kubectl(['apply', '-f', '-'], {
+    input: JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: o.podName, namespace: o.namespace },
+      spec: {
+        nodeName: o.nodeName,
+        serviceAccountName: o.serviceAccount,
+        containers: [{ name: 'agent', image: 'example.invalid/castnet' }],
+      },
+    }),
+  });
+  const token = await cluster.kubectl([
+    ...['-n', o.namespace, 'create', 'token', o.serviceAccount],
+    ...['--bound-object-kind=Pod', `--bound-object-name=${o.podName}`],
+  ]);
+  return token.trim();
+}
+
+/**
  * A kubeconfig that authenticates as service account `namespace/name` (created if missing) with a
  * token from the TokenRequest API, for running a real component under its RBAC role. Returns its path.
  */
