@@ -34,6 +34,12 @@ const node = (name: string, last: number) => ({
 beforeAll(async () => {
   cluster = await ensureCluster();
   await installCrds(cluster);
+  // Node objects for this file's nodes: a controller that another test runs on the shared cluster
+  // with a short grace period deletes the reports of nodes that have none.
+  for (const name of [nodeA, nodeB, bystander])
+    await cluster.kubectl(['apply', '-f', '-'], {
+      input: JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name } }),
+    });
   await cluster.kubectl(['apply', '-f', '-'], {
     input: JSON.stringify({
       apiVersion: 'castnet.io/v1alpha1',
@@ -52,6 +58,9 @@ afterEach(async () => {
 afterAll(async () => {
   await cluster
     ?.kubectl(['delete', 'membershipreport', nodeA, nodeB, bystander, '--ignore-not-found'])
+    .catch(() => undefined);
+  await cluster
+    ?.kubectl(['delete', 'node', nodeA, nodeB, bystander, '--ignore-not-found'])
     .catch(() => undefined);
 });
 
