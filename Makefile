@@ -45,7 +45,7 @@ lint: npm-deps
 test-unit: npm-deps
 	npx jest --ci pkg
 
-test: deps build upstream lint
+test: deps build upstream image lint
 	scripts/run-tests.sh
 
 clean:

@@ -1,18 +1,54 @@
 #!/usr/bin/env bash
 # Runs the whole jest suite and ends with the plain "N passed, N failed" line CI reads.
-# The loopback test cluster is stopped afterwards when the suite started it, so nothing keeps
-# running after `make test`; a cluster someone started with `make k8s-up` is left alone.
+#   1. everything but test/cluster, two files at a time (the loopback apiserver, the lab, the kernel);
+#   2. then test/cluster, one file at a time, on the real multi-node cluster (scripts/cluster), which
+#      is started here and, unless it was already up, stopped afterwards.
+# The loopback test cluster and the real cluster are stopped afterwards when this run started them,
+# so nothing keeps running after `make test`; clusters someone started by hand are left alone.
+# Arguments are passed to a single jest run instead (e.g. a test file).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-cluster_was_up=0
-scripts/k8s/cluster.sh status >/dev/null 2>&1 && cluster_was_up=1
-out=$(mktemp)
-npx jest --ci --json --outputFile="$out" "$@"
-rc=$?
-if [ -s "$out" ]; then
-  node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped`)' "$out"
+k8s_was_up=0
+scripts/k8s/cluster.sh status >/dev/null 2>&1 && k8s_was_up=1
+real_was_up=0
+scripts/cluster/cluster.sh status >/dev/null 2>&1 && real_was_up=1
+
+results=()
+jest_run() {
+  local out
+  out=$(mktemp)
+  npx jest --ci --json --outputFile="$out" "$@"
+  local rc=$?
+  results+=("$out")
+  return $rc
+}
+
+rc=0
+if [ $# -gt 0 ]; then
+  jest_run "$@" || rc=1
+else
+  jest_run --testPathIgnorePatterns '/test/cluster/' || rc=1
+  [ "$k8s_was_up" = 1 ] || scripts/k8s/cluster.sh down >/dev/null 2>&1 || true
+  if scripts/cluster/cluster.sh up; then
+    jest_run --runInBand test/cluster || rc=1
+  else
+    echo "run-tests: the real cluster did not come up (scripts/cluster/cluster.sh up); its suite did not run" >&2
+    rc=1
+  fi
 fi
-rm -f "$out"
-[ "$cluster_was_up" = 1 ] || scripts/k8s/cluster.sh down >/dev/null 2>&1 || true
+
+node -e '
+  const fs = require("fs");
+  let p = 0, f = 0, s = 0;
+  for (const file of process.argv.slice(1)) {
+    if (!fs.statSync(file).size) continue;
+    const r = JSON.parse(fs.readFileSync(file, "utf8"));
+    p += r.numPassedTests; f += r.numFailedTests; s += r.numPendingTests;
+  }
+  console.log(`${p} passed, ${f} failed, ${s} skipped`);
+' "${results[@]}"
+rm -f "${results[@]}"
+[ "$k8s_was_up" = 1 ] || scripts/k8s/cluster.sh down >/dev/null 2>&1 || true
+[ "$real_was_up" = 1 ] || scripts/cluster/cluster.sh down >/dev/null 2>&1 || true
 bin/castnet lab clean >/dev/null 2>&1 || true
 exit $rc

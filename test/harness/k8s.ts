@@ -66,7 +66,8 @@ function parseEnv(text: string): Record<string, string> {
   return out;
 }
 
-function kubectlFor(kubeconfigPath: string) {
+/** kubectl with an admin kubeconfig; rejects with its stderr. */
+export function kubectlFor(kubeconfigPath: string) {
   return async (args: string[], opts: KubectlOptions = {}): Promise<string> => {
     const flags = ['--kubeconfig', kubeconfigPath];
     if (opts.as) flags.push(`--as=${opts.as}`);

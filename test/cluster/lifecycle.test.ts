@@ -1,0 +1,254 @@
+// What happens to members while the cluster lives: Deployments scale, pods are deleted, an agent pod
+// is killed, a node is drained, and castnet itself is upgraded with `helm upgrade` under a running
+// 1,000 msg/s stream. Members follow, none is lost, and the stream loses at most a second per receiver
+// and never duplicates.
+import {
+  apply,
+  castnetNetwork,
+  CASTNET_NAMESPACE,
+  createNamespace,
+  deleteNamespace,
+  ensureMultus,
+  helmInstallCastnet,
+  imageRef,
+  listPods,
+  type PodInfo,
+  realCluster,
+  type RealCluster,
+  waitDaemonSet,
+  waitFor,
+  waitPods,
+  workloadDeployment,
+} from '../harness/cluster';
+import { startStream, type StreamResult } from '../harness/cluster-stream';
+
+jest.setTimeout(600_000);
+
+const GROUP = '239.20.0.1';
+const PORT = 6001;
+
+let c: RealCluster;
+let ns: string;
+let net: string;
+let image: string;
+
+beforeAll(async () => {
+  c = await realCluster();
+  await ensureMultus(c);
+  await helmInstallCastnet(c);
+  ns = await createNamespace(c, 'life');
+  net = `${ns}-net`;
+  image = await imageRef('workload');
+  await apply(c, [
+    ...castnetNetwork({ namespace: ns, name: net, networkID: 2001, subnet: '10.120.0.0/16' }),
+    {
+      apiVersion: 'castnet.io/v1alpha1',
+      kind: 'MulticastGroup',
+      metadata: { name: 'stream', namespace: ns },
+      spec: { network: net, address: GROUP },
+    },
+    workloadDeployment({ namespace: ns, name: 'sender', node: c.nodes[0]!, image, networks: [net] }),
+    ...c.nodes.map((node, i) =>
+      workloadDeployment({ namespace: ns, name: `rx${i + 1}`, node, image, networks: [net] }),
+    ),
+  ]);
+}, 900_000);
+
+afterAll(async () => {
+  if (ns) await deleteNamespace(c, ns).catch(() => undefined);
+  if (net) await c.kubectl(['delete', 'virtualnetwork', net, '--ignore-not-found']).catch(() => undefined);
+});
+
+async function receivers(): Promise<PodInfo[]> {
+  return Promise.all(c.nodes.map((_, i) => waitPods(c, ns, `app=rx${i + 1}`, 1).then((p) => p[0]!)));
+}
+
+/** The group's members as `kubectl get multicastgroup -o json` lists them: pod name → node. */
+async function statusMembers(): Promise<Record<string, string>> {
+  const g = JSON.parse(await c.kubectl(['-n', ns, 'get', 'multicastgroup', 'stream', '-o', 'json'])) as {
+    status?: { members?: { pod?: string; node: string }[] };
+  };
+  return Object.fromEntries(
+    (g.status?.members ?? []).filter((m) => m.pod).map((m) => [m.pod!.split('/')[1], m.node]),
+  );
+}
+
+/** Streams while `during` runs; returns the stream's figures once every receiver had its first message. */
+async function streamDuring(during: () => Promise<void>, rate = 1000): Promise<StreamResult> {
+  const [sender] = await waitPods(c, ns, 'app=sender', 1);
+  const stream = await startStream(c, ns, {
+    sender: sender!,
+    receivers: await receivers(),
+    group: GROUP,
+    port: PORT,
+    rate,
+  });
+  try {
+    await stream.flowing;
+    await new Promise((r) => setTimeout(r, 2000));
+    await during();
+    await new Promise((r) => setTimeout(r, 3000));
+    return await stream.stop();
+  } catch (err) {
+    stream.abort();
+    throw err;
+  }
+}
+
+function expectNoDuplicatesAndBoundedLoss(result: StreamResult, rate: number, maxLossMs: number): void {
+  for (const [pod, r] of Object.entries(result.receivers)) {
+    expect({ pod, duplicates: r.duplicates }).toEqual({ pod, duplicates: 0 });
+    expect({ pod, lostMs: (r.lost / rate) * 1000 <= maxLossMs }).toEqual({ pod, lostMs: true });
+    expect({ pod, maxGapMs: r.maxLossMs <= maxLossMs }).toEqual({ pod, maxGapMs: true });
+  }
+}
+
+describe('members through churn', () => {
+  test('killing an agent pod loses no member: the DaemonSet recreates it and every member still receives', async () => {
+    const rx = await receivers();
+    const victim = rx[1]!.node;
+    const result = await streamDuring(async () => {
+      const agents = JSON.parse(
+        await c.kubectl([
+          '-n',
+          CASTNET_NAMESPACE,
+          'get',
+          'pods',
+          '-l',
+          'app.kubernetes.io/component=agent',
+          '--field-selector',
+          `spec.nodeName=${victim}`,
+          '-o',
+          'json',
+        ]),
+      ) as { items: { metadata: { name: string } }[] };
+      await c.kubectl([
+        '-n',
+        CASTNET_NAMESPACE,
+        'delete',
+        'pod',
+        agents.items[0]!.metadata.name,
+        '--grace-period=0',
+        '--force',
+      ]);
+      await waitDaemonSet(c, CASTNET_NAMESPACE, 'castnet-agent');
+    });
+    // Every receiver got messages after the restart, and the membership survived it.
+    for (const r of Object.values(result.receivers)) expect(r.lastSeq).toBeGreaterThan(result.sent - 1000);
+    expect(Object.keys(await statusMembers()).sort()).toEqual(rx.map((p) => p.name).sort());
+    expectNoDuplicatesAndBoundedLoss(result, 1000, 10_000);
+  });
+
+  test('scaling a Deployment up and down and deleting a pod: the members follow', async () => {
+    // rx2 joins by IGMP in every replica: a sleep loop keeps a socat join alive in each pod.
+    const join = `exec socat -u UDP4-RECV:${PORT},reuseaddr,ip-add-membership=${GROUP}:$(ip -4 -o addr show net1 | awk '{print $4}' | cut -d/ -f1) /dev/null`;
+    await apply(c, [
+      workloadDeployment({
+        namespace: ns,
+        name: 'scaled',
+        node: c.nodes[2]!,
+        image,
+        networks: [net],
+        replicas: 3,
+        script: join,
+      }),
+    ]);
+    const three = await waitPods(c, ns, 'app=scaled', 3);
+    await waitFor('3 scaled pods in status', async () => {
+      const m = await statusMembers();
+      return three.every((p) => m[p.name] === p.node) ? true : undefined;
+    });
+    await c.kubectl(['-n', ns, 'scale', 'deployment/scaled', '--replicas=1']);
+    const [kept] = await waitPods(c, ns, 'app=scaled', 1);
+    await c.kubectl(['-n', ns, 'delete', 'pod', kept!.name, '--wait=true']);
+    const [replacement] = await waitPods(c, ns, 'app=scaled', 1);
+    const expected = new Set([replacement!.name]);
+    await waitFor(
+      'status lists only the replacement of the scaled pods',
+      async () => {
+        const m = await statusMembers();
+        const scaled = Object.keys(m).filter((n) => n.startsWith('scaled-'));
+        return scaled.length === 1 && expected.has(scaled[0]!) ? true : undefined;
+      },
+      { timeoutMs: 180_000 },
+    );
+  });
+
+  test('draining a node loses no member: its pods come back elsewhere and receive', async () => {
+    const drained = c.nodes[2]!;
+    // A Deployment not pinned to a node.
+    await apply(c, [
+      workloadDeployment({ namespace: ns, name: 'roaming', image, networks: [net], replicas: 2 }),
+    ]);
+    await waitPods(c, ns, 'app=roaming', 2);
+    try {
+      await c.kubectl(
+        ['drain', drained, '--ignore-daemonsets', '--delete-emptydir-data', '--force', '--timeout=180s'],
+        { timeoutMs: 200_000 },
+      );
+      const moved = await waitFor(
+        'roaming pods off the drained node',
+        async () => {
+          const pods = await listPods(c, ns, 'app=roaming');
+          const ok = pods.filter((p) => p.ready && p.node !== drained && p.ips.net1?.length);
+          return ok.length === 2 && pods.length === 2 ? ok : undefined;
+        },
+        { timeoutMs: 180_000 },
+      );
+      const [sender] = await waitPods(c, ns, 'app=sender', 1);
+      const stream = await startStream(c, ns, {
+        sender: sender!,
+        receivers: moved,
+        group: GROUP,
+        port: PORT + 1,
+        rate: 200,
+      });
+      await stream.flowing;
+      const result = await stream.stop();
+      for (const r of Object.values(result.receivers)) expect(r.received).toBeGreaterThan(0);
+    } finally {
+      await c.kubectl(['uncordon', drained]);
+    }
+  });
+});
+
+describe('helm upgrade under a 1,000 msg/s stream', () => {
+  test('the rolling agent loses at most 1 s per receiver and duplicates nothing', async () => {
+    const ref = await imageRef('castnet');
+    const repository = ref.slice(0, ref.lastIndexOf(':'));
+    const newTag = `upgrade-${Date.now()}`;
+    // A new tag of the image on every node, as a registry would serve the next release.
+    for (const node of c.nodes) {
+      await c.nodeExec(node, 'ctr', [
+        '--address',
+        '/run/containerd/containerd.sock',
+        '-n',
+        'k8s.io',
+        'images',
+        'tag',
+        ref,
+        `${repository}:${newTag}`,
+      ]);
+    }
+    const result = await streamDuring(() => helmInstallCastnet(c, { tag: newTag }));
+    const agents = JSON.parse(
+      await c.kubectl([
+        '-n',
+        CASTNET_NAMESPACE,
+        'get',
+        'pods',
+        '-l',
+        'app.kubernetes.io/component=agent',
+        '-o',
+        'json',
+      ]),
+    ) as {
+      items: { spec: { containers: { image: string }[] } }[];
+    };
+    expect(agents.items.map((p) => p.spec.containers[0]!.image)).toEqual(
+      c.nodes.map(() => `${repository}:${newTag}`),
+    );
+    console.log(`helm upgrade under a 1,000 msg/s stream: ${JSON.stringify(result)}`);
+    expectNoDuplicatesAndBoundedLoss(result, 1000, 1000);
+  });
+});
