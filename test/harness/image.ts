@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { constants, tmpdir } from 'node:os';
 import path from 'node:path';
 import { run } from '../../pkg/sys/exec';
 import { repoRoot } from './cni';
@@ -102,4 +102,24 @@ export function runInImage(
     ...Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`),
   ];
   return run('env', ['-i', ...env, '/usr/sbin/chroot', `--userspec=${user}`, image.rootfs, ...argv], opts);
+}
+
+/** Whether process `pid` has a handler for `signal` installed (its bit in SigCgt of /proc/PID/status):
+ * signalling a program such as pause before that would kill it, or do nothing when it is PID 1. */
+export async function catchesSignal(pid: number, signal: NodeJS.Signals): Promise<boolean> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const caught = /^SigCgt:\s+([0-9a-f]+)$/m.exec(status)?.[1];
+  const bit = 1n << BigInt(constants.signals[signal] - 1);
+  return caught !== undefined && (BigInt(`0x${caught}`) & bit) !== 0n;
+}
+
+/** Polls `probe` until it yields a value; rejects naming `what` after `ms`. */
+export async function pollFor<T>(what: string, probe: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }

@@ -9,14 +9,21 @@ import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { repoRoot } from '../harness/cni';
 import { dockerfileText, finalImageConfig } from '../harness/dockerfile';
-import { BuiltImage, buildImages, runInImage, UnpackedImage, unpackImage } from '../harness/image';
+import {
+  BuiltImage,
+  buildImages,
+  catchesSignal,
+  pollFor,
+  runInImage,
+  UnpackedImage,
+  unpackImage,
+} from '../harness/image';
+import { upstreamBin } from '../harness/upstream';
 
 const BUILD_TIMEOUT = 15 * 60_000;
 const MULTUS_BINS = ['multus-daemon', 'multus-shim', 'install_multus', 'passthru'];
-const multusBin = (b: string) =>
-  path.join(process.env.CASTNET_CACHE ?? path.join(repoRoot, '.cache'), 'bin', b);
 // The multus image is built from `make upstream`'s binaries; without them the script refuses it.
-const multusReady = MULTUS_BINS.every((b) => existsSync(multusBin(b)));
+const multusReady = MULTUS_BINS.every((b) => existsSync(path.join(upstreamBin, b)));
 
 let built: Map<string, BuiltImage>;
 const unpacked = new Map<string, UnpackedImage>();
@@ -196,31 +203,20 @@ describe('pause image', () => {
     );
     try {
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      // Its host PID (unshare's child) once it has caught SIGTERM: signalling earlier would kill it.
-      const deadline = Date.now() + 30_000;
-      let pid: number | undefined;
-      while (pid === undefined && Date.now() < deadline) {
+      // Its host PID (unshare's child) once it catches SIGTERM: signalling earlier would do nothing.
+      const pid = await pollFor('pause to catch SIGTERM', async () => {
         const children = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim();
         const candidate = children ? Number(children.split(' ')[0]) : undefined;
-        if (candidate && (await catchesSigterm(candidate))) pid = candidate;
-        else await new Promise((r) => setTimeout(r, 50));
-      }
-      expect(pid).toBeDefined();
+        return candidate && (await catchesSignal(candidate, 'SIGTERM')) ? candidate : undefined;
+      });
       expect(readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(/^NSpid:\s+\d+\s+1$/m);
-      process.kill(pid!, 'SIGTERM');
+      process.kill(pid, 'SIGTERM');
       expect(await exited).toBe(0);
     } finally {
       child.kill('SIGKILL');
     }
   });
 });
-
-/** Whether the process has a SIGTERM handler installed (bit 15 of SigCgt in /proc/PID/status). */
-async function catchesSigterm(pid: number): Promise<boolean> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
-  const caught = /^SigCgt:\s+([0-9a-f]+)$/m.exec(status)?.[1];
-  return caught !== undefined && (BigInt(`0x${caught}`) & (1n << 14n)) !== 0n;
-}
 
 (multusReady ? describe : describe.skip)('multus image (needs `make upstream` to build multus)', () => {
   test("has upstream's thick layout and its installer copies the shim and passthru onto the node", async () => {
