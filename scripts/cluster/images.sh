@@ -232,8 +232,20 @@ prod_node_modules() {
   echo "$dir/node_modules"
 }
 
+# What `tsc -p tsconfig.build.json` emits into dist/ for the current sources (cmd/ and pkg/ without
+# tests), relative to the repository: stale outputs of deleted sources and test builds stay out.
+dist_files() {
+  local src ext
+  (cd "$repo" && find cmd pkg -name '*.ts' ! -name '*.test.ts' ! -name '*.d.ts' | LC_ALL=C sort) |
+    while read -r src; do
+      for ext in js js.map d.ts d.ts.map; do
+        [ ! -e "$repo/dist/${src%.ts}.$ext" ] || echo "dist/${src%.ts}.$ext"
+      done
+    done
+}
+
 build_castnet() {
-  local start config modules addons host_files key version ref rootfs app
+  local start config modules addons host_files dist key version ref rootfs app
   start=$(date +%s)
   config=$(dockerfile_config)
   # The same artifacts the Dockerfile's build stages make (dist/, bin/castnet-cni), built by make.
@@ -242,10 +254,11 @@ build_castnet() {
   # Native addons in node_modules (koffi) load host libraries too.
   addons=$(find "$modules" -name '*.node' -type f | LC_ALL=C sort)
   host_files=$(closure "$(command -v node)" /bin/ip /sbin/bridge /bin/busybox /bin/dash && libs_of $addons && files_under /etc/iproute2)
+  dist=$(dist_files)
   key=$(
     cd "$repo"
-    # shellcheck disable=SC2046 # paths under dist/ have no spaces
-    hash_inputs $host_files package.json scripts/castnet.sh bin/castnet-cni $(files_under dist) \
+    # shellcheck disable=SC2086 # one path per word
+    hash_inputs $host_files package.json scripts/castnet.sh bin/castnet-cni $dist \
       <<<"$(script_hash) $config $modules"
   )
   version=$(awk '$1 == "appVersion:" { gsub(/"/, "", $2); print $2 }' "$repo/charts/castnet/Chart.yaml")
@@ -262,8 +275,8 @@ build_castnet() {
   app=$rootfs/opt/castnet
   mkdir -p "$app/bin"
   cp "$repo/package.json" "$app/package.json"
-  cp -a "$repo/dist" "$app/dist"
-  rm -f "$app/dist/.built"
+  # shellcheck disable=SC2086
+  (cd "$repo" && cp --parents -p $dist "$app/")
   cp -a "$modules" "$app/node_modules"
   install -m 0755 "$repo/bin/castnet-cni" "$app/bin/castnet-cni"
   install -m 0755 "$repo/scripts/castnet.sh" "$app/bin/castnet"
