@@ -201,12 +201,14 @@ finish() {
 
 # The final stage's USER, ENTRYPOINT and WORKDIR in the Dockerfile: the image must run the same way.
 dockerfile_config() {
-  local user entrypoint workdir
-  user=$(grep -E '^USER[[:space:]]' "$repo/Dockerfile" | tail -1 | awk '{print $2}')
-  entrypoint=$(grep -E '^ENTRYPOINT[[:space:]]' "$repo/Dockerfile" | tail -1 | sed -E 's/^ENTRYPOINT[[:space:]]+//')
-  workdir=$(grep -E '^WORKDIR[[:space:]]' "$repo/Dockerfile" | tail -1 | awk '{print $2}')
+  local final user entrypoint workdir
+  final=$(awk '/^FROM[[:space:]]/ { stage = "" } { stage = stage $0 "\n" } END { printf "%s", stage }' "$repo/Dockerfile")
+  user=$(grep -E '^USER[[:space:]]' <<<"$final" | tail -1 | awk '{print $2}')
+  entrypoint=$(grep -E '^ENTRYPOINT[[:space:]]' <<<"$final" | tail -1 | sed -E 's/^ENTRYPOINT[[:space:]]+//')
+  workdir=$(grep -E '^WORKDIR[[:space:]]' <<<"$final" | tail -1 | awk '{print $2}')
   [ -n "$user" ] && [ -n "$workdir" ] || die "Dockerfile: the final stage needs USER and WORKDIR"
-  jq -e 'type == "array"' <<<"$entrypoint" >/dev/null 2>&1 || die "Dockerfile: ENTRYPOINT must be a JSON array, got: $entrypoint"
+  jq -e 'type == "array"' <<<"$entrypoint" >/dev/null 2>&1 ||
+    die "Dockerfile: the final stage's ENTRYPOINT must be a JSON array, got: '$entrypoint'"
   jq -cn --arg user "$user" --argjson entrypoint "$entrypoint" --arg workdir "$workdir" --arg path "$PATH_ENV" \
     '{ User: $user, Entrypoint: $entrypoint, WorkingDir: $workdir, Env: [$path] }'
 }
