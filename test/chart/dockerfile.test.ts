@@ -5,26 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from '../harness/cni';
-
-interface Instruction {
-  stage: number;
-  op: string;
-  args: string;
-}
-
-/** Instructions with line continuations joined and comments dropped, tagged with their stage. */
-function parseDockerfile(text: string): { instructions: Instruction[]; stages: Array<string | undefined> } {
-  const lines = text.replace(/\\\n/g, ' ').split('\n');
-  const instructions: Instruction[] = [];
-  const stages: Array<string | undefined> = [];
-  for (const line of lines.map((l) => l.trim())) {
-    if (!line || line.startsWith('#')) continue;
-    const [, op, args] = /^(\S+)\s+(.*)$/.exec(line)!;
-    if (op.toUpperCase() === 'FROM') stages.push(/\sAS\s+(\S+)$/i.exec(args)?.[1]);
-    instructions.push({ stage: stages.length - 1, op: op.toUpperCase(), args });
-  }
-  return { instructions, stages };
-}
+import { dockerfileText, finalImageConfig, parseDockerfile } from '../harness/dockerfile';
 
 /** .dockerignore as an ordered list of (negated?, regex) rules; the last matching rule wins. */
 function ignoredBy(text: string): (file: string) => boolean {
@@ -56,7 +37,7 @@ function ignoredBy(text: string): (file: string) => boolean {
   };
 }
 
-const dockerfile = readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
+const dockerfile = dockerfileText();
 const { instructions, stages } = parseDockerfile(dockerfile);
 const ignored = ignoredBy(readFileSync(path.join(repoRoot, '.dockerignore'), 'utf8'));
 // Each COPY with the WORKDIR its destination is relative to.
@@ -130,7 +111,7 @@ test('the image holds what the chart runs: /opt/castnet/bin/{castnet,castnet-cni
     }
     return undefined;
   };
-  const entrypoint = (JSON.parse(/ENTRYPOINT\s+(\[.*\])/.exec(dockerfile)![1]) as string[])[0];
+  const entrypoint = finalImageConfig(dockerfile).entrypoint![0];
   expect(entrypoint).toBe('/opt/castnet/bin/castnet');
   const chartCommands = readFileSync(path.join(repoRoot, 'deploy/castnet-primary.yaml'), 'utf8')
     .concat(readFileSync(path.join(repoRoot, 'deploy/castnet-node-cleanup.yaml'), 'utf8'))
