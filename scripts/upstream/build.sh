@@ -106,8 +106,10 @@ ensure_stored() {
     local ldflags extra
     ldflags=$(module_ldflags "$dir")
     read -ra extra <<<"$(module_buildflags "$dir")"
-    log "building $name ($(grep -m1 '^require [^(]' "$dir/go.mod" | cut -d' ' -f2,3)) with $("$GO" env GOVERSION)" \
-      "$(module_env "$dir" | tr '\n' ' ')${extra[*]}"
+    local settings
+    settings="$(module_env "$dir" | tr '\n' ' ')${extra[*]}"
+    settings=${settings% }
+    log "building $name ($(grep -m1 '^require [^(]' "$dir/go.mod" | cut -d' ' -f2,3)) with $("$GO" env GOVERSION)${settings:+ ($settings)}"
     while read -r cmd pkg; do
       log "  go build $pkg -> $cmd"
       module_go "$dir" build "${BUILD_FLAGS[@]}" "${extra[@]}" -ldflags="$ldflags" -o "$tmp/$cmd" "$pkg" ||
