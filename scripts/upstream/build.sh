@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# Builds the upstream commands the tests run (kube-apiserver, kubectl, etcd, helm, cnitool) with the
-# machine's Go, at the versions pinned by the go.mod/go.sum beside this script, into $CACHE/bin.
+# Builds the upstream commands the tests run (Kubernetes, etcd, helm, cnitool, containerd, runc,
+# crictl, multus) with the machine's Go, at the versions pinned by the go.mod/go.sum beside this
+# script, into $CACHE/bin.
 #
 # Usage: scripts/upstream/build.sh [module-dir...]   (default: every dir here with a `commands` file)
 #
 # Each module dir holds a go.mod (pinned versions, `tool` lines), go.sum, `commands` ("name package"
-# per line) and optionally `ldflags` (-X version stamps; @VERSION@, @MAJOR@, @MINOR@ are replaced by
-# the version of the module's first `require`). A build is keyed by the hash of those files, the Go version and the build flags:
+# per line) and optionally:
+#  - `ldflags`: -X version stamps; @VERSION@, @MAJOR@, @MINOR@ are replaced by the version of the
+#    module's first `require`.
+#  - `env`: KEY=VALUE lines for the go command, e.g. CGO_ENABLED=1 (everything else builds with
+#    CGO_ENABLED=0, so the binaries need no C libraries).
+#  - `buildflags`: extra `go build` flags, e.g. -tags=seccomp.
+# A build is keyed by the hash of those files, the Go version, the build flags and, for a cgo build,
+# the C compiler's version:
 #  - $CACHE/upstream/<module>.key records what $CACHE/bin holds: a matching key is a no-op.
 #  - $STORE/<key>/ keeps built binaries machine-wide, so another clone (CI runs in a fresh one on the
 #    same machine) copies them instead of rebuilding. Go's own module and build caches are the
@@ -27,11 +34,44 @@ module_key() {
   local dir=$1
   {
     cat "$dir/go.mod" "$dir/go.sum" "$dir/commands"
+    module_env "$dir"
+    module_buildflags "$dir"
     module_ldflags "$dir"
     "$GO" version
-    "$GO" env GOOS GOARCH CGO_ENABLED
+    module_go "$dir" env GOOS GOARCH CGO_ENABLED
+    # cgo links C libraries dynamically, so only the compiler (not the library versions) is part of it.
+    if [ "$(module_go "$dir" env CGO_ENABLED)" = 1 ]; then
+      "$(module_go "$dir" env CC)" --version | head -1
+    fi
     echo "${BUILD_FLAGS[@]}"
   } | sha256sum | cut -c1-16
+}
+
+# The module's `env` settings, one KEY=VALUE per line (nothing when it has no `env` file).
+module_env() {
+  [ -f "$1/env" ] || return 0
+  local line
+  while IFS= read -r line; do
+    [[ $line =~ ^[A-Z][A-Z0-9_]*=[^[:space:]]*$ ]] ||
+      { log "$1/env: expected KEY=VALUE without spaces, got '$line'"; return 2; }
+    echo "$line"
+  done < <(grep -Ev '^[[:space:]]*(#|$)' "$1/env")
+}
+
+# The module's extra `go build` flags on one line (nothing when it has no `buildflags` file).
+module_buildflags() {
+  [ -f "$1/buildflags" ] || return 0
+  grep -Ev '^[[:space:]]*(#|$)' "$1/buildflags" | tr '\n' ' '
+  echo
+}
+
+# Runs the go command in the module dir with the module's `env` settings.
+module_go() {
+  local dir=$1 vars
+  shift
+  vars=$(module_env "$dir")
+  # shellcheck disable=SC2086 # one KEY=VALUE word per line, validated by module_env
+  (cd "$dir" && env $vars "$GO" "$@")
 }
 
 # The pinned version of the module's first `require`, e.g. v1.37.2.
@@ -63,12 +103,16 @@ ensure_stored() {
     local tmp start
     tmp=$(mktemp -d "$out.tmp.XXXXXX")
     start=$(date +%s)
-    local ldflags
+    local ldflags extra
     ldflags=$(module_ldflags "$dir")
-    log "building $name ($(grep -m1 '^require [^(]' "$dir/go.mod" | cut -d' ' -f2,3)) with $("$GO" env GOVERSION)"
+    read -ra extra <<<"$(module_buildflags "$dir")"
+    local settings
+    settings="$(module_env "$dir" | tr '\n' ' ')${extra[*]}"
+    settings=${settings% }
+    log "building $name ($(grep -m1 '^require [^(]' "$dir/go.mod" | cut -d' ' -f2,3)) with $("$GO" env GOVERSION)${settings:+ ($settings)}"
     while read -r cmd pkg; do
       log "  go build $pkg -> $cmd"
-      (cd "$dir" && "$GO" build "${BUILD_FLAGS[@]}" -ldflags="$ldflags" -o "$tmp/$cmd" "$pkg") ||
+      module_go "$dir" build "${BUILD_FLAGS[@]}" "${extra[@]}" -ldflags="$ldflags" -o "$tmp/$cmd" "$pkg" ||
         { rm -rf "$tmp"; log "failed to build $pkg (module $dir)"; return 1; }
     done < <(module_commands "$dir")
     touch "$tmp/.complete"
@@ -87,6 +131,7 @@ ensure_stored() {
 install_module() {
   local dir=$1 name key
   name=$(basename "$dir")
+  module_env "$dir" >/dev/null
   key=$(module_key "$dir")
   local stamp=$CACHE/upstream/$name.key
   if [ "$(cat "$stamp" 2>/dev/null)" = "$key" ] && module_commands "$dir" | while read -r cmd _; do
