@@ -247,15 +247,18 @@ dist_files() {
 }
 
 build_castnet() {
-  local start config modules addons host_files dist key version ref rootfs app
+  local start t config modules addons host_files dist key version ref rootfs app
   start=$(date +%s)
+  for t in node npm make go; do command -v $t >/dev/null || die "$t is needed to build the castnet image"; done
   config=$(dockerfile_config)
   # The same artifacts the Dockerfile's build stages make (dist/, bin/castnet-cni), built by make.
   make -C "$repo" --no-print-directory -s build >&2
   modules=$(prod_node_modules)
   # Native addons in node_modules (koffi) load host libraries too.
   addons=$(find "$modules" -name '*.node' -type f | LC_ALL=C sort)
-  host_files=$(closure "$(command -v node)" /bin/ip /sbin/bridge /bin/busybox /bin/dash && libs_of $addons && files_under /etc/iproute2)
+  # shellcheck disable=SC2086 # one path per word
+  host_files=$(closure "$(command -v node)" /bin/ip /sbin/bridge /bin/busybox /bin/dash &&
+    libs_of $addons && files_under /etc/iproute2)
   dist=$(dist_files)
   key=$(
     cd "$repo"
@@ -373,7 +376,7 @@ main() {
   for t in "${targets[@]}"; do
     case $t in castnet | pause | workload | multus) ;; *) die "unknown image '$t' (castnet, pause, workload, multus or all)" ;; esac
   done
-  for t in jq tar ldd sha256sum gcc npm node; do command -v $t >/dev/null || die "$t is needed (make deps)"; done
+  for t in jq tar ldd sha256sum flock; do command -v $t >/dev/null || die "$t is needed (make deps)"; done
   mkdir -p "$OUT"
   # One build at a time per cache: concurrent runs (a test and `make image`) wait, then find it cached.
   exec {lock}>"$OUT/.lock"

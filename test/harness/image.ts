@@ -1,14 +1,24 @@
 // The cluster's images as scripts/cluster/images.sh builds them (docker archives under .cache/images),
 // and their contents unpacked for tests that check them without a container engine.
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { constants, tmpdir } from 'node:os';
 import path from 'node:path';
 import { run } from '../../pkg/sys/exec';
 import { repoRoot } from './cni';
+import { upstreamBin } from './upstream';
 
 export const imagesScript = path.join(repoRoot, 'scripts/cluster/images.sh');
+
+/** Upstream's binaries the multus image is made of (`make upstream` builds them into .cache/bin). */
+const MULTUS_BINS = ['multus-daemon', 'multus-shim', 'install_multus', 'passthru'];
+
+/** The images this machine can build: multus only once `make upstream` has built its binaries. */
+export function imageNames(): string[] {
+  const multus = MULTUS_BINS.every((b) => existsSync(path.join(upstreamBin, b)));
+  return ['castnet', 'pause', 'workload', ...(multus ? ['multus'] : [])];
+}
 
 export interface BuiltImage {
   ref: string;

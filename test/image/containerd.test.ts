@@ -4,11 +4,11 @@
 // the runc shim and runc. Containers get a fresh network namespace with only loopback.
 import { ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { run, stop } from '../../pkg/sys/exec';
-import { BuiltImage, buildImages, catchesSignal, pollFor } from '../harness/image';
+import { BuiltImage, buildImages, catchesSignal, imageNames, pollFor } from '../harness/image';
 import { upstreamBin } from '../harness/upstream';
 
 const TOOLS = ['containerd', 'ctr', 'containerd-shim-runc-v2', 'runc'];
@@ -64,7 +64,7 @@ state = "${dir}/state"
 
 beforeAll(async () => {
   if (!ready) return;
-  ({ images } = await buildImages(['castnet', 'pause', 'workload']));
+  ({ images } = await buildImages(imageNames()));
   await startContainerd();
 }, 15 * 60_000);
 
@@ -82,14 +82,16 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 }, 60_000);
 
-/** Runs a container to completion; resolves with its exit status and output (stdout, then stderr). */
+/** Runs a container to completion (`runOptions`: ctr run's, e.g. mounts); resolves with its exit
+ * status and output (stdout, then stderr). */
 function runContainer(
   ref: string,
   id: string,
   argv: string[] = [],
+  runOptions: string[] = [],
 ): Promise<{ status: number | null; output: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn('env', ctrArgv(['run', '--rm', ref, id, ...argv]), {
+    const child = spawn('env', ctrArgv(['run', '--rm', ...runOptions, ref, id, ...argv]), {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -150,6 +152,23 @@ function runContainer(
       expect(out).toMatch(/^iperf version 2\./m);
       expect(status).toBe(0);
     }, 120_000);
+
+    (imageNames().includes('multus') ? test : test.skip)(
+      "multus' init container command installs the shim and passthru into the node's CNI directory",
+      async () => {
+        const cniBin = await mkdtemp(path.join(dir, 'cni-bin-'));
+        // As upstream's thick DaemonSet runs it, with the node's /opt/cni/bin at /host/opt/cni/bin.
+        const { status, output } = await runContainer(
+          images.get('multus')!.ref,
+          'multus-install',
+          ['/usr/src/multus-cni/bin/install_multus', '-d', '/host/opt/cni/bin', '-t', 'thick'],
+          [`--mount=type=bind,src=${cniBin},dst=/host/opt/cni/bin,options=rbind:rw`],
+        );
+        expect({ status, output }).toEqual({ status: 0, output: expect.stringContaining('copy succeeded') });
+        expect((await readdir(cniBin)).sort()).toEqual(['multus-shim', 'passthru']);
+      },
+      120_000,
+    );
 
     test('pause runs as the container PID 1 and exits 0 on SIGTERM', async () => {
       const id = 'pause-sigterm';
