@@ -4,7 +4,7 @@ import path from 'node:path';
 
 const repo = path.resolve(__dirname, '../..');
 
-/** .cache/bin (or $CASTNET_CACHE/bin): kube-apiserver, kubectl, etcd, helm, cnitool. */
+/** .cache/bin (or $CASTNET_CACHE/bin): the binaries named in scripts/upstream/<module>/commands. */
 export const upstreamBin = path.join(process.env.CASTNET_CACHE ?? path.join(repo, '.cache'), 'bin');
 
 /** The path of upstream tool `name`; rejects with the remedy when `make upstream` has not built it. */
