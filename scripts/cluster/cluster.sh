@@ -421,14 +421,14 @@ import_into_node() {
   node_exec "$i" "$BIN/ctr" --address /run/containerd/containerd.sock -n k8s.io images import "$tar" >/dev/null
 }
 
-# Every image, built if its inputs changed, imported into each node once per tarball (a tarball's
-# name carries its content hash or version).
+# Every image, built if its inputs changed, imported into each node once per build (the tarball's
+# name and the hash of its inputs, which images.sh keeps beside it).
 cmd_images() {
   local list ref tar i mark
   list=$("$here/images.sh" all) || die "building the images failed (scripts/cluster/images.sh)"
   while read -r ref tar; do
     for i in $(seq 1 "$NODES"); do
-      mark=$(node_dir "$i")/imported/$(basename "$tar")
+      mark=$(node_dir "$i")/imported/$(basename "$tar")-$(cat "$tar.key" 2>/dev/null)
       [ -e "$mark" ] && continue
       import_into_node "$i" "$tar"
       mkdir -p "$(dirname "$mark")" && touch "$mark"

@@ -87,7 +87,9 @@ install_host_files() {
 base_rootfs() {
   local rootfs=$1 user name uid
   shift
-  mkdir -p "$rootfs"/{usr/bin,usr/sbin,usr/lib,usr/lib64,etc,tmp,proc,sys,dev,run,var/run}
+  mkdir -p "$rootfs"/{usr/bin,usr/sbin,usr/lib,usr/lib64,etc,tmp,proc,sys,dev,run,var}
+  # As on every Linux distribution: runtimes and Multus pass netns paths under /var/run/netns.
+  ln -s /run "$rootfs/var/run"
   ln -s usr/bin "$rootfs/bin"
   ln -s usr/sbin "$rootfs/sbin"
   ln -s usr/lib "$rootfs/lib"
