@@ -8,6 +8,8 @@ import type {
   ReportMembership,
   VirtualNetwork,
 } from '../k8s/types';
+import { fromReport, toReportSpec } from '../k8s/convert';
+import { selectorMemberships } from '../lookup/kubernetes/selector-members';
 import { resolveGroups, type ResolveInput } from './resolve';
 
 const net = (
@@ -233,6 +235,46 @@ describe('resolveGroups', () => {
       ['n1', 2, 'selector', undefined],
       ['n3', 9, 'selector', 'team/vm1'],
     ]);
+  });
+
+  test('selector members the agents report are listed once, via selector, and agree with the controller’s own', () => {
+    const selecting = group('sel', {
+      selectors: { pods: { matchExpressions: [{ key: 'app', operator: 'In', values: ['feed'] }] } },
+    });
+    const labelled = [
+      ...allPods.filter((p) => p.name !== 'a2' && p.name !== 'c5'),
+      pod('a2', { app: 'feed' }),
+      pod('c5', { app: 'feed' }),
+    ];
+    const find = (ns: string, name: string) => labelled.find((o) => o.namespace === ns && o.name === name);
+    // Each node's report as its agent writes it: an IGMP join of a2 too, and the selected endpoints.
+    const reported = threeNodes({ n1: [join(2, '239.1.1.1')] }).map((r) => {
+      const d = fromReport(r);
+      const selected = selectorMemberships(r.spec.node, [selecting], d.endpoints, {
+        pod: find,
+        vmi: () => undefined,
+      });
+      return { ...r, spec: toReportSpec({ ...d, memberships: [...d.memberships, ...selected] }) };
+    });
+    expect(reported[0]!.spec.memberships).toContainEqual({
+      network: 'blue',
+      group: '239.1.1.1',
+      endpointID: 2,
+      via: 'selector',
+    });
+    const members = (partial: Partial<ResolveInput>) =>
+      resolve({ groups: [selecting], ...partial })
+        .groups.get('team/sel')!
+        .members.map((m) => `${m.node}/${m.endpointID}:${m.via}`);
+    const expected = ['n1/2:selector', 'n3/5:selector'];
+    // From the reports alone (pods unlabelled as far as the controller knows)...
+    expect(members({ reports: reported, checkPods: false })).toEqual(expected);
+    // ...from the controller's own evaluation alone (agents not caught up, only a2's join)...
+    expect(members({ reports: threeNodes({ n1: [join(2, '239.1.1.1')] }), pods: labelled })).toEqual(
+      expected,
+    );
+    // ...and from both: the same members, each once.
+    expect(members({ reports: reported, pods: labelled })).toEqual(expected);
   });
 
   test('endpoints of deleted pods (or of a replaced pod UID) are left out and reported stale', () => {
