@@ -111,6 +111,8 @@ export class KubernetesLookup implements LookupService {
   private readonly pods: Informer<Labeled> | undefined;
   private vmis: Informer<Labeled> | undefined;
   private readonly writer: ReportWriter;
+  /** Whether the pods (and VMIs, when watched) are listed: until then the stored selections stand. */
+  private selecting = false;
   /** The selector memberships last computed, canonical: a change rewrites the report. */
   private lastSelected = '';
   /**
@@ -171,22 +173,28 @@ export class KubernetesLookup implements LookupService {
       : undefined;
     const startVmis = async (): Promise<void> => {
       const watch = opts.watchVmis ?? 'auto';
-      if (!opts.node || watch === false || (watch === 'auto' && !(await this.hasKubeVirt()))) return;
+      if (watch === false || (watch === 'auto' && !(await this.hasKubeVirt(onError)))) return;
+      if (this.closed) return;
       this.vmis = informer<Labeled>(VMIS_PATH, onObject, trimToLabels);
       await this.vmis.start();
     };
+    // Not part of `ready`: without pods (say, RBAC not granting them yet) the agent still delivers
+    // joins and keeps the selections its report already holds.
+    if (this.pods) {
+      void Promise.all([this.pods.start(), startVmis()]).then(
+        () => {
+          this.selecting = true;
+          this.changed();
+        },
+        (err: unknown) => onError(err, 'watch of the pods and VMIs that groups select'),
+      );
+    }
     this.writer = new ReportWriter(this.api, {
       intervalMs: opts.writeIntervalMs ?? 50,
       maxBackoffMs: 2_000,
       onError: (err) => onError(err, 'write of this node’s MembershipReport'),
     });
-    this.ready = Promise.all([
-      this.networks.start(),
-      this.groups.start(),
-      this.reports.start(),
-      this.pods?.start(),
-      startVmis(),
-    ]).then(() => {
+    this.ready = Promise.all([this.networks.start(), this.groups.start(), this.reports.start()]).then(() => {
       this.synced = true;
       this.checkOwnReport();
       this.changed();
@@ -269,16 +277,19 @@ export class KubernetesLookup implements LookupService {
       throw new Error(`${what}: node "${node}" is not this agent's node "${self}"; it writes only its own`);
   }
 
-  private async hasKubeVirt(): Promise<boolean> {
-    try {
-      await this.api.get('/apis/kubevirt.io/v1');
-      return true;
-    } catch (err) {
-      if (isNotFound(err)) return false;
-      throw new Error(`cannot tell whether the KubeVirt API exists: ${(err as Error).message}`, {
-        cause: err,
-      });
+  /** Whether the kubevirt.io API is served; asks again (with backoff) until the apiserver answers. */
+  private async hasKubeVirt(onError: (err: unknown, what: string) => void): Promise<boolean> {
+    for (let backoff = 100; !this.closed; backoff = Math.min(backoff * 2, 2_000)) {
+      try {
+        await this.api.get('/apis/kubevirt.io/v1');
+        return true;
+      } catch (err) {
+        if (isNotFound(err)) return false;
+        onError(err, 'discovery of the KubeVirt API');
+        await new Promise((r) => setTimeout(r, backoff));
+      }
     }
+    return false;
   }
 
   /**
@@ -296,7 +307,7 @@ export class KubernetesLookup implements LookupService {
 
   /** The selector members among `endpoints`, once the pods are known (before that, the stored ones). */
   private selected(node: string, endpoints: EndpointRecord[]): MembershipRecord[] {
-    if (!this.pods || !this.synced)
+    if (!this.pods || !this.selecting)
       return this.parts.get(node)?.memberships.filter((m) => m.via === 'selector') ?? [];
     const pods = this.pods;
     const vmis = this.vmis;
