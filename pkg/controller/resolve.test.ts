@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import type {
   LabeledObject,
+  LabelSelector,
   MembershipReport,
   MulticastGroup,
   MulticastGroupSpec,
@@ -347,6 +348,75 @@ describe('resolveGroups', () => {
     const r = resolve({ networks, groups: [group('g', {})], reports: threeNodes() });
     expect(condition(r, 'team/g', 'Ready')).toMatchObject({ status: 'False', reason, observedGeneration: 3 });
     expect(condition(r, 'team/g', 'Ready').message).toContain(message);
+  });
+
+  test('property: the agents’ reported selector members are exactly the controller’s own selection', () => {
+    const labels = fc.record(
+      { app: fc.constantFrom('feed', 'other'), tier: fc.constantFrom('a', 'b') },
+      { requiredKeys: [] },
+    );
+    const selector: fc.Arbitrary<LabelSelector> = fc.oneof(
+      fc.record({ matchLabels: fc.record({ app: fc.constantFrom('feed', 'other') }) }),
+      fc.record({
+        matchExpressions: fc.tuple(
+          fc.record({
+            key: fc.constantFrom('app', 'tier'),
+            operator: fc.constantFrom('In' as const, 'NotIn' as const),
+            values: fc.constantFrom(['feed'], ['a', 'b'], ['b']).map((v) => [...v]),
+          }),
+        ),
+      }),
+      fc.record({
+        matchExpressions: fc.tuple(
+          fc.record({
+            key: fc.constantFrom('app', 'tier'),
+            operator: fc.constantFrom('Exists' as const, 'DoesNotExist' as const),
+          }),
+        ),
+      }),
+    );
+    const podNames = ['a1', 'a2', 'b1', 'b2', 'c5'];
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(labels, fc.constantFrom('team', 'other')), { minLength: 5, maxLength: 5 }),
+        fc.array(fc.tuple(selector, fc.constantFrom('team', 'other')), { minLength: 1, maxLength: 3 }),
+        (podSpecs, groupSpecs) => {
+          const pods = podSpecs.map(([l, ns], i) => ({
+            namespace: ns,
+            name: podNames[i]!,
+            labels: { ...l },
+          }));
+          const groups = groupSpecs.map(([sel, ns], i) =>
+            group(`g${i}`, { address: `239.6.6.${i + 1}`, selectors: { pods: sel } }, ns),
+          );
+          // The endpoints' pods live in the namespace the pod was generated in.
+          const reports = threeNodes().map((r) => {
+            for (const e of r.spec.endpoints ?? [])
+              e.pod!.namespace = pods.find((p) => p.name === e.pod!.name)!.namespace;
+            return r;
+          });
+          const find = (ns: string, name: string) => pods.find((p) => p.namespace === ns && p.name === name);
+          const reported = reports.map((r) => {
+            const d = fromReport(r);
+            const selected = selectorMemberships(r.spec.node, groups, d.endpoints, {
+              pod: find,
+              vmi: () => undefined,
+            });
+            return { ...r, spec: toReportSpec({ ...d, memberships: selected }) };
+          });
+          const members = (partial: Partial<ResolveInput>) => {
+            const r = resolve({ groups, ...partial });
+            return [...r.groups.values()].map((g) =>
+              g.members.map((m) => `${g.key} ${m.node}/${m.endpointID}:${m.via}`),
+            );
+          };
+          const byController = members({ reports, pods });
+          // The reports alone (the controller knows no pods), and both together.
+          expect(members({ reports: reported, pods: [], checkPods: false })).toEqual(byController);
+          expect(members({ reports: reported, pods })).toEqual(byController);
+        },
+      ),
+    );
   });
 
   test('property: any nesting graph resolves, never invents endpoints, and flags every cycle', () => {
