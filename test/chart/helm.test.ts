@@ -189,8 +189,6 @@ test('the rendered chart applies server-side, with least-privilege RBAC', async 
   expect(await can(agent, 'watch', 'pods', '-A')).toBe('yes');
   expect(await can(agent, 'patch', 'pods', '-A')).toBe('no');
   expect(await can(agent, 'delete', 'pods', '-A')).toBe('no');
-  expect(await can(agent, 'watch', 'virtualmachineinstances.kubevirt.io', '-A')).toBe('yes');
-  expect(await can(agent, 'patch', 'virtualmachineinstances.kubevirt.io', '-A')).toBe('no');
   expect(await can(agent, 'list', 'secrets', '-A')).toBe('no');
   expect(await can(agent, 'update', 'nodes')).toBe('no');
   // Pool-index Leases in the release namespace: claim (create) and find its own (list), nothing more.
