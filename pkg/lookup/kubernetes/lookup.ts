@@ -10,6 +10,7 @@
 // exists) and reports the endpoints that MulticastGroups' label selectors select as memberships via
 // selector, re-evaluated on every pod, VMI, group or endpoint change (selector-members.ts).
 import { ApiClient, isNotFound, resourcePath } from '../../k8s/client';
+import { toLabeledObject, trimToLabels } from '../../k8s/labeled';
 import type { LabeledObject } from '../../k8s/types';
 import { toReportSpec, fromReport, type NodeDirectory } from '../../k8s/convert';
 import { Informer } from '../../k8s/informer';
@@ -74,21 +75,7 @@ interface Labeled {
   };
 }
 
-/** Of a Pod or VMI the cache keeps identity and labels: the spec and status are most of it. */
-function trimToLabels(o: Labeled & { spec?: unknown; status?: unknown }): void {
-  const { name, namespace, uid, labels, resourceVersion } = o.metadata;
-  o.metadata = { name, namespace, uid, labels, resourceVersion };
-  delete o.spec;
-  delete o.status;
-}
-
-const labeled = (o: Labeled | undefined): LabeledObject | undefined =>
-  o && {
-    namespace: o.metadata.namespace ?? '',
-    name: o.metadata.name,
-    uid: o.metadata.uid,
-    labels: o.metadata.labels ?? {},
-  };
+const labeled = (o: Labeled | undefined): LabeledObject | undefined => o && toLabeledObject(o);
 
 const VMIS_PATH = '/apis/kubevirt.io/v1/virtualmachineinstances';
 
