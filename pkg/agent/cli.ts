@@ -101,6 +101,7 @@ async function startDataplane(
   const lookup = connectLookup(opts.lookup!, {
     kubeconfig: opts.kubeconfig,
     selector: opts.networkSelector,
+    node: opts.nodeName,
     onError: (err, what) => log.warn('lookup service', { what, error: (err as Error).message }),
   });
   // Networks from a --networks file stay, alongside the lookup service's VirtualNetworks.

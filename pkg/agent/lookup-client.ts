@@ -9,6 +9,8 @@ export interface LookupOptions {
   kubeconfig?: string;
   /** For `kubernetes`: label selector of the VirtualNetworks and MulticastGroups to use. */
   selector?: string;
+  /** For `kubernetes`: this node, whose pods the groups' label selectors are evaluated against. */
+  node?: string;
   onError?: (err: unknown, what: string) => void;
 }
 
@@ -18,6 +20,7 @@ export function connectLookup(spec: string, opts: LookupOptions = {}): LookupSer
     return new KubernetesLookup({
       connection: loadConnection(opts.kubeconfig),
       selector: opts.selector,
+      node: opts.node,
       onError: opts.onError,
     });
   throw new Error(

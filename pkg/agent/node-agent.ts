@@ -115,7 +115,8 @@ export class NodeAgent {
       if (restored) return;
       restored = true;
       if (d) this.restoreActivations(d);
-      this.querier.restore(d ? d.memberships.filter((m) => m.node === o.node.name) : []);
+      // Selector memberships are the lookup service's to evaluate, not joins the querier heard.
+      this.querier.restore(d ? d.memberships.filter((m) => m.node === o.node.name && !m.via) : []);
     };
     const timer = setTimeout(() => {
       if (restored) return;

@@ -5,9 +5,9 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApiClient, isNotFound, resourcePath } from '../k8s/client';
 import { Informer } from '../k8s/informer';
+import { toLabeledObject, trimToLabels } from '../k8s/labeled';
 import type { Connection } from '../k8s/kubeconfig';
 import type {
-  LabeledObject,
   MembershipReport,
   MulticastGroup,
   MulticastGroupStatus,
@@ -219,9 +219,9 @@ export class Controller {
       case 'reports':
         return r.setReport(obj as unknown as MembershipReport);
       case 'pods':
-        return r.setPod(labeled(obj));
+        return r.setPod(toLabeledObject(obj));
       case 'vmis':
-        return r.setVmi(labeled(obj));
+        return r.setVmi(toLabeledObject(obj));
     }
   }
 
@@ -527,32 +527,9 @@ function groupLabels(g: MulticastGroup): {
   };
 }
 
-function labeled(o: Obj): LabeledObject {
-  return {
-    namespace: o.metadata?.namespace ?? '',
-    name: o.metadata?.name ?? '',
-    uid: o.metadata?.uid,
-    labels: o.metadata?.labels ?? {},
-  };
-}
-
-/** Pods and VMIs: the controller needs identity and labels only; at 100k pods the rest is gigabytes. */
 /** Server-side apply bookkeeping: per list item for a report's endpoints, and never read here. */
 function dropManagedFields(o: Obj): void {
   delete (o.metadata as { managedFields?: unknown } | undefined)?.managedFields;
-}
-
-function trimToLabels(o: Obj): void {
-  const m = o.metadata ?? {};
-  o.metadata = {
-    name: m.name,
-    namespace: m.namespace,
-    uid: m.uid,
-    labels: m.labels,
-    resourceVersion: m.resourceVersion,
-  };
-  delete o.spec;
-  delete o.status;
 }
 
 interface NodeCondition {

@@ -6,7 +6,7 @@ import { EventLimiter, groupEvents } from './events';
 import { mergeFilters } from './filter';
 import { judgeNodes } from './gc';
 import { desiredNetworkStatuses } from './networks';
-import { selectorMatches } from './selector';
+import { selectorMatches } from '../k8s/selector';
 import { desiredGroupStatus, sameStatus } from './status';
 
 const T0 = Date.parse('2026-11-28T10:00:00Z');

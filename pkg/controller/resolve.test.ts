@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import type {
   LabeledObject,
+  LabelSelector,
   MembershipReport,
   MulticastGroup,
   MulticastGroupSpec,
@@ -8,6 +9,8 @@ import type {
   ReportMembership,
   VirtualNetwork,
 } from '../k8s/types';
+import { fromReport, toReportSpec } from '../k8s/convert';
+import { selectorMemberships } from '../lookup/kubernetes/selector-members';
 import { resolveGroups, type ResolveInput } from './resolve';
 
 const net = (
@@ -235,6 +238,46 @@ describe('resolveGroups', () => {
     ]);
   });
 
+  test('selector members the agents report are listed once, via selector, and agree with the controller’s own', () => {
+    const selecting = group('sel', {
+      selectors: { pods: { matchExpressions: [{ key: 'app', operator: 'In', values: ['feed'] }] } },
+    });
+    const labelled = [
+      ...allPods.filter((p) => p.name !== 'a2' && p.name !== 'c5'),
+      pod('a2', { app: 'feed' }),
+      pod('c5', { app: 'feed' }),
+    ];
+    const find = (ns: string, name: string) => labelled.find((o) => o.namespace === ns && o.name === name);
+    // Each node's report as its agent writes it: an IGMP join of a2 too, and the selected endpoints.
+    const reported = threeNodes({ n1: [join(2, '239.1.1.1')] }).map((r) => {
+      const d = fromReport(r);
+      const selected = selectorMemberships(r.spec.node, [selecting], d.endpoints, {
+        pod: find,
+        vmi: () => undefined,
+      });
+      return { ...r, spec: toReportSpec({ ...d, memberships: [...d.memberships, ...selected] }) };
+    });
+    expect(reported[0]!.spec.memberships).toContainEqual({
+      network: 'blue',
+      group: '239.1.1.1',
+      endpointID: 2,
+      via: 'selector',
+    });
+    const members = (partial: Partial<ResolveInput>) =>
+      resolve({ groups: [selecting], ...partial })
+        .groups.get('team/sel')!
+        .members.map((m) => `${m.node}/${m.endpointID}:${m.via}`);
+    const expected = ['n1/2:selector', 'n3/5:selector'];
+    // From the reports alone (pods unlabelled as far as the controller knows)...
+    expect(members({ reports: reported, checkPods: false })).toEqual(expected);
+    // ...from the controller's own evaluation alone (agents not caught up, only a2's join)...
+    expect(members({ reports: threeNodes({ n1: [join(2, '239.1.1.1')] }), pods: labelled })).toEqual(
+      expected,
+    );
+    // ...and from both: the same members, each once.
+    expect(members({ reports: reported, pods: labelled })).toEqual(expected);
+  });
+
   test('endpoints of deleted pods (or of a replaced pod UID) are left out and reported stale', () => {
     const reports = threeNodes({ n1: [join(1, '239.1.1.1'), join(2, '239.1.1.1')] });
     reports[0].spec.endpoints![1].pod!.uid = 'old-uid';
@@ -305,6 +348,75 @@ describe('resolveGroups', () => {
     const r = resolve({ networks, groups: [group('g', {})], reports: threeNodes() });
     expect(condition(r, 'team/g', 'Ready')).toMatchObject({ status: 'False', reason, observedGeneration: 3 });
     expect(condition(r, 'team/g', 'Ready').message).toContain(message);
+  });
+
+  test('property: the agents’ reported selector members are exactly the controller’s own selection', () => {
+    const labels = fc.record(
+      { app: fc.constantFrom('feed', 'other'), tier: fc.constantFrom('a', 'b') },
+      { requiredKeys: [] },
+    );
+    const selector: fc.Arbitrary<LabelSelector> = fc.oneof(
+      fc.record({ matchLabels: fc.record({ app: fc.constantFrom('feed', 'other') }) }),
+      fc.record({
+        matchExpressions: fc.tuple(
+          fc.record({
+            key: fc.constantFrom('app', 'tier'),
+            operator: fc.constantFrom('In' as const, 'NotIn' as const),
+            values: fc.constantFrom(['feed'], ['a', 'b'], ['b']).map((v) => [...v]),
+          }),
+        ),
+      }),
+      fc.record({
+        matchExpressions: fc.tuple(
+          fc.record({
+            key: fc.constantFrom('app', 'tier'),
+            operator: fc.constantFrom('Exists' as const, 'DoesNotExist' as const),
+          }),
+        ),
+      }),
+    );
+    const podNames = ['a1', 'a2', 'b1', 'b2', 'c5'];
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(labels, fc.constantFrom('team', 'other')), { minLength: 5, maxLength: 5 }),
+        fc.array(fc.tuple(selector, fc.constantFrom('team', 'other')), { minLength: 1, maxLength: 3 }),
+        (podSpecs, groupSpecs) => {
+          const pods = podSpecs.map(([l, ns], i) => ({
+            namespace: ns,
+            name: podNames[i]!,
+            labels: { ...l },
+          }));
+          const groups = groupSpecs.map(([sel, ns], i) =>
+            group(`g${i}`, { address: `239.6.6.${i + 1}`, selectors: { pods: sel } }, ns),
+          );
+          // The endpoints' pods live in the namespace the pod was generated in.
+          const reports = threeNodes().map((r) => {
+            for (const e of r.spec.endpoints ?? [])
+              e.pod!.namespace = pods.find((p) => p.name === e.pod!.name)!.namespace;
+            return r;
+          });
+          const find = (ns: string, name: string) => pods.find((p) => p.namespace === ns && p.name === name);
+          const reported = reports.map((r) => {
+            const d = fromReport(r);
+            const selected = selectorMemberships(r.spec.node, groups, d.endpoints, {
+              pod: find,
+              vmi: () => undefined,
+            });
+            return { ...r, spec: toReportSpec({ ...d, memberships: selected }) };
+          });
+          const members = (partial: Partial<ResolveInput>) => {
+            const r = resolve({ groups, ...partial });
+            return [...r.groups.values()].map((g) =>
+              g.members.map((m) => `${g.key} ${m.node}/${m.endpointID}:${m.via}`),
+            );
+          };
+          const byController = members({ reports, pods });
+          // The reports alone (the controller knows no pods), and both together.
+          expect(members({ reports: reported, pods: [], checkPods: false })).toEqual(byController);
+          expect(members({ reports: reported, pods })).toEqual(byController);
+        },
+      ),
+    );
   });
 
   test('property: any nesting graph resolves, never invents endpoints, and flags every cycle', () => {

@@ -1,5 +1,10 @@
-// Group resolution: merges the nodes' reports (IGMP/MLD joins), static members, label selectors and
-// nested groups into each MulticastGroup's member set. Pure: plain objects in, plain objects out.
+// Group resolution: merges the nodes' reports (IGMP/MLD joins and the selector members each agent
+// found on its node), static members, label selectors and nested groups into each MulticastGroup's
+// member set. Pure: plain objects in, plain objects out.
+//
+// Selector members are what the agents report (and deliver to). The controller also applies the same
+// rule (pkg/k8s/selector.ts) to the pods and VMIs it watches, so status is right before an agent's
+// report catches up; both count once per endpoint.
 //
 // Nesting is a graph over groups (spec.nestedGroups by name, plus static members that are group
 // addresses). Each group is resolved by a depth-first walk from it: an edge back onto the walk's own path
@@ -21,7 +26,7 @@ import { toSourceFilter, fromSourceFilter } from '../k8s/convert';
 import { canonicalAddress, cidrFamily, familyOf, isGroupAddress } from './addr';
 import type { DesiredCondition } from './conditions';
 import { ANY_SOURCE, mergeFilters } from './filter';
-import { selectorMatches } from './selector';
+import { groupSelects, hasSelectors, type SelectedKind } from '../k8s/selector';
 
 export interface ResolveInput {
   networks: VirtualNetwork[];
@@ -155,12 +160,19 @@ function removeEndpoint(m: Map<string, EndpointList>, k: string, ep: Endpoint): 
   if (list.length === 0) m.delete(k);
 }
 
+/** A reported membership: an IGMP/MLD join, or (via selector) an endpoint the agent's selectors chose. */
+interface Join {
+  ep: Endpoint;
+  filter: SourceFilter;
+  via?: 'selector';
+}
+
 /** The lookups group resolution needs, maintained incrementally. */
 interface Lookup {
   byAddress: Map<string, EndpointList>;
   byPod: Map<string, EndpointList>;
   byVm: Map<string, EndpointList>;
-  joins: Map<string, Bucket<{ ep: Endpoint; filter: SourceFilter }>>;
+  joins: Map<string, Bucket<Join>>;
   groupsByKey: Map<string, MulticastGroup>;
   groupsByAddress: Map<string, Set<string>>;
   pods: Map<string, LabeledObject>;
@@ -177,7 +189,11 @@ function directMembers(g: MulticastGroup, ix: Lookup): Direct {
   const address = canonicalAddress(g.spec.address);
 
   for (const j of ix.joins.get(netKey(net, address))?.values() ?? []) {
-    addDraft(drafts, { ep: j.ep, via: familyOf(address) === 6 ? 'mld' : 'igmp', filter: j.filter });
+    addDraft(drafts, {
+      ep: j.ep,
+      via: j.via ?? (familyOf(address) === 6 ? 'mld' : 'igmp'),
+      filter: j.filter,
+    });
   }
   for (const raw of g.spec.staticMembers ?? []) {
     const a = canonicalAddress(raw);
@@ -198,14 +214,13 @@ function directMembers(g: MulticastGroup, ix: Lookup): Direct {
     for (const ep of eps ?? []) addDraft(drafts, { ep, via: 'static', filter: ANY_SOURCE });
   }
   const selectFrom = (
-    which: 'pods' | 'vmis',
+    which: SelectedKind,
     objects: Map<string, LabeledObject>,
     eps: Map<string, EndpointList>,
   ): void => {
-    const s = g.spec.selectors?.[which];
-    if (!s) return;
+    if (!g.spec.selectors?.[which]) return;
     for (const o of objects.values()) {
-      if (o.namespace !== ns || !selectorMatches(s, o.labels)) continue;
+      if (!groupSelects(g, which, o)) continue;
       for (const ep of eps.get(netKey(net, `${o.namespace}/${o.name}`)) ?? []) {
         addDraft(drafts, { ep, via: 'selector', filter: ANY_SOURCE });
       }
@@ -392,7 +407,7 @@ export class GroupResolver implements Lookup {
   readonly byAddress = new Map<string, EndpointList>();
   readonly byPod = new Map<string, EndpointList>();
   readonly byVm = new Map<string, EndpointList>();
-  readonly joins = new Map<string, Bucket<{ ep: Endpoint; filter: SourceFilter }>>();
+  readonly joins = new Map<string, Bucket<Join>>();
   readonly groupsByKey = new Map<string, MulticastGroup>();
   readonly groupsByAddress = new Map<string, Set<string>>();
   readonly pods = new Map<string, LabeledObject>();
@@ -443,7 +458,7 @@ export class GroupResolver implements Lookup {
       addRef(isGroupAddress(a) ? this.groupAddressRefs : this.staticRefs, netKey(net, a), key);
     }
     for (const n of g.spec.nestedGroups ?? []) addRef(this.nestedRefs, `${ns}/${n}`, key);
-    if (g.spec.selectors?.pods || g.spec.selectors?.vmis) addRef(this.selectorGroups, ns, key);
+    if (hasSelectors(g)) addRef(this.selectorGroups, ns, key);
     this.dirty.add(key);
     this.markReferrers(key, addr);
   }
@@ -580,8 +595,10 @@ export class GroupResolver implements Lookup {
       if (e.pod) addEndpoint(this.byPod, podKeyOf(ep), ep);
       if (e.vm) addEndpoint(this.byVm, vmKeyOf(ep), ep);
     }
-    for (const j of joinsOf(c))
-      addTo(this.joins, j.key, j.ek, { ep: j.ep, filter: toSourceFilter(j.m.filter) });
+    for (const j of joinsOf(c)) {
+      const filter = toSourceFilter(j.m.filter);
+      addTo(this.joins, j.key, j.ek, j.m.via ? { ep: j.ep, filter, via: j.m.via } : { ep: j.ep, filter });
+    }
     this.contributions.set(node, c);
     this.touch(c);
   }
@@ -657,7 +674,9 @@ function* joinsOf(
     const ep = live.get(m.endpointID);
     // A join from an endpoint of another network is the agent's bug; it cannot widen delivery.
     if (!ep || ep.network !== m.network) continue;
-    yield { key: netKey(m.network, canonicalAddress(m.group)), ek: epKey(node, m.endpointID), ep, m };
+    // An endpoint may be both a joiner and selected: one entry each (merged per endpoint later).
+    const ek = m.via ? `${epKey(node, m.endpointID)}/${m.via}` : epKey(node, m.endpointID);
+    yield { key: netKey(m.network, canonicalAddress(m.group)), ek, ep, m };
   }
 }
 

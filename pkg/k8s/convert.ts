@@ -92,6 +92,7 @@ export function fromReport(r: MembershipReport): NodeDirectory {
       node,
       endpointId: m.endpointID,
       filter: toSourceFilter(m.filter),
+      ...(m.via ? { via: m.via } : {}),
     })),
   };
 }
@@ -122,6 +123,7 @@ export function toReportSpec(d: NodeDirectory): MembershipReportSpec {
         group: m.group,
         endpointID: m.endpointId,
         ...(filter ? { filter } : {}),
+        ...(m.via ? { via: m.via } : {}),
       };
     }),
   };

@@ -150,6 +150,8 @@ export interface ReportMembership {
   endpointID: number;
   /** Absent means exclude {} (any source). */
   filter?: SourceFilterSpec;
+  /** Absent: an IGMP/MLD join. `selector`: a MulticastGroup's label selector selects the endpoint. */
+  via?: 'selector';
 }
 
 export interface MembershipReportSpec {

@@ -78,6 +78,11 @@ export interface MembershipRecord {
   node: string;
   endpointId: number;
   filter: SourceFilter;
+  /**
+   * Absent: an IGMP/MLD join the agent's querier heard. `selector`: a MulticastGroup's label selector
+   * selects the endpoint (the agent of its node evaluates the selectors, see docs/membership.md).
+   */
+  via?: 'selector';
 }
 
 export interface GroupSpec {

@@ -69,6 +69,7 @@ export const membershipRecord = z.strictObject({
   node: name,
   endpointId,
   filter: z.strictObject({ mode: z.enum(['include', 'exclude']), sources: z.array(ip).max(MAX_SOURCES) }),
+  via: z.literal('selector').optional(),
 });
 
 export const groupSpec = z.strictObject({

@@ -185,7 +185,10 @@ test('the rendered chart applies server-side, with least-privilege RBAC', async 
   expect(await can(agent, 'delete', 'multicastgroups.castnet.io')).toBe('no');
   expect(await can(agent, 'update', 'multicastgroups.castnet.io')).toBe('no');
   expect(await can(agent, 'get', 'pods', '-n', 'default')).toBe('yes');
-  expect(await can(agent, 'list', 'pods', '-A')).toBe('no');
+  // Pod labels for groups' selectors: the agent reads (its node's) pods, and never changes one.
+  expect(await can(agent, 'watch', 'pods', '-A')).toBe('yes');
+  expect(await can(agent, 'patch', 'pods', '-A')).toBe('no');
+  expect(await can(agent, 'delete', 'pods', '-A')).toBe('no');
   expect(await can(agent, 'list', 'secrets', '-A')).toBe('no');
   expect(await can(agent, 'update', 'nodes')).toBe('no');
   // Pool-index Leases in the release namespace: claim (create) and find its own (list), nothing more.

@@ -2,10 +2,15 @@
 // shared one must not). KubeVirt itself cannot run here; its VirtualMachineInstance CRD is stood in by a
 // minimal one of the same group, version and kind, which is all the controller reads (labels).
 // Also a live migration as the reports show it: the VM's endpoint moves from one node to another.
+// And the agents' side: each node's lookup adapter selects the VMI endpoints it hosts by the VMI's
+// labels and reports them, agreeing with the controller's status.
 import { stringify } from 'yaml';
 import { Controller } from '../../pkg/controller/controller';
 import { ApiClient } from '../../pkg/k8s/client';
 import { connectionFromKubeconfig } from '../../pkg/k8s/kubeconfig';
+import { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup';
+import type { EndpointRecord } from '../../pkg/lookup/port';
+import { until } from './adapter-helpers';
 import type { MembershipReport, MulticastGroup, ReportEndpoint } from '../../pkg/k8s/types';
 import { createNamespace, ensureCluster, stopCluster, type Cluster } from '../harness/k8s';
 import { eventually, installCrds } from './fixtures';
@@ -73,14 +78,16 @@ const launcherPod = (name: string, node: string) => ({
   spec: { nodeName: node, containers: [{ name: 'compute', image: 'example.invalid/virt-launcher' }] },
 });
 
-async function members(): Promise<string[]> {
-  const g = await api.get<MulticastGroup>(`/apis/castnet.io/v1alpha1/namespaces/${ns}/multicastgroups/dbs`);
+async function members(group = 'dbs'): Promise<string[]> {
+  const g = await api.get<MulticastGroup>(
+    `/apis/castnet.io/v1alpha1/namespaces/${ns}/multicastgroups/${group}`,
+  );
   return (g.status?.members ?? []).map((m) => `${m.node}/${m.endpointID}:${m.via}:${m.vm}`);
 }
 
-const membersAre = (want: string[]) =>
+const membersAre = (want: string[], group = 'dbs') =>
   eventually(`members ${want.join(', ')}`, async () => {
-    const got = await members();
+    const got = await members(group);
     if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`got ${got.join(', ')}`);
     return got;
   });
@@ -115,13 +122,11 @@ beforeAll(async () => {
   });
 }, 300_000);
 
-afterAll(async () => {
-  await controller?.stop();
-  api?.close();
-  if (cluster) await stopCluster(cluster);
-}, 120_000);
+const adapters: KubernetesLookup[] = [];
 
-test('a VMI selector follows the VM across a live migration and its labels', async () => {
+/** The controller both tests read status from (started once). */
+async function startController(): Promise<void> {
+  if (controller) return;
   controller = new Controller(connectionFromKubeconfig(cluster.kubeconfigPath), {
     identity: 'kv-test',
     leaseNamespace: ns,
@@ -129,6 +134,17 @@ test('a VMI selector follows the VM across a live migration and its labels', asy
     watchVmis: 'auto',
   });
   await controller.start();
+}
+
+afterAll(async () => {
+  for (const a of adapters) await a.close();
+  await controller?.stop();
+  api?.close();
+  if (cluster) await stopCluster(cluster);
+}, 120_000);
+
+test('a VMI selector follows the VM across a live migration and its labels', async () => {
+  await startController();
   await membersAre([`src/1:selector:${ns}/db-0`]);
 
   // Migration: the target virt-launcher pod on "dst" gets the VM's endpoint; both exist for a while.
@@ -150,4 +166,64 @@ test('a VMI selector follows the VM across a live migration and its labels', asy
   // The VMI no longer matches: the group empties.
   await cluster.kubectl(['-n', ns, 'label', 'virtualmachineinstance', 'db-0', 'role=web', '--overwrite']);
   await membersAre([]);
+});
+
+test('each agent selects the VMI endpoints it hosts by the VMI’s labels, as the controller does', async () => {
+  await apply({
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachineInstance',
+    metadata: { name: 'cache-0', namespace: ns, labels: { role: 'cache' } },
+    spec: {},
+  });
+  await apply({
+    apiVersion: 'castnet.io/v1alpha1',
+    kind: 'MulticastGroup',
+    metadata: { name: 'caches', namespace: ns },
+    spec: { network: 'vms', address: '239.8.8.9', selectors: { vmis: { matchLabels: { role: 'cache' } } } },
+  });
+  const agent = (node?: string): KubernetesLookup => {
+    const a = new KubernetesLookup({ connection: connectionFromKubeconfig(cluster.kubeconfigPath), node });
+    adapters.push(a);
+    return a;
+  };
+  await startController();
+  const observer = agent();
+  const endpointOn = (node: string, id: number, pod: string): EndpointRecord => ({
+    network: 'vms',
+    node,
+    endpointId: id,
+    mac: '02:00:00:00:bb:01',
+    ips: ['10.80.0.20'],
+    pod: { namespace: ns, name: pod },
+    vm: { namespace: ns, name: 'cache-0' },
+  });
+  const host = async (node: string, last: number, id: number, pod: string): Promise<void> => {
+    await apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: node } });
+    await apply({ ...launcherPod(pod, node), metadata: { ...launcherPod(pod, node).metadata, labels: {} } });
+    const a = agent(node);
+    await a.registerNode({ name: node, address: `192.0.2.${last}`, port: 4790, poolIndex: last });
+    await a.publishEndpoints(node, [endpointOn(node, id, pod)]);
+    await a.reportMemberships(node, []);
+  };
+  const reported = (want: string[]) =>
+    until(
+      observer,
+      (d) =>
+        d.memberships
+          .filter((m) => m.group === '239.8.8.9')
+          .map((m) => `${m.node}/${m.endpointId}:${m.via}`)
+          .sort()
+          .join() === want.join(),
+    );
+
+  await host('kv-a', 11, 1, 'virt-launcher-cache-0-aaaaa');
+  await reported(['kv-a/1:selector']);
+  // Mid-migration both nodes host an endpoint of the VM; the data plane's handoff picks the live one.
+  await host('kv-b', 12, 7, 'virt-launcher-cache-0-bbbbb');
+  await reported(['kv-a/1:selector', 'kv-b/7:selector']);
+  await membersAre([`kv-a/1:selector:${ns}/cache-0`, `kv-b/7:selector:${ns}/cache-0`], 'caches');
+
+  await cluster.kubectl(['-n', ns, 'label', 'virtualmachineinstance', 'cache-0', 'role=web', '--overwrite']);
+  await reported([]);
+  await membersAre([], 'caches');
 });

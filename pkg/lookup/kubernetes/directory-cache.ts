@@ -95,6 +95,6 @@ export function canonicalNodeDirectory(d: NodeDirectory): string {
   return stableJson({
     node: d.node,
     endpoints: byKey(d.endpoints, (e) => `${e.network}/${e.endpointId}`),
-    memberships: byKey(d.memberships, (m) => `${m.network}/${m.group}/${m.endpointId}`),
+    memberships: byKey(d.memberships, (m) => `${m.network}/${m.group}/${m.endpointId}/${m.via ?? ''}`),
   });
 }

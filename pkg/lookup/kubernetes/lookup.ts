@@ -5,7 +5,13 @@
 // watch fan-out scales with nodes, not endpoints. It survives apiserver restarts and watch expiry:
 // the informers resume or re-list, and the report is re-asserted whenever the stored copy drifts from
 // what the agent last wanted.
+//
+// With `node` set, the adapter also watches that node's pods (and KubeVirt VMIs, where the API
+// exists) and reports the endpoints that MulticastGroups' label selectors select as memberships via
+// selector, re-evaluated on every pod, VMI, group or endpoint change (selector-members.ts).
 import { ApiClient, isNotFound, resourcePath } from '../../k8s/client';
+import { toLabeledObject, trimToLabels } from '../../k8s/labeled';
+import type { LabeledObject } from '../../k8s/types';
 import { toReportSpec, fromReport, type NodeDirectory } from '../../k8s/convert';
 import { Informer } from '../../k8s/informer';
 import type { Connection } from '../../k8s/kubeconfig';
@@ -24,6 +30,7 @@ import {
   type OwnState,
 } from './directory-cache';
 import { ReportWriter } from './report-writer';
+import { selectorMemberships } from './selector-members';
 
 export interface KubernetesLookupOptions {
   connection: Connection;
@@ -32,6 +39,13 @@ export interface KubernetesLookupOptions {
    * several on a cluster). Reports are always all read: they only matter through those networks.
    */
   selector?: string;
+  /**
+   * This agent's node: its pods (and the cluster's VMIs) are watched so that the groups' label
+   * selectors are evaluated against its endpoints. Absent: no selector members (a read-only view).
+   */
+  node?: string;
+  /** Watch KubeVirt VMIs for vmis selectors: 'auto' (default) does when the kubevirt.io API exists. */
+  watchVmis?: boolean | 'auto';
   /** Minimum time between two writes of this node's report (default 50 ms). */
   writeIntervalMs?: number;
   onError?: (err: unknown, what: string) => void;
@@ -50,6 +64,21 @@ interface Meta {
   metadata: { name: string; namespace?: string; resourceVersion?: string };
 }
 
+/** A Pod or VMI as the selectors need it. */
+interface Labeled {
+  metadata: {
+    name: string;
+    namespace?: string;
+    uid?: string;
+    labels?: Record<string, string>;
+    resourceVersion?: string;
+  };
+}
+
+const labeled = (o: Labeled | undefined): LabeledObject | undefined => o && toLabeledObject(o);
+
+const VMIS_PATH = '/apis/kubevirt.io/v1/virtualmachineinstances';
+
 /**
  * What the cache keeps of an object: its identity and resourceVersion and its spec. Not field
  * ownership, labels, timestamps, nor a group's controller-written status (up to 5,000 members).
@@ -65,7 +94,14 @@ export class KubernetesLookup implements LookupService {
   private readonly networks: Informer<VirtualNetwork>;
   private readonly groups: Informer<MulticastGroup>;
   private readonly reports: Informer<MembershipReport>;
+  /** This node's pods, and the VMIs (when watched): what the groups' selectors select from. */
+  private readonly pods: Informer<Labeled> | undefined;
+  private vmis: Informer<Labeled> | undefined;
   private readonly writer: ReportWriter;
+  /** Whether the pods (and VMIs, when watched) are listed: until then the stored selections stand. */
+  private selecting = false;
+  /** The selector memberships last computed, canonical: a change rewrites the report. */
+  private lastSelected = '';
   /**
    * Every node's report as the port's records, by report name. The informer keeps only the report's
    * metadata and underlay (see keepConverted): holding each report twice, raw and converted, would
@@ -90,23 +126,22 @@ export class KubernetesLookup implements LookupService {
     };
     const query = opts.selector ? `?labelSelector=${encodeURIComponent(opts.selector)}` : '';
     const informer = <T extends Meta>(
-      plural: string,
-      q: string,
+      path: string,
       onChange: (obj?: T, previous?: T) => void,
       trimObject: (o: T) => void = trim,
     ): Informer<T> =>
-      new Informer<T>(this.api, resourcePath(API_VERSION, plural) + q, {
+      new Informer<T>(this.api, path, {
         onChange,
         onError: (err, path) => onError(err, `watch ${path}`),
         trim: trimObject,
         minBackoffMs: 100,
         maxBackoffMs: 2_000,
       });
-    this.networks = informer(KINDS.virtualNetwork.plural, query, () => this.changed());
-    this.groups = informer(KINDS.multicastGroup.plural, query, () => this.changed());
+    const castnet = (plural: string): string => resourcePath(API_VERSION, plural);
+    this.networks = informer(castnet(KINDS.virtualNetwork.plural) + query, () => this.changed());
+    this.groups = informer(castnet(KINDS.multicastGroup.plural) + query, () => this.changed());
     this.reports = informer<MembershipReport>(
-      KINDS.membershipReport.plural,
-      '',
+      castnet(KINDS.membershipReport.plural),
       (obj, previous) => {
         const self = this.own.node?.name;
         if (!obj && previous) this.parts.delete(previous.metadata.name);
@@ -118,6 +153,29 @@ export class KubernetesLookup implements LookupService {
       },
       (r) => this.keepConverted(r),
     );
+    const onObject = (): void => this.changed();
+    const podsOfNode = `?fieldSelector=${encodeURIComponent(`spec.nodeName=${opts.node}`)}`;
+    this.pods = opts.node
+      ? informer<Labeled>(`/api/v1/pods${podsOfNode}`, onObject, trimToLabels)
+      : undefined;
+    const startVmis = async (): Promise<void> => {
+      const watch = opts.watchVmis ?? 'auto';
+      if (watch === false || (watch === 'auto' && !(await this.hasKubeVirt(onError)))) return;
+      if (this.closed) return;
+      this.vmis = informer<Labeled>(VMIS_PATH, onObject, trimToLabels);
+      await this.vmis.start();
+    };
+    // Not part of `ready`: without pods (say, RBAC not granting them yet) the agent still delivers
+    // joins and keeps the selections its report already holds.
+    if (this.pods) {
+      void Promise.all([this.pods.start(), startVmis()]).then(
+        () => {
+          this.selecting = true;
+          this.changed();
+        },
+        (err: unknown) => onError(err, 'watch of the pods and VMIs that groups select'),
+      );
+    }
     this.writer = new ReportWriter(this.api, {
       intervalMs: opts.writeIntervalMs ?? 50,
       maxBackoffMs: 2_000,
@@ -178,7 +236,9 @@ export class KubernetesLookup implements LookupService {
 
   /** Counters: successful report writes, watch restarts and full re-lists. */
   get stats(): { writes: number; watchRestarts: number; relists: number } {
-    const informers = [this.networks, this.groups, this.reports];
+    const informers = [this.networks, this.groups, this.reports, this.pods, this.vmis].filter(
+      (i) => i !== undefined,
+    );
     return {
       writes: this.writer.writes,
       watchRestarts: informers.reduce((n, i) => n + i.restarts, 0),
@@ -192,6 +252,8 @@ export class KubernetesLookup implements LookupService {
     this.networks.stop();
     this.groups.stop();
     this.reports.stop();
+    this.pods?.stop();
+    this.vmis?.stop();
     this.api.close();
   }
 
@@ -202,15 +264,50 @@ export class KubernetesLookup implements LookupService {
       throw new Error(`${what}: node "${node}" is not this agent's node "${self}"; it writes only its own`);
   }
 
-  /** The report this node should have: our own state, and the stored report's for what we never set. */
-  private desiredSpec() {
-    const node = this.own.node!;
+  /** Whether the kubevirt.io API is served; asks again (with backoff) until the apiserver answers. */
+  private async hasKubeVirt(onError: (err: unknown, what: string) => void): Promise<boolean> {
+    for (let backoff = 100; !this.closed; backoff = Math.min(backoff * 2, 2_000)) {
+      try {
+        await this.api.get('/apis/kubevirt.io/v1');
+        return true;
+      } catch (err) {
+        if (isNotFound(err)) return false;
+        onError(err, 'discovery of the KubeVirt API');
+        await new Promise((r) => setTimeout(r, backoff));
+      }
+    }
+    return false;
+  }
+
+  /**
+   * This node's part of the directory: our own state, and the stored report's for what we never set;
+   * its memberships are the querier's joins and the selector members evaluated now.
+   */
+  private ownState(): OwnState {
+    const node = this.own.node;
+    if (!node) return this.own;
     const cached = this.parts.get(node.name);
-    return toReportSpec({
-      node,
-      endpoints: this.own.endpoints ?? cached?.endpoints ?? [],
-      memberships: this.own.memberships ?? cached?.memberships ?? [],
+    const endpoints = this.own.endpoints ?? cached?.endpoints ?? [];
+    const joins = this.own.memberships ?? cached?.memberships.filter((m) => !m.via) ?? [];
+    return { node, endpoints, memberships: [...joins, ...this.selected(node.name, endpoints)] };
+  }
+
+  /** The selector members among `endpoints`, once the pods are known (before that, the stored ones). */
+  private selected(node: string, endpoints: EndpointRecord[]): MembershipRecord[] {
+    if (!this.pods || !this.selecting)
+      return this.parts.get(node)?.memberships.filter((m) => m.via === 'selector') ?? [];
+    const pods = this.pods;
+    const vmis = this.vmis;
+    return selectorMemberships(node, this.groups.list(), endpoints, {
+      pod: (ns, name) => labeled(pods.get(name, ns)),
+      vmi: (ns, name) => labeled(vmis?.get(name, ns)),
     });
+  }
+
+  /** The report this node should have. */
+  private desiredSpec() {
+    const own = this.ownState();
+    return toReportSpec({ node: own.node!, endpoints: own.endpoints!, memberships: own.memberships! });
   }
 
   private async publish(): Promise<void> {
@@ -245,13 +342,24 @@ export class KubernetesLookup implements LookupService {
     for (const name of this.parts.keys()) if (!live.has(name)) this.parts.delete(name);
   }
 
+  /** A pod, VMI, group or endpoint change that changed which endpoints are selected rewrites the report. */
+  private reportSelectionChange(own: OwnState): void {
+    if (!own.node || !this.pods) return;
+    const selected = JSON.stringify((own.memberships ?? []).filter((m) => m.via === 'selector'));
+    if (selected === this.lastSelected) return;
+    this.lastSelected = selected;
+    if (this.writer.spec) this.writer.set(this.desiredSpec()).catch(() => undefined);
+  }
+
   private changed(): void {
     if (!this.synced || this.rebuildScheduled || this.closed) return;
     this.rebuildScheduled = true;
     setImmediate(() => {
       this.rebuildScheduled = false;
       if (this.closed) return;
-      this.last = buildDirectory(this.networks.list(), this.groups.list(), this.parts.values(), this.own);
+      const own = this.ownState();
+      this.last = buildDirectory(this.networks.list(), this.groups.list(), this.parts.values(), own);
+      this.reportSelectionChange(own);
       for (const fn of this.listeners) fn(this.last);
     });
   }
