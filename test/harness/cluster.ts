@@ -99,7 +99,13 @@ export async function helmInstallCastnet(c: RealCluster, release: CastnetRelease
   const tag = release.tag ?? ref.slice(colon + 1);
   const sets = [`image.repository=${repository}`, `image.tag=${tag}`, ...(release.set ?? [])];
   // Helm installs crds/ only once and never upgrades them: a user applies them before an upgrade.
-  await c.kubectl(['apply', '--server-side', '--force-conflicts', '-f', path.join(repoRoot, 'charts/castnet/crds')]);
+  await c.kubectl([
+    'apply',
+    '--server-side',
+    '--force-conflicts',
+    '-f',
+    path.join(repoRoot, 'charts/castnet/crds'),
+  ]);
   await run(
     helmPath,
     [
