@@ -2,6 +2,8 @@
 // until the node-cleanup DaemonSet has run its cleanup (its init container) on every node.
 import type { ApiClient } from '../k8s/client';
 
+const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
 interface DaemonSetStatus {
   metadata: { generation?: number };
   status?: {
@@ -31,13 +33,19 @@ export async function waitForDaemonSet(
   const path = `/apis/apps/v1/namespaces/${namespace}/daemonsets/${name}`;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const ds = await api.get<DaemonSetStatus>(path);
-    if (daemonSetDone(ds)) return;
-    if (Date.now() >= deadline) {
+    // The hook's Role may not be in force yet when this pod starts (the apiserver's RBAC cache), and
+    // the apiserver may be briefly unavailable: only the deadline ends the wait.
+    let missing: string;
+    try {
+      const ds = await api.get<DaemonSetStatus>(path);
+      if (daemonSetDone(ds)) return;
       const s = ds.status ?? {};
-      throw new Error(
-        `daemonset ${namespace}/${name}: ${s.numberReady ?? 0} of ${s.desiredNumberScheduled ?? '?'} pods ready after ${timeoutMs / 1000} s`,
-      );
+      missing = `${s.numberReady ?? 0} of ${s.desiredNumberScheduled ?? '?'} pods ready`;
+    } catch (err) {
+      missing = errorText(err);
+    }
+    if (Date.now() >= deadline) {
+      throw new Error(`daemonset ${namespace}/${name}: ${missing} after ${timeoutMs / 1000} s`);
     }
     await new Promise((r) => setTimeout(r, pollMs));
   }

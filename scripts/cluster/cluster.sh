@@ -260,9 +260,10 @@ kctl() { "$BIN/kubectl" --kubeconfig "$DIR/kubeconfig" "$@"; }
 # ---- nodes ------------------------------------------------------------------------------------
 
 # The node's directories, bind-mounted over the host paths inside its mount namespace, so that
-# host-path volumes (Multus, castnet) see this node's files and no other node's.
-NODE_PATHS=(/run /var/lib/kubelet /var/lib/containerd /var/log/pods /var/log/containers
-  /etc/cni/net.d /opt/cni/bin /var/lib/cni /var/lib/castnet /etc/cni/multus)
+# host-path volumes (Multus, castnet) see this node's files and no other node's. Whole /run and
+# /var/lib rather than their castnet, kubelet, containerd and cni subdirectories: on a real node
+# those are plain directories that uninstall may remove, never mount points.
+NODE_PATHS=(/run /var/lib /var/log/pods /var/log/containers /etc/cni/net.d /opt/cni/bin /etc/cni/multus)
 
 # Runs a command in node $1's network and mount namespaces.
 node_exec() {
