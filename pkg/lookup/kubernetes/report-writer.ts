@@ -40,7 +40,10 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 export class ReportWriter {
   private desired: MembershipReportSpec | undefined;
-  /** The desired spec within limits and without refused entries: what the next write carries. */
+  /**
+   * The desired spec within limits and without refused entries: what the next write carries.
+   * Computed when needed, once per write however many `set` calls a write coalesces.
+   */
   private bounded: BoundedReport | undefined;
   /** Keys of entries the apiserver refused, with its reason; only those still desired are kept. */
   private readonly refused = new Map<string, string>();
@@ -70,7 +73,7 @@ export class ReportWriter {
    */
   set(spec: MembershipReportSpec): Promise<void> {
     this.desired = spec;
-    this.bounded = this.bound(spec);
+    this.bounded = undefined;
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
     this.reassert();
     return done;
@@ -88,7 +91,7 @@ export class ReportWriter {
 
   /** The spec the writer writes: the desired one, bounded. */
   get spec(): MembershipReportSpec | undefined {
-    return this.bounded?.spec;
+    return this.desired && this.current().spec;
   }
 
   /** Whether a write is scheduled or in flight. */
@@ -105,7 +108,7 @@ export class ReportWriter {
         await (wait > 0 ? sleep(wait) : new Promise((r) => setImmediate(r)));
         if (this.closed) return;
         this.dirty = false;
-        const { spec, dropped } = this.bounded!;
+        const { spec, dropped } = this.current();
         const waiters = this.waiters;
         this.waiters = [];
         try {
@@ -124,7 +127,7 @@ export class ReportWriter {
           if (refused.size > 0) {
             // The apiserver named the entries it refuses: leave them out and write the rest at once.
             for (const [key, why] of refused) this.refused.set(key, why);
-            this.bounded = this.bound(this.desired!);
+            this.bounded = undefined;
             this.waiters = [...waiters, ...this.waiters];
             continue;
           }
@@ -137,6 +140,10 @@ export class ReportWriter {
     } finally {
       this.running = false;
     }
+  }
+
+  private current(): BoundedReport {
+    return (this.bounded ??= this.bound(this.desired!));
   }
 
   private bound(spec: MembershipReportSpec): BoundedReport {
