@@ -162,6 +162,7 @@ export class NodeAgent {
       ...this.dataplane.stats(),
       membership: { records: this.querier.records().length, drops: this.querier.counters() },
       endpoints: this.manager.endpoints().length,
+      ...(this.lookup.stats ? { lookup: this.lookup.stats } : {}),
     };
   }
 

@@ -16,6 +16,7 @@ import type {
   VirtualNetworkStatus,
 } from '../k8s/types';
 import { API_VERSION, KINDS } from '../k8s/types';
+import { postEvent } from '../k8s/events';
 import { EventLimiter, groupEvents, type EventDraft } from './events';
 import { judgeNodes } from './gc';
 import { LeaderElector } from './leader';
@@ -427,22 +428,10 @@ export class Controller {
       this.metrics.eventsSuppressed.inc();
       return;
     }
-    const ts = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
     try {
-      await this.api.create(`/api/v1/namespaces/${encodeURIComponent(obj.namespace)}/events`, {
-        apiVersion: 'v1',
-        kind: 'Event',
-        metadata: { generateName: `${obj.name}.`, namespace: obj.namespace },
-        involvedObject: { apiVersion: API_VERSION, kind: 'MulticastGroup', ...obj },
-        type: e.type,
-        reason: e.reason,
-        message: e.message.slice(0, 1024),
-        source: { component: 'castnet-controller' },
-        reportingComponent: 'castnet.io/controller',
-        reportingInstance: this.opts.identity,
-        firstTimestamp: ts,
-        lastTimestamp: ts,
-        count: 1,
+      await postEvent(this.api, { apiVersion: API_VERSION, kind: 'MulticastGroup', ...obj }, e, {
+        component: 'controller',
+        instance: this.opts.identity,
       });
       this.metrics.events.inc({ type: e.type, reason: e.reason });
     } catch (err) {

@@ -1,12 +1,9 @@
 // Membership changes as Kubernetes Events, summarized per reconcile and rate-limited per group so a
 // flapping group cannot flood the apiserver.
 import type { Condition, GroupMember } from '../k8s/types';
+import type { EventDraft } from '../k8s/events';
 
-export interface EventDraft {
-  type: 'Normal' | 'Warning';
-  reason: string;
-  message: string;
-}
+export { EventLimiter, type EventDraft } from '../k8s/events';
 
 const memberKey = (m: GroupMember): string => (m.node ? `${m.node}/${m.endpointID}` : m.endpoint);
 
@@ -54,31 +51,4 @@ export function groupEvents(
     }
   }
   return events;
-}
-
-/** A token bucket per key: `burst` events at once, then one per `intervalMs`. */
-export class EventLimiter {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
-  suppressed = 0;
-
-  constructor(
-    private readonly burst: number,
-    private readonly intervalMs: number,
-  ) {}
-
-  allow(key: string, now: number): boolean {
-    const b = this.buckets.get(key) ?? { tokens: this.burst, at: now };
-    const tokens = Math.min(this.burst, b.tokens + (now - b.at) / this.intervalMs);
-    if (tokens < 1) {
-      this.buckets.set(key, { tokens, at: now });
-      this.suppressed++;
-      return false;
-    }
-    this.buckets.set(key, { tokens: tokens - 1, at: now });
-    return true;
-  }
-
-  forget(key: string): void {
-    this.buckets.delete(key);
-  }
 }

@@ -1,7 +1,7 @@
 import { fromReport, toReportSpec } from '../k8s/convert';
 import type { GroupMember, MulticastGroup, VirtualNetwork } from '../k8s/types';
 import { canonicalAddress, isGroupAddress } from './addr';
-import { applyConditions } from './conditions';
+import { applyConditions } from '../k8s/conditions';
 import { EventLimiter, groupEvents } from './events';
 import { mergeFilters } from './filter';
 import { judgeNodes } from './gc';
@@ -143,6 +143,16 @@ describe('status', () => {
     expect(s.conditions!.find((c) => c.type === 'MembersTruncated')!.message).toBe(
       'status lists the first 3 of 5 members',
     );
+  });
+
+  test('truncates the member list to a byte budget, whatever the member count', () => {
+    const budget = JSON.stringify(resolved.members.slice(0, 2)).length + 2;
+    const s = desiredGroupStatus(g, resolved, '2026-11-28T10:00:00Z', 1000, budget);
+    expect(s.members).toHaveLength(2);
+    expect(s.counts!.members).toBe(5);
+    const c = s.conditions!.find((x) => x.type === 'MembersTruncated')!;
+    expect(c.reason).toBe('StatusTooLarge');
+    expect(c.message).toMatch(/^status lists the first 2 of 5 members/);
   });
 
   test('sameStatus ignores key order, so an unchanged status is not rewritten', () => {

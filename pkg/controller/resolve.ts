@@ -24,7 +24,7 @@ import type {
 import { MAX_NESTING_DEPTH } from '../k8s/types';
 import { toSourceFilter, fromSourceFilter } from '../k8s/convert';
 import { canonicalAddress, cidrFamily, familyOf, isGroupAddress } from './addr';
-import type { DesiredCondition } from './conditions';
+import type { DesiredCondition } from '../k8s/conditions';
 import { ANY_SOURCE, mergeFilters } from './filter';
 import { groupSelects, hasSelectors, type SelectedKind } from '../k8s/selector';
 

@@ -1,29 +1,42 @@
 // The status the controller wants on each MulticastGroup, and whether writing it would change anything.
 import type { Condition, MulticastGroup, MulticastGroupStatus } from '../k8s/types';
 import { MAX_STATUS_MEMBERS } from '../k8s/types';
-import { applyConditions } from './conditions';
+import { applyConditions } from '../k8s/conditions';
+import { LIMITS, jsonBytes } from '../lookup/limits';
 import type { ResolvedGroup } from './resolve';
+
+/** How many of `members` fit in the status: at most `maxMembers`, and their JSON in `maxBytes`. */
+function membersThatFit(members: ResolvedGroup['members'], maxMembers: number, maxBytes: number): number {
+  let bytes = 2;
+  for (let i = 0; i < Math.min(members.length, maxMembers); i++) {
+    bytes += jsonBytes(members[i]) + 1;
+    if (bytes > maxBytes) return i;
+  }
+  return Math.min(members.length, maxMembers);
+}
 
 export function desiredGroupStatus(
   g: MulticastGroup,
   r: ResolvedGroup,
   now: string,
   maxMembers = MAX_STATUS_MEMBERS,
+  maxMemberBytes = LIMITS.statusBytes,
 ): MulticastGroupStatus {
   const desired = [...r.conditions];
-  if (r.members.length > maxMembers) {
+  const listed = membersThatFit(r.members, maxMembers, maxMemberBytes);
+  if (listed < r.members.length) {
     // etcd caps an object at 1.5 MB; counts stay exact and agents resolve from reports, not from status.
     desired.push({
       type: 'MembersTruncated',
       status: 'True',
-      reason: 'TooManyMembers',
-      message: `status lists the first ${maxMembers} of ${r.members.length} members`,
+      reason: listed < maxMembers ? 'StatusTooLarge' : 'TooManyMembers',
+      message: `status lists the first ${listed} of ${r.members.length} members${listed < maxMembers ? ` (their source filters fill ${maxMemberBytes} bytes)` : ''}`,
       ...(g.metadata.generation !== undefined ? { observedGeneration: g.metadata.generation } : {}),
     });
   }
   return {
     ...(g.metadata.generation !== undefined ? { observedGeneration: g.metadata.generation } : {}),
-    members: r.members.slice(0, maxMembers),
+    members: r.members.slice(0, listed),
     counts: r.counts,
     conditions: applyConditions(g.status?.conditions, desired, now),
   };

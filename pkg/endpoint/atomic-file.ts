@@ -2,11 +2,23 @@
 // Writes are synchronous (tens of microseconds, like the netlink calls around them), so concurrent
 // requests never interleave one. fsync, which can take tens of milliseconds on a busy disk, may be
 // deferred off the request path with DeferredSync.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { open } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
-/** The file's value, or undefined when it does not exist; throws naming a corrupt file. */
+/** A state file that is not JSON (garbage, empty, cut short). */
+export class CorruptFileError extends Error {}
+
+/** The file's value, or undefined when it does not exist; throws CorruptFileError naming a corrupt file. */
 export function readJson<T>(path: string): T | undefined {
   let text: string;
   try {
@@ -18,8 +30,21 @@ export function readJson<T>(path: string): T | undefined {
   try {
     return JSON.parse(text) as T;
   } catch (e) {
-    throw new Error(`state file ${path} is corrupt: ${(e as Error).message}`, { cause: e });
+    const why = text.trim() === '' ? 'it is empty' : (e as Error).message;
+    throw new CorruptFileError(`state file ${path} is corrupt: ${why}`, { cause: e });
   }
+}
+
+/**
+ * Moves a state file that cannot be used aside, into `dir` as `<name>.<UTC timestamp>`, so the agent
+ * can start without it and a person can still see what it held. Returns the new path.
+ */
+export function quarantineFile(path: string, dir: string, now = new Date()): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const stamp = now.toISOString().replace(/[:.]/g, '-');
+  const target = join(dir, `${basename(path)}.${stamp}`);
+  renameSync(path, target);
+  return target;
 }
 
 /** Replaces `path` with `value`; a crash leaves the old or the new content. `durable` also fsyncs. */

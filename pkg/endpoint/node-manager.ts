@@ -20,6 +20,7 @@ import type {
   NetConf,
 } from './manager';
 import { bridgeName, hostIfname, isHostIfname } from './names';
+import { rebuildFromKernel, type Rebuilt } from './recover';
 import {
   attachmentKey,
   type Endpoint,
@@ -59,6 +60,8 @@ export interface EndpointManagerOptions {
    * crash needs, and an fsync follows within 200 ms off the request path; see docs/endpoints.md).
    */
   durable?: boolean;
+  /** Where pod network namespaces are named, to rebuild lost records from (default /var/run/netns). */
+  netnsDir?: string;
   /** How often sweep() releases endpoints whose pod netns vanished without a DEL (default 30 s; 0: never). */
   sweepIntervalMs?: number;
   /** Test hook awaited after each ADD step; a promise that never settles freezes ADD there, as a crash would. */
@@ -88,10 +91,15 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource {
   /** Attachments with an ADD or DEL in progress in this process: reconcile, sweep and GC leave them alone. */
   private readonly inflight = new Set<string>();
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** Host veths whose record was quarantined and not yet rebuilt from the kernel. */
+  private readonly lost: Set<string>;
 
   constructor(private readonly opts: EndpointManagerOptions) {
     this.log = opts.log ?? silent;
     this.table = new EndpointTable(opts.stateDir);
+    for (const q of this.table.quarantined)
+      this.log.warn('quarantined an unusable state file; rebuilding from the kernel', { ...q });
+    this.lost = new Set(this.table.lost);
     this.host = Rtnl.open(opts.hostNetns);
     this.setNetworks(opts.networks);
     const every = opts.sweepIntervalMs ?? 30_000;
@@ -106,6 +114,8 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource {
   /** Replaces the networks this node serves (e.g. when the lookup service reports a change). */
   setNetworks(networks: NetworkSpec[]): void {
     this.networks = new Map(networks.map((n) => [n.name, n]));
+    // A lost record's network may be known only now (from the lookup service, after reconcile).
+    if (this.lost.size > 0) this.recoverLost();
   }
 
   /**
@@ -236,14 +246,15 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource {
     const key = attachmentKey(req);
     this.inflight.add(key);
     try {
-      const ep = this.table.get(req);
+      const host = hostIfname(req.containerId, req.ifname);
+      const ep = this.table.get(req) ?? this.table.all().find((e) => e.recovered && e.hostIfname === host);
       if (ep) {
         await this.release(ep, req.cniPath);
         this.log.info('endpoint deleted', { endpoint: summary(ep), ms: elapsedMs(started) });
         return;
       }
       // Unknown attachment: remove what a crashed ADD may have left, and let a delegated IPAM release.
-      await this.host.deleteLinkByNameAsync(hostIfname(req.containerId, req.ifname));
+      await this.host.deleteLinkByNameAsync(host);
       if (isDelegated(req.conf)) {
         await execDelegate('DEL', delegateCall(req.conf, req, req.netns ?? '', req.args, req.cniPath));
       }
@@ -292,7 +303,9 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource {
     const failures: string[] = [];
     for (const ep of this.table.all()) {
       const key = attachmentKey(ep);
-      if (ep.network !== req.conf.network || valid.has(key) || this.inflight.has(key)) continue;
+      // A recovered endpoint's containerId is unknown: it goes with its veth (DEL or sweep), not by GC.
+      if (ep.network !== req.conf.network || valid.has(key) || this.inflight.has(key) || ep.recovered)
+        continue;
       try {
         await this.release(ep, req.cniPath);
         this.log.info('endpoint garbage-collected', { endpoint: summary(ep) });
@@ -344,11 +357,43 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource {
       if (ep.state === 'adding') await this.releaseQuietly(ep, 'half-built');
     }
     await this.releaseVanished(present);
-    const owned = new Set(this.table.all().map((e) => e.hostIfname));
+    if (this.lost.size > 0) this.recoverLost();
+    const owned = new Set([...this.table.all().map((e) => e.hostIfname), ...this.lost]);
     for (const link of this.host.listLinks()) {
       if (link.kind === 'veth' && isHostIfname(link.name) && !owned.has(link.name)) {
         await this.host.deleteLinkByNameAsync(link.name);
         this.log.info('reconcile: deleted unowned host veth', { link: link.name });
+      }
+    }
+    this.persist();
+  }
+
+  /**
+   * Rebuilds the records of quarantined state files from the kernel. One whose network is not known
+   * yet stays pending, and its veth is kept; one that cannot be rebuilt is given up (reconcile then
+   * deletes its veth as unowned).
+   */
+  private recoverLost(): void {
+    for (const name of [...this.lost]) {
+      let r: Rebuilt;
+      try {
+        r = rebuildFromKernel(this.host, name, this.networks.values(), this.opts.netnsDir);
+      } catch (e) {
+        r = { ok: false, retry: true, reason: (e as Error).message };
+      }
+      if (r.ok) {
+        const ep: Endpoint = { ...r.endpoint, endpointId: this.table.allocateId() };
+        this.table.put(ep);
+        this.lost.delete(name);
+        this.log.warn('rebuilt an endpoint from the kernel: its state file was quarantined', {
+          endpoint: summary(ep),
+        });
+      } else if (!r.retry) {
+        this.lost.delete(name);
+        this.log.warn('cannot rebuild an endpoint whose state file was quarantined', {
+          hostIfname: name,
+          reason: r.reason,
+        });
       }
     }
     this.persist();

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bridgeName, hostIfname, isHostIfname } from './names';
@@ -91,10 +91,43 @@ describe('EndpointTable', () => {
     expect(new EndpointTable(dir).all()).toHaveLength(19);
   });
 
-  it('names a corrupt state file', () => {
-    mkdirSync(join(dir, 'endpoints'));
-    writeFileSync(join(dir, 'endpoints', 'cn0123456789a.json'), '{"version":1,');
-    expect(() => new EndpointTable(dir)).toThrow(/state file .*cn0123456789a.json is corrupt/);
+  it('quarantines corrupt, empty and malformed files, keeping their bytes, and loads the rest', () => {
+    const t = new EndpointTable(dir);
+    for (const c of ['a', 'b', 'c', 'd']) t.put(ep(c, { endpointId: t.allocateId(), state: 'ready' }));
+    t.save(true);
+    const file = (c: string) => join(dir, 'endpoints', `${hostIfname(c, 'eth0')}.json`);
+    const garbage = Buffer.from([0x00, 0xff, 0x7b, 0x22]);
+    writeFileSync(file('b'), garbage);
+    writeFileSync(file('c'), '');
+    writeFileSync(file('d'), JSON.stringify({ ...ep('d'), hostIfname: 'cn0000000000f' }));
+    writeFileSync(join(dir, 'endpoint-meta.json'), '[]');
+
+    const t2 = new EndpointTable(dir);
+    expect(t2.all().map((e) => e.containerId)).toEqual(['a']);
+    expect([...t2.lost].sort()).toEqual(['b', 'c', 'd'].map((c) => hostIfname(c, 'eth0')).sort());
+    const reasons = Object.fromEntries(t2.quarantined.map((q) => [q.file, q.reason]));
+    expect(reasons[file('b')]).toMatch(/is corrupt: /);
+    expect(reasons[file('c')]).toMatch(/is corrupt: it is empty$/);
+    expect(reasons[file('d')]).toMatch(/is malformed: hostIfname "cn0000000000f" is not the file's name$/);
+    expect(reasons[join(dir, 'endpoint-meta.json')]).toMatch(/is malformed: version is not 1$/);
+    for (const q of t2.quarantined) {
+      expect(q.movedTo).toMatch(/\/quarantine\/[^/]+\.json\.\d{4}-\d\d-\d\dT/);
+      expect(existsSync(q.file)).toBe(false);
+    }
+    const moved = t2.quarantined.find((q) => q.file === file('b'))!.movedTo;
+    expect(readFileSync(moved)).toEqual(garbage);
+    // The ID sequence continues after the highest ID still held (a's is 1, the lost ones' are unknown
+    // and those endpoints get new IDs when rebuilt).
+    expect(t2.allocateId()).toBe(2);
+    t2.save(true);
+    const t3 = new EndpointTable(dir);
+    expect(t3.quarantined).toEqual([]);
+    expect(readdirSync(join(dir, 'quarantine'))).toHaveLength(4);
+  });
+
+  it('refuses a meta file of a newer version instead of discarding it', () => {
+    writeFileSync(join(dir, 'endpoint-meta.json'), JSON.stringify({ version: 2 }));
+    expect(() => new EndpointTable(dir)).toThrow(/unknown version 2/);
   });
 
   it('converts a record to what the lookup service publishes', () => {

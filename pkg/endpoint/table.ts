@@ -8,7 +8,14 @@ import { join } from 'node:path';
 import type { DelegateCall } from '../ipam/delegate';
 import type { EndpointRecord, PodRef, VmRef } from '../lookup/port';
 import type { Attachment } from './manager';
-import { DeferredSync, readJson, removeFile, writeJsonAtomic } from './atomic-file';
+import {
+  CorruptFileError,
+  DeferredSync,
+  quarantineFile,
+  readJson,
+  removeFile,
+  writeJsonAtomic,
+} from './atomic-file';
 
 /** "adding": intent recorded, wiring in progress (or crashed). "ready": ADD succeeded. */
 export type EndpointState = 'adding' | 'ready';
@@ -32,6 +39,11 @@ export interface Endpoint extends Attachment {
   pod?: PodRef;
   vm?: VmRef;
   createdAt: string;
+  /**
+   * Rebuilt from the kernel after its record was lost (quarantined): the runtime's containerId is
+   * unknown, so CNI GC leaves it alone and it is released when its veth goes (DEL, or the pod's netns).
+   */
+  recovered?: true;
 }
 
 export type EndpointEvent = { type: 'ready' | 'removed'; endpoint: Endpoint };
@@ -72,6 +84,40 @@ export function toEndpointRecord(e: Endpoint, node: string): EndpointRecord {
 
 const MAX_ID = 0xffffffff;
 
+/** A state file moved aside because it could not be used. */
+export interface QuarantinedFile {
+  file: string;
+  movedTo: string;
+  reason: string;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+const isId = (v: unknown): boolean => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= MAX_ID;
+
+/** Why `v` is not the meta file, or undefined. A newer version is not a problem here: it is refused. */
+function metaProblem(v: unknown): string | undefined {
+  if (!isObject(v)) return 'not a JSON object';
+  if (!isId(v.nextEndpointId)) return `nextEndpointId ${JSON.stringify(v.nextEndpointId)} is not an ID`;
+  if (!isObject(v.cursors) || !Object.values(v.cursors).every((c) => typeof c === 'string'))
+    return 'cursors is not a map of addresses';
+  return undefined;
+}
+
+/** Why `v` is not the record of the endpoint whose host veth is `name`, or undefined. */
+function endpointProblem(v: unknown, name: string): string | undefined {
+  if (!isObject(v)) return 'not a JSON object';
+  for (const f of ['containerId', 'ifname', 'network', 'netns', 'mac', 'createdAt'])
+    if (typeof v[f] !== 'string') return `${f} is not a string`;
+  if (v.hostIfname !== name) return `hostIfname ${JSON.stringify(v.hostIfname)} is not the file's name`;
+  if (!isId(v.endpointId)) return `endpointId ${JSON.stringify(v.endpointId)} is not an ID`;
+  if (v.state !== 'adding' && v.state !== 'ready') return `state ${JSON.stringify(v.state)} is unknown`;
+  if (!Array.isArray(v.ips) || !v.ips.every((ip) => typeof ip === 'string')) return 'ips is not a list';
+  if (!isObject(v.ipam) || (v.ipam.type !== 'castnet' && v.ipam.type !== 'delegate'))
+    return 'ipam is not castnet or delegate';
+  return undefined;
+}
+
 export class EndpointTable implements EndpointSource {
   private readonly byKey = new Map<string, Endpoint>();
   private nextId = 1;
@@ -83,14 +129,47 @@ export class EndpointTable implements EndpointSource {
   private readonly dirty = new Set<string>();
   private metaDirty = false;
   private readonly deferred = new DeferredSync();
+  /** Files that could not be used, moved to <stateDir>/quarantine/ (the caller logs them). */
+  readonly quarantined: QuarantinedFile[] = [];
+  /** Host veths whose record was quarantined: the caller may rebuild them from the kernel. */
+  readonly lost = new Set<string>();
 
+  /**
+   * Loads the table. A corrupt, empty or malformed file is quarantined rather than fatal: the agent
+   * must start (a crash loop would leave every pod on the node without CNI), and what the file held
+   * is rebuilt from the other records and the kernel. Only a newer meta version stops it.
+   */
   constructor(stateDir: string) {
     this.dir = join(stateDir, 'endpoints');
     this.metaPath = join(stateDir, 'endpoint-meta.json');
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    const meta = readJson<MetaFile>(this.metaPath);
+    const quarantineDir = join(stateDir, 'quarantine');
+    const load = (path: string, problem: (v: unknown) => string | undefined): unknown => {
+      let v: unknown;
+      try {
+        v = readJson<unknown>(path);
+      } catch (e) {
+        if (!(e instanceof CorruptFileError)) throw e;
+        this.quarantined.push({
+          file: path,
+          movedTo: quarantineFile(path, quarantineDir),
+          reason: e.message,
+        });
+        return undefined;
+      }
+      const why = v === undefined ? undefined : problem(v);
+      if (!why) return v;
+      const reason = `state file ${path} is malformed: ${why}`;
+      this.quarantined.push({ file: path, movedTo: quarantineFile(path, quarantineDir), reason });
+      return undefined;
+    };
+    const meta = load(this.metaPath, (v) => {
+      const version = isObject(v) ? v.version : undefined;
+      if (typeof version === 'number' && version !== 1)
+        throw new Error(`${this.metaPath}: unknown version ${version}: written by a newer castnet?`);
+      return version === 1 ? metaProblem(v) : 'version is not 1';
+    }) as MetaFile | undefined;
     if (meta) {
-      if (meta.version !== 1) throw new Error(`${this.metaPath}: unknown version ${String(meta.version)}`);
       this.nextId = meta.nextEndpointId;
       for (const [k, v] of Object.entries(meta.cursors)) this.cursors.set(k, v);
     }
@@ -100,8 +179,16 @@ export class EndpointTable implements EndpointSource {
         rmSync(path, { force: true }); // a temporary file of an interrupted write
         continue;
       }
-      const e = readJson<Endpoint>(path);
+      const name = f.slice(0, -'.json'.length);
+      const e = load(path, (v) => endpointProblem(v, name)) as Endpoint | undefined;
       if (e) this.byKey.set(attachmentKey(e), e);
+      else if (this.quarantined.at(-1)?.file === path) this.lost.add(name);
+    }
+    if (!meta && this.quarantined.some((q) => q.file === this.metaPath)) {
+      // The ID sequence is lost: continue after the highest ID held. Cursors only spread reuse out.
+      const held = [...this.byKey.values()].map((e) => e.endpointId);
+      this.nextId = held.length ? (Math.max(...held) % MAX_ID) + 1 : 1;
+      this.metaDirty = true;
     }
   }
 

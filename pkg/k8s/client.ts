@@ -10,6 +10,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly reason: string,
     message: string,
+    /** A 422 Invalid's details.causes: each names the offending field. */
+    readonly causes: ReadonlyArray<{ field?: string; message?: string }> = [],
   ) {
     super(message);
   }
@@ -109,11 +111,18 @@ export class ApiClient {
     });
     const parsed = parseJson(text);
     if (status >= 200 && status < 300) return parsed as T;
-    const st = parsed as { reason?: string; message?: string } | undefined;
+    const st = parsed as
+      | {
+          reason?: string;
+          message?: string;
+          details?: { causes?: Array<{ field?: string; message?: string }> };
+        }
+      | undefined;
     throw new ApiError(
       status,
       st?.reason ?? String(status),
       `${what}: ${status} ${st?.reason ?? ''}: ${st?.message ?? text.slice(0, 500)}`,
+      Array.isArray(st?.details?.causes) ? st.details.causes : [],
     );
   }
 

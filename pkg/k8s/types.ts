@@ -1,5 +1,6 @@
 // Typed models of castnet's custom resources (castnet.io/v1alpha1). The CRDs under charts/castnet/crds/
 // are the schema of record; these types mirror them field for field (docs/api.md).
+import { LIMITS } from '../lookup/limits';
 
 export const GROUP = 'castnet.io';
 export const VERSION = 'v1alpha1';
@@ -162,12 +163,19 @@ export interface MembershipReportSpec {
   memberships?: ReportMembership[];
 }
 
+/** Written by the node's agent: what its spec had to leave out (condition Truncated). */
+export interface MembershipReportStatus {
+  leftOut?: { endpoints?: number; memberships?: number };
+  conditions?: Condition[];
+}
+
 /** One per node, named after it, written only by that node's agent. */
 export interface MembershipReport {
   apiVersion?: string;
   kind?: string;
   metadata: ObjectMeta;
   spec: MembershipReportSpec;
+  status?: MembershipReportStatus;
 }
 
 /** What the controller needs of a Pod (or a KubeVirt VMI): identity and labels. */
@@ -186,5 +194,5 @@ export interface NodeState {
   since?: string;
 }
 
-export const MAX_STATUS_MEMBERS = 5000;
+export const MAX_STATUS_MEMBERS = LIMITS.statusMembers;
 export const MAX_NESTING_DEPTH = 8;

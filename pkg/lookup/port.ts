@@ -121,6 +121,8 @@ export interface LookupService {
    * service knows pods; called once per CNI ADD, never on the packet path.
    */
   podMetadata?(namespace: string, name: string): Promise<PodMeta | undefined>;
+  /** The service's own counters (writes, entries it had to leave out), for the agent's stats. */
+  readonly stats?: Record<string, unknown>;
   /** Calls `onChange` with the whole directory now and after every change. Returns an unsubscribe. */
   subscribe(onChange: (d: Directory) => void): () => void;
   close(): Promise<void>;

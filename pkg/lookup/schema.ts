@@ -1,13 +1,15 @@
 // Runtime validation of directory records crossing a process boundary (agent reports, lab files).
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { LIMITS } from './limits';
 
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
 const NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
-export const MAX_ENDPOINTS_PER_NODE = 4096;
-export const MAX_MEMBERSHIPS_PER_NODE = 65536;
-export const MAX_SOURCES = 64;
+// The same limits as the CRDs', so the embedded lookup service accepts what the Kubernetes one does.
+export const MAX_ENDPOINTS_PER_NODE = LIMITS.endpointsPerNode;
+export const MAX_MEMBERSHIPS_PER_NODE = LIMITS.membershipsPerNode;
+export const MAX_SOURCES = LIMITS.sourcesPerMembership;
 
 const ip = z.string().refine((s) => isIP(s) !== 0, 'must be an IPv4 or IPv6 address');
 const cidr = z.string().refine((s) => {
@@ -36,7 +38,7 @@ export const networkSpec = z.strictObject({
     .strictObject({
       queryIntervalSeconds: z.number().int().min(5).max(3600).optional(),
       robustness: z.number().int().min(1).max(7).optional(),
-      maxGroupsPerEndpoint: z.number().int().min(1).max(65535).optional(),
+      maxGroupsPerEndpoint: z.number().int().min(1).max(LIMITS.groupsPerEndpointMax).optional(),
     })
     .optional(),
   arpProxy: z.boolean().optional(),
@@ -57,7 +59,7 @@ export const endpointRecord = z.strictObject({
   node: name,
   endpointId,
   mac: z.string().regex(MAC, 'must be a lower-case MAC such as 02:00:00:00:00:01'),
-  ips: z.array(ip).max(4),
+  ips: z.array(ip).max(LIMITS.ipsPerEndpoint),
   pod: podRef.optional(),
   vm: vmRef.optional(),
   activatedAt: z.number().int().min(0).optional(),

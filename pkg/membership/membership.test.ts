@@ -166,6 +166,24 @@ describe('hostile and bursty input', () => {
     expect(t.counters()['too-many-groups']).toBe(1);
   });
 
+  it('drops a record with more sources than a report may carry, through the parser, and keeps its siblings', () => {
+    const t = table();
+    const sources = (n: number) => Array.from({ length: n }, (_, i) => `10.0.${i >> 8}.${i & 255}`);
+    const frame = igmpFrame(
+      igmpV3ReportBody([rec('IS_IN', sources(65), '239.3.3.3'), rec('IS_IN', sources(64), '239.4.4.4')]),
+    );
+    const f = parseFrame(frame);
+    if (!f.ok) throw new Error(f.error.reason);
+    t.handleFrame(7, f.value, frame, 0);
+    expect(t.records().map((r) => `${r.group} ${r.filter.sources.length}`)).toEqual(['239.4.4.4 64']);
+    expect(t.counters()['too-many-sources']).toBe(1);
+  });
+
+  it('refuses limits above the CRD’s, naming the field', () => {
+    expect(() => table({ maxSourcesPerGroup: 65 })).toThrow(/maxSourcesPerGroup must be at most 64/);
+    expect(() => table({ maxGroupsPerEndpoint: 4097 })).toThrow(/maxGroupsPerEndpoint must be at most 4096/);
+  });
+
   it('counts malformed frames by reason and never throws', () => {
     const t = table();
     const good = igmpFrame(igmpV3ReportBody([rec('TO_EX')]));

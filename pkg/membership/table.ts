@@ -11,6 +11,7 @@ import {
   type MembershipReport,
   type ParseLimits,
 } from '../igmp/parse';
+import { LIMITS } from '../lookup/limits';
 import type { MembershipRecord } from '../lookup/port';
 import { TokenBucket, type RateLimit } from './token-bucket';
 
@@ -38,8 +39,10 @@ export const DEFAULT_MEMBERSHIP_CONFIG: MembershipConfig = Object.freeze({
   queryResponseIntervalMs: 10_000,
   lastMemberQueryIntervalMs: 1_000,
   fastLeave: false,
-  maxGroupsPerEndpoint: 256,
-  maxSourcesPerGroup: 256,
+  maxGroupsPerEndpoint: LIMITS.groupsPerEndpointDefault,
+  // What a published membership may carry: a record with more sources is dropped and counted here,
+  // not accepted and then refused by the lookup service.
+  maxSourcesPerGroup: LIMITS.sourcesPerMembership,
   reportRate: { perSecond: 10, burst: 30 },
 });
 
@@ -124,6 +127,14 @@ export class MembershipTable {
       const v = c[k] as number;
       if (!Number.isFinite(v) || v <= 0) throw new Error(`membership config: ${k} must be > 0, got ${v}`);
     }
+    const ceilings: Array<[keyof MembershipConfig, number]> = [
+      ['maxGroupsPerEndpoint', LIMITS.groupsPerEndpointMax],
+      ['maxSourcesPerGroup', LIMITS.sourcesPerMembership],
+    ];
+    for (const [k, max] of ceilings) {
+      if ((c[k] as number) > max)
+        throw new Error(`membership config: ${k} must be at most ${max} (the CRD's limit), got ${c[k]}`);
+    }
     if (c.queryResponseIntervalMs >= c.queryIntervalMs) {
       throw new Error(
         `membership config: queryResponseIntervalMs (${c.queryResponseIntervalMs}) must be below queryIntervalMs (${c.queryIntervalMs})`,
@@ -132,7 +143,9 @@ export class MembershipTable {
     this.cfg = {
       ...c,
       lastMemberQueryCount: c.lastMemberQueryCount ?? c.robustness,
-      parseLimits: c.parseLimits ?? { maxRecords: 64, maxSources: 128 },
+      // The parser's bound is only against work per frame; records over maxSourcesPerGroup are
+      // dropped one by one in applyRecord, so one oversized record does not sink its siblings.
+      parseLimits: c.parseLimits ?? { maxRecords: 64, maxSources: 2 * LIMITS.sourcesPerMembership },
     };
   }
 

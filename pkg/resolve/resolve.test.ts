@@ -217,6 +217,33 @@ describe('groups', () => {
     expect(send(sender(104), v4(4, S, '01:00:5e:01:01:01'))).toEqual([]);
   });
 
+  it('remembers a bounded number of group addresses, however many distinct ones senders use', () => {
+    const S = '232.1.1.1';
+    const index = buildIndex(
+      directory({
+        memberships: [
+          member('red', S, 'n2', 102, 'include', ['10.0.0.1']),
+          member('red', S, 'n3', 103, 'exclude', []),
+        ],
+      }),
+      'n1',
+    );
+    const resolver = new Resolver(index, 64);
+    const sender = index.localEndpoint(101)!;
+    const delivered = () => {
+      const r = resolver.resolveGroup(sender, S, '10.0.0.1');
+      if (!r.ok) throw new Error(r.error.reason);
+      return targets(r.value);
+    };
+    expect(delivered()).toEqual(['n2/102']);
+    for (let i = 0; i < 5000; i++)
+      resolver.resolveGroup(sender, `239.${i >> 16}.${(i >> 8) & 255}.${i & 255}`, undefined);
+    expect(resolver.cacheSizes.ssmGroups).toBeLessThanOrEqual(64);
+    expect(resolver.cacheSizes.resolutions).toBeLessThanOrEqual(64);
+    // Evicted and recomputed, the SSM group still ignores the EXCLUDE membership.
+    expect(delivered()).toEqual(['n2/102']);
+  });
+
   it('expands static members, group-address members and nested groups recursively, de-duplicated', () => {
     const { sender, send } = setup({
       groups: [

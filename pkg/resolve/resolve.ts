@@ -17,6 +17,7 @@ import { err, fieldError, ok, type FieldError, type Result } from '../frame/resu
 import type { GroupSpec, NodeRecord } from '../lookup/port';
 import type { DirectoryIndex, IndexedEndpoint, IndexedNetwork } from './directory-index';
 import { groupName, isGroupAddress, MAX_GROUP_DEPTH } from './groups';
+import { LruMap } from './lru-map';
 
 export interface RemoteBatch {
   readonly node: NodeRecord;
@@ -64,7 +65,8 @@ interface CompiledGroup {
   nested: GroupSpec[];
 }
 
-const CACHE_LIMIT = 65536;
+/** Entries of each memo (resolutions, SSM-ness of group addresses); keys are what senders choose. */
+export const CACHE_LIMIT = 65536;
 const EMPTY: Delivery = Object.freeze({ local: [], remote: [], unreachable: 0 });
 
 export class Resolver {
@@ -74,10 +76,19 @@ export class Resolver {
   private readonly expanded = new Set<GroupSpec>();
   private readonly cache = new Map<string, Resolution>();
   private readonly compiled = new Map<GroupSpec, CompiledGroup>();
-  private readonly ssm = new Map<string, boolean>();
+  private readonly ssm: LruMap<string, boolean>;
 
-  constructor(readonly index: DirectoryIndex) {
+  constructor(
+    readonly index: DirectoryIndex,
+    private readonly cacheLimit = CACHE_LIMIT,
+  ) {
     this.mark = new Uint32Array(index.endpoints.length);
+    this.ssm = new LruMap(cacheLimit);
+  }
+
+  /** Entries held by the memos, for tests and stats: each at most the cache limit. */
+  get cacheSizes(): { resolutions: number; ssmGroups: number } {
+    return { resolutions: this.cache.size, ssmGroups: this.ssm.size };
   }
 
   /** Resolves a parsed frame sent by `sender` (a local endpoint). `bytes` is the buffer `frame` was parsed from. */
@@ -187,7 +198,7 @@ export class Resolver {
   private cached(key: string, compute: () => Resolution): Resolution {
     const hit = this.cache.get(key);
     if (hit) return hit;
-    if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
+    if (this.cache.size >= this.cacheLimit) this.cache.clear();
     const r = compute();
     this.cache.set(key, r);
     return r;

@@ -201,9 +201,14 @@ test('the agent, as rendered, claims a pool index, installs the CNI, publishes i
         'json',
         '--ignore-not-found',
       ]);
-      return out
-        ? (JSON.parse(out) as { spec: { node: string; underlay: { address: string; port: number } } })
+      const r = out
+        ? (JSON.parse(out) as {
+            spec: { node: string; underlay: { address: string; port: number } };
+            status?: { conditions?: Array<{ type: string; status: string }> };
+          })
         : undefined;
+      // Its status too: the chart's RBAC and admission policy let it write its own report's status.
+      return r?.status?.conditions?.some((c) => c.type === 'Truncated') ? r : undefined;
     },
     30_000,
   );
@@ -212,6 +217,9 @@ test('the agent, as rendered, claims a pool index, installs the CNI, publishes i
     underlay: { address: hostIp, port: underlayPort },
     poolIndex,
   });
+  expect(report.status!.conditions).toContainEqual(
+    expect.objectContaining({ type: 'Truncated', status: 'False' }),
+  );
 
   // Other nodes claiming at the same time get other indexes; a node claiming again gets its own.
   const claimFor = async (node: string) => {

@@ -144,6 +144,78 @@ test('renders both modes: the conflist-writing init container mounts the conf di
   expect(primary).not.toContain('NetworkAttachmentDefinition');
 });
 
+interface Container {
+  name: string;
+  args?: string[];
+  command?: string[];
+  readinessProbe?: { httpGet?: { host?: string } };
+  securityContext?: {
+    allowPrivilegeEscalation?: boolean;
+    readOnlyRootFilesystem?: boolean;
+    capabilities?: { drop?: string[]; add?: string[] };
+  };
+}
+interface PodOwner {
+  kind: string;
+  metadata: { name: string };
+  spec: {
+    template: {
+      spec: {
+        securityContext?: { seccompProfile?: { type: string } };
+        containers: Container[];
+        initContainers?: Container[];
+      };
+    };
+  };
+}
+
+const podOwners = (text: string): PodOwner[] =>
+  parseAllDocuments(text)
+    .map((d) => d.toJS() as PodOwner | null)
+    .filter((o): o is PodOwner => !!o?.spec?.template?.spec);
+
+test('every pod runs with the runtime’s seccomp profile, a read-only root and only the capabilities castnet uses', async () => {
+  const owners = podOwners(await template(['--set', 'mode=primary']));
+  expect(owners.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
+    `DaemonSet/${release}-agent`,
+    `DaemonSet/${release}-node-cleanup`,
+    `Deployment/${release}-controller`,
+    `Job/${release}-node-cleanup-wait`,
+  ]);
+  // What the code does: netlink (NET_ADMIN), AF_PACKET and raw sockets (NET_RAW), setns into pod
+  // namespaces (SYS_ADMIN), root-owned host directories (DAC_OVERRIDE). No bpf(), XDP, perf, mlock,
+  // chown or chmod of others' files.
+  const used = new Set(['NET_ADMIN', 'NET_RAW', 'SYS_ADMIN', 'DAC_OVERRIDE']);
+  for (const o of owners) {
+    expect([o.metadata.name, o.spec.template.spec.securityContext?.seccompProfile?.type]).toEqual([
+      o.metadata.name,
+      'RuntimeDefault',
+    ]);
+    for (const c of [...(o.spec.template.spec.initContainers ?? []), ...o.spec.template.spec.containers]) {
+      const sc = c.securityContext ?? {};
+      const added = sc.capabilities?.add ?? [];
+      const where = `${o.metadata.name}/${c.name}`;
+      expect([where, sc.capabilities?.drop]).toEqual([where, ['ALL']]);
+      expect([where, added.filter((a) => !used.has(a))]).toEqual([where, []]);
+      expect([where, sc.readOnlyRootFilesystem]).toEqual([where, true]);
+      expect([where, sc.allowPrivilegeEscalation]).toEqual([where, false]);
+    }
+  }
+});
+
+test('the agent’s metrics are served on the node’s loopback unless asked otherwise', async () => {
+  const sidecar = async (args: string[] = []) =>
+    podOwners(await template(args))
+      .find((o) => o.metadata.name === `${release}-agent`)!
+      .spec.template.spec.containers.find((c) => c.name === 'metrics')!;
+  const local = await sidecar();
+  expect(local.command).toContain('--listen=127.0.0.1:9403');
+  expect(local.readinessProbe?.httpGet?.host).toBe('127.0.0.1');
+  const wide = await sidecar(['--set', 'agent.metrics.address=::']);
+  expect(wide.command).toContain('--listen=[::]:9403');
+  expect(wide.readinessProbe?.httpGet?.host).toBeUndefined();
+});
+
 test.each([
   [['--set', 'mode=tertiary'], /\/mode.*must be one of 'primary', 'secondary'/],
   [['--set', 'controller.replicas=0'], /\/controller\/replicas.*minimum: got 0, want 1/],
@@ -157,6 +229,7 @@ test.each([
   [['--set', 'uninstall.timeoutSeconds=5'], /\/uninstall\/timeoutSeconds.*minimum: got 5, want 30/],
   [['--set', 'controller.nodeGraceSeconds=-1'], /\/controller\/nodeGraceSeconds.*minimum: got -1, want 0/],
   [['--set', 'extra=1'], /additional properties 'extra' not allowed/],
+  [['--set', 'agent.metrics.address=node.example'], /\/agent\/metrics\/address.*does not match pattern/],
 ])('values.schema.json rejects %j', async (args, expected) => {
   expect(await templateError(args)).toMatch(expected);
 });
@@ -178,6 +251,10 @@ test('the rendered chart applies server-side, with least-privilege RBAC', async 
       },
     );
   expect(await can(agent, 'create', 'membershipreports.castnet.io')).toBe('yes');
+  // Its report's status (what the spec left out) and Warning Events about the pods concerned.
+  expect(await can(agent, 'patch', 'membershipreports.castnet.io', '--subresource=status')).toBe('yes');
+  expect(await can(agent, 'create', 'events', '-n', 'default')).toBe('yes');
+  expect(await can(agent, 'delete', 'events', '-n', 'default')).toBe('no');
   expect(await can(agent, 'list', 'multicastgroups.castnet.io')).toBe('yes');
   expect(await can(agent, 'patch', 'multicastgroups.castnet.io', '--subresource=status')).toBe('no');
   expect(await can(agent, 'delete', 'membershipreports.castnet.io')).toBe('no');

@@ -3,7 +3,7 @@
 // restarted agent's reconcile frees what the deferred DEL left.
 import { TestAgent } from '../harness/agent';
 import { invokeCni, type CniOutcome } from '../harness/cni';
-import { addNetns, delNetns, ipv4Of, links, netnsPath, netnsTag, veths } from '../harness/netns';
+import { delNetns, ipv4Of, links, netnsPath, netnsTag, podNamespaces, veths } from '../harness/netns';
 
 const tag = netnsTag('life');
 const WIDE = { name: 'wide', id: 76, subnets: ['10.76.0.0/16'], mtu: 1400, multicast: true, broadcast: true };
@@ -11,14 +11,7 @@ const TINY = { name: 'tiny', id: 77, subnets: ['10.77.0.0/30'], mtu: 1400, multi
 const CONCURRENT = 30;
 
 let agent: TestAgent;
-const namespaces: string[] = [];
-
-async function pod(name: string): Promise<string> {
-  const ns = `${tag}${name}`;
-  namespaces.push(ns);
-  await addNetns(ns);
-  return ns;
-}
+const { pod, removeAll } = podNamespaces(tag);
 
 function cni(command: string, network: string, ns: string, id: string): Promise<CniOutcome> {
   return invokeCni({
@@ -34,7 +27,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await agent?.destroy();
-  for (const ns of namespaces) await delNetns(ns);
+  await removeAll();
 });
 
 describe('castnet-cni with a real agent', () => {

@@ -28,6 +28,25 @@ export async function delNetns(name: string): Promise<void> {
   await run('ip', ['netns', 'del', name]).catch(() => undefined);
 }
 
+/** Namespaces named `${tag}${name}`, created on demand and all removed by `removeAll` (for afterAll). */
+export function podNamespaces(tag: string): {
+  pod(name: string): Promise<string>;
+  removeAll(): Promise<void>;
+} {
+  const made: string[] = [];
+  return {
+    async pod(name) {
+      const ns = `${tag}${name}`;
+      made.push(ns);
+      await addNetns(ns);
+      return ns;
+    },
+    async removeAll() {
+      for (const ns of made.splice(0)) await delNetns(ns);
+    },
+  };
+}
+
 /** Removes every namespace whose name starts with `prefix` (leftovers of a crashed run of this file). */
 export async function delNetnsWithPrefix(prefix: string): Promise<void> {
   const { stdout } = await run('ip', ['-j', 'netns', 'list']);

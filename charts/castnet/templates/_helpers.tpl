@@ -17,3 +17,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 
 {{- define "castnet.agentSocket" -}}{{ .Values.agent.socketDir }}/agent.sock{{- end -}}
 {{- define "castnet.poolIndexFile" -}}{{ .Values.agent.stateDir }}/pool-index{{- end -}}
+
+{{- /* The metrics sidecar's --listen: agent.metrics.address and port, IPv6 in brackets. */ -}}
+{{- define "castnet.agentMetricsListen" -}}
+{{- $a := .Values.agent.metrics.address -}}
+{{- if contains ":" $a }}[{{ $a }}]{{ else }}{{ $a }}{{ end }}:{{ .Values.agent.metrics.port }}
+{{- end -}}

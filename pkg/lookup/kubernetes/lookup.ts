@@ -13,6 +13,7 @@ import { ApiClient, isNotFound, resourcePath } from '../../k8s/client';
 import { toLabeledObject, trimToLabels } from '../../k8s/labeled';
 import type { LabeledObject } from '../../k8s/types';
 import { toReportSpec, fromReport, type NodeDirectory } from '../../k8s/convert';
+import { EventLimiter, postEvent, type InvolvedObject } from '../../k8s/events';
 import { Informer } from '../../k8s/informer';
 import type { Connection } from '../../k8s/kubeconfig';
 import {
@@ -29,6 +30,7 @@ import {
   compactNodeDirectory,
   type OwnState,
 } from './directory-cache';
+import { describeDropped, type DroppedEntry } from './report-bounds';
 import { ReportWriter } from './report-writer';
 import { selectorMemberships } from './selector-members';
 
@@ -116,6 +118,10 @@ export class KubernetesLookup implements LookupService {
   private synced = false;
   private rebuildScheduled = false;
   private closed = false;
+  /** Events about entries left out of the report: a few per pod, and a node-wide cap. */
+  private readonly eventLimiter = new EventLimiter(3, 60_000);
+  private readonly nodeEventLimiter = new EventLimiter(20, 3_000);
+  private eventsSuppressed = 0;
   /** Resolves once all three caches hold a complete list. */
   readonly ready: Promise<void>;
 
@@ -180,6 +186,7 @@ export class KubernetesLookup implements LookupService {
       intervalMs: opts.writeIntervalMs ?? 50,
       maxBackoffMs: 2_000,
       onError: (err) => onError(err, 'write of this node’s MembershipReport'),
+      onDropped: (entries) => this.announceDropped(entries, onError),
     });
     this.ready = Promise.all([this.networks.start(), this.groups.start(), this.reports.start()]).then(() => {
       this.synced = true;
@@ -234,13 +241,24 @@ export class KubernetesLookup implements LookupService {
     return this.last;
   }
 
-  /** Counters: successful report writes, watch restarts and full re-lists. */
-  get stats(): { writes: number; watchRestarts: number; relists: number } {
+  /**
+   * Counters: successful report writes, entries left out of the report by reason, Events about them
+   * not sent (rate limit), watch restarts and full re-lists.
+   */
+  get stats(): {
+    writes: number;
+    reportDrops: Record<string, number>;
+    dropEventsSuppressed: number;
+    watchRestarts: number;
+    relists: number;
+  } {
     const informers = [this.networks, this.groups, this.reports, this.pods, this.vmis].filter(
       (i) => i !== undefined,
     );
     return {
       writes: this.writer.writes,
+      reportDrops: { ...this.writer.drops },
+      dropEventsSuppressed: this.eventsSuppressed,
       watchRestarts: informers.reduce((n, i) => n + i.restarts, 0),
       relists: informers.reduce((n, i) => n + i.relists, 0),
     };
@@ -317,6 +335,30 @@ export class KubernetesLookup implements LookupService {
     await this.ready;
     if (this.closed) return;
     await this.writer.set(this.desiredSpec());
+  }
+
+  /** A Warning Event per entry left out of the report: on its pod when known, else on the report. */
+  private announceDropped(entries: DroppedEntry[], onError: (err: unknown, what: string) => void): void {
+    const node = this.own.node?.name;
+    if (!node) return;
+    const now = Date.now();
+    for (const d of entries) {
+      const obj: InvolvedObject = d.pod
+        ? { apiVersion: 'v1', kind: 'Pod', ...d.pod }
+        : { apiVersion: API_VERSION, kind: KINDS.membershipReport.kind, name: node };
+      const key = d.pod ? `${d.pod.namespace}/${d.pod.name}` : node;
+      if (!this.eventLimiter.allow(key, now) || !this.nodeEventLimiter.allow('*', now)) {
+        this.eventsSuppressed++;
+        continue;
+      }
+      const reason = d.group === undefined ? 'EndpointNotPublished' : 'MembershipNotPublished';
+      postEvent(
+        this.api,
+        obj,
+        { type: 'Warning', reason, message: `${describeDropped(d)} (MembershipReport ${node})` },
+        { component: 'agent', instance: node },
+      ).catch((err: unknown) => onError(err, `event about ${key}`));
+    }
   }
 
   /** Re-asserts our report if the stored one is missing or says something else. */

@@ -3,9 +3,24 @@
 // milliseconds while a burst of joins costs one write. A failed write (apiserver down) is retried
 // with backoff until it succeeds; `reassert` re-sends after a re-list or when the stored report
 // drifted (deleted, or written by someone else).
-import type { ApiClient } from '../../k8s/client';
+//
+// What is written is bounded (report-bounds.ts): entries past the CRD's limits or its byte budget, and
+// entries the apiserver refused (a 422 naming them), are left out one by one and the rest is written
+// at once, so one endpoint's bad state never freezes its node's report. What was left out is counted,
+// handed to `onDropped` once per entry, and stated in the report's Truncated condition.
+import { ApiError, type ApiClient } from '../../k8s/client';
 import { resourcePath } from '../../k8s/client';
-import { API_VERSION, KINDS, type MembershipReportSpec } from '../../k8s/types';
+import { applyConditions } from '../../k8s/conditions';
+import { API_VERSION, KINDS, type Condition, type MembershipReportSpec } from '../../k8s/types';
+import {
+  boundReport,
+  endpointKey,
+  membershipKey,
+  refusedEntries,
+  truncationCondition,
+  type BoundedReport,
+  type DroppedEntry,
+} from './report-bounds';
 
 /** The field manager of the agent's server-side apply: it owns the whole spec of its report. */
 export const FIELD_MANAGER = 'castnet-agent';
@@ -17,12 +32,25 @@ export interface ReportWriterOptions {
   onError: (err: unknown) => void;
   /** Called after each successful write. */
   onWritten?: (spec: MembershipReportSpec) => void;
+  /** Entries a successful write left out that the previous one did not. */
+  onDropped?: (entries: DroppedEntry[]) => void;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export class ReportWriter {
   private desired: MembershipReportSpec | undefined;
+  /**
+   * The desired spec within limits and without refused entries: what the next write carries.
+   * Computed when needed, once per write however many `set` calls a write coalesces.
+   */
+  private bounded: BoundedReport | undefined;
+  /** Keys of entries the apiserver refused, with its reason; only those still desired are kept. */
+  private readonly refused = new Map<string, string>();
+  /** Keys of the entries the last successful write left out. */
+  private leftOut = new Set<string>();
+  /** The Truncated condition last written to the report's status. */
+  private condition: Condition | undefined;
   private dirty = false;
   private running = false;
   private closed = false;
@@ -31,6 +59,8 @@ export class ReportWriter {
   private waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
   /** Successful writes, for tests and the stats page. */
   writes = 0;
+  /** Entries left out of the report, by reason, each counted once when first left out. */
+  readonly drops: Record<string, number> = {};
 
   constructor(
     private readonly api: ApiClient,
@@ -43,6 +73,7 @@ export class ReportWriter {
    */
   set(spec: MembershipReportSpec): Promise<void> {
     this.desired = spec;
+    this.bounded = undefined;
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
     this.reassert();
     return done;
@@ -58,8 +89,9 @@ export class ReportWriter {
     }
   }
 
+  /** The spec the writer writes: the desired one, bounded. */
   get spec(): MembershipReportSpec | undefined {
-    return this.desired;
+    return this.desired && this.current().spec;
   }
 
   /** Whether a write is scheduled or in flight. */
@@ -76,7 +108,7 @@ export class ReportWriter {
         await (wait > 0 ? sleep(wait) : new Promise((r) => setImmediate(r)));
         if (this.closed) return;
         this.dirty = false;
-        const spec = this.desired!;
+        const { spec, dropped } = this.current();
         const waiters = this.waiters;
         this.waiters = [];
         try {
@@ -85,9 +117,20 @@ export class ReportWriter {
           this.writes++;
           backoff = this.opts.intervalMs;
           this.opts.onWritten?.(spec);
+          this.noteDropped(dropped);
+          await this.writeStatus(spec.node, dropped);
           for (const w of waiters) w.resolve();
         } catch (err) {
           this.dirty = true;
+          const refused =
+            err instanceof ApiError && err.status === 422 ? refusedEntries(spec, err.causes) : new Map();
+          if (refused.size > 0) {
+            // The apiserver named the entries it refuses: leave them out and write the rest at once.
+            for (const [key, why] of refused) this.refused.set(key, why);
+            this.bounded = undefined;
+            this.waiters = [...waiters, ...this.waiters];
+            continue;
+          }
           for (const w of waiters) w.reject(err);
           this.opts.onError(err);
           await sleep(backoff);
@@ -96,6 +139,62 @@ export class ReportWriter {
       }
     } finally {
       this.running = false;
+    }
+  }
+
+  private current(): BoundedReport {
+    return (this.bounded ??= this.bound(this.desired!));
+  }
+
+  private bound(spec: MembershipReportSpec): BoundedReport {
+    if (this.refused.size > 0) {
+      const live = new Set([
+        ...(spec.endpoints ?? []).map(endpointKey),
+        ...(spec.memberships ?? []).map(membershipKey),
+      ]);
+      for (const key of this.refused.keys()) if (!live.has(key)) this.refused.delete(key);
+    }
+    return boundReport(spec, this.refused);
+  }
+
+  private noteDropped(dropped: DroppedEntry[]): void {
+    const fresh = dropped.filter((d) => !this.leftOut.has(d.key));
+    this.leftOut = new Set(dropped.map((d) => d.key));
+    for (const d of fresh) this.drops[d.reason] = (this.drops[d.reason] ?? 0) + 1;
+    if (fresh.length > 0) this.opts.onDropped?.(fresh);
+  }
+
+  /** States in the report's status what the spec left out, when that changed. Never throws. */
+  private async writeStatus(node: string, dropped: DroppedEntry[]): Promise<void> {
+    const want = truncationCondition(dropped);
+    const was = this.condition;
+    if (was && was.status === want.status && was.reason === want.reason && was.message === want.message)
+      return;
+    const [condition] = applyConditions(was ? [was] : [], [want], new Date().toISOString());
+    const count = (membership: boolean) =>
+      dropped.filter((d) => (d.group !== undefined) === membership).length;
+    const path = resourcePath(API_VERSION, KINDS.membershipReport.plural, {
+      name: node,
+      subresource: 'status',
+    });
+    try {
+      await this.api.patch(
+        path,
+        {
+          apiVersion: API_VERSION,
+          kind: KINDS.membershipReport.kind,
+          metadata: { name: node },
+          status: { conditions: [condition], leftOut: { endpoints: count(false), memberships: count(true) } },
+        },
+        'apply',
+        { fieldManager: FIELD_MANAGER, force: 'true' },
+      );
+      this.condition = condition;
+    } catch (err) {
+      // The spec is what matters to other nodes; the status is retried with the next write.
+      this.opts.onError(
+        new Error(`status of MembershipReport ${node}: ${(err as Error).message}`, { cause: err }),
+      );
     }
   }
 

@@ -1,5 +1,5 @@
 // metav1.Condition bookkeeping: lastTransitionTime moves only when the status flips.
-import type { Condition } from '../k8s/types';
+import type { Condition } from './types';
 
 export type DesiredCondition = Omit<Condition, 'lastTransitionTime'>;
 
