@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { runUntilSignal } from '../cli/lifecycle';
 import { intOption } from '../cli/options';
 import { DEFAULT_AGENT_SOCKET } from '../cni/netconf';
 import { createEndpointManager, type NodeEndpointManager } from '../endpoint/node-manager';
@@ -178,13 +179,9 @@ export function registerAgentCommand(program: Command): void {
     .action(async (opts: AgentOptions) => {
       const log = createLogger('agent');
       const agent = await startAgent(opts, log);
-      await new Promise<void>((resolve) => {
-        const shutdown = (signal: string) => {
-          log.info('agent stopping', { signal });
-          agent.stop().then(resolve, resolve);
-        };
-        process.once('SIGTERM', () => shutdown('SIGTERM'));
-        process.once('SIGINT', () => shutdown('SIGINT'));
-      });
+      await runUntilSignal(
+        () => agent.stop(),
+        (msg, fields) => log.info(`agent ${msg}`, fields),
+      );
     });
 }

@@ -1,6 +1,7 @@
 // `castnet controller`: the lookup service on Kubernetes (docs/api.md).
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
+import { runUntilSignal } from '../cli/lifecycle';
 import { loadConnection } from '../k8s/kubeconfig';
 import { createLogger } from '../log/log';
 import { Controller } from './controller';
@@ -87,13 +88,9 @@ export function registerControllerCommand(program: Command): void {
         identity: o.identity,
         metrics: addr ? `${addr.address}:${addr.port}` : undefined,
       });
-      await new Promise<void>((resolve) => {
-        const shutdown = (signal: string): void => {
-          log.info('controller stopping', { signal });
-          controller.stop().then(resolve, resolve);
-        };
-        process.once('SIGTERM', () => shutdown('SIGTERM'));
-        process.once('SIGINT', () => shutdown('SIGINT'));
-      });
+      await runUntilSignal(
+        () => controller.stop(),
+        (msg, fields) => log.info(`controller ${msg}`, fields),
+      );
     });
 }

@@ -5,6 +5,7 @@
 import { rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
+import { runUntilSignal } from '../cli/lifecycle';
 import { intOption } from '../cli/options';
 import { DEFAULT_AGENT_SOCKET } from '../cni/netconf';
 import { ApiClient } from '../k8s/client';
@@ -91,8 +92,12 @@ export function registerInstallCommands(program: Command): void {
     .option('--listen <host:port>', 'serve /metrics and /healthz here', ':9403')
     .action(async (o: { statsSocket: string; listen: string }) => {
       const { host, port } = parseListenAddress('--listen', o.listen);
-      await serveAgentMetrics(o.statsSocket, host, port);
+      const server = await serveAgentMetrics(o.statsSocket, host, port);
       console.log(`serving the agent's metrics from ${o.statsSocket} on ${host}:${port}`);
+      await runUntilSignal(
+        () => new Promise<void>((resolve) => server.close(() => resolve())),
+        (msg, fields) => console.log(`agent-metrics: ${msg} ${JSON.stringify(fields)}`),
+      );
     });
 
   cniDirOptions(

@@ -265,11 +265,14 @@ kctl() { "$BIN/kubectl" --kubeconfig "$DIR/kubeconfig" "$@"; }
 # those are plain directories that uninstall may remove, never mount points.
 NODE_PATHS=(/run /var/lib /var/log/pods /var/log/containers /etc/cni/net.d /opt/cni/bin /etc/cni/multus)
 
+# The node's commands: the pinned upstream binaries first.
+NODE_PATH_ENV="PATH=$BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 # Runs a command in node $1's network and mount namespaces.
 node_exec() {
   local i=$1
   shift
-  nsenter --net="/run/netns/$(node_ns "$i")" --mount="$(node_dir "$i")/mnt" -- "$@"
+  nsenter --net="/run/netns/$(node_ns "$i")" --mount="$(node_dir "$i")/mnt" -- env "$NODE_PATH_ENV" "$@"
 }
 
 ensure_node_namespaces() {
@@ -382,8 +385,7 @@ start_in_node() {
   shift 2
   dir=$(node_dir "$i")
   pid_alive "$dir/$name.pid" && return 0
-  setsid nsenter --net="/run/netns/$(node_ns "$i")" --mount="$dir/mnt" -- \
-    env PATH="$BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" "$@" \
+  setsid nsenter --net="/run/netns/$(node_ns "$i")" --mount="$dir/mnt" -- env "$NODE_PATH_ENV" "$@" \
     </dev/null >>"$dir/$name.log" 2>&1 9>&- &
   echo $! >"$dir/$name.pid"
 }

@@ -19,6 +19,7 @@ function buildTools(): Promise<void> {
     [
       ...['tsc', '--outDir', toolsOut, '--rootDir', path.join(repoRoot, 'test/cluster/tools')],
       ...['--target', 'ES2022', '--module', 'commonjs', '--strict', '--types', 'node', '--skipLibCheck'],
+      '--ignoreConfig',
       path.join(repoRoot, 'test/cluster/tools/stream.ts'),
     ],
     { timeoutMs: 120_000 },

@@ -1,0 +1,25 @@
+// The end of a long-running command (agent, controller, metrics sidecar): stop on SIGTERM or SIGINT,
+// then exit. Explicitly, because as PID 1 of a container a process ignores the signals it has no
+// handler for, and because handles left open (a watch, a timer) would keep it alive after stop(),
+// so the kubelet would wait out the whole termination grace period on every rollout.
+export async function runUntilSignal(
+  stop: () => Promise<void>,
+  log: (msg: string, fields: Record<string, unknown>) => void,
+  graceMs = 10_000,
+): Promise<never> {
+  const signal = await new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  log('stopping', { signal });
+  // A stop that hangs must not hold the node's rollout: exit anyway after the grace.
+  setTimeout(() => process.exit(1), graceMs).unref();
+  const code = await stop().then(
+    () => 0,
+    (err: unknown) => {
+      log('stop failed', { error: err instanceof Error ? err.message : String(err) });
+      return 1;
+    },
+  );
+  process.exit(code);
+}
