@@ -6,7 +6,7 @@ CACHE := $(CURDIR)/.cache
 export GOFLAGS := -mod=mod
 export GOTOOLCHAIN := local
 
-.PHONY: build deps debian-deps npm-deps test test-unit lint format clean lab
+.PHONY: build deps debian-deps npm-deps test test-unit test-go lint format clean lab
 
 deps: debian-deps npm-deps
 
@@ -45,7 +45,12 @@ lint: npm-deps
 test-unit: npm-deps
 	npx jest --ci pkg
 
-test: deps build upstream lint
+# The Go forwarder's unit tests (cmd/castnet-cni/main_test.go): stdin validation, VERSION, the
+# per-verb answers when the agent is down, forwarding to a fake agent socket.
+test-go:
+	cd cmd/castnet-cni && go test -count=1 ./...
+
+test: deps build upstream lint test-go
 	scripts/run-tests.sh
 
 clean:
