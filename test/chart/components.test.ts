@@ -299,16 +299,23 @@ test('the controller, as rendered, under its own service account: ready, and it 
       spec: { network: net, address: '239.4.3.2', selectors: { pods: { matchLabels: { app: 'feed' } } } },
     }),
   });
-  const conditions = await eventually(
+  // Resolved (docs/api.md "Status"): the network exists and has multicast on, so Ready is True
+  // with reason Resolved; no pod matches the selector yet, so it resolves to no members.
+  type Condition = { type: string; status: string; reason: string };
+  const status = await eventually(
     `status of MulticastGroup feed\n${controller.output()}`,
     async () => {
       const out = await cluster.kubectl(['-n', ns, 'get', 'multicastgroup', 'feed', '-o', 'json']);
-      const st = (JSON.parse(out) as { status?: { conditions?: Array<{ type: string }> } }).status;
-      return st?.conditions?.length ? st.conditions : undefined;
+      const st = (JSON.parse(out) as { status?: { conditions?: Condition[]; counts?: { members: number } } })
+        .status;
+      return st?.conditions?.length ? st : undefined;
     },
     30_000,
   );
-  expect(conditions.map((x) => x.type)).toContain('Ready');
+  const condition = (type: string) => status.conditions!.find((c) => c.type === type);
+  expect(condition('Ready')).toMatchObject({ status: 'True', reason: 'Resolved' });
+  expect(condition('MembersResolved')).toMatchObject({ status: 'True' });
+  expect(status.counts).toMatchObject({ members: 0, nodes: 0 });
   expect(controller.output()).not.toMatch(/Forbidden|403/);
 }, 120_000);
 

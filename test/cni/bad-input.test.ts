@@ -256,8 +256,6 @@ const cases: BadCase[] = [
 ];
 
 describe('bad input through castnet-cni and the agent', () => {
-  it('has at least 20 cases', () => expect(cases.length).toBeGreaterThanOrEqual(20));
-
   it.each(cases.map((c, i) => [c.what, c, i] as const))('%s', async (_what, c, i) => {
     containerId = `bad-${i}`;
     await c.before?.();

@@ -334,12 +334,21 @@ describe('DEL', () => {
     expect(node.manager.endpoints().find((x) => x.containerId === 'd4')).toBeUndefined();
   });
 
-  it('frees the address for reuse', async () => {
+  it('frees the addresses for reuse', async () => {
     const p = pod(9);
     const r1 = await node.manager.add(addReq('d3', `/var/run/netns/${p}`));
+    const held = r1.ips!.map((i) => i.address);
+    expect(held).toHaveLength(2);
+    // Another endpoint asking for exactly those addresses is refused while d3 holds them ...
+    const q = pod(24);
+    const again = (id: string) =>
+      node.manager.add(addReq(id, `/var/run/netns/${q}`, conf({ runtimeConfig: { ips: held } })));
+    expect((await rejection(again('d3b'))).message).toContain('is already in use on network "blue"');
+    // ... and gets them once DEL released them.
     await node.manager.del(delReq('d3', `/var/run/netns/${p}`));
-    const used = new Set(node.manager.endpoints().flatMap((x) => x.ips));
-    expect(used.has(r1.ips?.[0].address ?? '')).toBe(false);
+    const r2 = await again('d3c');
+    expect(r2.ips!.map((i) => i.address)).toEqual(held);
+    expect(globalAddrs(link(q, 'eth0'))).toEqual(held);
   });
 });
 
