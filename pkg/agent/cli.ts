@@ -12,6 +12,7 @@ import { createLogger, type Logger } from '../log/log';
 import type { NetworkSpec } from '../lookup/port';
 import { describeZodError, networkSpec } from '../lookup/schema';
 import { CniServer } from './cniserver/server';
+import { crashHookFromEnv } from './crash-hook';
 import { connectLookup } from './lookup-client';
 import { NodeAgent } from './node-agent';
 import { dirname, join } from 'node:path';
@@ -64,6 +65,7 @@ export async function startAgent(
     poolIndex: opts.poolIndex,
     networks,
     log: log.with({ component: 'endpoint' }),
+    afterStep: crashHookFromEnv(),
   });
   // Reconcile before serving: endpoints half-built or deleted while the agent was down are settled
   // before the first ADD, so a crash between any two steps leaks nothing.

@@ -20,8 +20,15 @@ export interface AgentHarnessOptions {
   poolIndex?: number;
 }
 
+/** How an agent process ended. */
+export interface AgentExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
 export class TestAgent {
   private child: ChildProcess | undefined;
+  private exit: Promise<AgentExit> | undefined;
   private output = '';
 
   private constructor(
@@ -57,8 +64,11 @@ export class TestAgent {
     return agent;
   }
 
-  /** (Re)starts the agent process and resolves when it serves its socket. */
-  async restart(): Promise<void> {
+  /**
+   * (Re)starts the agent process and resolves when it serves its socket. `env` is added to the
+   * agent's environment, e.g. CASTNET_TEST_HOOKS=1 and CASTNET_TEST_CRASH_AT=<step> (docs/testing.md).
+   */
+  async restart(env: Record<string, string> = {}): Promise<void> {
     await this.kill();
     const args = [
       'agent',
@@ -73,8 +83,9 @@ export class TestAgent {
       '--pool-index',
       String(this.opts.poolIndex ?? 0),
     ];
-    const child = spawnIn(this.nodeNs, castnetBin, args);
+    const child = spawnIn(this.nodeNs, castnetBin, args, { env: { ...process.env, ...env } });
     this.child = child;
+    this.exit = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
     const from = this.output.length;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
@@ -94,6 +105,12 @@ export class TestAgent {
         reject(new Error(`agent exited with ${code} before serving:\n${this.output}`));
       });
     });
+  }
+
+  /** Resolves when the current agent process has ended, e.g. by its armed crash hook. */
+  exited(): Promise<AgentExit> {
+    if (!this.exit) throw new Error('the agent was never started');
+    return this.exit;
   }
 
   /** Stops the agent (SIGTERM, then SIGKILL). */
