@@ -1,6 +1,7 @@
 // ADD, DEL, CHECK and GC of castnet endpoints against the real kernel, in namespaces of this file.
 import { execFileSync } from 'node:child_process';
 import { CniError } from '../../pkg/cni/types';
+import { waitFor } from '../harness/wait';
 import { addNs, addReq, BLUE, conf, delNs, delReq, ip, ipJson, pings, TestNode } from './helpers';
 
 const tag = `cnad${process.pid}`;
@@ -327,9 +328,7 @@ describe('DEL', () => {
     const ep = node.manager.endpoints().find((x) => x.containerId === 'd4');
     delNs(p);
     // The kernel destroys a deleted netns' links asynchronously.
-    for (let i = 0; i < 100 && node.hostVeths().includes(ep?.hostIfname ?? ''); i++) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitFor(() => !node.hostVeths().includes(ep!.hostIfname), { what: `${ep!.hostIfname} to vanish` });
     await node.manager.sweep();
     expect(node.manager.endpoints().find((x) => x.containerId === 'd4')).toBeUndefined();
   });

@@ -2,6 +2,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CniError } from '../../pkg/cni/types';
+import { waitFor } from '../harness/wait';
 import { addNs, addReq, BLUE, conf, delNs, delReq, ip, ipJson, TestNode } from './helpers';
 
 const tag = `cncr${process.pid}`;
@@ -47,8 +48,7 @@ describe('reconcile at start', () => {
     // The pod's netns goes away while the agent is down: the kernel deletes the veth pair.
     delNs(netns.split('/').pop() ?? '');
     // The kernel destroys a deleted netns' links asynchronously.
-    for (let i = 0; i < 100 && node.hostVeths().includes(ep.hostIfname); i++)
-      await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => !node.hostVeths().includes(ep.hostIfname), { what: `${ep.hostIfname} to vanish` });
     // And a veth with castnet's name that no record owns (e.g. left by an older agent's crash).
     const name = 'cn0123456789a';
     ip('-n', node.name, 'link', 'add', name, 'type', 'veth', 'peer', 'name', 'x');
