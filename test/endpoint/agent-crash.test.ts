@@ -3,7 +3,7 @@
 // is left half-done (no veth, no bridge port, no record, no address held by castnet IPAM or by a
 // delegated host-local), a retried ADD succeeds with the result an uncrashed ADD gives, and DEL then
 // removes everything.
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -68,11 +68,9 @@ function records(): { containerId: string; state: string }[] {
 /** Addresses host-local holds: one file per address in <dataDir>/<network name>/ (reference plugin layout). */
 function hostLocalHeld(): string[] {
   const dir = path.join(hostLocalDir, NET.name);
-  try {
-    return readdirSync(dir).filter((f) => /^[0-9a-f.:]+$/.test(f));
-  } catch {
-    return [];
-  }
+  // host-local creates the directory with its first allocation.
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).filter((f) => /^[0-9a-f.:]+$/.test(f));
 }
 
 async function bridgePorts(): Promise<string[]> {
