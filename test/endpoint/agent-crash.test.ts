@@ -2,7 +2,8 @@
 // (CASTNET_TEST_CRASH_AT, docs/testing.md), driven by the real castnet-cni. After a restart nothing
 // is left half-done (no veth, no bridge port, no record, no address held by castnet IPAM or by a
 // delegated host-local), a retried ADD succeeds with the result an uncrashed ADD gives, and DEL then
-// removes everything.
+// removes everything. A DEL made while the agent is down, with the pod's netns still there, is
+// finished once the netns goes.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,6 +12,7 @@ import type { AddStep } from '../../pkg/endpoint/node-manager';
 import { TestAgent } from '../harness/agent';
 import { invokeCni, type CniOutcome } from '../harness/cni';
 import { addNetns, delNetns, links, netnsPath, netnsTag, veths } from '../harness/netns';
+import { waitFor } from '../harness/wait';
 
 const tag = netnsTag('ac');
 const NET = {
@@ -117,7 +119,8 @@ let reference: unknown;
 
 beforeAll(async () => {
   hostLocalDir = await mkdtemp(path.join(tmpdir(), `${tag}-hl-`));
-  agent = await TestAgent.start({ tag, networks: [NET], poolIndex: 3 });
+  // A short sweep, for the deferred DEL whose netns goes away while the agent runs.
+  agent = await TestAgent.start({ tag, networks: [NET], poolIndex: 3, args: ['--sweep-interval', '1'] });
   // What an ADD that never crashed answers, to compare the retried ADDs with.
   const ns = await pod('ref');
   const out = await cni('ADD', ns, 'ref');
@@ -213,4 +216,35 @@ describe('the agent killed during DEL', () => {
       await expectNothingLeft(other);
     },
   );
+});
+
+describe('a DEL while the agent is down', () => {
+  it('is deferred; with the netns still there, the restarted agent releases the endpoint once the netns goes', async () => {
+    const ns = await pod('deferred');
+    expect(await cni('ADD', ns, 'deferred')).toMatchObject({ status: 0 });
+    await agent.kill('SIGKILL');
+    const del = await cni('DEL', ns, 'deferred');
+    expect(del).toMatchObject({ status: 0, stdout: '' });
+    expect(del.stderr).toContain('DEL deferred');
+
+    // The agent is back before the runtime removed the pod's netns: the endpoint is still wired, so
+    // its start-up reconcile has nothing to release yet.
+    await agent.restart();
+    expect(records()).toEqual([{ containerId: 'deferred', state: 'ready' }]);
+    expect(await bridgePorts()).toHaveLength(1);
+
+    // The runtime removes the netns (the kernel takes the veth pair with it): the sweep releases the rest.
+    await delNetns(ns);
+    await waitFor(async () => records().length === 0 && (await veths(agent.nodeNs)).length === 0, {
+      what: 'the sweep to release the endpoint of the removed netns',
+    });
+    expect(await bridgePorts()).toEqual([]);
+    // Its addresses are free again.
+    const other = await pod('deferred2');
+    const again = await cni('ADD', other, 'deferred2');
+    expect(again).toMatchObject({ status: 0 });
+    expect(portable(again, other)).toEqual(reference);
+    expect(await cni('DEL', other, 'deferred2')).toMatchObject({ status: 0 });
+    await expectNothingLeft(other);
+  });
 });

@@ -18,6 +18,8 @@ export interface AgentHarnessOptions {
   tag: string;
   networks: NetworkSpec[];
   poolIndex?: number;
+  /** More `castnet agent` flags, e.g. ['--sweep-interval', '1']. */
+  args?: string[];
 }
 
 /** How an agent process ended. */
@@ -82,6 +84,7 @@ export class TestAgent {
       path.join(this.dir, 'networks.yaml'),
       '--pool-index',
       String(this.opts.poolIndex ?? 0),
+      ...(this.opts.args ?? []),
     ];
     const child = spawnIn(this.nodeNs, castnetBin, args, { env: { ...process.env, ...env } });
     this.child = child;
