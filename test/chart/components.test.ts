@@ -291,6 +291,44 @@ test('the controller, as rendered, under its own service account: ready, and it 
       spec: { networkID: 4321, subnets: ['10.43.0.0/16'] },
     }),
   });
+  // A pod the group selects, with an endpoint on the network in its node's report (as its agent
+  // would publish it): the controller must resolve it as the group's one member.
+  const memberNode = `${nodeName}-m`;
+  await cluster.kubectl(['apply', '-f', '-'], {
+    input: JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: memberNode } }),
+  });
+  const feedPod = JSON.parse(
+    await cluster.kubectl(['apply', '-o', 'json', '-f', '-'], {
+      input: JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'feed-0', namespace: ns, labels: { app: 'feed' } },
+        spec: { nodeName: memberNode, containers: [{ name: 'c', image: 'example.invalid/feed' }] },
+      }),
+    }),
+  ) as { metadata: { uid: string } };
+  await cluster.kubectl(['apply', '-f', '-'], {
+    input: stringify({
+      apiVersion: 'castnet.io/v1alpha1',
+      kind: 'MembershipReport',
+      metadata: { name: memberNode },
+      spec: {
+        node: memberNode,
+        underlay: { address: '192.0.2.77', port: 4790 },
+        poolIndex: 77,
+        endpoints: [
+          {
+            endpointID: 1,
+            network: net,
+            mac: '02:00:0a:2b:00:01',
+            ips: ['10.43.0.1'],
+            pod: { namespace: ns, name: 'feed-0', uid: feedPod.metadata.uid },
+          },
+        ],
+        memberships: [],
+      },
+    }),
+  });
   await cluster.kubectl(['apply', '-f', '-'], {
     input: stringify({
       apiVersion: 'castnet.io/v1alpha1',
@@ -300,22 +338,29 @@ test('the controller, as rendered, under its own service account: ready, and it 
     }),
   });
   // Resolved (docs/api.md "Status"): the network exists and has multicast on, so Ready is True
-  // with reason Resolved; no pod matches the selector yet, so it resolves to no members.
+  // with reason Resolved, and the selected pod's endpoint is the one member.
   type Condition = { type: string; status: string; reason: string };
+  type Status = {
+    conditions?: Condition[];
+    counts?: { members: number };
+    members?: Array<{ node: string; endpointID: number; pod: string; via: string }>;
+  };
   const status = await eventually(
-    `status of MulticastGroup feed\n${controller.output()}`,
+    `MulticastGroup feed to resolve its member\n${controller.output()}`,
     async () => {
       const out = await cluster.kubectl(['-n', ns, 'get', 'multicastgroup', 'feed', '-o', 'json']);
-      const st = (JSON.parse(out) as { status?: { conditions?: Condition[]; counts?: { members: number } } })
-        .status;
-      return st?.conditions?.length ? st : undefined;
+      const st = (JSON.parse(out) as { status?: Status }).status;
+      return st?.counts?.members ? st : undefined;
     },
     30_000,
   );
   const condition = (type: string) => status.conditions!.find((c) => c.type === type);
   expect(condition('Ready')).toMatchObject({ status: 'True', reason: 'Resolved' });
   expect(condition('MembersResolved')).toMatchObject({ status: 'True' });
-  expect(status.counts).toMatchObject({ members: 0, nodes: 0 });
+  expect(status.counts).toMatchObject({ members: 1, nodes: 1, selector: 1 });
+  expect(status.members).toEqual([
+    expect.objectContaining({ node: memberNode, endpointID: 1, pod: `${ns}/feed-0`, via: 'selector' }),
+  ]);
   expect(controller.output()).not.toMatch(/Forbidden|403/);
 }, 120_000);
 
