@@ -6,7 +6,7 @@ CACHE := $(CURDIR)/.cache
 export GOFLAGS := -mod=mod
 export GOTOOLCHAIN := local
 
-.PHONY: build deps debian-deps npm-deps test test-unit lint format clean lab
+.PHONY: build deps debian-deps npm-deps test test-unit test-go lint format clean lab
 
 deps: debian-deps npm-deps
 
@@ -21,7 +21,7 @@ node_modules/.installed: package-lock.json
 build: npm-deps bin/castnet bin/castnet-cni
 
 TS_SOURCES := $(shell find cmd pkg -name '*.ts' -not -name '*.test.ts' 2>/dev/null)
-dist/.built: $(TS_SOURCES) tsconfig.json package-lock.json
+dist/.built: $(TS_SOURCES) tsconfig.json tsconfig.build.json package-lock.json
 	npx tsc -p tsconfig.build.json
 	@touch $@
 
@@ -31,7 +31,7 @@ bin/castnet: dist/.built scripts/castnet.sh
 
 # The CNI plugin is a tiny self-contained Go forwarder: Multus thick runs it where no Node.js exists,
 # and a Node executable's start-up alone exceeds the reference plugins' whole ADD (see README).
-bin/castnet-cni: $(wildcard cmd/castnet-cni/*.go) cmd/castnet-cni/go.mod
+bin/castnet-cni: $(filter-out %_test.go,$(wildcard cmd/castnet-cni/*.go)) cmd/castnet-cni/go.mod
 	@mkdir -p bin
 	cd cmd/castnet-cni && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o ../../bin/castnet-cni .
 
@@ -41,11 +41,19 @@ lint: npm-deps
 	npx prettier --check .
 	cd cmd/castnet-cni && test -z "$$(gofmt -l .)" && go vet ./...
 
-# Unit tests only: pure logic, no root, no upstream tools.
-test-unit: npm-deps
+# Unit tests only: pure logic, no root, no upstream tools. Built first: jest refuses a stale build
+# (test/build-is-current.cjs).
+test-unit: build
 	npx jest --ci pkg
 
-test: deps build upstream image lint
+# The Go forwarder's unit tests (cmd/castnet-cni/main_test.go): stdin validation, VERSION, the
+# per-verb answers when the agent is down, forwarding to a fake agent socket.
+test-go:
+	cd cmd/castnet-cni && go test -count=1 ./...
+
+# build is a prerequisite, so it has finished before jest starts; jest itself also refuses to run
+# against a dist/ or bin/ older than the sources (test/build-is-current.cjs).
+test: deps build upstream image lint test-go
 	scripts/run-tests.sh
 
 clean:

@@ -5,6 +5,8 @@ module.exports = {
   roots: ['<rootDir>/pkg', '<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   testTimeout: 60000,
+  // Tests run bin/castnet and bin/castnet-cni as real processes: refuse a build older than the sources.
+  globalSetup: '<rootDir>/test/build-is-current.cjs',
   // Network tests share one kernel; two workers keep a 2-core machine responsive.
   maxWorkers: 2,
   transform: { '^.+\\.ts$': 'ts-jest' },

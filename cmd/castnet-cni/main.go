@@ -74,8 +74,12 @@ func run(stdin io.Reader, stdout, stderr io.Writer) int {
 
 	// Only the two fields the forwarder needs are read here; the agent validates the whole config.
 	var conf map[string]json.RawMessage
-	if err := json.Unmarshal(input, &conf); err != nil {
-		return fail(stdout, currentVersion, codeDecodeFailure, "stdin: network configuration is not a valid JSON object", err.Error())
+	if err := json.Unmarshal(input, &conf); err != nil || conf == nil {
+		details := "null"
+		if err != nil {
+			details = err.Error()
+		}
+		return fail(stdout, currentVersion, codeDecodeFailure, "stdin: network configuration is not a valid JSON object", details)
 	}
 	version := stringField(conf, "cniVersion", currentVersion)
 	socket := stringField(conf, "agentSocket", defaultSocket)

@@ -13,6 +13,7 @@ import { createLogger, type Logger } from '../log/log';
 import type { NetworkSpec } from '../lookup/port';
 import { describeZodError, networkSpec } from '../lookup/schema';
 import { CniServer } from './cniserver/server';
+import { crashHookFromEnv } from './crash-hook';
 import { connectLookup } from './lookup-client';
 import { NodeAgent } from './node-agent';
 import { dirname, join } from 'node:path';
@@ -37,6 +38,8 @@ export interface AgentOptions {
   statsSocket?: string;
   queryInterval?: number;
   fastLeave?: boolean;
+  /** Seconds between sweeps releasing endpoints whose pod netns vanished without a DEL. */
+  sweepInterval?: number;
 }
 
 /** Reads a YAML (or JSON) list of networks, naming the file, entry and field on error. */
@@ -65,6 +68,8 @@ export async function startAgent(
     poolIndex: opts.poolIndex,
     networks,
     log: log.with({ component: 'endpoint' }),
+    ...(opts.sweepInterval ? { sweepIntervalMs: opts.sweepInterval * 1000 } : {}),
+    afterStep: crashHookFromEnv(),
   });
   // Reconcile before serving: endpoints half-built or deleted while the agent was down are settled
   // before the first ADD, so a crash between any two steps leaks nothing.
@@ -176,6 +181,11 @@ export function registerAgentCommand(program: Command): void {
     .option('--stats-socket <path>', 'unix socket serving /v1/stats (default: beside --socket)')
     .option('--query-interval <s>', 'IGMP/MLD query interval', intOption('--query-interval', 2, 3600))
     .option('--fast-leave', 'drop a membership as soon as its endpoint leaves (one host per link)')
+    .option(
+      '--sweep-interval <s>',
+      'how often endpoints whose pod netns vanished without a DEL are released (default 30)',
+      intOption('--sweep-interval', 1, 3600),
+    )
     .action(async (opts: AgentOptions) => {
       const log = createLogger('agent');
       const agent = await startAgent(opts, log);

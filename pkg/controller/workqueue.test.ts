@@ -1,7 +1,13 @@
+// The work queue's ordering rules with handlers the test releases itself, and its backoff on jest's
+// fake clock: no sleeps, no wall-clock bounds.
+import { waitFor } from '../../test/harness/wait';
 import { WorkQueue } from './workqueue';
+
+afterEach(() => jest.useRealTimers());
 
 test('a key is queued once, never handled twice at once, and re-run when re-added while running', async () => {
   const log: string[] = [];
+  const release = new Map<string, () => void>();
   let running = 0;
   let maxRunning = 0;
   const q = new WorkQueue(
@@ -9,7 +15,7 @@ test('a key is queued once, never handled twice at once, and re-run when re-adde
       running++;
       maxRunning = Math.max(maxRunning, running);
       log.push(key);
-      await new Promise((r) => setTimeout(r, 20));
+      await new Promise<void>((r) => release.set(key, r));
       running--;
     },
     { workers: 4 },
@@ -17,14 +23,22 @@ test('a key is queued once, never handled twice at once, and re-run when re-adde
   q.add('a');
   q.add('a');
   q.add('b');
-  await new Promise((r) => setTimeout(r, 5));
+  await waitFor(() => release.has('a') && release.has('b'), { what: 'a and b to run' });
+  expect(log).toEqual(['a', 'b']);
   q.add('a'); // while "a" runs: replayed after it finishes, not in parallel
+  const first = release.get('a')!;
+  release.delete('a');
+  first();
+  await waitFor(() => release.has('a'), { what: 'a to run again' });
+  expect(log).toEqual(['a', 'b', 'a']);
+  release.get('a')!();
+  release.get('b')!();
   await q.idle();
-  expect(log.sort()).toEqual(['a', 'a', 'b']);
   expect(maxRunning).toBe(2);
 });
 
 test('failures retry with exponential backoff until they succeed', async () => {
+  jest.useFakeTimers({ now: 0 });
   const at: number[] = [];
   const retries: number[] = [];
   const q = new WorkQueue(
@@ -35,28 +49,30 @@ test('failures retry with exponential backoff until they succeed', async () => {
     { baseDelayMs: 20, onRetry: (_k, _e, attempt) => retries.push(attempt) },
   );
   q.add('g');
+  await jest.advanceTimersByTimeAsync(1_000);
   await q.idle();
+  // Delays of base * 2^(attempt-1): 20, 40, 80 ms.
+  expect(at).toEqual([0, 20, 60, 140]);
   expect(retries).toEqual([1, 2, 3]);
-  const gaps = at.slice(1).map((t, i) => t - at[i]);
-  expect(gaps[0]).toBeGreaterThanOrEqual(18);
-  expect(gaps[1]).toBeGreaterThanOrEqual(38);
-  expect(gaps[2]).toBeGreaterThanOrEqual(78);
   expect(q.retries).toBe(3);
 });
 
 test('forget drops a pending retry', async () => {
-  let calls = 0;
+  jest.useFakeTimers({ now: 0 });
+  const calls = new Map<string, number>();
   const q = new WorkQueue(
-    async () => {
-      calls++;
+    async (key) => {
+      calls.set(key, (calls.get(key) ?? 0) + 1);
       throw new Error('still failing');
     },
-    { baseDelayMs: 50 },
+    { baseDelayMs: 50, maxDelayMs: 50 },
   );
   q.add('x');
-  await new Promise((r) => setTimeout(r, 10));
+  q.add('y'); // the control: not forgotten, so it is retried
+  await jest.advanceTimersByTimeAsync(10);
   q.forget('x');
-  await q.idle();
-  await new Promise((r) => setTimeout(r, 80));
-  expect(calls).toBe(1);
+  await jest.advanceTimersByTimeAsync(1_000);
+  q.stop();
+  expect(calls.get('x')).toBe(1);
+  expect(calls.get('y')).toBe(1 + 1_000 / 50);
 });

@@ -41,6 +41,21 @@ import {
 
 /** The points of ADD after which progress is recorded; a test may freeze ADD at any of them. */
 export type AddStep = 'reserved' | 'ipam' | 'veth' | 'port' | 'container';
+/**
+ * The points of releasing an endpoint (DEL, GC, reconcile): the host veth is deleted ('unlinked'),
+ * then a delegated IPAM plugin released the addresses ('ipam-released'), then the record goes.
+ */
+export type ReleaseStep = 'unlinked' | 'ipam-released';
+export type EndpointStep = AddStep | ReleaseStep;
+export const ENDPOINT_STEPS: readonly EndpointStep[] = [
+  'reserved',
+  'ipam',
+  'veth',
+  'port',
+  'container',
+  'unlinked',
+  'ipam-released',
+];
 
 /** CNI_ARGS key castnet reads a KubeVirt VMI name from (namespace: K8S_POD_NAMESPACE). */
 export const VM_NAME_ARG = 'CASTNET_VM_NAME';
@@ -64,8 +79,11 @@ export interface EndpointManagerOptions {
   netnsDir?: string;
   /** How often sweep() releases endpoints whose pod netns vanished without a DEL (default 30 s; 0: never). */
   sweepIntervalMs?: number;
-  /** Test hook awaited after each ADD step; a promise that never settles freezes ADD there, as a crash would. */
-  afterStep?: (step: AddStep, a: Attachment) => void | Promise<void>;
+  /**
+   * Test hook awaited after each step of ADD and of a release; a promise that never settles freezes
+   * the request there, and the agent's CASTNET_TEST_CRASH_AT kills the process there (crash-hook.ts).
+   */
+  afterStep?: (step: EndpointStep, a: Attachment) => void | Promise<void>;
 }
 
 const silent: Logger = {
@@ -499,13 +517,14 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource {
     return next;
   }
 
-  private async step(step: AddStep, a: Attachment): Promise<void> {
+  private async step(step: EndpointStep, a: Attachment): Promise<void> {
     await this.opts.afterStep?.(step, a);
   }
 
   /** Removes an endpoint's veth (the kernel takes the pod end with it), its addresses and its record. */
   private async release(ep: Endpoint, cniPath: string): Promise<void> {
     await this.host.deleteLinkByNameAsync(ep.hostIfname);
+    await this.step('unlinked', ep);
     if (ep.ipam.type === 'delegate') {
       try {
         await execDelegate('DEL', { ...ep.ipam.call, cniPath: cniPath || ep.ipam.call.cniPath });
@@ -518,6 +537,7 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource {
           error: (e as Error).message,
         });
       }
+      await this.step('ipam-released', ep);
     }
     this.table.remove(ep);
     this.persist();

@@ -324,8 +324,13 @@ describe('IPv6 text with an IPv4 tail', () => {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { parseIPv6, parseAddress } = require('./addr') as typeof import('./addr');
   it('accepts a dotted quad only at the end of the whole address', () => {
-    expect(parseIPv6('::ffff:1.2.3.4')).toBeDefined();
-    expect(parseIPv6('64:ff9b::192.0.2.1')).toBeDefined();
+    // RFC 4291 2.2 (3): the dotted quad is the low-order 32 bits.
+    expect(parseIPv6('::ffff:1.2.3.4')).toEqual(
+      Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 1, 2, 3, 4),
+    );
+    expect(parseIPv6('64:ff9b::192.0.2.1')).toEqual(
+      Uint8Array.of(0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 192, 0, 2, 1),
+    );
     expect(parseIPv6('1.2.3.4::')).toBeUndefined();
     expect(parseIPv6('43.103.3.1::2')).toBeUndefined();
     expect(parseAddress('1.2.3.4::')).toBeUndefined();

@@ -1,7 +1,6 @@
 // Against the real kernel: a Linux host's ARP request parses, and the reply castnet builds for it
 // is accepted (the host's neighbour table learns the answered MAC). Two namespaces on a veth: the
 // "host" pings an address nobody owns; the "agent" side answers it from "its directory".
-import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { run, runIn, spawnIn, stop } from '../sys/exec';
 import { addNetns, delNetns, netnsTag } from '../../test/harness/netns';
@@ -12,12 +11,13 @@ const HOST = `${tag}h`;
 const AGENT = `${tag}a`;
 const ANSWERED_MAC = '02:00:00:98:00:05';
 
-// Prints the first ARP request (argv "arp") or neighbour solicitation (argv "ns") seen on "va" as
-// hex, then sends each hex line read from stdin.
+// Prints "ready" once bound, then the first ARP request (argv "arp") or neighbour solicitation
+// (argv "ns") seen on "va" as hex, then sends each hex line read from stdin.
 const RESPONDER = `
 import socket, sys
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
 s.bind(('va', 0))
+print('ready', flush=True)
 def wanted(f):
     if sys.argv[1] == 'arp':
         return f[12:14] == b'\\x08\\x06' and f[20:22] == b'\\x00\\x01'
@@ -56,14 +56,20 @@ async function answerRealQuestion(
 ): Promise<string> {
   const responder = spawnIn(AGENT, 'python3', ['-c', RESPONDER, kind], { stdio: ['pipe', 'pipe', 'pipe'] });
   try {
-    await new Promise((r) => setTimeout(r, 300)); // let the responder bind before the host asks
+    // An iterator buffers lines, so none is lost between two reads.
+    const lines = createInterface({ input: responder.stdout! })[Symbol.asyncIterator]();
+    const line = async (): Promise<string> => {
+      const next = await lines.next();
+      if (next.done) throw new Error('the responder exited early');
+      return next.value;
+    };
+    expect(await line()).toBe('ready'); // bound before the host asks
     const asking = runIn(HOST, ask[0], ask.slice(1)).catch(() => undefined);
-    const lines = createInterface({ input: responder.stdout! });
-    const [hex] = (await once(lines, 'line')) as [string];
+    const hex = await line();
     const f = parseFrame(Buffer.from(hex, 'hex'));
     if (!f.ok) throw new Error(f.error.reason);
     responder.stdin!.write(Buffer.from(answer(f.value)).toString('hex') + '\n');
-    await once(lines, 'line');
+    expect(await line()).toBe('sent');
     await asking;
     return (await run('ip', ['-n', HOST, 'neigh', 'show', neighbour, 'dev', 'vh'])).stdout;
   } finally {

@@ -11,6 +11,7 @@ import { readPcap } from '../lab/pcap';
 import { MembershipTable } from '../membership';
 import { run, runIn, spawnIn, stop } from '../sys/exec';
 import { addNetns, delNetns, netnsTag } from '../../test/harness/netns';
+import { waitFor } from '../../test/harness/wait';
 import { buildIgmpQuery, buildMldQuery, parseMembershipFrame, type MembershipReport } from './index';
 
 const tag = netnsTag('ig');
@@ -39,8 +40,6 @@ async function inject(frame: Uint8Array): Promise<void> {
   await runIn(QUERIER, 'python3', ['-c', py]);
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** Host reports captured so far, as "TYPE group [sources]" lines (a partial last record is ignored). */
 async function capturedRecords(): Promise<string[]> {
   const out: string[] = [];
@@ -55,12 +54,14 @@ async function capturedRecords(): Promise<string[]> {
 }
 
 /** Waits until a captured host record starts with `prefix` (the kernel's timers are randomised). */
-async function captured(prefix: string, timeoutMs = 10_000): Promise<void> {
-  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await sleep(100)) {
-    if ((await capturedRecords()).some((r) => r.startsWith(prefix))) return;
-  }
-  throw new Error(
-    `no ${prefix} report captured within ${timeoutMs} ms: ${(await capturedRecords()).join('; ')}`,
+async function captured(prefix: string): Promise<void> {
+  await waitFor(
+    async () => {
+      const records = await capturedRecords();
+      if (records.some((r) => r.startsWith(prefix))) return true;
+      throw new Error(`captured so far: ${records.join('; ')}`);
+    },
+    { what: `a ${prefix} report`, intervalMs: 100 },
   );
 }
 
@@ -118,7 +119,10 @@ it('parses the kernel’s reports, and the kernel answers castnet’s queries', 
     joiner = spawnIn(HOST, 'python3', ['-c', JOINER], { stdio: ['pipe', 'pipe', 'pipe'] });
     const [line] = (await once(joiner.stdout!, 'data')) as [Buffer];
     expect(line.toString()).toContain('joined');
-    await sleep(500);
+    // The kernel has taken the joins once it announced them (unsolicited state-change reports).
+    await captured('TO_EX 239.7.7.7');
+    await captured('ALLOW 232.7.7.7');
+    await captured('TO_EX ff05::7');
     const q = { querierMac: QUERIER_MAC, maxResponseMs: 500, robustness: 2, queryIntervalSec: 125 };
     await inject(buildIgmpQuery({ ...q, querierIp: '10.99.0.2' }));
     await inject(buildMldQuery({ ...q, querierIp: 'fe80::2' }));

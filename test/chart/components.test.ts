@@ -299,6 +299,44 @@ test('the controller, as rendered, under its own service account: ready, and it 
       spec: { networkID: 4321, subnets: ['10.43.0.0/16'] },
     }),
   });
+  // A pod the group selects, with an endpoint on the network in its node's report (as its agent
+  // would publish it): the controller must resolve it as the group's one member.
+  const memberNode = `${nodeName}-m`;
+  await cluster.kubectl(['apply', '-f', '-'], {
+    input: JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: memberNode } }),
+  });
+  const feedPod = JSON.parse(
+    await cluster.kubectl(['apply', '-o', 'json', '-f', '-'], {
+      input: JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'feed-0', namespace: ns, labels: { app: 'feed' } },
+        spec: { nodeName: memberNode, containers: [{ name: 'c', image: 'example.invalid/feed' }] },
+      }),
+    }),
+  ) as { metadata: { uid: string } };
+  await cluster.kubectl(['apply', '-f', '-'], {
+    input: stringify({
+      apiVersion: 'castnet.io/v1alpha1',
+      kind: 'MembershipReport',
+      metadata: { name: memberNode },
+      spec: {
+        node: memberNode,
+        underlay: { address: '192.0.2.77', port: 4790 },
+        poolIndex: 77,
+        endpoints: [
+          {
+            endpointID: 1,
+            network: net,
+            mac: '02:00:0a:2b:00:01',
+            ips: ['10.43.0.1'],
+            pod: { namespace: ns, name: 'feed-0', uid: feedPod.metadata.uid },
+          },
+        ],
+        memberships: [],
+      },
+    }),
+  });
   await cluster.kubectl(['apply', '-f', '-'], {
     input: stringify({
       apiVersion: 'castnet.io/v1alpha1',
@@ -307,16 +345,30 @@ test('the controller, as rendered, under its own service account: ready, and it 
       spec: { network: net, address: '239.4.3.2', selectors: { pods: { matchLabels: { app: 'feed' } } } },
     }),
   });
-  const conditions = await eventually(
-    `status of MulticastGroup feed\n${controller.output()}`,
+  // Resolved (docs/api.md "Status"): the network exists and has multicast on, so Ready is True
+  // with reason Resolved, and the selected pod's endpoint is the one member.
+  type Condition = { type: string; status: string; reason: string };
+  type Status = {
+    conditions?: Condition[];
+    counts?: { members: number };
+    members?: Array<{ node: string; endpointID: number; pod: string; via: string }>;
+  };
+  const status = await eventually(
+    `MulticastGroup feed to resolve its member\n${controller.output()}`,
     async () => {
       const out = await cluster.kubectl(['-n', ns, 'get', 'multicastgroup', 'feed', '-o', 'json']);
-      const st = (JSON.parse(out) as { status?: { conditions?: Array<{ type: string }> } }).status;
-      return st?.conditions?.length ? st.conditions : undefined;
+      const st = (JSON.parse(out) as { status?: Status }).status;
+      return st?.counts?.members ? st : undefined;
     },
     30_000,
   );
-  expect(conditions.map((x) => x.type)).toContain('Ready');
+  const condition = (type: string) => status.conditions!.find((c) => c.type === type);
+  expect(condition('Ready')).toMatchObject({ status: 'True', reason: 'Resolved' });
+  expect(condition('MembersResolved')).toMatchObject({ status: 'True' });
+  expect(status.counts).toMatchObject({ members: 1, nodes: 1, selector: 1 });
+  expect(status.members).toEqual([
+    expect.objectContaining({ node: memberNode, endpointID: 1, pod: `${ns}/feed-0`, via: 'selector' }),
+  ]);
   expect(controller.output()).not.toMatch(/Forbidden|403/);
 }, 120_000);
 
@@ -324,14 +376,18 @@ test('the uninstall hook’s Job, as rendered, waits until the node cleanup has 
   const job = workload('Job', `${release}-node-cleanup-wait`);
   const [c] = job.spec.template.spec.containers;
   const kubeconfig = await serviceAccountKubeconfig(`${release}-node-cleanup`);
-  const args = localCommand(c.command!, {})
-    .slice(1)
-    .map((a) => (a.startsWith('--timeout=') ? '--timeout=60' : a));
-  const wait = spawn(castnetBin, [...args, `--kubeconfig=${kubeconfig}`], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const waiting = start(wait, 'wait-daemonset');
-  const exited = new Promise<number | null>((r) => wait.once('exit', r));
+  /** Runs the Job's command with its timeout shortened to `timeoutS`; resolves with the exit code and output. */
+  const runWait = async (timeoutS: number): Promise<{ code: number | null; output: string }> => {
+    const args = localCommand(c.command!, {})
+      .slice(1)
+      .map((a) => (a.startsWith('--timeout=') ? `--timeout=${timeoutS}` : a));
+    const wait = spawn(castnetBin, [...args, `--kubeconfig=${kubeconfig}`], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const waiting = start(wait, 'wait-daemonset');
+    const code = await new Promise<number | null>((r) => wait.once('exit', r));
+    return { code, output: waiting.output() };
+  };
   // No DaemonSet controller runs here: set the status it would report.
   const setStatus = (ready: number) =>
     cluster.kubectl([
@@ -348,10 +404,15 @@ test('the uninstall hook’s Job, as rendered, waits until the node cleanup has 
         },
       }),
     ]);
+  // One node of two has run its cleanup: the wait keeps polling until its deadline and says what it saw.
   await setStatus(1);
-  const early = await Promise.race([exited, new Promise((r) => setTimeout(() => r('still waiting'), 4000))]);
-  expect(early).toBe('still waiting');
+  const incomplete = await runWait(3);
+  expect(incomplete.code).toBe(1);
+  expect(incomplete.output).toContain(`daemonset ${ns}/${release}-node-cleanup: 1 of 2 pods ready after 3 s`);
+  // Both have: the wait ends successfully, under the Job's service account.
   await setStatus(2);
-  expect(await exited).toBe(0);
-  expect(waiting.output()).not.toMatch(/Forbidden|403/);
+  const done = await runWait(60);
+  expect(done.code).toBe(0);
+  expect(done.output).not.toMatch(/Forbidden|403/);
+  expect(incomplete.output).not.toMatch(/Forbidden|403/);
 }, 120_000);

@@ -74,9 +74,8 @@ test('the build has named stages and the final image is node 20', () => {
 test('every COPY --from names an earlier stage', () => {
   for (const c of copies.filter((c) => c.from)) {
     const index = stages.indexOf(c.from);
-    expect({ copy: c, stageIndex: index }).toEqual({ copy: c, stageIndex: expect.any(Number) });
-    expect(index).toBeGreaterThanOrEqual(0);
-    expect(index).toBeLessThan(c.stage);
+    // -1 (no such stage) and a later stage both fail, with the COPY in the message.
+    expect({ copy: c, earlierStage: index >= 0 && index < c.stage }).toEqual({ copy: c, earlierStage: true });
   }
 });
 

@@ -76,7 +76,7 @@ afterAll(async () => {
 test('deploy/ holds exactly what the chart renders (make manifests)', async () => {
   await expect(
     run(path.resolve(__dirname, '../../scripts/render-manifests.sh'), ['--check']),
-  ).resolves.toBeDefined();
+  ).resolves.toMatchObject({ stdout: '', stderr: '' });
 });
 
 test('helm lint --strict passes', async () => {

@@ -112,7 +112,12 @@ describe('with a real agent', () => {
     };
     expect(conflist.plugins).toHaveLength(1);
 
-    await expect(castnet('agent-ready', '--socket', agent.socket)).resolves.toBeDefined();
+    // The readiness probe: exit 0 against the serving agent, and a failure naming a socket nobody serves.
+    await expect(castnet('agent-ready', '--socket', agent.socket)).resolves.toMatchObject({ stdout: '' });
+    const nobody = path.join(path.dirname(agent.socket), 'nobody.sock');
+    await expect(castnet('agent-ready', '--socket', nobody)).rejects.toThrow(
+      `castnet agent at ${nobody} is not serving`,
+    );
 
     // What a runtime does with the conflist: the plugin's config with the list's name and version.
     await addNetns(podNs);
@@ -142,7 +147,12 @@ describe('with a real agent', () => {
     const castnetLinks = (await links(agent.nodeNs))
       .map((l) => l.ifname)
       .filter((n) => /^cn(br[0-9a-f]{6}|[0-9a-f]{11})$/.test(n));
-    expect(castnetLinks.length).toBeGreaterThanOrEqual(2); // the network's bridge and the pod's host veth
+    // The network's bridge (docs/endpoints.md: cnbr + the network ID in 6 hex digits) and the pod's
+    // host veth, as the ADD result named it.
+    const hostVeth = (add.json?.interfaces as Array<{ name: string; sandbox?: string }>).find(
+      (i) => !i.sandbox,
+    )!.name;
+    expect(castnetLinks.sort()).toEqual(['cnbr0004b1', hostVeth].sort());
 
     await agent.kill();
     await expect(castnet('agent-ready', '--socket', agent.socket)).rejects.toThrow(/is not serving/);

@@ -1,6 +1,7 @@
 // ADD, DEL, CHECK and GC of castnet endpoints against the real kernel, in namespaces of this file.
 import { execFileSync } from 'node:child_process';
 import { CniError } from '../../pkg/cni/types';
+import { waitFor } from '../harness/wait';
 import { addNs, addReq, BLUE, conf, delNs, delReq, ip, ipJson, pings, TestNode } from './helpers';
 
 const tag = `cnad${process.pid}`;
@@ -327,19 +328,26 @@ describe('DEL', () => {
     const ep = node.manager.endpoints().find((x) => x.containerId === 'd4');
     delNs(p);
     // The kernel destroys a deleted netns' links asynchronously.
-    for (let i = 0; i < 100 && node.hostVeths().includes(ep?.hostIfname ?? ''); i++) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitFor(() => !node.hostVeths().includes(ep!.hostIfname), { what: `${ep!.hostIfname} to vanish` });
     await node.manager.sweep();
     expect(node.manager.endpoints().find((x) => x.containerId === 'd4')).toBeUndefined();
   });
 
-  it('frees the address for reuse', async () => {
+  it('frees the addresses for reuse', async () => {
     const p = pod(9);
     const r1 = await node.manager.add(addReq('d3', `/var/run/netns/${p}`));
+    const held = r1.ips!.map((i) => i.address);
+    expect(held).toHaveLength(2);
+    // Another endpoint asking for exactly those addresses is refused while d3 holds them ...
+    const q = pod(24);
+    const again = (id: string) =>
+      node.manager.add(addReq(id, `/var/run/netns/${q}`, conf({ runtimeConfig: { ips: held } })));
+    expect((await rejection(again('d3b'))).message).toContain('is already in use on network "blue"');
+    // ... and gets them once DEL released them.
     await node.manager.del(delReq('d3', `/var/run/netns/${p}`));
-    const used = new Set(node.manager.endpoints().flatMap((x) => x.ips));
-    expect(used.has(r1.ips?.[0].address ?? '')).toBe(false);
+    const r2 = await again('d3c');
+    expect(r2.ips!.map((i) => i.address)).toEqual(held);
+    expect(globalAddrs(link(q, 'eth0'))).toEqual(held);
   });
 });
 

@@ -1,9 +1,9 @@
-// Crash safety, IPAM persistence across agent restarts, pool exhaustion and concurrent ADDs.
+// Reconcile of what a previous run left, IPAM persistence across agent restarts, pool exhaustion and concurrent ADDs.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CniError } from '../../pkg/cni/types';
-import type { AddStep } from '../../pkg/endpoint/node-manager';
-import { addNs, addReq, BLUE, conf, CrashPoint, delNs, delReq, ip, ipJson, TestNode } from './helpers';
+import { waitFor } from '../harness/wait';
+import { addNs, addReq, BLUE, conf, delNs, delReq, ip, ipJson, TestNode } from './helpers';
 
 const tag = `cncr${process.pid}`;
 const pods: string[] = [];
@@ -32,37 +32,14 @@ function onDisk(node: TestNode): { containerId: string; state: string; ips: stri
   );
 }
 
-describe('crash safety', () => {
-  const steps: AddStep[] = ['reserved', 'veth', 'port', 'container'];
+// A real agent killed at each step of ADD and DEL: test/endpoint/agent-crash.test.ts.
+describe('reconcile at start', () => {
   let node: TestNode;
-  const crash = new CrashPoint();
 
   beforeAll(() => {
-    // A promise that never settles freezes ADD after the step, as if the agent died right there.
-    node = new TestNode(`${tag}a`, {
-      afterStep: crash.hook,
-    });
+    node = new TestNode(`${tag}a`);
   });
   afterAll(() => node?.destroy());
-
-  it.each(steps)('leaks no veth and no address when the agent dies after step %s', async (step) => {
-    const netns = pod();
-    const frozen = crash.at(step);
-    void node.manager.add(addReq(`crash-${step}`, netns));
-    await frozen;
-    const intent = onDisk(node).find((e) => e.containerId === `crash-${step}`);
-    expect(intent).toMatchObject({ state: 'adding' });
-    const reserved = intent?.ips ?? [];
-    expect(reserved.length).toBe(2);
-
-    const restarted = node.restart();
-    await restarted.reconcile();
-    expect(node.hostVeths()).toEqual([]);
-    expect(podLinks(netns)).toEqual(['lo']);
-    expect(restarted.endpoints()).toEqual([]);
-    // The reserved addresses are free again: a fresh ADD may get them (the cursor moved past them).
-    expect(onDisk(node)).toEqual([]);
-  });
 
   it('deletes host veths with castnet names that no record owns, and releases ready endpoints whose veth vanished', async () => {
     const netns = pod();
@@ -71,8 +48,7 @@ describe('crash safety', () => {
     // The pod's netns goes away while the agent is down: the kernel deletes the veth pair.
     delNs(netns.split('/').pop() ?? '');
     // The kernel destroys a deleted netns' links asynchronously.
-    for (let i = 0; i < 100 && node.hostVeths().includes(ep.hostIfname); i++)
-      await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => !node.hostVeths().includes(ep.hostIfname), { what: `${ep.hostIfname} to vanish` });
     // And a veth with castnet's name that no record owns (e.g. left by an older agent's crash).
     const name = 'cn0123456789a';
     ip('-n', node.name, 'link', 'add', name, 'type', 'veth', 'peer', 'name', 'x');

@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddRequest, DelRequest, NetConf } from '../../pkg/endpoint/manager';
 import {
-  type AddStep,
   createEndpointManager,
   type EndpointManagerOptions,
   type NodeEndpointManager,
@@ -13,27 +12,6 @@ import {
 import type { NetworkSpec } from '../../pkg/lookup/port';
 
 export const nsPath = (n: string): string => `/var/run/netns/${n}`;
-
-/**
- * A crash point for the manager's `afterStep` hook: `hook` freezes ADD forever after `at(step)` was
- * called with that step (as a dead agent would stop), and `reached` resolves once it froze there.
- */
-export class CrashPoint {
-  private step: AddStep | undefined;
-  private froze: (() => void) | undefined;
-
-  at(step: AddStep): Promise<void> {
-    this.step = step;
-    return new Promise((resolve) => (this.froze = resolve));
-  }
-
-  readonly hook = (step: AddStep): Promise<void> | undefined => {
-    if (step !== this.step) return undefined;
-    this.step = undefined;
-    this.froze?.();
-    return new Promise<void>(() => undefined);
-  };
-}
 
 export function ip(...args: string[]): string {
   return execFileSync('ip', args, { encoding: 'utf8' });

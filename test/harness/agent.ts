@@ -18,10 +18,19 @@ export interface AgentHarnessOptions {
   tag: string;
   networks: NetworkSpec[];
   poolIndex?: number;
+  /** More `castnet agent` flags, e.g. ['--sweep-interval', '1']. */
+  args?: string[];
+}
+
+/** How an agent process ended. */
+export interface AgentExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
 }
 
 export class TestAgent {
   private child: ChildProcess | undefined;
+  private exit: Promise<AgentExit> | undefined;
   private output = '';
 
   private constructor(
@@ -57,8 +66,11 @@ export class TestAgent {
     return agent;
   }
 
-  /** (Re)starts the agent process and resolves when it serves its socket. */
-  async restart(): Promise<void> {
+  /**
+   * (Re)starts the agent process and resolves when it serves its socket. `env` is added to the
+   * agent's environment, e.g. CASTNET_TEST_HOOKS=1 and CASTNET_TEST_CRASH_AT=<step> (docs/testing.md).
+   */
+  async restart(env: Record<string, string> = {}): Promise<void> {
     await this.kill();
     const args = [
       'agent',
@@ -72,9 +84,11 @@ export class TestAgent {
       path.join(this.dir, 'networks.yaml'),
       '--pool-index',
       String(this.opts.poolIndex ?? 0),
+      ...(this.opts.args ?? []),
     ];
-    const child = spawnIn(this.nodeNs, castnetBin, args);
+    const child = spawnIn(this.nodeNs, castnetBin, args, { env: { ...process.env, ...env } });
     this.child = child;
+    this.exit = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
     const from = this.output.length;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
@@ -94,6 +108,12 @@ export class TestAgent {
         reject(new Error(`agent exited with ${code} before serving:\n${this.output}`));
       });
     });
+  }
+
+  /** Resolves when the current agent process has ended, e.g. by its armed crash hook. */
+  exited(): Promise<AgentExit> {
+    if (!this.exit) throw new Error('the agent was never started');
+    return this.exit;
   }
 
   /** Stops the agent (SIGTERM, then SIGKILL). */

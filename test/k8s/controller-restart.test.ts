@@ -15,6 +15,7 @@ import {
   type Cluster,
 } from '../harness/k8s';
 import { eventually, installCrds } from './fixtures';
+import { waitFor } from '../harness/wait';
 
 let cluster: Cluster;
 let ns: string;
@@ -98,8 +99,10 @@ test('an apiserver restart loses no member, and later changes still arrive', asy
   const before = await membersAre(['n1/1:igmp', 'n1/2:igmp', 'n2/1:static']);
 
   await stopApiserver(cluster);
-  // Long enough for every watch to fail and the leader to miss its renew deadline.
-  await new Promise((r) => setTimeout(r, 3000));
+  // Down until the report watch has failed and the leader has missed its renew deadline.
+  await waitFor(() => controller!.restartsOf('reports') > 0 && !controller!.isLeader, {
+    what: 'the report watch to fail and the leader to step down',
+  });
   await startApiserver(cluster);
 
   // The report changes after the restart: the controller sees it only through a re-established watch.
