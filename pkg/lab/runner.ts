@@ -16,7 +16,6 @@ import { KubernetesLabDirectory } from './kubernetes';
 import type { GroupSpec, NetworkSpec } from '../lookup/port';
 import { run, spawnIn, stop } from '../sys/exec';
 import { parseCidr, subnetBroadcast } from '../frame/addr';
-import { UnderlaySocket } from '../underlay/udp';
 import { countContaining, readPcap } from './pcap';
 import { planControls, type Control } from './controls';
 import { LabSinks } from './sink';
@@ -116,8 +115,6 @@ export class Lab {
   private readonly sinks = new LabSinks();
   /** Ports every pod's receiving application listens on. */
   private readonly sinkPorts = new Set<number>([CONTROL_PORT]);
-  /** Per pod, the socket its positive controls leave from. */
-  private readonly controlSockets = new Map<string, UnderlaySocket>();
   private controlSeq = 0;
   private closed = false;
 
@@ -569,10 +566,6 @@ export class Lab {
     }
     if (p.capture) await stop(p.capture);
     this.sinks.closePod(name);
-    for (const family of [4, 6]) {
-      this.controlSockets.get(`${name}/${family}`)?.close();
-      this.controlSockets.delete(`${name}/${family}`);
-    }
     await this.cni('DEL', p, '');
     await run('ip', ['netns', 'delete', p.ns]);
     this.pods.delete(name);
@@ -621,21 +614,35 @@ export class Lab {
     s: Extract<Step, { send: unknown }>['send'],
   ): Promise<string[]> {
     const p = this.pod(s.from);
-    const v6 = isIPv6(s.to);
-    // The sender's kernel keeps its own multicast only when the step asks for loopback.
-    const loop = s.loopback ? 1 : 0;
     const tokens: string[] = [];
     for (let k = 0; k < s.count; k++) {
       const token = `castnet-lab:${scenario}:${stepIndex}:${k}:${Math.random().toString(36).slice(2, 10)}`;
       tokens.push(token);
-      const addr = v6
-        ? `UDP6-DATAGRAM:[${s.to}]:${s.port},so-bindtodevice=eth0,ip-multicast-ttl=${s.ttl},ipv6-unicast-hops=${s.ttl},setsockopt-int=41:19:${loop}`
-        : `UDP4-DATAGRAM:${s.to}:${s.port},so-bindtodevice=eth0,broadcast,ip-multicast-ttl=${s.ttl},ip-multicast-if=${p.ip},ttl=${s.ttl},ip-multicast-loop=${loop}`;
       const payload = (s.size ? token.padEnd(s.size - 1, '.') : token) + '\n';
-      this.sinks.expect(token, Buffer.from(payload));
-      await run('ip', ['netns', 'exec', p.ns, 'socat', '-u', 'STDIN', addr], { input: payload });
+      await this.socatSend(p, s.to, s.port, s.ttl, s.loopback, token, payload);
     }
     return tokens;
+  }
+
+  /**
+   * One datagram from pod `p` with socat, out of its eth0. The sender's kernel keeps its own
+   * multicast only with `loop`. The payload is registered first, so copies can be checked.
+   */
+  private async socatSend(
+    p: LabPod,
+    to: string,
+    port: number,
+    ttl: number,
+    loop: boolean,
+    token: string,
+    payload: string,
+  ): Promise<void> {
+    const l = loop ? 1 : 0;
+    const addr = isIPv6(to)
+      ? `UDP6-DATAGRAM:[${to}]:${port},so-bindtodevice=eth0,ip-multicast-ttl=${ttl},ipv6-unicast-hops=${ttl},setsockopt-int=41:19:${l}`
+      : `UDP4-DATAGRAM:${to}:${port},so-bindtodevice=eth0,broadcast,ip-multicast-ttl=${ttl},ip-multicast-if=${p.ip},ttl=${ttl},ip-multicast-loop=${l}`;
+    this.sinks.expect(token, Buffer.from(payload));
+    await run('ip', ['netns', 'exec', p.ns, 'socat', '-u', 'STDIN', addr], { input: payload });
   }
 
   /** Whether `to` is a broadcast address of the sender's network (Linux loops those back to it). */
@@ -649,32 +656,19 @@ export class Lab {
   }
 
   /**
-   * Sends each control: one unicast datagram from its source pod to its target's control port,
-   * carrying a token of its own. Returns target -> its control's token, and whether it crosses
-   * the underlay.
+   * Sends each control (all-hosts link-local multicast on the control port, carrying a token of its
+   * own). Returns, per pod that awaits one, its control's token and whether it crosses the underlay.
    */
-  private sendControls(controls: Control[]): Map<string, { token: string; crosses: boolean }> {
-    const tokens = new Map<string, { token: string; crosses: boolean }>();
+  private async sendControls(controls: Control[]): Promise<Map<string, { token: string; crosses: boolean }>> {
+    const awaited = new Map<string, { token: string; crosses: boolean }>();
     for (const c of controls) {
       const src = this.pod(c.source);
-      const dst = this.pod(c.target);
-      const v4 = isIPv4(src.ip) && dst.ips.some((a) => isIPv4(a));
-      const from = src.ips.find((a) => isIPv4(a) === v4)!;
-      const to = dst.ips.find((a) => isIPv4(a) === v4);
-      if (!to) continue;
-      const key = `${src.name}/${v4 ? 4 : 6}`;
-      let sock = this.controlSockets.get(key);
-      if (!sock) {
-        sock = UnderlaySocket.open({ address: from, port: 0, netns: `/run/netns/${src.ns}`, batchSize: 1 });
-        this.controlSockets.set(key, sock);
-      }
-      const token = `castnet-lab-control:${++this.controlSeq}:${c.target}`;
-      const payload = Buffer.from(token + '\n');
-      this.sinks.expect(token, payload);
-      sock.send([{ to: sock.peer(to, CONTROL_PORT), data: payload }]);
-      tokens.set(c.target, { token, crosses: src.node !== dst.node });
+      const token = `castnet-lab-control:${++this.controlSeq}`;
+      const to = src.ips.some((a) => isIPv4(a)) ? '224.0.0.1' : 'ff02::1';
+      await this.socatSend(src, to, CONTROL_PORT, 1, false, token, token + '\n');
+      for (const pod of c.awaitAt) awaited.set(pod, { token, crosses: this.pod(pod).node !== src.node });
     }
-    return tokens;
+    return awaited;
   }
 
   /** Per pod, each message's copies as its application and its interface saw them. */
@@ -755,13 +749,12 @@ export class Lab {
     const live = applyVmHandoff(this.directory).endpoints;
     const reachable = (p: LabPod) =>
       !p.vmi || live.some((ep) => ep.node === this.nodeName(p.node) && ep.mac === p.mac);
-    const controls = this.sendControls(
+    const controls = await this.sendControls(
       planControls(
         [...this.pods.values()].map((p) => ({
           name: p.name,
           node: p.node,
           network: p.network,
-          ip: p.ip,
           reachable: reachable(p),
         })),
         from.name,
@@ -843,7 +836,6 @@ export class Lab {
     if (this.closed) return;
     this.closed = true;
     this.sinks.close();
-    for (const sock of this.controlSockets.values()) sock.close();
     for (const j of this.joins.values()) for (const c of j.children) await stop(c);
     for (const p of this.pods.values()) {
       if (p.capture) await stop(p.capture);

@@ -64,8 +64,9 @@ const send = z.strictObject({
   /** UDP payload bytes (the token, padded); large ones test the MTU handling. */
   size: z.number().int().min(64).max(9000).optional(),
   /**
-   * The sender's socket keeps a copy of its own multicast (IP_MULTICAST_LOOP); its application must
-   * then read exactly one copy of each message. Broadcasts always loop back on Linux.
+   * The sender's socket keeps a copy of its own multicast (IP_MULTICAST_LOOP): its application
+   * (which must have joined) then reads exactly one copy of each message. Broadcasts always loop
+   * back on Linux.
    */
   loopback: z.boolean().default(false),
 });

@@ -97,30 +97,28 @@ describe('tokenOf', () => {
 });
 
 describe('planControls', () => {
-  const pod = (name: string, node: number, network: string, ip: string, reachable = true): ControlPod => ({
+  const pod = (name: string, node: number, network: string, reachable = true): ControlPod => ({
     name,
     node,
     network,
-    ip,
     reachable,
   });
 
-  it('sends from the sender within its network, else from a pod on the sender node, never to the unreachable', () => {
+  it('sends from the sender in its network and from its node elsewhere, and a control back to each source', () => {
     const pods = [
-      pod('a1', 0, 'blue', '10.0.0.1'),
-      pod('b1', 1, 'blue', '10.0.1.1'),
-      pod('r1', 1, 'red', '10.0.1.1'),
-      pod('r0', 0, 'red', '10.0.0.3'),
-      pod('v1', 0, 'blue', '10.0.0.9', false),
-      pod('v1t', 2, 'blue', '10.0.0.9'),
-      pod('lone', 2, 'green', '10.9.0.1'),
+      pod('b1', 1, 'blue'),
+      pod('a1', 0, 'blue'),
+      pod('a2', 0, 'blue'),
+      pod('v1', 0, 'blue', false),
+      pod('r1', 1, 'red'),
+      pod('r0', 0, 'red'),
+      pod('lone', 2, 'green'),
     ];
     expect(planControls(pods, 'a1')).toEqual([
-      { target: 'a1', source: 'b1' },
-      { target: 'b1', source: 'a1' },
-      { target: 'r1', source: 'r0' },
-      { target: 'r0', source: 'r1' },
-      { target: 'v1t', source: 'a1' },
+      { source: 'a1', awaitAt: ['b1', 'a2'] },
+      { source: 'a2', awaitAt: ['a1'] },
+      { source: 'r0', awaitAt: ['r1'] },
+      { source: 'r1', awaitAt: ['r0'] },
     ]);
   });
 
