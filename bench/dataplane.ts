@@ -591,7 +591,9 @@ async function main(): Promise<void> {
       delivered_pps_rounds: rounds[i]!.map((r) => r.best?.deliveredPps ?? 0),
       delivered_loss_ratio: s.best?.lossRatio ?? null,
       delivered_lost: s.best?.lost ?? null,
-      first_loss_at_offered_pps: s.trials.find((t) => !t.lossless)?.offeredPps ?? null,
+      lowest_lossy_offered_pps: s.trials
+        .filter((t) => !t.lossless)
+        .reduce<number | null>((m, t) => (m === null || t.offeredPps < m ? t.offeredPps : m), null),
       sender_limited: s.senderLimited,
       cpu_runs_loss_ratio: round(Math.max(...cpu.map((t) => t.lossRatio)), 6),
       cpu_us_per_msg: round(median(cpu.map((t) => t.cpuUsPerMsg))),
@@ -637,7 +639,7 @@ async function main(): Promise<void> {
     load_average_at_end: loadAverage(),
     notes: [
       "delivered_pps: counted at the receivers: the slowest receiver socket's messages of the trial divided by the seconds of sending, at the highest offered rate that was lossless (doubling from 10k/s, then bisection; each trial trial_seconds of messages, then at most drain_ms for the receivers; whatever arrives later is lost); best of search_rounds alternating searches (delivered_pps_rounds: each)",
-      'lossless: no duplicate, every message sent, and lost / (sent x receivers) below loss_tolerance (0.01 %); delivered_loss_ratio and delivered_lost report what the figure lost; first_loss_at_offered_pps the first offered rate that was not lossless',
+      'lossless: no duplicate, every message sent, and lost / (sent x receivers) below loss_tolerance (0.01 %); delivered_loss_ratio and delivered_lost report what the figure lost; lowest_lossy_offered_pps the lowest offered rate that was not (null: none was)',
       'sender_limited: the senders could not offer more; the system may carry more than delivered_pps',
       'cpu_us_per_msg: busy time of the whole machine (/proc/stat, all CPUs, everything but idle and iowait) per message sent, median of the alternating trials at cpu_measured_at_pps (trial_seconds each, cpu_runs_loss_ratio: the most any lost); includes senders and receivers, which cost the same in both systems',
       'pipeline_cpu_us_per_msg: utime+stime of the processes of the benchmark alone (agents, senders, receivers, ksoftirqd), per message: unlike cpu_us_per_msg, not inflated by anything else running on the machine',
