@@ -282,6 +282,40 @@ export class Lab {
     if (child) await stop(child);
     await run('rm', ['-f', this.agentSocket(index)]);
     await this.startAgent(index);
+    await this.waitForDataplane(index);
+  }
+
+  /**
+   * A restarted agent's socket and node record come back before its data plane has its endpoints
+   * again (with the Kubernetes lookup, seconds later): probes (link-local multicast on the control
+   * port) go both ways between a pod on the node and one of its network elsewhere, again every
+   * 250 ms, until one got through each way.
+   */
+  private async waitForDataplane(index: number): Promise<void> {
+    const here = [...this.pods.values()].find((p) => p.node === index);
+    const there = here && [...this.pods.values()].find((p) => p.network === here.network && p.node !== index);
+    if (!here || !there) return;
+    const started = Date.now();
+    const deadline = started + 20000;
+    const got = { in: false, out: false };
+    const probe = async (from: LabPod, to: LabPod, way: 'in' | 'out') => {
+      const token = `castnet-lab-probe:${++this.controlSeq}`;
+      const group = from.ips.some((a) => isIPv4(a)) ? '224.0.0.1' : 'ff02::1';
+      await this.socatSend(from, group, CONTROL_PORT, 1, false, token, token + '\n');
+      for (const until = Date.now() + 250; Date.now() < until && !got[way]; await sleep(POLL_MS))
+        got[way] = this.sinks.copies(to.name, token) > 0;
+    };
+    while (!(got.in && got.out)) {
+      if (Date.now() > deadline)
+        throw new Error(
+          `node-${index}'s data plane did not carry a probe within 20000 ms of its agent's restart`,
+        );
+      if (!got.in) await probe(there, here, 'in');
+      if (!got.out) await probe(here, there, 'out');
+    }
+    this.log(
+      `node-${index}'s data plane carried probes both ways ${Date.now() - started} ms after its agent was up`,
+    );
   }
 
   private async cni(
