@@ -1,13 +1,17 @@
 // Traffic roles for bench/dataplane.ts, each a child process driven by lines on stdin.
 //
 //   send <netns> <source> <group> <port>
-//     "<rate> <count> [<batch>]" sends <count> 100-byte datagrams to the group at <rate>/s (sendmmsg
-//     calls of up to <batch> datagrams, default 64, paced per millisecond), each stamped with the time
-//     of its call; answers "done <sent> <dropped> <seconds>".
+//     "<rate> <count> <trial> [<batch>]" sends <count> 100-byte datagrams to the group at <rate>/s
+//     (sendmmsg calls of up to <batch> datagrams, default 64, paced per millisecond), each stamped
+//     with the time of its call and the trial's number; answers "done <sent> <dropped> <seconds>".
 //   receive <group> <port> <netns>=<address> ...
 //     One real UDP socket per receiver pod, bound to the group and joined on the pod's address (so the
-//     pod's kernel reports the membership). "counts" answers the datagrams each socket received so far;
-//     "latency" starts recording one-way latencies, "percentiles" stops and answers p50/p99 in µs.
+//     pod's kernel reports the membership). "trial <n> [latency]" starts counting datagrams of trial n
+//     only (a late datagram of an earlier trial is never credited to a later one), recording one-way
+//     latencies with "latency"; "counts" answers the datagrams of the trial each socket received;
+//     "total" all datagrams received since start (to tell when the pipeline is idle); "percentiles
+//     <sent>" answers p50/p99 in µs over <sent> messages per receiver, a lost message counting as a
+//     miss (null when the percentile falls on one).
 //
 // Both ends stamp and read CLOCK_MONOTONIC (process.hrtime), which all processes on the machine share.
 import { createInterface } from 'node:readline';
@@ -15,6 +19,8 @@ import { check, inNetns, libc, AF_INET, SOCK_DGRAM, SOCK_CLOEXEC } from '../pkg/
 import { OutDatagram, UnderlaySocket } from '../pkg/underlay/udp';
 
 export const PAYLOAD_BYTES = 100;
+/** Payload layout: send time (ns, u64 LE), then the trial's number (u32 LE). */
+const TRIAL_OFFSET = 8;
 const BATCH = 64;
 const IPPROTO_IP = 0;
 const IP_ADD_MEMBERSHIP = 35;
@@ -37,9 +43,13 @@ function roleSend(netns: string, source: string, group: string, port: number): v
     data: Buffer.alloc(PAYLOAD_BYTES, 0x5a),
   }));
   let perCall = BATCH;
+  let trial = 0;
   const sendNow = (n: number) => {
     const now = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) (batch[i]!.data as Buffer).writeBigUInt64LE(now, 0);
+    for (let i = 0; i < n; i++) {
+      (batch[i]!.data as Buffer).writeBigUInt64LE(now, 0);
+      (batch[i]!.data as Buffer).writeUInt32LE(trial, TRIAL_OFFSET);
+    }
     sock.send(n === BATCH ? batch : batch.slice(0, n));
   };
   const run = (rate: number, count: number) =>
@@ -59,7 +69,8 @@ function roleSend(netns: string, source: string, group: string, port: number): v
       };
       tick();
     });
-  commands(async ([rate, count, batch]) => {
+  commands(async ([rate, count, trialNo, batch]) => {
+    trial = Number(trialNo);
     perCall = Math.min(BATCH, Math.max(1, Number(batch ?? BATCH)));
     const before = sock.counters().sendDropped;
     const { sent, seconds } = await run(Number(rate), Number(count));
@@ -83,38 +94,49 @@ function joinGroup(netns: string, group: string, address: string): number {
   });
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+/** The p-th percentile of `n` samples of which `sorted` are the measured ones; the rest are misses. */
+function percentile(sorted: Float64Array, n: number, p: number): number | null {
+  const rank = Math.min(n - 1, Math.floor(p * n));
+  return rank < sorted.length ? sorted[rank]! : null;
 }
 
 function roleReceive(group: string, port: number, receivers: string[]): void {
-  const counts = receivers.map(() => 0);
+  let trial = -1;
+  let counts = receivers.map(() => 0);
+  let total = 0;
   let latencies: number[] | undefined;
   receivers.forEach((spec, i) => {
     const [netns, address] = spec.split('=') as [string, string];
     const sock = UnderlaySocket.open({ address: group, port, netns });
     joinGroup(netns, group, address);
     sock.onDatagrams((batch) => {
-      counts[i] += batch.length;
-      if (!latencies) return;
+      total += batch.length;
       const now = Number(process.hrtime.bigint());
-      for (const d of batch) latencies.push((now - Number(d.data.readBigUInt64LE(0))) / 1000);
+      for (const d of batch) {
+        if (d.data.length < TRIAL_OFFSET + 4 || d.data.readUInt32LE(TRIAL_OFFSET) !== trial) continue;
+        counts[i]!++;
+        latencies?.push((now - Number(d.data.readBigUInt64LE(0))) / 1000);
+      }
     });
   });
-  commands(([cmd]) => {
-    if (cmd === 'counts') return JSON.stringify(counts);
-    if (cmd === 'latency') {
-      latencies = [];
+  commands(([cmd, arg, mode]) => {
+    if (cmd === 'trial') {
+      trial = Number(arg);
+      counts = receivers.map(() => 0);
+      latencies = mode === 'latency' ? [] : undefined;
       return 'ok';
     }
+    if (cmd === 'counts') return JSON.stringify(counts);
+    if (cmd === 'total') return String(total);
     if (cmd === 'percentiles') {
+      const n = Number(arg) * receivers.length;
       const sorted = Float64Array.from(latencies ?? []).sort();
       latencies = undefined;
       return JSON.stringify({
-        n: sorted.length,
-        p50: percentile(sorted, 0.5),
-        p99: percentile(sorted, 0.99),
+        n,
+        lost: Math.max(0, n - sorted.length),
+        p50: percentile(sorted, n, 0.5),
+        p99: percentile(sorted, n, 0.99),
       });
     }
     return `error: unknown command ${JSON.stringify(cmd)}`;

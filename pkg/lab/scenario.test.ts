@@ -32,3 +32,22 @@ scenarios: [{ name: s, steps: [{ send: { from: zz, to: 239.1.1.1 } }] }]
     );
   });
 });
+
+describe('lab expectations', () => {
+  const file = (step: string) => `
+nodes: 1
+networks: [{ name: blue, id: 1, subnets: [10.0.0.0/24] }]
+pods: [{ name: a, node: 0, network: blue }]
+scenarios: [{ name: s, steps: [${step}] }]
+`;
+
+  it('has no opt-in silence list: every pod not named must receive nothing', () => {
+    expect(() => parseLabFile(file('{ expect: { nothing: [a] } }'))).toThrow(/nothing/);
+  });
+
+  it('keeps the control port for the positive controls', () => {
+    expect(() => parseLabFile(file('{ send: { from: a, to: 239.1.1.1, port: 4999 } }'))).toThrow(
+      /port: 4999 is the lab's control port/,
+    );
+  });
+});

@@ -8,6 +8,16 @@ import { describeZodError, networkSpec } from '../lookup/schema';
 const name = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$/, 'must be a short DNS-1123 label');
 const ip = z.string().refine((s) => isIP(s) !== 0, 'must be an IPv4 or IPv6 address');
 
+/** The port of the lab's positive controls (a unicast to each pod after every send's messages). */
+export const CONTROL_PORT = 4999;
+const port = z
+  .number()
+  .int()
+  .min(1)
+  .max(65535)
+  .refine((p) => p !== CONTROL_PORT, `${CONTROL_PORT} is the lab's control port`)
+  .default(5000);
+
 const labNetwork = networkSpec.extend({
   mtu: networkSpec.shape.mtu.default(1400),
   multicast: z.boolean().default(true),
@@ -39,7 +49,7 @@ const join = z.strictObject({
   group: ip,
   /** Source-specific join (IGMPv3 INCLUDE / MLDv2): only these sources. */
   sources: z.array(z.string()).max(8).optional(),
-  port: z.number().int().min(1).max(65535).default(5000),
+  port,
   /** The application that joins: socat (ASM) and ssmping's mcfirst (SSM) by default, or iperf2. */
   app: z.enum(['socat', 'mcfirst', 'iperf']).optional(),
 });
@@ -48,18 +58,32 @@ const send = z.strictObject({
   from: name,
   /** A group, a broadcast address or a unicast address. */
   to: ip,
-  port: z.number().int().min(1).max(65535).default(5000),
+  port,
   ttl: z.number().int().min(1).max(255).default(1),
   count: z.number().int().min(1).max(10000).default(1),
   /** UDP payload bytes (the token, padded); large ones test the MTU handling. */
   size: z.number().int().min(64).max(9000).optional(),
+  /**
+   * The sender's socket keeps a copy of its own multicast (IP_MULTICAST_LOOP): its application
+   * (which must have joined) then reads exactly one copy of each message. Broadcasts always loop
+   * back on Linux.
+   */
+  loopback: z.boolean().default(false),
 });
 
 const expectation = z.strictObject({
-  /** Pod name -> how many copies of each message of the preceding send it must receive. */
+  /**
+   * Pod name -> how many copies of each message of the preceding send its receiving application
+   * must read, exactly. Every pod not named here (the sender and the other tenants included) must
+   * receive nothing, not even a frame on its interface.
+   */
   received: z.record(name, z.number().int().min(0)).default({}),
-  /** Pods that must receive nothing from the preceding send. */
-  nothing: z.array(name).default([]),
+  /**
+   * Pods that get the frames without having joined (static members of a declared group, whose
+   * kernel then drops them before any application): copies of each message their interface must
+   * see, exactly.
+   */
+  frames: z.record(name, z.number().int().min(0)).default({}),
   /** How many underlay datagrams the preceding send may cause per message (exact). */
   underlayDatagrams: z.number().int().min(0).optional(),
 });
@@ -119,7 +143,7 @@ export const labFile = z
               : 'send' in st
                 ? [st.send.from]
                 : 'expect' in st
-                  ? [...Object.keys(st.expect.received), ...st.expect.nothing]
+                  ? [...Object.keys(st.expect.received), ...Object.keys(st.expect.frames)]
                   : 'ping' in st
                     ? [st.ping.from, st.ping.to]
                     : 'migrate' in st

@@ -107,6 +107,37 @@ describe('underlay input checks', () => {
     );
   });
 
+  it('shares a wildcard port only between sockets that ask for it, each family apart', async () => {
+    const shared = () => {
+      const s = UnderlaySocket.open({
+        address: '0.0.0.0',
+        port: 47001,
+        netns: fx.path(b),
+        reuseAddress: true,
+      });
+      sockets.push(s);
+      return s;
+    };
+    const [one, two] = [shared(), shared()];
+    const v6 = UnderlaySocket.open({ address: '::', port: 47001, netns: fx.path(b), reuseAddress: true });
+    sockets.push(v6);
+    expect(() => UnderlaySocket.open({ address: '0.0.0.0', port: 47001, netns: fx.path(b) })).toThrow(
+      /EADDRINUSE/,
+    );
+    // A broadcast reaches every socket sharing the port; the IPv6-only one gets nothing of it (its
+    // own datagram, queued after where the broadcast would be, proves it would have seen it).
+    const got: string[][] = [[], [], []];
+    [one, two, v6].forEach((s, i) =>
+      s.onDatagrams((batch) => batch.forEach((d) => got[i]!.push(d.data.toString()))),
+    );
+    fx.exec(a, 'socat', ['-u', 'STDIN', 'UDP4-DATAGRAM:10.78.0.255:47001,broadcast'], 'x');
+    await waitFor('the broadcast at both IPv4 sockets', () => got[0]!.length + got[1]!.length === 2);
+    const from = open(a, 'fd78::1');
+    from.send([{ to: from.peer('fd78::2', 47001), data: Buffer.from('y') }]);
+    await waitFor('the IPv6 datagram', () => got[2]!.includes('y'));
+    expect(got).toEqual([['x'], ['x'], ['y']]);
+  });
+
   it('fails to bind an address the namespace does not have, saying which', () => {
     expect(() => UnderlaySocket.open({ address: '10.78.9.9', port: 0, netns: fx.path(a) })).toThrow(
       /bind underlay 10\.78\.9\.9:0: EADDRNOTAVAIL/,

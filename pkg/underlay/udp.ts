@@ -15,10 +15,13 @@ import {
 } from './sockaddr';
 
 const SOL_SOCKET = 1;
+const SO_REUSEADDR = 2;
 const SO_SNDBUF = 7;
 const SO_RCVBUF = 8;
 const SO_SNDBUFFORCE = 32;
 const SO_RCVBUFFORCE = 33;
+const IPPROTO_IPV6 = 41;
+const IPV6_V6ONLY = 26;
 const EAGAIN = 11;
 const EINTR = 4;
 
@@ -66,6 +69,12 @@ export interface UnderlayOptions {
   netns?: string;
   /** Datagrams per recvmmsg/sendmmsg call (default 64). */
   batchSize?: number;
+  /**
+   * Share the port with other sockets that ask for it too (SO_REUSEADDR), e.g. a wildcard receiver
+   * beside an application's own socket; an IPv6 socket then takes IPv6 only, so a wildcard IPv4 and
+   * IPv6 pair never both receive one datagram.
+   */
+  reuseAddress?: boolean;
 }
 
 interface PollHandle {
@@ -74,10 +83,10 @@ interface PollHandle {
 
 type DatagramHandler = (batch: Datagram[]) => void;
 
-function setInt(fd: number, opt: number, value: number, what: string): void {
+function setInt(fd: number, opt: number, value: number, what: string, level = SOL_SOCKET): void {
   const v = Buffer.alloc(4);
   v.writeInt32LE(value);
-  check(what, libc().setsockopt(fd, SOL_SOCKET, opt, v, 4));
+  check(what, libc().setsockopt(fd, level, opt, v, 4));
 }
 
 function setBuffer(fd: number, force: number, plain: number, what: string): void {
@@ -129,6 +138,10 @@ export class UnderlaySocket {
       try {
         setBuffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, 'SO_RCVBUF');
         setBuffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, 'SO_SNDBUF');
+        if (opts.reuseAddress) {
+          setInt(fd, SO_REUSEADDR, 1, 'setsockopt(SO_REUSEADDR)');
+          if (family === 6) setInt(fd, IPV6_V6ONLY, 1, 'setsockopt(IPV6_V6ONLY)', IPPROTO_IPV6);
+        }
         check(`bind ${where}`, c.bind(fd, sa, sa.length));
         const bound = Buffer.alloc(SOCKADDR_IN6_LEN);
         check('getsockname', c.getsockname(fd, bound, new Uint32Array([bound.length])));
