@@ -54,7 +54,6 @@ async function podReadyMs(
   const start = performance.now();
   await c.kubectl(['create', '-f', '-'], { input: JSON.stringify(pod) });
   const ms = await waitFor(
-    `pod ${name} Ready`,
     async () => {
       const phase = await c.kubectl([
         '-n',
@@ -67,7 +66,7 @@ async function podReadyMs(
       ]);
       return phase === 'True' ? performance.now() - start : undefined;
     },
-    { timeoutMs: 180_000, intervalMs: 50 },
+    { what: `pod ${name} Ready`, timeoutMs: 180_000, intervalMs: 50 },
   );
   await c.kubectl(['-n', ns, 'delete', 'pod', name, '--wait=false', '--grace-period=1']);
   return ms;

@@ -64,14 +64,17 @@ describe('install', () => {
         'json',
       ]),
     ) as { items: { metadata: { name: string } }[] };
-    const holder = await waitFor('a controller holding the leader Lease', async () => {
-      const lease = JSON.parse(
-        await c.kubectl(['-n', CASTNET_NAMESPACE, 'get', 'lease', 'castnet-controller', '-o', 'json']),
-      ) as {
-        spec: { holderIdentity?: string };
-      };
-      return lease.spec.holderIdentity || undefined;
-    });
+    const holder = await waitFor(
+      async () => {
+        const lease = JSON.parse(
+          await c.kubectl(['-n', CASTNET_NAMESPACE, 'get', 'lease', 'castnet-controller', '-o', 'json']),
+        ) as {
+          spec: { holderIdentity?: string };
+        };
+        return lease.spec.holderIdentity || undefined;
+      },
+      { what: 'a controller holding the leader Lease', timeoutMs: 120_000 },
+    );
     expect(controllers.items.map((p) => p.metadata.name)).toContain(holder);
   });
 
@@ -106,9 +109,10 @@ describe('install', () => {
         c.nodeExec(pod!.node, 'sh', ['-c', `ls /var/lib/cni/networks/${net} 2>/dev/null; true`]);
       expect((await leases()).split('\n')).toContain(ip);
       await c.kubectl(['-n', ns, 'scale', 'deployment/pod', '--replicas=0']);
-      await waitFor(`host-local lease of ${ip} released`, async () =>
-        (await leases()).split('\n').includes(ip) ? undefined : true,
-      );
+      await waitFor(async () => ((await leases()).split('\n').includes(ip) ? undefined : true), {
+        what: `host-local lease of ${ip} released`,
+        timeoutMs: 120_000,
+      });
     } finally {
       await deleteNamespace(c, ns).catch(() => undefined);
       await c.kubectl(['delete', 'virtualnetwork', net, '--ignore-not-found']).catch(() => undefined);
@@ -137,18 +141,21 @@ describe('install', () => {
     // Nothing of the release is left in the API once its pods are gone. What castnet wrote at run time
     // stays, as docs/getting-started.md says: the Leases of the nodes' IPAM blocks (a reinstall gives
     // each node its block again) and the leader Lease; deleting the namespace removes them.
-    const left = await waitFor('the release gone from castnet-system', async () => {
-      const out = await c.kubectl([
-        'get',
-        'all,serviceaccounts,roles,rolebindings,configmaps,secrets,leases',
-        '-n',
-        CASTNET_NAMESPACE,
-        '-o',
-        'name',
-      ]);
-      const names = out.split('\n').filter((l) => l && !/\/(default|kube-root-ca\.crt)$/.test(l));
-      return names.some((n) => n.startsWith('pod/')) ? undefined : names;
-    });
+    const left = await waitFor(
+      async () => {
+        const out = await c.kubectl([
+          'get',
+          'all,serviceaccounts,roles,rolebindings,configmaps,secrets,leases',
+          '-n',
+          CASTNET_NAMESPACE,
+          '-o',
+          'name',
+        ]);
+        const names = out.split('\n').filter((l) => l && !/\/(default|kube-root-ca\.crt)$/.test(l));
+        return names.some((n) => n.startsWith('pod/')) ? undefined : names;
+      },
+      { what: 'the release gone from castnet-system', timeoutMs: 120_000 },
+    );
     expect(
       left.filter((n) => !/^lease\.coordination\.k8s\.io\/castnet-(controller|pool-\d+)$/.test(n)),
     ).toEqual([]);

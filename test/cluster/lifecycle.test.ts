@@ -154,23 +154,25 @@ describe('members through churn', () => {
       }),
     ]);
     const three = await waitPods(c, ns, 'app=scaled', 3);
-    await waitFor('3 scaled pods in status', async () => {
-      const m = await statusMembers();
-      return three.every((p) => m[p.name] === p.node) ? true : undefined;
-    });
+    await waitFor(
+      async () => {
+        const m = await statusMembers();
+        return three.every((p) => m[p.name] === p.node) ? true : undefined;
+      },
+      { what: '3 scaled pods in status', timeoutMs: 120_000 },
+    );
     await c.kubectl(['-n', ns, 'scale', 'deployment/scaled', '--replicas=1']);
     const [kept] = await waitPods(c, ns, 'app=scaled', 1);
     await c.kubectl(['-n', ns, 'delete', 'pod', kept!.name, '--wait=true']);
     const [replacement] = await waitPods(c, ns, 'app=scaled', 1);
     const expected = new Set([replacement!.name]);
     await waitFor(
-      'status lists only the replacement of the scaled pods',
       async () => {
         const m = await statusMembers();
         const scaled = Object.keys(m).filter((n) => n.startsWith('scaled-'));
         return scaled.length === 1 && expected.has(scaled[0]!) ? true : undefined;
       },
-      { timeoutMs: 180_000 },
+      { what: 'status lists only the replacement of the scaled pods', timeoutMs: 180_000 },
     );
   });
 
@@ -187,13 +189,12 @@ describe('members through churn', () => {
         { timeoutMs: 200_000 },
       );
       const moved = await waitFor(
-        'roaming pods off the drained node',
         async () => {
           const pods = await listPods(c, ns, 'app=roaming');
           const ok = pods.filter((p) => p.ready && p.node !== drained && p.ips.net1?.length);
           return ok.length === 2 && pods.length === 2 ? ok : undefined;
         },
-        { timeoutMs: 180_000 },
+        { what: 'roaming pods off the drained node', timeoutMs: 180_000 },
       );
       const [sender] = await waitPods(c, ns, 'app=sender', 1);
       const stream = await startStream(c, ns, {

@@ -122,13 +122,16 @@ beforeAll(async () => {
   for (const g of ALL) {
     let k = 0;
     await waitFor(
-      `first delivery of ${g.group} to ${MEMBERS[g.port].join(', ')}`,
       async () => {
         await send(c, ns, pods.sender, g, [`warmup-${g.port}-${k++}`]);
         const got = await Promise.all(MEMBERS[g.port].map((m) => received(c, ns, pods[m].name, g.port)));
         return got.every((lines) => lines.length > 0) ? true : undefined;
       },
-      { timeoutMs: 120_000, intervalMs: 500 },
+      {
+        what: `first delivery of ${g.group} to ${MEMBERS[g.port].join(', ')}`,
+        timeoutMs: 120_000,
+        intervalMs: 500,
+      },
     );
   }
 }, 900_000);
@@ -215,10 +218,13 @@ async function nodeAddresses(): Promise<Record<string, string>> {
 async function sendWithControl(g: Listen, payloads: string[]): Promise<void> {
   const control = `control-${g.port}-${Date.now()}`;
   await send(c, ns, pods.sender, g, [...payloads, control]);
-  await waitFor(`control message of ${g.group} at its members`, async () => {
-    const got = await Promise.all(MEMBERS[g.port].map((m) => received(c, ns, pods[m].name, g.port)));
-    return got.every((lines) => lines.includes(control)) ? true : undefined;
-  });
+  await waitFor(
+    async () => {
+      const got = await Promise.all(MEMBERS[g.port].map((m) => received(c, ns, pods[m].name, g.port)));
+      return got.every((lines) => lines.includes(control)) ? true : undefined;
+    },
+    { what: `control message of ${g.group} at its members`, timeoutMs: 120_000 },
+  );
 }
 
 describe('multicast through helm, the kubelet, Multus and castnet-cni', () => {

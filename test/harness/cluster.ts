@@ -7,6 +7,16 @@ import { run } from '../../pkg/sys/exec';
 import { repoRoot } from './cni';
 import { kubectlFor, type KubectlOptions } from './k8s';
 import { upstreamBin } from './upstream';
+import { waitFor as poll, type WaitOptions } from './wait';
+
+/** waitFor with the cluster's defaults: each probe spawns kubectl, so poll every 250 ms, and allow
+ * two minutes (a loaded 2-core machine runs three kubelets). */
+export function waitFor<T>(
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  opts: WaitOptions,
+): Promise<T> {
+  return poll(probe, { timeoutMs: 120_000, intervalMs: 250, ...opts });
+}
 
 const clusterScript = path.join(repoRoot, 'scripts/cluster/cluster.sh');
 const helmPath = path.join(upstreamBin, 'helm');
@@ -266,26 +276,6 @@ export async function listPods(c: RealCluster, namespace: string, selector: stri
   return (JSON.parse(out) as { items: PodJson[] }).items.map(podInfo);
 }
 
-/** Polls `probe` until it returns a value, or fails after `timeoutMs` with the last reason. */
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  { timeoutMs = 120_000, intervalMs = 250 } = {},
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ''}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
-
 /** Waits until `count` pods match `selector`, all Ready and with an address on net1. */
 export function waitPods(
   c: RealCluster,
@@ -293,11 +283,14 @@ export function waitPods(
   selector: string,
   count: number,
 ): Promise<PodInfo[]> {
-  return waitFor(`${count} ready pods ${selector} in ${namespace}`, async () => {
-    const pods = await listPods(c, namespace, selector);
-    const ok = pods.filter((p) => p.ready && (p.ips.net1?.length ?? 0) > 0);
-    return ok.length === count && pods.length === count ? ok : undefined;
-  });
+  return waitFor(
+    async () => {
+      const pods = await listPods(c, namespace, selector);
+      const ok = pods.filter((p) => p.ready && (p.ips.net1?.length ?? 0) > 0);
+      return ok.length === count && pods.length === count ? ok : undefined;
+    },
+    { what: `${count} ready pods ${selector} in ${namespace}`, timeoutMs: 120_000 },
+  );
 }
 
 export function podExec(c: RealCluster, namespace: string, pod: string, script: string): Promise<string> {
