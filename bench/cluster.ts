@@ -14,6 +14,7 @@ import {
   ensureMultus,
   helmInstallCastnet,
   imageRef,
+  tagCastnetImage,
   type RealCluster,
   realCluster,
   waitFor,
@@ -126,21 +127,7 @@ async function main(): Promise<void> {
     console.log(`join → first delivery p50 ${percentile(joins, 0.5)} ms, p99 ${percentile(joins, 0.99)} ms`);
 
     // helm upgrade to a new tag of the image under the stream.
-    const ref = await imageRef('castnet');
-    const repository = ref.slice(0, ref.lastIndexOf(':'));
-    const tag = `bench-${Date.now()}`;
-    for (const node of c.nodes) {
-      await c.nodeExec(node, 'ctr', [
-        '--address',
-        '/run/containerd/containerd.sock',
-        '-n',
-        'k8s.io',
-        'images',
-        'tag',
-        ref,
-        `${repository}:${tag}`,
-      ]);
-    }
+    const { tag } = await tagCastnetImage(c, `bench-${Date.now()}`);
     const stream = await startStream(c, ns, {
       sender: sender!,
       receivers: rx,

@@ -88,6 +88,41 @@ async function startIn(
   return new StreamProcess(child);
 }
 
+/** The stream tool in the sender's network namespace, sending from its net1 address. */
+function startSending(
+  c: RealCluster,
+  namespace: string,
+  o: { sender: PodInfo; group: string; port: number; rate: number },
+): Promise<StreamProcess> {
+  return startIn(c, namespace, o.sender, [
+    'send',
+    o.sender.ips.net1![0]!,
+    o.group,
+    String(o.port),
+    String(o.rate),
+  ]);
+}
+
+/** The stream tool in `pod`'s network namespace, joined to the group on its net1 address. */
+async function startReceiving(
+  c: RealCluster,
+  namespace: string,
+  pod: PodInfo,
+  group: string,
+  port: number,
+): Promise<StreamProcess> {
+  const r = await startIn(c, namespace, pod, ['recv', pod.ips.net1![0]!, group, String(port)]);
+  const line = await r.nextLine('ready').catch((err: unknown) => {
+    r.kill();
+    throw err;
+  });
+  if (line !== 'ready') {
+    r.kill();
+    throw new Error(`stream receiver: expected "ready", got ${JSON.stringify(line)}`);
+  }
+  return r;
+}
+
 export interface ReceiverSummary {
   received: number;
   duplicates: number;
@@ -119,21 +154,11 @@ export async function startStream(
   o: { sender: PodInfo; receivers: PodInfo[]; group: string; port: number; rate: number },
 ): Promise<Stream> {
   const receivers = await Promise.all(
-    o.receivers.map((p) => startIn(c, namespace, p, ['recv', p.ips.net1![0]!, o.group, String(o.port)])),
+    o.receivers.map((p) => startReceiving(c, namespace, p, o.group, o.port)),
   );
   const all: StreamProcess[] = [...receivers];
   try {
-    for (const r of receivers) {
-      const line = await r.nextLine('ready');
-      if (line !== 'ready') throw new Error(`stream receiver: expected "ready", got ${JSON.stringify(line)}`);
-    }
-    const sender = await startIn(c, namespace, o.sender, [
-      'send',
-      o.sender.ips.net1![0]!,
-      o.group,
-      String(o.port),
-      String(o.rate),
-    ]);
+    const sender = await startSending(c, namespace, o);
     all.push(sender);
     const flowing = Promise.all(receivers.map((r) => r.nextLine('first message', 120_000))).then(
       () => undefined,
@@ -169,13 +194,7 @@ export async function startSender(
   namespace: string,
   o: { sender: PodInfo; group: string; port: number; rate: number },
 ): Promise<{ stop: () => Promise<number> }> {
-  const p = await startIn(c, namespace, o.sender, [
-    'send',
-    o.sender.ips.net1![0]!,
-    o.group,
-    String(o.port),
-    String(o.rate),
-  ]);
+  const p = await startSending(c, namespace, o);
   return { stop: async () => (await p.finish<{ sent: number }>()).sent };
 }
 
@@ -186,10 +205,8 @@ export async function joinToFirstDelivery(
   namespace: string,
   o: { pod: PodInfo; group: string; port: number },
 ): Promise<number> {
-  const r = await startIn(c, namespace, o.pod, ['recv', o.pod.ips.net1![0]!, o.group, String(o.port)]);
+  const r = await startReceiving(c, namespace, o.pod, o.group, o.port);
   try {
-    const ready = await r.nextLine('ready');
-    if (ready !== 'ready') throw new Error(`stream receiver: expected "ready", got ${JSON.stringify(ready)}`);
     const first = await r.nextLine('first message', 60_000);
     const ms = Number(first.split(' ')[2]);
     if (!Number.isFinite(ms)) throw new Error(`stream receiver: bad first line ${JSON.stringify(first)}`);

@@ -75,6 +75,46 @@ export async function imageRef(name: string): Promise<string> {
   return ref;
 }
 
+/** Tags the castnet image anew on every node, as a registry would serve the next release; resolves
+ * with the new tag (for helmInstallCastnet) and the full reference. */
+export async function tagCastnetImage(c: RealCluster, tag: string): Promise<{ tag: string; ref: string }> {
+  const ref = await imageRef('castnet');
+  const tagged = `${ref.slice(0, ref.lastIndexOf(':'))}:${tag}`;
+  for (const node of c.nodes) {
+    await c.nodeExec(node, 'ctr', [
+      '--address',
+      '/run/containerd/containerd.sock',
+      '-n',
+      'k8s.io',
+      'images',
+      'tag',
+      ref,
+      tagged,
+    ]);
+  }
+  return { tag, ref: tagged };
+}
+
+interface PodList {
+  items: { metadata: { name: string }; spec: { nodeName?: string; containers: { image: string }[] } }[];
+}
+
+/** The castnet agent pods, optionally only the one on `node`. */
+export async function agentPods(c: RealCluster, node?: string): Promise<PodList['items']> {
+  const args = [
+    '-n',
+    CASTNET_NAMESPACE,
+    'get',
+    'pods',
+    '-l',
+    'app.kubernetes.io/component=agent',
+    '-o',
+    'json',
+  ];
+  if (node) args.push('--field-selector', `spec.nodeName=${node}`);
+  return (JSON.parse(await c.kubectl(args)) as PodList).items;
+}
+
 /** Waits until every pod of a DaemonSet is updated and ready. */
 export async function waitDaemonSet(
   c: RealCluster,
