@@ -29,6 +29,8 @@ CACHE=${CASTNET_CACHE:-$repo/.cache}
 BIN=$CACHE/bin
 DIR=$CACHE/cluster
 PKI=$DIR/pki
+# shellcheck source=../lib/procs.sh
+. "$here/../lib/procs.sh"
 NODES=${CASTNET_CLUSTER_NODES:-3}
 READY_TIMEOUT=${CASTNET_CLUSTER_READY_TIMEOUT:-300}
 
@@ -69,32 +71,8 @@ need_binaries() {
     die "missing the reference CNI plugins in /usr/lib/cni: run \`make debian-deps\`"
 }
 
-# Alive and still ours: after a reboot a recorded pid may belong to another process.
-pid_alive() {
-  local pid
-  pid=$(cat "$1" 2>/dev/null) || return 1
-  kill -0 "$pid" 2>/dev/null && grep -qF "$DIR/" "/proc/$pid/cmdline" 2>/dev/null
-}
 
-# Sends SIGTERM, then SIGKILL after 10 s.
-stop_pidfile() {
-  local f=$1 pid i
-  pid_alive "$f" || {
-    rm -f "$f"
-    return 0
-  }
-  pid=$(cat "$f")
-  kill "$pid" 2>/dev/null || true
-  for i in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$f"
-}
 
-# The errors at the end of a component's log, for a failure message.
-log_tail() { { grep -E '^[EF][0-9]{4}|level=(error|fatal)|"level":"(error|fatal|panic)"' "$1" || tail -n 5 "$1"; } | tail -n 5; }
 
 # ---- certificates -----------------------------------------------------------------------------
 

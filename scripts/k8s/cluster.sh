@@ -31,6 +31,8 @@ case $NAME in *[!a-z0-9-]* | "") echo "k8s: bad CASTNET_K8S_NAME \"$NAME\": use 
 BIN=$CACHE/bin
 DIR=$CACHE/k8s/$NAME
 PKI=$DIR/pki
+# shellcheck source=../lib/procs.sh
+. "$here/../lib/procs.sh"
 READY_TIMEOUT=${CASTNET_K8S_READY_TIMEOUT:-120}
 
 log() { echo "k8s[$NAME]: $*" >&2; }
@@ -49,12 +51,6 @@ free_port() {
   node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
 }
 
-# Alive and still ours: after a reboot a recorded pid may belong to another process.
-pid_alive() {
-  local pid
-  pid=$(cat "$1" 2>/dev/null) || return 1
-  kill -0 "$pid" 2>/dev/null && grep -qF "$DIR/" "/proc/$pid/cmdline" 2>/dev/null
-}
 
 ensure_ports() {
   if [ ! -f "$DIR/ports" ]; then
@@ -165,8 +161,6 @@ start_apiserver() {
   echo $! >"$DIR/apiserver.pid"
 }
 
-# The errors at the end of a component's log, for a failure message.
-log_tail() { { grep -E '^[EF][0-9]{4}|"level":"(error|fatal|panic)"' "$1" || tail -n 5 "$1"; } | tail -n 5; }
 
 wait_ready() {
   local deadline=$((SECONDS + READY_TIMEOUT))
@@ -179,19 +173,6 @@ wait_ready() {
   done
 }
 
-# Sends SIGTERM, then SIGKILL after 10 s; the processes run in their own sessions (setsid).
-stop_pidfile() {
-  local f=$1 pid i
-  pid_alive "$f" || { rm -f "$f"; return 0; }
-  pid=$(cat "$f")
-  kill "$pid" 2>/dev/null || true
-  for i in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$f"
-}
 
 # Removes private clusters left behind by test runs that died before their afterAll.
 prune_orphans() {
