@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { LIMITS } from '../limits';
 import { DirectoryStore } from '../store';
 import type { Directory, EndpointRecord } from '../port';
 import { EmbeddedLookupServer } from './server';
@@ -98,7 +99,7 @@ describe('embedded lookup service', () => {
   it('refuses an oversized report', async () => {
     const many = Array.from({ length: 5000 }, (_, i) => ep('node-a', i + 1, '10.1.0.2'));
     await expect(client().publishEndpoints('node-a', many)).rejects.toThrow(
-      'refused PUT /v1/nodes/node-a/endpoints (422): invalid endpoints report: (root): Too big: expected array to have <=4096 items',
+      `refused PUT /v1/nodes/node-a/endpoints (422): invalid endpoints report: (root): Too big: expected array to have <=${LIMITS.endpointsPerNode} items`,
     );
     expect(server.store.snapshot().endpoints).toEqual([]);
   });
