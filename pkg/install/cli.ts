@@ -77,8 +77,12 @@ export function registerInstallCommands(program: Command): void {
       "exit 0 when the node agent serves castnet-cni on its socket (the DaemonSet's readiness probe)",
     )
     .option('--socket <path>', "the agent's CNI socket", DEFAULT_AGENT_SOCKET)
-    .action(async (o: { socket: string }) => {
-      await probeAgent(o.socket);
+    .option(
+      '--instance <id>',
+      "only the agent started with this --instance counts (a surge pod's own agent, not its predecessor)",
+    )
+    .action(async (o: { socket: string; instance?: string }) => {
+      await probeAgent(o.socket, 3000, o.instance);
     });
 
   program
