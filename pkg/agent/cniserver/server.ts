@@ -128,6 +128,9 @@ export class CniServer {
     this.log.info('handing the node over to a successor agent');
     this.server.close();
     this.handedOver = true;
+    // Nothing else keeps the process up now; it must stay (idle) until terminated: an agent that
+    // exited would be restarted by the kubelet and take the node back from its successor.
+    setInterval(() => undefined, 2 ** 30);
     await this.dispatcher.drain(() => this.o.handOver!());
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     this.log.info('handed over; idle until terminated', { stoppedInMs: Math.round(ms) });
