@@ -94,7 +94,6 @@ test('the built binaries report the versions pinned in scripts/upstream', async 
     expect(await printed(name, ['-version'])).toContain(`${name}: version:${multus}(clean,released)`);
   }
   expect(await printed('install_multus', ['--help'])).toContain('--type');
-
 });
 
 test('runc is built with seccomp, so it can apply the RuntimeDefault profile', async () => {
