@@ -17,6 +17,10 @@ import { crashHookFromEnv } from './crash-hook';
 import { connectLookup } from './lookup-client';
 import { NodeAgent } from './node-agent';
 import { dirname, join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import type { LookupService } from '../lookup/port';
+import { probeAgent } from '../install/agent-ready';
+import { firstDirectory, HANDOVER_TIMEOUT_MS, takeOverFrom } from './handover';
 
 export interface AgentOptions {
   socket: string;
@@ -40,6 +44,10 @@ export interface AgentOptions {
   fastLeave?: boolean;
   /** Seconds between sweeps releasing endpoints whose pod netns vanished without a DEL. */
   sweepInterval?: number;
+  /** Names this process in /v1/healthz (the DaemonSet passes its pod's UID); default: random. */
+  instance?: string;
+  /** How long to wait for a running agent to hand the node over (ms). */
+  handoverTimeoutMs?: number;
 }
 
 /** Reads a YAML (or JSON) list of networks, naming the file, entry and field on error. */
@@ -56,12 +64,25 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
-/** Starts the agent's endpoint side: reconcile, then serve castnet-cni. */
+/**
+ * Starts the agent: when another agent already serves the node (a rolling update's surge pod), first
+ * everything that leaves the node alone (the lookup service's directory), then the handover, then
+ * reconcile, the data plane and the CNI socket: the node is never forwarded by both.
+ */
 export async function startAgent(
   opts: AgentOptions,
   log: Logger = createLogger('agent'),
 ): Promise<RunningAgent> {
   const networks = opts.networks ? await loadNetworks(opts.networks) : [];
+  const lookup = opts.lookup ? openLookup(opts, log) : undefined;
+  const predecessor = await probeAgent(opts.socket, 1000).then(
+    () => true,
+    () => false,
+  );
+  if (predecessor) {
+    if (lookup) await firstDirectory(lookup, opts.handoverTimeoutMs ?? HANDOVER_TIMEOUT_MS);
+    await takeOverFrom(opts.socket, opts.handoverTimeoutMs ?? HANDOVER_TIMEOUT_MS, log);
+  }
   const manager = createEndpointManager({
     stateDir: opts.stateDir,
     nodeName: opts.nodeName,
@@ -74,42 +95,53 @@ export async function startAgent(
   // Reconcile before serving: endpoints half-built or deleted while the agent was down are settled
   // before the first ADD, so a crash between any two steps leaks nothing.
   await manager.reconcile();
-  const dataplane = opts.lookup ? await startDataplane(opts, manager, networks, log) : undefined;
+  const dataplane = lookup ? await startDataplane(opts, manager, lookup, networks, log) : undefined;
+  const stopNode = async () => {
+    await dataplane?.stop();
+    await manager.close();
+  };
   const server = new CniServer(
     dataplane ? dataplane.cniManager() : manager,
     opts.socket,
     log.with({ component: 'cniserver' }),
+    { instance: opts.instance ?? randomUUID(), ...(dataplane ? { handOver: stopNode } : {}) },
   );
   await server.listen();
   log.info('agent started', {
     node: opts.nodeName,
     networks: networks.map((n) => n.name),
     stateDir: opts.stateDir,
+    ...(predecessor ? { tookOver: true } : {}),
   });
   return {
     manager,
     dataplane,
     stop: async () => {
+      // After a handover everything on the node is the successor's.
+      if (server.handedOverToSuccessor) return;
       await server.close();
-      await dataplane?.stop();
-      await manager.close();
+      await stopNode();
     },
   };
 }
 
-async function startDataplane(
-  opts: AgentOptions,
-  manager: NodeEndpointManager,
-  fileNetworks: NetworkSpec[],
-  log: Logger,
-): Promise<NodeAgent> {
+function openLookup(opts: AgentOptions, log: Logger): LookupService {
   if (!opts.underlayAddress) throw new Error('--underlay-address: required with --lookup');
-  const lookup = connectLookup(opts.lookup!, {
+  return connectLookup(opts.lookup!, {
     kubeconfig: opts.kubeconfig,
     selector: opts.networkSelector,
     node: opts.nodeName,
     onError: (err, what) => log.warn('lookup service', { what, error: (err as Error).message }),
   });
+}
+
+async function startDataplane(
+  opts: AgentOptions,
+  manager: NodeEndpointManager,
+  lookup: LookupService,
+  fileNetworks: NetworkSpec[],
+  log: Logger,
+): Promise<NodeAgent> {
   // Networks from a --networks file stay, alongside the lookup service's VirtualNetworks.
   const merged = (d: NetworkSpec[]) => [
     ...fileNetworks.filter((f) => !d.some((n) => n.name === f.name)),
@@ -119,7 +151,7 @@ async function startDataplane(
     {
       node: {
         name: opts.nodeName,
-        address: opts.underlayAddress,
+        address: opts.underlayAddress!, // checked by openLookup
         port: opts.underlayPort,
         poolIndex: opts.poolIndex,
       },
@@ -186,6 +218,7 @@ export function registerAgentCommand(program: Command): void {
       'how often endpoints whose pod netns vanished without a DEL are released (default 30)',
       intOption('--sweep-interval', 1, 3600),
     )
+    .option('--instance <id>', 'names this process in /v1/healthz (agent-ready --instance checks it)')
     .action(async (opts: AgentOptions) => {
       const log = createLogger('agent');
       const agent = await startAgent(opts, log);

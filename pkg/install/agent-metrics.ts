@@ -47,9 +47,35 @@ export function readAgentStats(socket: string, timeoutMs = 3000): Promise<unknow
   });
 }
 
-/** Serves /metrics (the agent's stats, scraped on each request) and /healthz on host:port. */
-export async function serveAgentMetrics(statsSocket: string, host: string, port: number): Promise<Server> {
-  const server = createServer((req, res) => {
+/**
+ * Serves /metrics (the agent's stats, scraped on each request) and /healthz on host:port. While
+ * host:port is taken (during a rolling update, by the previous pod's sidecar on the same node) it
+ * retries every `retryMs` instead of failing. Returns at once; `onBound` reports the bind.
+ */
+export function serveAgentMetricsWhenFree(
+  statsSocket: string,
+  host: string,
+  port: number,
+  events: { onBusy: () => void; onBound: () => void; onError: (err: Error) => void },
+  retryMs = 1000,
+): Server {
+  const server = agentMetricsServer(statsSocket);
+  let timer: NodeJS.Timeout | undefined;
+  const attempt = () => {
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EADDRINUSE') return events.onError(err);
+      events.onBusy();
+      timer = setTimeout(attempt, retryMs);
+    });
+    server.listen(port, host, () => events.onBound());
+  };
+  server.once('close', () => clearTimeout(timer));
+  attempt();
+  return server;
+}
+
+function agentMetricsServer(statsSocket: string): Server {
+  return createServer((req, res) => {
     if (req.url === '/healthz') return void res.writeHead(200).end('ok\n');
     if (req.url !== '/metrics') return void res.writeHead(404).end();
     readAgentStats(statsSocket).then(
@@ -63,9 +89,4 @@ export async function serveAgentMetrics(statsSocket: string, host: string, port:
       },
     );
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  return server;
 }

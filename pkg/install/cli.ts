@@ -12,7 +12,7 @@ import { ApiClient } from '../k8s/client';
 import { loadConnection } from '../k8s/kubeconfig';
 import { parseListenAddress } from '../controller/cli';
 import { probeAgent } from './agent-ready';
-import { serveAgentMetrics } from './agent-metrics';
+import { serveAgentMetricsWhenFree } from './agent-metrics';
 import { CNI_BINARY, installCni, removeCniFiles, type InstallMode } from './cni-files';
 import { removeCastnetLinks } from './node-links';
 import { claimPoolIndex } from './pool-index';
@@ -77,8 +77,12 @@ export function registerInstallCommands(program: Command): void {
       "exit 0 when the node agent serves castnet-cni on its socket (the DaemonSet's readiness probe)",
     )
     .option('--socket <path>', "the agent's CNI socket", DEFAULT_AGENT_SOCKET)
-    .action(async (o: { socket: string }) => {
-      await probeAgent(o.socket);
+    .option(
+      '--instance <id>',
+      "only the agent started with this --instance counts (a surge pod's own agent, not its predecessor)",
+    )
+    .action(async (o: { socket: string; instance?: string }) => {
+      await probeAgent(o.socket, 3000, o.instance);
     });
 
   program
@@ -92,8 +96,20 @@ export function registerInstallCommands(program: Command): void {
     .option('--listen <host:port>', 'serve /metrics and /healthz here', ':9403')
     .action(async (o: { statsSocket: string; listen: string }) => {
       const { host, port } = parseListenAddress('--listen', o.listen);
-      const server = await serveAgentMetrics(o.statsSocket, host, port);
-      console.log(`serving the agent's metrics from ${o.statsSocket} on ${host}:${port}`);
+      // On the node's network a rolling update's new pod starts beside the old one, whose sidecar
+      // holds the port until it goes: wait for it rather than crash.
+      let busyLogged = false;
+      const server = serveAgentMetricsWhenFree(o.statsSocket, host, port, {
+        onBusy: () => {
+          if (!busyLogged) console.log(`${host}:${port} is in use (a previous pod?); retrying until free`);
+          busyLogged = true;
+        },
+        onBound: () => console.log(`serving the agent's metrics from ${o.statsSocket} on ${host}:${port}`),
+        onError: (err) => {
+          console.error(`agent-metrics: cannot listen on ${host}:${port}: ${err.message}`);
+          process.exit(1);
+        },
+      });
       await runUntilSignal(
         () => new Promise<void>((resolve) => server.close(() => resolve())),
         (msg, fields) => console.log(`agent-metrics: ${msg} ${JSON.stringify(fields)}`),

@@ -5,7 +5,7 @@
 // what crossed each interface. Verdicts: verdict.ts, after positive controls (controls.ts).
 import { ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, existsSync, openSync } from 'node:fs';
+import { mkdirSync, readFileSync, openSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
 import { join } from 'node:path';
 import { DirectoryStore } from '../lookup/store';
@@ -21,6 +21,7 @@ import { planControls, type Control } from './controls';
 import { LabSinks } from './sink';
 import { CONTROL_PORT } from './scenario';
 import { expectedArrived, judgeDelivery, type PodCounts } from './verdict';
+import { probeAgent } from '../install/agent-ready';
 import type { LabFile, Scenario, Step } from './scenario';
 import {
   buildTopology,
@@ -105,6 +106,9 @@ export class Lab {
   private store = new DirectoryStore();
   private k8s?: KubernetesLabDirectory;
   private agents = new Map<number, ChildProcess>();
+  /** Agents that handed their node over to a successor: idle until the lab stops them. */
+  private retired: ChildProcess[] = [];
+  private agentStarts = 0;
   private pods = new Map<string, LabPod>();
   private joins = new Map<
     string,
@@ -239,8 +243,21 @@ export class Lab {
     return join(this.topo.dir, `node-${node}`, 'agent.sock');
   }
 
+  /**
+   * Starts a second agent on node `index` while the first still runs, as a rolling update's surge
+   * pod does, and resolves once the new one serves the node (the first handed it over).
+   */
+  async handOverAgent(index: number): Promise<{ previous: ChildProcess; next: ChildProcess }> {
+    const previous = this.agents.get(index);
+    if (!previous) throw new Error(`node ${index}: no agent is running to hand over`);
+    this.retired.push(previous);
+    await this.startAgent(index);
+    return { previous, next: this.agents.get(index)! };
+  }
+
   private async startAgent(index: number): Promise<void> {
     const node = this.topo.nodes[index]!;
+    const instance = `lab-node-${index}-${++this.agentStarts}`;
     const dir = join(this.topo.dir, `node-${index}`);
     mkdirSync(dir, { recursive: true });
     const logFd = openSync(join(dir, 'agent.log'), 'a');
@@ -265,16 +282,25 @@ export class Lab {
         node.address,
         '--underlay-port',
         String(UNDERLAY_PORT),
+        '--instance',
+        instance,
         ...(this.opts.agentArgs ?? []),
       ],
       { stdio: ['ignore', logFd, logFd] },
     );
     this.agents.set(index, child);
-    await this.waitFor(
-      () => existsSync(this.agentSocket(index)) && this.directory.nodes.some((n) => n.name === name),
-      20000,
-      `agent on ${name} to become ready (see ${join(dir, 'agent.log')})`,
-    );
+    // This agent, not a predecessor still serving the socket (agent-ready --instance).
+    const serving = () =>
+      probeAgent(this.agentSocket(index), 1000, instance).then(
+        () => true,
+        () => false,
+      );
+    const deadline = Date.now() + 20000;
+    while (!(await serving()) || !this.directory.nodes.some((n) => n.name === name)) {
+      if (child.exitCode !== null || Date.now() > deadline)
+        throw new Error(`agent on ${name} did not become ready (see ${join(dir, 'agent.log')})`);
+      await sleep(10);
+    }
   }
 
   async restartAgent(index: number): Promise<void> {
@@ -351,6 +377,11 @@ export class Lab {
       });
       child.stdin.end(JSON.stringify(conf));
     });
+  }
+
+  /** Wires a new pod with castnet-cni (an ADD through node `node`'s agent). */
+  async addLabPod(name: string, node: number, network: string): Promise<void> {
+    await this.addPod(name, node, this.networkName(network));
   }
 
   private async addPod(
@@ -875,7 +906,7 @@ export class Lab {
       if (p.capture) await stop(p.capture);
       await this.cni('DEL', p, '').catch((err: Error) => this.log(`DEL of ${p.name}: ${err.message}`));
     }
-    for (const child of this.agents.values()) await stop(child);
+    for (const child of [...this.agents.values(), ...this.retired]) await stop(child);
     if (this.underlayCapture) await stop(this.underlayCapture);
     await this.lookup?.close();
     await this.k8s?.close(

@@ -143,7 +143,8 @@ test('the agent, as rendered, claims a pool index, installs the CNI, publishes i
     podName: 'agent-0',
   });
   const kubeconfig = await tokenKubeconfig(path.join(dir, 'agent.kubeconfig'), token, cluster.server);
-  const env = { NODE_NAME: nodeName, HOST_IP: hostIp };
+  // POD_UID: the kubelet's metadata.uid; the agent names itself with it and the probe checks it.
+  const env = { NODE_NAME: nodeName, HOST_IP: hostIp, POD_UID: randomBytes(8).toString('hex') };
 
   const paths = {
     '/host/cni/bin': path.join(dir, 'cni-bin'),
@@ -237,16 +238,22 @@ test('the agent, as rendered, claims a pool index, installs the CNI, publishes i
   expect(await claimFor(nodeName)).toBe(poolIndex);
 
   const probe = agentContainer.readinessProbe!.exec!.command;
-  // As the kubelet does: probe until it passes (the agent opens its socket after its first sync).
+  // As the kubelet does: probe until it passes (the agent opens its socket after its first sync), in
+  // the container's environment (the probe is a shell command reading POD_UID).
+  const probeEnv = Object.entries(env).map(([k, v]) => `${k}=${v}`);
   await eventually(
     `the rendered readiness probe\n${agent.output()}`,
     () =>
-      run(castnetBin, localCommand(probe, env, paths).slice(1)).then(
+      run('env', [...probeEnv, ...localCommand(probe, env, paths)]).then(
         () => true,
         () => undefined,
       ),
     30_000,
   );
+  // Another pod's agent on the socket (a rolling update's predecessor) does not make this one Ready.
+  await expect(
+    run('env', [...probeEnv, 'POD_UID=predecessor', ...localCommand(probe, env, paths)]),
+  ).rejects.toThrow(/not "predecessor"/);
   expect(agent.output()).not.toMatch(/Forbidden|403/);
 
   // The metrics sidecar, as rendered (unix sockets cross network namespaces; it runs on the host's).

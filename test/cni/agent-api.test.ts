@@ -50,7 +50,17 @@ afterAll(async () => {
 
 describe('the agent socket API', () => {
   it('answers the readiness probe', async () => {
-    expect(await call('GET', '/v1/healthz')).toEqual({ status: 200, body: { status: 'ok' } });
+    expect(await call('GET', '/v1/healthz')).toEqual({
+      status: 200,
+      body: { status: 'ok', instance: expect.stringMatching(/^[0-9a-f-]{36}$/) as unknown },
+    });
+  });
+
+  it('refuses a handover without a data plane to hand over, and keeps serving', async () => {
+    const answer = await call('POST', '/v1/handover');
+    expect(answer.status).toBe(404);
+    expect(answer.body).toMatchObject({ code: 7, msg: 'this agent cannot hand over (no data plane)' });
+    expect((await call('GET', '/v1/healthz')).status).toBe(200);
   });
 
   it('answers only POST /v1/cni', async () => {

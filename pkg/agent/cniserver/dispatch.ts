@@ -33,6 +33,8 @@ const SINCE_1_1 = new Set(['STATUS', 'GC']);
 
 export class CniDispatcher {
   private readonly locks = new AttachmentLocks();
+  /** Set once the node is handed over: no request may touch it after that. */
+  private stopped = false;
 
   constructor(
     private readonly manager: EndpointManager,
@@ -81,23 +83,23 @@ export class CniDispatcher {
       case 'ADD': {
         ensureNetnsExists(netns);
         const req = { containerId, ifname, netns, conf, args, pod: podFromArgs(args), cniPath };
-        const result = await this.locks.withAttachment(attachment(), () => this.manager.add(req));
+        const result = await this.one(attachment(), () => this.manager.add(req));
         return { ok: true, body: formatResult(result, conf.cniVersion) };
       }
       case 'CHECK': {
         ensureNetnsExists(netns);
         const req = { containerId, ifname, netns, conf, args, pod: podFromArgs(args), cniPath };
-        await this.locks.withAttachment(attachment(), () => this.manager.check(req));
+        await this.one(attachment(), () => this.manager.check(req));
         return { ok: true };
       }
       case 'DEL': {
         const req = { containerId, ifname, netns: netns || undefined, conf, args, cniPath };
-        await this.locks.withAttachment(attachment(), () => this.manager.del(req));
+        await this.one(attachment(), () => this.manager.del(req));
         return { ok: true };
       }
       case 'GC': {
         const validAttachments = parseValidAttachments(raw);
-        await this.locks.withAll(() => this.manager.gc({ conf, validAttachments, cniPath }));
+        await this.all(() => this.manager.gc({ conf, validAttachments, cniPath }));
         return { ok: true };
       }
       case 'STATUS':
@@ -106,6 +108,34 @@ export class CniDispatcher {
       case 'VERSION':
         throw new Error('unreachable: VERSION is answered before the network config is read');
     }
+  }
+
+  /**
+   * Runs `fn` alone, after the requests in progress, and refuses every request after it: the
+   * handover of the node to a successor agent.
+   */
+  async drain(fn: () => Promise<void>): Promise<void> {
+    await this.locks.withAll(async () => {
+      this.stopped = true;
+      await fn();
+    });
+  }
+
+  private one<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    return this.locks.withAttachment(key, () => this.unlessStopped(fn));
+  }
+
+  private all<T>(fn: () => Promise<T>): Promise<T> {
+    return this.locks.withAll(() => this.unlessStopped(fn));
+  }
+
+  private unlessStopped<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.stopped)
+      throw new CniError(
+        CniErrorCode.TryAgainLater,
+        'the agent handed the node over to its successor; retry',
+      );
+    return fn();
   }
 
   private logDone(inv: CniInvocation | undefined, started: bigint, err?: CniError): void {

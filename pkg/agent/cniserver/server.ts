@@ -11,17 +11,31 @@ import { CniDispatcher, MAX_STDIN_BYTES } from './dispatch';
 export const API_PATH = '/v1/cni';
 /** Answers 200 once the agent serves CNI (it listens only after reconciling): a readiness probe. */
 export const HEALTH_PATH = '/v1/healthz';
+/** A newer agent on the same node asks this one to give up the node (docs/agent-api.md). */
+export const HANDOVER_PATH = '/v1/handover';
+
+export interface CniServerOptions {
+  /** Names this agent process in /v1/healthz, so a probe can tell it from a predecessor. */
+  instance?: string;
+  /**
+   * Stops everything but this server (data plane, stats, state) for a successor. Runs with no CNI
+   * request in progress; afterwards the server answers every CNI request with "try again later".
+   */
+  handOver?: () => Promise<void>;
+}
 /** Room for a maximal stdin after JSON string escaping, plus the environment. */
 export const MAX_BODY_BYTES = 8 * MAX_STDIN_BYTES;
 
 export class CniServer {
   private readonly server: Server;
   private readonly dispatcher: CniDispatcher;
+  private handedOver = false;
 
   constructor(
     manager: EndpointManager,
     readonly socketPath: string,
     private readonly log: Logger,
+    private readonly o: CniServerOptions = {},
   ) {
     this.dispatcher = new CniDispatcher(manager, log);
     this.server = createServer((req, res) => {
@@ -45,14 +59,30 @@ export class CniServer {
     this.log.info('CNI server listening', { socket: this.socketPath });
   }
 
+  /** True once this agent handed the node over: it must not touch the node any more. */
+  get handedOverToSuccessor(): boolean {
+    return this.handedOver;
+  }
+
   async close(): Promise<void> {
+    // After a handover the socket path is the successor's: leave it alone.
+    if (this.handedOver) return;
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeAllConnections();
     rmSync(this.socketPath, { force: true });
   }
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (req.method === 'GET' && req.url === HEALTH_PATH) return reply(res, 200, { status: 'ok' });
+    if (this.handedOver) {
+      const err = new CniError(
+        CniErrorCode.TryAgainLater,
+        'this agent handed the node over to its successor; retry on the new agent',
+      );
+      return reply(res, 503, err.toJSON());
+    }
+    if (req.method === 'GET' && req.url === HEALTH_PATH)
+      return reply(res, 200, { status: 'ok', ...(this.o.instance ? { instance: this.o.instance } : {}) });
+    if (req.method === 'POST' && req.url === HANDOVER_PATH) return this.handOver(res);
     if (req.method !== 'POST' || req.url !== API_PATH) {
       const err = new CniError(
         CniErrorCode.InvalidConfig,
@@ -82,6 +112,30 @@ export class CniServer {
     const answer = await this.dispatcher.handle(body);
     if (answer.ok) return answer.body === undefined ? reply(res, 204) : reply(res, 200, answer.body);
     reply(res, 400, answer.body);
+  }
+
+  /**
+   * Stops listening (new connections are refused, so castnet-cni's next request reaches the
+   * successor once it listens), waits for CNI requests in progress, stops the rest of the agent,
+   * then answers. Every later request, even on an open connection, is refused.
+   */
+  private async handOver(res: ServerResponse): Promise<void> {
+    if (!this.o.handOver) {
+      const err = new CniError(CniErrorCode.InvalidConfig, 'this agent cannot hand over (no data plane)');
+      return reply(res, 404, err.toJSON());
+    }
+    const started = process.hrtime.bigint();
+    this.log.info('handing the node over to a successor agent');
+    this.server.close();
+    this.handedOver = true;
+    // Nothing else keeps the process up now; it must stay (idle) until terminated: an agent that
+    // exited would be restarted by the kubelet and take the node back from its successor.
+    setInterval(() => undefined, 2 ** 30);
+    await this.dispatcher.drain(() => this.o.handOver!());
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    this.log.info('handed over; idle until terminated', { stoppedInMs: Math.round(ms) });
+    res.setHeader('connection', 'close');
+    reply(res, 200, { status: 'handed-over', stoppedInMs: ms });
   }
 }
 

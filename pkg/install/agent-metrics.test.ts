@@ -1,0 +1,42 @@
+// The metrics sidecar waits for its port instead of crashing while another process holds it, as the
+// previous pod's sidecar does during a rolling update on the node's network. Real sockets, loopback.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { serveAgentMetricsWhenFree } from './agent-metrics';
+
+const listen = (s: Server, port = 0) =>
+  new Promise<number>((resolve) =>
+    s.listen(port, '127.0.0.1', () => resolve((s.address() as AddressInfo).port)),
+  );
+const close = (s: Server) => new Promise<void>((resolve) => s.close(() => resolve()));
+
+it('binds its port once the previous holder lets go, answering /healthz', async () => {
+  const previous = createServer((_, res) => res.end('previous\n'));
+  const port = await listen(previous);
+  let busy = 0;
+  let bound!: () => void;
+  const isBound = new Promise<void>((resolve) => (bound = resolve));
+  const server = serveAgentMetricsWhenFree(
+    '/nonexistent/stats.sock',
+    '127.0.0.1',
+    port,
+    {
+      onBusy: () => busy++,
+      onBound: () => bound(),
+      onError: (err) => {
+        throw err;
+      },
+    },
+    50,
+  );
+  try {
+    while (busy < 2) await new Promise((r) => setTimeout(r, 20));
+    expect(await (await fetch(`http://127.0.0.1:${port}/healthz`)).text()).toBe('previous\n');
+    await close(previous);
+    await isBound;
+    expect(await (await fetch(`http://127.0.0.1:${port}/healthz`)).text()).toBe('ok\n');
+  } finally {
+    if (previous.listening) await close(previous);
+    await close(server);
+  }
+});
