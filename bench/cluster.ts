@@ -159,7 +159,16 @@ async function main(): Promise<void> {
       upgrade: {
         rate_per_s: RATE,
         sent: up.sent,
-        max_loss_ms: Math.max(...Object.values(up.receivers).map((r) => Math.round((r.lost / RATE) * 1000))),
+        // The longest run of lost messages at any receiver, in ms of the stream: one node's handover.
+        max_loss_ms: Math.max(
+          0,
+          ...Object.values(up.receivers).flatMap((r) =>
+            r.gaps.map(([from, to]) => ((to - from + 1) / RATE) * 1000),
+          ),
+        ),
+        total_lost_ms_per_receiver: Object.fromEntries(
+          Object.entries(up.receivers).map(([k, r]) => [k, Math.round((r.lost / RATE) * 1000)]),
+        ),
         duplicates: Object.values(up.receivers).reduce((n, r) => n + r.duplicates, 0),
         per_receiver: Object.fromEntries(
           Object.entries(up.receivers).map(([k, r]) => [
