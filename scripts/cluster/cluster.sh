@@ -44,6 +44,9 @@ SERVER=https://$APISERVER_IP:$APISERVER_PORT
 CLUSTER_CIDR=10.244.0.0/16
 SERVICE_CIDR=10.96.0.0/16
 CLUSTER_DNS=10.96.0.10
+# One cluster per machine (the bridge, namespaces and ports are fixed): which checkout's it is.
+OWNER_FILE=/run/castnet-cluster.owner
+
 # The sandbox image every node's containerd pins (scripts/cluster/images.sh builds it).
 PAUSE_IMAGE=localhost/castnet/pause:3.10
 
@@ -522,11 +525,27 @@ cmd_down() {
   ip link del "$BRIDGE" 2>/dev/null || true
   if findmnt -n "$DIR/nodes" >/dev/null 2>&1; then umount "$DIR/nodes"; fi
   rm -rf "$DIR"
+  if [ "$(cat "$OWNER_FILE" 2>/dev/null)" = "$CACHE" ]; then rm -f "$OWNER_FILE"; fi
   log "down"
+}
+
+# A cluster another checkout left running (an earlier clone, CI's) holds the bridge, the node
+# namespaces and the ports: stop it with its own state directory first.
+stop_foreign_cluster() {
+  local other
+  other=$(cat "$OWNER_FILE" 2>/dev/null) || return 0
+  [ "$other" != "$CACHE" ] || return 0
+  if [ -d "$other/cluster" ]; then
+    log "stopping the cluster another checkout started ($other)"
+    CASTNET_CACHE=$other "$0" down
+  fi
+  rm -f "$OWNER_FILE"
 }
 
 cmd_up() {
   need_binaries
+  stop_foreign_cluster
+  echo "$CACHE" >"$OWNER_FILE"
   mkdir -p "$DIR/logs" "$DIR/nodes"
   ensure_pki
   kubeconfig "$DIR/kubeconfig" admin
