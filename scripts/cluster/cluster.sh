@@ -538,6 +538,16 @@ stop_foreign_cluster() {
   if [ -d "$other/cluster" ]; then
     log "stopping the cluster another checkout started ($other)"
     CASTNET_CACHE=$other "$0" down
+  else
+    # Its checkout is gone: remove what is left of it by the fixed names.
+    local ns pids
+    for ns in $(ip netns list | awk '/^cncl-node-/ {print $1}'); do
+      pids=$(ip netns pids "$ns" | tr '\n' ' ')
+      # shellcheck disable=SC2086
+      [ -z "$pids" ] || kill -9 $pids 2>/dev/null || true
+      ip netns del "$ns" 2>/dev/null || true
+    done
+    ip link del "$BRIDGE" 2>/dev/null || true
   fi
   rm -f "$OWNER_FILE"
 }
