@@ -7,7 +7,7 @@ import { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup';
 import type { Directory, EndpointRecord } from '../../pkg/lookup/port';
 import { createNamespace, ensureCluster, type Cluster } from '../harness/k8s';
 import { until } from './adapter-helpers';
-import { installCrds } from './fixtures';
+import { installCrds, nodeRegistration } from './fixtures';
 
 jest.setTimeout(120_000);
 
@@ -56,13 +56,6 @@ const members = (d: Directory): string =>
     .sort()
     .join(' ');
 
-const registered = (name: string, last: number) => ({
-  name,
-  address: `192.0.2.${last}`,
-  port: 4790,
-  poolIndex: last,
-});
-
 beforeAll(async () => {
   cluster = await ensureCluster();
   await installCrds(cluster);
@@ -99,7 +92,7 @@ test('each node reports its own selected endpoints; every directory has them; la
   const a = agentOf(nodeA);
   const b = agentOf(nodeB);
   const observer = agentOf();
-  await a.registerNode(registered(nodeA, 1));
+  await a.registerNode(nodeRegistration(nodeA, 1));
   // p2 also joined by IGMP; an endpoint naming a pod of another node is not A's to select.
   await a.publishEndpoints(nodeA, [
     endpointOf(nodeA, 1, 'p1', uid1),
@@ -109,7 +102,7 @@ test('each node reports its own selected endpoints; every directory has them; la
   await a.reportMemberships(nodeA, [
     { network: 'blue', group: GROUP, node: nodeA, endpointId: 2, filter: { mode: 'exclude', sources: [] } },
   ]);
-  await b.registerNode(registered(nodeB, 2));
+  await b.registerNode(nodeRegistration(nodeB, 2));
   await b.publishEndpoints(nodeB, [endpointOf(nodeB, 3, 'p3', uid3)]);
   await b.reportMemberships(nodeB, []);
 

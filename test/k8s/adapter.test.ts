@@ -10,7 +10,7 @@ import {
   upstreamBin,
   type Cluster,
 } from '../harness/k8s';
-import { installCrds } from './fixtures';
+import { installCrds, nodeRegistration } from './fixtures';
 import { adapter, endpoint, membersOf, membership, until } from './adapter-helpers';
 import type { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup';
 
@@ -23,13 +23,6 @@ const bystander = `${tag}-other`;
 let cluster: Cluster;
 const open: KubernetesLookup[] = [];
 const track = (l: KubernetesLookup): KubernetesLookup => (open.push(l), l);
-
-const node = (name: string, last: number) => ({
-  name,
-  address: `192.0.2.${last}`,
-  port: 4790,
-  poolIndex: last,
-});
 
 beforeAll(async () => {
   cluster = await ensureCluster();
@@ -75,7 +68,7 @@ const reportJson = async (name: string) =>
 test('an adapter writes its own report, and only its own', async () => {
   const before = (await reportJson(bystander)).metadata.resourceVersion;
   const a = track(adapter(cluster));
-  await a.registerNode(node(nodeA, 1));
+  await a.registerNode(nodeRegistration(nodeA, 1));
   await a.publishEndpoints(nodeA, [endpoint(nodeA, 1, '10.1.0.1'), endpoint(nodeA, 2, '10.1.0.2')]);
   await a.reportMemberships(nodeA, [membership(nodeA, 1, '239.1.1.1')]);
 
@@ -96,12 +89,12 @@ test('an adapter writes its own report, and only its own', async () => {
 test("a second node's adapter sees the first's endpoints, joins and leaves", async () => {
   const a = track(adapter(cluster));
   const b = track(adapter(cluster));
-  await a.registerNode(node(nodeA, 1));
-  await b.registerNode(node(nodeB, 2));
+  await a.registerNode(nodeRegistration(nodeA, 1));
+  await b.registerNode(nodeRegistration(nodeB, 2));
   await a.publishEndpoints(nodeA, [endpoint(nodeA, 1, '10.1.0.1')]);
 
   const seen = await until(b, (d) => d.endpoints.some((e) => e.node === nodeA && e.ips[0] === '10.1.0.1'));
-  expect(seen.nodes.find((n) => n.name === nodeA)).toEqual(node(nodeA, 1));
+  expect(seen.nodes.find((n) => n.name === nodeA)).toEqual(nodeRegistration(nodeA, 1));
   expect(seen.nodes.find((n) => n.name === bystander)?.address).toBe('192.0.2.99');
 
   await a.reportMemberships(nodeA, [membership(nodeA, 1, '239.7.7.7')]);
@@ -116,7 +109,7 @@ test("a second node's adapter sees the first's endpoints, joins and leaves", asy
 
 test('a burst of changes is coalesced into few writes and the last state wins', async () => {
   const a = track(adapter(cluster));
-  await a.registerNode(node(nodeA, 1));
+  await a.registerNode(nodeRegistration(nodeA, 1));
   await a.publishEndpoints(nodeA, [endpoint(nodeA, 1, '10.1.0.1')]);
   const start = a.stats.writes;
   const burst = [];
@@ -212,7 +205,7 @@ test("under the chart's agent role the adapter reads the directory, writes its r
     await cluster.kubectl(['apply', '-f', '-'], { input: rbac });
     const kubeconfig = await serviceAccountKubeconfig(cluster, ns, `${release}-agent`);
     const a = track(adapter(cluster, undefined, kubeconfig));
-    await a.registerNode(node(nodeA, 1));
+    await a.registerNode(nodeRegistration(nodeA, 1));
     await a.reportMemberships(nodeA, [membership(nodeA, 1, '239.5.5.5')]);
     expect((await reportJson(nodeA)).spec.memberships?.map((m) => m.group)).toEqual(['239.5.5.5']);
     const d = await until(a, (x) => x.nodes.some((n) => n.name === bystander));

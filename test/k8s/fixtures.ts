@@ -26,3 +26,11 @@ export function eventually<T>(
 ): Promise<T> {
   return waitFor(probe, { what, timeoutMs, intervalMs: 200 });
 }
+
+/** A node as an agent registers it: documentation address 192.0.2.<last>, pool index <last>. */
+export const nodeRegistration = (name: string, last: number) => ({
+  name,
+  address: `192.0.2.${last}`,
+  port: 4790,
+  poolIndex: last,
+});
