@@ -1,18 +1,12 @@
 // Runs the real castnet-cni binary the way a container runtime does: CNI_* environment, the network
 // configuration on stdin, the result or the spec's JSON error on stdout.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { repoRoot } from './repo';
 
 /** The checkout's root, from the sources or from their compiled copy under dist/ (benchmarks). */
-function findRepoRoot(from: string): string {
-  for (let dir = from; dir !== path.dirname(dir); dir = path.dirname(dir)) {
-    if (existsSync(path.join(dir, 'package.json'))) return dir;
-  }
-  throw new Error(`no package.json above ${from}`);
-}
 
-export const repoRoot = findRepoRoot(__dirname);
+export { repoRoot };
 export const castnetCni = path.join(repoRoot, 'bin/castnet-cni');
 
 export interface CniOutcome {
