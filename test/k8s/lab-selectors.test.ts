@@ -130,7 +130,7 @@ beforeAll(async () => {
     await runIn(ns, 'nft', ['-f', '-'], { input: QUIET_IGMP });
     const child = spawnIn(ns, 'socat', [
       '-u',
-      `UDP4-RECV:${PORT},reuseport,ip-add-membership=${GROUP}:${ip}`,
+      `UDP4-RECV:${PORT},reuseaddr,ip-add-membership=${GROUP}:${ip}`,
       'STDOUT',
     ]);
     const app = { child, received: '' };
