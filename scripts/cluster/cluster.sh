@@ -402,7 +402,9 @@ start_kubelet() {
 import_into_node() {
   local i=$1 tar=$2
   [ -f "$tar" ] || die "missing image $tar: run \`make image\` first"
-  node_exec "$i" "$BIN/ctr" --address /run/containerd/containerd.sock -n k8s.io images import "$tar" >/dev/null
+  # ctr warns about cgroup v1 at every call; keep its real errors.
+  node_exec "$i" "$BIN/ctr" --address /run/containerd/containerd.sock -n k8s.io images import "$tar" \
+    2> >(grep -v 'DEPRECATION: The support for cgroup v1' >&2) >/dev/null
 }
 
 # Every image, built if its inputs changed, imported into each node once per build (the tarball's
