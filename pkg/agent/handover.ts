@@ -1,9 +1,9 @@
 // The successor's side of an agent handover (docs/agent-api.md, POST /v1/handover): a new agent on a
 // node that another agent still serves (a rolling update's surge pod) asks it to stop, so that the
 // node's data plane passes from one to the other with no moment where both forward.
-import { request } from 'node:http';
 import type { Logger } from '../log/log';
 import type { LookupService } from '../lookup/port';
+import { agentRequest } from './cniserver/client';
 import { HANDOVER_PATH } from './cniserver/server';
 import { probeAgent } from '../install/agent-ready';
 
@@ -29,25 +29,9 @@ export function firstDirectory(lookup: LookupService, timeoutMs: number): Promis
 }
 
 /** POST /v1/handover; resolves once the predecessor answered that it stopped. */
-export function requestHandover(socket: string, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { socketPath: socket, path: HANDOVER_PATH, method: 'POST', timeout: timeoutMs },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () =>
-          res.statusCode === 200
-            ? resolve()
-            : reject(new Error(`${HANDOVER_PATH} answered ${res.statusCode}: ${body.slice(0, 200)}`)),
-        );
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end();
-  });
+export async function requestHandover(socket: string, timeoutMs: number): Promise<void> {
+  const { status, body } = await agentRequest(socket, 'POST', HANDOVER_PATH, timeoutMs);
+  if (status !== 200) throw new Error(`${HANDOVER_PATH} answered ${status}: ${body.slice(0, 200)}`);
 }
 
 /**

@@ -1,7 +1,8 @@
 // Prometheus metrics for the node agent: the agent serves its counters as JSON on its unix stats
 // socket (/v1/stats); `castnet agent-metrics` (a sidecar in the agent's pod) serves them on a TCP
 // port in the Prometheus text format, one sample per numeric field, named after its path.
-import { createServer, request, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
+import { agentRequest } from '../agent/cniserver/client';
 
 /** `castnet_agent_<path>` samples for every finite number in `stats`, sorted by name. Pure. */
 export function statsToPrometheus(stats: unknown, prefix = 'castnet_agent'): string {
@@ -26,25 +27,16 @@ const metricPart = (key: string): string =>
     .toLowerCase();
 
 /** GET /v1/stats on the agent's stats socket. */
-export function readAgentStats(socket: string, timeoutMs = 3000): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath: socket, path: '/v1/stats', timeout: timeoutMs }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        if (res.statusCode !== 200)
-          return reject(new Error(`${socket}: /v1/stats answered ${res.statusCode}`));
-        try {
-          resolve(JSON.parse(Buffer.concat(chunks).toString()));
-        } catch (e) {
-          reject(new Error(`${socket}: /v1/stats is not JSON: ${(e as Error).message}`));
-        }
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on('error', (e) => reject(new Error(`castnet agent stats at ${socket}: ${e.message}`)));
-    req.end();
+export async function readAgentStats(socket: string, timeoutMs = 3000): Promise<unknown> {
+  const { status, body } = await agentRequest(socket, 'GET', '/v1/stats', timeoutMs).catch((e: Error) => {
+    throw new Error(`castnet agent stats at ${socket}: ${e.message}`, { cause: e });
   });
+  if (status !== 200) throw new Error(`${socket}: /v1/stats answered ${status}`);
+  try {
+    return JSON.parse(body);
+  } catch (e) {
+    throw new Error(`${socket}: /v1/stats is not JSON: ${(e as Error).message}`, { cause: e });
+  }
 }
 
 /**
