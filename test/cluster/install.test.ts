@@ -12,6 +12,7 @@ import {
   helmInstallCastnet,
   helmUninstallCastnet,
   imageRef,
+  net1Address,
   realCluster,
   type RealCluster,
   waitFor,
@@ -102,7 +103,7 @@ describe('install', () => {
         }),
       ]);
       const [pod] = await waitPods(c, ns, 'app=pod', 1);
-      const ip = pod!.ips.net1![0]!;
+      const ip = net1Address(pod!);
       expect(ip).toMatch(/^10\.130\.7\.(1\d|20)$/);
       // host-local's own record of the lease, on the node where the pod runs.
       const leases = () =>

@@ -16,6 +16,7 @@ import {
   ensureMultus,
   helmInstallCastnet,
   imageRef,
+  net1Address,
   type Listen,
   type PodInfo,
   realCluster,
@@ -112,7 +113,7 @@ beforeAll(async () => {
   }
   // The static member is declared by its address, known once castnet's IPAM gave it one.
   await apply(c, [
-    group('static', { network: blue, address: G_STATIC.group, staticMembers: [pods.static3.ips.net1[0]] }),
+    group('static', { network: blue, address: G_STATIC.group, staticMembers: [net1Address(pods.static3)] }),
   ]);
   for (const [name, r] of Object.entries(ROLES) as [Role, (typeof ROLES)[Role]][]) {
     if (r.block) await blockJoins(c, ns, pods[name]);

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { run } from '../../pkg/sys/exec';
 import { repoRoot } from './cni';
-import { podSandboxPid, type PodInfo, type RealCluster } from './cluster';
+import { net1Address, podSandboxPid, type PodInfo, type RealCluster } from './cluster';
 
 const toolsOut = path.join(process.env.CASTNET_CACHE ?? path.join(repoRoot, '.cache'), 'cluster-tools');
 let built: Promise<void> | undefined;
@@ -96,7 +96,7 @@ function startSending(
 ): Promise<StreamProcess> {
   return startIn(c, namespace, o.sender, [
     'send',
-    o.sender.ips.net1![0]!,
+    net1Address(o.sender),
     o.group,
     String(o.port),
     String(o.rate),
@@ -111,7 +111,7 @@ async function startReceiving(
   group: string,
   port: number,
 ): Promise<StreamProcess> {
-  const r = await startIn(c, namespace, pod, ['recv', pod.ips.net1![0]!, group, String(port)]);
+  const r = await startIn(c, namespace, pod, ['recv', net1Address(pod), group, String(port)]);
   const line = await r.nextLine('ready').catch((err: unknown) => {
     r.kill();
     throw err;

@@ -311,6 +311,13 @@ function podInfo(p: PodJson): PodInfo {
   };
 }
 
+/** The pod's first castnet address (Multus' net1); throws naming the pod when it has none. */
+export function net1Address(pod: PodInfo): string {
+  const ip = pod.ips.net1?.[0];
+  if (!ip) throw new Error(`pod ${pod.name} has no net1 address`);
+  return ip;
+}
+
 export async function listPods(c: RealCluster, namespace: string, selector: string): Promise<PodInfo[]> {
   const out = await c.kubectl(['-n', namespace, 'get', 'pods', '-l', selector, '-o', 'json']);
   return (JSON.parse(out) as { items: PodJson[] }).items.map(podInfo);
@@ -388,8 +395,7 @@ export async function startReceivers(
   pod: PodInfo,
   listens: Listen[],
 ): Promise<void> {
-  const ip = pod.ips.net1?.[0];
-  if (!ip) throw new Error(`pod ${pod.name} has no net1 address`);
+  const ip = net1Address(pod);
   const lines = listens.map(
     (l) =>
       `socat -u UDP4-RECV:${l.port},reuseaddr,ip-add-membership=${l.group}:${ip} OPEN:/tmp/rx-${l.port},creat,append </dev/null >/tmp/socat-${l.port}.log 2>&1 &`,
@@ -422,8 +428,7 @@ export async function send(
   to: Listen,
   payloads: string[],
 ): Promise<void> {
-  const ip = pod.ips.net1?.[0];
-  if (!ip) throw new Error(`pod ${pod.name} has no net1 address`);
+  const ip = net1Address(pod);
   const dest = `UDP4-DATAGRAM:${to.group}:${to.port},bind=${ip},ip-multicast-if=${ip},ip-multicast-loop=0,ip-multicast-ttl=4`;
   await podExec(
     c,
