@@ -44,7 +44,7 @@ lint: npm-deps
 # Unit tests only: pure logic, no root, no upstream tools. Built first: jest refuses a stale build
 # (test/build-is-current.cjs).
 test-unit: build
-	npx jest --ci pkg
+	node --experimental-vm-modules node_modules/jest/bin/jest.js --ci pkg
 
 # The Go forwarder's unit tests (cmd/castnet-cni/main_test.go): stdin validation, VERSION, the
 # per-verb answers when the agent is down, forwarding to a fake agent socket.

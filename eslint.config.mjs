@@ -4,7 +4,7 @@ import tseslint from 'typescript-eslint';
 export default tseslint.config(
   {
     ignores: [
-      'jest.config.js',
+      'jest.config.mjs',
       'dist/**',
       'node_modules/**',
       '.cache/**',

@@ -17,7 +17,7 @@ results=()
 jest_run() {
   local out
   out=$(mktemp)
-  npx jest --ci --json --outputFile="$out" "$@"
+  node --experimental-vm-modules node_modules/jest/bin/jest.js --ci --json --outputFile="$out" "$@"
   local rc=$?
   results+=("$out")
   return $rc

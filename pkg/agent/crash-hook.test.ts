@@ -1,5 +1,5 @@
 // The crash hook's arming rules; the crash itself is tested with a real agent (test/endpoint/agent-crash.test.ts).
-import { crashHookFromEnv } from './crash-hook';
+import { crashHookFromEnv } from './crash-hook.js';
 
 describe('crashHookFromEnv', () => {
   it('is off without CASTNET_TEST_CRASH_AT', () => {

@@ -3,7 +3,7 @@
 // nothing and that the restarted agent recovers. Off unless CASTNET_TEST_HOOKS=1 is set as well, so
 // a stray variable cannot take a production agent down. See docs/testing.md ("Crash tests").
 import { writeSync } from 'node:fs';
-import { ENDPOINT_STEPS, type EndpointStep } from '../endpoint/node-manager';
+import { ENDPOINT_STEPS, type EndpointStep } from '../endpoint/node-manager.js';
 
 export const CRASH_AT_ENV = 'CASTNET_TEST_CRASH_AT';
 export const TEST_HOOKS_ENV = 'CASTNET_TEST_HOOKS';

@@ -1,11 +1,11 @@
 // The successor's side of an agent handover (docs/agent-api.md, POST /v1/handover): a new agent on a
 // node that another agent still serves (a rolling update's surge pod) asks it to stop, so that the
 // node's data plane passes from one to the other with no moment where both forward.
-import type { Logger } from '../log/log';
-import type { LookupService } from '../lookup/port';
-import { agentRequest } from './cniserver/client';
-import { HANDOVER_PATH } from './cniserver/server';
-import { probeAgent } from '../install/agent-ready';
+import type { Logger } from '../log/log.js';
+import type { LookupService } from '../lookup/port.js';
+import { agentRequest } from './cniserver/client.js';
+import { HANDOVER_PATH } from './cniserver/server.js';
+import { probeAgent } from '../install/agent-ready.js';
 
 /** How long the predecessor may take to stop, and the successor waits for its first directory. */
 export const HANDOVER_TIMEOUT_MS = 5000;

@@ -1,8 +1,8 @@
 // Chooses the lookup service adapter from the agent's --lookup flag.
-import type { LookupService } from '../lookup/port';
-import { EmbeddedLookupClient } from '../lookup/embedded/client';
-import { loadConnection } from '../k8s/kubeconfig';
-import { KubernetesLookup } from '../lookup/kubernetes/lookup';
+import type { LookupService } from '../lookup/port.js';
+import { EmbeddedLookupClient } from '../lookup/embedded/client.js';
+import { loadConnection } from '../k8s/kubeconfig.js';
+import { KubernetesLookup } from '../lookup/kubernetes/lookup.js';
 
 export interface LookupOptions {
   /** For `kubernetes`: kubeconfig file (default: KUBECONFIG, ~/.kube/config, or in-cluster). */

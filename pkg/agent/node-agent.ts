@@ -3,20 +3,20 @@
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createServer, type Server } from 'node:http';
-import type { Endpoint } from '../endpoint/table';
-import { toEndpointRecord } from '../endpoint/table';
-import type { NodeEndpointManager } from '../endpoint/node-manager';
-import type { Logger } from '../log/log';
-import type { Directory, EndpointRecord, LookupService, NetworkSpec, NodeRecord } from '../lookup/port';
-import type { AddRequest, EndpointManager } from '../endpoint/manager';
-import { vmIdentity } from '../kubevirt/identity';
-import { endpointMtu, makeWireKey, type WireKey } from '../wire';
+import type { Endpoint } from '../endpoint/table.js';
+import { toEndpointRecord } from '../endpoint/table.js';
+import type { NodeEndpointManager } from '../endpoint/node-manager.js';
+import type { Logger } from '../log/log.js';
+import type { Directory, EndpointRecord, LookupService, NetworkSpec, NodeRecord } from '../lookup/port.js';
+import type { AddRequest, EndpointManager } from '../endpoint/manager.js';
+import { vmIdentity } from '../kubevirt/identity.js';
+import { endpointMtu, makeWireKey, type WireKey } from '../wire/index.js';
 import { isIPv6 } from 'node:net';
-import { Dataplane } from './dataplane/dataplane';
-import { withVnetHeader } from './dataplane/dataplane';
-import { Querier } from './membership/querier';
-import { UnicastOverlay } from './unicast/overlay';
-import type { MembershipConfig } from '../membership';
+import { Dataplane } from './dataplane/dataplane.js';
+import { withVnetHeader } from './dataplane/dataplane.js';
+import { Querier } from './membership/querier.js';
+import { UnicastOverlay } from './unicast/overlay.js';
+import type { MembershipConfig } from '../membership/index.js';
 
 export interface NodeAgentOptions {
   node: NodeRecord;

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { intOption } from './options';
+import { intOption } from './options.js';
 
 describe('intOption', () => {
   const mtu = intOption('--mtu', 576, 9000);

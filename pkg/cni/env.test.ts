@@ -1,5 +1,5 @@
-import { parseCniArgs, parseEnv, podFromArgs } from './env';
-import { CniError, CniErrorCode } from './types';
+import { parseCniArgs, parseEnv, podFromArgs } from './env.js';
+import { CniError, CniErrorCode } from './types.js';
 
 function errorOf(fn: () => unknown): CniError {
   try {

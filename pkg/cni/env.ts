@@ -1,8 +1,8 @@
 // Validation of a CNI invocation's environment (CNI_COMMAND, CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME,
 // CNI_ARGS, CNI_PATH). Pure: no I/O. Each failure is a CniError naming the variable and the reason.
-import type { PodRef } from '../lookup/port';
-import { normalizeUnicastMac } from '../netaddr/mac';
-import { CniError, CniErrorCode, type CniEnv } from './types';
+import type { PodRef } from '../lookup/port.js';
+import { normalizeUnicastMac } from '../netaddr/mac.js';
+import { CniError, CniErrorCode, type CniEnv } from './types.js';
 
 export const COMMANDS = ['ADD', 'DEL', 'CHECK', 'STATUS', 'GC', 'VERSION'] as const;
 export type CniCommand = (typeof COMMANDS)[number];

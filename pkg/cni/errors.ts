@@ -1,7 +1,7 @@
 // Maps schema validation failures to CNI errors that name the offending field and the reason.
 // Reusable by anything that validates user input with zod and reports it in CNI's error format.
 import type { z } from 'zod';
-import { CniError, CniErrorCode } from './types';
+import { CniError, CniErrorCode } from './types.js';
 
 /** zod `params` key through which a refinement asks for a specific CNI error code. */
 export const CNI_CODE_PARAM = 'cniCode';

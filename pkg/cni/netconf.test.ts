@@ -1,5 +1,5 @@
-import { CniError, CniErrorCode } from './types';
-import { decodeStdin, parseNetConf, parseValidAttachments, requestedMac, resolveVersion } from './netconf';
+import { CniError, CniErrorCode } from './types.js';
+import { decodeStdin, parseNetConf, parseValidAttachments, requestedMac, resolveVersion } from './netconf.js';
 
 const base = { cniVersion: '1.1.0', name: 'blue', type: 'castnet' };
 

@@ -1,11 +1,11 @@
 // Validation of a CNI invocation's network configuration (stdin), into the NetConf the endpoint
 // manager consumes. Pure: no I/O. Each failure is a CniError naming the field and the reason.
 import { z } from 'zod';
-import type { Attachment, NetConf } from './types';
-import { CNI_CODE_PARAM, parseOrThrow } from './errors';
-import { normalizeUnicastMac } from '../netaddr/mac';
-import { normalizeResult, resultSchema } from './result';
-import { CniError, CniErrorCode, CURRENT_VERSION, SUPPORTED_VERSIONS } from './types';
+import type { Attachment, NetConf } from './types.js';
+import { CNI_CODE_PARAM, parseOrThrow } from './errors.js';
+import { normalizeUnicastMac } from '../netaddr/mac.js';
+import { normalizeResult, resultSchema } from './result.js';
+import { CniError, CniErrorCode, CURRENT_VERSION, SUPPORTED_VERSIONS } from './types.js';
 
 export const PLUGIN_TYPE = 'castnet';
 export const DEFAULT_AGENT_SOCKET = '/run/castnet/agent.sock';

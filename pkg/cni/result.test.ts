@@ -1,5 +1,5 @@
-import { formatResult } from './result';
-import type { CniResult } from './types';
+import { formatResult } from './result.js';
+import type { CniResult } from './types.js';
 
 const result: CniResult = {
   cniVersion: '1.1.0',

@@ -1,7 +1,7 @@
 // CNI results across spec versions: parsing a prevResult of any supported version into castnet's
 // internal (1.1) form, and rendering an internal result in the version the runtime asked for.
 import { z } from 'zod';
-import type { CniInterface, CniIpConfig, CniResult, CniRoute } from './types';
+import type { CniInterface, CniIpConfig, CniResult, CniRoute } from './types.js';
 
 const interfaceSchema = z.looseObject({
   name: z.string().min(1),

@@ -1,9 +1,9 @@
 // Address classification for group resolution, on top of pkg/frame's parsers. Keys compare canonical
 // strings, so every address is canonicalized on the way in (the CRDs demand canonical IPs; agents'
 // reports might not).
-import { parseAddress } from '../frame/addr';
+import { parseAddress } from '../frame/addr.js';
 
-export { canonicalAddress, isGroupAddress } from '../frame/addr';
+export { canonicalAddress, isGroupAddress } from '../frame/addr.js';
 
 export type AddressFamily = 4 | 6 | 'mac';
 

@@ -1,10 +1,10 @@
 // `castnet controller`: the lookup service on Kubernetes (docs/api.md).
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
-import { runUntilSignal } from '../cli/lifecycle';
-import { loadConnection } from '../k8s/kubeconfig';
-import { createLogger } from '../log/log';
-import { Controller } from './controller';
+import { runUntilSignal } from '../cli/lifecycle.js';
+import { loadConnection } from '../k8s/kubeconfig.js';
+import { createLogger } from '../log/log.js';
+import { Controller } from './controller.js';
 
 interface ControllerCliOptions {
   kubeconfig?: string;

@@ -3,10 +3,10 @@
 // them through the status subresource with per-key retries, then emit rate-limited Events.
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ApiClient, isNotFound, resourcePath } from '../k8s/client';
-import { Informer } from '../k8s/informer';
-import { toLabeledObject, trimToLabels } from '../k8s/labeled';
-import type { Connection } from '../k8s/kubeconfig';
+import { ApiClient, isNotFound, resourcePath } from '../k8s/client.js';
+import { Informer } from '../k8s/informer.js';
+import { toLabeledObject, trimToLabels } from '../k8s/labeled.js';
+import type { Connection } from '../k8s/kubeconfig.js';
 import type {
   MembershipReport,
   MulticastGroup,
@@ -14,17 +14,17 @@ import type {
   NodeState,
   VirtualNetwork,
   VirtualNetworkStatus,
-} from '../k8s/types';
-import { API_VERSION, KINDS } from '../k8s/types';
-import { postEvent } from '../k8s/events';
-import { EventLimiter, groupEvents, type EventDraft } from './events';
-import { judgeNodes } from './gc';
-import { LeaderElector } from './leader';
-import { ControllerMetrics } from './metrics';
-import { desiredNetworkStatuses } from './networks';
-import { GroupResolver, groupKey } from './resolve';
-import { desiredGroupStatus, sameStatus } from './status';
-import { WorkQueue } from './workqueue';
+} from '../k8s/types.js';
+import { API_VERSION, KINDS } from '../k8s/types.js';
+import { postEvent } from '../k8s/events.js';
+import { EventLimiter, groupEvents, type EventDraft } from './events.js';
+import { judgeNodes } from './gc.js';
+import { LeaderElector } from './leader.js';
+import { ControllerMetrics } from './metrics.js';
+import { desiredNetworkStatuses } from './networks.js';
+import { GroupResolver, groupKey } from './resolve.js';
+import { desiredGroupStatus, sameStatus } from './status.js';
+import { WorkQueue } from './workqueue.js';
 
 export interface ControllerOptions {
   identity: string;

@@ -1,9 +1,9 @@
 // Membership changes as Kubernetes Events, summarized per reconcile and rate-limited per group so a
 // flapping group cannot flood the apiserver.
-import type { Condition, GroupMember } from '../k8s/types';
-import type { EventDraft } from '../k8s/events';
+import type { Condition, GroupMember } from '../k8s/types.js';
+import type { EventDraft } from '../k8s/events.js';
 
-export { EventLimiter, type EventDraft } from '../k8s/events';
+export { EventLimiter, type EventDraft } from '../k8s/events.js';
 
 const memberKey = (m: GroupMember): string => (m.node ? `${m.node}/${m.endpointID}` : m.endpoint);
 

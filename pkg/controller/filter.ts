@@ -1,6 +1,6 @@
 // Merging IGMPv3/MLDv2 source filters of one endpoint reached through several paths, the way RFC 9776
 // section 3.2 merges per-socket filters into an interface's state: include wins only if all include.
-import type { SourceFilter } from '../lookup/port';
+import type { SourceFilter } from '../lookup/port.js';
 
 export const ANY_SOURCE: SourceFilter = { mode: 'exclude', sources: [] };
 

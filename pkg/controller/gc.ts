@@ -1,6 +1,6 @@
 // Which nodes' reports count, and which reports to delete. A node that is NotReady longer than the grace
 // period stops contributing members; a Node deleted longer than the grace period loses its report too.
-import type { NodeState } from '../k8s/types';
+import type { NodeState } from '../k8s/types.js';
 
 export interface NodeVerdict {
   /** Nodes whose endpoints and joins count. */

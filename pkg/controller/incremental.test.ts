@@ -4,8 +4,8 @@
 // counts, conditions) with resolving the whole snapshot from scratch: that is what lets the
 // controller re-resolve only what a change touches.
 import fc from 'fast-check';
-import type { LabeledObject, MembershipReport, MulticastGroup, VirtualNetwork } from '../k8s/types';
-import { GroupResolver, resolveGroups, type ResolvedGroup } from './resolve';
+import type { LabeledObject, MembershipReport, MulticastGroup, VirtualNetwork } from '../k8s/types.js';
+import { GroupResolver, resolveGroups, type ResolvedGroup } from './resolve.js';
 
 const NAMES = ['g0', 'g1', 'g2', 'g3', 'g4'];
 const NODES = ['n1', 'n2', 'n3'];

@@ -1,7 +1,7 @@
 // Leader election on a coordination.k8s.io/v1 Lease, following client-go's leaderelection: the holder
 // renews every retry period; others take over only after observing no renewal for a whole lease
 // duration (measured on their own clock, so clock skew between replicas does not matter).
-import { ApiError, isNotFound, type ApiClient } from '../k8s/client';
+import { ApiError, isNotFound, type ApiClient } from '../k8s/client.js';
 
 export interface LeaderOptions {
   namespace: string;

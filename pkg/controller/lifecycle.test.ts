@@ -1,13 +1,13 @@
-import { fromReport, toReportSpec } from '../k8s/convert';
-import type { GroupMember, MulticastGroup, VirtualNetwork } from '../k8s/types';
-import { canonicalAddress, isGroupAddress } from './addr';
-import { applyConditions } from '../k8s/conditions';
-import { EventLimiter, groupEvents } from './events';
-import { mergeFilters } from './filter';
-import { judgeNodes } from './gc';
-import { desiredNetworkStatuses } from './networks';
-import { selectorMatches } from '../k8s/selector';
-import { desiredGroupStatus, sameStatus } from './status';
+import { fromReport, toReportSpec } from '../k8s/convert.js';
+import type { GroupMember, MulticastGroup, VirtualNetwork } from '../k8s/types.js';
+import { canonicalAddress, isGroupAddress } from './addr.js';
+import { applyConditions } from '../k8s/conditions.js';
+import { EventLimiter, groupEvents } from './events.js';
+import { mergeFilters } from './filter.js';
+import { judgeNodes } from './gc.js';
+import { desiredNetworkStatuses } from './networks.js';
+import { selectorMatches } from '../k8s/selector.js';
+import { desiredGroupStatus, sameStatus } from './status.js';
 
 const T0 = Date.parse('2026-11-28T10:00:00Z');
 const MIN = 60_000;

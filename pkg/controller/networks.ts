@@ -1,7 +1,7 @@
 // VirtualNetwork status: usage counts, and a Ready condition that catches what one object's CEL rules
 // cannot: two networks with the same networkID.
-import type { VirtualNetwork, VirtualNetworkStatus } from '../k8s/types';
-import { applyConditions } from '../k8s/conditions';
+import type { VirtualNetwork, VirtualNetworkStatus } from '../k8s/types.js';
+import { applyConditions } from '../k8s/conditions.js';
 
 export function desiredNetworkStatuses(
   networks: VirtualNetwork[],

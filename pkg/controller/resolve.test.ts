@@ -8,10 +8,10 @@ import type {
   ReportEndpoint,
   ReportMembership,
   VirtualNetwork,
-} from '../k8s/types';
-import { fromReport, toReportSpec } from '../k8s/convert';
-import { selectorMemberships } from '../lookup/kubernetes/selector-members';
-import { resolveGroups, type ResolveInput } from './resolve';
+} from '../k8s/types.js';
+import { fromReport, toReportSpec } from '../k8s/convert.js';
+import { selectorMemberships } from '../lookup/kubernetes/selector-members.js';
+import { resolveGroups, type ResolveInput } from './resolve.js';
 
 const net = (
   name: string,

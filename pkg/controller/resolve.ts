@@ -9,7 +9,7 @@
 // Nesting is a graph over groups (spec.nestedGroups by name, plus static members that are group
 // addresses). Each group is resolved by a depth-first walk from it: an edge back onto the walk's own path
 // is a cycle, reported with its path and never followed; a walk deeper than MAX_NESTING_DEPTH stops.
-import type { SourceFilter } from '../lookup/port';
+import type { SourceFilter } from '../lookup/port.js';
 import type {
   GroupCounts,
   GroupMember,
@@ -20,13 +20,13 @@ import type {
   ReportMembership,
   Via,
   VirtualNetwork,
-} from '../k8s/types';
-import { MAX_NESTING_DEPTH } from '../k8s/types';
-import { toSourceFilter, fromSourceFilter } from '../k8s/convert';
-import { canonicalAddress, cidrFamily, familyOf, isGroupAddress } from './addr';
-import type { DesiredCondition } from '../k8s/conditions';
-import { ANY_SOURCE, mergeFilters } from './filter';
-import { groupSelects, hasSelectors, type SelectedKind } from '../k8s/selector';
+} from '../k8s/types.js';
+import { MAX_NESTING_DEPTH } from '../k8s/types.js';
+import { toSourceFilter, fromSourceFilter } from '../k8s/convert.js';
+import { canonicalAddress, cidrFamily, familyOf, isGroupAddress } from './addr.js';
+import type { DesiredCondition } from '../k8s/conditions.js';
+import { ANY_SOURCE, mergeFilters } from './filter.js';
+import { groupSelects, hasSelectors, type SelectedKind } from '../k8s/selector.js';
 
 export interface ResolveInput {
   networks: VirtualNetwork[];

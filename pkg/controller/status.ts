@@ -1,9 +1,9 @@
 // The status the controller wants on each MulticastGroup, and whether writing it would change anything.
-import type { Condition, MulticastGroup, MulticastGroupStatus } from '../k8s/types';
-import { MAX_STATUS_MEMBERS } from '../k8s/types';
-import { applyConditions } from '../k8s/conditions';
-import { LIMITS, jsonBytes } from '../lookup/limits';
-import type { ResolvedGroup } from './resolve';
+import type { Condition, MulticastGroup, MulticastGroupStatus } from '../k8s/types.js';
+import { MAX_STATUS_MEMBERS } from '../k8s/types.js';
+import { applyConditions } from '../k8s/conditions.js';
+import { LIMITS, jsonBytes } from '../lookup/limits.js';
+import type { ResolvedGroup } from './resolve.js';
 
 /** How many of `members` fit in the status: at most `maxMembers`, and their JSON in `maxBytes`. */
 function membersThatFit(members: ResolvedGroup['members'], maxMembers: number, maxBytes: number): number {

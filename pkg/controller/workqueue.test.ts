@@ -1,7 +1,8 @@
 // The work queue's ordering rules with handlers the test releases itself, and its backoff on jest's
 // fake clock: no sleeps, no wall-clock bounds.
-import { waitFor } from '../../test/harness/wait';
-import { WorkQueue } from './workqueue';
+import { jest } from '@jest/globals';
+import { waitFor } from '../../test/harness/wait.js';
+import { WorkQueue } from './workqueue.js';
 
 afterEach(() => jest.useRealTimers());
 

@@ -1,6 +1,6 @@
 // The contract between the agent's CNI server (pkg/agent/cniserver) and endpoint wiring (pkg/endpoint).
-import type { Attachment, CniResult, NetConf } from '../cni/types';
-import type { PodRef, VmRef } from '../lookup/port';
+import type { Attachment, CniResult, NetConf } from '../cni/types.js';
+import type { PodRef, VmRef } from '../lookup/port.js';
 
 // The validated configuration and the attachment key are CNI's own; re-exported for the wiring.
 export type { Attachment, NetConf };

@@ -1,15 +1,15 @@
 // The node agent's EndpointManager: wires pods into per-network bridges, runs IPAM (castnet's pools or
 // a delegated plugin) and keeps the endpoint table. See docs/endpoints.md.
 import { existsSync } from 'node:fs';
-import { CniError, CniErrorCode, type CniIpConfig, type CniResult, type CniRoute } from '../cni/types';
-import { allocateAddresses, poolsOf } from '../ipam/castnet';
-import { execDelegate, formatCniArgs, type DelegateCall } from '../ipam/delegate';
-import { DEFAULT_POOL_SIZES, type PoolSizes } from '../ipam/pool';
-import type { Logger } from '../log/log';
-import type { NetworkSpec, PodRef, VmRef } from '../lookup/port';
-import { normalizeUnicastMac, randomLocalMac } from '../netaddr/mac';
-import type { BridgePortFlags } from '../netlink/codec';
-import { Rtnl } from '../netlink/rtnl';
+import { CniError, CniErrorCode, type CniIpConfig, type CniResult, type CniRoute } from '../cni/types.js';
+import { allocateAddresses, poolsOf } from '../ipam/castnet.js';
+import { execDelegate, formatCniArgs, type DelegateCall } from '../ipam/delegate.js';
+import { DEFAULT_POOL_SIZES, type PoolSizes } from '../ipam/pool.js';
+import type { Logger } from '../log/log.js';
+import type { NetworkSpec, PodRef, VmRef } from '../lookup/port.js';
+import { normalizeUnicastMac, randomLocalMac } from '../netaddr/mac.js';
+import type { BridgePortFlags } from '../netlink/codec.js';
+import { Rtnl } from '../netlink/rtnl.js';
 import type {
   AddRequest,
   Attachment,
@@ -18,9 +18,9 @@ import type {
   EndpointManager,
   GcRequest,
   NetConf,
-} from './manager';
-import { bridgeName, hostIfname, isHostIfname } from './names';
-import { rebuildFromKernel, type Rebuilt } from './recover';
+} from './manager.js';
+import { bridgeName, hostIfname, isHostIfname } from './names.js';
+import { rebuildFromKernel, type Rebuilt } from './recover.js';
 import {
   attachmentKey,
   type Endpoint,
@@ -28,7 +28,7 @@ import {
   type EndpointListener,
   type EndpointSource,
   type IpamRecord,
-} from './table';
+} from './table.js';
 import {
   configureContainer,
   configureHostPort,
@@ -37,7 +37,7 @@ import {
   findPodEnd,
   setBridgeSnooping as setSnooping,
   setPortFlooding,
-} from './wiring';
+} from './wiring.js';
 
 /** The points of ADD after which progress is recorded; a test may freeze ADD at any of them. */
 export type AddStep = 'reserved' | 'ipam' | 'veth' | 'port' | 'container';

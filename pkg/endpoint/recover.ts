@@ -5,12 +5,12 @@
 // a running pod's address to the next pod.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { NetworkSpec } from '../lookup/port';
-import { NUD_NOARP } from '../netlink/constants';
-import { Rtnl } from '../netlink/rtnl';
-import { bridgeName } from './names';
-import type { Endpoint } from './table';
-import { findPodEnd } from './wiring';
+import type { NetworkSpec } from '../lookup/port.js';
+import { NUD_NOARP } from '../netlink/constants.js';
+import { Rtnl } from '../netlink/rtnl.js';
+import { bridgeName } from './names.js';
+import type { Endpoint } from './table.js';
+import { findPodEnd } from './wiring.js';
 
 /** What could be rebuilt, or why not: `retry` when a later attempt may succeed (network not known yet). */
 export type Rebuilt =

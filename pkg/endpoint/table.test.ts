@@ -1,8 +1,8 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bridgeName, hostIfname, isHostIfname } from './names';
-import { type Endpoint, type EndpointEvent, EndpointTable, toEndpointRecord } from './table';
+import { bridgeName, hostIfname, isHostIfname } from './names.js';
+import { type Endpoint, type EndpointEvent, EndpointTable, toEndpointRecord } from './table.js';
 
 let dir: string;
 beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'cn-table-'))));

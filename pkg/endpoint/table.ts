@@ -5,9 +5,9 @@
 // for the ID sequence and the IPAM cursors.
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DelegateCall } from '../ipam/delegate';
-import type { EndpointRecord, PodRef, VmRef } from '../lookup/port';
-import type { Attachment } from './manager';
+import type { DelegateCall } from '../ipam/delegate.js';
+import type { EndpointRecord, PodRef, VmRef } from '../lookup/port.js';
+import type { Attachment } from './manager.js';
 import {
   CorruptFileError,
   DeferredSync,
@@ -15,7 +15,7 @@ import {
   readJson,
   removeFile,
   writeJsonAtomic,
-} from './atomic-file';
+} from './atomic-file.js';
 
 /** "adding": intent recorded, wiring in progress (or crashed). "ready": ADD succeeded. */
 export type EndpointState = 'adding' | 'ready';

@@ -1,10 +1,10 @@
 // The kernel side of an endpoint: a veth pair between the node's per-network bridge and the pod, the
 // bridge port's settings, and the pod interface's addresses and routes. Each function is one step of
 // ADD, so the manager can record progress (and tests can crash it) between them.
-import type { CniRoute } from '../cni/types';
-import { parseCidr } from '../netaddr/ip';
-import type { BridgePortFlags, Link } from '../netlink/codec';
-import type { Rtnl } from '../netlink/rtnl';
+import type { CniRoute } from '../cni/types.js';
+import { parseCidr } from '../netaddr/ip.js';
+import type { BridgePortFlags, Link } from '../netlink/codec.js';
+import type { Rtnl } from '../netlink/rtnl.js';
 
 /** The node's bridge for a network, created (up, without IPv6 link-local address) when missing. */
 export function ensureNetworkBridge(host: Rtnl, name: string): Link {

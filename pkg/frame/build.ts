@@ -1,8 +1,15 @@
 // Builders for the few frames the agent originates itself: ARP replies here, IGMP/MLD queries in pkg/igmp.
-import { parseIPv4, parseIPv6, parseMac } from './addr';
-import { fillIPv4HeaderChecksum, internetChecksum, ipv6PseudoHeaderSum } from './checksum';
-import { ETH_P_8021Q, ETH_P_ARP, ETH_P_IPV4, ETH_P_IPV6, IPPROTO_HOPOPTS, IPPROTO_ICMPV6 } from './ethernet';
-import type { ArpInfo } from './ethernet';
+import { parseIPv4, parseIPv6, parseMac } from './addr.js';
+import { fillIPv4HeaderChecksum, internetChecksum, ipv6PseudoHeaderSum } from './checksum.js';
+import {
+  ETH_P_8021Q,
+  ETH_P_ARP,
+  ETH_P_IPV4,
+  ETH_P_IPV6,
+  IPPROTO_HOPOPTS,
+  IPPROTO_ICMPV6,
+} from './ethernet.js';
+import type { ArpInfo } from './ethernet.js';
 
 /** Frames shorter than this (without FCS) are padded, as an Ethernet NIC would. */
 export const ETH_MIN_FRAME = 60;

@@ -7,8 +7,8 @@ import {
   isIPv4Multicast,
   isIPv6LinkLocalMulticast,
   isIPv6Multicast,
-} from './addr';
-import type { ParsedFrame } from './ethernet';
+} from './addr.js';
+import type { ParsedFrame } from './ethernet.js';
 
 export type DestinationClass =
   'unicast' | 'broadcast' | 'ipv4-multicast' | 'ipv6-multicast' | 'link-local-multicast' | 'non-ip-multicast';

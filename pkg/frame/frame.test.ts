@@ -26,7 +26,7 @@ import {
   parseMac,
   VNET_HDR_LEN,
   type ParsedFrame,
-} from './index';
+} from './index.js';
 
 function parsed(b: Uint8Array, off = 0): ParsedFrame {
   const r = parseFrame(b, off);
@@ -321,8 +321,6 @@ describe('classifyDestination', () => {
 });
 
 describe('IPv6 text with an IPv4 tail', () => {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { parseIPv6, parseAddress } = require('./addr') as typeof import('./addr');
   it('accepts a dotted quad only at the end of the whole address', () => {
     // RFC 4291 2.2 (3): the dotted quad is the low-order 32 bits.
     expect(parseIPv6('::ffff:1.2.3.4')).toEqual(

@@ -2,9 +2,9 @@
 // is accepted (the host's neighbour table learns the answered MAC). Two namespaces on a veth: the
 // "host" pings an address nobody owns; the "agent" side answers it from "its directory".
 import { createInterface } from 'node:readline';
-import { run, runIn, spawnIn, stop } from '../sys/exec';
-import { addNetns, delNetns, netnsTag } from '../../test/harness/netns';
-import { buildArpReply, buildNeighborAdvert, parseFrame, type ParsedFrame } from './index';
+import { run, runIn, spawnIn, stop } from '../sys/exec.js';
+import { addNetns, delNetns, netnsTag } from '../../test/harness/netns.js';
+import { buildArpReply, buildNeighborAdvert, parseFrame, type ParsedFrame } from './index.js';
 
 const tag = netnsTag('fr');
 const HOST = `${tag}h`;

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { parseFrame } from '../frame';
+import { parseFrame } from '../frame/index.js';
 import {
   buildIgmpQuery,
   buildMldQuery,
@@ -11,7 +11,7 @@ import {
   parseMembershipFrame,
   type GroupRecord,
   type MembershipMessage,
-} from './index';
+} from './index.js';
 import {
   igmpFrame,
   igmpV2Body,
@@ -19,7 +19,7 @@ import {
   mldFrame,
   mldV1Body,
   mldV2ReportBody,
-} from './reports.fixture';
+} from './reports.fixture.js';
 
 function parse(frame: Uint8Array, verifyChecksum = true) {
   const f = parseFrame(frame);

@@ -1,3 +1,3 @@
-export * from './codes';
-export * from './parse';
-export * from './query';
+export * from './codes.js';
+export * from './parse.js';
+export * from './query.js';

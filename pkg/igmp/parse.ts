@@ -6,11 +6,11 @@ import {
   isIPv4LinkLocalMulticast,
   isIPv4Multicast,
   isIPv6Multicast,
-} from '../frame/addr';
-import { ipv6PseudoHeaderSum, verifiesChecksum } from '../frame/checksum';
-import { IPPROTO_ICMPV6, type ParsedFrame } from '../frame/ethernet';
-import { err, fieldError, ok, type FieldError, type Result } from '../frame/result';
-import { decodeCode16, decodeCode8 } from './codes';
+} from '../frame/addr.js';
+import { ipv6PseudoHeaderSum, verifiesChecksum } from '../frame/checksum.js';
+import { IPPROTO_ICMPV6, type ParsedFrame } from '../frame/ethernet.js';
+import { err, fieldError, ok, type FieldError, type Result } from '../frame/result.js';
+import { decodeCode16, decodeCode8 } from './codes.js';
 
 export type RecordType = 'IS_IN' | 'IS_EX' | 'TO_IN' | 'TO_EX' | 'ALLOW' | 'BLOCK';
 const RECORD_TYPES: readonly RecordType[] = ['IS_IN', 'IS_EX', 'TO_IN', 'TO_EX', 'ALLOW', 'BLOCK'];

@@ -8,11 +8,11 @@ import {
   ipv6MulticastMac,
   parseIPv4,
   parseIPv6,
-} from '../frame/addr';
-import { buildIPv4Frame, buildIPv6Frame } from '../frame/build';
-import { internetChecksum } from '../frame/checksum';
-import { IPPROTO_ICMPV6, IPPROTO_IGMP } from '../frame/ethernet';
-import { encodeCode16, encodeCode8 } from './codes';
+} from '../frame/addr.js';
+import { buildIPv4Frame, buildIPv6Frame } from '../frame/build.js';
+import { internetChecksum } from '../frame/checksum.js';
+import { IPPROTO_ICMPV6, IPPROTO_IGMP } from '../frame/ethernet.js';
+import { encodeCode16, encodeCode8 } from './codes.js';
 
 export interface QuerySpec {
   querierMac: string;

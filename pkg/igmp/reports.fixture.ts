@@ -1,10 +1,10 @@
 // Host-side report builders for tests (castnet itself never sends reports). Kept apart from the
 // tests so pkg/membership's tests can speak real IGMP/MLD bytes too.
-import { parseIPv4, parseIPv6 } from '../frame/addr';
-import { buildIPv4Frame, buildIPv6Frame } from '../frame/build';
-import { internetChecksum } from '../frame/checksum';
-import { IPPROTO_ICMPV6, IPPROTO_IGMP } from '../frame/ethernet';
-import type { GroupRecord } from './parse';
+import { parseIPv4, parseIPv6 } from '../frame/addr.js';
+import { buildIPv4Frame, buildIPv6Frame } from '../frame/build.js';
+import { internetChecksum } from '../frame/checksum.js';
+import { IPPROTO_ICMPV6, IPPROTO_IGMP } from '../frame/ethernet.js';
+import type { GroupRecord } from './parse.js';
 
 const TYPES = ['IS_IN', 'IS_EX', 'TO_IN', 'TO_EX', 'ALLOW', 'BLOCK'];
 

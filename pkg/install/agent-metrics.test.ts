@@ -2,7 +2,7 @@
 // previous pod's sidecar does during a rolling update on the node's network. Real sockets, loopback.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { serveAgentMetricsWhenFree } from './agent-metrics';
+import { serveAgentMetricsWhenFree } from './agent-metrics.js';
 
 const listen = (s: Server, port = 0) =>
   new Promise<number>((resolve) =>

@@ -2,7 +2,7 @@
 // socket (/v1/stats); `castnet agent-metrics` (a sidecar in the agent's pod) serves them on a TCP
 // port in the Prometheus text format, one sample per numeric field, named after its path.
 import { createServer, type Server } from 'node:http';
-import { agentRequest } from '../agent/cniserver/client';
+import { agentRequest } from '../agent/cniserver/client.js';
 
 /** `castnet_agent_<path>` samples for every finite number in `stats`, sorted by name. Pure. */
 export function statsToPrometheus(stats: unknown, prefix = 'castnet_agent'): string {

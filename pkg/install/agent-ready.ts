@@ -1,7 +1,7 @@
 // The agent DaemonSet's readiness probe: the agent answers on its CNI socket, which it opens only
 // after reconciling (pkg/agent/cniserver/server.ts), so a ready agent can serve castnet-cni.
-import { agentRequest } from '../agent/cniserver/client';
-import { HEALTH_PATH } from '../agent/cniserver/server';
+import { agentRequest } from '../agent/cniserver/client.js';
+import { HEALTH_PATH } from '../agent/cniserver/server.js';
 
 /**
  * Resolves when GET /v1/healthz on `socket` answers 200 (and, given `instance`, names that agent

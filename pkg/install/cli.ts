@@ -5,21 +5,21 @@
 import { rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { runUntilSignal } from '../cli/lifecycle';
-import { intOption } from '../cli/options';
-import { DEFAULT_AGENT_SOCKET } from '../cni/netconf';
-import { ApiClient } from '../k8s/client';
-import { loadConnection } from '../k8s/kubeconfig';
-import { parseListenAddress } from '../controller/cli';
-import { probeAgent } from './agent-ready';
-import { serveAgentMetricsWhenFree } from './agent-metrics';
-import { CNI_BINARY, installCni, removeCniFiles, type InstallMode } from './cni-files';
-import { removeCastnetLinks } from './node-links';
-import { claimPoolIndex } from './pool-index';
-import { waitForDaemonSet } from './wait-daemonset';
+import { runUntilSignal } from '../cli/lifecycle.js';
+import { intOption } from '../cli/options.js';
+import { DEFAULT_AGENT_SOCKET } from '../cni/netconf.js';
+import { ApiClient } from '../k8s/client.js';
+import { loadConnection } from '../k8s/kubeconfig.js';
+import { parseListenAddress } from '../controller/cli.js';
+import { probeAgent } from './agent-ready.js';
+import { serveAgentMetricsWhenFree } from './agent-metrics.js';
+import { CNI_BINARY, installCni, removeCniFiles, type InstallMode } from './cni-files.js';
+import { removeCastnetLinks } from './node-links.js';
+import { claimPoolIndex } from './pool-index.js';
+import { waitForDaemonSet } from './wait-daemonset.js';
 
 /** castnet-cni next to bin/castnet: the repository's bin/ and the image's /opt/castnet/bin alike. */
-const bundledCni = path.resolve(__dirname, '../../../bin', CNI_BINARY);
+const bundledCni = path.resolve(import.meta.dirname, '../../../bin', CNI_BINARY);
 
 function modeOption(value: string): InstallMode {
   if (value !== 'primary' && value !== 'secondary')

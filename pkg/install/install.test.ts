@@ -1,11 +1,11 @@
-import { bridgeName, hostIfname } from '../endpoint/names';
-import { vxlanName } from '../agent/unicast/overlay';
-import { parseNetConf } from '../cni/netconf';
-import { isCastnetConflist, primaryConflist } from './cni-files';
-import { isCastnetLink } from './node-links';
-import { lowestFree } from './pool-index';
-import { statsToPrometheus } from './agent-metrics';
-import { daemonSetDone } from './wait-daemonset';
+import { bridgeName, hostIfname } from '../endpoint/names.js';
+import { vxlanName } from '../agent/unicast/overlay.js';
+import { parseNetConf } from '../cni/netconf.js';
+import { isCastnetConflist, primaryConflist } from './cni-files.js';
+import { isCastnetLink } from './node-links.js';
+import { lowestFree } from './pool-index.js';
+import { statsToPrometheus } from './agent-metrics.js';
+import { daemonSetDone } from './wait-daemonset.js';
 
 describe('isCastnetLink', () => {
   it.each([bridgeName(0x42), bridgeName(0xffffff), vxlanName(7), hostIfname('c1', 'eth0')])(

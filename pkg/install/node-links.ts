@@ -1,7 +1,7 @@
 // The links castnet creates in the node's network namespace, found by their exact name patterns
 // (pkg/endpoint/names.ts, pkg/agent/unicast/overlay.ts) so no other plugin's link (cni0, ...) matches.
-import { isHostIfname } from '../endpoint/names';
-import { Rtnl } from '../netlink/rtnl';
+import { isHostIfname } from '../endpoint/names.js';
+import { Rtnl } from '../netlink/rtnl.js';
 
 /** Bridges "cnbr" and VXLAN devices "cnvx" + 6 hex digits, host veths "cn" + 11. Pure. */
 export function isCastnetLink(name: string): boolean {

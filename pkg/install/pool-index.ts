@@ -3,7 +3,7 @@
 // Lease `castnet-pool-<n>` held by the node's name. Creating an object is atomic, so two nodes that
 // race for the same index cannot both win; a node that claimed before (agent restart, upgrade) finds
 // its own Lease again. Leases of deleted nodes are not reclaimed (docs/install.md).
-import { ApiClient, isConflict } from '../k8s/client';
+import { ApiClient, isConflict } from '../k8s/client.js';
 
 export const POOL_INDEX_LABEL = 'castnet.io/pool-index';
 export const MAX_POOL_INDEX = 65535;

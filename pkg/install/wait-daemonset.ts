@@ -1,6 +1,6 @@
 // The uninstall hook's wait: Helm waits for a hook Job, not for a hook DaemonSet, so a Job waits
 // until the node-cleanup DaemonSet has run its cleanup (its init container) on every node.
-import type { ApiClient } from '../k8s/client';
+import type { ApiClient } from '../k8s/client.js';
 
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 

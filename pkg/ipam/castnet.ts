@@ -1,8 +1,8 @@
 // castnet IPAM: one address per subnet of the network from this node's pools, or the addresses the
 // runtime asked for (runtimeConfig.ips). Pure: the endpoint table supplies what is in use.
-import { CniError, CniErrorCode } from '../cni/types';
-import type { NetworkSpec } from '../lookup/port';
-import { formatIp, parseCidr, parseIp, type Cidr, type Ip } from '../netaddr/ip';
+import { CniError, CniErrorCode } from '../cni/types.js';
+import type { NetworkSpec } from '../lookup/port.js';
+import { formatIp, parseCidr, parseIp, type Cidr, type Ip } from '../netaddr/ip.js';
 import {
   assigned,
   carvePool,
@@ -12,7 +12,7 @@ import {
   subnetOf,
   type Pool,
   type PoolSizes,
-} from './pool';
+} from './pool.js';
 
 /** This node's pools of `network`, one per subnet. */
 export function poolsOf(

@@ -3,8 +3,8 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { join } from 'node:path';
-import { normalizeResult, resultSchema } from '../cni/result';
-import { CniError, CniErrorCode, type CniResult } from '../cni/types';
+import { normalizeResult, resultSchema } from '../cni/result.js';
+import { CniError, CniErrorCode, type CniResult } from '../cni/types.js';
 
 export type DelegateCommand = 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS';
 

@@ -1,9 +1,10 @@
 import fc from 'fast-check';
-import { CniError } from '../cni/types';
-import type { NetworkSpec } from '../lookup/port';
-import { allocateAddresses, poolsOf } from './castnet';
-import { carvePool, nextFree, poolKey } from './pool';
-import { formatIp } from '../netaddr/ip';
+import { CniError } from '../cni/types.js';
+import type { NetworkSpec } from '../lookup/port.js';
+import { allocateAddresses, poolsOf } from './castnet.js';
+import { carvePool, nextFree, poolKey } from './pool.js';
+import { formatIp } from '../netaddr/ip.js';
+import { chooseDelegateVersion } from './delegate.js';
 
 const net = (subnets: string[]): NetworkSpec => ({
   name: 'blue',
@@ -166,8 +167,6 @@ describe('allocateAddresses', () => {
 });
 
 describe('delegate cniVersion negotiation', () => {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { chooseDelegateVersion } = require('./delegate') as typeof import('./delegate');
   it('keeps a version the delegate supports, else speaks the highest common one', () => {
     expect(chooseDelegateVersion('1.1.0', ['0.4.0', '1.0.0', '1.1.0'], 'ADD')).toBe('1.1.0');
     expect(chooseDelegateVersion('1.1.0', ['0.3.1', '0.4.0', '1.0.0'], 'ADD')).toBe('1.0.0');

@@ -11,7 +11,7 @@ import {
   networkOf,
   parseCidr,
   parseIp,
-} from '../netaddr/ip';
+} from '../netaddr/ip.js';
 
 export interface PoolSizes {
   /** Prefix length of a node's IPv4 block (default 24: 254 usable addresses). */

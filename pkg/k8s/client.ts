@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import type { Connection } from './kubeconfig';
+import type { Connection } from './kubeconfig.js';
 
 export class ApiError extends Error {
   constructor(

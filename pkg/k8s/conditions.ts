@@ -1,5 +1,5 @@
 // metav1.Condition bookkeeping: lastTransitionTime moves only when the status flips.
-import type { Condition } from './types';
+import type { Condition } from './types.js';
 
 export type DesiredCondition = Omit<Condition, 'lastTransitionTime'>;
 

@@ -7,14 +7,14 @@ import type {
   NetworkSpec,
   NodeRecord,
   SourceFilter,
-} from '../lookup/port';
+} from '../lookup/port.js';
 import type {
   MembershipReport,
   MembershipReportSpec,
   MulticastGroup,
   SourceFilterSpec,
   VirtualNetwork,
-} from './types';
+} from './types.js';
 
 export const DEFAULT_MTU = 1400;
 

@@ -1,6 +1,6 @@
 // Kubernetes Events: posting one (core/v1) and limiting how many, so neither a flapping group nor a
 // misbehaving pod can flood the apiserver. Events are best effort: callers never wait on them to retry.
-import type { ApiClient } from './client';
+import type { ApiClient } from './client.js';
 
 export interface EventDraft {
   type: 'Normal' | 'Warning';

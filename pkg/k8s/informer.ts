@@ -2,7 +2,7 @@
 // and watch expiry: a failed watch resumes from the last resourceVersion seen, and "410 Gone" (that
 // version was compacted away) re-lists, diffing the new list against the cache so deletions that
 // happened during the outage are noticed too.
-import { ApiError, type ApiClient, type WatchEvent } from './client';
+import { ApiError, type ApiClient, type WatchEvent } from './client.js';
 
 interface Meta {
   metadata?: { name?: string; namespace?: string; resourceVersion?: string };

@@ -1,5 +1,5 @@
 // Pods and KubeVirt VMIs as label selectors need them, for the controller's and the agents' caches.
-import type { LabeledObject } from './types';
+import type { LabeledObject } from './types.js';
 
 /** The parts of a Pod or VMI these helpers read. */
 export interface LabeledResource {

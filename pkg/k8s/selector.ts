@@ -1,7 +1,7 @@
 // Which pods and VMs a MulticastGroup's label selectors select. One rule for the agents, which
 // report the selected endpoints on their node (and so deliver to them), and for the controller, which
 // shows the members in status: the two must never disagree. Pure.
-import type { LabeledObject, LabelSelector, MulticastGroup } from './types';
+import type { LabeledObject, LabelSelector, MulticastGroup } from './types.js';
 
 /** Kubernetes label selector semantics (metav1.LabelSelector): all requirements must hold. */
 

@@ -1,6 +1,6 @@
 // Typed models of castnet's custom resources (castnet.io/v1alpha1). The CRDs under charts/castnet/crds/
 // are the schema of record; these types mirror them field for field (docs/api.md).
-import { LIMITS } from '../lookup/limits';
+import { LIMITS } from '../lookup/limits.js';
 
 export const GROUP = 'castnet.io';
 export const VERSION = 'v1alpha1';

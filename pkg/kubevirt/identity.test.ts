@@ -1,4 +1,4 @@
-import { launcherPodMeta, vmIdentity } from './identity';
+import { launcherPodMeta, vmIdentity } from './identity.js';
 
 describe('KubeVirt VM identity', () => {
   it('reads the VMI name from a virt-launcher pod, and marks a migration target', () => {

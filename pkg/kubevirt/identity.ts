@@ -2,7 +2,7 @@
 // namespace plus the VMI name: it stays the same across live migration, while the pod, its node and
 // castnet's endpoint ID change.
 
-import type { PodMeta } from '../lookup/port';
+import type { PodMeta } from '../lookup/port.js';
 
 export type { PodMeta };
 

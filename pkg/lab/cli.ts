@@ -3,14 +3,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import type { DataplaneCounters } from '../agent/dataplane/counters';
-import { parseLabFile } from './scenario';
-import { Lab, ScenarioReport } from './runner';
-import { removeLeftoverLabs } from './topology';
+import type { DataplaneCounters } from '../agent/dataplane/counters.js';
+import { parseLabFile } from './scenario.js';
+import { Lab, ScenarioReport } from './runner.js';
+import { removeLeftoverLabs } from './topology.js';
 
 /** The repository root, whether running from dist/ (compiled) or from sources (ts-jest). */
 export function repoRoot(): string {
-  const here = __dirname;
+  const here = import.meta.dirname;
   return here.includes(`${'/dist/'}`) ? resolve(here, '../../..') : resolve(here, '../..');
 }
 

@@ -9,12 +9,12 @@
 import type { ChildProcess } from 'node:child_process';
 import { createConnection, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { ApiClient, isNotFound, resourcePath } from '../k8s/client';
-import { loadConnection, type Connection } from '../k8s/kubeconfig';
-import { API_VERSION, KINDS } from '../k8s/types';
-import { KubernetesLookup } from '../lookup/kubernetes/lookup';
-import type { Directory, GroupSpec, NetworkSpec } from '../lookup/port';
-import { spawnIn, stop } from '../sys/exec';
+import { ApiClient, isNotFound, resourcePath } from '../k8s/client.js';
+import { loadConnection, type Connection } from '../k8s/kubeconfig.js';
+import { API_VERSION, KINDS } from '../k8s/types.js';
+import { KubernetesLookup } from '../lookup/kubernetes/lookup.js';
+import type { Directory, GroupSpec, NetworkSpec } from '../lookup/port.js';
+import { spawnIn, stop } from '../sys/exec.js';
 
 export const LAB_LABEL = 'castnet.io/lab';
 

@@ -1,4 +1,4 @@
-import { countContaining, readPcap } from './pcap';
+import { countContaining, readPcap } from './pcap.js';
 
 function pcap(packets: Buffer[], littleEndian = true): Buffer {
   const header = Buffer.alloc(24);

@@ -8,21 +8,21 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, openSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
 import { join } from 'node:path';
-import { DirectoryStore } from '../lookup/store';
-import { launcherPodMeta } from '../kubevirt/identity';
-import { applyVmHandoff } from '../resolve/vm-handoff';
-import { EmbeddedLookupServer } from '../lookup/embedded/server';
-import { KubernetesLabDirectory } from './kubernetes';
-import type { GroupSpec, NetworkSpec } from '../lookup/port';
-import { run, spawnIn, stop } from '../sys/exec';
-import { parseCidr, subnetBroadcast } from '../frame/addr';
-import { countContaining, readPcap } from './pcap';
-import { planControls, type Control } from './controls';
-import { LabSinks } from './sink';
-import { CONTROL_PORT } from './scenario';
-import { expectedArrived, judgeDelivery, type PodCounts } from './verdict';
-import { probeAgent } from '../install/agent-ready';
-import type { LabFile, Scenario, Step } from './scenario';
+import { DirectoryStore } from '../lookup/store.js';
+import { launcherPodMeta } from '../kubevirt/identity.js';
+import { applyVmHandoff } from '../resolve/vm-handoff.js';
+import { EmbeddedLookupServer } from '../lookup/embedded/server.js';
+import { KubernetesLabDirectory } from './kubernetes.js';
+import type { GroupSpec, NetworkSpec } from '../lookup/port.js';
+import { run, spawnIn, stop } from '../sys/exec.js';
+import { parseCidr, subnetBroadcast } from '../frame/addr.js';
+import { countContaining, readPcap } from './pcap.js';
+import { planControls, type Control } from './controls.js';
+import { LabSinks } from './sink.js';
+import { CONTROL_PORT } from './scenario.js';
+import { expectedArrived, judgeDelivery, type PodCounts } from './verdict.js';
+import { probeAgent } from '../install/agent-ready.js';
+import type { LabFile, Scenario, Step } from './scenario.js';
 import {
   buildTopology,
   destroyTopology,
@@ -30,7 +30,7 @@ import {
   newLabId,
   removeLeftoverLabs,
   UNDERLAY_PORT,
-} from './topology';
+} from './topology.js';
 
 export interface LabOptions {
   /** Path of the castnet launcher (bin/castnet). */

@@ -3,7 +3,7 @@
 import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { describeZodError, networkSpec } from '../lookup/schema';
+import { describeZodError, networkSpec } from '../lookup/schema.js';
 
 const name = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$/, 'must be a short DNS-1123 label');
 const ip = z.string().refine((s) => isIP(s) !== 0, 'must be an IPv4 or IPv6 address');

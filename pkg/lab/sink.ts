@@ -2,8 +2,8 @@
 // to the wildcard address beside the joined applications' own sockets (SO_REUSEADDR). It reads what
 // the pod's kernel delivers (after its IP and UDP checks, so a frame with a bad checksum or a broken
 // virtio-net header is not counted) and counts each lab message's copies, and damaged copies.
-import { UnderlaySocket } from '../underlay/udp';
-import { tokenOf } from './verdict';
+import { UnderlaySocket } from '../underlay/udp.js';
+import { tokenOf } from './verdict.js';
 
 interface Tally {
   copies: number;

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { run, runIn } from '../sys/exec';
+import { run, runIn } from '../sys/exec.js';
 import {
   buildTopology,
   destroyTopology,
@@ -8,7 +8,7 @@ import {
   newLabId,
   nodeAddress,
   removeLeftoverLabs,
-} from './topology';
+} from './topology.js';
 
 async function netnsNames(): Promise<string[]> {
   return (await run('ip', ['netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!);

@@ -3,7 +3,7 @@
 // and leftovers of a lab whose owner died are found and removed by the next one.
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run, runIn } from '../sys/exec';
+import { run, runIn } from '../sys/exec.js';
 
 export const LAB_PREFIX = 'castnet-lab-';
 export const LAB_RUN_DIR = '/run/castnet-lab';

@@ -1,5 +1,5 @@
-import { planControls, type ControlPod } from './controls';
-import { expectedArrived, judgeDelivery, tokenOf, type DeliveryCase, type PodCounts } from './verdict';
+import { planControls, type ControlPod } from './controls.js';
+import { expectedArrived, judgeDelivery, tokenOf, type DeliveryCase, type PodCounts } from './verdict.js';
 
 const got = (app: number[], frames = app, damaged = app.map(() => 0)): PodCounts => ({
   app,

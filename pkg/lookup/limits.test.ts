@@ -3,12 +3,14 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { LIMITS } from './limits';
+import { LIMITS } from './limits.js';
 
 type Schema = { properties?: Record<string, Schema>; items?: Schema; [k: string]: unknown };
 
 const crdSchema = (file: string): Schema => {
-  const crd = parse(readFileSync(path.resolve(__dirname, '../../charts/castnet/crds', file), 'utf8'));
+  const crd = parse(
+    readFileSync(path.resolve(import.meta.dirname, '../../charts/castnet/crds', file), 'utf8'),
+  );
   return crd.spec.versions[0].schema.openAPIV3Schema as Schema;
 };
 

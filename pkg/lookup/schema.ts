@@ -1,7 +1,7 @@
 // Runtime validation of directory records crossing a process boundary (agent reports, lab files).
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { LIMITS } from './limits';
+import { LIMITS } from './limits.js';
 
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
 const NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;

@@ -8,7 +8,7 @@ import type {
   NetworkSpec,
   NodeRecord,
   PodMeta,
-} from './port';
+} from './port.js';
 
 export class DirectoryStore {
   private networks = new Map<string, NetworkSpec>();

@@ -1,2 +1,2 @@
-export * from './table';
-export * from './token-bucket';
+export * from './table.js';
+export * from './token-bucket.js';

@@ -1,10 +1,16 @@
 import fc from 'fast-check';
-import { parseFrame } from '../frame';
-import type { GroupRecord, MembershipReport } from '../igmp/parse';
-import { igmpFrame, igmpV2Body, igmpV3ReportBody, mldFrame, mldV2ReportBody } from '../igmp/reports.fixture';
-import type { MembershipRecord } from '../lookup/port';
-import { isGroupAddress } from '../resolve/groups';
-import { MembershipTable, TokenBucket, type MembershipConfig } from './index';
+import { parseFrame } from '../frame/index.js';
+import type { GroupRecord, MembershipReport } from '../igmp/parse.js';
+import {
+  igmpFrame,
+  igmpV2Body,
+  igmpV3ReportBody,
+  mldFrame,
+  mldV2ReportBody,
+} from '../igmp/reports.fixture.js';
+import type { MembershipRecord } from '../lookup/port.js';
+import { isGroupAddress } from '../resolve/groups.js';
+import { MembershipTable, TokenBucket, type MembershipConfig } from './index.js';
 
 const EP = { network: 'red', endpointId: 7 };
 const G = '239.1.1.1';

@@ -2,18 +2,18 @@
 // simplified for castnet's links: every endpoint link has exactly one host (the pod or VM) and the
 // agent is its querier. Pure: time is passed in (ms), and the outputs are the node's
 // MembershipRecords, change notifications, and the queries the agent must send.
-import { isSsmGroup } from '../frame/addr';
-import type { ParsedFrame } from '../frame/ethernet';
+import { isSsmGroup } from '../frame/addr.js';
+import type { ParsedFrame } from '../frame/ethernet.js';
 import {
   parseMembershipFrame,
   type Compat,
   type GroupRecord,
   type MembershipReport,
   type ParseLimits,
-} from '../igmp/parse';
-import { LIMITS } from '../lookup/limits';
-import type { MembershipRecord } from '../lookup/port';
-import { TokenBucket, type RateLimit } from './token-bucket';
+} from '../igmp/parse.js';
+import { LIMITS } from '../lookup/limits.js';
+import type { MembershipRecord } from '../lookup/port.js';
+import { TokenBucket, type RateLimit } from './token-bucket.js';
 
 export interface MembershipConfig {
   /** Robustness variable (QRV). */

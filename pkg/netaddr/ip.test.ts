@@ -9,8 +9,8 @@ import {
   networkOf,
   parseCidr,
   parseIp,
-} from './ip';
-import { normalizeUnicastMac, parseMac, randomLocalMac } from './mac';
+} from './ip.js';
+import { normalizeUnicastMac, parseMac, randomLocalMac } from './mac.js';
 
 describe('IP addresses', () => {
   it.each([

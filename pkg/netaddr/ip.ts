@@ -1,6 +1,6 @@
 // IP addresses and prefixes as bigints: parsing, formatting and the arithmetic IPAM needs.
 import { isIPv4, isIPv6 } from 'node:net';
-import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../frame/addr';
+import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../frame/addr.js';
 
 export type Family = 4 | 6;
 

@@ -1,4 +1,4 @@
-import * as C from './constants';
+import * as C from './constants.js';
 import {
   addrBody,
   bridgePortBody,
@@ -8,7 +8,7 @@ import {
   newVethBody,
   routeBody,
   setLinkBody,
-} from './codec';
+} from './codec.js';
 import {
   attr,
   decodeIfInfo,
@@ -19,7 +19,7 @@ import {
   IFINFOMSG_LEN,
   parseAttrs,
   RTMSG_LEN,
-} from './message';
+} from './message.js';
 
 const str = (b: Buffer | undefined): string => (b ? b.toString('utf8', 0, b.indexOf(0)) : '');
 

@@ -1,8 +1,8 @@
 // rtnetlink request bodies and reply decoders for links, addresses, routes and bridge FDB entries.
 // Pure: each builder returns the message body (fixed header + attributes) the kernel expects.
-import { formatMac, parseMac } from '../netaddr/mac';
-import { Cidr, formatIp, ipFromBytes, ipToBytes, parseCidr, parseIp } from '../netaddr/ip';
-import * as C from './constants';
+import { formatMac, parseMac } from '../netaddr/mac.js';
+import { Cidr, formatIp, ipFromBytes, ipToBytes, parseCidr, parseIp } from '../netaddr/ip.js';
+import * as C from './constants.js';
 import {
   Attr,
   attr,
@@ -21,7 +21,7 @@ import {
   NDMSG_LEN,
   parseAttrs,
   RTMSG_LEN,
-} from './message';
+} from './message.js';
 
 const IFLA_INFO_SLAVE_DATA = 5;
 

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
-import { NLA_F_NESTED, NLMSG_ERROR, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLMSGERR_ATTR_MSG } from './constants';
-import { attr, encodeAttrs, encodeMessage, parseAttrs, parseError, parseMessages } from './message';
+import { NLA_F_NESTED, NLMSG_ERROR, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLMSGERR_ATTR_MSG } from './constants.js';
+import { attr, encodeAttrs, encodeMessage, parseAttrs, parseError, parseMessages } from './message.js';
 
 describe('netlink attributes', () => {
   it('encodes TLVs with 4-byte alignment, NUL-terminated strings and nesting', () => {

@@ -7,7 +7,7 @@ import {
   NLM_F_ACK_TLVS,
   NLM_F_CAPPED,
   NLMSGERR_ATTR_MSG,
-} from './constants';
+} from './constants.js';
 
 const align4 = (n: number): number => (n + 3) & ~3;
 

@@ -1,6 +1,6 @@
 // A small rtnetlink client: links, veth pairs, bridges, bridge ports, addresses, routes, FDB.
 // Each method is one kernel round trip; errors name the operation and the object.
-import { check, libc, O_CLOEXEC, O_RDONLY } from '../sys/libc';
+import { check, libc, O_CLOEXEC, O_RDONLY } from '../sys/libc.js';
 import {
   Address,
   addrBody,
@@ -28,9 +28,9 @@ import {
   routeDumpBody,
   setLinkBody,
   VethSpec,
-} from './codec';
-import * as C from './constants';
-import { NetlinkError, NetlinkSocket } from './socket';
+} from './codec.js';
+import * as C from './constants.js';
+import { NetlinkError, NetlinkSocket } from './socket.js';
 
 const ENODEV = 19;
 const EEXIST = 17;

@@ -11,7 +11,7 @@ import {
   libc,
   sendtoAsync,
   SysError,
-} from '../sys/libc';
+} from '../sys/libc.js';
 import {
   NETLINK_CAP_ACK,
   NETLINK_EXT_ACK,
@@ -22,8 +22,8 @@ import {
   NLM_F_DUMP,
   NLM_F_REQUEST,
   SOL_NETLINK,
-} from './constants';
-import { encodeMessage, NlMessage, parseError, parseMessages } from './message';
+} from './constants.js';
+import { encodeMessage, NlMessage, parseError, parseMessages } from './message.js';
 
 const SOL_SOCKET = 1;
 const SO_RCVTIMEO = 20;

@@ -1,15 +1,15 @@
 // Real-kernel tests: a "node" namespace whose host-side veths lead to two "pod" namespaces; real
 // socat processes in the pods send and receive.
-import { UnderlaySocket } from '../underlay/udp';
-import { CaptureSet, FrameBatch } from './capture';
-import { NetnsFixture, ip, waitFor } from './testing/netns';
+import { UnderlaySocket } from '../underlay/udp.js';
+import { CaptureSet, FrameBatch } from './capture.js';
+import { NetnsFixture, ip, waitFor } from './testing/netns.js';
 import {
   EMPTY_VNET_HEADER,
   VNET_HDR_LEN,
   encodeVnetHeader,
   needsChecksum,
   parseVnetHeader,
-} from '../frame/vnet';
+} from '../frame/vnet.js';
 
 const fx = new NetnsFixture('cnpk');
 let node: string;

@@ -7,11 +7,11 @@
 // microsecond, and a wakeup costs no thread hop (see docs/dataplane-io.md for the measurements
 // behind this choice).
 import koffi from 'koffi';
-import { errno, inNetns, libc, SysError } from '../sys/libc';
-import { MSG_DONTWAIT, MSG_TRUNC, MsgVec } from './msgvec';
-import { DEFAULT_CAPTURE_RCVBUF, openCaptureSocket, readPacketStats } from './socket';
-import { VNET_HDR_LEN } from '../frame/vnet';
-import { ETH_P_8021Q, withVlanTag } from './vlan';
+import { errno, inNetns, libc, SysError } from '../sys/libc.js';
+import { MSG_DONTWAIT, MSG_TRUNC, MsgVec } from './msgvec.js';
+import { DEFAULT_CAPTURE_RCVBUF, openCaptureSocket, readPacketStats } from './socket.js';
+import { VNET_HDR_LEN } from '../frame/vnet.js';
+import { ETH_P_8021Q, withVlanTag } from './vlan.js';
 
 // struct cmsghdr (16 bytes) + struct tpacket_auxdata (20), as PACKET_AUXDATA delivers it.
 const AUXDATA_CONTROL = 48;

@@ -2,7 +2,7 @@
 // iovec over its own slot and, optionally, its own socket address. Built once; a batch call only
 // rewrites lengths, so a syscall moves up to `capacity` frames with no allocation.
 import koffi from 'koffi';
-import { errno, libc } from '../sys/libc';
+import { errno, libc } from '../sys/libc.js';
 
 // x86_64/aarch64 Linux layouts.
 const MMSGHDR_SIZE = 64; // struct msghdr (56) + unsigned msg_len + padding

@@ -1,8 +1,17 @@
 // AF_PACKET sockets for one interface: capture of multicast/broadcast frames that arrive from the
 // endpoint, and injection towards it. Every frame read or written starts with a virtio_net_hdr.
 import koffi from 'koffi';
-import { AF_PACKET, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, SysError, check, errno, libc } from '../sys/libc';
-import { GROUP_BIT_FILTER, encodeFilterProgram } from './bpf';
+import {
+  AF_PACKET,
+  SOCK_CLOEXEC,
+  SOCK_NONBLOCK,
+  SOCK_RAW,
+  SysError,
+  check,
+  errno,
+  libc,
+} from '../sys/libc.js';
+import { GROUP_BIT_FILTER, encodeFilterProgram } from './bpf.js';
 
 const SOL_SOCKET = 1;
 const SO_RCVBUF = 8;

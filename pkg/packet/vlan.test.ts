@@ -1,5 +1,5 @@
-import { VNET_HDR_LEN, encodeVnetHeader, parseVnetHeader } from '../frame/vnet';
-import { withVlanTag } from './vlan';
+import { VNET_HDR_LEN, encodeVnetHeader, parseVnetHeader } from '../frame/vnet.js';
+import { withVlanTag } from './vlan.js';
 
 function frame(flags: number, gsoType: number): Buffer {
   const vnet = encodeVnetHeader({ flags, gsoType, hdrLen: 42, gsoSize: 0, csumStart: 34, csumOffset: 6 });

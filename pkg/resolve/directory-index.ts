@@ -1,9 +1,9 @@
 // An immutable index over one Directory snapshot, built once per directory change. The per-packet
 // path only reads it. Every address is keyed in canonical form and every key includes the network,
 // so two tenants with overlapping subnets and the same group never share an entry.
-import { canonicalAddress, parseCidr, subnetBroadcast, type Cidr } from '../frame/addr';
-import type { Directory, EndpointRecord, MembershipRecord, NetworkSpec, NodeRecord } from '../lookup/port';
-import { GroupTable } from './groups';
+import { canonicalAddress, parseCidr, subnetBroadcast, type Cidr } from '../frame/addr.js';
+import type { Directory, EndpointRecord, MembershipRecord, NetworkSpec, NodeRecord } from '../lookup/port.js';
+import { GroupTable } from './groups.js';
 
 export interface IndexedNetwork {
   readonly spec: NetworkSpec;

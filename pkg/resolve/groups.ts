@@ -1,10 +1,10 @@
 // Declared group graph checks (DESIGN.md: cycles and excessive depth are rejected when a group is
 // declared and again when it is resolved). Pure: the controller uses validateGroups on admission,
 // the resolver uses the same edge definition at packet time.
-import { canonicalAddress, isGroupAddress, parseAddress } from '../frame/addr';
-import type { GroupSpec } from '../lookup/port';
+import { canonicalAddress, isGroupAddress, parseAddress } from '../frame/addr.js';
+import type { GroupSpec } from '../lookup/port.js';
 
-export { isGroupAddress } from '../frame/addr';
+export { isGroupAddress } from '../frame/addr.js';
 
 /** Nesting levels below a group; a deeper chain is rejected. */
 export const MAX_GROUP_DEPTH = 8;

@@ -1,3 +1,3 @@
-export * from './directory-index';
-export * from './groups';
-export * from './resolve';
+export * from './directory-index.js';
+export * from './groups.js';
+export * from './resolve.js';

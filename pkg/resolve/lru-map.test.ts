@@ -1,4 +1,4 @@
-import { LruMap } from './lru-map';
+import { LruMap } from './lru-map.js';
 
 test('holds at most its capacity, evicting the least recently used', () => {
   const m = new LruMap<string, number>(2);

@@ -2,10 +2,10 @@
 // partitioned, encapsulated (split when the ID list is long), decoded on each receiving node against
 // that node's own index, and delivered. Every member must get the frame exactly once, unchanged.
 import fc from 'fast-check';
-import { buildIPv4Frame, IPPROTO_UDP, parseFrame } from '../frame';
-import type { Directory, EndpointRecord, MembershipRecord } from '../lookup/port';
-import { decodeData, encapsulate, makeWireKey, udpPayloadBudget } from '../wire';
-import { buildIndex, receiveTargets, Resolver } from './index';
+import { buildIPv4Frame, IPPROTO_UDP, parseFrame } from '../frame/index.js';
+import type { Directory, EndpointRecord, MembershipRecord } from '../lookup/port.js';
+import { decodeData, encapsulate, makeWireKey, udpPayloadBudget } from '../wire/index.js';
+import { buildIndex, receiveTargets, Resolver } from './index.js';
 
 const key = makeWireKey(Buffer.alloc(32, 3));
 const NODES = ['n1', 'n2', 'n3'];

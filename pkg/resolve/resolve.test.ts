@@ -9,8 +9,8 @@ import {
   parseFrame,
   verifiesChecksum,
   type ParsedFrame,
-} from '../frame';
-import type { Directory, EndpointRecord, GroupSpec, MembershipRecord } from '../lookup/port';
+} from '../frame/index.js';
+import type { Directory, EndpointRecord, GroupSpec, MembershipRecord } from '../lookup/port.js';
 import {
   arpTarget,
   buildIndex,
@@ -21,7 +21,7 @@ import {
   validateGroups,
   type Delivery,
   type IndexedEndpoint,
-} from './index';
+} from './index.js';
 
 const nodes = ['n1', 'n2', 'n3'].map((name, i) => ({
   name,

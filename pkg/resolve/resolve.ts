@@ -9,15 +9,15 @@ import {
   parseAddress,
   parseCidr,
   type Cidr,
-} from '../frame/addr';
-import { ARP_REQUEST } from '../frame/build';
-import { classifyDestination } from '../frame/classify';
-import { ICMPV6_NEIGHBOR_SOLICIT, type ArpInfo, type ParsedFrame } from '../frame/ethernet';
-import { err, fieldError, ok, type FieldError, type Result } from '../frame/result';
-import type { GroupSpec, NodeRecord } from '../lookup/port';
-import type { DirectoryIndex, IndexedEndpoint, IndexedNetwork } from './directory-index';
-import { groupName, isGroupAddress, MAX_GROUP_DEPTH } from './groups';
-import { LruMap } from './lru-map';
+} from '../frame/addr.js';
+import { ARP_REQUEST } from '../frame/build.js';
+import { classifyDestination } from '../frame/classify.js';
+import { ICMPV6_NEIGHBOR_SOLICIT, type ArpInfo, type ParsedFrame } from '../frame/ethernet.js';
+import { err, fieldError, ok, type FieldError, type Result } from '../frame/result.js';
+import type { GroupSpec, NodeRecord } from '../lookup/port.js';
+import type { DirectoryIndex, IndexedEndpoint, IndexedNetwork } from './directory-index.js';
+import { groupName, isGroupAddress, MAX_GROUP_DEPTH } from './groups.js';
+import { LruMap } from './lru-map.js';
 
 export interface RemoteBatch {
   readonly node: NodeRecord;

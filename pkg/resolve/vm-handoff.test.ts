@@ -1,5 +1,5 @@
-import type { Directory, EndpointRecord } from '../lookup/port';
-import { applyVmHandoff } from './vm-handoff';
+import type { Directory, EndpointRecord } from '../lookup/port.js';
+import { applyVmHandoff } from './vm-handoff.js';
 
 const vm = { namespace: 'prod', name: 'db-0' };
 const ep = (node: string, endpointId: number, extra: Partial<EndpointRecord> = {}): EndpointRecord => ({

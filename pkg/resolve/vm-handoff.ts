@@ -4,7 +4,7 @@
 // announces the VM from the target). The others are left out of the directory, so the source stops
 // receiving once the target is active, and their memberships move to the live endpoint, so the VM
 // keeps its groups without waiting for the next query.
-import type { Directory, EndpointRecord, MembershipRecord } from '../lookup/port';
+import type { Directory, EndpointRecord, MembershipRecord } from '../lookup/port.js';
 
 const vmKey = (e: EndpointRecord) => (e.vm ? `${e.network}|${e.vm.namespace}/${e.vm.name}` : undefined);
 const epKey = (node: string, id: number) => `${node}/${id}`;

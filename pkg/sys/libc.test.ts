@@ -1,4 +1,4 @@
-import { AF_NETLINK, SOCK_RAW, SOCK_CLOEXEC, check, libc, SysError, inNetns } from './libc';
+import { AF_NETLINK, SOCK_RAW, SOCK_CLOEXEC, check, libc, SysError, inNetns } from './libc.js';
 
 describe('libc bindings', () => {
   it('opens and closes a netlink socket', () => {

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { SocketAddress } from 'node:net';
-import { parseIPv6 } from '../frame/addr';
-import { decodeSockaddr, encodeSockaddr, formatIPv6Ntop } from './sockaddr';
+import { parseIPv6 } from '../frame/addr.js';
+import { decodeSockaddr, encodeSockaddr, formatIPv6Ntop } from './sockaddr.js';
 
 describe('sockaddr encoding', () => {
   it('round-trips IPv6 addresses to the same text as the system resolver', () => {

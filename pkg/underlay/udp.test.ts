@@ -1,6 +1,6 @@
 // Two "node" namespaces on one veth underlay, IPv4 and IPv6; an agent socket in each.
-import { NetnsFixture, waitFor } from '../packet/testing/netns';
-import { Datagram, UnderlaySocket } from './udp';
+import { NetnsFixture, waitFor } from '../packet/testing/netns.js';
+import { Datagram, UnderlaySocket } from './udp.js';
 
 const fx = new NetnsFixture('cnul');
 let a: string;

@@ -2,8 +2,8 @@
 // and receiving datagrams in batches (sendmmsg/recvmmsg), readiness from Node's own event loop.
 // See docs/dataplane-io.md for why this and not node:dgram.
 import koffi from 'koffi';
-import { MSG_DONTWAIT, MSG_TRUNC, MsgVec } from '../packet/msgvec';
-import { SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, check, errno, inNetns, libc } from '../sys/libc';
+import { MSG_DONTWAIT, MSG_TRUNC, MsgVec } from '../packet/msgvec.js';
+import { SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, check, errno, inNetns, libc } from '../sys/libc.js';
 import {
   AF_INET,
   AF_INET6,
@@ -12,7 +12,7 @@ import {
   decodeSockaddr,
   encodeSockaddr,
   familyOf,
-} from './sockaddr';
+} from './sockaddr.js';
 
 const SOL_SOCKET = 1;
 const SO_REUSEADDR = 2;

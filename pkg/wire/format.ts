@@ -1,8 +1,8 @@
 // castnet's encapsulation (docs/wire-format.md): one UDP datagram carries one Ethernet frame to the
 // listed endpoints of one node. Decoding is strict and never throws: bad input is a typed WireError.
 import { createHash, hash, timingSafeEqual } from 'node:crypto';
-import { err, fieldError, ok, type FieldError, type Result } from '../frame/result';
-import { VNET_HDR_LEN } from '../frame/vnet';
+import { err, fieldError, ok, type FieldError, type Result } from '../frame/result.js';
+import { VNET_HDR_LEN } from '../frame/vnet.js';
 
 export const WIRE_MAGIC = 0x434e; // "CN"
 export const WIRE_VERSION = 1;

@@ -1,2 +1,2 @@
-export * from './format';
-export * from './mtu';
+export * from './format.js';
+export * from './mtu.js';

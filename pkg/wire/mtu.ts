@@ -2,8 +2,8 @@
 // list is split across datagrams (each carrying the whole frame); a frame that cannot fit even with
 // one ID is refused with 'frame-too-large' (the agent counts and drops it). The agent prevents the
 // latter by giving endpoints the MTU from endpointMtu().
-import { err, fieldError, ok, type Result } from '../frame/result';
-import { VNET_HDR_LEN } from '../frame/vnet';
+import { err, fieldError, ok, type Result } from '../frame/result.js';
+import { VNET_HDR_LEN } from '../frame/vnet.js';
 import {
   DEST_ID_LEN,
   encodeData,
@@ -14,7 +14,7 @@ import {
   type DataMessage,
   type WireError,
   type WireKey,
-} from './format';
+} from './format.js';
 
 export const IPV4_UDP_OVERHEAD = 28;
 export const IPV6_UDP_OVERHEAD = 48;

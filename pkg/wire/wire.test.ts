@@ -11,7 +11,7 @@ import {
   TAG_LEN,
   udpPayloadBudget,
   type DataMessage,
-} from './index';
+} from './index.js';
 
 const key = makeWireKey(Buffer.alloc(32, 7));
 const otherKey = makeWireKey(Buffer.alloc(32, 8));

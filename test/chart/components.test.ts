@@ -10,9 +10,9 @@ import { createConnection, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
-import { run, spawnIn, stop } from '../../pkg/sys/exec';
-import { castnetBin } from '../harness/agent';
-import { repoRoot } from '../harness/cni';
+import { run, spawnIn, stop } from '../../pkg/sys/exec.js';
+import { castnetBin } from '../harness/agent.js';
+import { repoRoot } from '../harness/cni.js';
 import {
   createNamespace,
   ensureCluster,
@@ -20,9 +20,9 @@ import {
   stopCluster,
   upstreamBin,
   type Cluster,
-} from '../harness/k8s';
-import { addNetns, delNetns, netnsTag } from '../harness/netns';
-import { eventually, installCrds } from '../k8s/fixtures';
+} from '../harness/k8s.js';
+import { addNetns, delNetns, netnsTag } from '../harness/netns.js';
+import { eventually, installCrds } from '../k8s/fixtures.js';
 
 const tag = netnsTag('chc');
 const nodeNs = `${tag}n`;

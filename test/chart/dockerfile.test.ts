@@ -4,8 +4,8 @@
 // the same artifacts the stages build.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { repoRoot } from '../harness/cni';
-import { dockerfileText, finalImageConfig, parseDockerfile } from '../harness/dockerfile';
+import { repoRoot } from '../harness/cni.js';
+import { dockerfileText, finalImageConfig, parseDockerfile } from '../harness/dockerfile.js';
 
 /** .dockerignore as an ordered list of (negated?, regex) rules; the last matching rule wins. */
 function ignoredBy(text: string): (file: string) => boolean {

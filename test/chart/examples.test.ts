@@ -6,9 +6,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
-import { macSchema, parseNetConf } from '../../pkg/cni/netconf';
-import { repoRoot } from '../harness/cni';
-import { createNamespace, ensureCluster, type Cluster } from '../harness/k8s';
+import { macSchema, parseNetConf } from '../../pkg/cni/netconf.js';
+import { repoRoot } from '../harness/cni.js';
+import { createNamespace, ensureCluster, type Cluster } from '../harness/k8s.js';
 
 interface Obj {
   apiVersion: string;

@@ -4,13 +4,13 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { ApiClient, ApiError } from '../../pkg/k8s/client';
-import { connectionFromKubeconfig } from '../../pkg/k8s/kubeconfig';
-import { run } from '../../pkg/sys/exec';
-import { createNamespace, ensureCluster, nodeBoundToken, upstreamBin, type Cluster } from '../harness/k8s';
-import { installCrds } from '../k8s/fixtures';
+import { ApiClient, ApiError } from '../../pkg/k8s/client.js';
+import { connectionFromKubeconfig } from '../../pkg/k8s/kubeconfig.js';
+import { run } from '../../pkg/sys/exec.js';
+import { createNamespace, ensureCluster, nodeBoundToken, upstreamBin, type Cluster } from '../harness/k8s.js';
+import { installCrds } from '../k8s/fixtures.js';
 
-const chart = path.resolve(__dirname, '../../charts/castnet');
+const chart = path.resolve(import.meta.dirname, '../../charts/castnet');
 const helm = path.join(upstreamBin, 'helm');
 const tag = randomBytes(3).toString('hex');
 const release = `cn${tag}`;
@@ -75,7 +75,7 @@ afterAll(async () => {
 
 test('deploy/ holds exactly what the chart renders (make manifests)', async () => {
   await expect(
-    run(path.resolve(__dirname, '../../scripts/render-manifests.sh'), ['--check']),
+    run(path.resolve(import.meta.dirname, '../../scripts/render-manifests.sh'), ['--check']),
   ).resolves.toMatchObject({ stdout: '', stderr: '' });
 });
 

@@ -4,10 +4,10 @@
 import { access, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { run } from '../../pkg/sys/exec';
-import { castnetBin, TestAgent } from '../harness/agent';
-import { castnetCni, invokeCni } from '../harness/cni';
-import { addNetns, delNetns, links, netnsPath, netnsTag } from '../harness/netns';
+import { run } from '../../pkg/sys/exec.js';
+import { castnetBin, TestAgent } from '../harness/agent.js';
+import { castnetCni, invokeCni } from '../harness/cni.js';
+import { addNetns, delNetns, links, netnsPath, netnsTag } from '../harness/netns.js';
 
 const tag = netnsTag('inst');
 const BLUE = {

@@ -2,6 +2,7 @@
 // agent DaemonSet Ready on every node with one controller leading; a NetworkAttachmentDefinition with a
 // delegated IPAM plugin (host-local, the node's own binary) addresses pods through the chart's agent;
 // `helm uninstall` leaves no castnet link, file, socket or state directory on any node.
+import { jest } from '@jest/globals';
 import {
   apply,
   castnetNetwork,
@@ -18,7 +19,7 @@ import {
   waitFor,
   waitPods,
   workloadDeployment,
-} from '../harness/cluster';
+} from '../harness/cluster.js';
 
 jest.setTimeout(600_000);
 

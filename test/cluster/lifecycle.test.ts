@@ -2,6 +2,7 @@
 // is killed, a node is drained, and castnet itself is upgraded with `helm upgrade` under a running
 // 1,000 msg/s stream. Members follow, none is lost, and the stream loses at most a second per receiver
 // and never duplicates.
+import { jest } from '@jest/globals';
 import {
   apply,
   castnetNetwork,
@@ -21,8 +22,8 @@ import {
   waitFor,
   waitPods,
   workloadDeployment,
-} from '../harness/cluster';
-import { startStream, type StreamResult } from '../harness/cluster-stream';
+} from '../harness/cluster.js';
+import { startStream, type StreamResult } from '../harness/cluster-stream.js';
 
 jest.setTimeout(600_000);
 

@@ -5,6 +5,7 @@
 // every message exactly once; everyone else (a pod on the same network that opened the same sockets
 // but is no member, a pod of another tenant's network on the same address, the sender) nothing. The
 // underlay carries one datagram per member node, counted with tcpdump on the sender's node.
+import { jest } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import {
   apply,
@@ -29,7 +30,7 @@ import {
   waitFor,
   waitPods,
   workloadDeployment,
-} from '../harness/cluster';
+} from '../harness/cluster.js';
 
 jest.setTimeout(300_000);
 

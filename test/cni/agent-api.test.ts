@@ -2,8 +2,8 @@
 // other paths and methods, bodies that are not a request, oversized bodies, VERSION and result
 // versions as the agent renders them.
 import { request } from 'node:http';
-import { TestAgent } from '../harness/agent';
-import { addNetns, delNetns, netnsPath, netnsTag } from '../harness/netns';
+import { TestAgent } from '../harness/agent.js';
+import { addNetns, delNetns, netnsPath, netnsTag } from '../harness/netns.js';
 
 const tag = netnsTag('api');
 const RED = { name: 'red', id: 79, subnets: ['10.79.0.0/16'], mtu: 1400, multicast: true, broadcast: true };

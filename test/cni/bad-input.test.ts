@@ -1,10 +1,10 @@
 // Bad requests through the real castnet-cni and a real agent: each gets the spec's JSON error with the
 // right code and a message naming the field and the reason, and leaves nothing behind: no veth on the
 // node or in the pod, and no address held (the last free address of a two-address pool stays free).
-import { TestAgent } from '../harness/agent';
-import { invokeCni, type CniOutcome } from '../harness/cni';
-import { addNetns, delNetns, links, netnsPath, netnsTag, veths } from '../harness/netns';
-import { run } from '../../pkg/sys/exec';
+import { TestAgent } from '../harness/agent.js';
+import { invokeCni, type CniOutcome } from '../harness/cni.js';
+import { addNetns, delNetns, links, netnsPath, netnsTag, veths } from '../harness/netns.js';
+import { run } from '../../pkg/sys/exec.js';
 
 const tag = netnsTag('bad');
 // A /30 network: exactly two addresses (.1 and .2) for pods.

@@ -5,11 +5,11 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { run } from '../../pkg/sys/exec';
-import { TestAgent } from '../harness/agent';
-import { castnetCni, invokeCni } from '../harness/cni';
-import { upstreamBin } from '../harness/k8s';
-import { addNetns, delNetns, ipv4Of, links, netnsPath, netnsTag, pings, veths } from '../harness/netns';
+import { run } from '../../pkg/sys/exec.js';
+import { TestAgent } from '../harness/agent.js';
+import { castnetCni, invokeCni } from '../harness/cni.js';
+import { upstreamBin } from '../harness/k8s.js';
+import { addNetns, delNetns, ipv4Of, links, netnsPath, netnsTag, pings, veths } from '../harness/netns.js';
 
 const tag = netnsTag('tool');
 const cnitool = path.join(upstreamBin, 'cnitool');

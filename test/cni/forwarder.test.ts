@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { invokeCni } from '../harness/cni';
+import { invokeCni } from '../harness/cni.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'cnfwd-'));
 const missingSocket = path.join(dir, 'agent.sock');

@@ -1,9 +1,9 @@
 // castnet-cni and the agent under load and across agent restarts: 30 simultaneous ADDs get distinct
 // addresses and interfaces; while the agent is down ADD asks to retry and DEL succeeds, and the
 // restarted agent's reconcile frees what the deferred DEL left.
-import { TestAgent } from '../harness/agent';
-import { invokeCni, type CniOutcome } from '../harness/cni';
-import { delNetns, ipv4Of, links, netnsPath, netnsTag, podNamespaces, veths } from '../harness/netns';
+import { TestAgent } from '../harness/agent.js';
+import { invokeCni, type CniOutcome } from '../harness/cni.js';
+import { delNetns, ipv4Of, links, netnsPath, netnsTag, podNamespaces, veths } from '../harness/netns.js';
 
 const tag = netnsTag('life');
 const WIDE = { name: 'wide', id: 76, subnets: ['10.76.0.0/16'], mtu: 1400, multicast: true, broadcast: true };

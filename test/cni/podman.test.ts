@@ -4,10 +4,10 @@
 import { mkdtemp, mkdir, rm, symlink, writeFile, copyFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { run } from '../../pkg/sys/exec';
-import { TestAgent } from '../harness/agent';
-import { castnetCni } from '../harness/cni';
-import { netnsPath, netnsTag, veths } from '../harness/netns';
+import { run } from '../../pkg/sys/exec.js';
+import { TestAgent } from '../harness/agent.js';
+import { castnetCni } from '../harness/cni.js';
+import { netnsPath, netnsTag, veths } from '../harness/netns.js';
 
 const tag = netnsTag('pod');
 const BLUE = { name: 'blue', id: 78, subnets: ['10.78.0.0/16'], mtu: 1400, multicast: true, broadcast: true };

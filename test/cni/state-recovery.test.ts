@@ -3,10 +3,10 @@
 // the pod keeps its network, and its address is not handed to the next pod.
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { hostIfname } from '../../pkg/endpoint/names';
-import { TestAgent } from '../harness/agent';
-import { invokeCni, type CniOutcome } from '../harness/cni';
-import { ipv4Of, netnsPath, netnsTag, pings, podNamespaces, veths } from '../harness/netns';
+import { hostIfname } from '../../pkg/endpoint/names.js';
+import { TestAgent } from '../harness/agent.js';
+import { invokeCni, type CniOutcome } from '../harness/cni.js';
+import { ipv4Of, netnsPath, netnsTag, pings, podNamespaces, veths } from '../harness/netns.js';
 
 const tag = netnsTag('rcv');
 const NET = { name: 'rcv', id: 78, subnets: ['10.78.0.0/24'], mtu: 1400, multicast: true, broadcast: true };

@@ -1,8 +1,8 @@
 // ADD, DEL, CHECK and GC of castnet endpoints against the real kernel, in namespaces of this file.
 import { execFileSync } from 'node:child_process';
-import { CniError } from '../../pkg/cni/types';
-import { waitFor } from '../harness/wait';
-import { addNs, addReq, BLUE, conf, delNs, delReq, ip, ipJson, pings, TestNode } from './helpers';
+import { CniError } from '../../pkg/cni/types.js';
+import { waitFor } from '../harness/wait.js';
+import { addNs, addReq, BLUE, conf, delNs, delReq, ip, ipJson, pings, TestNode } from './helpers.js';
 
 const tag = `cnad${process.pid}`;
 let node: TestNode;

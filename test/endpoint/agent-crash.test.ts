@@ -8,11 +8,11 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { AddStep } from '../../pkg/endpoint/node-manager';
-import { TestAgent } from '../harness/agent';
-import { invokeCni, type CniOutcome } from '../harness/cni';
-import { addNetns, delNetns, links, netnsPath, netnsTag, veths } from '../harness/netns';
-import { waitFor } from '../harness/wait';
+import type { AddStep } from '../../pkg/endpoint/node-manager.js';
+import { TestAgent } from '../harness/agent.js';
+import { invokeCni, type CniOutcome } from '../harness/cni.js';
+import { addNetns, delNetns, links, netnsPath, netnsTag, veths } from '../harness/netns.js';
+import { waitFor } from '../harness/wait.js';
 
 const tag = netnsTag('ac');
 const NET = {

@@ -1,9 +1,9 @@
 // Reconcile of what a previous run left, IPAM persistence across agent restarts, pool exhaustion and concurrent ADDs.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CniError } from '../../pkg/cni/types';
-import { waitFor } from '../harness/wait';
-import { addNs, addReq, BLUE, conf, delNs, delReq, ip, ipJson, TestNode } from './helpers';
+import { CniError } from '../../pkg/cni/types.js';
+import { waitFor } from '../harness/wait.js';
+import { addNs, addReq, BLUE, conf, delNs, delReq, ip, ipJson, TestNode } from './helpers.js';
 
 const tag = `cncr${process.pid}`;
 const pods: string[] = [];

@@ -2,8 +2,8 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CniError } from '../../pkg/cni/types';
-import { addNs, addReq, conf, delNs, delReq, ip, ipJson, TestNode } from './helpers';
+import { CniError } from '../../pkg/cni/types.js';
+import { addNs, addReq, conf, delNs, delReq, ip, ipJson, TestNode } from './helpers.js';
 
 const tag = `cndg${process.pid}`;
 const pods: string[] = [];

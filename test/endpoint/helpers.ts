@@ -3,13 +3,13 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AddRequest, DelRequest, NetConf } from '../../pkg/endpoint/manager';
+import type { AddRequest, DelRequest, NetConf } from '../../pkg/endpoint/manager.js';
 import {
   createEndpointManager,
   type EndpointManagerOptions,
   type NodeEndpointManager,
-} from '../../pkg/endpoint/node-manager';
-import type { NetworkSpec } from '../../pkg/lookup/port';
+} from '../../pkg/endpoint/node-manager.js';
+import type { NetworkSpec } from '../../pkg/lookup/port.js';
 
 export const nsPath = (n: string): string => `/var/run/netns/${n}`;
 

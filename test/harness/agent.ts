@@ -6,10 +6,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import type { NetworkSpec } from '../../pkg/lookup/port';
-import { spawnIn, stop } from '../../pkg/sys/exec';
-import { castnetCni, repoRoot } from './cni';
-import { addNetns, delNetns } from './netns';
+import type { NetworkSpec } from '../../pkg/lookup/port.js';
+import { spawnIn, stop } from '../../pkg/sys/exec.js';
+import { castnetCni, repoRoot } from './cni.js';
+import { addNetns, delNetns } from './netns.js';
 
 export const castnetBin = path.join(repoRoot, 'bin/castnet');
 

@@ -5,9 +5,9 @@ import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { run } from '../../pkg/sys/exec';
-import { repoRoot } from './cni';
-import { net1Address, podSandboxPid, type PodInfo, type RealCluster } from './cluster';
+import { run } from '../../pkg/sys/exec.js';
+import { repoRoot } from './cni.js';
+import { net1Address, podSandboxPid, type PodInfo, type RealCluster } from './cluster.js';
 
 const toolsOut = path.join(process.env.CASTNET_CACHE ?? path.join(repoRoot, '.cache'), 'cluster-tools');
 let built: Promise<void> | undefined;

@@ -3,11 +3,11 @@
 // test/cluster drives it the way a user does: helm, Deployments with the Multus annotation, kubectl.
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { run } from '../../pkg/sys/exec';
-import { repoRoot } from './cni';
-import { kubectlFor, type KubectlOptions } from './k8s';
-import { upstreamBin } from './upstream';
-import { waitFor as poll, type WaitOptions } from './wait';
+import { run } from '../../pkg/sys/exec.js';
+import { repoRoot } from './cni.js';
+import { kubectlFor, type KubectlOptions } from './k8s.js';
+import { upstreamBin } from './upstream.js';
+import { waitFor as poll, type WaitOptions } from './wait.js';
 
 /** waitFor with the cluster's defaults: each probe spawns kubectl, so poll every 250 ms, and allow
  * two minutes (a loaded 2-core machine runs three kubelets). */

@@ -2,7 +2,7 @@
 // configuration on stdin, the result or the spec's JSON error on stdout.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { repoRoot } from './repo';
+import { repoRoot } from './repo.js';
 
 /** The checkout's root, from the sources or from their compiled copy under dist/ (benchmarks). */
 

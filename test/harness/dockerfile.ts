@@ -2,7 +2,7 @@
 // and tests that check the images scripts/cluster/images.sh assembles run the same way.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { repoRoot } from './cni';
+import { repoRoot } from './cni.js';
 
 export interface Instruction {
   stage: number;

@@ -5,9 +5,9 @@ import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { constants, tmpdir } from 'node:os';
 import path from 'node:path';
-import { run } from '../../pkg/sys/exec';
-import { repoRoot } from './cni';
-import { upstreamBin } from './upstream';
+import { run } from '../../pkg/sys/exec.js';
+import { repoRoot } from './cni.js';
+import { upstreamBin } from './upstream.js';
 
 export const imagesScript = path.join(repoRoot, 'scripts/cluster/images.sh');
 

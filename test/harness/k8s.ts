@@ -5,12 +5,12 @@
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { run } from '../../pkg/sys/exec';
-import { upstreamBin } from './upstream';
+import { run } from '../../pkg/sys/exec.js';
+import { upstreamBin } from './upstream.js';
 
 export { upstreamBin };
 
-const clusterScript = path.resolve(__dirname, '../../scripts/k8s/cluster.sh');
+const clusterScript = path.resolve(import.meta.dirname, '../../scripts/k8s/cluster.sh');
 const kubectlPath = path.join(upstreamBin, 'kubectl');
 
 export interface KubectlOptions {

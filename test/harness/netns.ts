@@ -1,7 +1,7 @@
 // Network namespace helpers for integration tests: create, inspect and remove namespaces that a
 // test file owns. Names must be unique per test file (jest runs files in parallel): use netnsTag().
 import { existsSync } from 'node:fs';
-import { run, runIn } from '../../pkg/sys/exec';
+import { run, runIn } from '../../pkg/sys/exec.js';
 
 export const NETNS_DIR = '/run/netns';
 

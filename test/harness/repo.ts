@@ -10,4 +10,4 @@ function findRepoRoot(from: string): string {
   throw new Error(`no package.json above ${from}`);
 }
 
-export const repoRoot = findRepoRoot(__dirname);
+export const repoRoot = findRepoRoot(import.meta.dirname);

@@ -1,7 +1,7 @@
 // Where `make upstream` (scripts/upstream/build.sh) puts the upstream tools the tests run.
 import { access, constants } from 'node:fs/promises';
 import path from 'node:path';
-import { repoRoot as repo } from './repo';
+import { repoRoot as repo } from './repo.js';
 
 /** .cache/bin (or $CASTNET_CACHE/bin): the binaries named in scripts/upstream/<module>/commands. */
 export const upstreamBin = path.join(process.env.CASTNET_CACHE ?? path.join(repo, '.cache'), 'bin');

@@ -7,9 +7,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { run, stop } from '../../pkg/sys/exec';
-import { BuiltImage, buildImages, catchesSignal, imageNames, pollFor } from '../harness/image';
-import { upstreamBin } from '../harness/upstream';
+import { run, stop } from '../../pkg/sys/exec.js';
+import { BuiltImage, buildImages, catchesSignal, imageNames, pollFor } from '../harness/image.js';
+import { upstreamBin } from '../harness/upstream.js';
 
 const TOOLS = ['containerd', 'ctr', 'containerd-shim-runc-v2', 'runc'];
 const ready = TOOLS.every((t) => existsSync(path.join(upstreamBin, t)));

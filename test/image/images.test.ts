@@ -7,8 +7,8 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { repoRoot } from '../harness/cni';
-import { dockerfileText, finalImageConfig } from '../harness/dockerfile';
+import { repoRoot } from '../harness/cni.js';
+import { dockerfileText, finalImageConfig } from '../harness/dockerfile.js';
 import {
   BuiltImage,
   buildImages,
@@ -18,7 +18,7 @@ import {
   runInImage,
   UnpackedImage,
   unpackImage,
-} from '../harness/image';
+} from '../harness/image.js';
 
 const BUILD_TIMEOUT = 15 * 60_000;
 

@@ -1,8 +1,8 @@
 // Shared by the agent adapter's tests: a KubernetesLookup on a test cluster and waiting on its directory.
-import { connectionFromKubeconfig } from '../../pkg/k8s/kubeconfig';
-import { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup';
-import type { Directory, EndpointRecord, MembershipRecord } from '../../pkg/lookup/port';
-import type { Cluster } from '../harness/k8s';
+import { connectionFromKubeconfig } from '../../pkg/k8s/kubeconfig.js';
+import { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup.js';
+import type { Directory, EndpointRecord, MembershipRecord } from '../../pkg/lookup/port.js';
+import type { Cluster } from '../harness/k8s.js';
 
 /** An adapter as the admin, or as whoever `kubeconfig` authenticates. */
 export function adapter(

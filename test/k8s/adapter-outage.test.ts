@@ -1,6 +1,7 @@
 // The agent's Kubernetes adapter through apiserver outages, on a private cluster (the shared one never
 // goes down): changes made while the apiserver is away reach it when it is back, watches resume, a
 // deleted report is re-asserted, and no member is lost.
+import { jest } from '@jest/globals';
 import {
   ensureCluster,
   restartApiserver,
@@ -8,11 +9,11 @@ import {
   stopApiserver,
   stopCluster,
   type Cluster,
-} from '../harness/k8s';
-import { installCrds } from './fixtures';
-import { adapter, endpoint, membersOf, membership, until } from './adapter-helpers';
-import type { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup';
-import { waitFor } from '../harness/wait';
+} from '../harness/k8s.js';
+import { installCrds } from './fixtures.js';
+import { adapter, endpoint, membersOf, membership, until } from './adapter-helpers.js';
+import type { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup.js';
+import { waitFor } from '../harness/wait.js';
 
 jest.setTimeout(300_000);
 

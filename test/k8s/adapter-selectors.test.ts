@@ -2,12 +2,13 @@
 // selectors against its own node's pods and reports the selected endpoints via selector, so another
 // node's adapter (the directory every agent delivers from) has them; relabelling and deleting pods
 // follow. No kubelet runs: Pods are objects with spec.nodeName set.
-import { connectionFromKubeconfig } from '../../pkg/k8s/kubeconfig';
-import { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup';
-import type { Directory, EndpointRecord } from '../../pkg/lookup/port';
-import { createNamespace, ensureCluster, type Cluster } from '../harness/k8s';
-import { until } from './adapter-helpers';
-import { installCrds, nodeRegistration } from './fixtures';
+import { jest } from '@jest/globals';
+import { connectionFromKubeconfig } from '../../pkg/k8s/kubeconfig.js';
+import { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup.js';
+import type { Directory, EndpointRecord } from '../../pkg/lookup/port.js';
+import { createNamespace, ensureCluster, type Cluster } from '../harness/k8s.js';
+import { until } from './adapter-helpers.js';
+import { installCrds, nodeRegistration } from './fixtures.js';
 
 jest.setTimeout(120_000);
 

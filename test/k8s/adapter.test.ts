@@ -1,18 +1,19 @@
 // The agent's Kubernetes lookup adapter on the shared test apiserver: it writes only its own node's
 // MembershipReport, another node's adapter sees its endpoints and memberships through the watch, and
 // VirtualNetworks and MulticastGroups become the directory's networks and groups.
+import { jest } from '@jest/globals';
 import path from 'node:path';
-import { run } from '../../pkg/sys/exec';
+import { run } from '../../pkg/sys/exec.js';
 import {
   createNamespace,
   ensureCluster,
   serviceAccountKubeconfig,
   upstreamBin,
   type Cluster,
-} from '../harness/k8s';
-import { installCrds, nodeRegistration } from './fixtures';
-import { adapter, endpoint, membersOf, membership, until } from './adapter-helpers';
-import type { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup';
+} from '../harness/k8s.js';
+import { installCrds, nodeRegistration } from './fixtures.js';
+import { adapter, endpoint, membersOf, membership, until } from './adapter-helpers.js';
+import type { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup.js';
 
 jest.setTimeout(120_000);
 
@@ -193,7 +194,7 @@ test("under the chart's agent role the adapter reads the directory, writes its r
   const { stdout: rbac } = await run(path.join(upstreamBin, 'helm'), [
     'template',
     release,
-    path.resolve(__dirname, '../../charts/castnet'),
+    path.resolve(import.meta.dirname, '../../charts/castnet'),
     '--namespace',
     ns,
     '--kube-version',

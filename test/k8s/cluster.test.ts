@@ -1,14 +1,15 @@
 // The shared test cluster works the way castnet's tests use it: objects created directly, status
 // written by the test in place of a kubelet, RBAC enforced for non-admin identities.
+import { jest } from '@jest/globals';
 import path from 'node:path';
-import { run } from '../../pkg/sys/exec';
+import { run } from '../../pkg/sys/exec.js';
 import {
   Cluster,
   createNamespace,
   ensureCluster,
   serviceAccountKubeconfig,
   upstreamBin,
-} from '../harness/k8s';
+} from '../harness/k8s.js';
 
 jest.setTimeout(180_000);
 

@@ -5,15 +5,15 @@
 // And the agents' side: each node's lookup adapter selects the VMI endpoints it hosts by the VMI's
 // labels and reports them, agreeing with the controller's status.
 import { stringify } from 'yaml';
-import { Controller } from '../../pkg/controller/controller';
-import { ApiClient } from '../../pkg/k8s/client';
-import { connectionFromKubeconfig } from '../../pkg/k8s/kubeconfig';
-import { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup';
-import type { EndpointRecord } from '../../pkg/lookup/port';
-import { until } from './adapter-helpers';
-import type { MembershipReport, MulticastGroup, ReportEndpoint } from '../../pkg/k8s/types';
-import { createNamespace, ensureCluster, stopCluster, type Cluster } from '../harness/k8s';
-import { eventually, installCrds } from './fixtures';
+import { Controller } from '../../pkg/controller/controller.js';
+import { ApiClient } from '../../pkg/k8s/client.js';
+import { connectionFromKubeconfig } from '../../pkg/k8s/kubeconfig.js';
+import { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup.js';
+import type { EndpointRecord } from '../../pkg/lookup/port.js';
+import { until } from './adapter-helpers.js';
+import type { MembershipReport, MulticastGroup, ReportEndpoint } from '../../pkg/k8s/types.js';
+import { createNamespace, ensureCluster, stopCluster, type Cluster } from '../harness/k8s.js';
+import { eventually, installCrds } from './fixtures.js';
 
 let cluster: Cluster;
 let ns: string;

@@ -2,10 +2,10 @@
 // apiserver down): nothing is lost, no member is reported as leaving, and changes made after the
 // restart are picked up through re-established watches.
 import { stringify } from 'yaml';
-import { Controller } from '../../pkg/controller/controller';
-import { ApiClient } from '../../pkg/k8s/client';
-import { connectionFromKubeconfig } from '../../pkg/k8s/kubeconfig';
-import type { MembershipReport, MulticastGroup } from '../../pkg/k8s/types';
+import { Controller } from '../../pkg/controller/controller.js';
+import { ApiClient } from '../../pkg/k8s/client.js';
+import { connectionFromKubeconfig } from '../../pkg/k8s/kubeconfig.js';
+import type { MembershipReport, MulticastGroup } from '../../pkg/k8s/types.js';
 import {
   createNamespace,
   ensureCluster,
@@ -13,9 +13,9 @@ import {
   stopApiserver,
   stopCluster,
   type Cluster,
-} from '../harness/k8s';
-import { eventually, installCrds } from './fixtures';
-import { waitFor } from '../harness/wait';
+} from '../harness/k8s.js';
+import { eventually, installCrds } from './fixtures.js';
+import { waitFor } from '../harness/wait.js';
 
 let cluster: Cluster;
 let ns: string;

@@ -3,13 +3,18 @@
 // nodes are collected; Events and metrics are emitted; two replicas do not fight.
 import { randomBytes } from 'node:crypto';
 import { stringify } from 'yaml';
-import { Controller, type ControllerOptions } from '../../pkg/controller/controller';
-import { ApiClient } from '../../pkg/k8s/client';
-import { connectionFromKubeconfig } from '../../pkg/k8s/kubeconfig';
-import type { MembershipReport, MulticastGroup, ReportEndpoint, ReportMembership } from '../../pkg/k8s/types';
-import { createNamespace, ensureCluster, type Cluster } from '../harness/k8s';
-import { eventually, installCrds } from './fixtures';
-import { waitFor } from '../harness/wait';
+import { Controller, type ControllerOptions } from '../../pkg/controller/controller.js';
+import { ApiClient } from '../../pkg/k8s/client.js';
+import { connectionFromKubeconfig } from '../../pkg/k8s/kubeconfig.js';
+import type {
+  MembershipReport,
+  MulticastGroup,
+  ReportEndpoint,
+  ReportMembership,
+} from '../../pkg/k8s/types.js';
+import { createNamespace, ensureCluster, type Cluster } from '../harness/k8s.js';
+import { eventually, installCrds } from './fixtures.js';
+import { waitFor } from '../harness/wait.js';
 
 const tag = randomBytes(3).toString('hex');
 const network = `ctl-${tag}`;

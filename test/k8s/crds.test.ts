@@ -2,8 +2,8 @@
 // rejected by the apiserver's own OpenAPI + CEL validation with a message naming the field.
 import { randomBytes } from 'node:crypto';
 import { stringify } from 'yaml';
-import { createNamespace, ensureCluster, type Cluster } from '../harness/k8s';
-import { installCrds } from './fixtures';
+import { createNamespace, ensureCluster, type Cluster } from '../harness/k8s.js';
+import { installCrds } from './fixtures.js';
 
 const suffix = randomBytes(3).toString('hex');
 let cluster: Cluster;

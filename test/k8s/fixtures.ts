@@ -1,9 +1,9 @@
 // Shared by the apiserver-backed castnet tests: installing the CRDs and polling for a condition.
 import path from 'node:path';
-import type { Cluster } from '../harness/k8s';
-import { waitFor } from '../harness/wait';
+import type { Cluster } from '../harness/k8s.js';
+import { waitFor } from '../harness/wait.js';
 
-export const crdDir = path.resolve(__dirname, '../../charts/castnet/crds');
+export const crdDir = path.resolve(import.meta.dirname, '../../charts/castnet/crds');
 
 /** Applies castnet's CRDs (idempotent, safe from parallel test files) and waits until they are served. */
 export async function installCrds(c: Cluster): Promise<void> {

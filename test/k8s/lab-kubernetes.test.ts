@@ -3,15 +3,16 @@
 // lookup adapter, and the real `castnet controller` running beside them (it resolves the groups'
 // status; the data plane resolves from the reports). A private cluster, so this controller resolves
 // no other test's groups. Needs `make build` (make test does it).
+import { jest } from '@jest/globals';
 import { ChildProcess, execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { stop } from '../../pkg/sys/exec';
-import { ensureCluster, stopCluster, type Cluster } from '../harness/k8s';
-import { installCrds } from './fixtures';
+import { stop } from '../../pkg/sys/exec.js';
+import { ensureCluster, stopCluster, type Cluster } from '../harness/k8s.js';
+import { installCrds } from './fixtures.js';
 
 jest.setTimeout(420_000);
 
-const root = join(__dirname, '../..');
+const root = join(import.meta.dirname, '../..');
 
 interface Report {
   pass: boolean;

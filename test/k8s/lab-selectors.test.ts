@@ -5,18 +5,19 @@
 // selected pods' applications receive each message exactly once, on the sender's node and on the
 // other one, the unselected pod's application receives nothing, and relabelling moves membership.
 // A private cluster, so this controller resolves no other test's groups. Needs `make build`.
+import { jest } from '@jest/globals';
 import { ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { Lab } from '../../pkg/lab/runner';
-import { LAB_LABEL } from '../../pkg/lab/kubernetes';
-import { parseLabFile } from '../../pkg/lab/scenario';
-import { runIn, spawnIn, stop } from '../../pkg/sys/exec';
-import { ensureCluster, stopCluster, type Cluster } from '../harness/k8s';
-import { eventually, installCrds } from './fixtures';
+import { Lab } from '../../pkg/lab/runner.js';
+import { LAB_LABEL } from '../../pkg/lab/kubernetes.js';
+import { parseLabFile } from '../../pkg/lab/scenario.js';
+import { runIn, spawnIn, stop } from '../../pkg/sys/exec.js';
+import { ensureCluster, stopCluster, type Cluster } from '../harness/k8s.js';
+import { eventually, installCrds } from './fixtures.js';
 
 jest.setTimeout(300_000);
 
-const root = join(__dirname, '../..');
+const root = join(import.meta.dirname, '../..');
 const GROUP = '239.9.9.9';
 const PORT = 5000;
 /** Receivers: l0 shares the sender's node, r1 and o1 are on the other one. */

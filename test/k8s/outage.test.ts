@@ -1,5 +1,6 @@
 // An apiserver outage on a private cluster: requests fail while it is down, and it comes back on the
 // same address with the data it had. Uses its own cluster so the shared one never goes down.
+import { jest } from '@jest/globals';
 import {
   Cluster,
   ensureCluster,
@@ -7,7 +8,7 @@ import {
   startApiserver,
   stopApiserver,
   stopCluster,
-} from '../harness/k8s';
+} from '../harness/k8s.js';
 
 jest.setTimeout(300_000);
 

@@ -3,12 +3,13 @@
 // report, with a Warning Event on its pod, a counter and the report's Truncated condition, and every
 // other endpoint's memberships are still published, then and afterwards. On a private cluster: its
 // report CRD has the status subresource whatever CRDs other test files apply to the shared one.
-import type { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup';
-import { LIMITS } from '../../pkg/lookup/limits';
-import type { EndpointRecord, MembershipRecord } from '../../pkg/lookup/port';
-import { createNamespace, ensureCluster, stopCluster, type Cluster } from '../harness/k8s';
-import { adapter, membersOf, until } from './adapter-helpers';
-import { eventually, installCrds } from './fixtures';
+import { jest } from '@jest/globals';
+import type { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup.js';
+import { LIMITS } from '../../pkg/lookup/limits.js';
+import type { EndpointRecord, MembershipRecord } from '../../pkg/lookup/port.js';
+import { createNamespace, ensureCluster, stopCluster, type Cluster } from '../harness/k8s.js';
+import { adapter, membersOf, until } from './adapter-helpers.js';
+import { eventually, installCrds } from './fixtures.js';
 
 jest.setTimeout(240_000);
 

@@ -5,11 +5,11 @@
 import { type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { Lab } from '../../pkg/lab/runner';
-import { parseLabFile } from '../../pkg/lab/scenario';
-import { spawnIn, stop } from '../../pkg/sys/exec';
+import { Lab } from '../../pkg/lab/runner.js';
+import { parseLabFile } from '../../pkg/lab/scenario.js';
+import { spawnIn, stop } from '../../pkg/sys/exec.js';
 
-const root = join(__dirname, '../..');
+const root = join(import.meta.dirname, '../..');
 const GROUP = '239.9.9.9';
 const PORT = 6000;
 const RATE = 1000;

@@ -6,17 +6,17 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildIPv4Frame } from '../../pkg/frame/build';
-import { ipv4MulticastMac, formatMac, parseIPv4 } from '../../pkg/frame/addr';
-import { Lab } from '../../pkg/lab/runner';
-import { parseLabFile } from '../../pkg/lab/scenario';
-import { UNDERLAY_PORT } from '../../pkg/lab/topology';
-import { run, runIn } from '../../pkg/sys/exec';
-import { encodeData, makeWireKey, type WireKey } from '../../pkg/wire';
-import { VNET_HDR_LEN } from '../../pkg/frame/vnet';
-import { waitFor } from '../harness/wait';
+import { buildIPv4Frame } from '../../pkg/frame/build.js';
+import { ipv4MulticastMac, formatMac, parseIPv4 } from '../../pkg/frame/addr.js';
+import { Lab } from '../../pkg/lab/runner.js';
+import { parseLabFile } from '../../pkg/lab/scenario.js';
+import { UNDERLAY_PORT } from '../../pkg/lab/topology.js';
+import { run, runIn } from '../../pkg/sys/exec.js';
+import { encodeData, makeWireKey, type WireKey } from '../../pkg/wire/index.js';
+import { VNET_HDR_LEN } from '../../pkg/frame/vnet.js';
+import { waitFor } from '../harness/wait.js';
 
-const root = join(__dirname, '../..');
+const root = join(import.meta.dirname, '../..');
 const GROUP = '239.5.5.5';
 const KEY_HEX = '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff';
 

@@ -2,7 +2,7 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 
-const root = join(__dirname, '../..');
+const root = join(import.meta.dirname, '../..');
 
 it('delivers IPv6 multicast to MLD members only, one datagram per remote member node', async () => {
   const stdout = await new Promise<string>((resolve, reject) =>

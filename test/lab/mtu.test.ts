@@ -1,11 +1,11 @@
 // MTU: a network configured larger than the underlay can carry gets endpoints clamped to what fits
 // one datagram, and full-size multicast crosses nodes whole, in one datagram per member node.
 import { join } from 'node:path';
-import { Lab } from '../../pkg/lab/runner';
-import { parseLabFile } from '../../pkg/lab/scenario';
-import { runIn } from '../../pkg/sys/exec';
+import { Lab } from '../../pkg/lab/runner.js';
+import { parseLabFile } from '../../pkg/lab/scenario.js';
+import { runIn } from '../../pkg/sys/exec.js';
 
-const root = join(__dirname, '../..');
+const root = join(import.meta.dirname, '../..');
 
 it('clamps endpoint MTU to the underlay and delivers full-size frames whole', async () => {
   const file = parseLabFile(`

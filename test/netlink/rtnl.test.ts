@@ -1,8 +1,8 @@
 // The rtnetlink client against the real kernel, inside namespaces this file creates.
 import { execFileSync } from 'node:child_process';
-import { Rtnl } from '../../pkg/netlink/rtnl';
-import { isUp } from '../../pkg/netlink/codec';
-import { NetlinkError } from '../../pkg/netlink/socket';
+import { Rtnl } from '../../pkg/netlink/rtnl.js';
+import { isUp } from '../../pkg/netlink/codec.js';
+import { NetlinkError } from '../../pkg/netlink/socket.js';
 
 const tag = `cnnl${process.pid}`;
 const nodeNs = `${tag}n`;

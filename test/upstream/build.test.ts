@@ -4,10 +4,10 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { run } from '../../pkg/sys/exec';
-import { upstreamBin, upstreamTool } from '../harness/upstream';
+import { run } from '../../pkg/sys/exec.js';
+import { upstreamBin, upstreamTool } from '../harness/upstream.js';
 
-const pinsDir = path.resolve(__dirname, '../../scripts/upstream');
+const pinsDir = path.resolve(import.meta.dirname, '../../scripts/upstream');
 
 /** The version the module's go.mod pins for `modulePath`, e.g. v1.37.2. */
 async function pinned(moduleDir: string, modulePath: string): Promise<string> {

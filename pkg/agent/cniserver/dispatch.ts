@@ -2,14 +2,14 @@
 // outcome into the CNI answer: a result in the requested version, nothing, or the spec's JSON error.
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
-import { parseEnv, podFromArgs, type CniInvocation } from '../../cni/env';
-import { parseOrThrow } from '../../cni/errors';
-import { decodeStdin, errorVersion, parseNetConf, parseValidAttachments } from '../../cni/netconf';
-import { formatResult } from '../../cni/result';
-import { CniError, CniErrorCode, CURRENT_VERSION, SUPPORTED_VERSIONS } from '../../cni/types';
-import type { EndpointManager, NetConf } from '../../endpoint/manager';
-import type { Logger } from '../../log/log';
-import { AttachmentLocks, attachmentKey } from './locks';
+import { parseEnv, podFromArgs, type CniInvocation } from '../../cni/env.js';
+import { parseOrThrow } from '../../cni/errors.js';
+import { decodeStdin, errorVersion, parseNetConf, parseValidAttachments } from '../../cni/netconf.js';
+import { formatResult } from '../../cni/result.js';
+import { CniError, CniErrorCode, CURRENT_VERSION, SUPPORTED_VERSIONS } from '../../cni/types.js';
+import type { EndpointManager, NetConf } from '../../endpoint/manager.js';
+import type { Logger } from '../../log/log.js';
+import { AttachmentLocks, attachmentKey } from './locks.js';
 
 /** The largest network configuration accepted, as for the CNI binary's stdin. */
 export const MAX_STDIN_BYTES = 1 << 20;

@@ -1,4 +1,4 @@
-import { AttachmentLocks } from './locks';
+import { AttachmentLocks } from './locks.js';
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 

@@ -3,10 +3,10 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { dirname } from 'node:path';
-import { CniError, CniErrorCode } from '../../cni/types';
-import type { EndpointManager } from '../../endpoint/manager';
-import type { Logger } from '../../log/log';
-import { CniDispatcher, MAX_STDIN_BYTES } from './dispatch';
+import { CniError, CniErrorCode } from '../../cni/types.js';
+import type { EndpointManager } from '../../endpoint/manager.js';
+import type { Logger } from '../../log/log.js';
+import { CniDispatcher, MAX_STDIN_BYTES } from './dispatch.js';
 
 export const API_PATH = '/v1/cni';
 /** Answers 200 once the agent serves CNI (it listens only after reconciling): a readiness probe. */

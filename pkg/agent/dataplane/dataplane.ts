@@ -1,26 +1,26 @@
 // The agent's multicast/broadcast data plane (DESIGN.md send and receive paths): capture BUM frames
 // from local endpoints, resolve and partition them, deliver local copies directly and send one
 // datagram per remote node; deliver datagrams from the underlay to exactly the listed endpoints.
-import { VNET_HDR_LEN } from '../../frame/vnet';
-import type { Logger } from '../../log/log';
+import { VNET_HDR_LEN } from '../../frame/vnet.js';
+import type { Logger } from '../../log/log.js';
 import type {
   Directory,
   EndpointRecord,
   LookupService,
   MembershipRecord,
   NodeRecord,
-} from '../../lookup/port';
-import { CaptureSet } from '../../packet/capture';
-import { buildIndex, Resolver } from '../../resolve';
-import type { IndexedEndpoint } from '../../resolve/directory-index';
-import { UnderlaySocket, type OutDatagram, type Peer } from '../../underlay/udp';
-import { encapsulate, udpPayloadBudget, type WireKey } from '../../wire';
-import { Counters, type DataplaneCounters } from './counters';
-import { decideDatagram, decideLocalFrame } from './forward';
-import { withLocalState } from './local-directory';
-import type { Endpoint, EndpointSource } from '../../endpoint/table';
-import { applyVmHandoff } from '../../resolve/vm-handoff';
-import type { ParsedFrame } from '../../frame/ethernet';
+} from '../../lookup/port.js';
+import { CaptureSet } from '../../packet/capture.js';
+import { buildIndex, Resolver } from '../../resolve/index.js';
+import type { IndexedEndpoint } from '../../resolve/directory-index.js';
+import { UnderlaySocket, type OutDatagram, type Peer } from '../../underlay/udp.js';
+import { encapsulate, udpPayloadBudget, type WireKey } from '../../wire/index.js';
+import { Counters, type DataplaneCounters } from './counters.js';
+import { decideDatagram, decideLocalFrame } from './forward.js';
+import { withLocalState } from './local-directory.js';
+import type { Endpoint, EndpointSource } from '../../endpoint/table.js';
+import { applyVmHandoff } from '../../resolve/vm-handoff.js';
+import type { ParsedFrame } from '../../frame/ethernet.js';
 
 export interface DataplaneOptions {
   node: NodeRecord;

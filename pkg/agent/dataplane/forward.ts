@@ -1,13 +1,13 @@
 // What the agent does with one frame from a local endpoint, and with one datagram from the
 // underlay. Pure: it reads the DirectoryIndex and returns actions; pkg/agent/dataplane/dataplane.ts
 // performs them. Every frame or datagram that is not delivered gets a drop reason, which is counted.
-import { parseFrame, type ParsedFrame } from '../../frame/ethernet';
-import { buildArpReply } from '../../frame/build';
-import { VNET_HDR_LEN } from '../../frame/vnet';
-import type { NodeRecord } from '../../lookup/port';
-import { arpTarget, checkSource, receiveTargets, type Delivery, type Resolver } from '../../resolve';
-import type { IndexedEndpoint } from '../../resolve/directory-index';
-import { decodeData, type WireKey } from '../../wire';
+import { parseFrame, type ParsedFrame } from '../../frame/ethernet.js';
+import { buildArpReply } from '../../frame/build.js';
+import { VNET_HDR_LEN } from '../../frame/vnet.js';
+import type { NodeRecord } from '../../lookup/port.js';
+import { arpTarget, checkSource, receiveTargets, type Delivery, type Resolver } from '../../resolve/index.js';
+import type { IndexedEndpoint } from '../../resolve/directory-index.js';
+import { decodeData, type WireKey } from '../../wire/index.js';
 
 export type LocalAction =
   | { kind: 'drop'; reason: string }

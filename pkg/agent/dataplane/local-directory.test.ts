@@ -1,7 +1,7 @@
 // The data plane's directory: this node's joins from its querier, its selector members from the
 // lookup service (pure).
-import type { Directory, MembershipRecord } from '../../lookup/port';
-import { withLocalState } from './local-directory';
+import type { Directory, MembershipRecord } from '../../lookup/port.js';
+import { withLocalState } from './local-directory.js';
 
 const m = (node: string, endpointId: number, via?: 'selector'): MembershipRecord => ({
   network: 'blue',

@@ -2,7 +2,7 @@
 // endpoints and IGMP/MLD joins replaced by the agent's local truth. A new pod or join works locally at
 // once, and keeps working while the lookup service is unreachable. This node's selector memberships
 // stay as the lookup service has them: that is where they are evaluated (docs/membership.md).
-import type { Directory, EndpointRecord, MembershipRecord } from '../../lookup/port';
+import type { Directory, EndpointRecord, MembershipRecord } from '../../lookup/port.js';
 
 export function withLocalState(
   d: Directory,

@@ -1,16 +1,17 @@
 // The querier with real parts: a real endpoint table (in a temporary state dir) and the real
 // embedded lookup service on a unix socket. Query frames are parsed back from what it injects.
+import { jest } from '@jest/globals';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EndpointTable, type Endpoint } from '../../endpoint/table';
-import { parseFrame } from '../../frame/ethernet';
-import { createLogger } from '../../log/log';
-import { EmbeddedLookupClient } from '../../lookup/embedded/client';
-import { EmbeddedLookupServer } from '../../lookup/embedded/server';
-import type { NetworkSpec } from '../../lookup/port';
-import { DirectoryStore } from '../../lookup/store';
-import { networkMembershipConfig, Querier } from './querier';
+import { EndpointTable, type Endpoint } from '../../endpoint/table.js';
+import { parseFrame } from '../../frame/ethernet.js';
+import { createLogger } from '../../log/log.js';
+import { EmbeddedLookupClient } from '../../lookup/embedded/client.js';
+import { EmbeddedLookupServer } from '../../lookup/embedded/server.js';
+import type { NetworkSpec } from '../../lookup/port.js';
+import { DirectoryStore } from '../../lookup/store.js';
+import { networkMembershipConfig, Querier } from './querier.js';
 
 const net = (name: string, querier?: NetworkSpec['querier']): NetworkSpec => ({
   name,

@@ -4,20 +4,20 @@
 // query interval, robustness and group limit. On restart the querier first restores what it had
 // published, so no member is lost while the startup queries refresh the state.
 import { isIPv4, isIPv6 } from 'node:net';
-import type { Endpoint, EndpointSource } from '../../endpoint/table';
-import { plainIp } from '../../endpoint/table';
-import { formatMac } from '../../frame/addr';
-import type { ParsedFrame } from '../../frame/ethernet';
-import { buildIgmpQuery, buildMldQuery, linkLocalFromMac } from '../../igmp';
-import type { Logger } from '../../log/log';
-import type { LookupService, MembershipRecord, NetworkSpec } from '../../lookup/port';
+import type { Endpoint, EndpointSource } from '../../endpoint/table.js';
+import { plainIp } from '../../endpoint/table.js';
+import { formatMac } from '../../frame/addr.js';
+import type { ParsedFrame } from '../../frame/ethernet.js';
+import { buildIgmpQuery, buildMldQuery, linkLocalFromMac } from '../../igmp/index.js';
+import type { Logger } from '../../log/log.js';
+import type { LookupService, MembershipRecord, NetworkSpec } from '../../lookup/port.js';
 import {
   DEFAULT_MEMBERSHIP_CONFIG,
   MembershipTable,
   type MembershipConfig,
   type Outcome,
   type QueryRequest,
-} from '../../membership';
+} from '../../membership/index.js';
 import { createHash } from 'node:crypto';
 
 export interface QuerierOptions {

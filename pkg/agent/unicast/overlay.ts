@@ -3,11 +3,11 @@
 // flooding through it: multicast and broadcast stay the castnet data plane's, which delivers exactly
 // to members; the VXLAN port only carries unicast to MACs the directory places on another node.
 // Changes are applied in one `ip -batch` and one `bridge -batch` per burst of directory updates.
-import { bridgeName } from '../../endpoint/names';
-import type { Logger } from '../../log/log';
-import type { Directory } from '../../lookup/port';
-import { run } from '../../sys/exec';
-import { diffRemoteMacs, remoteMacs, type RemoteMacs } from './plan';
+import { bridgeName } from '../../endpoint/names.js';
+import type { Logger } from '../../log/log.js';
+import type { Directory } from '../../lookup/port.js';
+import { run } from '../../sys/exec.js';
+import { diffRemoteMacs, remoteMacs, type RemoteMacs } from './plan.js';
 
 export const VXLAN_PORT = 4789;
 

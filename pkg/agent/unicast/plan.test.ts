@@ -1,5 +1,5 @@
-import type { Directory } from '../../lookup/port';
-import { diffRemoteMacs, remoteMacs } from './plan';
+import type { Directory } from '../../lookup/port.js';
+import { diffRemoteMacs, remoteMacs } from './plan.js';
 
 const dir = (endpoints: Directory['endpoints']): Directory => ({
   networks: [

@@ -1,6 +1,6 @@
 // Cross-node unicast: which MAC lives behind which node, per network. Pure, so the diff the agent
 // applies to the kernel's VXLAN and bridge forwarding tables is unit-tested on its own.
-import type { Directory } from '../../lookup/port';
+import type { Directory } from '../../lookup/port.js';
 
 /** network name -> (endpoint MAC -> underlay address of the node hosting it), remote endpoints only. */
 export type RemoteMacs = Map<string, Map<string, string>>;

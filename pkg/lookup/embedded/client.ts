@@ -8,7 +8,7 @@ import type {
   MembershipRecord,
   NodeRecord,
   PodMeta,
-} from '../port';
+} from '../port.js';
 
 const RECONNECT_MS = 200;
 

@@ -1,11 +1,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LIMITS } from '../limits';
-import { DirectoryStore } from '../store';
-import type { Directory, EndpointRecord } from '../port';
-import { EmbeddedLookupServer } from './server';
-import { EmbeddedLookupClient } from './client';
+import { LIMITS } from '../limits.js';
+import { DirectoryStore } from '../store.js';
+import type { Directory, EndpointRecord } from '../port.js';
+import { EmbeddedLookupServer } from './server.js';
+import { EmbeddedLookupClient } from './client.js';
+import { networkSpec } from '../schema.js';
 
 const ep = (node: string, endpointId: number, ip: string): EndpointRecord => ({
   network: 'blue',
@@ -142,8 +143,6 @@ describe('embedded lookup service: pod metadata', () => {
 });
 
 describe('directory schema', () => {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { networkSpec } = require('../schema') as typeof import('../schema');
   it.each(['10.0.0.0/', '10.0.0.0/33', 'fe80::%eth0/64', '10.0.0.0/8/8', '10.0.0.0/+8'])(
     'refuses subnet %j',
     (subnet) => {

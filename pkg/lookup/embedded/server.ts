@@ -4,8 +4,8 @@ import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http
 import { mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { z } from 'zod';
-import { DirectoryStore } from '../store';
-import { describeZodError, endpointsReport, membershipsReport, nodeRecord } from '../schema';
+import { DirectoryStore } from '../store.js';
+import { describeZodError, endpointsReport, membershipsReport, nodeRecord } from '../schema.js';
 
 export const MAX_BODY_BYTES = 8 << 20;
 

@@ -1,7 +1,7 @@
 // The directory the adapter builds from its caches, and how it tells whether its stored report drifted.
-import { fromReport, type NodeDirectory } from '../../k8s/convert';
-import type { MembershipReport } from '../../k8s/types';
-import { buildDirectory, canonicalNodeDirectory } from './directory-cache';
+import { fromReport, type NodeDirectory } from '../../k8s/convert.js';
+import type { MembershipReport } from '../../k8s/types.js';
+import { buildDirectory, canonicalNodeDirectory } from './directory-cache.js';
 
 const report = (node: string, endpoints: number[], joins: Array<[number, string]>): MembershipReport => ({
   metadata: { name: node },

@@ -9,30 +9,30 @@
 // With `node` set, the adapter also watches that node's pods (and KubeVirt VMIs, where the API
 // exists) and reports the endpoints that MulticastGroups' label selectors select as memberships via
 // selector, re-evaluated on every pod, VMI, group or endpoint change (selector-members.ts).
-import { ApiClient, isNotFound, resourcePath } from '../../k8s/client';
-import { toLabeledObject, trimToLabels } from '../../k8s/labeled';
-import type { LabeledObject } from '../../k8s/types';
-import { toReportSpec, fromReport, type NodeDirectory } from '../../k8s/convert';
-import { EventLimiter, postEvent, type InvolvedObject } from '../../k8s/events';
-import { Informer } from '../../k8s/informer';
-import type { Connection } from '../../k8s/kubeconfig';
+import { ApiClient, isNotFound, resourcePath } from '../../k8s/client.js';
+import { toLabeledObject, trimToLabels } from '../../k8s/labeled.js';
+import type { LabeledObject } from '../../k8s/types.js';
+import { toReportSpec, fromReport, type NodeDirectory } from '../../k8s/convert.js';
+import { EventLimiter, postEvent, type InvolvedObject } from '../../k8s/events.js';
+import { Informer } from '../../k8s/informer.js';
+import type { Connection } from '../../k8s/kubeconfig.js';
 import {
   API_VERSION,
   KINDS,
   type MembershipReport,
   type MulticastGroup,
   type VirtualNetwork,
-} from '../../k8s/types';
-import type { Directory, EndpointRecord, LookupService, MembershipRecord, NodeRecord } from '../port';
+} from '../../k8s/types.js';
+import type { Directory, EndpointRecord, LookupService, MembershipRecord, NodeRecord } from '../port.js';
 import {
   buildDirectory,
   canonicalNodeDirectory,
   compactNodeDirectory,
   type OwnState,
-} from './directory-cache';
-import { describeDropped, type DroppedEntry } from './report-bounds';
-import { ReportWriter } from './report-writer';
-import { selectorMemberships } from './selector-members';
+} from './directory-cache.js';
+import { describeDropped, type DroppedEntry } from './report-bounds.js';
+import { ReportWriter } from './report-writer.js';
+import { selectorMemberships } from './selector-members.js';
 
 export interface KubernetesLookupOptions {
   connection: Connection;

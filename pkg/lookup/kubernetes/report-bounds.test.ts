@@ -1,12 +1,12 @@
-import type { MembershipReportSpec, ReportEndpoint, ReportMembership } from '../../k8s/types';
-import { jsonBytes, LIMITS } from '../limits';
+import type { MembershipReportSpec, ReportEndpoint, ReportMembership } from '../../k8s/types.js';
+import { jsonBytes, LIMITS } from '../limits.js';
 import {
   boundReport,
   membershipKey,
   refusedEntries,
   truncationCondition,
   type ReportLimits,
-} from './report-bounds';
+} from './report-bounds.js';
 
 const ep = (id: number): ReportEndpoint => ({
   endpointID: id,

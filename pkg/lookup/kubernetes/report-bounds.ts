@@ -2,9 +2,9 @@
 // well under etcd's object limit, and none of the entries the apiserver already refused. Whatever
 // does not fit is dropped entry by entry, so one endpoint's oversized or invalid state never keeps
 // the rest of its node from being published. Pure.
-import type { DesiredCondition } from '../../k8s/conditions';
-import type { MembershipReportSpec, ReportEndpoint, ReportMembership } from '../../k8s/types';
-import { LIMITS, jsonBytes } from '../limits';
+import type { DesiredCondition } from '../../k8s/conditions.js';
+import type { MembershipReportSpec, ReportEndpoint, ReportMembership } from '../../k8s/types.js';
+import { LIMITS, jsonBytes } from '../limits.js';
 
 export type DropReason =
   | 'rejected'

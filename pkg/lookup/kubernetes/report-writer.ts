@@ -8,10 +8,10 @@
 // entries the apiserver refused (a 422 naming them), are left out one by one and the rest is written
 // at once, so one endpoint's bad state never freezes its node's report. What was left out is counted,
 // handed to `onDropped` once per entry, and stated in the report's Truncated condition.
-import { ApiError, type ApiClient } from '../../k8s/client';
-import { resourcePath } from '../../k8s/client';
-import { applyConditions } from '../../k8s/conditions';
-import { API_VERSION, KINDS, type Condition, type MembershipReportSpec } from '../../k8s/types';
+import { ApiError, type ApiClient } from '../../k8s/client.js';
+import { resourcePath } from '../../k8s/client.js';
+import { applyConditions } from '../../k8s/conditions.js';
+import { API_VERSION, KINDS, type Condition, type MembershipReportSpec } from '../../k8s/types.js';
 import {
   boundReport,
   endpointKey,
@@ -20,7 +20,7 @@ import {
   truncationCondition,
   type BoundedReport,
   type DroppedEntry,
-} from './report-bounds';
+} from './report-bounds.js';
 
 /** The field manager of the agent's server-side apply: it owns the whole spec of its report. */
 export const FIELD_MANAGER = 'castnet-agent';

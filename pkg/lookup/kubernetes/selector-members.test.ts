@@ -1,7 +1,7 @@
 // Which of a node's endpoints an agent reports as selector members (pure; no apiserver).
-import type { LabeledObject, MulticastGroup, MulticastGroupSpec } from '../../k8s/types';
-import type { EndpointRecord } from '../port';
-import { selectorMemberships, type SelectableObjects } from './selector-members';
+import type { LabeledObject, MulticastGroup, MulticastGroupSpec } from '../../k8s/types.js';
+import type { EndpointRecord } from '../port.js';
+import { selectorMemberships, type SelectableObjects } from './selector-members.js';
 
 const group = (name: string, spec: Partial<MulticastGroupSpec>, namespace = 'team'): MulticastGroup => ({
   metadata: { name, namespace },

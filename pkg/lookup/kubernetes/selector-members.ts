@@ -3,10 +3,10 @@
 // selector. Reported like IGMP joins, so every agent's directory delivers to them (DESIGN.md,
 // "Membership path"). The selection rule itself is pkg/k8s/selector.ts, shared with the controller.
 // Pure.
-import { canonicalAddress, isSsmGroup } from '../../frame/addr';
-import { groupSelects, hasSelectors } from '../../k8s/selector';
-import type { LabeledObject, MulticastGroup } from '../../k8s/types';
-import type { EndpointRecord, MembershipRecord, SourceFilter } from '../port';
+import { canonicalAddress, isSsmGroup } from '../../frame/addr.js';
+import { groupSelects, hasSelectors } from '../../k8s/selector.js';
+import type { LabeledObject, MulticastGroup } from '../../k8s/types.js';
+import type { EndpointRecord, MembershipRecord, SourceFilter } from '../port.js';
 
 /** The pods and VMIs of this node the selectors are evaluated against, by namespace and name. */
 export interface SelectableObjects {
