@@ -3,10 +3,10 @@
 // MembershipReports, builds its Directory, and the data plane's resolution index is built over it.
 // Run alone in a fresh process (`node --expose-gc`), so the heap delta is that cache and nothing else.
 // Usage: node --expose-gc agent-cache.js KUBECONFIG [LOCAL_NODE]; prints one JSON line.
-import { connectionFromKubeconfig } from '../pkg/k8s/kubeconfig';
-import { KubernetesLookup } from '../pkg/lookup/kubernetes/lookup';
-import type { Directory } from '../pkg/lookup/port';
-import { buildIndex } from '../pkg/resolve';
+import { connectionFromKubeconfig } from '../pkg/k8s/kubeconfig.js';
+import { KubernetesLookup } from '../pkg/lookup/kubernetes/lookup.js';
+import type { Directory } from '../pkg/lookup/port.js';
+import { buildIndex } from '../pkg/resolve/index.js';
 
 function gc(): void {
   const g = (global as unknown as { gc?: () => void }).gc;

@@ -20,9 +20,9 @@ import {
   waitFor,
   waitPods,
   workloadDeployment,
-} from '../test/harness/cluster';
-import { joinToFirstDelivery, startSender, startStream } from '../test/harness/cluster-stream';
-import { repoRoot } from '../test/harness/cni';
+} from '../test/harness/cluster.js';
+import { joinToFirstDelivery, startSender, startStream } from '../test/harness/cluster-stream.js';
+import { repoRoot } from '../test/harness/cni.js';
 
 const PODS = Number(process.env.CASTNET_BENCH_PODS ?? 30);
 const JOINS = Number(process.env.CASTNET_BENCH_JOINS ?? 30);

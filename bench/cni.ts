@@ -7,9 +7,9 @@ import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { TestAgent } from '../test/harness/agent';
-import { castnetCni, repoRoot } from '../test/harness/cni';
-import { addNetns, delNetns, delNetnsWithPrefix, netnsPath, netnsTag } from '../test/harness/netns';
+import { TestAgent } from '../test/harness/agent.js';
+import { castnetCni, repoRoot } from '../test/harness/cni.js';
+import { addNetns, delNetns, delNetnsWithPrefix, netnsPath, netnsTag } from '../test/harness/netns.js';
 
 const PODS = Number(process.env.BENCH_CNI_PODS ?? 100);
 /** Pods ADDed and DELeted first and not counted: JIT warm-up, the bridge's creation. */

@@ -5,20 +5,20 @@
 // Run: make bench-controller. Writes bench/results/controller.json.
 // Scale down for a quick run: CASTNET_BENCH_NODES=100 CASTNET_BENCH_GROUPS=1000.
 import { spawn } from 'node:child_process';
-import { processCpuUs, processRssMB } from './proc';
+import { processCpuUs, processRssMB } from './proc.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
-import { ApiClient } from '../pkg/k8s/client';
-import { toGroupSpec, toNetworkSpec, fromReport } from '../pkg/k8s/convert';
-import { Informer } from '../pkg/k8s/informer';
-import { connectionFromKubeconfig } from '../pkg/k8s/kubeconfig';
-import type { MembershipReport, MulticastGroup, VirtualNetwork } from '../pkg/k8s/types';
-import type { Directory } from '../pkg/lookup/port';
-import { buildIndex } from '../pkg/resolve';
-import { run } from '../pkg/sys/exec';
+import { ApiClient } from '../pkg/k8s/client.js';
+import { toGroupSpec, toNetworkSpec, fromReport } from '../pkg/k8s/convert.js';
+import { Informer } from '../pkg/k8s/informer.js';
+import { connectionFromKubeconfig } from '../pkg/k8s/kubeconfig.js';
+import type { MembershipReport, MulticastGroup, VirtualNetwork } from '../pkg/k8s/types.js';
+import type { Directory } from '../pkg/lookup/port.js';
+import { buildIndex } from '../pkg/resolve/index.js';
+import { run } from '../pkg/sys/exec.js';
 
-const repo = path.resolve(__dirname, '../../..');
+const repo = path.resolve(import.meta.dirname, '../../..');
 const NODES = Number(process.env.CASTNET_BENCH_NODES ?? 1000);
 const ENDPOINTS_PER_NODE = 100;
 const GROUPS = Number(process.env.CASTNET_BENCH_GROUPS ?? 10_000);
@@ -199,7 +199,12 @@ async function main(): Promise<void> {
       (
         await run(
           process.execPath,
-          ['--expose-gc', path.join(__dirname, 'agent-cache.js'), cluster.kubeconfigPath, nodeName(0)],
+          [
+            '--expose-gc',
+            path.join(import.meta.dirname, 'agent-cache.js'),
+            cluster.kubeconfigPath,
+            nodeName(0),
+          ],
           { timeoutMs: 300_000 },
         )
       ).stdout,

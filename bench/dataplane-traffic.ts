@@ -15,8 +15,8 @@
 //
 // Both ends stamp and read CLOCK_MONOTONIC (process.hrtime), which all processes on the machine share.
 import { createInterface } from 'node:readline';
-import { check, inNetns, libc, AF_INET, SOCK_DGRAM, SOCK_CLOEXEC } from '../pkg/sys/libc';
-import { OutDatagram, UnderlaySocket } from '../pkg/underlay/udp';
+import { check, inNetns, libc, AF_INET, SOCK_DGRAM, SOCK_CLOEXEC } from '../pkg/sys/libc.js';
+import { OutDatagram, UnderlaySocket } from '../pkg/underlay/udp.js';
 
 export const PAYLOAD_BYTES = 100;
 /** Payload layout: send time (ns, u64 LE), then the trial's number (u32 LE). */

@@ -11,16 +11,16 @@
 // with members, so both systems do the same work. =sparse (bench/results/dataplane-sparse.json):
 // a 4th node without members, which only flooding sends to.
 import { ChildProcess, spawn } from 'node:child_process';
-import { CLK_TCK, ksoftirqdPids, processCpuUs } from './proc';
+import { CLK_TCK, ksoftirqdPids, processCpuUs } from './proc.js';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { Lab } from '../pkg/lab/runner';
-import { labFile } from '../pkg/lab/scenario';
-import { buildTopology, destroyTopology, newLabId, type LabTopology } from '../pkg/lab/topology';
-import { run } from '../pkg/sys/exec';
-import { inNetns } from '../pkg/sys/libc';
+import { Lab } from '../pkg/lab/runner.js';
+import { labFile } from '../pkg/lab/scenario.js';
+import { buildTopology, destroyTopology, newLabId, type LabTopology } from '../pkg/lab/topology.js';
+import { run } from '../pkg/sys/exec.js';
+import { inNetns } from '../pkg/sys/libc.js';
 
 const GROUP = '239.1.1.1';
 const PORT = 5000;
@@ -58,8 +58,8 @@ const BISECTION_STEPS = Number(process.env.BENCH_BISECTION_STEPS ?? 4);
  * both systems: on a shared machine it keeps other work from skewing rates and latencies. 0: off.
  */
 const NICE = Number(process.env.BENCH_NICE ?? -10);
-const ROOT = join(__dirname, '..', '..', '..');
-const TRAFFIC_JS = join(__dirname, 'dataplane-traffic.js');
+const ROOT = join(import.meta.dirname, '..', '..', '..');
+const TRAFFIC_JS = join(import.meta.dirname, 'dataplane-traffic.js');
 
 /** The sender and the 5 receivers, the same in both systems. */
 const SENDER = { name: 'src', node: 0 };

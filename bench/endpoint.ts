@@ -5,8 +5,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createEndpointManager } from '../pkg/endpoint/node-manager';
-import type { NetConf } from '../pkg/endpoint/manager';
+import { createEndpointManager } from '../pkg/endpoint/node-manager.js';
+import type { NetConf } from '../pkg/endpoint/manager.js';
 
 const PODS = Number(process.env.BENCH_PODS ?? 50);
 const tag = `cnbe${process.pid}`;

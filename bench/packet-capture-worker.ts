@@ -4,9 +4,9 @@
 // Like the kernel queue, what it holds is bounded: with MAX_IN_FLIGHT batches posted and not yet
 // handled by the main thread, it stops reading and the socket queue (then the kernel) takes over.
 import { parentPort, workerData } from 'node:worker_threads';
-import { MAX_FRAME } from '../pkg/packet/capture';
-import { MSG_DONTWAIT, MsgVec } from '../pkg/packet/msgvec';
-import { libc } from '../pkg/sys/libc';
+import { MAX_FRAME } from '../pkg/packet/capture.js';
+import { MSG_DONTWAIT, MsgVec } from '../pkg/packet/msgvec.js';
+import { libc } from '../pkg/sys/libc.js';
 
 const { fd, control } = workerData as { fd: number; control: SharedArrayBuffer };
 /** [0]: stop flag; [1]: batches posted and not yet handled (the main thread decrements it). */

@@ -2,7 +2,7 @@
 // lines on stdin, sends <count> 100-byte UDP datagrams to the bench group at <rate> per second
 // (batched sendmmsg, paced per millisecond), then prints "done <sent> <dropped> <seconds>".
 import { createInterface } from 'node:readline';
-import { OutDatagram, UnderlaySocket } from '../pkg/underlay/udp';
+import { OutDatagram, UnderlaySocket } from '../pkg/underlay/udp.js';
 
 const [source, group, port] = process.argv.slice(2);
 const sock = UnderlaySocket.open({ address: source, port: 0 });

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import koffi from 'koffi';
-import { OutDatagram, UnderlaySocket } from '../pkg/underlay/udp';
+import { OutDatagram, UnderlaySocket } from '../pkg/underlay/udp.js';
 
 const SINK_PORT = 47001;
 const RX_PORT = 47002;

@@ -6,15 +6,15 @@
 // socket listens), so no receiving process competes for the CPU and both systems pay the same
 // receive cost. "Lossless" means every receiver got at least (1 - LOSS_TOLERANCE) of what was sent.
 import { ChildProcess } from 'node:child_process';
-import { ksoftirqdPids, processCpuUs } from './proc';
+import { ksoftirqdPids, processCpuUs } from './proc.js';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Worker } from 'node:worker_threads';
-import { CaptureSet } from '../pkg/packet/capture';
-import { DEFAULT_CAPTURE_RCVBUF, openCaptureSocket, readPacketStats } from '../pkg/packet/socket';
-import { NetnsFixture, ip } from '../pkg/packet/testing/netns';
-import { inNetns, libc } from '../pkg/sys/libc';
+import { CaptureSet } from '../pkg/packet/capture.js';
+import { DEFAULT_CAPTURE_RCVBUF, openCaptureSocket, readPacketStats } from '../pkg/packet/socket.js';
+import { NetnsFixture, ip } from '../pkg/packet/testing/netns.js';
+import { inNetns, libc } from '../pkg/sys/libc.js';
 
 const GROUP = '239.1.1.1';
 const PORT = 5000;
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
     ip('-n', r, 'addr', 'add', `${GROUP}/32`, 'dev', 'eth0', 'autojoin');
   });
 
-  const senderJs = join(__dirname, 'packet-sender.js');
+  const senderJs = join(import.meta.dirname, 'packet-sender.js');
   const sender = new Sender(fx.spawn(src, process.execPath, [senderJs, '10.79.0.1', GROUP, String(PORT)]));
   await sender.send(1000, 10); // warm-up; also proves the sender is up
 
@@ -195,7 +195,7 @@ async function main(): Promise<void> {
     const srcFd = inNetns(nsPath(node), () => openCaptureSocket(workerSet.ifindexOf('hs'), RCVBUF));
     const control = new SharedArrayBuffer(8);
     const shared = new Int32Array(control); // [stop flag, batches in flight]
-    const worker = new Worker(join(__dirname, 'packet-capture-worker.js'), {
+    const worker = new Worker(join(import.meta.dirname, 'packet-capture-worker.js'), {
       workerData: { fd: srcFd, control },
     });
     worker.on('message', ({ buf, lens }: { buf: Uint8Array; lens: Uint32Array }) => {
@@ -244,7 +244,7 @@ async function main(): Promise<void> {
     console.error(JSON.stringify({ ...result, trials: undefined }));
   }
 
-  const dir = join(__dirname, '..', '..', '..', 'bench', 'results');
+  const dir = join(import.meta.dirname, '..', '..', '..', 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const out = {
     bench: 'packet',

@@ -3,10 +3,10 @@
 // directory without an index). Run: make bench-resolve. Writes bench/results/resolve.json.
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildIPv4Frame, IPPROTO_UDP, parseFrame } from '../pkg/frame';
-import type { Directory, EndpointRecord, MembershipRecord } from '../pkg/lookup/port';
-import { buildIndex, checkSource, Resolver } from '../pkg/resolve';
-import { decodeData, encapsulate, makeWireKey, udpPayloadBudget } from '../pkg/wire';
+import { buildIPv4Frame, IPPROTO_UDP, parseFrame } from '../pkg/frame/index.js';
+import type { Directory, EndpointRecord, MembershipRecord } from '../pkg/lookup/port.js';
+import { buildIndex, checkSource, Resolver } from '../pkg/resolve/index.js';
+import { decodeData, encapsulate, makeWireKey, udpPayloadBudget } from '../pkg/wire/index.js';
 
 const NODES = 3;
 const DEFAULT_ENDPOINTS = 150;
@@ -190,7 +190,11 @@ function main(): void {
     ratio_baseline_over_cached: Number((baselineNs / cachedNs).toFixed(1)),
     ratio_baseline_over_uncached: Number((baselineNs / uncachedNs).toFixed(1)),
   };
-  const dir = join(__dirname.includes('.cache') ? process.cwd() : join(__dirname, '..'), 'bench', 'results');
+  const dir = join(
+    import.meta.dirname.includes('.cache') ? process.cwd() : join(import.meta.dirname, '..'),
+    'bench',
+    'results',
+  );
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'resolve.json'), JSON.stringify(result, null, 2) + '\n');
   console.log(JSON.stringify(result, null, 2));
