@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // castnet: one program for the long-running parts (agent, controller) and the operator commands.
 import { Command } from 'commander';
-import { registerAgentCommand } from '../../pkg/agent/cli.js';
-import { registerControllerCommand } from '../../pkg/controller/cli.js';
-import { registerInstallCommands } from '../../pkg/install/cli.js';
-import { registerLabCommand } from '../../pkg/lab/cli.js';
+import { registerAgentCommand } from '../../pkg/cli/agent.js';
+import { registerControllerCommand } from '../../pkg/cli/controller.js';
+import { registerInstallCommands } from '../../pkg/cli/install.js';
+import { registerLabCommand } from '../../pkg/cli/lab.js';
 
 const program = new Command('castnet')
   .description('Multicast and broadcast for Kubernetes pods and KubeVirt VMs over a unicast underlay')

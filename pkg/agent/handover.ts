@@ -3,9 +3,8 @@
 // node's data plane passes from one to the other with no moment where both forward.
 import type { Logger } from '../log/log.js';
 import type { LookupService } from '../lookup/port.js';
-import { agentRequest } from './cniserver/client.js';
+import { agentRequest, probeAgent } from './cniserver/client.js';
 import { HANDOVER_PATH } from './cniserver/server.js';
-import { probeAgent } from '../install/agent-ready.js';
 
 /** How long the predecessor may take to stop, and the successor waits for its first directory. */
 export const HANDOVER_TIMEOUT_MS = 5000;

@@ -21,7 +21,7 @@ import { planControls, type Control } from './controls.js';
 import { LabSinks } from './sink.js';
 import { CONTROL_PORT } from './scenario.js';
 import { expectedArrived, judgeDelivery, type PodCounts } from './verdict.js';
-import { probeAgent } from '../install/agent-ready.js';
+import { probeAgent } from '../agent/cniserver/client.js';
 import type { LabFile, Scenario, Step } from './scenario.js';
 import {
   buildTopology,

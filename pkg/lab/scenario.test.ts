@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { defaultScenarioPath } from './cli.js';
-import { parseLabFile } from './scenario.js';
+import { defaultScenarioPath, parseLabFile } from './scenario.js';
 
 describe('lab scenario files', () => {
   it('parses the default suite, which covers what `make lab` promises', () => {

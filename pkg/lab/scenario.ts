@@ -1,5 +1,6 @@
 // The lab's scenario file: topology (nodes, networks, pods, groups) and scenarios of steps
 // (joins, leaves, sends, expectations). Documented in docs/lab.md.
+import path from 'node:path';
 import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -178,4 +179,14 @@ export function parseLabFile(text: string, source = 'lab file'): LabFile {
   const r = labFile.safeParse(doc);
   if (!r.success) throw new Error(`${source}: ${describeZodError(r.error)}`);
   return r.data;
+}
+
+/** The repository root, whether running from dist/ (compiled) or from sources (ts-jest). */
+export function repoRoot(): string {
+  const here = import.meta.dirname;
+  return here.includes(`${'/dist/'}`) ? path.resolve(here, '../../..') : path.resolve(here, '../..');
+}
+
+export function defaultScenarioPath(): string {
+  return path.join(repoRoot(), 'pkg/lab/scenarios/default.yaml');
 }

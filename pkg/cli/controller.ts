@@ -1,10 +1,11 @@
 // `castnet controller`: the lookup service on Kubernetes (docs/api.md).
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
-import { runUntilSignal } from '../cli/lifecycle.js';
+import { runUntilSignal } from './lifecycle.js';
+import { parseListenAddress, secondsOption } from './options.js';
 import { loadConnection } from '../k8s/kubeconfig.js';
 import { createLogger } from '../log/log.js';
-import { Controller } from './controller.js';
+import { Controller } from '../controller/controller.js';
 
 interface ControllerCliOptions {
   kubeconfig?: string;
@@ -16,25 +17,6 @@ interface ControllerCliOptions {
   leaseDuration: number;
   renewDeadline: number;
   retryPeriod: number;
-}
-
-const seconds =
-  (flag: string, min: number) =>
-  (value: string): number => {
-    const n = Number(value);
-    if (!Number.isFinite(n) || n < min)
-      throw new Error(`${flag}: ${JSON.stringify(value)} must be a number of seconds >= ${min}`);
-    return n;
-  };
-
-/** Parses host:port for the metrics listener; an empty host means all addresses. */
-export function parseListenAddress(flag: string, value: string): { host: string; port: number } {
-  const at = value.lastIndexOf(':');
-  const port = Number(value.slice(at + 1));
-  if (at < 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new Error(`${flag}: ${JSON.stringify(value)} must be host:port, e.g. :9402 or 127.0.0.1:9402`);
-  }
-  return { host: value.slice(0, at).replace(/^\[|\]$/g, '') || '0.0.0.0', port };
 }
 
 export function registerControllerCommand(program: Command): void {
@@ -56,18 +38,23 @@ export function registerControllerCommand(program: Command): void {
     .option(
       '--node-grace <seconds>',
       'how long a node may be NotReady or deleted before its members are dropped',
-      seconds('--node-grace', 0),
+      secondsOption('--node-grace', 0),
       300,
     )
     .option('--metrics-addr <host:port>', 'serve /metrics, /healthz and /readyz here', ':9402')
-    .option('--lease-duration <seconds>', 'leader lease duration', seconds('--lease-duration', 1), 15)
+    .option('--lease-duration <seconds>', 'leader lease duration', secondsOption('--lease-duration', 1), 15)
     .option(
       '--renew-deadline <seconds>',
       'leader steps down after failing to renew this long',
-      seconds('--renew-deadline', 1),
+      secondsOption('--renew-deadline', 1),
       10,
     )
-    .option('--retry-period <seconds>', 'leader election retry period', seconds('--retry-period', 0.1), 2)
+    .option(
+      '--retry-period <seconds>',
+      'leader election retry period',
+      secondsOption('--retry-period', 0.1),
+      2,
+    )
     .action(async (o: ControllerCliOptions) => {
       const log = createLogger('controller');
       const controller = new Controller(loadConnection(o.kubeconfig), {

@@ -4,19 +4,9 @@ import { homedir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { DataplaneCounters } from '../agent/dataplane/counters.js';
-import { parseLabFile } from './scenario.js';
-import { Lab, ScenarioReport } from './runner.js';
-import { removeLeftoverLabs } from './topology.js';
-
-/** The repository root, whether running from dist/ (compiled) or from sources (ts-jest). */
-export function repoRoot(): string {
-  const here = import.meta.dirname;
-  return here.includes(`${'/dist/'}`) ? resolve(here, '../../..') : resolve(here, '../..');
-}
-
-export function defaultScenarioPath(): string {
-  return join(repoRoot(), 'pkg/lab/scenarios/default.yaml');
-}
+import { defaultScenarioPath, parseLabFile, repoRoot } from '../lab/scenario.js';
+import { Lab, ScenarioReport } from '../lab/runner.js';
+import { removeLeftoverLabs } from '../lab/topology.js';
 
 /** One agent's data-plane counters at the end of the run (its /v1/stats). */
 export interface NodeCounters extends DataplaneCounters {

@@ -5,18 +5,18 @@
 import { rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { runUntilSignal } from '../cli/lifecycle.js';
-import { intOption } from '../cli/options.js';
+import { runUntilSignal } from './lifecycle.js';
+import { intOption } from './options.js';
 import { DEFAULT_AGENT_SOCKET } from '../cni/netconf.js';
 import { ApiClient } from '../k8s/client.js';
 import { loadConnection } from '../k8s/kubeconfig.js';
-import { parseListenAddress } from '../controller/cli.js';
-import { probeAgent } from './agent-ready.js';
-import { serveAgentMetricsWhenFree } from './agent-metrics.js';
-import { CNI_BINARY, installCni, removeCniFiles, type InstallMode } from './cni-files.js';
-import { removeCastnetLinks } from './node-links.js';
-import { claimPoolIndex } from './pool-index.js';
-import { waitForDaemonSet } from './wait-daemonset.js';
+import { parseListenAddress } from './options.js';
+import { probeAgent } from '../agent/cniserver/client.js';
+import { serveAgentMetricsWhenFree } from '../install/agent-metrics.js';
+import { CNI_BINARY, installCni, removeCniFiles, type InstallMode } from '../install/cni-files.js';
+import { removeCastnetLinks } from '../install/node-links.js';
+import { claimPoolIndex } from '../install/pool-index.js';
+import { waitForDaemonSet } from '../install/wait-daemonset.js';
 
 /** castnet-cni next to bin/castnet: the repository's bin/ and the image's /opt/castnet/bin alike. */
 const bundledCni = path.resolve(import.meta.dirname, '../../../bin', CNI_BINARY);
