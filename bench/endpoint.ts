@@ -86,7 +86,7 @@ async function main(): Promise<void> {
     for (const p of pods) ip('netns', 'add', p);
     for (let i = 0; i < PODS; i++) castAdd.push(await timed(() => m.add(req(i))));
     for (let i = 0; i < PODS; i++) castDel.push(await timed(() => m.del(req(i))));
-    await m.close();
+    await m.dispose();
 
     const refConf = JSON.stringify({
       cniVersion: '1.0.0',

@@ -40,5 +40,5 @@ lines.on('line', (line) => {
   });
 });
 lines.on('close', () => {
-  void queue.then(() => sock.close());
+  void queue.then(() => sock.dispose());
 });

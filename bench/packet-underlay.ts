@@ -59,7 +59,7 @@ async function roleBlast(rate: number): Promise<void> {
     for (let left = n; left > 0; left -= 64) s.send(left >= 64 ? batch : batch.slice(0, left));
   });
   process.send!('done');
-  s.close();
+  s.dispose();
 }
 
 interface Measure {
@@ -79,7 +79,7 @@ async function measureReceive(method: 'mmsg' | 'dgram', rate: number): Promise<M
   if (method === 'mmsg') {
     const s = UnderlaySocket.open({ address: '127.0.0.1', port: RX_PORT });
     s.onDatagrams((b) => (got += b.length));
-    close = () => s.close();
+    close = () => s.dispose();
   } else {
     const s = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
     s.on('message', () => got++);
@@ -114,7 +114,7 @@ async function measureSend(method: 'mmsg' | 'dgram', rate: number): Promise<Meas
     burst = (n) => {
       for (let left = n; left > 0; left -= 64) s.send(left >= 64 ? batch : batch.slice(0, left));
     };
-    close = () => s.close();
+    close = () => s.dispose();
   } else {
     const s = dgram.createSocket({ type: 'udp4', sendBufferSize: 4 << 20 });
     await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
@@ -176,8 +176,8 @@ async function measureWakeups(): Promise<Record<string, number>> {
   });
   const uv = Number(process.hrtime.bigint() - t) / 1e3 / hops;
   const uvCpu = cpuUs(cpu0) / hops;
-  a.close();
-  b.close();
+  a.dispose();
+  b.dispose();
 
   const { Worker } = await import('node:worker_threads');
   const w = new Worker(

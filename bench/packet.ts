@@ -186,7 +186,7 @@ async function main(): Promise<void> {
     const castnetRun = (rate: number) => trial('castnet', fanout, rate, () => cap.counters().dropped);
     const castnet = { ...(await losslessRate(castnetRun)), fixed: await castnetRun(FIXED_RATE) };
     const counters = cap.counters();
-    cap.close();
+    cap.dispose();
 
     // (c) the alternative threading: a worker owns the capture socket (blocking poll + recvmmsg)
     // and posts batches; the main thread injects as in (b).
@@ -215,7 +215,7 @@ async function main(): Promise<void> {
     Atomics.store(shared, 0, 1);
     await new Promise((r) => worker.once('exit', r));
     libc().close(srcFd);
-    workerSet.close();
+    workerSet.dispose();
 
     const summary = (r: typeof kernel) => ({
       lossless_pps: r.best.deliveredPps,

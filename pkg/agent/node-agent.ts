@@ -1,8 +1,9 @@
 // The data-plane half of `castnet agent`: joins the lookup service, publishes this node's endpoints,
 // runs the IGMP/MLD querier and the multicast/broadcast data plane, and serves stats and metrics.
+import { DisposableStore, toDisposable, type Disposable } from '../base/lifecycle.js';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import type { Endpoint } from '../endpoint/table.js';
 import { toEndpointRecord } from '../endpoint/table.js';
 import type { NodeEndpointManager } from '../endpoint/node-manager.js';
@@ -21,8 +22,8 @@ import type { MembershipConfig } from '../membership/index.js';
 export interface NodeAgentOptions {
   node: NodeRecord;
   underlayMtu: number;
-  /** File holding the cluster's datagram key (at least 16 bytes); absent: datagrams are not authenticated. */
-  wireKeyFile?: string;
+  /** The cluster's datagram key (loadWireKey); absent: datagrams are not authenticated. */
+  wireKey?: WireKey;
   statsSocket?: string;
   membership?: Partial<MembershipConfig>;
   /** Combines the lookup service's networks with any the agent was given locally. */
@@ -61,14 +62,13 @@ function addressesElsewhere(d: Directory, node: string): Map<string, Set<string>
   return out;
 }
 
-export class NodeAgent {
+export class NodeAgent implements Disposable {
   private readonly dataplane: Dataplane;
   private readonly querier: Querier;
   private readonly overlay: UnicastOverlay;
   private directory: Directory | undefined;
-  private readonly unsubscribe: Array<() => void> = [];
+  private readonly lifetime = new DisposableStore();
   private readonly snoopingOff = new Set<string>();
-  private stats: Server | undefined;
   private publishPending = false;
   private readonly activatedAt = new Map<number, number>();
   private readonly keyed: boolean;
@@ -79,7 +79,7 @@ export class NodeAgent {
     private readonly lookup: LookupService,
     private readonly log: Logger,
   ) {
-    const key = o.wireKeyFile ? loadWireKey(o.wireKeyFile) : undefined;
+    const key = o.wireKey;
     this.keyed = key !== undefined;
     this.overlay = new UnicastOverlay({
       node: o.node.name,
@@ -110,50 +110,73 @@ export class NodeAgent {
       onRecords: (records) => this.dataplane.setMemberships(records),
       log: log.with({ component: 'querier' }),
     });
+  }
+
+  /**
+   * Starts the data plane and the querier, follows the directory and the endpoints, registers the
+   * node and serves stats. On a failure, what was started is released before the error is thrown.
+   */
+  async start(): Promise<void> {
+    try {
+      this.lifetime.add(this.dataplane).start();
+      this.lifetime.add(this.querier).start();
+      this.followDirectory();
+      this.lifetime.add(
+        toDisposable(
+          this.manager.subscribe((ev) => {
+            if (ev.type === 'removed') this.activatedAt.delete(ev.endpoint.endpointId);
+            this.publishEndpoints();
+          }),
+        ),
+      );
+      await this.lookup.registerNode(this.o.node);
+      this.publishEndpoints();
+      if (this.o.statsSocket) await this.serveStats(this.o.statsSocket);
+    } catch (err) {
+      await this.lifetime.dispose().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Stops forwarding and querying and closes the stats socket; the lookup service is the caller's. */
+  dispose(): Promise<void> {
+    return this.lifetime.dispose();
+  }
+
+  /**
+   * Applies every directory to the endpoint manager and the querier. The first one (or none, after
+   * RESTORE_TIMEOUT_MS) restores the memberships and activations this node had published.
+   */
+  private followDirectory(): void {
+    const node = this.o.node.name;
     let restored = false;
     const restore = (d?: Directory) => {
       if (restored) return;
       restored = true;
       if (d) this.restoreActivations(d);
       // Selector memberships are the lookup service's to evaluate, not joins the querier heard.
-      this.querier.restore(d ? d.memberships.filter((m) => m.node === o.node.name && !m.via) : []);
+      this.querier.restore(d ? d.memberships.filter((m) => m.node === node && !m.via) : []);
     };
     const timer = setTimeout(() => {
       if (restored) return;
-      log.warn('no directory from the lookup service yet; starting with no restored memberships');
+      this.log.warn('no directory from the lookup service yet; starting with no restored memberships');
       restore();
     }, RESTORE_TIMEOUT_MS);
     timer.unref();
-    this.unsubscribe.push(
-      () => clearTimeout(timer),
-      lookup.subscribe((d) => {
-        restore(d);
-        const networks = o.mergeNetworks ? o.mergeNetworks(d.networks) : d.networks;
-        manager.setNetworks(networks);
-        this.querier.setNetworks(networks);
-        manager.setAddressesInUseElsewhere(addressesElsewhere(d, o.node.name));
-        this.quietSnooping(manager.endpoints());
-        this.directory = d;
-      }),
-      manager.subscribe((ev) => {
-        if (ev.type === 'removed') this.activatedAt.delete(ev.endpoint.endpointId);
-        this.publishEndpoints();
-      }),
+    this.lifetime.add(toDisposable(() => clearTimeout(timer)));
+    this.lifetime.add(
+      toDisposable(
+        this.lookup.subscribe((d) => {
+          restore(d);
+          const networks = this.o.mergeNetworks ? this.o.mergeNetworks(d.networks) : d.networks;
+          this.manager.setNetworks(networks);
+          this.querier.setNetworks(networks);
+          this.manager.setAddressesInUseElsewhere(addressesElsewhere(d, node));
+          this.quietSnooping(this.manager.endpoints());
+          this.directory = d;
+        }),
+      ),
     );
-  }
-
-  async start(): Promise<void> {
-    await this.lookup.registerNode(this.o.node);
-    this.publishEndpoints();
-    if (this.o.statsSocket) await this.serveStats(this.o.statsSocket);
-  }
-
-  async stop(): Promise<void> {
-    for (const u of this.unsubscribe) u();
-    this.querier.close();
-    this.dataplane.close();
-    if (this.stats) await new Promise((r) => this.stats!.close(r));
-    await this.lookup.close();
   }
 
   snapshot(): Record<string, unknown> {
@@ -322,7 +345,7 @@ export class NodeAgent {
     // The stats socket may start before the CNI server has made the shared socket directory.
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     rmSync(path, { force: true });
-    this.stats = createServer((req, res) => {
+    const stats = createServer((req, res) => {
       if (req.url === '/v1/stats') {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify(this.snapshot()));
@@ -330,6 +353,7 @@ export class NodeAgent {
         res.writeHead(404).end();
       }
     });
-    await new Promise<void>((resolve) => this.stats!.listen(path, resolve));
+    await new Promise<void>((resolve, reject) => stats.once('error', reject).listen(path, resolve));
+    this.lifetime.add(toDisposable(() => new Promise<void>((resolve) => stats.close(() => resolve()))));
   }
 }

@@ -5,6 +5,9 @@ import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { errorMessage } from '../base/errors.js';
+import { DisposableStore, toDisposable, type Disposable } from '../base/lifecycle.js';
+import type { WireKey } from '../wire/index.js';
 import { runUntilSignal } from './lifecycle.js';
 import { intOption } from './options.js';
 import { DEFAULT_AGENT_SOCKET } from '../cni/netconf.js';
@@ -15,7 +18,7 @@ import { describeZodError, networkSpec } from '../lookup/schema.js';
 import { CniServer } from '../agent/cniserver/server.js';
 import { crashHookFromEnv } from '../agent/crash-hook.js';
 import { connectLookup } from '../agent/lookup-client.js';
-import { NodeAgent } from '../agent/node-agent.js';
+import { loadWireKey, NodeAgent } from '../agent/node-agent.js';
 import { dirname, join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { LookupService } from '../lookup/port.js';
@@ -57,72 +60,84 @@ export async function loadNetworks(file: string): Promise<NetworkSpec[]> {
   return parsed.data;
 }
 
-export interface RunningAgent {
+export interface RunningAgent extends Disposable {
   /** The endpoint table's owner; the data plane subscribes to its endpoints. */
   manager: NodeEndpointManager;
   dataplane?: NodeAgent;
-  stop(): Promise<void>;
+  dispose(): Promise<void>;
 }
 
 /**
  * Starts the agent: when another agent already serves the node (a rolling update's surge pod), first
  * everything that leaves the node alone (the lookup service's directory), then the handover, then
- * reconcile, the data plane and the CNI socket: the node is never forwarded by both.
+ * reconcile, the data plane and the CNI socket: the node is never forwarded by both. A failure
+ * part-way releases what was started, in reverse order.
  */
 export async function startAgent(
   opts: AgentOptions,
   log: Logger = createLogger('agent'),
 ): Promise<RunningAgent> {
   const networks = opts.networks ? await loadNetworks(opts.networks) : [];
-  const lookup = opts.lookup ? openLookup(opts, log) : undefined;
-  const predecessor = await probeAgent(opts.socket, 1000).then(
-    () => true,
-    () => false,
-  );
-  if (predecessor) {
-    if (lookup) await firstDirectory(lookup, opts.handoverTimeoutMs ?? HANDOVER_TIMEOUT_MS);
-    await takeOverFrom(opts.socket, opts.handoverTimeoutMs ?? HANDOVER_TIMEOUT_MS, log);
+  const wireKey = opts.wireKeyFile ? loadWireKey(opts.wireKeyFile) : undefined;
+  // Everything that acts on the node; a handover to a successor releases it, the CNI socket aside.
+  const node = new DisposableStore();
+  try {
+    const lookup = opts.lookup ? openLookup(opts, log) : undefined;
+    if (lookup) node.add(toDisposable(() => lookup.close()));
+    const predecessor = await probeAgent(opts.socket, 1000).then(
+      () => true,
+      () => false,
+    );
+    if (predecessor) {
+      if (lookup) await firstDirectory(lookup, opts.handoverTimeoutMs ?? HANDOVER_TIMEOUT_MS);
+      await takeOverFrom(opts.socket, opts.handoverTimeoutMs ?? HANDOVER_TIMEOUT_MS, log);
+    }
+    const manager = node.add(
+      createEndpointManager({
+        stateDir: opts.stateDir,
+        nodeName: opts.nodeName,
+        poolIndex: opts.poolIndex,
+        networks,
+        log: log.with({ component: 'endpoint' }),
+        ...(opts.sweepInterval ? { sweepIntervalMs: opts.sweepInterval * 1000 } : {}),
+        afterStep: crashHookFromEnv(),
+      }),
+    );
+    // Reconcile before serving: endpoints half-built or deleted while the agent was down are settled
+    // before the first ADD, so a crash between any two steps leaks nothing.
+    await manager.reconcile();
+    const dataplane = lookup
+      ? node.add(await startDataplane(opts, wireKey, manager, lookup, networks, log))
+      : undefined;
+    const server = new CniServer(
+      dataplane ? dataplane.cniManager() : manager,
+      opts.socket,
+      log.with({ component: 'cniserver' }),
+      { instance: opts.instance ?? randomUUID(), ...(dataplane ? { handOver: () => node.dispose() } : {}) },
+    );
+    await server.start();
+    log.info('agent started', {
+      node: opts.nodeName,
+      networks: networks.map((n) => n.name),
+      stateDir: opts.stateDir,
+      ...(predecessor ? { tookOver: true } : {}),
+    });
+    return {
+      manager,
+      dataplane,
+      dispose: async () => {
+        // After a handover everything on the node is the successor's.
+        if (server.handedOverToSuccessor) return;
+        await server.dispose();
+        await node.dispose();
+      },
+    };
+  } catch (err) {
+    await node
+      .dispose()
+      .catch((e: unknown) => log.warn('releasing a half-started agent', { error: errorMessage(e) }));
+    throw err;
   }
-  const manager = createEndpointManager({
-    stateDir: opts.stateDir,
-    nodeName: opts.nodeName,
-    poolIndex: opts.poolIndex,
-    networks,
-    log: log.with({ component: 'endpoint' }),
-    ...(opts.sweepInterval ? { sweepIntervalMs: opts.sweepInterval * 1000 } : {}),
-    afterStep: crashHookFromEnv(),
-  });
-  // Reconcile before serving: endpoints half-built or deleted while the agent was down are settled
-  // before the first ADD, so a crash between any two steps leaks nothing.
-  await manager.reconcile();
-  const dataplane = lookup ? await startDataplane(opts, manager, lookup, networks, log) : undefined;
-  const stopNode = async () => {
-    await dataplane?.stop();
-    await manager.close();
-  };
-  const server = new CniServer(
-    dataplane ? dataplane.cniManager() : manager,
-    opts.socket,
-    log.with({ component: 'cniserver' }),
-    { instance: opts.instance ?? randomUUID(), ...(dataplane ? { handOver: stopNode } : {}) },
-  );
-  await server.listen();
-  log.info('agent started', {
-    node: opts.nodeName,
-    networks: networks.map((n) => n.name),
-    stateDir: opts.stateDir,
-    ...(predecessor ? { tookOver: true } : {}),
-  });
-  return {
-    manager,
-    dataplane,
-    stop: async () => {
-      // After a handover everything on the node is the successor's.
-      if (server.handedOverToSuccessor) return;
-      await server.close();
-      await stopNode();
-    },
-  };
 }
 
 function openLookup(opts: AgentOptions, log: Logger): LookupService {
@@ -137,6 +152,7 @@ function openLookup(opts: AgentOptions, log: Logger): LookupService {
 
 async function startDataplane(
   opts: AgentOptions,
+  wireKey: WireKey | undefined,
   manager: NodeEndpointManager,
   lookup: LookupService,
   fileNetworks: NetworkSpec[],
@@ -156,7 +172,7 @@ async function startDataplane(
         poolIndex: opts.poolIndex,
       },
       underlayMtu: opts.underlayMtu,
-      wireKeyFile: opts.wireKeyFile,
+      wireKey,
       statsSocket: opts.statsSocket ?? join(dirname(opts.socket), 'stats.sock'),
       membership: {
         ...(opts.queryInterval ? { queryIntervalMs: opts.queryInterval * 1000 } : {}),
@@ -223,7 +239,7 @@ export function registerAgentCommand(program: Command): void {
       const log = createLogger('agent');
       const agent = await startAgent(opts, log);
       await runUntilSignal(
-        () => agent.stop(),
+        () => agent.dispose(),
         (msg, fields) => log.info(`agent ${msg}`, fields),
       );
     });

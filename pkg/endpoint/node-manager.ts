@@ -1,5 +1,7 @@
 // The node agent's EndpointManager: wires pods into per-network bridges, runs IPAM (castnet's pools or
 // a delegated plugin) and keeps the endpoint table. See docs/endpoints.md.
+import { errorMessage } from '../base/errors.js';
+import type { Disposable } from '../base/lifecycle.js';
 import { existsSync } from 'node:fs';
 import { CniError, CniErrorCode, type CniIpConfig, type CniResult, type CniRoute } from '../cni/types.js';
 import { allocateAddresses, poolsOf } from '../ipam/castnet.js';
@@ -94,36 +96,44 @@ const silent: Logger = {
   with: () => silent,
 };
 
+/** A started endpoint manager: its state loaded and its netlink socket open (dispose() releases). */
 export function createEndpointManager(opts: EndpointManagerOptions): NodeEndpointManager {
-  return new NodeEndpointManager(opts);
+  const manager = new NodeEndpointManager(opts);
+  manager.start();
+  return manager;
 }
 
 const isDelegated = (conf: NetConf): boolean => conf.ipam !== undefined && conf.ipam.type !== 'castnet';
 
-export class NodeEndpointManager implements EndpointManager, EndpointSource {
+export class NodeEndpointManager implements EndpointManager, EndpointSource, Disposable {
   private elsewhere = new Map<string, Set<string>>();
-  private readonly table: EndpointTable;
-  private readonly host: Rtnl;
+  // Set by start(), before anything else is called.
+  private table!: EndpointTable;
+  private host!: Rtnl;
   private readonly log: Logger;
   private networks = new Map<string, NetworkSpec>();
   /** Attachments with an ADD or DEL in progress in this process: reconcile, sweep and GC leave them alone. */
   private readonly inflight = new Set<string>();
   private sweepTimer: NodeJS.Timeout | undefined;
   /** Host veths whose record was quarantined and not yet rebuilt from the kernel. */
-  private readonly lost: Set<string>;
+  private readonly lost = new Set<string>();
 
   constructor(private readonly opts: EndpointManagerOptions) {
     this.log = opts.log ?? silent;
-    this.table = new EndpointTable(opts.stateDir);
+  }
+
+  /** Loads the endpoint table, opens the host's netlink socket and starts the periodic sweep. */
+  start(): void {
+    this.table = EndpointTable.load(this.opts.stateDir);
     for (const q of this.table.quarantined)
       this.log.warn('quarantined an unusable state file; rebuilding from the kernel', { ...q });
-    this.lost = new Set(this.table.lost);
-    this.host = Rtnl.open(opts.hostNetns);
-    this.setNetworks(opts.networks);
-    const every = opts.sweepIntervalMs ?? 30_000;
+    for (const name of this.table.lost) this.lost.add(name);
+    this.host = Rtnl.open(this.opts.hostNetns);
+    this.setNetworks(this.opts.networks);
+    const every = this.opts.sweepIntervalMs ?? 30_000;
     if (every > 0) {
       this.sweepTimer = setInterval(() => {
-        this.sweep().catch((e: unknown) => this.log.warn('sweep failed', { error: (e as Error).message }));
+        this.sweep().catch((e: unknown) => this.log.warn('sweep failed', { error: errorMessage(e) }));
       }, every);
       this.sweepTimer.unref();
     }
@@ -173,11 +183,11 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource {
     setSnooping(this.host, ensureNetworkBridge(this.host, bridgeName(n.id)).name, on);
   }
 
-  /** Closes the netlink socket and waits for pending fsyncs. */
-  async close(): Promise<void> {
+  /** Stops the sweep, closes the netlink socket and waits for pending fsyncs. */
+  async dispose(): Promise<void> {
     clearInterval(this.sweepTimer);
-    this.host.close();
-    await this.table.flush();
+    this.host?.close();
+    await this.table?.flush();
   }
 
   async add(req: AddRequest): Promise<CniResult> {

@@ -39,12 +39,12 @@ describe('names', () => {
 
 describe('EndpointTable', () => {
   it('persists records, cursors and the ID sequence across instances', () => {
-    const t = new EndpointTable(dir);
+    const t = EndpointTable.load(dir);
     const id = t.allocateId();
     t.put(ep('a', { endpointId: id }));
     t.cursors.set('10.0.0.0/24', '10.0.0.5');
     t.save(true);
-    const t2 = new EndpointTable(dir);
+    const t2 = EndpointTable.load(dir);
     expect(t2.get({ containerId: 'a', ifname: 'eth0' })?.endpointId).toBe(id);
     expect(t2.cursors.get('10.0.0.0/24')).toBe('10.0.0.5');
     expect(t2.allocateId()).toBe(id + 1);
@@ -53,7 +53,7 @@ describe('EndpointTable', () => {
   });
 
   it('never hands out an ID a record holds, and wraps past 2^32-1 skipping 0', () => {
-    const t = new EndpointTable(dir);
+    const t = EndpointTable.load(dir);
     t.put(ep('a', { endpointId: 2 }));
     expect(t.allocateId()).toBe(1);
     expect(t.allocateId()).toBe(3);
@@ -63,7 +63,7 @@ describe('EndpointTable', () => {
   });
 
   it('tells listeners when an endpoint turns ready and when a ready one goes', () => {
-    const t = new EndpointTable(dir);
+    const t = EndpointTable.load(dir);
     const events: EndpointEvent['type'][] = [];
     const off = t.subscribe((e) => events.push(e.type));
     t.put(ep('a'));
@@ -79,7 +79,7 @@ describe('EndpointTable', () => {
   });
 
   it('keeps one file per endpoint, removing it with the endpoint, and no temporary files', () => {
-    const t = new EndpointTable(dir);
+    const t = EndpointTable.load(dir);
     for (let i = 0; i < 20; i++) {
       t.put(ep(`c${i}`, { endpointId: t.allocateId() }));
       t.save(i % 2 === 0);
@@ -88,11 +88,11 @@ describe('EndpointTable', () => {
     t.save(false);
     expect(readdirSync(join(dir, 'endpoints'))).toHaveLength(19);
     expect(readdirSync(dir).sort()).toEqual(['endpoint-meta.json', 'endpoints']);
-    expect(new EndpointTable(dir).all()).toHaveLength(19);
+    expect(EndpointTable.load(dir).all()).toHaveLength(19);
   });
 
   it('quarantines corrupt, empty and malformed files, keeping their bytes, and loads the rest', () => {
-    const t = new EndpointTable(dir);
+    const t = EndpointTable.load(dir);
     for (const c of ['a', 'b', 'c', 'd']) t.put(ep(c, { endpointId: t.allocateId(), state: 'ready' }));
     t.save(true);
     const file = (c: string) => join(dir, 'endpoints', `${hostIfname(c, 'eth0')}.json`);
@@ -102,7 +102,7 @@ describe('EndpointTable', () => {
     writeFileSync(file('d'), JSON.stringify({ ...ep('d'), hostIfname: 'cn0000000000f' }));
     writeFileSync(join(dir, 'endpoint-meta.json'), '[]');
 
-    const t2 = new EndpointTable(dir);
+    const t2 = EndpointTable.load(dir);
     expect(t2.all().map((e) => e.containerId)).toEqual(['a']);
     expect([...t2.lost].sort()).toEqual(['b', 'c', 'd'].map((c) => hostIfname(c, 'eth0')).sort());
     const reasons = Object.fromEntries(t2.quarantined.map((q) => [q.file, q.reason]));
@@ -120,14 +120,14 @@ describe('EndpointTable', () => {
     // and those endpoints get new IDs when rebuilt).
     expect(t2.allocateId()).toBe(2);
     t2.save(true);
-    const t3 = new EndpointTable(dir);
+    const t3 = EndpointTable.load(dir);
     expect(t3.quarantined).toEqual([]);
     expect(readdirSync(join(dir, 'quarantine'))).toHaveLength(4);
   });
 
   it('refuses a meta file of a newer version instead of discarding it', () => {
     writeFileSync(join(dir, 'endpoint-meta.json'), JSON.stringify({ version: 2 }));
-    expect(() => new EndpointTable(dir)).toThrow(/unknown version 2/);
+    expect(() => EndpointTable.load(dir)).toThrow(/unknown version 2/);
   });
 
   it('converts a record to what the lookup service publishes', () => {

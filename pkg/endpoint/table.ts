@@ -134,16 +134,26 @@ export class EndpointTable implements EndpointSource {
   /** Host veths whose record was quarantined: the caller may rebuild them from the kernel. */
   readonly lost = new Set<string>();
 
-  /**
-   * Loads the table. A corrupt, empty or malformed file is quarantined rather than fatal: the agent
-   * must start (a crash loop would leave every pod on the node without CNI), and what the file held
-   * is rebuilt from the other records and the kernel. Only a newer meta version stops it.
-   */
-  constructor(stateDir: string) {
+  private constructor(private readonly stateDir: string) {
     this.dir = join(stateDir, 'endpoints');
     this.metaPath = join(stateDir, 'endpoint-meta.json');
+  }
+
+  /**
+   * Loads the table from `stateDir`. A corrupt, empty or malformed file is quarantined rather than
+   * fatal: the agent must start (a crash loop would leave every pod on the node without CNI), and
+   * what the file held is rebuilt from the other records and the kernel. Only a newer meta version
+   * stops it.
+   */
+  static load(stateDir: string): EndpointTable {
+    const table = new EndpointTable(stateDir);
+    table.loadFiles();
+    return table;
+  }
+
+  private loadFiles(): void {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    const quarantineDir = join(stateDir, 'quarantine');
+    const quarantineDir = join(this.stateDir, 'quarantine');
     const load = (path: string, problem: (v: unknown) => string | undefined): unknown => {
       let v: unknown;
       try {

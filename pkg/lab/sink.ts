@@ -65,13 +65,13 @@ export class LabSinks {
   closePod(pod: string): void {
     for (const [key, sock] of this.sockets)
       if (key.startsWith(`${pod}/`)) {
-        sock.close();
+        sock.dispose();
         this.sockets.delete(key);
       }
   }
 
   close(): void {
-    for (const sock of this.sockets.values()) sock.close();
+    for (const sock of this.sockets.values()) sock.dispose();
     this.sockets.clear();
   }
 }

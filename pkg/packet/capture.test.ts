@@ -38,7 +38,7 @@ beforeAll(() => {
 });
 
 afterAll(() => {
-  cap?.close();
+  cap?.dispose();
   fx.cleanup();
 });
 
@@ -118,7 +118,7 @@ describe('CaptureSet on real veths', () => {
       expect(inPod.inject(eth0, [frame])).toBe(1);
       await waitFor('the tagged frame', () => framesWith('tagged-frame').length > 0);
     } finally {
-      inPod.close();
+      inPod.dispose();
     }
     const [got] = framesWith('tagged-frame');
     // TPID 0x8100, PCP 1, VID 10, then the original EtherType.
@@ -181,8 +181,8 @@ describe('CaptureSet on real veths', () => {
       expect(tx.send(burst)).toBe(500);
       await waitFor('all 500 datagrams in pod2', () => got.size === 500);
     } finally {
-      rx.close();
-      tx.close();
+      rx.dispose();
+      tx.dispose();
       cap.onFrames((b) => {
         for (const f of b.frames) seen.push({ tag: b.tag, frame: Buffer.from(f) });
       });
@@ -210,8 +210,8 @@ describe('CaptureSet on real veths', () => {
       expect(c.dropped).toBeGreaterThan(0);
       expect(c.received + c.dropped).toBeGreaterThanOrEqual(5000);
     } finally {
-      tx.close();
-      small.close();
+      tx.dispose();
+      small.dispose();
     }
   });
 

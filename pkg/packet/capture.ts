@@ -6,6 +6,7 @@
 // recvmmsg; injection is a synchronous sendmmsg on a non-blocking socket. Both calls cost about a
 // microsecond, and a wakeup costs no thread hop (see docs/dataplane-io.md for the measurements
 // behind this choice).
+import type { Disposable } from '../base/lifecycle.js';
 import koffi from 'koffi';
 import { errno, inNetns, libc, SysError } from '../sys/libc.js';
 import { MSG_DONTWAIT, MSG_TRUNC, MsgVec } from './msgvec.js';
@@ -86,7 +87,7 @@ function zeroCounters(): CaptureCounters {
 
 type FrameHandler<T> = (batch: FrameBatch<T>) => void;
 
-export class CaptureSet<T = string> {
+export class CaptureSet<T = string> implements Disposable {
   private readonly captures = new Map<number, Capture<T>>();
   /** Interfaces with queued frames, in queueing order. */
   private readonly dirty: Capture<T>[] = [];
@@ -258,7 +259,7 @@ export class CaptureSet<T = string> {
     return { ...capture.counters };
   }
 
-  close(): void {
+  dispose(): void {
     if (this.closed) return;
     for (const ifindex of [...this.captures.keys()]) this.remove(ifindex);
     this.closed = true;

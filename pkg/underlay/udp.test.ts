@@ -16,7 +16,7 @@ beforeAll(() => {
 });
 
 afterAll(() => {
-  for (const s of sockets) s.close();
+  for (const s of sockets) s.dispose();
   fx.cleanup();
 });
 

@@ -1,6 +1,7 @@
 // The UDP transport between node agents: one socket bound to the node's underlay address, sending
 // and receiving datagrams in batches (sendmmsg/recvmmsg), readiness from Node's own event loop.
 // See docs/dataplane-io.md for why this and not node:dgram.
+import type { Disposable } from '../base/lifecycle.js';
 import koffi from 'koffi';
 import { MSG_DONTWAIT, MSG_TRUNC, MsgVec } from '../packet/msgvec.js';
 import { SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, check, errno, inNetns, libc } from '../sys/libc.js';
@@ -97,7 +98,7 @@ function setBuffer(fd: number, force: number, plain: number, what: string): void
   }
 }
 
-export class UnderlaySocket {
+export class UnderlaySocket implements Disposable {
   readonly family: Family;
   private readonly rx: MsgVec;
   private readonly tx: MsgVec;
@@ -206,7 +207,7 @@ export class UnderlaySocket {
     return { ...this.c };
   }
 
-  close(): void {
+  dispose(): void {
     if (this.closed) return;
     this.closed = true;
     this.poll.close();

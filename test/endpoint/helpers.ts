@@ -114,7 +114,7 @@ export class TestNode {
   }
 
   restart(over: Partial<EndpointManagerOptions> = {}): NodeEndpointManager {
-    void this.manager.close();
+    void this.manager.dispose();
     this.manager = this.start(over);
     return this.manager;
   }
@@ -127,7 +127,7 @@ export class TestNode {
   }
 
   destroy(): void {
-    void this.manager?.close();
+    void this.manager?.dispose();
     delNs(this.name);
     rmSync(this.stateDir, { recursive: true, force: true });
   }

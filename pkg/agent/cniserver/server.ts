@@ -1,5 +1,6 @@
 // The agent's CNI endpoint: HTTP on a unix socket that castnet-cni forwards each invocation to
 // (docs/agent-api.md). The socket's directory is private to root; a stale socket is replaced.
+import type { Disposable } from '../../base/lifecycle.js';
 import { mkdirSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { dirname } from 'node:path';
@@ -26,7 +27,7 @@ export interface CniServerOptions {
 /** Room for a maximal stdin after JSON string escaping, plus the environment. */
 export const MAX_BODY_BYTES = 8 * MAX_STDIN_BYTES;
 
-export class CniServer {
+export class CniServer implements Disposable {
   private readonly server: Server;
   private readonly dispatcher: CniDispatcher;
   private handedOver = false;
@@ -46,7 +47,8 @@ export class CniServer {
     });
   }
 
-  async listen(): Promise<void> {
+  /** Listens on the socket path (replacing a stale socket file). */
+  async start(): Promise<void> {
     mkdirSync(dirname(this.socketPath), { recursive: true, mode: 0o700 });
     rmSync(this.socketPath, { force: true });
     await new Promise<void>((resolve, reject) => {
@@ -64,7 +66,7 @@ export class CniServer {
     return this.handedOver;
   }
 
-  async close(): Promise<void> {
+  async dispose(): Promise<void> {
     // After a handover the socket path is the successor's: leave it alone.
     if (this.handedOver) return;
     await new Promise<void>((resolve) => this.server.close(() => resolve()));

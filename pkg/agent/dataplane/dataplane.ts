@@ -1,6 +1,7 @@
 // The agent's multicast/broadcast data plane (DESIGN.md send and receive paths): capture BUM frames
 // from local endpoints, resolve and partition them, deliver local copies directly and send one
 // datagram per remote node; deliver datagrams from the underlay to exactly the listed endpoints.
+import { DisposableStore, toDisposable, type Disposable } from '../../base/lifecycle.js';
 import { VNET_HDR_LEN } from '../../frame/vnet.js';
 import type { Logger } from '../../log/log.js';
 import type {
@@ -13,6 +14,7 @@ import type {
 import { CaptureSet } from '../../packet/capture.js';
 import { buildIndex, Resolver } from '../../resolve/index.js';
 import type { IndexedEndpoint } from '../../resolve/directory-index.js';
+import { familyOf } from '../../underlay/sockaddr.js';
 import { UnderlaySocket, type OutDatagram, type Peer } from '../../underlay/udp.js';
 import { encapsulate, udpPayloadBudget, type WireKey } from '../../wire/index.js';
 import { Counters, type DataplaneCounters } from './counters.js';
@@ -43,9 +45,11 @@ export interface DataplaneOptions {
   log: Logger;
 }
 
-export class Dataplane {
+export class Dataplane implements Disposable {
   private readonly capture = new CaptureSet<number>();
-  private readonly underlay: UnderlaySocket;
+  /** Opened by start(); every method that uses it runs after start() (callbacks it registers). */
+  private underlay!: UnderlaySocket;
+  private readonly lifetime = new DisposableStore();
   private readonly counters = new Counters();
   private directory: Directory = { networks: [], nodes: [], endpoints: [], groups: [], memberships: [] };
   private memberships: MembershipRecord[] = [];
@@ -54,32 +58,44 @@ export class Dataplane {
   private peers = new Map<string, Peer>();
   private localEndpoints = new Map<number, Endpoint>();
   private readonly budget: number;
-  private readonly unsubscribe: Array<() => void> = [];
   private rebuildPending = false;
   private lastRebuildMs = 0;
   private readonly spoken = new Set<number>();
 
   constructor(private readonly o: DataplaneOptions) {
-    this.underlay = UnderlaySocket.open({ address: o.node.address, port: o.node.port });
-    this.budget = udpPayloadBudget(o.underlayMtu, this.underlay.family);
+    this.budget = udpPayloadBudget(o.underlayMtu, familyOf(o.node.address, 'underlay address'));
     this.resolver = new Resolver(buildIndex(this.directory, o.node.name));
+  }
+
+  /** Opens the underlay socket, captures every ready endpoint and follows endpoints and the directory. */
+  start(): void {
+    this.lifetime.add(this.capture);
+    this.underlay = this.lifetime.add(
+      UnderlaySocket.open({ address: this.o.node.address, port: this.o.node.port }),
+    );
     this.capture.onFrames((b) => this.onLocalFrames(b.tag, b.frames));
     this.underlay.onDatagrams((batch) => {
       for (const d of batch) this.onDatagram(d.from, d.data);
       // Received frames are borrowed from the receive ring: inject them before returning.
       this.capture.flush();
     });
-    for (const e of o.endpoints.endpoints()) this.attach(e);
-    this.unsubscribe.push(
-      o.endpoints.subscribe((ev) => {
-        if (ev.type === 'ready') this.attach(ev.endpoint);
-        else this.detach(ev.endpoint);
-        this.scheduleRebuild();
-      }),
-      o.lookup.subscribe((d) => {
-        this.directory = d;
-        this.scheduleRebuild();
-      }),
+    for (const e of this.o.endpoints.endpoints()) this.attach(e);
+    this.lifetime.add(
+      toDisposable(
+        this.o.endpoints.subscribe((ev) => {
+          if (ev.type === 'ready') this.attach(ev.endpoint);
+          else this.detach(ev.endpoint);
+          this.scheduleRebuild();
+        }),
+      ),
+    );
+    this.lifetime.add(
+      toDisposable(
+        this.o.lookup.subscribe((d) => {
+          this.directory = d;
+          this.scheduleRebuild();
+        }),
+      ),
     );
     this.rebuild();
   }
@@ -105,10 +121,8 @@ export class Dataplane {
     };
   }
 
-  close(): void {
-    for (const u of this.unsubscribe) u();
-    this.capture.close();
-    this.underlay.close();
+  dispose(): Promise<void> {
+    return this.lifetime.dispose();
   }
 
   private attach(e: Endpoint): void {

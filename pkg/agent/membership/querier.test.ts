@@ -66,7 +66,7 @@ describe('network querier settings', () => {
     const server = new EmbeddedLookupServer(store, join(dir, 'lookup.sock'));
     await server.listen();
     const lookup = new EmbeddedLookupClient(join(dir, 'lookup.sock'));
-    const table = new EndpointTable(join(dir, 'state'));
+    const table = EndpointTable.load(join(dir, 'state'));
     const injected: { id: number; at: number; frame: Uint8Array }[] = [];
     const ep = (id: number, network: string): Endpoint => ({
       containerId: `c${id}`,
@@ -93,6 +93,7 @@ describe('network querier settings', () => {
       onRecords: () => undefined,
       log: createLogger('test', () => undefined),
     });
+    q.start();
     const sent = (id: number) => injected.filter((i) => i.id === id);
     try {
       // Before the networks are known, both links get the agent's defaults (QQIC 125, QRV 2).
@@ -116,7 +117,7 @@ describe('network querier settings', () => {
       expect(sent(2).every((i) => queryFields(i.frame).qqic === 125)).toBe(true);
     } finally {
       jest.useRealTimers();
-      q.close();
+      q.dispose();
       await lookup.close();
       await server.close();
       rmSync(dir, { recursive: true, force: true });

@@ -4,6 +4,7 @@
 // query interval, robustness and group limit. On restart the querier first restores what it had
 // published, so no member is lost while the startup queries refresh the state.
 import { isIPv4, isIPv6 } from 'node:net';
+import type { Disposable } from '../../base/lifecycle.js';
 import type { Endpoint, EndpointSource } from '../../endpoint/table.js';
 import { plainIp } from '../../endpoint/table.js';
 import { formatMac } from '../../frame/addr.js';
@@ -65,7 +66,7 @@ interface NetworkTable {
   unsubscribe: () => void;
 }
 
-export class Querier {
+export class Querier implements Disposable {
   private readonly tables = new Map<string, NetworkTable>();
   private networks = new Map<string, NetworkSpec>();
   private readonly mac: string;
@@ -79,9 +80,13 @@ export class Querier {
   constructor(private readonly o: QuerierOptions) {
     this.mac = querierMac(o.node);
     this.now = o.now ?? Date.now;
-    for (const e of o.endpoints.endpoints()) this.addEndpoint(e);
+  }
+
+  /** Takes every ready endpoint (querying it at once) and follows endpoints as they come and go. */
+  start(): void {
+    for (const e of this.o.endpoints.endpoints()) this.addEndpoint(e);
     this.unsubscribe.push(
-      o.endpoints.subscribe((ev) =>
+      this.o.endpoints.subscribe((ev) =>
         ev.type === 'ready' ? this.addEndpoint(ev.endpoint) : this.removeEndpoint(ev.endpoint),
       ),
     );
@@ -144,8 +149,8 @@ export class Querier {
     return out;
   }
 
-  close(): void {
-    for (const u of this.unsubscribe) u();
+  dispose(): void {
+    for (const u of this.unsubscribe.splice(0)) u();
     for (const t of this.tables.values()) t.unsubscribe();
     if (this.timer) clearTimeout(this.timer);
   }
