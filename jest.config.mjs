@@ -1,7 +1,7 @@
 /**
  * Tests run as native ES modules (`NODE_OPTIONS=--experimental-vm-modules`, set by the Makefile and
  * scripts/run-tests.sh), so ESM-only packages such as @kubernetes/client-node load as they do in
- * production. ts-jest only transpiles: `make lint` type-checks. Network tests need root and make
+ * production. ts-jest only transpiles (tsconfig.json sets isolatedModules): `make lint` type-checks. Network tests need root and make
  * their own namespaces.
  */
 export default {
@@ -14,7 +14,7 @@ export default {
   // Network tests share one kernel; two workers keep a 2-core machine responsive.
   maxWorkers: 2,
   extensionsToTreatAsEsm: ['.ts'],
-  transform: { '^.+\\.ts$': ['ts-jest', { useESM: true, isolatedModules: true }] },
+  transform: { '^.+\\.ts$': ['ts-jest', { useESM: true }] },
   // Sources import './x.js' (NodeNext); jest resolves the .ts beside it.
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
 };
