@@ -4,6 +4,6 @@
 
 bench-resolve: npm-deps
 	@rm -rf $(CACHE)/bench-logic
-	npx tsc --outDir $(CACHE)/bench-logic --rootDir . --target ES2022 --module commonjs --moduleResolution node \
-	  --strict --esModuleInterop --skipLibCheck --types node --ignoreDeprecations 6.0 --ignoreConfig bench/resolve.ts
+	npx tsc --outDir $(CACHE)/bench-logic --rootDir . --target ES2022 --module nodenext --moduleResolution nodenext \
+	  --strict --esModuleInterop --skipLibCheck --types node --ignoreConfig bench/resolve.ts
 	node $(CACHE)/bench-logic/bench/resolve.js

@@ -3,6 +3,7 @@
 // something happens to castnet (a rolling upgrade, an agent killed), and join → first delivery.
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { run } from '../../pkg/sys/exec.js';
@@ -12,13 +13,16 @@ import { net1Address, podSandboxPid, type PodInfo, type RealCluster } from './cl
 const toolsOut = path.join(process.env.CASTNET_CACHE ?? path.join(repoRoot, '.cache'), 'cluster-tools');
 let built: Promise<void> | undefined;
 
-/** Compiles the stream tool once per process (it runs under plain node, outside jest). */
+/** Compiles the stream tool once per process (it runs under plain node, outside jest), as ESM. */
 function buildTools(): Promise<void> {
+  mkdirSync(toolsOut, { recursive: true });
+  // The output may live outside the repository (CASTNET_CACHE): say its format beside it.
+  writeFileSync(path.join(toolsOut, 'package.json'), '{ "type": "module" }\n');
   built ??= run(
     'npx',
     [
       ...['tsc', '--outDir', toolsOut, '--rootDir', path.join(repoRoot, 'test/cluster/tools')],
-      ...['--target', 'ES2022', '--module', 'commonjs', '--strict', '--types', 'node', '--skipLibCheck'],
+      ...['--target', 'ES2022', '--module', 'nodenext', '--strict', '--types', 'node', '--skipLibCheck'],
       '--ignoreConfig',
       path.join(repoRoot, 'test/cluster/tools/stream.ts'),
     ],
