@@ -8,6 +8,7 @@ import {
   newLabId,
   nodeAddress,
   removeLeftoverLabs,
+  Topology,
 } from './topology.js';
 
 async function netnsNames(): Promise<string[]> {
@@ -43,7 +44,31 @@ describe('lab topology (real namespaces)', () => {
       expect(names.some((n) => n.startsWith(live.id))).toBe(true);
     } finally {
       await destroyTopology(live);
-      await destroyTopology({ id: deadId, dir: join(LAB_RUN_DIR, deadId), underlayNs: '', nodes: [] });
+      await destroyTopology({ id: deadId });
     }
+  });
+
+  it("removes the pods' namespaces with the nodes', and is idempotent", async () => {
+    const topology = new Topology(newLabId(), 1, 1500);
+    try {
+      await topology.start();
+      const pod = await topology.addPodNamespace('a');
+      expect(await netnsNames()).toContain(pod);
+    } finally {
+      await topology.dispose();
+      await topology.dispose();
+    }
+    expect((await netnsNames()).filter((n) => n.startsWith(topology.id))).toEqual([]);
+    expect(existsSync(join(LAB_RUN_DIR, topology.id))).toBe(false);
+  });
+
+  it('tears down what a failed build created', async () => {
+    // No link takes a 100000-byte MTU: the build fails after creating the underlay namespace.
+    const topology = new Topology(newLabId(), 2, 100000);
+    await expect(topology.start()).rejects.toThrow(/mtu 100000/);
+    expect((await netnsNames()).some((n) => n.startsWith(topology.id))).toBe(true);
+    await topology.dispose();
+    expect((await netnsNames()).filter((n) => n.startsWith(topology.id))).toEqual([]);
+    expect(() => topology.layout).toThrow(/not built/);
   });
 });

@@ -3,6 +3,7 @@
 // and leftovers of a lab whose owner died are found and removed by the next one.
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Disposable } from '../base/lifecycle.js';
 import { run, runIn } from '../sys/exec.js';
 
 export const LAB_PREFIX = 'castnet-lab-';
@@ -145,7 +146,48 @@ export async function buildTopology(
   return { id, dir, underlayNs, nodes };
 }
 
-export async function destroyTopology(topo: LabTopology): Promise<void> {
+export async function destroyTopology(topo: Pick<LabTopology, 'id'>): Promise<void> {
   const namespaces = (await listNetns()).filter((ns) => ns.startsWith(`${topo.id}-`));
   await destroyLab(topo.id, namespaces);
+}
+
+/**
+ * The lab's namespaces as one resource: start() builds the nodes and the underlay, podNamespace()
+ * adds a pod's, and dispose() removes every namespace named after the lab (what a failed start
+ * built too) and its run directory.
+ */
+export class Topology implements Disposable {
+  private built?: LabTopology;
+  private disposed = false;
+
+  constructor(
+    readonly id: string,
+    private readonly nodeCount: number,
+    private readonly underlayMtu: number,
+  ) {}
+
+  /** The built topology (after start()). */
+  get layout(): LabTopology {
+    if (!this.built) throw new Error(`lab ${this.id}: its topology is not built yet`);
+    return this.built;
+  }
+
+  async start(): Promise<LabTopology> {
+    this.built = await buildTopology(this.id, this.nodeCount, this.underlayMtu);
+    return this.built;
+  }
+
+  /** Creates pod `name`'s namespace (loopback up) and returns its name. */
+  async addPodNamespace(name: string): Promise<string> {
+    const ns = `${this.id}-p-${name}`;
+    await run('ip', ['netns', 'add', ns]);
+    await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    return ns;
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await destroyTopology(this);
+  }
 }
