@@ -203,7 +203,7 @@ async function startCastnet(log: (l: string) => void): Promise<System> {
     captures: false,
     log,
   });
-  cleanups.push(() => lab.close());
+  cleanups.push(() => lab.dispose());
   await lab.start();
   const pod = (name: string): Pod => ({ name, ns: lab.podInfo(name).ns, ip: lab.podInfo(name).ip });
   const topo = lab.topology;

@@ -33,7 +33,7 @@ export async function runLab(
     log: opts.log,
   });
   const onSignal = () => {
-    lab.close().finally(() => process.exit(130));
+    lab.dispose().finally(() => process.exit(130));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -54,7 +54,7 @@ export async function runLab(
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    await lab.close();
+    await lab.dispose();
   }
 }
 

@@ -32,6 +32,22 @@ scenarios: [{ name: s, steps: [{ send: { from: zz, to: 239.1.1.1 } }] }]
   });
 });
 
+describe('lab steps', () => {
+  it('are tagged with their kind, with the defaults filled in', () => {
+    const f = parseLabFile(`
+nodes: 1
+networks: [{ name: blue, id: 1, subnets: [10.0.0.0/24] }]
+pods: [{ name: a, node: 0, network: blue }]
+scenarios: [{ name: s, steps: [{ send: { from: a, to: 239.1.1.1 } }, { expect: {} }, { sleep: 5 }] }]
+`);
+    expect(f.scenarios[0]!.steps).toEqual([
+      { kind: 'send', from: 'a', to: '239.1.1.1', port: 5000, ttl: 1, count: 1, loopback: false },
+      { kind: 'expect', received: {}, frames: {} },
+      { kind: 'sleep', ms: 5 },
+    ]);
+  });
+});
+
 describe('lab expectations', () => {
   const file = (step: string) => `
 nodes: 1

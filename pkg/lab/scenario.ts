@@ -89,7 +89,7 @@ const expectation = z.strictObject({
   underlayDatagrams: z.number().int().min(0).optional(),
 });
 
-const step = z.union([
+const rawStep = z.union([
   z.strictObject({ join }),
   z.strictObject({ leave: join.pick({ pod: true, group: true }) }),
   z.strictObject({ send }),
@@ -108,6 +108,47 @@ const step = z.union([
   z.strictObject({ sleep: z.number().int().min(0).max(60000) }),
 ]);
 
+/**
+ * A step is written as a one-key object ({join: {...}}); parsing tags it with its kind, so the
+ * player and the checks below switch on `kind` and the compiler sees every kind handled. (Tagging
+ * the union as a whole, not each option, keeps zod's errors naming the field at fault.)
+ */
+function tagStep(s: z.output<typeof rawStep>) {
+  if ('join' in s) return { kind: 'join' as const, ...s.join };
+  if ('leave' in s) return { kind: 'leave' as const, ...s.leave };
+  if ('send' in s) return { kind: 'send' as const, ...s.send };
+  if ('expect' in s) return { kind: 'expect' as const, ...s.expect };
+  if ('restartAgent' in s) return { kind: 'restartAgent' as const, ...s.restartAgent };
+  if ('migrate' in s) return { kind: 'migrate' as const, ...s.migrate };
+  if ('removePod' in s) return { kind: 'removePod' as const, ...s.removePod };
+  if ('ping' in s) return { kind: 'ping' as const, ...s.ping };
+  return { kind: 'sleep' as const, ms: s.sleep };
+}
+
+const step = rawStep.transform(tagStep);
+
+type ParsedStep = z.output<typeof step>;
+
+/** The pods a step names (each must exist when the file is checked). */
+function podsNamed(st: ParsedStep): string[] {
+  switch (st.kind) {
+    case 'join':
+    case 'leave':
+    case 'migrate':
+    case 'removePod':
+      return [st.pod];
+    case 'send':
+      return [st.from];
+    case 'expect':
+      return [...Object.keys(st.received), ...Object.keys(st.frames)];
+    case 'ping':
+      return [st.from, st.to];
+    case 'restartAgent':
+    case 'sleep':
+      return [];
+  }
+}
+
 const scenario = z.strictObject({ name, description: z.string().optional(), steps: z.array(step).min(1) });
 
 export const labFile = z
@@ -123,7 +164,7 @@ export const labFile = z
     const nets = new Set(f.networks.map((n) => n.name));
     const pods = new Set<string>();
     // Pods created by migrate steps may be named by later steps.
-    for (const s of f.scenarios) for (const st of s.steps) if ('migrate' in st) pods.add(st.migrate.as);
+    for (const s of f.scenarios) for (const st of s.steps) if (st.kind === 'migrate') pods.add(st.as);
     f.pods.forEach((p, i) => {
       if (p.node >= f.nodes)
         ctx.addIssue({ code: 'custom', path: ['pods', i, 'node'], message: `no node ${p.node}` });
@@ -135,38 +176,27 @@ export const labFile = z
     });
     f.scenarios.forEach((s, si) =>
       s.steps.forEach((st, i) => {
+        // A step that failed its own checks is left untagged; its errors are reported already.
+        if ((st as Partial<ParsedStep>).kind === undefined) return;
         const path = ['scenarios', si, 'steps', i];
-        const refs: string[] =
-          'join' in st
-            ? [st.join.pod]
-            : 'leave' in st
-              ? [st.leave.pod]
-              : 'send' in st
-                ? [st.send.from]
-                : 'expect' in st
-                  ? [...Object.keys(st.expect.received), ...Object.keys(st.expect.frames)]
-                  : 'ping' in st
-                    ? [st.ping.from, st.ping.to]
-                    : 'migrate' in st
-                      ? [st.migrate.pod]
-                      : 'removePod' in st
-                        ? [st.removePod.pod]
-                        : [];
-        for (const r of refs)
+        for (const r of podsNamed(st))
           if (!pods.has(r)) ctx.addIssue({ code: 'custom', path, message: `unknown pod ${r}` });
-        if ('migrate' in st && st.migrate.toNode >= f.nodes)
-          ctx.addIssue({ code: 'custom', path, message: `no node ${st.migrate.toNode}` });
-        if ('migrate' in st && !f.pods.find((p) => p.name === st.migrate.pod)?.vmi)
-          ctx.addIssue({ code: 'custom', path, message: `${st.migrate.pod} is not a VMI pod (set vmi)` });
-        if ('restartAgent' in st && st.restartAgent.node >= f.nodes)
-          ctx.addIssue({ code: 'custom', path, message: `no node ${st.restartAgent.node}` });
+        if (st.kind === 'migrate' && st.toNode >= f.nodes)
+          ctx.addIssue({ code: 'custom', path, message: `no node ${st.toNode}` });
+        if (st.kind === 'migrate' && !f.pods.find((p) => p.name === st.pod)?.vmi)
+          ctx.addIssue({ code: 'custom', path, message: `${st.pod} is not a VMI pod (set vmi)` });
+        if (st.kind === 'restartAgent' && st.node >= f.nodes)
+          ctx.addIssue({ code: 'custom', path, message: `no node ${st.node}` });
       }),
     );
   });
 
 export type LabFile = z.infer<typeof labFile>;
 export type Scenario = LabFile['scenarios'][number];
+/** One step of a scenario, tagged with its kind. */
 export type Step = Scenario['steps'][number];
+/** The step of kind `K`. */
+export type StepOf<K extends Step['kind']> = Extract<Step, { kind: K }>;
 
 /** Parses and validates a lab file; errors name the field and the reason. */
 export function parseLabFile(text: string, source = 'lab file'): LabFile {

@@ -142,7 +142,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const { child } of apps.values()) await stop(child);
-  await lab?.close();
+  await lab?.dispose();
   if (controller) await stop(controller);
   if (cluster) await stopCluster(cluster);
 }, 120_000);

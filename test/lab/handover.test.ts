@@ -183,6 +183,6 @@ it('hands a node over between two agents with no duplicate and well under a seco
     );
   } finally {
     for (const c of children) await stop(c);
-    await lab.close();
+    await lab.dispose();
   }
 }, 180000);

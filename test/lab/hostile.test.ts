@@ -114,7 +114,7 @@ function describeLab(
       await lab.joinGroup('r1', GROUP);
     }, 120000);
     afterAll(async () => {
-      await lab?.close();
+      await lab?.dispose();
     }, 60000);
     body({ lab: () => lab, key: agentArgs.length ? makeWireKey(Buffer.from(KEY_HEX, 'hex')) : undefined });
   });

@@ -34,6 +34,6 @@ scenarios:
     const report = await lab.runScenario(file.scenarios[0]!);
     expect(report.failures).toEqual([]);
   } finally {
-    await lab.close();
+    await lab.dispose();
   }
 }, 120000);

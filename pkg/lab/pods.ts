@@ -1,0 +1,166 @@
+// The lab's pods: a network namespace each, declared to the lookup service (virt-launcher pods with
+// KubeVirt's real labels and annotations, from which the agent derives the VM identity), and its
+// eth0 wired by the real castnet-cni through its node's agent, as a kubelet would.
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import type { Disposable } from '../base/lifecycle.js';
+import { launcherPodMeta } from '../kubevirt/identity.js';
+import { run } from '../sys/exec.js';
+import type { LabLookup } from './lookup.js';
+import type { Topology } from './topology.js';
+
+export interface LabPod {
+  name: string;
+  ns: string;
+  node: number;
+  /** The network's name in the lookup service. */
+  network: string;
+  /** The network's name in the lab file. */
+  labNetwork: string;
+  ip: string;
+  /** Every address of the pod (the first is `ip`). */
+  ips: string[];
+  vmi?: string;
+  mac: string;
+  containerId: string;
+}
+
+/** What watches a pod's traffic from its wiring until before its namespace goes. */
+export interface PodObserver {
+  attach(pod: LabPod): Promise<void>;
+  detach(name: string): Promise<void>;
+}
+
+export interface PodOptions {
+  /** Path of the CNI plugin (bin/castnet-cni). */
+  cniBin: string;
+  /** Node `index`'s agent socket, which the plugin calls. */
+  agentSocket: (node: number) => string;
+  log: (line: string) => void;
+}
+
+interface CniResult {
+  ips: { address: string }[];
+  interfaces: { name: string; mac: string; sandbox?: string }[];
+}
+
+export class LabPods implements Disposable {
+  /** In the order they were added. */
+  private readonly pods = new Map<string, LabPod>();
+
+  constructor(
+    private readonly topology: Topology,
+    private readonly lookup: LabLookup,
+    private readonly observer: PodObserver,
+    private readonly opts: PodOptions,
+  ) {}
+
+  get(name: string): LabPod {
+    const p = this.pods.get(name);
+    if (!p) throw new Error(`unknown pod ${name}`);
+    return p;
+  }
+
+  has(name: string): boolean {
+    return this.pods.has(name);
+  }
+
+  all(): LabPod[] {
+    return [...this.pods.values()];
+  }
+
+  /** A pod's address, for lab-file fields that name a pod or give an address (anything else as is). */
+  addressOf(podOrAddress: string): string {
+    return this.pods.get(podOrAddress)?.ip ?? podOrAddress;
+  }
+
+  /**
+   * Creates pod `name` on node `node` in the lab file's network `labNetwork` (a VMI's virt-launcher
+   * pod with `vmi`; a migration target with `migrationJobUid` too), wires it, and watches it.
+   */
+  async add(
+    name: string,
+    node: number,
+    labNetwork: string,
+    vmi?: string,
+    migrationJobUid?: string,
+  ): Promise<LabPod> {
+    const network = this.lookup.networkName(labNetwork);
+    const ns = await this.topology.addPodNamespace(name);
+    const containerId = createHash('sha256').update(ns).digest('hex').slice(0, 32);
+    const podName = vmi ? `virt-launcher-${vmi}-${containerId.slice(0, 5)}` : name;
+    const podNs = this.lookup.namespace;
+    const meta = vmi
+      ? launcherPodMeta(podNs, vmi, podName, {
+          vmiUid: createHash('sha256').update(vmi).digest('hex').slice(0, 36),
+          migrationJobUid,
+        })
+      : undefined;
+    await this.lookup.addPod(podName, this.lookup.nodeName(node), meta);
+    const args = `IgnoreUnknown=1;K8S_POD_NAMESPACE=${podNs};K8S_POD_NAME=${podName};K8S_POD_INFRA_CONTAINER_ID=${containerId}`;
+    const result = (await this.cni('ADD', { ns, containerId, network, node }, args)) as CniResult;
+    const ips = result.ips.map((a) => a.address.split('/')[0]!);
+    const ip = ips[0]!;
+    const mac = result.interfaces.find((i) => i.sandbox)?.mac ?? '';
+    const pod: LabPod = { name, ns, node, network, labNetwork, ip, ips, mac, containerId, vmi };
+    // Known before it is watched, so dispose() DELs it even if watching it fails.
+    this.pods.set(name, pod);
+    await this.observer.attach(pod);
+    this.opts.log(`pod ${name} on node-${node} (${network}): ${ip} ${mac}`);
+    return pod;
+  }
+
+  /** Deletes a pod: its traffic stops, castnet-cni DELs it, its namespace goes. */
+  async remove(name: string): Promise<void> {
+    const p = this.get(name);
+    await this.observer.detach(name);
+    await this.cni('DEL', p, '');
+    await run('ip', ['netns', 'delete', p.ns]);
+    this.pods.delete(name);
+  }
+
+  private cni(
+    command: 'ADD' | 'DEL',
+    pod: Pick<LabPod, 'ns' | 'containerId' | 'network' | 'node'>,
+    args: string,
+  ): Promise<unknown> {
+    const conf = {
+      cniVersion: '1.1.0',
+      name: pod.network,
+      type: 'castnet',
+      network: pod.network,
+      agentSocket: this.opts.agentSocket(pod.node),
+    };
+    const env = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: pod.containerId,
+      CNI_NETNS: `/run/netns/${pod.ns}`,
+      CNI_IFNAME: 'eth0',
+      CNI_ARGS: args,
+      CNI_PATH: '/usr/lib/cni',
+    };
+    return new Promise((resolve, reject) => {
+      const child = spawn(this.opts.cniBin, [], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+      const out: Buffer[] = [];
+      child.stdout.on('data', (c: Buffer) => out.push(c));
+      child.on('error', reject);
+      child.on('exit', (code) => {
+        const text = Buffer.concat(out).toString('utf8');
+        if (code !== 0) return reject(new Error(`castnet-cni ${command} for pod ${pod.ns} failed: ${text}`));
+        resolve(text ? JSON.parse(text) : undefined);
+      });
+      child.stdin.end(JSON.stringify(conf));
+    });
+  }
+
+  /** DELs every pod left (their namespaces go with the topology); a failed DEL is logged. */
+  async dispose(): Promise<void> {
+    const pods = this.all();
+    this.pods.clear();
+    for (const p of pods) {
+      await this.observer.detach(p.name);
+      await this.cni('DEL', p, '').catch((err: Error) => this.opts.log(`DEL of ${p.name}: ${err.message}`));
+    }
+  }
+}
