@@ -11,7 +11,7 @@ import type { LabLookup } from './lookup.js';
 import type { LabPod, LabPods } from './pods.js';
 import type { LabFile, Scenario, Step, StepOf } from './scenario.js';
 import type { LabTraffic } from './traffic.js';
-import { expectedArrived, judgeDelivery } from './verdict.js';
+import { expectedArrived, judgeDelivery, summarizeDelivery } from './verdict.js';
 import { waitFor } from './wait.js';
 
 export interface MessageReport {
@@ -113,6 +113,7 @@ export class ScenarioPlayer {
       case 'removePod':
         return this.stage.pods.remove(step.pod);
       case 'send':
+        // A send that fails leaves its expect nothing to judge (that step fails too).
         play.last = undefined;
         play.last = await this.send(play, i, step);
         return;
@@ -269,20 +270,8 @@ export class ScenarioPlayer {
     }
     const counts = traffic.podCounts(last.tokens, withFrames);
     const underlay = traffic.underlayCounts(last.tokens);
-    const memberNodes = new Set(
-      [...Object.entries(e.received), ...Object.entries(e.frames)]
-        .filter(([pod, n]) => n > 0 && pods.has(pod))
-        .map(([pod]) => this.pod(pod).node)
-        .filter((n) => n !== from.node),
-    );
-    last.msg.remote_member_nodes = memberNodes.size;
-    last.msg.underlay_datagrams = Math.max(...underlay);
-    last.msg.received = Object.fromEntries(
-      Object.entries(counts).map(([pod, c]) => [pod, Math.max(...c.app)]),
-    );
-    last.msg.frames = Object.fromEntries(
-      Object.entries(counts).map(([pod, c]) => [pod, c.frames ? Math.max(...c.frames) : 0]),
-    );
+    const nodes = new Map(pods.all().map((p) => [p.name, p.node]));
+    Object.assign(last.msg, summarizeDelivery({ ...base, pods: counts }, underlay, nodes, from.node));
     return judgeDelivery({
       ...base,
       pods: counts,

@@ -1,5 +1,12 @@
 import { planControls, type ControlPod } from './controls.js';
-import { expectedArrived, judgeDelivery, tokenOf, type DeliveryCase, type PodCounts } from './verdict.js';
+import {
+  expectedArrived,
+  judgeDelivery,
+  summarizeDelivery,
+  tokenOf,
+  type DeliveryCase,
+  type PodCounts,
+} from './verdict.js';
 
 const got = (app: number[], frames = app, damaged = app.map(() => 0)): PodCounts => ({
   app,
@@ -85,6 +92,38 @@ describe('expectedArrived', () => {
     const c = { received: { b: 1 }, frames: { s: 1 }, sender: 'a', senderLoopsBack: true };
     expect(expectedArrived({ ...c, pods: { a: got([1]), b: got([1]), s: got([0]) } })).toBe(true);
     expect(expectedArrived({ ...c, pods: { a: got([0]), b: got([1]), s: got([0]) } })).toBe(false);
+  });
+});
+
+describe('summarizeDelivery', () => {
+  it("reports the most of any message, and the member nodes other than the sender's", () => {
+    const nodes = new Map([
+      ['a', 0],
+      ['b', 1],
+      ['c', 3],
+      ['s', 2],
+      ['l', 0],
+    ]);
+    const pods = {
+      a: got([0, 0]),
+      b: got([1, 2]),
+      c: got([1, 1]),
+      s: got([0, 0], [1, 1]),
+      l: { app: [1, 1], damaged: [0, 0] },
+    };
+    const summary = summarizeDelivery(
+      // b adds node 1 and s (by frames) node 2; c (0 copies) and l (the sender's node) add none.
+      { received: { b: 1, c: 0, l: 1 }, frames: { s: 1 }, pods },
+      [2, 3],
+      nodes,
+      0,
+    );
+    expect(summary).toEqual({
+      underlay_datagrams: 3,
+      remote_member_nodes: 2,
+      received: { a: 0, b: 2, c: 1, s: 0, l: 1 },
+      frames: { a: 0, b: 2, c: 1, s: 1, l: 0 },
+    });
   });
 });
 

@@ -83,6 +83,40 @@ export function expectedArrived(
   );
 }
 
+/** What a send's report shows of its delivery (the most of any of its messages). */
+export interface DeliverySummary {
+  /** Underlay datagrams of a message. */
+  underlay_datagrams: number;
+  /** Nodes, other than the sender's, of the pods that must get the messages. */
+  remote_member_nodes: number;
+  /** Pod -> copies of a message its application read. */
+  received: Record<string, number>;
+  /** Pod -> frames of a message its interface saw (0 with captures off). */
+  frames: Record<string, number>;
+}
+
+/** Sums up a send's counts for its report; `nodes` maps every pod of the lab to its node. */
+export function summarizeDelivery(
+  c: Pick<DeliveryCase, 'received' | 'frames' | 'pods'>,
+  underlay: number[],
+  nodes: Map<string, number>,
+  senderNode: number,
+): DeliverySummary {
+  const memberNodes = new Set(
+    [...Object.entries(c.received), ...Object.entries(c.frames)]
+      .filter(([pod, n]) => n > 0 && nodes.has(pod))
+      .map(([pod]) => nodes.get(pod)!)
+      .filter((n) => n !== senderNode),
+  );
+  const counts = Object.entries(c.pods);
+  return {
+    underlay_datagrams: Math.max(...underlay),
+    remote_member_nodes: memberNodes.size,
+    received: Object.fromEntries(counts.map(([pod, got]) => [pod, Math.max(...got.app)])),
+    frames: Object.fromEntries(counts.map(([pod, got]) => [pod, got.frames ? Math.max(...got.frames) : 0])),
+  };
+}
+
 /** The token a lab payload starts with: the text before its padding ('.') or its final newline. */
 export function tokenOf(payload: Uint8Array): string {
   let end = 0;
