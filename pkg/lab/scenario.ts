@@ -127,10 +127,8 @@ function tagStep(s: z.output<typeof rawStep>) {
 
 const step = rawStep.transform(tagStep);
 
-type ParsedStep = z.output<typeof step>;
-
 /** The pods a step names (each must exist when the file is checked). */
-function podsNamed(st: ParsedStep): string[] {
+function podsNamed(st: Step): string[] {
   switch (st.kind) {
     case 'join':
     case 'leave':
@@ -177,7 +175,7 @@ export const labFile = z
     f.scenarios.forEach((s, si) =>
       s.steps.forEach((st, i) => {
         // A step that failed its own checks is left untagged; its errors are reported already.
-        if ((st as Partial<ParsedStep>).kind === undefined) return;
+        if ((st as Partial<Step>).kind === undefined) return;
         const path = ['scenarios', si, 'steps', i];
         for (const r of podsNamed(st))
           if (!pods.has(r)) ctx.addIssue({ code: 'custom', path, message: `unknown pod ${r}` });

@@ -2,6 +2,7 @@
 // to the wildcard address beside the joined applications' own sockets (SO_REUSEADDR). It reads what
 // the pod's kernel delivers (after its IP and UDP checks, so a frame with a bad checksum or a broken
 // virtio-net header is not counted) and counts each lab message's copies, and damaged copies.
+import type { Disposable } from '../base/lifecycle.js';
 import { UnderlaySocket } from '../underlay/udp.js';
 import { tokenOf } from './verdict.js';
 
@@ -10,7 +11,7 @@ interface Tally {
   damaged: number;
 }
 
-export class LabSinks {
+export class LabSinks implements Disposable {
   private readonly sockets = new Map<string, UnderlaySocket>();
   /** pod -> token -> tally */
   private readonly tallies = new Map<string, Map<string, Tally>>();
@@ -70,7 +71,7 @@ export class LabSinks {
       }
   }
 
-  close(): void {
+  dispose(): void {
     for (const sock of this.sockets.values()) sock.dispose();
     this.sockets.clear();
   }

@@ -386,7 +386,7 @@ export class LabTraffic implements Disposable, PodObserver {
   }
 
   async dispose(): Promise<void> {
-    this.sinks.close();
+    this.sinks.dispose();
     for (const name of [...this.pods.keys()]) await this.detach(name);
     const capture = this.underlayCapture;
     this.underlayCapture = undefined;
