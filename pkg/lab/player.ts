@@ -121,6 +121,11 @@ export class ScenarioPlayer {
         if (!play.last) throw new Error('expect without a preceding send');
         for (const what of await this.check(step, play.last)) play.report.failures.push({ step: i, what });
         return;
+      default: {
+        // A step kind without a handler does not compile.
+        const unhandled: never = step;
+        throw new Error(`unknown step ${JSON.stringify(unhandled)}`);
+      }
     }
   }
 
