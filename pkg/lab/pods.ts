@@ -145,6 +145,8 @@ export class LabPods implements Disposable {
       const out: Buffer[] = [];
       child.stdout.on('data', (c: Buffer) => out.push(c));
       child.on('error', reject);
+      // A plugin that exits before reading its config breaks the pipe: its exit status tells why.
+      child.stdin.on('error', () => undefined);
       child.on('exit', (code) => {
         const text = Buffer.concat(out).toString('utf8');
         if (code !== 0) return reject(new Error(`castnet-cni ${command} for pod ${pod.ns} failed: ${text}`));
