@@ -109,11 +109,34 @@ export interface Directory {
   memberships: MembershipRecord[];
 }
 
+export type UnderlayPeerStatus = 'unknown' | 'up' | 'down' | 'mtu-blackhole';
+
+/** One peer as a node's underlay health probes see it (docs/underlay-health.md). */
+export interface UnderlayPeerHealth {
+  node: string;
+  status: UnderlayPeerStatus;
+  /** Smoothed round-trip time (ms) when the report was made, once a probe was answered. */
+  rttMs?: number;
+  /** When the status last changed (RFC 3339). */
+  since: string;
+}
+
+/** A node's view of its underlay paths, and the UnderlayHealthy condition summing it up. */
+export interface UnderlayHealthReport {
+  node: string;
+  /** UDP payload of the full-size probes: the underlay MTU less the IP and UDP headers. */
+  probeBytes: number;
+  condition: { status: 'True' | 'False' | 'Unknown'; reason: string; message: string };
+  peers: UnderlayPeerHealth[];
+}
+
 export interface LookupService {
   /** Replaces this node's published endpoints with `endpoints` (idempotent). */
   publishEndpoints(node: string, endpoints: EndpointRecord[]): Promise<void>;
   /** Replaces this node's membership report with `memberships` (idempotent). */
   reportMemberships(node: string, memberships: MembershipRecord[]): Promise<void>;
+  /** Replaces this node's underlay health report (a status, not part of the Directory). */
+  reportUnderlayHealth?(report: UnderlayHealthReport): Promise<void>;
   /** Registers this node (underlay address, port). */
   registerNode(node: NodeRecord): Promise<void>;
   /**

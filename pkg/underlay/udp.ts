@@ -21,8 +21,8 @@ const SO_SNDBUF = 7;
 const SO_RCVBUF = 8;
 const SO_SNDBUFFORCE = 32;
 const SO_RCVBUFFORCE = 33;
-const IPPROTO_IPV6 = 41;
-const IPV6_V6ONLY = 26;
+export const IPPROTO_IPV6 = 41;
+export const IPV6_V6ONLY = 26;
 const EAGAIN = 11;
 const EINTR = 4;
 
@@ -84,7 +84,8 @@ interface PollHandle {
 
 type DatagramHandler = (batch: Datagram[]) => void;
 
-function setInt(fd: number, opt: number, value: number, what: string, level = SOL_SOCKET): void {
+/** setsockopt(2) of an int option; throws a SysError naming `what`. */
+export function setInt(fd: number, opt: number, value: number, what: string, level = SOL_SOCKET): void {
   const v = Buffer.alloc(4);
   v.writeInt32LE(value);
   check(what, libc().setsockopt(fd, level, opt, v, 4));
