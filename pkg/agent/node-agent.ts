@@ -18,6 +18,7 @@ import { withVnetHeader } from './dataplane/dataplane.js';
 import { Querier } from './membership/querier.js';
 import { UnicastOverlay } from './unicast/overlay.js';
 import type { MembershipConfig } from '../membership/index.js';
+import { UnderlayProber } from './health/prober.js';
 
 export interface NodeAgentOptions {
   node: NodeRecord;
@@ -25,6 +26,8 @@ export interface NodeAgentOptions {
   /** The cluster's datagram key (loadWireKey); absent: datagrams are not authenticated. */
   wireKey?: WireKey;
   statsSocket?: string;
+  /** UDP control port of the underlay health probes, the same on every node; absent: no probes. */
+  healthPort?: number;
   membership?: Partial<MembershipConfig>;
   /** Combines the lookup service's networks with any the agent was given locally. */
   mergeNetworks?: (fromLookup: NetworkSpec[]) => NetworkSpec[];
@@ -66,6 +69,7 @@ export class NodeAgent implements Disposable {
   private readonly dataplane: Dataplane;
   private readonly querier: Querier;
   private readonly overlay: UnicastOverlay;
+  private readonly health: UnderlayProber | undefined;
   private directory: Directory | undefined;
   private readonly lifetime = new DisposableStore();
   private readonly snoopingOff = new Set<string>();
@@ -81,6 +85,21 @@ export class NodeAgent implements Disposable {
   ) {
     const key = o.wireKey;
     this.keyed = key !== undefined;
+    this.health =
+      o.healthPort === undefined
+        ? undefined
+        : new UnderlayProber({
+            node: o.node.name,
+            address: o.node.address,
+            port: o.healthPort,
+            underlayMtu: o.underlayMtu,
+            key,
+            onReport: (r) =>
+              lookup.reportUnderlayHealth?.(r).catch((err: Error) =>
+                log.warn('underlay health report not accepted', { error: err.message }),
+              ),
+            log: log.with({ component: 'health' }),
+          });
     this.overlay = new UnicastOverlay({
       node: o.node.name,
       underlayAddress: o.node.address,
@@ -114,7 +133,7 @@ export class NodeAgent implements Disposable {
 
   /**
    * Starts the data plane and the querier, follows the directory and the endpoints, registers the
-   * node and serves stats. On a failure, what was started is released before the error is thrown.
+   * node, probes the peers' underlay paths and serves stats. On a failure, what was started is released before the error is thrown.
    */
   async start(): Promise<void> {
     try {
@@ -131,6 +150,7 @@ export class NodeAgent implements Disposable {
       );
       await this.lookup.registerNode(this.o.node);
       this.publishEndpoints();
+      if (this.health) await this.lifetime.add(this.health).start();
       if (this.o.statsSocket) await this.serveStats(this.o.statsSocket);
     } catch (err) {
       await this.lifetime.dispose().catch(() => undefined);
@@ -173,6 +193,7 @@ export class NodeAgent implements Disposable {
           this.querier.setNetworks(networks);
           this.manager.setAddressesInUseElsewhere(addressesElsewhere(d, node));
           this.quietSnooping(this.manager.endpoints());
+          this.health?.setPeers(d.nodes);
           this.directory = d;
         }),
       ),
@@ -349,6 +370,15 @@ export class NodeAgent implements Disposable {
       if (req.url === '/v1/stats') {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify(this.snapshot()));
+      } else if (req.url === '/v1/health' && this.health) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(this.health.snapshot()));
+      } else if (req.url === '/v1/metrics' && this.health) {
+        const registry = this.health.metrics;
+        registry.metrics().then(
+          (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+          (err: Error) => res.writeHead(500).end(err.message),
+        );
       } else {
         res.writeHead(404).end();
       }

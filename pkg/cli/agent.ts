@@ -24,6 +24,7 @@ import { randomUUID } from 'node:crypto';
 import type { LookupService } from '../lookup/port.js';
 import { probeAgent } from '../agent/cniserver/client.js';
 import { firstDirectory, HANDOVER_TIMEOUT_MS, takeOverFrom } from '../agent/handover.js';
+import { DEFAULT_HEALTH_PORT } from '../agent/health/prober.js';
 
 export interface AgentOptions {
   socket: string;
@@ -43,6 +44,8 @@ export interface AgentOptions {
   underlayMtu: number;
   wireKeyFile?: string;
   statsSocket?: string;
+  /** UDP control port of the underlay health probes; 0 turns them off. */
+  healthPort: number;
   queryInterval?: number;
   fastLeave?: boolean;
   /** Seconds between sweeps releasing endpoints whose pod netns vanished without a DEL. */
@@ -142,6 +145,8 @@ export async function startAgent(
 
 function openLookup(opts: AgentOptions, log: Logger): LookupService {
   if (!opts.underlayAddress) throw new Error('--underlay-address: required with --lookup');
+  if (opts.healthPort === opts.underlayPort)
+    throw new Error(`--health-port ${opts.healthPort}: must differ from --underlay-port`);
   return connectLookup(opts.lookup!, {
     kubeconfig: opts.kubeconfig,
     selector: opts.networkSelector,
@@ -174,6 +179,7 @@ async function startDataplane(
       underlayMtu: opts.underlayMtu,
       wireKey,
       statsSocket: opts.statsSocket ?? join(dirname(opts.socket), 'stats.sock'),
+      ...(opts.healthPort ? { healthPort: opts.healthPort } : {}),
       membership: {
         ...(opts.queryInterval ? { queryIntervalMs: opts.queryInterval * 1000 } : {}),
         ...(opts.fastLeave ? { fastLeave: true } : {}),
@@ -227,6 +233,12 @@ export function registerAgentCommand(program: Command): void {
       'cluster key authenticating underlay datagrams (>= 16 bytes, hex or raw)',
     )
     .option('--stats-socket <path>', 'unix socket serving /v1/stats (default: beside --socket)')
+    .option(
+      '--health-port <port>',
+      'UDP control port of the underlay health probes, the same on every node (0: off)',
+      intOption('--health-port', 0, 65535),
+      DEFAULT_HEALTH_PORT,
+    )
     .option('--query-interval <s>', 'IGMP/MLD query interval', intOption('--query-interval', 2, 3600))
     .option('--fast-leave', 'drop a membership as soon as its endpoint leaves (one host per link)')
     .option(

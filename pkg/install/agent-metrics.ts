@@ -40,6 +40,19 @@ export async function readAgentStats(socket: string, timeoutMs = 3000): Promise<
 }
 
 /**
+ * The agent's own Prometheus metrics (GET /v1/metrics on the stats socket: those with labels, such
+ * as the underlay health per peer); empty when the agent has none (404).
+ */
+async function readAgentMetrics(socket: string, timeoutMs = 3000): Promise<string> {
+  const { status, body } = await agentRequest(socket, 'GET', '/v1/metrics', timeoutMs).catch((e: Error) => {
+    throw new Error(`castnet agent metrics at ${socket}: ${e.message}`, { cause: e });
+  });
+  if (status === 404) return '';
+  if (status !== 200) throw new Error(`${socket}: /v1/metrics answered ${status}`);
+  return body.endsWith('\n') || body === '' ? body : body + '\n';
+}
+
+/**
  * Serves /metrics (the agent's stats, scraped on each request) and /healthz on host:port. While
  * host:port is taken (during a rolling update, by the previous pod's sidecar on the same node) it
  * retries every `retryMs` instead of failing. Returns at once; `onBound` reports the bind.
@@ -70,10 +83,10 @@ function agentMetricsServer(statsSocket: string): Server {
   return createServer((req, res) => {
     if (req.url === '/healthz') return void res.writeHead(200).end('ok\n');
     if (req.url !== '/metrics') return void res.writeHead(404).end();
-    readAgentStats(statsSocket).then(
-      (stats) => {
+    Promise.all([readAgentStats(statsSocket), readAgentMetrics(statsSocket)]).then(
+      ([stats, labelled]) => {
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-        res.end(`${statsToPrometheus(stats)}castnet_agent_up 1\n`);
+        res.end(`${statsToPrometheus(stats)}${labelled}castnet_agent_up 1\n`);
       },
       (err: Error) => {
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });

@@ -34,6 +34,7 @@ test.each([
   ['groupsPerEndpointDefault', network, 'spec.multicast.maxGroupsPerEndpoint', 'default'],
   ['groupsPerEndpointMax', network, 'spec.multicast.maxGroupsPerEndpoint', 'maximum'],
   ['statusMembers', group, 'status.members', 'maxItems'],
+  ['healthPeers', report, 'status.underlay.peers', 'maxItems'],
 ] as const)('LIMITS.%s is the CRD’s %s', (limit, schema, field, keyword) => {
   expect(at(schema, field)[keyword]).toBe(LIMITS[limit]);
 });

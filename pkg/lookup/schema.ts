@@ -88,6 +88,30 @@ export const groupSpec = z.strictObject({
     .optional(),
 });
 
+export const underlayHealthReport = z.strictObject({
+  node: name,
+  probeBytes: z.number().int().min(12).max(65535),
+  condition: z.strictObject({
+    status: z.enum(['True', 'False', 'Unknown']),
+    // metav1.Condition's reason: CamelCase, no node names (those are in the message).
+    reason: z
+      .string()
+      .max(1024)
+      .regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/, 'must be a CamelCase reason'),
+    message: z.string().max(32768),
+  }),
+  peers: z
+    .array(
+      z.strictObject({
+        node: name,
+        status: z.enum(['unknown', 'up', 'down', 'mtu-blackhole']),
+        rttMs: z.number().min(0).optional(),
+        since: z.iso.datetime(),
+      }),
+    )
+    .max(LIMITS.healthPeers),
+});
+
 export const endpointsReport = z.array(endpointRecord).max(MAX_ENDPOINTS_PER_NODE);
 export const membershipsReport = z.array(membershipRecord).max(MAX_MEMBERSHIPS_PER_NODE);
 

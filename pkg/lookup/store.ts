@@ -8,6 +8,7 @@ import type {
   NetworkSpec,
   NodeRecord,
   PodMeta,
+  UnderlayHealthReport,
 } from './port.js';
 
 export class DirectoryStore {
@@ -17,6 +18,8 @@ export class DirectoryStore {
   private memberships = new Map<string, MembershipRecord[]>();
   private groups = new Map<string, GroupSpec>();
   private pods = new Map<string, PodMeta>();
+  /** Each node's underlay health: a status beside the directory, never pushed to the agents. */
+  private health = new Map<string, UnderlayHealthReport>();
   private listeners = new Set<(d: Directory, version: number) => void>();
   private version = 0;
   private cached: Directory | undefined;
@@ -64,7 +67,17 @@ export class DirectoryStore {
     this.nodes.delete(name);
     this.endpoints.delete(name);
     this.memberships.delete(name);
+    this.health.delete(name);
     this.changed();
+  }
+
+  reportUnderlayHealth(report: UnderlayHealthReport): void {
+    this.health.set(report.node, report);
+  }
+
+  /** Every node's last underlay health report, by node name. */
+  underlayHealth(): UnderlayHealthReport[] {
+    return [...this.health.values()].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
   }
 
   publishEndpoints(node: string, endpoints: EndpointRecord[]): void {

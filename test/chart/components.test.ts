@@ -30,6 +30,7 @@ const release = 'castnet';
 const nodeName = `node-${randomBytes(2).toString('hex')}`;
 const hostIp = '10.213.0.1';
 const underlayPort = 14000 + (process.pid % 1000);
+const healthPort = 15000 + (process.pid % 1000);
 const metricsPort = 19000 + (process.pid % 1000);
 const agentMetricsPort = 20000 + (process.pid % 1000);
 let cluster: Cluster;
@@ -117,7 +118,7 @@ beforeAll(async () => {
     ...['template', release, path.join(repoRoot, 'charts/castnet'), '--namespace', ns],
     ...['--kube-version', '1.37.0', '--set', 'mode=primary'],
     ...['--set', `controller.metricsPort=${metricsPort}`, '--set', `agent.underlayPort=${underlayPort}`],
-    ...['--set', `agent.metrics.port=${agentMetricsPort}`],
+    ...['--set', `agent.metrics.port=${agentMetricsPort}`, '--set', `agent.healthPort=${healthPort}`],
   ]);
   await cluster.kubectl(['apply', '--server-side', '-f', '-'], { input: stdout });
   rendered = parseAllDocuments(stdout)

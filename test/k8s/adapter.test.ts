@@ -14,6 +14,8 @@ import {
 import { installCrds, nodeRegistration } from './fixtures.js';
 import { adapter, endpoint, membersOf, membership, until } from './adapter-helpers.js';
 import type { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup.js';
+import type { UnderlayHealthReport } from '../../pkg/lookup/port.js';
+import { waitFor } from '../harness/wait.js';
 
 jest.setTimeout(120_000);
 
@@ -119,6 +121,51 @@ test('a burst of changes is coalesced into few writes and the last state wins', 
   await Promise.all(burst);
   expect(a.stats.writes - start).toBeLessThanOrEqual(3);
   expect((await reportJson(nodeA)).spec.memberships?.map((m) => m.group)).toEqual(['239.8.0.50']);
+});
+
+test("the node's underlay health lands in its report's status, beside the Truncated condition", async () => {
+  const a = track(adapter(cluster));
+  await a.registerNode(nodeRegistration(nodeA, 1));
+  await a.publishEndpoints(nodeA, [endpoint(nodeA, 1, '10.1.0.1')]);
+  const health = (status: 'up' | 'down'): UnderlayHealthReport => ({
+    node: nodeA,
+    probeBytes: 1472,
+    condition:
+      status === 'down'
+        ? { status: 'False', reason: 'PeerUnreachable', message: `unreachable: ${nodeB}` }
+        : {
+            status: 'True',
+            reason: 'AllPeersReachable',
+            message: '1 peers reachable with 1472-byte datagrams',
+          },
+    peers: [{ node: nodeB, status, rttMs: 0.25, since: '2026-01-01T00:00:00.000Z' }],
+  });
+  type Status = {
+    conditions?: { type: string; status: string; reason: string; message: string }[];
+    underlay?: { probeBytes: number; peers: unknown[] };
+  };
+  const statusWith = (reason: string) =>
+    waitFor(
+      async () => {
+        const r = JSON.parse(
+          await cluster.kubectl(['get', 'membershipreport', nodeA, '-o', 'json', '--show-managed-fields']),
+        ) as { status?: Status; metadata: { managedFields: { manager: string }[] } };
+        const c = r.status?.conditions?.find((c) => c.type === 'UnderlayHealthy');
+        return c?.reason === reason && r.status?.conditions?.some((c) => c.type === 'Truncated') && r;
+      },
+      { what: `condition UnderlayHealthy ${reason} beside Truncated in ${nodeA}'s report` },
+    );
+  await a.reportUnderlayHealth(health('down'));
+  const down = await statusWith('PeerUnreachable');
+  expect(down.status?.underlay).toEqual({ probeBytes: 1472, peers: health('down').peers });
+  expect(down.status?.conditions?.find((c) => c.type === 'UnderlayHealthy')?.message).toBe(
+    `unreachable: ${nodeB}`,
+  );
+  // Its own field manager: neither status writer removes the other's condition.
+  expect(new Set(down.metadata.managedFields.map((f) => f.manager))).toContain('castnet-agent-health');
+  await a.reportUnderlayHealth(health('up'));
+  const up = await statusWith('AllPeersReachable');
+  expect(up.status?.underlay?.peers).toEqual(health('up').peers);
 });
 
 test('VirtualNetworks and MulticastGroups of the selected label become networks and groups', async () => {

@@ -1,8 +1,11 @@
 // Pure decisions above the per-peer state: the node's UnderlayHealthy condition, the report the
 // lookup service stores, when that report is worth writing again, and how many replies a peer may
 // draw. Time is always passed in.
+import { LIMITS } from '../../lookup/limits.js';
 import type { UnderlayHealthReport } from '../../lookup/port.js';
 import type { PeerView } from './peer-state.js';
+
+const byNode = (a: PeerView, b: PeerView) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0);
 
 /** Peers named in the condition's message at most; the rest are counted. */
 const MAX_NAMED = 20;
@@ -18,7 +21,7 @@ function names(views: PeerView[]): string {
  * probes (MTUBlackHole); the message names them. Unknown while a peer is still being probed.
  */
 export function underlayCondition(views: PeerView[], probeBytes: number): UnderlayHealthReport['condition'] {
-  const sorted = [...views].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+  const sorted = [...views].sort(byNode);
   const down = sorted.filter((v) => v.status === 'down');
   const blackhole = sorted.filter((v) => v.status === 'mtu-blackhole');
   const parts = [
@@ -41,19 +44,24 @@ export function underlayCondition(views: PeerView[], probeBytes: number): Underl
   };
 }
 
+const rank = (v: PeerView) => (v.status === 'down' || v.status === 'mtu-blackhole' ? 0 : 1);
+
+/** The report: the condition, and the peers by name (past the CRD's limit, the bad ones kept first). */
 export function healthReport(node: string, probeBytes: number, views: PeerView[]): UnderlayHealthReport {
+  const kept =
+    views.length <= LIMITS.healthPeers
+      ? views
+      : [...views].sort((a, b) => rank(a) - rank(b) || byNode(a, b)).slice(0, LIMITS.healthPeers);
   return {
     node,
     probeBytes,
     condition: underlayCondition(views, probeBytes),
-    peers: [...views]
-      .sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0))
-      .map((v) => ({
-        node: v.node,
-        status: v.status,
-        ...(v.rttMs !== undefined ? { rttMs: Math.round(v.rttMs * 100) / 100 } : {}),
-        since: new Date(v.since).toISOString(),
-      })),
+    peers: [...kept].sort(byNode).map((v) => ({
+      node: v.node,
+      status: v.status,
+      ...(v.rttMs !== undefined ? { rttMs: Math.round(v.rttMs * 100) / 100 } : {}),
+      since: new Date(v.since).toISOString(),
+    })),
   };
 }
 

@@ -8,9 +8,35 @@ import type {
   MembershipRecord,
   NodeRecord,
   PodMeta,
+  UnderlayHealthReport,
 } from '../port.js';
 
 const RECONNECT_MS = 200;
+
+/** GET `path` from the embedded lookup service: the JSON answer, or undefined for 404. */
+function getJson<T>(socketPath: string, path: string): Promise<T | undefined> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path, method: 'GET' }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        if (res.statusCode === 404) return resolve(undefined);
+        if (res.statusCode !== 200)
+          return reject(new Error(`lookup service: GET ${path}: ${res.statusCode}`));
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as T);
+      });
+    });
+    req.on('error', (err) =>
+      reject(new Error(`lookup service unreachable at ${socketPath}: ${err.message}`)),
+    );
+    req.end();
+  });
+}
+
+/** Every node's underlay health report the embedded lookup service at `socketPath` holds. */
+export async function readUnderlayHealth(socketPath: string): Promise<UnderlayHealthReport[]> {
+  return (await getJson<UnderlayHealthReport[]>(socketPath, '/v1/health')) ?? [];
+}
 
 export class EmbeddedLookupClient implements LookupService {
   private listeners = new Set<(d: Directory) => void>();
@@ -35,24 +61,13 @@ export class EmbeddedLookupClient implements LookupService {
     return this.put(`/v1/nodes/${encodeURIComponent(node)}/memberships`, memberships);
   }
 
+  reportUnderlayHealth(report: UnderlayHealthReport): Promise<void> {
+    return this.put(`/v1/nodes/${encodeURIComponent(report.node)}/health`, report);
+  }
+
   podMetadata(namespace: string, name: string): Promise<PodMeta | undefined> {
     const path = `/v1/pods/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}`;
-    return new Promise((resolve, reject) => {
-      const req = request({ socketPath: this.socketPath, path, method: 'GET' }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          if (res.statusCode === 404) return resolve(undefined);
-          if (res.statusCode !== 200)
-            return reject(new Error(`lookup service: GET ${path}: ${res.statusCode}`));
-          resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as PodMeta);
-        });
-      });
-      req.on('error', (err) =>
-        reject(new Error(`lookup service unreachable at ${this.socketPath}: ${err.message}`)),
-      );
-      req.end();
-    });
+    return getJson<PodMeta>(this.socketPath, path);
   }
 
   subscribe(onChange: (d: Directory) => void): () => void {

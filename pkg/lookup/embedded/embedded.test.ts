@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LIMITS } from '../limits.js';
 import { DirectoryStore } from '../store.js';
-import type { Directory, EndpointRecord } from '../port.js';
+import type { Directory, EndpointRecord, UnderlayHealthReport } from '../port.js';
 import { EmbeddedLookupServer } from './server.js';
-import { EmbeddedLookupClient } from './client.js';
+import { EmbeddedLookupClient, readUnderlayHealth } from './client.js';
 import { networkSpec } from '../schema.js';
 
 const ep = (node: string, endpointId: number, ip: string): EndpointRecord => ({
@@ -114,6 +114,23 @@ describe('embedded lookup service', () => {
     await server.listen();
     const d = await until(a, (d) => d.endpoints.length === 1 && d.endpoints[0]!.endpointId === 7);
     expect(d.endpoints[0]!.ips).toEqual(['10.1.0.8']);
+  });
+
+  it("keeps each node's underlay health report, refusing a bad one naming the field", async () => {
+    const a = client();
+    const report: UnderlayHealthReport = {
+      node: 'node-a',
+      probeBytes: 1472,
+      condition: { status: 'False', reason: 'PeerUnreachable', message: 'unreachable: node-b' },
+      peers: [{ node: 'node-b', status: 'down', rttMs: 0.3, since: '2026-01-01T00:00:00.000Z' }],
+    };
+    await a.reportUnderlayHealth(report);
+    expect(await readUnderlayHealth(sock)).toEqual([report]);
+    await expect(
+      a.reportUnderlayHealth({ ...report, condition: { ...report.condition, reason: 'node-b down' } }),
+    ).rejects.toThrow(/422.*condition\.reason: must be a CamelCase reason/);
+    await expect(a.reportUnderlayHealth({ ...report, node: 'node-c' })).resolves.toBeUndefined();
+    expect((await readUnderlayHealth(sock)).map((r) => r.node)).toEqual(['node-a', 'node-c']);
   });
 });
 

@@ -5,7 +5,13 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { z } from 'zod';
 import { DirectoryStore } from '../store.js';
-import { describeZodError, endpointsReport, membershipsReport, nodeRecord } from '../schema.js';
+import {
+  describeZodError,
+  endpointsReport,
+  membershipsReport,
+  nodeRecord,
+  underlayHealthReport,
+} from '../schema.js';
 
 export const MAX_BODY_BYTES = 8 << 20;
 
@@ -74,8 +80,13 @@ export class EmbeddedLookupServer {
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://lookup');
-    const m = /^\/v1\/nodes\/([^/]+)(?:\/(endpoints|memberships))?$/.exec(url.pathname);
+    const m = /^\/v1\/nodes\/([^/]+)(?:\/(endpoints|memberships|health))?$/.exec(url.pathname);
     if (req.method === 'GET' && url.pathname === '/v1/watch') return this.watch(res);
+    if (req.method === 'GET' && url.pathname === '/v1/health') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(this.store.underlayHealth()));
+      return;
+    }
     if (req.method === 'GET' && url.pathname === '/v1/directory') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ version: this.store.currentVersion, directory: this.store.snapshot() }));
@@ -107,6 +118,13 @@ export class EmbeddedLookupServer {
         case 'memberships':
           this.store.reportMemberships(node, parse(membershipsReport, body, 'memberships report'));
           break;
+        case 'health': {
+          const report = parse(underlayHealthReport, body, 'underlay health report');
+          if (report.node !== node)
+            throw new HttpError(422, `invalid underlay health report: node: ${report.node} is not ${node}`);
+          this.store.reportUnderlayHealth(report);
+          break;
+        }
       }
     } catch (err) {
       if (err instanceof HttpError) throw err;

@@ -23,7 +23,14 @@ import {
   type MulticastGroup,
   type VirtualNetwork,
 } from '../../k8s/types.js';
-import type { Directory, EndpointRecord, LookupService, MembershipRecord, NodeRecord } from '../port.js';
+import type {
+  Directory,
+  EndpointRecord,
+  LookupService,
+  MembershipRecord,
+  NodeRecord,
+  UnderlayHealthReport,
+} from '../port.js';
 import {
   buildDirectory,
   canonicalNodeDirectory,
@@ -31,6 +38,7 @@ import {
   type OwnState,
 } from './directory-cache.js';
 import { describeDropped, type DroppedEntry } from './report-bounds.js';
+import { HealthStatusWriter } from './health-status.js';
 import { ReportWriter } from './report-writer.js';
 import { selectorMemberships } from './selector-members.js';
 
@@ -100,6 +108,7 @@ export class KubernetesLookup implements LookupService {
   private readonly pods: Informer<Labeled> | undefined;
   private vmis: Informer<Labeled> | undefined;
   private readonly writer: ReportWriter;
+  private readonly healthWriter: HealthStatusWriter;
   /** Whether the pods (and VMIs, when watched) are listed: until then the stored selections stand. */
   private selecting = false;
   /** The selector memberships last computed, canonical: a change rewrites the report. */
@@ -130,6 +139,7 @@ export class KubernetesLookup implements LookupService {
     const onError = (err: unknown, what: string): void => {
       if (!this.closed) opts.onError?.(err, what);
     };
+    this.healthWriter = new HealthStatusWriter(this.api, (err) => onError(err, 'underlay health'));
     const query = opts.selector ? `?labelSelector=${encodeURIComponent(opts.selector)}` : '';
     const informer = <T extends Meta>(
       path: string,
@@ -217,6 +227,12 @@ export class KubernetesLookup implements LookupService {
     await this.publish();
   }
 
+  /** Written to the report's status in the background; never waits for the apiserver. */
+  async reportUnderlayHealth(report: UnderlayHealthReport): Promise<void> {
+    this.checkNode('reportUnderlayHealth', report.node);
+    this.healthWriter.set(report);
+  }
+
   /** A pod's labels and annotations (KubeVirt identity), read once per CNI ADD. */
   async podMetadata(namespace: string, name: string): Promise<PodLabels | undefined> {
     const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`;
@@ -267,6 +283,7 @@ export class KubernetesLookup implements LookupService {
   async close(): Promise<void> {
     this.closed = true;
     this.writer.close();
+    this.healthWriter.close();
     this.networks.stop();
     this.groups.stop();
     this.reports.stop();
