@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { registerAgentCommand } from '../../pkg/cli/agent.js';
 import { registerControllerCommand } from '../../pkg/cli/controller.js';
+import { registerHealthCommand } from '../../pkg/cli/health.js';
 import { registerInstallCommands } from '../../pkg/cli/install.js';
 import { registerLabCommand } from '../../pkg/cli/lab.js';
 
@@ -16,6 +17,7 @@ const registrations: Array<(p: Command) => void> = [
   registerControllerCommand,
   registerLabCommand,
   registerInstallCommands,
+  registerHealthCommand,
 ];
 for (const register of registrations) register(program);
 
