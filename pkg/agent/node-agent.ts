@@ -94,10 +94,7 @@ export class NodeAgent implements Disposable {
             port: o.healthPort,
             underlayMtu: o.underlayMtu,
             key,
-            onReport: (r) =>
-              lookup.reportUnderlayHealth?.(r).catch((err: Error) =>
-                log.warn('underlay health report not accepted', { error: err.message }),
-              ),
+            onReport: (r) => lookup.reportUnderlayHealth?.(r),
             log: log.with({ component: 'health' }),
           });
     this.overlay = new UnicastOverlay({

@@ -2,7 +2,6 @@
 // --cluster, this node's view from its agent's stats socket: every peer with reachability, RTT and
 // whether full-size datagrams get through. With --cluster, a node-by-node matrix from every node's
 // report (MembershipReport status on Kubernetes, or the embedded lookup service's memory).
-import { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import type { Command } from 'commander';
 import { dirname, join } from 'node:path';
 import type { HealthSnapshot } from '../agent/health/prober.js';
@@ -116,6 +115,8 @@ interface ReportObject {
 
 /** Every MembershipReport's underlay health: the nodes whose agent wrote one. */
 async function clusterHealth(kubeconfig: string | undefined): Promise<UnderlayHealthReport[]> {
+  // Loaded here: it takes most of a second, which no other use of `castnet health` should pay.
+  const { CustomObjectsApi, KubeConfig } = await import('@kubernetes/client-node');
   const kc = new KubeConfig();
   if (kubeconfig) kc.loadFromFile(kubeconfig);
   else kc.loadFromDefault();

@@ -33,7 +33,7 @@ beforeAll(async () => {
       key,
       intervalMs: 100,
       thresholds: { timeoutMs: 100 },
-      onReport: (r) => n.name === 'a' && reports.push(r),
+      onReport: (r) => void (n.name === 'a' && reports.push(r)),
       log,
     });
   a = make(nodes[0]!);

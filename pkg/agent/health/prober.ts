@@ -53,8 +53,11 @@ export interface UnderlayProberOptions {
   key?: WireKey;
   intervalMs?: number;
   thresholds?: Partial<HealthThresholds>;
-  /** Called with the node's report whenever a verdict changed, and every minute anyway. */
-  onReport?: (report: UnderlayHealthReport) => void;
+  /**
+   * Called with the node's report whenever a verdict changed, and every minute anyway; one call at
+   * a time (a later report waits for the earlier one's promise), so reports arrive in order.
+   */
+  onReport?: (report: UnderlayHealthReport) => Promise<void> | void;
   /** The clock (ms); tests pass their own. */
   now?: () => number;
   log: Logger;
@@ -113,6 +116,9 @@ export class UnderlayProber {
   private readonly now: () => number;
   private seq = randomInt(0, 0xffffffff);
   private lastReport: { report: UnderlayHealthReport; at: number } | undefined;
+  private delivering = false;
+  /** The newest report not yet handed to onReport (older ones waiting are superseded). */
+  private queued: UnderlayHealthReport | undefined;
   private disposed = false;
   private readonly c: HealthCounters = {
     probesSent: 0,
@@ -279,7 +285,24 @@ export class UnderlayProber {
         message: report.condition.message,
       });
     this.lastReport = { report, at: now };
-    this.o.onReport?.(report);
+    this.deliver(report);
+  }
+
+  private deliver(report: UnderlayHealthReport): void {
+    if (this.delivering) {
+      this.queued = report;
+      return;
+    }
+    this.delivering = true;
+    Promise.resolve()
+      .then(() => this.o.onReport?.(report))
+      .catch((err: unknown) => this.o.log.warn('underlay health report failed', { error: errorMessage(err) }))
+      .finally(() => {
+        this.delivering = false;
+        const next = this.queued;
+        this.queued = undefined;
+        if (next && !this.disposed) this.deliver(next);
+      });
   }
 
   /** Per-peer gauges, read from the peers' states at scrape time. */
