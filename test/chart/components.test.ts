@@ -209,8 +209,10 @@ test('the agent, as rendered, claims a pool index, installs the CNI, publishes i
             status?: { conditions?: Array<{ type: string; status: string }> };
           })
         : undefined;
-      // Its status too: the chart's RBAC and admission policy let it write its own report's status.
-      return r?.status?.conditions?.some((c) => c.type === 'Truncated') ? r : undefined;
+      // Its status too: the chart's RBAC and admission policy let it write its own report's status,
+      // both the report writer's condition and the underlay health probes'.
+      const types = new Set(r?.status?.conditions?.map((c) => c.type));
+      return types.has('Truncated') && types.has('UnderlayHealthy') ? r : undefined;
     },
     30_000,
   );

@@ -16,6 +16,7 @@ import { adapter, endpoint, membersOf, membership, until } from './adapter-helpe
 import type { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup.js';
 import type { UnderlayHealthReport } from '../../pkg/lookup/port.js';
 import { waitFor } from '../harness/wait.js';
+import { castnetBin } from '../harness/agent.js';
 
 jest.setTimeout(120_000);
 
@@ -163,6 +164,17 @@ test("the node's underlay health lands in its report's status, beside the Trunca
   );
   // Its own field manager: neither status writer removes the other's condition.
   expect(new Set(down.metadata.managedFields.map((f) => f.manager))).toContain('castnet-agent-health');
+  // `castnet health --cluster` reads it back through client-node, as an operator's kubeconfig would.
+  const { stdout } = await run(castnetBin, [
+    'health',
+    '--cluster',
+    '--kubeconfig',
+    cluster.kubeconfigPath,
+    '--json',
+  ]);
+  expect((JSON.parse(stdout) as UnderlayHealthReport[]).find((r) => r.node === nodeA)).toEqual(
+    health('down'),
+  );
   await a.reportUnderlayHealth(health('up'));
   const up = await statusWith('AllPeersReachable');
   expect(up.status?.underlay?.peers).toEqual(health('up').peers);
