@@ -2,6 +2,8 @@
 // then exit. Explicitly, because as PID 1 of a container a process ignores the signals it has no
 // handler for, and because handles left open (a watch, a timer) would keep it alive after stop(),
 // so the kubelet would wait out the whole termination grace period on every rollout.
+import { errorMessage } from '../base/errors.js';
+
 export async function runUntilSignal(
   stop: () => Promise<void>,
   log: (msg: string, fields: Record<string, unknown>) => void,
@@ -17,7 +19,7 @@ export async function runUntilSignal(
   const code = await stop().then(
     () => 0,
     (err: unknown) => {
-      log('stop failed', { error: err instanceof Error ? err.message : String(err) });
+      log('stop failed', { error: errorMessage(err) });
       return 1;
     },
   );

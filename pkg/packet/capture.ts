@@ -13,6 +13,7 @@ import { MSG_DONTWAIT, MSG_TRUNC, MsgVec } from './msgvec.js';
 import { DEFAULT_CAPTURE_RCVBUF, openCaptureSocket, readPacketStats } from './socket.js';
 import { VNET_HDR_LEN } from '../frame/vnet.js';
 import { ETH_P_8021Q, withVlanTag } from './vlan.js';
+import { errorMessage } from '../base/errors.js';
 
 // struct cmsghdr (16 bytes) + struct tpacket_auxdata (20), as PACKET_AUXDATA delivers it.
 const AUXDATA_CONTROL = 48;
@@ -146,7 +147,7 @@ export class CaptureSet<T = string> implements Disposable {
     try {
       fd = this.inNs(() => openCaptureSocket(ifindex, this.rcvbuf));
     } catch (err) {
-      throw new Error(`failed to capture on interface ${JSON.stringify(iface)}: ${(err as Error).message}`, {
+      throw new Error(`failed to capture on interface ${JSON.stringify(iface)}: ${errorMessage(err)}`, {
         cause: err,
       });
     }

@@ -10,6 +10,7 @@ import { CniError, CniErrorCode, CURRENT_VERSION, SUPPORTED_VERSIONS } from '../
 import type { EndpointManager, NetConf } from '../../endpoint/manager.js';
 import type { Logger } from '../../log/log.js';
 import { AttachmentLocks, attachmentKey } from './locks.js';
+import { errorMessage } from '../../base/errors.js';
 
 /** The largest network configuration accepted, as for the CNI binary's stdin. */
 export const MAX_STDIN_BYTES = 1 << 20;
@@ -163,7 +164,7 @@ function ensureNetnsExists(netns: string): void {
 function toCniError(err: unknown, inv: CniInvocation | undefined): CniError {
   if (err instanceof CniError) return err;
   const what = inv ? `${inv.command} ${attachmentKey(inv.containerId, inv.ifname)}` : 'request';
-  const message = err instanceof Error ? err.message : String(err);
+  const message = errorMessage(err);
   return new CniError(
     CniErrorCode.WiringFailed,
     `${what} failed: ${message}`,

@@ -23,6 +23,7 @@ import { withLocalState } from './local-directory.js';
 import type { Endpoint, EndpointSource } from '../../endpoint/table.js';
 import { applyVmHandoff } from '../../resolve/vm-handoff.js';
 import type { ParsedFrame } from '../../frame/ethernet.js';
+import { errorMessage } from '../../base/errors.js';
 
 export interface DataplaneOptions {
   node: NodeRecord;
@@ -135,7 +136,7 @@ export class Dataplane implements Disposable {
       this.o.log.warn('cannot attach endpoint to the data plane', {
         endpoint: e.endpointId,
         hostIfname: e.hostIfname,
-        error: (err as Error).message,
+        error: errorMessage(err),
       });
     }
   }

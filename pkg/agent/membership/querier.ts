@@ -20,6 +20,7 @@ import {
   type QueryRequest,
 } from '../../membership/index.js';
 import { createHash } from 'node:crypto';
+import { errorMessage } from '../../base/errors.js';
 
 export interface QuerierOptions {
   node: string;
@@ -252,7 +253,7 @@ export class Querier implements Disposable {
       if (wantV6)
         this.o.inject(e.endpointId, buildMldQuery({ ...common, querierIp: linkLocalFromMac(this.mac) }));
     } catch (err) {
-      this.o.log.warn('cannot build query', { endpoint: e.endpointId, error: (err as Error).message });
+      this.o.log.warn('cannot build query', { endpoint: e.endpointId, error: errorMessage(err) });
     }
   }
 }

@@ -6,6 +6,7 @@ import { dirname } from 'node:path';
 import type { z } from 'zod';
 import { DirectoryStore } from '../store.js';
 import { describeZodError, endpointsReport, membershipsReport, nodeRecord } from '../schema.js';
+import { errorMessage } from '../../base/errors.js';
 
 export const MAX_BODY_BYTES = 8 << 20;
 
@@ -29,7 +30,7 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8'));
   } catch (err) {
-    throw new HttpError(400, `body is not valid JSON: ${(err as Error).message}`);
+    throw new HttpError(400, `body is not valid JSON: ${errorMessage(err)}`);
   }
 }
 
@@ -51,7 +52,7 @@ export class EmbeddedLookupServer {
       this.route(req, res).catch((err: unknown) => {
         const status = err instanceof HttpError ? err.status : 500;
         res.writeHead(status, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ error: (err as Error).message }));
+        res.end(JSON.stringify({ error: errorMessage(err) }));
       });
     });
   }
@@ -110,7 +111,7 @@ export class EmbeddedLookupServer {
       }
     } catch (err) {
       if (err instanceof HttpError) throw err;
-      throw new HttpError(422, (err as Error).message);
+      throw new HttpError(422, errorMessage(err));
     }
     res.writeHead(204).end();
   }
