@@ -146,7 +146,7 @@ function openLookup(opts: AgentOptions, log: Logger): LookupService {
     kubeconfig: opts.kubeconfig,
     selector: opts.networkSelector,
     node: opts.nodeName,
-    onError: (err, what) => log.warn('lookup service', { what, error: (err as Error).message }),
+    onError: (err, what) => log.warn('lookup service', { what, error: errorMessage(err) }),
   });
 }
 
