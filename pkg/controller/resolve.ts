@@ -24,7 +24,7 @@ import type {
 } from '../k8s/types.js';
 import { MAX_GROUP_DEPTH, NestingGraph, reachableGroups, type NestingProblem } from '../resolve/nesting.js';
 import { toSourceFilter, fromSourceFilter } from '../k8s/convert.js';
-import { canonicalAddress, cidrFamily, familyOf, isGroupAddress } from './addr.js';
+import { canonicalAddress, cidrFamily, familyOf, isGroupAddress } from '../netaddr/address.js';
 import type { DesiredCondition } from '../k8s/conditions.js';
 import { ANY_SOURCE, mergeFilters } from './filter.js';
 import { groupSelects, hasSelectors, type SelectedKind } from '../k8s/selector.js';

@@ -1,5 +1,5 @@
 // Builders for the few frames the agent originates itself: ARP replies here, IGMP/MLD queries in pkg/igmp.
-import { parseIPv4, parseIPv6, parseMac } from './addr.js';
+import { parseIPv4, parseIPv6, parseMac } from '../netaddr/address.js';
 import { fillIPv4HeaderChecksum, internetChecksum, ipv6PseudoHeaderSum } from './checksum.js';
 import {
   ETH_P_8021Q,

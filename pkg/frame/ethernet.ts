@@ -1,6 +1,6 @@
 // Ethernet frame parsing for the data plane: just what resolution, anti-spoofing and the membership
 // path need, read in place (no copies). Frames may be VLAN-tagged (802.1Q / 802.1ad, up to two tags).
-import { formatIPv4, formatIPv6, formatMac } from './addr.js';
+import { formatIPv4, formatIPv6, formatMac } from '../netaddr/address.js';
 import { err, fieldError, ok, type FieldError, type Result } from './result.js';
 
 export const ETH_HLEN = 14;

@@ -6,7 +6,7 @@ import {
   isIPv4LinkLocalMulticast,
   isIPv4Multicast,
   isIPv6Multicast,
-} from '../frame/addr.js';
+} from '../netaddr/address.js';
 import { ipv6PseudoHeaderSum, verifiesChecksum } from '../frame/checksum.js';
 import { IPPROTO_ICMPV6, type ParsedFrame } from '../frame/ethernet.js';
 import { err, fieldError, ok, type FieldError, type Result } from '../frame/result.js';

@@ -1,6 +1,6 @@
 // Host-side report builders for tests (castnet itself never sends reports). Kept apart from the
 // tests so pkg/membership's tests can speak real IGMP/MLD bytes too.
-import { parseIPv4, parseIPv6 } from '../frame/addr.js';
+import { parseIPv4, parseIPv6 } from '../netaddr/address.js';
 import { buildIPv4Frame, buildIPv6Frame } from '../frame/build.js';
 import { internetChecksum } from '../frame/checksum.js';
 import { IPPROTO_ICMPV6, IPPROTO_IGMP } from '../frame/ethernet.js';

@@ -1,6 +1,6 @@
 // Runtime validation of directory records crossing a process boundary (agent reports, lab files).
-import { isIP } from 'node:net';
 import { z } from 'zod';
+import { tryParseCidr, tryParseIp } from '../netaddr/ip.js';
 import { LIMITS } from './limits.js';
 
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
@@ -11,19 +11,8 @@ export const MAX_ENDPOINTS_PER_NODE = LIMITS.endpointsPerNode;
 export const MAX_MEMBERSHIPS_PER_NODE = LIMITS.membershipsPerNode;
 export const MAX_SOURCES = LIMITS.sourcesPerMembership;
 
-const ip = z.string().refine((s) => isIP(s) !== 0, 'must be an IPv4 or IPv6 address');
-const cidr = z.string().refine((s) => {
-  const [addr, len, ...rest] = s.split('/');
-  const fam = isIP(addr ?? '');
-  const n = Number(len);
-  return (
-    rest.length === 0 &&
-    fam !== 0 &&
-    !addr!.includes('%') &&
-    /^\d{1,3}$/.test(len ?? '') &&
-    n <= (fam === 4 ? 32 : 128)
-  );
-}, 'must be a CIDR such as 10.0.0.0/16');
+const ip = z.string().refine((s) => tryParseIp(s) !== undefined, 'must be an IPv4 or IPv6 address');
+const cidr = z.string().refine((s) => tryParseCidr(s) !== undefined, 'must be a CIDR such as 10.0.0.0/16');
 const name = z.string().regex(NAME, 'must be a DNS-1123 name');
 const endpointId = z.number().int().min(1).max(0xffffffff);
 
@@ -78,7 +67,9 @@ export const groupSpec = z.strictObject({
   namespace: name,
   name,
   network: name,
-  address: z.string().refine((s) => isIP(s) !== 0 || MAC.test(s), 'must be a multicast IP or MAC'),
+  address: z
+    .string()
+    .refine((s) => tryParseIp(s) !== undefined || MAC.test(s), 'must be a multicast IP or MAC'),
   staticMembers: z.array(z.string()).max(1024),
   nestedGroups: z.array(name).max(64),
   allowedSources: z.array(ip).max(MAX_SOURCES),

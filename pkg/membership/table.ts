@@ -2,7 +2,7 @@
 // simplified for castnet's links: every endpoint link has exactly one host (the pod or VM) and the
 // agent is its querier. Pure: time is passed in (ms), and the outputs are the node's
 // MembershipRecords, change notifications, and the queries the agent must send.
-import { isSsmGroup } from '../frame/addr.js';
+import { isSsmGroup } from '../netaddr/address.js';
 import type { ParsedFrame } from '../frame/ethernet.js';
 import {
   parseMembershipFrame,

@@ -1,6 +1,7 @@
 // rtnetlink request bodies and reply decoders for links, addresses, routes and bridge FDB entries.
 // Pure: each builder returns the message body (fixed header + attributes) the kernel expects.
-import { formatMac, parseMac } from '../netaddr/mac.js';
+import { formatMac } from '../netaddr/address.js';
+import { macBytes } from '../netaddr/mac.js';
 import { Cidr, formatIp, ipFromBytes, ipToBytes, parseCidr, parseIp } from '../netaddr/ip.js';
 import * as C from './constants.js';
 import {
@@ -74,7 +75,7 @@ function newLinkAttrs(s: LinkSettings): Attr[] {
 function linkAttrs(s: LinkSettings): Attr[] {
   const a: Attr[] = [];
   if (s.name !== undefined) a.push(attr.str(C.IFLA_IFNAME, s.name));
-  if (s.mac !== undefined) a.push(attr.bytes(C.IFLA_ADDRESS, parseMac(s.mac)));
+  if (s.mac !== undefined) a.push(attr.bytes(C.IFLA_ADDRESS, macBytes(s.mac)));
   if (s.mtu !== undefined) a.push(attr.u32(C.IFLA_MTU, s.mtu));
   if (s.master !== undefined) a.push(attr.u32(C.IFLA_MASTER, s.master));
   if (s.noIpv6LinkLocal) {
@@ -348,7 +349,7 @@ export interface FdbEntry {
  */
 export function fdbBody(index: number, mac: string): Buffer {
   const h = encodeNdMsg({ family: C.AF_BRIDGE, index, state: C.NUD_NOARP, flags: C.NTF_MASTER, type: 0 });
-  return Buffer.concat([h, encodeAttrs([attr.bytes(C.NDA_LLADDR, parseMac(mac))])]);
+  return Buffer.concat([h, encodeAttrs([attr.bytes(C.NDA_LLADDR, macBytes(mac))])]);
 }
 
 export function fdbDumpBody(): Buffer {

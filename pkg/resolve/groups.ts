@@ -1,10 +1,10 @@
 // The declared groups of a directory, and their nesting edges as the agent sees them. The rule that
 // judges those edges (cycles, depth) is in nesting.ts, shared with the controller.
-import { canonicalAddress, isGroupAddress } from '../frame/addr.js';
+import { canonicalAddress, isGroupAddress } from '../netaddr/address.js';
 import type { GroupSpec } from '../lookup/port.js';
 import { NestingGraph } from './nesting.js';
 
-export { isGroupAddress } from '../frame/addr.js';
+export { isGroupAddress } from '../netaddr/address.js';
 
 /** "namespace/name" of a group, as status, events and error paths name it. */
 export function groupName(g: GroupSpec): string {

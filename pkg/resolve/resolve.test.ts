@@ -5,11 +5,11 @@ import {
   buildNeighborAdvert,
   ipv6PseudoHeaderSum,
   IPPROTO_UDP,
-  parseAddress,
   parseFrame,
   verifiesChecksum,
   type ParsedFrame,
 } from '../frame/index.js';
+import { parseAddress } from '../netaddr/address.js';
 import type { Directory, EndpointRecord, GroupSpec, MembershipRecord } from '../lookup/port.js';
 import {
   arpTarget,

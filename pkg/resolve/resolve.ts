@@ -2,14 +2,8 @@
 // destination into endpoints (groups recursively, de-duplicated, sender excluded) and partition them
 // into local endpoint IDs and one batch per remote node. A Resolver belongs to one DirectoryIndex and
 // caches per (sender, destination, source) until the directory changes and a new Resolver is made.
-import {
-  canonicalAddress,
-  cidrContains,
-  isSsmGroup,
-  parseAddress,
-  parseCidr,
-  type Cidr,
-} from '../frame/addr.js';
+import { canonicalAddress, isSsmGroup } from '../netaddr/address.js';
+import { bitsOf, contains, tryParseCidr, tryParseIp, type Cidr } from '../netaddr/ip.js';
 import { ARP_REQUEST } from '../frame/build.js';
 import { classifyDestination } from '../frame/classify.js';
 import { ICMPV6_NEIGHBOR_SOLICIT, type ArpInfo, type ParsedFrame } from '../frame/ethernet.js';
@@ -153,9 +147,9 @@ export class Resolver {
     for (const spec of this.index.groups.byAddress(sender.network.spec.name, group)) {
       const allowed = this.compile(spec).allowedSenders;
       if (!allowed) continue;
-      const admitted = sender.ips.some((ip) => {
-        const bytes = parseAddress(ip)?.bytes;
-        return bytes !== undefined && allowed.some((c) => cidrContains(c, bytes));
+      const admitted = sender.ips.some((text) => {
+        const ip = tryParseIp(text);
+        return ip !== undefined && allowed.some((c) => contains(c, ip));
       });
       if (!admitted)
         return fieldError(
@@ -384,8 +378,7 @@ function nestingError(p: NestingProblem<GroupSpec>): ResolveError {
 
 /** An allowedSenders entry as a range (a plain IP is a host route); undefined when unparsable. */
 function senderRange(entry: string): Cidr | undefined {
-  if (entry.includes('/')) return parseCidr(entry);
-  const a = parseAddress(entry);
-  if (!a || a.kind === 'mac') return undefined;
-  return { family: a.kind === 'ipv4' ? 4 : 6, bytes: a.bytes, prefix: a.bytes.length * 8 };
+  if (entry.includes('/')) return tryParseCidr(entry);
+  const ip = tryParseIp(entry);
+  return ip && { ip, prefix: bitsOf(ip.family) };
 }

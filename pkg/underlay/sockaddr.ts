@@ -1,7 +1,7 @@
 // struct sockaddr_in / sockaddr_in6 encoding for the underlay socket. Pure. Address bytes and text
-// come from pkg/frame/addr; node:net decides what counts as an address, as it does for node:dgram.
+// come from pkg/netaddr; node:net decides what counts as an address, as it does for node:dgram.
 import { isIPv4, isIPv6 } from 'node:net';
-import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../frame/addr.js';
+import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../netaddr/address.js';
 
 export const AF_INET = 2;
 export const AF_INET6 = 10;

@@ -7,7 +7,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import type { Disposable } from '../../base/lifecycle.js';
 import type { Endpoint, EndpointSource } from '../../endpoint/table.js';
 import { plainIp } from '../../endpoint/table.js';
-import { formatMac } from '../../frame/addr.js';
+import { formatMac } from '../../netaddr/address.js';
 import type { ParsedFrame } from '../../frame/ethernet.js';
 import { buildIgmpQuery, buildMldQuery, linkLocalFromMac } from '../../igmp/index.js';
 import type { Logger } from '../../log/log.js';

@@ -3,7 +3,7 @@
 // selector. Reported like IGMP joins, so every agent's directory delivers to them (DESIGN.md,
 // "Membership path"). The selection rule itself is pkg/k8s/selector.ts, shared with the controller.
 // Pure.
-import { canonicalAddress, isSsmGroup } from '../../frame/addr.js';
+import { canonicalAddress, isSsmGroup } from '../../netaddr/address.js';
 import { groupSelects, hasSelectors } from '../../k8s/selector.js';
 import type { LabeledObject, MulticastGroup } from '../../k8s/types.js';
 import type { EndpointRecord, MembershipRecord, SourceFilter } from '../port.js';
