@@ -2,9 +2,8 @@
 // come from pkg/netaddr; node:net decides what counts as an address, as it does for node:dgram.
 import { isIPv4, isIPv6 } from 'node:net';
 import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../netaddr/address.js';
+import { AF_INET, AF_INET6 } from '../sys/constants.js';
 
-export const AF_INET = 2;
-export const AF_INET6 = 10;
 export const SOCKADDR_IN_LEN = 16;
 export const SOCKADDR_IN6_LEN = 28;
 

@@ -3,28 +3,25 @@
 // See docs/dataplane-io.md for why this and not node:dgram.
 import type { Disposable } from '../base/lifecycle.js';
 import koffi from 'koffi';
-import { MSG_DONTWAIT, MSG_TRUNC, MsgVec } from '../packet/msgvec.js';
-import { SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, check, errno, inNetns, libc } from '../sys/libc.js';
+import { MsgVec } from '../packet/msgvec.js';
 import {
   AF_INET,
   AF_INET6,
-  Family,
-  SOCKADDR_IN6_LEN,
-  decodeSockaddr,
-  encodeSockaddr,
-  familyOf,
-} from './sockaddr.js';
-
-const SOL_SOCKET = 1;
-const SO_REUSEADDR = 2;
-const SO_SNDBUF = 7;
-const SO_RCVBUF = 8;
-const SO_SNDBUFFORCE = 32;
-const SO_RCVBUFFORCE = 33;
-const IPPROTO_IPV6 = 41;
-const IPV6_V6ONLY = 26;
-const EAGAIN = 11;
-const EINTR = 4;
+  EAGAIN,
+  EINTR,
+  IPPROTO_IPV6,
+  IPV6_V6ONLY,
+  MSG_DONTWAIT,
+  MSG_TRUNC,
+  SO_REUSEADDR,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  SOCK_NONBLOCK,
+  SOL_SOCKET,
+} from '../sys/constants.js';
+import { check, errno, inNetns, libc } from '../sys/libc.js';
+import { setIntOption, setSocketBuffer } from '../sys/sockopt.js';
+import { Family, SOCKADDR_IN6_LEN, decodeSockaddr, encodeSockaddr, familyOf } from './sockaddr.js';
 
 /** Largest UDP payload. */
 export const MAX_DATAGRAM = 65507;
@@ -84,20 +81,6 @@ interface PollHandle {
 
 type DatagramHandler = (batch: Datagram[]) => void;
 
-function setInt(fd: number, opt: number, value: number, what: string, level = SOL_SOCKET): void {
-  const v = Buffer.alloc(4);
-  v.writeInt32LE(value);
-  check(what, libc().setsockopt(fd, level, opt, v, 4));
-}
-
-function setBuffer(fd: number, force: number, plain: number, what: string): void {
-  try {
-    setInt(fd, force, SOCKET_BUFFER, `setsockopt(${what}FORCE)`);
-  } catch {
-    setInt(fd, plain, SOCKET_BUFFER, `setsockopt(${what})`);
-  }
-}
-
 export class UnderlaySocket implements Disposable {
   readonly family: Family;
   private readonly rx: MsgVec;
@@ -137,11 +120,11 @@ export class UnderlaySocket implements Disposable {
         c.socket(family === 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0),
       );
       try {
-        setBuffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, 'SO_RCVBUF');
-        setBuffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, 'SO_SNDBUF');
+        setSocketBuffer(fd, 'rcv', SOCKET_BUFFER);
+        setSocketBuffer(fd, 'snd', SOCKET_BUFFER);
         if (opts.reuseAddress) {
-          setInt(fd, SO_REUSEADDR, 1, 'setsockopt(SO_REUSEADDR)');
-          if (family === 6) setInt(fd, IPV6_V6ONLY, 1, 'setsockopt(IPV6_V6ONLY)', IPPROTO_IPV6);
+          setIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, 'SO_REUSEADDR');
+          if (family === 6) setIntOption(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1, 'IPV6_V6ONLY');
         }
         check(`bind ${where}`, c.bind(fd, sa, sa.length));
         const bound = Buffer.alloc(SOCKADDR_IN6_LEN);
