@@ -13,7 +13,7 @@ import { createInterface } from 'node:readline';
 import { Worker } from 'node:worker_threads';
 import { CaptureSet } from '../pkg/packet/capture.js';
 import { DEFAULT_CAPTURE_RCVBUF, openCaptureSocket, readPacketStats } from '../pkg/packet/socket.js';
-import { NetnsFixture, ip } from '../pkg/packet/testing/netns.js';
+import { NetnsFixture, ip } from '../test/harness/netns-fixture.js';
 import { inNetns, libc } from '../pkg/sys/libc.js';
 import { sleep } from '../pkg/base/async.js';
 

@@ -7,7 +7,7 @@ import {
   igmpV3ReportBody,
   mldFrame,
   mldV2ReportBody,
-} from '../igmp/reports.fixture.js';
+} from '../../test/fixtures/igmp-reports.js';
 import type { MembershipRecord } from '../lookup/port.js';
 import { isGroupAddress } from '../resolve/groups.js';
 import { MembershipTable, TokenBucket, type MembershipConfig } from './index.js';

@@ -2,7 +2,7 @@
 // socat processes in the pods send and receive.
 import { UnderlaySocket } from '../underlay/udp.js';
 import { CaptureSet, FrameBatch } from './capture.js';
-import { NetnsFixture, ip, waitFor } from './testing/netns.js';
+import { NetnsFixture, ip, waitFor } from '../../test/harness/netns-fixture.js';
 import {
   EMPTY_VNET_HEADER,
   VNET_HDR_LEN,

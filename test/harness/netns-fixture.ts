@@ -1,7 +1,7 @@
 // Test fixture: throwaway network namespaces joined by veth pairs, removed on cleanup. Names carry
 // a per-file prefix and the pid so parallel jest workers never collide.
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { sleep } from '../../base/async.js';
+import { sleep } from '../../pkg/base/async.js';
 
 export function ip(...args: string[]): string {
   return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
