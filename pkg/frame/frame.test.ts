@@ -4,12 +4,10 @@ import {
   buildIPv4Frame,
   buildIPv6Frame,
   classifyDestination,
-  encodeVnetHeader,
   IPPROTO_ICMPV6,
   IPPROTO_IGMP,
   IPPROTO_UDP,
   parseFrame,
-  parseVnetHeader,
   verifiesChecksum,
   ipv6PseudoHeaderSum,
   ETH_P_ARP,
@@ -18,6 +16,7 @@ import {
   type ParsedFrame,
 } from './index.js';
 import { formatIPv4, parseAddress, parseIPv6, parseMac } from '../netaddr/address.js';
+import { encodeVnetHeader, parseVnetHeader } from '../../test/harness/vnet.js';
 
 function parsed(b: Uint8Array, off = 0): ParsedFrame {
   const r = parseFrame(b, off);

@@ -6,7 +6,7 @@ import { canonicalAddress, isSsmGroup } from '../netaddr/address.js';
 import { bitsOf, contains, tryParseCidr, tryParseIp, type Cidr } from '../netaddr/ip.js';
 import { ARP_REQUEST } from '../frame/build.js';
 import { classifyDestination } from '../frame/classify.js';
-import { ICMPV6_NEIGHBOR_SOLICIT, type ArpInfo, type ParsedFrame } from '../frame/ethernet.js';
+import type { ArpInfo, ParsedFrame } from '../frame/ethernet.js';
 import { err, fieldError, ok, type FieldError, type Result } from '../frame/result.js';
 import type { GroupSpec, NodeRecord } from '../lookup/port.js';
 import type { DirectoryIndex, IndexedEndpoint, IndexedNetwork } from './directory-index.js';
@@ -313,22 +313,6 @@ export function arpTarget(
   if (arp.op !== ARP_REQUEST || arp.targetIp === arp.senderIp) return undefined;
   if (sender.network.spec.arpProxy === false) return undefined;
   const e = index.endpointByAddress(sender.network.spec.name, arp.targetIp);
-  return e === sender ? undefined : e;
-}
-
-/**
- * The endpoint a neighbour solicitation asks for, when the agent can answer it: a known address of
- * the sender's network, not the sender's own, and not duplicate address detection (source ::), which
- * is flooded so the owner itself answers.
- */
-export function ndTarget(
-  index: DirectoryIndex,
-  sender: IndexedEndpoint,
-  frame: ParsedFrame,
-): IndexedEndpoint | undefined {
-  if (frame.ndp?.type !== ICMPV6_NEIGHBOR_SOLICIT || !frame.ndp.target || frame.ip?.src === '::')
-    return undefined;
-  const e = index.endpointByAddress(sender.network.spec.name, frame.ndp.target);
   return e === sender ? undefined : e;
 }
 
