@@ -1,4 +1,4 @@
-// Destination resolution for the send path (DESIGN.md "Send path" steps 2-3): expand a frame's
+// Destination resolution for the send path (docs/membership.md, "Resolution"): expand a frame's
 // destination into endpoints (groups recursively, de-duplicated, sender excluded) and partition them
 // into local endpoint IDs and one batch per remote node. A Resolver belongs to one DirectoryIndex and
 // caches per (sender, destination, source) until the directory changes and a new Resolver is made.

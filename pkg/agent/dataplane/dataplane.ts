@@ -1,6 +1,7 @@
-// The agent's multicast/broadcast data plane (DESIGN.md send and receive paths): capture BUM frames
-// from local endpoints, resolve and partition them, deliver local copies directly and send one
-// datagram per remote node; deliver datagrams from the underlay to exactly the listed endpoints.
+// The agent's multicast/broadcast data plane (README.md "The data plane", docs/dataplane-io.md):
+// capture BUM frames from local endpoints, resolve and partition them, deliver local copies directly
+// and send one datagram per remote node; deliver datagrams from the underlay to exactly the listed
+// endpoints.
 import { DisposableStore, toDisposable, type Disposable } from '../../base/lifecycle.js';
 import { VNET_HDR_LEN } from '../../frame/vnet.js';
 import type { Logger } from '../../log/log.js';
