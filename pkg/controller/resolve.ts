@@ -62,12 +62,13 @@ export interface Resolution {
   stale: StaleEndpoint[];
 }
 
-interface Endpoint extends ReportEndpoint {
+/** An endpoint of a node's report, with its node. */
+interface ReportedEndpoint extends ReportEndpoint {
   node: string;
 }
 
 interface Draft {
-  ep: Endpoint;
+  ep: ReportedEndpoint;
   via: Via;
   group?: string;
   filter: SourceFilter;
@@ -140,20 +141,20 @@ function removeRef(m: Map<string, Set<string>>, k: string, v: string): void {
 interface Contribution {
   report: MembershipReport;
   /** The report's endpoints that count, in index form. */
-  endpoints: Endpoint[];
+  endpoints: ReportedEndpoint[];
   stale: StaleEndpoint[];
 }
 
 /** Endpoints by lookup key. Nearly every key has one endpoint: a small array is far lighter than a Map. */
-type EndpointList = Endpoint[];
+type EndpointList = ReportedEndpoint[];
 
-function addEndpoint(m: Map<string, EndpointList>, k: string, ep: Endpoint): void {
+function addEndpoint(m: Map<string, EndpointList>, k: string, ep: ReportedEndpoint): void {
   const list = m.get(k);
   if (list) list.push(ep);
   else m.set(k, [ep]);
 }
 
-function removeEndpoint(m: Map<string, EndpointList>, k: string, ep: Endpoint): void {
+function removeEndpoint(m: Map<string, EndpointList>, k: string, ep: ReportedEndpoint): void {
   const list = m.get(k);
   if (!list) return;
   const i = list.indexOf(ep);
@@ -163,7 +164,7 @@ function removeEndpoint(m: Map<string, EndpointList>, k: string, ep: Endpoint): 
 
 /** A reported membership: an IGMP/MLD join, or (via selector) an endpoint the agent's selectors chose. */
 interface Join {
-  ep: Endpoint;
+  ep: ReportedEndpoint;
   filter: SourceFilter;
   via?: 'selector';
 }
@@ -572,7 +573,7 @@ export class GroupResolver implements Lookup {
           continue;
         }
       }
-      const ep: Endpoint = { ...e, node };
+      const ep: ReportedEndpoint = { ...e, node };
       c.endpoints.push(ep);
       this.endpointCounts.set(e.network, (this.endpointCounts.get(e.network) ?? 0) + 1);
       for (const a of endpointAddresses(ep)) addEndpoint(this.byAddress, a, ep);
@@ -655,13 +656,13 @@ export class GroupResolver implements Lookup {
   }
 }
 
-const podKeyOf = (ep: Endpoint): string => netKey(ep.network, `${ep.pod!.namespace}/${ep.pod!.name}`);
-const vmKeyOf = (ep: Endpoint): string => netKey(ep.network, `${ep.vm!.namespace}/${ep.vm!.name}`);
+const podKeyOf = (ep: ReportedEndpoint): string => netKey(ep.network, `${ep.pod!.namespace}/${ep.pod!.name}`);
+const vmKeyOf = (ep: ReportedEndpoint): string => netKey(ep.network, `${ep.vm!.namespace}/${ep.vm!.name}`);
 
 /** The joins of a contribution: memberships of its counted endpoints, on their own network. */
 function* joinsOf(
   c: Contribution,
-): Generator<{ key: string; ek: string; ep: Endpoint; m: ReportMembership }> {
+): Generator<{ key: string; ek: string; ep: ReportedEndpoint; m: ReportMembership }> {
   const node = c.report.spec.node;
   const live = new Map(c.endpoints.map((ep) => [ep.endpointID, ep]));
   for (const m of c.report.spec.memberships ?? []) {
@@ -674,7 +675,7 @@ function* joinsOf(
   }
 }
 
-function endpointAddresses(ep: Endpoint): string[] {
+function endpointAddresses(ep: ReportedEndpoint): string[] {
   return [...(ep.ips ?? []), ep.mac].map((a) => netKey(ep.network, canonicalAddress(a)));
 }
 

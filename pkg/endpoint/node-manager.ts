@@ -3,7 +3,14 @@
 import { errorMessage } from '../base/errors.js';
 import type { Disposable } from '../base/lifecycle.js';
 import { existsSync } from 'node:fs';
-import { CniError, CniErrorCode, type CniIpConfig, type CniResult, type CniRoute } from '../cni/types.js';
+import {
+  attachmentKey,
+  CniError,
+  CniErrorCode,
+  type CniIpConfig,
+  type CniResult,
+  type CniRoute,
+} from '../cni/types.js';
 import { allocateAddresses, poolsOf } from '../ipam/castnet.js';
 import { execDelegate, formatCniArgs, type DelegateCall } from '../ipam/delegate.js';
 import { DEFAULT_POOL_SIZES, type PoolSizes } from '../ipam/pool.js';
@@ -24,7 +31,6 @@ import type {
 import { bridgeName, hostIfname, isHostIfname } from './names.js';
 import { rebuildFromKernel, type Rebuilt } from './recover.js';
 import {
-  attachmentKey,
   type Endpoint,
   EndpointTable,
   type EndpointListener,

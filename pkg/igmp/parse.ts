@@ -27,7 +27,8 @@ export interface GroupRecord {
  */
 export type Compat = 1 | 2 | 3;
 
-export interface MembershipReport {
+/** A host's IGMP or MLD report (not the MembershipReport custom resource, which agents write). */
+export interface IgmpReport {
   kind: 'report';
   protocol: 'igmp' | 'mld';
   compat: Compat;
@@ -50,7 +51,7 @@ export interface MembershipQuery {
   queryIntervalSec: number;
 }
 
-export type MembershipMessage = MembershipReport | MembershipQuery;
+export type MembershipMessage = IgmpReport | MembershipQuery;
 
 export type MembershipErrorCode =
   | 'truncated'
@@ -251,7 +252,7 @@ function parseV3Records(
   addrLen: 4 | 16,
   limits: ParseLimits,
   protocol: 'igmp' | 'mld',
-): Result<MembershipReport, MembershipError> {
+): Result<IgmpReport, MembershipError> {
   const count = (b[off + 6] << 8) | b[off + 7];
   if (count > limits.maxRecords)
     return fail('too-many-records', `${protocol}.report.records`, `${count} > limit ${limits.maxRecords}`);

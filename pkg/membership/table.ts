@@ -8,7 +8,7 @@ import {
   parseMembershipFrame,
   type Compat,
   type GroupRecord,
-  type MembershipReport,
+  type IgmpReport,
   type ParseLimits,
 } from '../igmp/parse.js';
 import { LIMITS } from '../lookup/limits.js';
@@ -223,7 +223,7 @@ export class MembershipTable {
     return this.handleReport(endpointId, r.value, now);
   }
 
-  handleReport(endpointId: number, report: MembershipReport, now: number): Outcome {
+  handleReport(endpointId: number, report: IgmpReport, now: number): Outcome {
     const e = this.endpoints.get(endpointId);
     if (!e) {
       this.count('unknown-endpoint');
