@@ -238,9 +238,6 @@ export function registerAgentCommand(program: Command): void {
     .action(async (opts: AgentOptions) => {
       const log = createLogger('agent');
       const agent = await startAgent(opts, log);
-      await runUntilSignal(
-        () => agent.dispose(),
-        (msg, fields) => log.info(`agent ${msg}`, fields),
-      );
+      await runUntilSignal(() => agent.dispose(), log);
     });
 }

@@ -112,10 +112,7 @@ export function registerInstallCommands(program: Command): void {
           process.exit(1);
         },
       });
-      await runUntilSignal(
-        () => new Promise<void>((resolve) => server.close(() => resolve())),
-        (msg, fields) => log.info(msg, fields),
-      );
+      await runUntilSignal(() => new Promise<void>((resolve) => server.close(() => resolve())), log);
     });
 
   cniDirOptions(
