@@ -24,7 +24,7 @@ import type {
 } from '../k8s/types.js';
 import { MAX_GROUP_DEPTH, NestingGraph, reachableGroups, type NestingProblem } from '../resolve/nesting.js';
 import { toSourceFilter, fromSourceFilter } from '../k8s/convert.js';
-import { canonicalAddress, cidrFamily, familyOf, isGroupAddress } from '../netaddr/address.js';
+import { canonicalAddress, cidrFamily, addressFamily, isGroupAddress } from '../netaddr/address.js';
 import type { DesiredCondition } from '../k8s/conditions.js';
 import { ANY_SOURCE, mergeFilters } from './filter.js';
 import { groupSelects, hasSelectors, type SelectedKind } from '../k8s/selector.js';
@@ -193,7 +193,7 @@ function directMembers(g: MulticastGroup, ix: Lookup): Direct {
   for (const j of ix.joins.get(netKey(net, address))?.values() ?? []) {
     addDraft(drafts, {
       ep: j.ep,
-      via: j.via ?? (familyOf(address) === 6 ? 'mld' : 'igmp'),
+      via: j.via ?? (addressFamily(address) === 6 ? 'mld' : 'igmp'),
       filter: j.filter,
     });
   }
@@ -303,7 +303,7 @@ function networkProblem(
 ): { reason: string; message: string } | undefined {
   const vn = networks.get(g.spec.network);
   if (!vn) return { reason: 'NetworkNotFound', message: `VirtualNetwork "${g.spec.network}" does not exist` };
-  const fam = familyOf(g.spec.address);
+  const fam = addressFamily(g.spec.address);
   const fams = new Set(vn.spec.subnets.map(cidrFamily));
   if (fam !== 'mac' && !fams.has(fam)) {
     return {

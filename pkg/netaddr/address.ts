@@ -201,10 +201,11 @@ export type AddressFamily = 4 | 6 | 'mac';
 
 const FAMILY = { ipv4: 4, ipv6: 6, mac: 'mac' } as const;
 
-export function familyOf(a: string): AddressFamily | undefined {
+/** 4, 6 or 'mac' for an address castnet compares; undefined when it is none. */
+export function addressFamily(a: string): AddressFamily | undefined {
   const p = parseAddress(a);
   return p ? FAMILY[p.kind] : undefined;
 }
 
 /** The address family of a CIDR such as 10.1.0.0/16. */
-export const cidrFamily = (c: string): AddressFamily | undefined => familyOf(c.split('/')[0] ?? '');
+export const cidrFamily = (c: string): AddressFamily | undefined => addressFamily(c.split('/')[0] ?? '');

@@ -42,6 +42,16 @@ export function parseCidr(s: string): Cidr {
   return { ip, prefix };
 }
 
+/** The family of an IP address; throws naming `field` when it is none (zones are not supported). */
+export function ipFamily(address: string, field = 'address'): Family {
+  const ip = tryParseIp(address);
+  if (!ip)
+    throw new Error(
+      `${field} ${JSON.stringify(address)}: not an IPv4 or IPv6 address (zones are not supported)`,
+    );
+  return ip.family;
+}
+
 /** parseIp for input that may be bad where a miss is answer enough (a lookup, a filter). */
 export function tryParseIp(s: string): Ip | undefined {
   try {

@@ -21,7 +21,8 @@ import {
 } from '../sys/constants.js';
 import { check, errno, inNetns, libc } from '../sys/libc.js';
 import { setIntOption, setSocketBuffer } from '../sys/sockopt.js';
-import { Family, SOCKADDR_IN6_LEN, decodeSockaddr, encodeSockaddr, familyOf } from './sockaddr.js';
+import { ipFamily, type Family } from '../netaddr/ip.js';
+import { SOCKADDR_IN6_LEN, decodeSockaddr, encodeSockaddr } from './sockaddr.js';
 
 /** Largest UDP payload. */
 export const MAX_DATAGRAM = 65507;
@@ -98,7 +99,7 @@ export class UnderlaySocket implements Disposable {
     readonly port: number,
     batchSize: number,
   ) {
-    this.family = familyOf(address);
+    this.family = ipFamily(address);
     this.rx = new MsgVec(batchSize, MAX_DATAGRAM, SOCKADDR_IN6_LEN);
     this.tx = new MsgVec(batchSize, MAX_DATAGRAM, SOCKADDR_IN6_LEN);
     this.poll = (koffi.node.poll as unknown as (fd: number, o: object, cb: () => void) => PollHandle)(
@@ -110,7 +111,7 @@ export class UnderlaySocket implements Disposable {
 
   /** Binds a UDP socket to (address, port). */
   static open(opts: UnderlayOptions): UnderlaySocket {
-    const family = familyOf(opts.address, 'underlay address');
+    const family = ipFamily(opts.address, 'underlay address');
     const sa = encodeSockaddr(opts.address, opts.port, 'underlay address');
     const c = libc();
     const where = `underlay ${family === 6 ? `[${opts.address}]` : opts.address}:${opts.port}`;
@@ -141,7 +142,7 @@ export class UnderlaySocket implements Disposable {
 
   /** The peer for (address, port), validated and interned; datagrams from it carry the same object. */
   peer(address: string, port: number): Peer {
-    if (familyOf(address, 'peer address') !== this.family) {
+    if (ipFamily(address, 'peer address') !== this.family) {
       throw new Error(
         `peer address ${JSON.stringify(address)}: not IPv${this.family} like the underlay socket`,
       );

@@ -15,7 +15,7 @@ import type {
 import { CaptureSet } from '../../packet/capture.js';
 import { buildIndex, Resolver } from '../../resolve/index.js';
 import type { IndexedEndpoint } from '../../resolve/directory-index.js';
-import { familyOf } from '../../underlay/sockaddr.js';
+import { ipFamily } from '../../netaddr/ip.js';
 import { UnderlaySocket, type OutDatagram, type Peer } from '../../underlay/udp.js';
 import { encapsulate, udpPayloadBudget, type WireKey } from '../../wire/index.js';
 import { Counters, type DataplaneCounters } from './counters.js';
@@ -65,7 +65,7 @@ export class Dataplane implements Disposable {
   private readonly spoken = new Set<number>();
 
   constructor(private readonly o: DataplaneOptions) {
-    this.budget = udpPayloadBudget(o.underlayMtu, familyOf(o.node.address, 'underlay address'));
+    this.budget = udpPayloadBudget(o.underlayMtu, ipFamily(o.node.address, 'underlay address'));
     this.resolver = new Resolver(buildIndex(this.directory, o.node.name));
   }
 
