@@ -23,6 +23,7 @@ import {
 } from '../test/harness/cluster.js';
 import { joinToFirstDelivery, startSender, startStream } from '../test/harness/cluster-stream.js';
 import { repoRoot } from '../test/harness/cni.js';
+import { sleep } from '../pkg/base/async.js';
 
 const PODS = Number(process.env.CASTNET_BENCH_PODS ?? 30);
 const JOINS = Number(process.env.CASTNET_BENCH_JOINS ?? 30);
@@ -119,7 +120,7 @@ async function main(): Promise<void> {
           await joinToFirstDelivery(c, ns, { pod: rx[i % rx.length]!, group: '239.40.0.1', port: 7001 }),
         );
         // Past the querier's leave handling, so the next join is a fresh one.
-        await new Promise((r) => setTimeout(r, 1500));
+        await sleep(1500);
       }
     } finally {
       await s.stop();
@@ -136,9 +137,9 @@ async function main(): Promise<void> {
       rate: RATE,
     });
     await stream.flowing;
-    await new Promise((r) => setTimeout(r, 2000));
+    await sleep(2000);
     await helmInstallCastnet(c, { tag });
-    await new Promise((r) => setTimeout(r, 3000));
+    await sleep(3000);
     const up = await stream.stop();
     // Back to the recorded tag, so the next run upgrades again.
     await helmInstallCastnet(c);

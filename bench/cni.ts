@@ -10,6 +10,7 @@ import path from 'node:path';
 import { TestAgent } from '../test/harness/agent.js';
 import { castnetCni, repoRoot } from '../test/harness/cni.js';
 import { addNetns, delNetns, delNetnsWithPrefix, netnsPath, netnsTag } from '../test/harness/netns.js';
+import { errorMessage } from '../pkg/base/errors.js';
 
 const PODS = Number(process.env.BENCH_CNI_PODS ?? 100);
 /** Pods ADDed and DELeted first and not counted: JIT warm-up, the bridge's creation. */
@@ -180,6 +181,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(`bench-cni: ${err instanceof Error ? err.message : String(err)}`);
+  console.error(`bench-cni: ${errorMessage(err)}`);
   process.exit(1);
 });

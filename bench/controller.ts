@@ -17,6 +17,7 @@ import type { MembershipReport, MulticastGroup, VirtualNetwork } from '../pkg/k8
 import type { Directory } from '../pkg/lookup/port.js';
 import { buildIndex } from '../pkg/resolve/index.js';
 import { run } from '../pkg/sys/exec.js';
+import { sleep } from '../pkg/base/async.js';
 
 const repo = path.resolve(import.meta.dirname, '../../..');
 const NODES = Number(process.env.CASTNET_BENCH_NODES ?? 1000);
@@ -256,7 +257,7 @@ async function main(): Promise<void> {
       if (converged >= GROUPS) break;
       if (Date.now() - convergeStart > 30 * 60_000)
         throw new Error(`only ${converged}/${GROUPS} groups converged`);
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(500);
     }
     const convergeSeconds = (Date.now() - convergeStart) / 1000;
     console.log(`initial convergence: ${GROUPS} group statuses in ${convergeSeconds.toFixed(1)} s`);

@@ -15,15 +15,14 @@
 //
 // Both ends stamp and read CLOCK_MONOTONIC (process.hrtime), which all processes on the machine share.
 import { createInterface } from 'node:readline';
-import { check, inNetns, libc, AF_INET, SOCK_DGRAM, SOCK_CLOEXEC } from '../pkg/sys/libc.js';
+import { AF_INET, IP_ADD_MEMBERSHIP, IPPROTO_IP, SOCK_CLOEXEC, SOCK_DGRAM } from '../pkg/sys/constants.js';
+import { check, inNetns, libc } from '../pkg/sys/libc.js';
 import { OutDatagram, UnderlaySocket } from '../pkg/underlay/udp.js';
 
 export const PAYLOAD_BYTES = 100;
 /** Payload layout: send time (ns, u64 LE), then the trial's number (u32 LE). */
 const TRIAL_OFFSET = 8;
 const BATCH = 64;
-const IPPROTO_IP = 0;
-const IP_ADD_MEMBERSHIP = 35;
 
 function commands(handle: (words: string[]) => Promise<string> | string): void {
   let queue = Promise.resolve();

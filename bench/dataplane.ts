@@ -21,6 +21,8 @@ import { labFile } from '../pkg/lab/scenario.js';
 import { buildTopology, destroyTopology, newLabId, type LabTopology } from '../pkg/lab/topology.js';
 import { run } from '../pkg/sys/exec.js';
 import { inNetns } from '../pkg/sys/libc.js';
+import { sleep } from '../pkg/base/async.js';
+import { errorMessage } from '../pkg/base/errors.js';
 
 const GROUP = '239.1.1.1';
 const PORT = 5000;
@@ -73,7 +75,6 @@ const RECEIVERS = [
 
 const KSOFTIRQD = ksoftirqdPids();
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const netnsPath = (ns: string) => `/run/netns/${ns}`;
 
 interface Pod {
@@ -521,7 +522,7 @@ async function cleanup(): Promise<void> {
     try {
       await c();
     } catch (err) {
-      console.error(`cleanup: ${(err as Error).message}`);
+      console.error(`cleanup: ${errorMessage(err)}`);
     }
   }
 }

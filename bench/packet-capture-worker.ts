@@ -5,7 +5,8 @@
 // handled by the main thread, it stops reading and the socket queue (then the kernel) takes over.
 import { parentPort, workerData } from 'node:worker_threads';
 import { MAX_FRAME } from '../pkg/packet/capture.js';
-import { MSG_DONTWAIT, MsgVec } from '../pkg/packet/msgvec.js';
+import { MsgVec } from '../pkg/packet/msgvec.js';
+import { MSG_DONTWAIT } from '../pkg/sys/constants.js';
 import { libc } from '../pkg/sys/libc.js';
 
 const { fd, control } = workerData as { fd: number; control: SharedArrayBuffer };

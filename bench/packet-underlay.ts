@@ -9,6 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import koffi from 'koffi';
 import { OutDatagram, UnderlaySocket } from '../pkg/underlay/udp.js';
+import { sleep } from '../pkg/base/async.js';
 
 const SINK_PORT = 47001;
 const RX_PORT = 47002;
@@ -19,8 +20,6 @@ function cpuUs(since: NodeJS.CpuUsage): number {
   const u = process.cpuUsage(since);
   return u.user + u.system;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function child(args: string[]): Promise<ChildProcess> {
   const c = fork(__filename, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });

@@ -13,8 +13,9 @@ import { createInterface } from 'node:readline';
 import { Worker } from 'node:worker_threads';
 import { CaptureSet } from '../pkg/packet/capture.js';
 import { DEFAULT_CAPTURE_RCVBUF, openCaptureSocket, readPacketStats } from '../pkg/packet/socket.js';
-import { NetnsFixture, ip } from '../pkg/packet/testing/netns.js';
+import { NetnsFixture, ip } from '../test/harness/netns-fixture.js';
 import { inNetns, libc } from '../pkg/sys/libc.js';
+import { sleep } from '../pkg/base/async.js';
 
 const GROUP = '239.1.1.1';
 const PORT = 5000;
@@ -101,7 +102,7 @@ async function main(): Promise<void> {
     // late, not lost, and must not be credited to the next trial either.
     let rx1 = receivers.slice(0, fanout).map(ignoredMulti);
     for (let waited = 0; waited < 3000; waited += 100) {
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
       const now = receivers.slice(0, fanout).map(ignoredMulti);
       const settled = now.every((v, i) => v === rx1[i]);
       rx1 = now;

@@ -5,6 +5,8 @@ import type { Logger } from '../log/log.js';
 import type { LookupService } from '../lookup/port.js';
 import { agentRequest, probeAgent } from './cniserver/client.js';
 import { HANDOVER_PATH } from './cniserver/server.js';
+import { sleep } from '../base/async.js';
+import { errorMessage } from '../base/errors.js';
 
 /** How long the predecessor may take to stop, and the successor waits for its first directory. */
 export const HANDOVER_TIMEOUT_MS = 5000;
@@ -46,7 +48,7 @@ export async function takeOverFrom(socket: string, timeoutMs: number, log: Logge
   } catch (err) {
     log.warn('the running agent did not hand over; waiting for it to stop', {
       socket,
-      error: (err as Error).message,
+      error: errorMessage(err),
     });
   }
   const deadline = Date.now() + timeoutMs;
@@ -56,7 +58,7 @@ export async function takeOverFrom(socket: string, timeoutMs: number, log: Logge
       () => false,
     );
     if (!alive) return;
-    await new Promise((r) => setTimeout(r, GONE_POLL_MS));
+    await sleep(GONE_POLL_MS);
   }
   log.warn('the running agent is still serving; taking over its socket anyway', { socket });
 }

@@ -19,6 +19,7 @@ import { Querier } from './membership/querier.js';
 import { UnicastOverlay } from './unicast/overlay.js';
 import type { MembershipConfig } from '../membership/index.js';
 import { UnderlayProber } from './health/prober.js';
+import { errorMessage } from '../base/errors.js';
 
 export interface NodeAgentOptions {
   node: NodeRecord;
@@ -38,14 +39,14 @@ export function loadWireKey(file: string): WireKey {
   try {
     raw = readFileSync(file);
   } catch (err) {
-    throw new Error(`--wire-key-file ${file}: ${(err as Error).message}`, { cause: err });
+    throw new Error(`--wire-key-file ${file}: ${errorMessage(err)}`, { cause: err });
   }
   const text = raw.toString('utf8').trim();
   const secret = /^[0-9a-fA-F]+$/.test(text) && text.length % 2 === 0 ? Buffer.from(text, 'hex') : raw;
   try {
     return makeWireKey(secret);
   } catch (err) {
-    throw new Error(`--wire-key-file ${file}: ${(err as Error).message}`, { cause: err });
+    throw new Error(`--wire-key-file ${file}: ${errorMessage(err)}`, { cause: err });
   }
 }
 
@@ -353,7 +354,7 @@ export class NodeAgent implements Disposable {
         // After a restart the networks arrive with the first directory; retried then.
         this.log.debug('bridge snooping not changed yet', {
           network: e.network,
-          error: (err as Error).message,
+          error: errorMessage(err),
         });
       }
     }

@@ -151,7 +151,7 @@ function openLookup(opts: AgentOptions, log: Logger): LookupService {
     kubeconfig: opts.kubeconfig,
     selector: opts.networkSelector,
     node: opts.nodeName,
-    onError: (err, what) => log.warn('lookup service', { what, error: (err as Error).message }),
+    onError: (err, what) => log.warn('lookup service', { what, error: errorMessage(err) }),
   });
 }
 
@@ -250,9 +250,6 @@ export function registerAgentCommand(program: Command): void {
     .action(async (opts: AgentOptions) => {
       const log = createLogger('agent');
       const agent = await startAgent(opts, log);
-      await runUntilSignal(
-        () => agent.dispose(),
-        (msg, fields) => log.info(`agent ${msg}`, fields),
-      );
+      await runUntilSignal(() => agent.dispose(), log);
     });
 }

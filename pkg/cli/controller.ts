@@ -75,9 +75,6 @@ export function registerControllerCommand(program: Command): void {
         identity: o.identity,
         metrics: addr ? `${addr.address}:${addr.port}` : undefined,
       });
-      await runUntilSignal(
-        () => controller.stop(),
-        (msg, fields) => log.info(`controller ${msg}`, fields),
-      );
+      await runUntilSignal(() => controller.stop(), log);
     });
 }

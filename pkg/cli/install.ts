@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { runUntilSignal } from './lifecycle.js';
 import { intOption } from './options.js';
 import { DEFAULT_AGENT_SOCKET } from '../cni/netconf.js';
+import { createLogger } from '../log/log.js';
 import { ApiClient } from '../k8s/client.js';
 import { loadConnection } from '../k8s/kubeconfig.js';
 import { parseListenAddress } from './options.js';
@@ -98,22 +99,20 @@ export function registerInstallCommands(program: Command): void {
       const { host, port } = parseListenAddress('--listen', o.listen);
       // On the node's network a rolling update's new pod starts beside the old one, whose sidecar
       // holds the port until it goes: wait for it rather than crash.
+      const log = createLogger('agent-metrics');
       let busyLogged = false;
       const server = serveAgentMetricsWhenFree(o.statsSocket, host, port, {
         onBusy: () => {
-          if (!busyLogged) console.log(`${host}:${port} is in use (a previous pod?); retrying until free`);
+          if (!busyLogged) log.info('port in use (a previous pod?); retrying until free', { host, port });
           busyLogged = true;
         },
-        onBound: () => console.log(`serving the agent's metrics from ${o.statsSocket} on ${host}:${port}`),
+        onBound: () => log.info("serving the agent's metrics", { statsSocket: o.statsSocket, host, port }),
         onError: (err) => {
-          console.error(`agent-metrics: cannot listen on ${host}:${port}: ${err.message}`);
+          log.error('cannot listen', { host, port, error: err.message });
           process.exit(1);
         },
       });
-      await runUntilSignal(
-        () => new Promise<void>((resolve) => server.close(() => resolve())),
-        (msg, fields) => console.log(`agent-metrics: ${msg} ${JSON.stringify(fields)}`),
-      );
+      await runUntilSignal(() => new Promise<void>((resolve) => server.close(() => resolve())), log);
     });
 
   cniDirOptions(

@@ -1,15 +1,6 @@
 import { parseCniArgs, parseEnv, podFromArgs } from './env.js';
-import { CniError, CniErrorCode } from './types.js';
-
-function errorOf(fn: () => unknown): CniError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof CniError) return err;
-    throw err;
-  }
-  throw new Error('expected a CniError');
-}
+import { CniErrorCode } from './types.js';
+import { cniErrorOf } from '../../test/harness/cni-error.js';
 
 const add = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c1', CNI_NETNS: '/var/run/netns/p1', CNI_IFNAME: 'eth0' };
 
@@ -46,7 +37,7 @@ describe('parseEnv', () => {
     [{ ...add, CNI_IFNAME: 'eth 0' }, 'CNI_IFNAME: "eth 0" must not contain'],
     [{ ...add, CNI_NETNS: 'netns/p1' }, 'CNI_NETNS: "netns/p1" must be an absolute path'],
   ])('rejects %j with code 4 naming the variable', (env, msg) => {
-    const err = errorOf(() => parseEnv(env));
+    const err = cniErrorOf(() => parseEnv(env));
     expect(err.code).toBe(CniErrorCode.InvalidEnvironment);
     expect(err.message).toContain(msg);
   });
@@ -69,18 +60,20 @@ describe('parseCniArgs', () => {
   });
 
   it('rejects unknown keys with code 2 unless IgnoreUnknown is true', () => {
-    const err = errorOf(() => parseCniArgs('FOO=bar'));
+    const err = cniErrorOf(() => parseCniArgs('FOO=bar'));
     expect(err.code).toBe(CniErrorCode.UnsupportedField);
     expect(err.message).toContain('CNI_ARGS: unknown key "FOO"');
     expect(parseCniArgs('FOO=bar;IgnoreUnknown=true')).toEqual({ IgnoreUnknown: 'true' });
-    expect(errorOf(() => parseCniArgs('FOO=bar;IgnoreUnknown=0')).code).toBe(CniErrorCode.UnsupportedField);
+    expect(cniErrorOf(() => parseCniArgs('FOO=bar;IgnoreUnknown=0')).code).toBe(
+      CniErrorCode.UnsupportedField,
+    );
   });
 
   it('rejects a pair without "=" and a multicast MAC', () => {
-    expect(errorOf(() => parseCniArgs('K8S_POD_NAME')).message).toContain(
+    expect(cniErrorOf(() => parseCniArgs('K8S_POD_NAME')).message).toContain(
       '"K8S_POD_NAME" is not a KEY=VALUE pair',
     );
-    const mac = errorOf(() => parseCniArgs('MAC=03:00:00:00:00:01'));
+    const mac = cniErrorOf(() => parseCniArgs('MAC=03:00:00:00:00:01'));
     expect(mac.code).toBe(CniErrorCode.InvalidMac);
     expect(mac.message).toContain('CNI_ARGS: MAC: "03:00:00:00:00:01" is a multicast MAC address');
   });

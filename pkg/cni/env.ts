@@ -3,6 +3,7 @@
 import type { PodRef } from '../lookup/port.js';
 import { normalizeUnicastMac } from '../netaddr/mac.js';
 import { CniError, CniErrorCode, type CniEnv } from './types.js';
+import { errorMessage } from '../base/errors.js';
 
 export const COMMANDS = ['ADD', 'DEL', 'CHECK', 'STATUS', 'GC', 'VERSION'] as const;
 export type CniCommand = (typeof COMMANDS)[number];
@@ -127,7 +128,7 @@ export function parseCniArgs(text: string | undefined): Record<string, string> {
     try {
       args.MAC = normalizeUnicastMac(args.MAC);
     } catch (err) {
-      throw envError('CNI_ARGS', `MAC: ${(err as Error).message}`, CniErrorCode.InvalidMac);
+      throw envError('CNI_ARGS', `MAC: ${errorMessage(err)}`, CniErrorCode.InvalidMac);
     }
   }
   return args;

@@ -1,17 +1,8 @@
-import { CniError, CniErrorCode } from './types.js';
+import { CniErrorCode } from './types.js';
+import { cniErrorOf } from '../../test/harness/cni-error.js';
 import { decodeStdin, parseNetConf, parseValidAttachments, requestedMac, resolveVersion } from './netconf.js';
 
 const base = { cniVersion: '1.1.0', name: 'blue', type: 'castnet' };
-
-function errorOf(fn: () => unknown): CniError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof CniError) return err;
-    throw err;
-  }
-  throw new Error('expected a CniError');
-}
 
 describe('parseNetConf', () => {
   it('fills defaults: network from name, the agent socket path', () => {
@@ -85,7 +76,7 @@ describe('parseNetConf', () => {
     ],
     [{ ...base, cniVersion: undefined }, CniErrorCode.InvalidConfig, 'cniVersion: is required'],
   ])('rejects %j with code %d naming the field', (raw, code, msg) => {
-    const err = errorOf(() => parseNetConf(raw as Record<string, unknown>));
+    const err = cniErrorOf(() => parseNetConf(raw as Record<string, unknown>));
     expect(err.code).toBe(code);
     expect(err.message).toContain(msg);
   });
@@ -115,13 +106,15 @@ describe('resolveVersion', () => {
     expect(resolveVersion(undefined, ['0.3.1', '1.0.0', '0.4.0', '2.0.0'])).toBe('1.0.0');
   });
   it('rejects a list with no supported version with code 1', () => {
-    expect(errorOf(() => resolveVersion(undefined, ['0.2.0'])).code).toBe(CniErrorCode.IncompatibleVersion);
+    expect(cniErrorOf(() => resolveVersion(undefined, ['0.2.0'])).code).toBe(
+      CniErrorCode.IncompatibleVersion,
+    );
   });
 });
 
 describe('decodeStdin', () => {
   it.each(['', '{', 'null', '[1]', '"x"'])('rejects %j with code 6', (text) => {
-    const err = errorOf(() => decodeStdin(text));
+    const err = cniErrorOf(() => decodeStdin(text));
     expect(err.code).toBe(CniErrorCode.DecodeFailure);
     expect(err.message).toMatch(/^stdin: /);
   });
@@ -140,7 +133,7 @@ describe('parseValidAttachments', () => {
     );
   });
   it('names the bad entry', () => {
-    const err = errorOf(() =>
+    const err = cniErrorOf(() =>
       parseValidAttachments({ 'cni.dev/valid-attachments': [{ containerID: 'c1' }] }),
     );
     expect(err.message).toContain('cni.dev/valid-attachments[0].ifname: is required');

@@ -6,6 +6,7 @@ import { CNI_CODE_PARAM, parseOrThrow } from './errors.js';
 import { normalizeUnicastMac } from '../netaddr/mac.js';
 import { normalizeResult, resultSchema } from './result.js';
 import { CniError, CniErrorCode, CURRENT_VERSION, SUPPORTED_VERSIONS } from './types.js';
+import { errorMessage } from '../base/errors.js';
 
 export const PLUGIN_TYPE = 'castnet';
 export const DEFAULT_AGENT_SOCKET = '/run/castnet/agent.sock';
@@ -17,7 +18,7 @@ export const macSchema = z.string().transform((text, ctx) => {
   } catch (err) {
     ctx.addIssue({
       code: 'custom',
-      message: (err as Error).message,
+      message: errorMessage(err),
       params: { [CNI_CODE_PARAM]: CniErrorCode.InvalidMac },
     });
     return z.NEVER;
@@ -85,7 +86,7 @@ export function decodeStdin(stdin: string): Record<string, unknown> {
     throw new CniError(
       CniErrorCode.DecodeFailure,
       'stdin: network configuration is not valid JSON',
-      err instanceof Error ? err.message : String(err),
+      errorMessage(err),
     );
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {

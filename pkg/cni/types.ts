@@ -119,3 +119,6 @@ export interface Attachment {
   containerId: string;
   ifname: string;
 }
+
+/** The one text key of an attachment, for maps, locks and messages: "containerId/ifname". */
+export const attachmentKey = (a: Attachment): string => `${a.containerId}/${a.ifname}`;

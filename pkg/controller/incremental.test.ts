@@ -140,10 +140,12 @@ const isGroupAddr = (a: string): boolean => a.startsWith('239.') || a.startsWith
  * - direct members: the IGMP/MLD joiners of (network, address); static IPs: endpoints with that IP on
  *   the network; a static group address: the MulticastGroups with that address on the network
  *   (nesting), or, if there is none, that address's joiners; selectors: endpoints of matching pods;
- * - members: the direct members of the group and of every group it reaches by nesting (nested groups
- *   on the same network, static group addresses); a cycle adds nothing, every group on it was visited;
+ * - edges lead to addresses: a nested group (same network) or a static group address reaches every
+ *   MulticastGroup with that address on the network;
+ * - members: the direct members of the group and of every group it reaches by nesting; none at all
+ *   when a cycle is reachable from any group with the group's address (the group is rejected);
  * - Ready: False with NetworkNotFound, AddressFamilyMismatch or MulticastDisabled, else False with
- *   NestingCycle when a cycle is reachable, else True with Resolved.
+ *   NestingCycle when rejected, else True with Resolved.
  */
 function reference(s: Snapshot): Map<string, Expected> {
   type Ep = { node: string; id: number; network: string; ips: string[]; pod?: string };
@@ -197,7 +199,12 @@ function reference(s: Snapshot): Map<string, Expected> {
     }
     for (const n of g.spec.nestedGroups ?? []) {
       const o = s.groups.get(`ns/${n}`);
-      if (o && o.spec.network === net) edges.push(`ns/${n}`);
+      if (o && o.spec.network === net)
+        edges.push(
+          ...[...s.groups.entries()]
+            .filter(([, x]) => x.spec.network === net && x.spec.address === o.spec.address)
+            .map(([k]) => k),
+        );
     }
     return { members, edges };
   };
@@ -217,14 +224,18 @@ function reference(s: Snapshot): Map<string, Expected> {
   const out = new Map<string, Expected>();
   for (const [key, g] of s.groups) {
     const below = reachable(key);
+    const sameAddress = [...s.groups.entries()]
+      .filter(([, x]) => x.spec.network === g.spec.network && x.spec.address === g.spec.address)
+      .map(([k]) => k);
+    const cycle = sameAddress.some((r) => [r, ...reachable(r)].some((k) => reachable(k).has(k)));
     const members = new Set<string>();
-    for (const k of [key, ...below])
-      for (const e of direct(s.groups.get(k)!).members) members.add(`${e.node}/${e.id}`);
+    if (!cycle)
+      for (const k of [key, ...below])
+        for (const e of direct(s.groups.get(k)!).members) members.add(`${e.node}/${e.id}`);
     const vn = s.networks.get(g.spec.network);
     const v6 = g.spec.address.includes(':');
     const netHasV6 = vn?.spec.subnets.some((c) => c.includes(':'));
     const netHasV4 = vn?.spec.subnets.some((c) => !c.includes(':'));
-    const cycle = [key, ...below].some((k) => reachable(k).has(k));
     const ready = !vn
       ? { status: 'False', reason: 'NetworkNotFound' }
       : (v6 && !netHasV6) || (!v6 && !netHasV4)

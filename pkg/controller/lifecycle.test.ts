@@ -1,6 +1,6 @@
 import { fromReport, toReportSpec } from '../k8s/convert.js';
 import type { GroupMember, MulticastGroup, VirtualNetwork } from '../k8s/types.js';
-import { canonicalAddress, isGroupAddress } from './addr.js';
+import { canonicalAddress, isGroupAddress } from '../netaddr/address.js';
 import { applyConditions } from '../k8s/conditions.js';
 import { EventLimiter, groupEvents } from './events.js';
 import { mergeFilters } from './filter.js';

@@ -156,7 +156,7 @@ describe('resolveGroups', () => {
     expect(r.groups.get('team/g')!.counts.unresolved).toBe(0);
   });
 
-  test('a cycle sets NestingValid=False with its path, is not followed, and members are still the union', () => {
+  test('a cycle rejects every group that reaches it: NestingValid=False with its path, and no members', () => {
     const r = resolve({
       groups: [
         group('a', { address: '239.0.0.1', nestedGroups: ['b'] }),
@@ -177,11 +177,11 @@ describe('resolveGroups', () => {
       expect(condition(r, k, 'NestingValid')).toMatchObject({ status: 'False', reason: 'NestingCycle' });
       expect(condition(r, k, 'NestingValid').message).toContain(path);
       expect(condition(r, k, 'Ready')).toMatchObject({ status: 'False', reason: 'NestingCycle' });
-      expect(r.groups.get(k)!.members.map((m) => m.node)).toEqual(['n1', 'n2', 'n3']);
+      expect(r.groups.get(k)!.members).toEqual([]);
     }
   });
 
-  test('nesting deeper than the limit stops with NestingTooDeep', () => {
+  test('nesting deeper than the limit rejects the group with NestingTooDeep', () => {
     const chain = Array.from({ length: 12 }, (_, i) =>
       group(`g${i}`, { address: `239.0.1.${i}`, ...(i < 11 ? { nestedGroups: [`g${i + 1}`] } : {}) }),
     );
@@ -419,7 +419,7 @@ describe('resolveGroups', () => {
     );
   });
 
-  test('property: any nesting graph resolves, never invents endpoints, and flags every cycle', () => {
+  test('property: any nesting graph resolves, never invents endpoints, flags every cycle, and a group rejected for one lists no members', () => {
     const names = ['a', 'b', 'c', 'd', 'e'];
     fc.assert(
       fc.property(
@@ -442,8 +442,10 @@ describe('resolveGroups', () => {
           });
           const cyclic = hasCycle(groups);
           for (const g of r.groups.values()) {
-            expect(g.members.every((m) => m.node === 'n1' && m.endpointID === 1)).toBe(true);
-            expect(g.members).toHaveLength(1);
+            const rejected = g.conditions.some(
+              (c) => c.type === 'NestingValid' && c.reason === 'NestingCycle',
+            );
+            expect(g.members.map((m) => `${m.node}/${m.endpointID}`)).toEqual(rejected ? [] : ['n1/1']);
           }
           const anyCycleFlag = [...r.groups.values()].some((g) =>
             g.conditions.some((c) => c.type === 'NestingValid' && c.reason === 'NestingCycle'),

@@ -7,8 +7,9 @@
 // report catches up; both count once per endpoint.
 //
 // Nesting is a graph over groups (spec.nestedGroups by name, plus static members that are group
-// addresses). Each group is resolved by a depth-first walk from it: an edge back onto the walk's own path
-// is a cycle, reported with its path and never followed; a walk deeper than MAX_NESTING_DEPTH stops.
+// addresses; an edge reaches every group declared at the target's address, as traffic does). The
+// agent's rule decides (pkg/resolve/nesting.ts): a group whose nesting holds a cycle or is too deep is
+// rejected, with no members, because the agents drop its traffic.
 import type { SourceFilter } from '../lookup/port.js';
 import type {
   GroupCounts,
@@ -21,9 +22,9 @@ import type {
   Via,
   VirtualNetwork,
 } from '../k8s/types.js';
-import { MAX_NESTING_DEPTH } from '../k8s/types.js';
+import { MAX_GROUP_DEPTH, NestingGraph, reachableGroups, type NestingProblem } from '../resolve/nesting.js';
 import { toSourceFilter, fromSourceFilter } from '../k8s/convert.js';
-import { canonicalAddress, cidrFamily, familyOf, isGroupAddress } from './addr.js';
+import { canonicalAddress, cidrFamily, addressFamily, isGroupAddress } from '../netaddr/address.js';
 import type { DesiredCondition } from '../k8s/conditions.js';
 import { ANY_SOURCE, mergeFilters } from './filter.js';
 import { groupSelects, hasSelectors, type SelectedKind } from '../k8s/selector.js';
@@ -61,12 +62,13 @@ export interface Resolution {
   stale: StaleEndpoint[];
 }
 
-interface Endpoint extends ReportEndpoint {
+/** An endpoint of a node's report, with its node. */
+interface ReportedEndpoint extends ReportEndpoint {
   node: string;
 }
 
 interface Draft {
-  ep: Endpoint;
+  ep: ReportedEndpoint;
   via: Via;
   group?: string;
   filter: SourceFilter;
@@ -139,20 +141,20 @@ function removeRef(m: Map<string, Set<string>>, k: string, v: string): void {
 interface Contribution {
   report: MembershipReport;
   /** The report's endpoints that count, in index form. */
-  endpoints: Endpoint[];
+  endpoints: ReportedEndpoint[];
   stale: StaleEndpoint[];
 }
 
 /** Endpoints by lookup key. Nearly every key has one endpoint: a small array is far lighter than a Map. */
-type EndpointList = Endpoint[];
+type EndpointList = ReportedEndpoint[];
 
-function addEndpoint(m: Map<string, EndpointList>, k: string, ep: Endpoint): void {
+function addEndpoint(m: Map<string, EndpointList>, k: string, ep: ReportedEndpoint): void {
   const list = m.get(k);
   if (list) list.push(ep);
   else m.set(k, [ep]);
 }
 
-function removeEndpoint(m: Map<string, EndpointList>, k: string, ep: Endpoint): void {
+function removeEndpoint(m: Map<string, EndpointList>, k: string, ep: ReportedEndpoint): void {
   const list = m.get(k);
   if (!list) return;
   const i = list.indexOf(ep);
@@ -162,7 +164,7 @@ function removeEndpoint(m: Map<string, EndpointList>, k: string, ep: Endpoint): 
 
 /** A reported membership: an IGMP/MLD join, or (via selector) an endpoint the agent's selectors chose. */
 interface Join {
-  ep: Endpoint;
+  ep: ReportedEndpoint;
   filter: SourceFilter;
   via?: 'selector';
 }
@@ -191,7 +193,7 @@ function directMembers(g: MulticastGroup, ix: Lookup): Direct {
   for (const j of ix.joins.get(netKey(net, address))?.values() ?? []) {
     addDraft(drafts, {
       ep: j.ep,
-      via: j.via ?? (familyOf(address) === 6 ? 'mld' : 'igmp'),
+      via: j.via ?? (addressFamily(address) === 6 ? 'mld' : 'igmp'),
       filter: j.filter,
     });
   }
@@ -234,49 +236,27 @@ function directMembers(g: MulticastGroup, ix: Lookup): Direct {
     if (!nested) missingNested.push(`nested group "${name}" does not exist`);
     else if (nested.spec.network !== net) {
       missingNested.push(`nested group "${name}" is on network "${nested.spec.network}", not "${net}"`);
-    } else edges.push(key);
+    } else
+      edges.push(...[...ix.groupsByAddress.get(netKey(net, canonicalAddress(nested.spec.address)))!].sort());
   }
-  return { drafts, edges, unresolved, missingNested };
+  return { drafts, edges: [...new Set(edges)], unresolved, missingNested };
 }
 
-interface Walk {
-  drafts: DraftSet;
-  cycles: string[][];
-  tooDeep: string[][];
-}
-
-function walkNested(root: string, direct: (key: string) => Direct): Walk {
+/** The members of an accepted group: its own, and those of every group its nesting reaches. */
+function nestedDrafts(root: string, direct: (key: string) => Direct): DraftSet {
   const drafts: DraftSet = new Map(direct(root).drafts);
-  const cycles: string[][] = [];
-  const tooDeep: string[][] = [];
-  const visited = new Set([root]);
-  const visit = (path: string[]): void => {
-    const here = path[path.length - 1];
-    for (const child of direct(here).edges) {
-      const onPath = path.indexOf(child);
-      if (onPath >= 0) {
-        cycles.push([...path.slice(onPath), child]);
-        continue;
-      }
-      if (visited.has(child)) continue;
-      if (path.length > MAX_NESTING_DEPTH) {
-        tooDeep.push([...path, child]);
-        continue;
-      }
-      visited.add(child);
-      for (const d of direct(child).drafts.values()) {
-        addDraft(drafts, {
-          ep: d.ep,
-          via: 'nested',
-          group: d.via === 'nested' ? d.group : child,
-          filter: d.filter,
-        });
-      }
-      visit([...path, child]);
+  for (const child of reachableGroups([root], (k) => direct(k).edges)) {
+    if (child === root) continue;
+    for (const d of direct(child).drafts.values()) {
+      addDraft(drafts, {
+        ep: d.ep,
+        via: 'nested',
+        group: d.via === 'nested' ? d.group : child,
+        filter: d.filter,
+      });
     }
-  };
-  visit([root]);
-  return { drafts, cycles, tooDeep };
+  }
+  return drafts;
 }
 
 function toMember(d: Draft): GroupMember {
@@ -323,7 +303,7 @@ function networkProblem(
 ): { reason: string; message: string } | undefined {
   const vn = networks.get(g.spec.network);
   if (!vn) return { reason: 'NetworkNotFound', message: `VirtualNetwork "${g.spec.network}" does not exist` };
-  const fam = familyOf(g.spec.address);
+  const fam = addressFamily(g.spec.address);
   const fams = new Set(vn.spec.subnets.map(cidrFamily));
   if (fam !== 'mac' && !fams.has(fam)) {
     return {
@@ -346,11 +326,12 @@ function resolveOne(
   key: string,
   g: MulticastGroup,
   direct: (key: string) => Direct,
+  nesting: NestingProblem<string> | undefined,
   networks: Map<string, VirtualNetwork>,
 ): ResolvedGroup {
   const own = direct(key);
-  const walk = walkNested(key, direct);
-  const members = [...walk.drafts.values()].map(toMember).sort(byNodeThenId);
+  const drafts = nesting ? new Map<string, Draft>() : nestedDrafts(key, direct);
+  const members = [...drafts.values()].map(toMember).sort(byNodeThenId);
   const counts = countMembers(members, own.unresolved.length);
   const gen = g.metadata.generation;
   const cond = (type: string, ok: boolean, reason: string, message: string): DesiredCondition => ({
@@ -362,21 +343,21 @@ function resolveOne(
   });
 
   const netProblem = networkProblem(g, networks);
-  const nesting = walk.cycles.length
-    ? cond(
-        'NestingValid',
-        false,
-        'NestingCycle',
-        `nesting cycle ${walk.cycles.map(showPath).join('; ')}: the closing edge is not followed`,
-      )
-    : walk.tooDeep.length
+  const nestingCondition = !nesting
+    ? cond('NestingValid', true, 'Valid', 'nested groups form no cycle')
+    : nesting.code === 'cycle'
       ? cond(
           'NestingValid',
           false,
-          'NestingTooDeep',
-          `nesting deeper than ${MAX_NESTING_DEPTH} levels is not followed: ${showPath(walk.tooDeep[0])}`,
+          'NestingCycle',
+          `nesting cycle ${showPath(nesting.path)}: the group is rejected and its traffic dropped`,
         )
-      : cond('NestingValid', true, 'Valid', 'nested groups form no cycle');
+      : cond(
+          'NestingValid',
+          false,
+          'NestingTooDeep',
+          `nesting deeper than ${MAX_GROUP_DEPTH} levels: ${showPath(nesting.path)}: the group is rejected and its traffic dropped`,
+        );
   const missing = [
     ...own.missingNested,
     ...own.unresolved.map((a) => `static member ${a} matches no endpoint on network "${g.spec.network}"`),
@@ -392,10 +373,10 @@ function resolveOne(
   const summary = `${counts.members} members on ${counts.nodes} nodes`;
   const ready = netProblem
     ? cond('Ready', false, netProblem.reason, netProblem.message)
-    : nesting.status === 'False'
-      ? cond('Ready', false, nesting.reason, `${summary}; ${nesting.message}`)
+    : nestingCondition.status === 'False'
+      ? cond('Ready', false, nestingCondition.reason, nestingCondition.message)
       : cond('Ready', true, 'Resolved', summary);
-  return { key, members, counts, conditions: [ready, resolved, nesting] };
+  return { key, members, counts, conditions: [ready, resolved, nestingCondition] };
 }
 
 /**
@@ -487,10 +468,14 @@ export class GroupResolver implements Lookup {
     this.markReferrers(key, addr);
   }
 
-  /** Groups whose edges point at this group, by name or by address, must re-resolve. */
+  /**
+   * Groups whose edges point at this group, by name or by address, must re-resolve, and so must the
+   * groups declared at its address, which share its nesting verdict.
+   */
   private markReferrers(key: string, addr: string): void {
     this.markAll(this.nestedRefs.get(key));
     this.markAll(this.groupAddressRefs.get(addr));
+    this.markAll(this.groupsByAddress.get(addr));
   }
 
   setReport(r: MembershipReport): void {
@@ -588,7 +573,7 @@ export class GroupResolver implements Lookup {
           continue;
         }
       }
-      const ep: Endpoint = { ...e, node };
+      const ep: ReportedEndpoint = { ...e, node };
       c.endpoints.push(ep);
       this.endpointCounts.set(e.network, (this.endpointCounts.get(e.network) ?? 0) + 1);
       for (const a of endpointAddresses(ep)) addEndpoint(this.byAddress, a, ep);
@@ -640,10 +625,14 @@ export class GroupResolver implements Lookup {
       const k = queue.pop()!;
       if (todo.has(k) || !this.groupsByKey.has(k)) continue;
       todo.add(k);
-      const g = this.groupsByKey.get(k)!;
-      const addr = netKey(g.spec.network, canonicalAddress(g.spec.address));
-      for (const parent of [...(this.nestedRefs.get(k) ?? []), ...(this.groupAddressRefs.get(addr) ?? [])]) {
-        if (!todo.has(parent)) queue.push(parent);
+      // Groups at the same address share a verdict; groups nesting this one (by name or address) see it.
+      const addr = this.addressOf(k);
+      for (const other of [
+        ...(this.groupsByAddress.get(addr) ?? []),
+        ...(this.nestedRefs.get(k) ?? []),
+        ...(this.groupAddressRefs.get(addr) ?? []),
+      ]) {
+        if (!todo.has(other)) queue.push(other);
       }
     }
     const directs = new Map<string, Direct>();
@@ -652,22 +641,28 @@ export class GroupResolver implements Lookup {
       if (!d) directs.set(key, (d = directMembers(this.groupsByKey.get(key)!, this)));
       return d;
     };
+    const graph = new NestingGraph<string>((k) => direct(k).edges);
     const out = new Map<string, ResolvedGroup>();
     for (const k of todo) {
-      const r = resolveOne(k, this.groupsByKey.get(k)!, direct, this.networks);
-      out.set(k, r);
+      const siblings = [...this.groupsByAddress.get(this.addressOf(k))!].sort();
+      out.set(k, resolveOne(k, this.groupsByKey.get(k)!, direct, graph.check(siblings), this.networks));
     }
     return out;
   }
+
+  private addressOf(key: string): string {
+    const g = this.groupsByKey.get(key)!;
+    return netKey(g.spec.network, canonicalAddress(g.spec.address));
+  }
 }
 
-const podKeyOf = (ep: Endpoint): string => netKey(ep.network, `${ep.pod!.namespace}/${ep.pod!.name}`);
-const vmKeyOf = (ep: Endpoint): string => netKey(ep.network, `${ep.vm!.namespace}/${ep.vm!.name}`);
+const podKeyOf = (ep: ReportedEndpoint): string => netKey(ep.network, `${ep.pod!.namespace}/${ep.pod!.name}`);
+const vmKeyOf = (ep: ReportedEndpoint): string => netKey(ep.network, `${ep.vm!.namespace}/${ep.vm!.name}`);
 
 /** The joins of a contribution: memberships of its counted endpoints, on their own network. */
 function* joinsOf(
   c: Contribution,
-): Generator<{ key: string; ek: string; ep: Endpoint; m: ReportMembership }> {
+): Generator<{ key: string; ek: string; ep: ReportedEndpoint; m: ReportMembership }> {
   const node = c.report.spec.node;
   const live = new Map(c.endpoints.map((ep) => [ep.endpointID, ep]));
   for (const m of c.report.spec.memberships ?? []) {
@@ -680,7 +675,7 @@ function* joinsOf(
   }
 }
 
-function endpointAddresses(ep: Endpoint): string[] {
+function endpointAddresses(ep: ReportedEndpoint): string[] {
   return [...(ep.ips ?? []), ep.mac].map((a) => netKey(ep.network, canonicalAddress(a)));
 }
 

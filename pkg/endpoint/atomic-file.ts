@@ -14,6 +14,7 @@ import {
 } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { errorMessage } from '../base/errors.js';
 
 /** A state file that is not JSON (garbage, empty, cut short). */
 export class CorruptFileError extends Error {}
@@ -30,7 +31,7 @@ export function readJson<T>(path: string): T | undefined {
   try {
     return JSON.parse(text) as T;
   } catch (e) {
-    const why = text.trim() === '' ? 'it is empty' : (e as Error).message;
+    const why = text.trim() === '' ? 'it is empty' : errorMessage(e);
     throw new CorruptFileError(`state file ${path} is corrupt: ${why}`, { cause: e });
   }
 }

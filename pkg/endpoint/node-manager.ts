@@ -3,7 +3,14 @@
 import { errorMessage } from '../base/errors.js';
 import type { Disposable } from '../base/lifecycle.js';
 import { existsSync } from 'node:fs';
-import { CniError, CniErrorCode, type CniIpConfig, type CniResult, type CniRoute } from '../cni/types.js';
+import {
+  attachmentKey,
+  CniError,
+  CniErrorCode,
+  type CniIpConfig,
+  type CniResult,
+  type CniRoute,
+} from '../cni/types.js';
 import { allocateAddresses, poolsOf } from '../ipam/castnet.js';
 import { execDelegate, formatCniArgs, type DelegateCall } from '../ipam/delegate.js';
 import { DEFAULT_POOL_SIZES, type PoolSizes } from '../ipam/pool.js';
@@ -24,7 +31,6 @@ import type {
 import { bridgeName, hostIfname, isHostIfname } from './names.js';
 import { rebuildFromKernel, type Rebuilt } from './recover.js';
 import {
-  attachmentKey,
   type Endpoint,
   EndpointTable,
   type EndpointListener,
@@ -338,7 +344,7 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource, Dis
         await this.release(ep, req.cniPath);
         this.log.info('endpoint garbage-collected', { endpoint: summary(ep) });
       } catch (e) {
-        failures.push(`${describe(ep)}: ${(e as Error).message}`);
+        failures.push(`${describe(ep)}: ${errorMessage(e)}`);
       }
     }
     // GC exists since CNI 1.1; a delegate speaking an older version would not know it.
@@ -349,7 +355,7 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource, Dis
           delegateCall(req.conf, { containerId: '', ifname: '' }, '', {}, req.cniPath),
         );
       } catch (e) {
-        failures.push((e as Error).message);
+        failures.push(errorMessage(e));
       }
     }
     if (failures.length > 0) {
@@ -407,7 +413,7 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource, Dis
       try {
         r = rebuildFromKernel(this.host, name, this.networks.values(), this.opts.netnsDir);
       } catch (e) {
-        r = { ok: false, retry: true, reason: (e as Error).message };
+        r = { ok: false, retry: true, reason: errorMessage(e) };
       }
       if (r.ok) {
         const ep: Endpoint = { ...r.endpoint, endpointId: this.table.allocateId() };
@@ -454,7 +460,7 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource, Dis
       this.log.warn('cannot release endpoint', {
         reason,
         endpoint: summary(ep),
-        error: (e as Error).message,
+        error: errorMessage(e),
       });
     }
   }
@@ -544,7 +550,7 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource, Dis
         if (ep.state === 'ready') throw e;
         this.log.warn('delegated IPAM DEL of an unfinished ADD failed; dropping the record', {
           endpoint: summary(ep),
-          error: (e as Error).message,
+          error: errorMessage(e),
         });
       }
       await this.step('ipam-released', ep);
@@ -561,8 +567,8 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource, Dis
     } catch (e) {
       this.log.error('rollback of a failed ADD is incomplete; reconcile will finish it', {
         endpoint: summary(current),
-        cause: (cause as Error).message,
-        error: (e as Error).message,
+        cause: errorMessage(cause),
+        error: errorMessage(e),
       });
     }
   }
@@ -580,7 +586,7 @@ function openPodNetns(netns: string): Rtnl {
   } catch (e) {
     throw new CniError(
       CniErrorCode.ContainerUnknown,
-      `CNI_NETNS: cannot enter netns ${JSON.stringify(netns)}: ${(e as Error).message}`,
+      `CNI_NETNS: cannot enter netns ${JSON.stringify(netns)}: ${errorMessage(e)}`,
     );
   }
 }
@@ -596,7 +602,7 @@ function chooseMac(req: AddRequest): { mac: string; field: string } {
     try {
       return { mac: normalizeUnicastMac(value), field };
     } catch (e) {
-      throw new CniError(CniErrorCode.InvalidMac, `${field}: ${(e as Error).message}`);
+      throw new CniError(CniErrorCode.InvalidMac, `${field}: ${errorMessage(e)}`);
     }
   }
   return { mac: randomLocalMac(), field: 'generated MAC' };
@@ -667,7 +673,7 @@ function buildResult(
 
 function asCniError(e: unknown, context: string): CniError {
   if (e instanceof CniError) return e;
-  return new CniError(CniErrorCode.WiringFailed, `${context}: ${e instanceof Error ? e.message : String(e)}`);
+  return new CniError(CniErrorCode.WiringFailed, `${context}: ${errorMessage(e)}`);
 }
 
 const elapsedMs = (since: bigint): number => Math.round(Number(process.hrtime.bigint() - since) / 1e4) / 100;

@@ -7,6 +7,7 @@ import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DelegateCall } from '../ipam/delegate.js';
 import type { EndpointRecord, PodRef, VmRef } from '../lookup/port.js';
+import { attachmentKey } from '../cni/types.js';
 import type { Attachment } from './manager.js';
 import {
   CorruptFileError,
@@ -63,8 +64,6 @@ interface MetaFile {
   /** Last address handed out per castnet pool, so released addresses are not reused at once. */
   cursors: Record<string, string>;
 }
-
-export const attachmentKey = (a: Attachment): string => `${a.containerId}/${a.ifname}`;
 
 /** The address without its prefix length. */
 export const plainIp = (cidr: string): string => cidr.split('/')[0];

@@ -1,5 +1,5 @@
 // Builders for the few frames the agent originates itself: ARP replies here, IGMP/MLD queries in pkg/igmp.
-import { parseIPv4, parseIPv6, parseMac } from './addr.js';
+import { parseIPv4, parseIPv6, parseMac } from '../netaddr/address.js';
 import { fillIPv4HeaderChecksum, internetChecksum, ipv6PseudoHeaderSum } from './checksum.js';
 import {
   ETH_P_8021Q,
@@ -176,39 +176,4 @@ export function buildIPv6Frame(spec: IPv6FrameSpec): Uint8Array {
     out[l4 + 3] = c & 0xff;
   }
   return out;
-}
-
-export interface NeighborAdvertSpec {
-  /** The soliciting host: its MAC and (unicast) IPv6 source address. */
-  requesterMac: string;
-  requesterIp: string;
-  /** The address solicited, and the MAC that owns it. */
-  target: string;
-  targetMac: string;
-  vlans?: readonly number[];
-}
-
-/**
- * A solicited neighbour advertisement (RFC 4861 4.4) answering a neighbour solicitation for `target`
- * on behalf of its owner: from the target address, hop limit 255, S and O flags, with the target
- * link-layer address option.
- */
-export function buildNeighborAdvert(spec: NeighborAdvertSpec): Uint8Array {
-  const na = new Uint8Array(32);
-  na[0] = 136;
-  na[4] = 0x60; // Solicited | Override
-  na.set(mustIPv6(spec.target, 'target'), 8);
-  na[24] = 2; // target link-layer address
-  na[25] = 1;
-  na.set(mustMac(spec.targetMac, 'targetMac'), 26);
-  return buildIPv6Frame({
-    dstMac: spec.requesterMac,
-    srcMac: spec.targetMac,
-    src: spec.target,
-    dst: spec.requesterIp,
-    nextHeader: IPPROTO_ICMPV6,
-    hopLimit: 255,
-    payload: na,
-    vlans: spec.vlans,
-  });
 }

@@ -7,7 +7,7 @@ import {
   isIPv4Multicast,
   isIPv6LinkLocalMulticast,
   isIPv6Multicast,
-} from './addr.js';
+} from '../netaddr/address.js';
 import type { ParsedFrame } from './ethernet.js';
 
 export type DestinationClass =

@@ -1,6 +1,6 @@
 // Ethernet frame parsing for the data plane: just what resolution, anti-spoofing and the membership
 // path need, read in place (no copies). Frames may be VLAN-tagged (802.1Q / 802.1ad, up to two tags).
-import { formatIPv4, formatIPv6, formatMac } from './addr.js';
+import { formatIPv4, formatIPv6, formatMac } from '../netaddr/address.js';
 import { err, fieldError, ok, type FieldError, type Result } from './result.js';
 
 export const ETH_HLEN = 14;
@@ -8,6 +8,8 @@ export const ETH_P_IPV4 = 0x0800;
 export const ETH_P_ARP = 0x0806;
 export const ETH_P_IPV6 = 0x86dd;
 export const ETH_P_8021Q = 0x8100;
+/** Bytes one 802.1Q/802.1ad tag adds to a frame. */
+export const VLAN_TAG_LEN = 4;
 export const ETH_P_8021AD = 0x88a8;
 
 export const IPPROTO_HOPOPTS = 0;

@@ -1,4 +1,3 @@
-export * from './addr.js';
 export * from './build.js';
 export * from './checksum.js';
 export * from './classify.js';

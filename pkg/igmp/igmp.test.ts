@@ -19,7 +19,7 @@ import {
   mldFrame,
   mldV1Body,
   mldV2ReportBody,
-} from './reports.fixture.js';
+} from '../../test/fixtures/igmp-reports.js';
 
 function parse(frame: Uint8Array, verifyChecksum = true) {
   const f = parseFrame(frame);

@@ -12,7 +12,7 @@ import { MembershipTable } from '../membership/index.js';
 import { run, runIn, spawnIn, stop } from '../sys/exec.js';
 import { addNetns, delNetns, netnsTag } from '../../test/harness/netns.js';
 import { waitFor } from '../../test/harness/wait.js';
-import { buildIgmpQuery, buildMldQuery, parseMembershipFrame, type MembershipReport } from './index.js';
+import { buildIgmpQuery, buildMldQuery, parseMembershipFrame, type IgmpReport } from './index.js';
 
 const tag = netnsTag('ig');
 const HOST = `${tag}h`;
@@ -136,7 +136,7 @@ it('parses the kernel’s reports, and the kernel answers castnet’s queries', 
     await stop(tcpdump);
   }
 
-  const reports: MembershipReport[] = [];
+  const reports: IgmpReport[] = [];
   const table = new MembershipTable('n1', { fastLeave: true });
   table.addEndpoint({ network: 'red', endpointId: 1 }, 0);
   let now = 1;

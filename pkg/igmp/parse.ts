@@ -6,7 +6,7 @@ import {
   isIPv4LinkLocalMulticast,
   isIPv4Multicast,
   isIPv6Multicast,
-} from '../frame/addr.js';
+} from '../netaddr/address.js';
 import { ipv6PseudoHeaderSum, verifiesChecksum } from '../frame/checksum.js';
 import { IPPROTO_ICMPV6, type ParsedFrame } from '../frame/ethernet.js';
 import { err, fieldError, ok, type FieldError, type Result } from '../frame/result.js';
@@ -27,7 +27,8 @@ export interface GroupRecord {
  */
 export type Compat = 1 | 2 | 3;
 
-export interface MembershipReport {
+/** A host's IGMP or MLD report (not the MembershipReport custom resource, which agents write). */
+export interface IgmpReport {
   kind: 'report';
   protocol: 'igmp' | 'mld';
   compat: Compat;
@@ -50,7 +51,7 @@ export interface MembershipQuery {
   queryIntervalSec: number;
 }
 
-export type MembershipMessage = MembershipReport | MembershipQuery;
+export type MembershipMessage = IgmpReport | MembershipQuery;
 
 export type MembershipErrorCode =
   | 'truncated'
@@ -251,7 +252,7 @@ function parseV3Records(
   addrLen: 4 | 16,
   limits: ParseLimits,
   protocol: 'igmp' | 'mld',
-): Result<MembershipReport, MembershipError> {
+): Result<IgmpReport, MembershipError> {
   const count = (b[off + 6] << 8) | b[off + 7];
   if (count > limits.maxRecords)
     return fail('too-many-records', `${protocol}.report.records`, `${count} > limit ${limits.maxRecords}`);

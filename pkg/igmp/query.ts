@@ -8,7 +8,7 @@ import {
   ipv6MulticastMac,
   parseIPv4,
   parseIPv6,
-} from '../frame/addr.js';
+} from '../netaddr/address.js';
 import { buildIPv4Frame, buildIPv6Frame } from '../frame/build.js';
 import { internetChecksum } from '../frame/checksum.js';
 import { IPPROTO_ICMPV6, IPPROTO_IGMP } from '../frame/ethernet.js';

@@ -3,6 +3,7 @@
 import { createServer, get, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { serveAgentMetricsWhenFree } from './agent-metrics.js';
+import { sleep } from '../base/async.js';
 
 const listen = (s: Server, port = 0) =>
   new Promise<number>((resolve) =>
@@ -40,7 +41,7 @@ it('binds its port once the previous holder lets go, answering /healthz', async 
     50,
   );
   try {
-    while (busy < 2) await new Promise((r) => setTimeout(r, 20));
+    while (busy < 2) await sleep(20);
     expect(await getText(port, '/healthz')).toBe('previous\n');
     await close(previous);
     await isBound;

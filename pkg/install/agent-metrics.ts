@@ -3,6 +3,7 @@
 // port in the Prometheus text format, one sample per numeric field, named after its path.
 import { createServer, type Server } from 'node:http';
 import { agentRequest } from '../agent/cniserver/client.js';
+import { errorMessage } from '../base/errors.js';
 
 /** `castnet_agent_<path>` samples for every finite number in `stats`, sorted by name. Pure. */
 export function statsToPrometheus(stats: unknown, prefix = 'castnet_agent'): string {
@@ -35,7 +36,7 @@ export async function readAgentStats(socket: string, timeoutMs = 3000): Promise<
   try {
     return JSON.parse(body);
   } catch (e) {
-    throw new Error(`${socket}: /v1/stats is not JSON: ${(e as Error).message}`, { cause: e });
+    throw new Error(`${socket}: /v1/stats is not JSON: ${errorMessage(e)}`, { cause: e });
   }
 }
 

@@ -5,6 +5,7 @@ import { copyFile, chmod, readFile, rename, rm, stat, writeFile } from 'node:fs/
 import { join } from 'node:path';
 import { DEFAULT_AGENT_SOCKET, PLUGIN_TYPE } from '../cni/netconf.js';
 import { CURRENT_VERSION } from '../cni/types.js';
+import { errorMessage } from '../base/errors.js';
 
 /** The plugin's file name in the image. */
 export const CNI_BINARY = 'castnet-cni';
@@ -50,7 +51,7 @@ async function writeAtomically(file: string, write: (tmp: string) => Promise<voi
     await rename(tmp, file);
   } catch (err) {
     await rm(tmp, { force: true });
-    throw new Error(`failed to install ${file}: ${(err as Error).message}`, { cause: err });
+    throw new Error(`failed to install ${file}: ${errorMessage(err)}`, { cause: err });
   }
 }
 

@@ -4,6 +4,7 @@
 // race for the same index cannot both win; a node that claimed before (agent restart, upgrade) finds
 // its own Lease again. Leases of deleted nodes are not reclaimed (docs/install.md).
 import { ApiClient, isConflict } from '../k8s/client.js';
+import { errorMessage } from '../base/errors.js';
 
 export const POOL_INDEX_LABEL = 'castnet.io/pool-index';
 export const MAX_POOL_INDEX = 65535;
@@ -42,7 +43,7 @@ export async function claimPoolIndex(api: ApiClient, namespace: string, node: st
       return index;
     } catch (err) {
       if (!isConflict(err))
-        throw new Error(`failed to claim pool index ${index} for node ${node}: ${(err as Error).message}`, {
+        throw new Error(`failed to claim pool index ${index} for node ${node}: ${errorMessage(err)}`, {
           cause: err,
         });
       // Another node took it between the list and the create: list again.

@@ -1,8 +1,8 @@
 // The uninstall hook's wait: Helm waits for a hook Job, not for a hook DaemonSet, so a Job waits
 // until the node-cleanup DaemonSet has run its cleanup (its init container) on every node.
 import type { ApiClient } from '../k8s/client.js';
-
-const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+import { errorMessage } from '../base/errors.js';
+import { sleep } from '../base/async.js';
 
 interface DaemonSetStatus {
   metadata: { generation?: number };
@@ -42,11 +42,11 @@ export async function waitForDaemonSet(
       const s = ds.status ?? {};
       missing = `${s.numberReady ?? 0} of ${s.desiredNumberScheduled ?? '?'} pods ready`;
     } catch (err) {
-      missing = errorText(err);
+      missing = errorMessage(err);
     }
     if (Date.now() >= deadline) {
       throw new Error(`daemonset ${namespace}/${name}: ${missing} after ${timeoutMs / 1000} s`);
     }
-    await new Promise((r) => setTimeout(r, pollMs));
+    await sleep(pollMs);
   }
 }

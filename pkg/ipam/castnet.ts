@@ -13,6 +13,7 @@ import {
   type Pool,
   type PoolSizes,
 } from './pool.js';
+import { errorMessage } from '../base/errors.js';
 
 /** This node's pools of `network`, one per subnet. */
 export function poolsOf(
@@ -26,7 +27,7 @@ export function poolsOf(
     } catch (e) {
       throw new CniError(
         CniErrorCode.InvalidConfig,
-        `network ${JSON.stringify(network.name)}: ${(e as Error).message}`,
+        `network ${JSON.stringify(network.name)}: ${errorMessage(e)}`,
       );
     }
   });
@@ -70,7 +71,7 @@ function requestedAddresses(inp: AllocationInput): string[] {
     try {
       ip = text.includes('/') ? parseCidr(text).ip : parseIp(text);
     } catch (e) {
-      throw new CniError(CniErrorCode.InvalidConfig, `${field}: ${(e as Error).message}`);
+      throw new CniError(CniErrorCode.InvalidConfig, `${field}: ${errorMessage(e)}`);
     }
     const subnet = subnetOf(subnets, ip);
     if (!subnet) {

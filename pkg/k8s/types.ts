@@ -195,4 +195,3 @@ export interface NodeState {
 }
 
 export const MAX_STATUS_MEMBERS = LIMITS.statusMembers;
-export const MAX_NESTING_DEPTH = 8;

@@ -15,6 +15,7 @@ import { API_VERSION, KINDS } from '../k8s/types.js';
 import { KubernetesLookup } from '../lookup/kubernetes/lookup.js';
 import type { Directory, GroupSpec, NetworkSpec } from '../lookup/port.js';
 import { spawnIn, stop } from '../sys/exec.js';
+import { errorMessage } from '../base/errors.js';
 
 export const LAB_LABEL = 'castnet.io/lab';
 
@@ -176,7 +177,7 @@ export class KubernetesLabDirectory {
       try {
         await this.api.delete(path);
       } catch (err) {
-        if (!isNotFound(err)) log(`cleanup: ${(err as Error).message}`);
+        if (!isNotFound(err)) log(`cleanup: ${errorMessage(err)}`);
       }
     };
     const groups = resourcePath(API_VERSION, KINDS.multicastGroup.plural, { namespace: this.namespace });

@@ -3,7 +3,7 @@
 // expect step's verdict: positive controls (controls.ts), then the counts, judged by verdict.ts.
 import { sleep } from '../base/async.js';
 import { errorMessage } from '../base/errors.js';
-import { parseCidr, subnetBroadcast } from '../frame/addr.js';
+import { subnetBroadcast, tryParseCidr } from '../netaddr/ip.js';
 import { applyVmHandoff } from '../resolve/vm-handoff.js';
 import type { LabAgents } from './agents.js';
 import { planControls } from './controls.js';
@@ -229,7 +229,7 @@ export class ScenarioPlayer {
     if (to === '255.255.255.255') return true;
     const net = this.stage.file.networks.find((n) => n.name === p.labNetwork);
     return !!net?.subnets.some((c) => {
-      const cidr = parseCidr(c);
+      const cidr = tryParseCidr(c);
       return cidr !== undefined && subnetBroadcast(cidr) === to;
     });
   }

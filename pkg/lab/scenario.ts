@@ -1,13 +1,12 @@
 // The lab's scenario file: topology (nodes, networks, pods, groups) and scenarios of steps
 // (joins, leaves, sends, expectations). Documented in docs/lab.md.
 import path from 'node:path';
-import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { describeZodError, networkSpec } from '../lookup/schema.js';
+import { describeZodError, ipAddress, networkSpec } from '../lookup/schema.js';
+import { errorMessage } from '../base/errors.js';
 
 const name = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$/, 'must be a short DNS-1123 label');
-const ip = z.string().refine((s) => isIP(s) !== 0, 'must be an IPv4 or IPv6 address');
 
 /** The port of the lab's positive controls (a unicast to each pod after every send's messages). */
 export const CONTROL_PORT = 4999;
@@ -36,18 +35,18 @@ const pod = z.strictObject({
 const group = z.strictObject({
   name,
   network: name,
-  address: ip,
+  address: ipAddress,
   /** Pod names, endpoint addresses or other group addresses. */
   staticMembers: z.array(z.string()).max(1024).default([]),
   nestedGroups: z.array(name).max(64).default([]),
-  allowedSources: z.array(ip).max(64).default([]),
+  allowedSources: z.array(ipAddress).max(64).default([]),
   /** Only these may send to the group: pod names, IPs or CIDRs (empty: anyone). */
   allowedSenders: z.array(z.string()).max(64).default([]),
 });
 
 const join = z.strictObject({
   pod: name,
-  group: ip,
+  group: ipAddress,
   /** Source-specific join (IGMPv3 INCLUDE / MLDv2): only these sources. */
   sources: z.array(z.string()).max(8).optional(),
   port,
@@ -58,7 +57,7 @@ const join = z.strictObject({
 const send = z.strictObject({
   from: name,
   /** A group, a broadcast address or a unicast address. */
-  to: ip,
+  to: ipAddress,
   port,
   ttl: z.number().int().min(1).max(255).default(1),
   count: z.number().int().min(1).max(10000).default(1),
@@ -202,7 +201,7 @@ export function parseLabFile(text: string, source = 'lab file'): LabFile {
   try {
     doc = parseYaml(text);
   } catch (err) {
-    throw new Error(`${source}: not valid YAML: ${(err as Error).message}`, { cause: err });
+    throw new Error(`${source}: not valid YAML: ${errorMessage(err)}`, { cause: err });
   }
   const r = labFile.safeParse(doc);
   if (!r.success) throw new Error(`${source}: ${describeZodError(r.error)}`);

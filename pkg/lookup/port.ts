@@ -1,6 +1,7 @@
-// The port between a node agent and the lookup service (DESIGN.md, "The directory").
-// Adapters: embedded (the lab, single process) and Kubernetes (CRDs). The packet path never calls
-// these methods; it reads the local Directory cache that `subscribe` keeps current.
+// The port between a node agent and the lookup service (README.md "Architecture"; how the agent
+// resolves from the directory: docs/membership.md "Resolution"). Adapters: embedded (the lab, single
+// process) and Kubernetes (CRDs). The packet path never calls these methods; it reads the local
+// Directory cache that `subscribe` keeps current.
 
 export interface NetworkSpec {
   /** VirtualNetwork name. */

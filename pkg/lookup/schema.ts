@@ -1,6 +1,6 @@
 // Runtime validation of directory records crossing a process boundary (agent reports, lab files).
-import { isIP } from 'node:net';
 import { z } from 'zod';
+import { tryParseCidr, tryParseIp } from '../netaddr/ip.js';
 import { LIMITS } from './limits.js';
 
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
@@ -11,19 +11,11 @@ export const MAX_ENDPOINTS_PER_NODE = LIMITS.endpointsPerNode;
 export const MAX_MEMBERSHIPS_PER_NODE = LIMITS.membershipsPerNode;
 export const MAX_SOURCES = LIMITS.sourcesPerMembership;
 
-const ip = z.string().refine((s) => isIP(s) !== 0, 'must be an IPv4 or IPv6 address');
-const cidr = z.string().refine((s) => {
-  const [addr, len, ...rest] = s.split('/');
-  const fam = isIP(addr ?? '');
-  const n = Number(len);
-  return (
-    rest.length === 0 &&
-    fam !== 0 &&
-    !addr!.includes('%') &&
-    /^\d{1,3}$/.test(len ?? '') &&
-    n <= (fam === 4 ? 32 : 128)
-  );
-}, 'must be a CIDR such as 10.0.0.0/16');
+/** An IPv4 or IPv6 address, as pkg/netaddr parses it (no zone). */
+export const ipAddress = z
+  .string()
+  .refine((s) => tryParseIp(s) !== undefined, 'must be an IPv4 or IPv6 address');
+const cidr = z.string().refine((s) => tryParseCidr(s) !== undefined, 'must be a CIDR such as 10.0.0.0/16');
 const name = z.string().regex(NAME, 'must be a DNS-1123 name');
 const endpointId = z.number().int().min(1).max(0xffffffff);
 
@@ -46,7 +38,7 @@ export const networkSpec = z.strictObject({
 
 export const nodeRecord = z.strictObject({
   name,
-  address: ip,
+  address: ipAddress,
   port: z.number().int().min(1).max(65535),
   poolIndex: z.number().int().min(0).max(65535),
 });
@@ -59,7 +51,7 @@ export const endpointRecord = z.strictObject({
   node: name,
   endpointId,
   mac: z.string().regex(MAC, 'must be a lower-case MAC such as 02:00:00:00:00:01'),
-  ips: z.array(ip).max(LIMITS.ipsPerEndpoint),
+  ips: z.array(ipAddress).max(LIMITS.ipsPerEndpoint),
   pod: podRef.optional(),
   vm: vmRef.optional(),
   activatedAt: z.number().int().min(0).optional(),
@@ -67,10 +59,13 @@ export const endpointRecord = z.strictObject({
 
 export const membershipRecord = z.strictObject({
   network: name,
-  group: ip,
+  group: ipAddress,
   node: name,
   endpointId,
-  filter: z.strictObject({ mode: z.enum(['include', 'exclude']), sources: z.array(ip).max(MAX_SOURCES) }),
+  filter: z.strictObject({
+    mode: z.enum(['include', 'exclude']),
+    sources: z.array(ipAddress).max(MAX_SOURCES),
+  }),
   via: z.literal('selector').optional(),
 });
 
@@ -78,12 +73,14 @@ export const groupSpec = z.strictObject({
   namespace: name,
   name,
   network: name,
-  address: z.string().refine((s) => isIP(s) !== 0 || MAC.test(s), 'must be a multicast IP or MAC'),
+  address: z
+    .string()
+    .refine((s) => tryParseIp(s) !== undefined || MAC.test(s), 'must be a multicast IP or MAC'),
   staticMembers: z.array(z.string()).max(1024),
   nestedGroups: z.array(name).max(64),
-  allowedSources: z.array(ip).max(MAX_SOURCES),
+  allowedSources: z.array(ipAddress).max(MAX_SOURCES),
   allowedSenders: z
-    .array(z.union([ip, cidr], 'must be an IP address or a CIDR'))
+    .array(z.union([ipAddress, cidr], 'must be an IP address or a CIDR'))
     .max(MAX_SOURCES)
     .optional(),
 });

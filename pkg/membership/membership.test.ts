@@ -1,27 +1,27 @@
 import fc from 'fast-check';
 import { parseFrame } from '../frame/index.js';
-import type { GroupRecord, MembershipReport } from '../igmp/parse.js';
+import type { GroupRecord, IgmpReport } from '../igmp/parse.js';
 import {
   igmpFrame,
   igmpV2Body,
   igmpV3ReportBody,
   mldFrame,
   mldV2ReportBody,
-} from '../igmp/reports.fixture.js';
+} from '../../test/fixtures/igmp-reports.js';
 import type { MembershipRecord } from '../lookup/port.js';
 import { isGroupAddress } from '../resolve/groups.js';
 import { MembershipTable, TokenBucket, type MembershipConfig } from './index.js';
 
 const EP = { network: 'red', endpointId: 7 };
 const G = '239.1.1.1';
-const v3 = (...records: GroupRecord[]): MembershipReport => ({
+const v3 = (...records: GroupRecord[]): IgmpReport => ({
   kind: 'report',
   protocol: 'igmp',
   compat: 3,
   records,
   ignoredRecords: 0,
 });
-const v2 = (type: 'IS_EX' | 'TO_IN', group = G): MembershipReport => ({
+const v2 = (type: 'IS_EX' | 'TO_IN', group = G): IgmpReport => ({
   kind: 'report',
   protocol: 'igmp',
   compat: 2,

@@ -2,13 +2,13 @@
 // simplified for castnet's links: every endpoint link has exactly one host (the pod or VM) and the
 // agent is its querier. Pure: time is passed in (ms), and the outputs are the node's
 // MembershipRecords, change notifications, and the queries the agent must send.
-import { isSsmGroup } from '../frame/addr.js';
+import { isSsmGroup } from '../netaddr/address.js';
 import type { ParsedFrame } from '../frame/ethernet.js';
 import {
   parseMembershipFrame,
   type Compat,
   type GroupRecord,
-  type MembershipReport,
+  type IgmpReport,
   type ParseLimits,
 } from '../igmp/parse.js';
 import { LIMITS } from '../lookup/limits.js';
@@ -223,7 +223,7 @@ export class MembershipTable {
     return this.handleReport(endpointId, r.value, now);
   }
 
-  handleReport(endpointId: number, report: MembershipReport, now: number): Outcome {
+  handleReport(endpointId: number, report: IgmpReport, now: number): Outcome {
     const e = this.endpoints.get(endpointId);
     if (!e) {
       this.count('unknown-endpoint');

@@ -9,8 +9,9 @@ import {
   networkOf,
   parseCidr,
   parseIp,
+  subnetBroadcast,
 } from './ip.js';
-import { normalizeUnicastMac, parseMac, randomLocalMac } from './mac.js';
+import { macBytes, normalizeUnicastMac, randomLocalMac } from './mac.js';
 
 describe('IP addresses', () => {
   it.each([
@@ -64,7 +65,7 @@ describe('IP addresses', () => {
 
 describe('MAC addresses', () => {
   it('parses and normalizes unicast MACs, refusing malformed, multicast and zero ones', () => {
-    expect(parseMac('02:AA:bb:00:01:ff')).toEqual(Buffer.from([2, 0xaa, 0xbb, 0, 1, 0xff]));
+    expect(macBytes('02:AA:bb:00:01:ff')).toEqual(Buffer.from([2, 0xaa, 0xbb, 0, 1, 0xff]));
     expect(normalizeUnicastMac('02:AA:BB:CC:DD:EE')).toBe('02:aa:bb:cc:dd:ee');
     expect(() => normalizeUnicastMac('02:aa:bb:cc:dd')).toThrow(/is not a MAC address/);
     expect(() => normalizeUnicastMac('01:00:5e:00:00:01')).toThrow(/multicast/);
@@ -73,8 +74,20 @@ describe('MAC addresses', () => {
 
   it('generates locally administered unicast MACs', () => {
     for (let i = 0; i < 50; i++) {
-      const b = parseMac(randomLocalMac());
+      const b = macBytes(randomLocalMac());
       expect(b[0] & 0x03).toBe(0x02);
     }
+  });
+});
+
+describe('subnets', () => {
+  it('computes membership and the IPv4 directed broadcast', () => {
+    const c = parseCidr('10.1.2.0/23');
+    expect(subnetBroadcast(c)).toBe('10.1.3.255');
+    expect(contains(c, parseIp('10.1.3.7'))).toBe(true);
+    expect(contains(c, parseIp('10.1.4.7'))).toBe(false);
+    expect(subnetBroadcast(parseCidr('10.0.0.0/31'))).toBeUndefined();
+    expect(subnetBroadcast(parseCidr('fd00::/64'))).toBeUndefined();
+    expect(() => parseCidr('10.0.0.0/33')).toThrow('prefix must be 0..32');
   });
 });

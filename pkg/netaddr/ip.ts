@@ -1,7 +1,6 @@
 // IP addresses and prefixes as bigints: parsing, formatting and the arithmetic IPAM needs.
 import { isIPv4, isIPv6 } from 'node:net';
-// eslint-disable-next-line boundaries/dependencies -- until the one address library moves frame/addr.ts here
-import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../frame/addr.js';
+import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from './address.js';
 
 export type Family = 4 | 6;
 
@@ -19,7 +18,7 @@ export interface Cidr {
 export const bitsOf = (f: Family): number => (f === 4 ? 32 : 128);
 
 export function parseIp(s: string): Ip {
-  // Validity as node:net defines it (no zones); the bytes come from pkg/frame/addr.
+  // Validity as node:net defines it (no zones); the bytes come from address.ts.
   const bytes = isIPv4(s) ? parseIPv4(s) : isIPv6(s) && !s.includes('%') ? parseIPv6(s) : undefined;
   if (!bytes) throw new Error(`${JSON.stringify(s)} is not an IP address`);
   return ipFromBytes(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length));
@@ -43,6 +42,34 @@ export function parseCidr(s: string): Cidr {
   return { ip, prefix };
 }
 
+/** The family of an IP address; throws naming `field` when it is none (zones are not supported). */
+export function ipFamily(address: string, field = 'address'): Family {
+  const ip = tryParseIp(address);
+  if (!ip)
+    throw new Error(
+      `${field} ${JSON.stringify(address)}: not an IPv4 or IPv6 address (zones are not supported)`,
+    );
+  return ip.family;
+}
+
+/** parseIp for input that may be bad where a miss is answer enough (a lookup, a filter). */
+export function tryParseIp(s: string): Ip | undefined {
+  try {
+    return parseIp(s);
+  } catch {
+    return undefined;
+  }
+}
+
+/** parseCidr, or undefined where that throws. */
+export function tryParseCidr(s: string): Cidr | undefined {
+  try {
+    return parseCidr(s);
+  } catch {
+    return undefined;
+  }
+}
+
 export const formatCidr = (c: Cidr): string => `${formatIp(c.ip)}/${c.prefix}`;
 
 function hostMask(family: Family, prefix: number): bigint {
@@ -57,6 +84,11 @@ export function networkOf(c: Cidr): Ip {
 /** The last address of the prefix (the IPv4 broadcast address). */
 export function lastOf(c: Cidr): Ip {
   return { family: c.ip.family, value: c.ip.value | hostMask(c.ip.family, c.prefix) };
+}
+
+/** The directed broadcast address of an IPv4 subnet; undefined for IPv6 and /31, /32 (RFC 3021). */
+export function subnetBroadcast(c: Cidr): string | undefined {
+  return c.ip.family === 4 && c.prefix <= 30 ? formatIp(lastOf(c)) : undefined;
 }
 
 export function contains(c: Cidr, ip: Ip): boolean {

@@ -1,3 +1,4 @@
+import { AF_BRIDGE, AF_INET, AF_INET6 } from '../sys/constants.js';
 import * as C from './constants.js';
 import {
   addrBody,
@@ -50,7 +51,7 @@ describe('rtnetlink link requests', () => {
     const up = setLinkBody(5, { up: true, noIpv6LinkLocal: true });
     expect(decodeIfInfo(up)).toMatchObject({ index: 5, flags: C.IFF_UP, change: C.IFF_UP });
     const spec = parseAttrs(parseAttrs(up.subarray(IFINFOMSG_LEN)).get(C.IFLA_AF_SPEC) ?? Buffer.alloc(0));
-    expect(parseAttrs(spec.get(C.AF_INET6) ?? Buffer.alloc(0)).get(C.IFLA_INET6_ADDR_GEN_MODE)?.[0]).toBe(
+    expect(parseAttrs(spec.get(AF_INET6) ?? Buffer.alloc(0)).get(C.IFLA_INET6_ADDR_GEN_MODE)?.[0]).toBe(
       C.IN6_ADDR_GEN_MODE_NONE,
     );
     expect(decodeIfInfo(setLinkBody(5, { mtu: 1500 }))).toMatchObject({ flags: 0, change: 0 });
@@ -59,7 +60,7 @@ describe('rtnetlink link requests', () => {
 
   it('sets only the given bridge port flags, nested in IFLA_PROTINFO of an AF_BRIDGE message', () => {
     const body = bridgePortBody(9, { learning: false, mcastFlood: false, bcastFlood: true });
-    expect(decodeIfInfo(body)).toMatchObject({ family: C.AF_BRIDGE, index: 9 });
+    expect(decodeIfInfo(body)).toMatchObject({ family: AF_BRIDGE, index: 9 });
     expect(body.readUInt16LE(IFINFOMSG_LEN + 2)).toBe(C.IFLA_PROTINFO | C.NLA_F_NESTED);
     const port = parseAttrs(parseAttrs(body.subarray(IFINFOMSG_LEN)).get(C.IFLA_PROTINFO) ?? Buffer.alloc(0));
     expect(Object.fromEntries([...port].map(([k, v]) => [k, v[0]]))).toEqual({
@@ -104,7 +105,7 @@ describe('rtnetlink address, route and FDB requests', () => {
   it('encodes an IPv4 address as ifaddrmsg + IFA_LOCAL + IFA_ADDRESS', () => {
     expect(addrBody(3, '10.0.0.1/24')).toEqual(
       Buffer.from([
-        ...[C.AF_INET, 24, 0, 0, 3, 0, 0, 0],
+        ...[AF_INET, 24, 0, 0, 3, 0, 0, 0],
         ...[8, 0, C.IFA_LOCAL, 0, 10, 0, 0, 1],
         ...[8, 0, C.IFA_ADDRESS, 0, 10, 0, 0, 1],
       ]),
@@ -122,7 +123,7 @@ describe('rtnetlink address, route and FDB requests', () => {
   it('encodes a default route via a gateway, and a link-scope route with an MTU metric', () => {
     const def = routeBody({ dst: '0.0.0.0/0', gateway: '10.0.0.1', oif: 3 });
     expect(decodeRtMsg(def)).toMatchObject({
-      family: C.AF_INET,
+      family: AF_INET,
       dstLen: 0,
       table: C.RT_TABLE_MAIN,
       scope: C.RT_SCOPE_UNIVERSE,
@@ -133,7 +134,7 @@ describe('rtnetlink address, route and FDB requests', () => {
     expect(a.get(C.RTA_OIF)?.readUInt32LE(0)).toBe(3);
 
     const link = routeBody({ dst: 'fd00:1::/48', oif: 3, mtu: 1300 });
-    expect(decodeRtMsg(link)).toMatchObject({ family: C.AF_INET6, dstLen: 48, scope: C.RT_SCOPE_LINK });
+    expect(decodeRtMsg(link)).toMatchObject({ family: AF_INET6, dstLen: 48, scope: C.RT_SCOPE_LINK });
     const metrics = parseAttrs(parseAttrs(link.subarray(RTMSG_LEN)).get(C.RTA_METRICS) ?? Buffer.alloc(0));
     expect(metrics.get(C.RTAX_MTU)?.readUInt32LE(0)).toBe(1300);
     expect(() => routeBody({ dst: '0.0.0.0/0', gateway: 'fd00::1' })).toThrow(/another family/);
@@ -142,7 +143,7 @@ describe('rtnetlink address, route and FDB requests', () => {
   it('makes FDB entries static on the master (NUD_NOARP, not NUD_PERMANENT which means local)', () => {
     const body = fdbBody(6, '02:00:00:00:00:09');
     expect(decodeNdMsg(body)).toEqual({
-      family: C.AF_BRIDGE,
+      family: AF_BRIDGE,
       index: 6,
       state: C.NUD_NOARP,
       flags: C.NTF_MASTER,

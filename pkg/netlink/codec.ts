@@ -1,7 +1,9 @@
 // rtnetlink request bodies and reply decoders for links, addresses, routes and bridge FDB entries.
 // Pure: each builder returns the message body (fixed header + attributes) the kernel expects.
-import { formatMac, parseMac } from '../netaddr/mac.js';
+import { formatMac } from '../netaddr/address.js';
+import { macBytes } from '../netaddr/mac.js';
 import { Cidr, formatIp, ipFromBytes, ipToBytes, parseCidr, parseIp } from '../netaddr/ip.js';
+import { AF_BRIDGE, AF_INET, AF_INET6, AF_UNSPEC } from '../sys/constants.js';
 import * as C from './constants.js';
 import {
   Attr,
@@ -74,13 +76,13 @@ function newLinkAttrs(s: LinkSettings): Attr[] {
 function linkAttrs(s: LinkSettings): Attr[] {
   const a: Attr[] = [];
   if (s.name !== undefined) a.push(attr.str(C.IFLA_IFNAME, s.name));
-  if (s.mac !== undefined) a.push(attr.bytes(C.IFLA_ADDRESS, parseMac(s.mac)));
+  if (s.mac !== undefined) a.push(attr.bytes(C.IFLA_ADDRESS, macBytes(s.mac)));
   if (s.mtu !== undefined) a.push(attr.u32(C.IFLA_MTU, s.mtu));
   if (s.master !== undefined) a.push(attr.u32(C.IFLA_MASTER, s.master));
   if (s.noIpv6LinkLocal) {
     a.push(
       attr.nested(C.IFLA_AF_SPEC, [
-        attr.nested(C.AF_INET6, [attr.u8(C.IFLA_INET6_ADDR_GEN_MODE, C.IN6_ADDR_GEN_MODE_NONE)]),
+        attr.nested(AF_INET6, [attr.u8(C.IFLA_INET6_ADDR_GEN_MODE, C.IN6_ADDR_GEN_MODE_NONE)]),
       ]),
     );
   }
@@ -212,7 +214,7 @@ export function bridgePortBody(index: number, f: BridgePortFlags): Buffer {
     ...flag(C.IFLA_BRPORT_BCAST_FLOOD, f.bcastFlood),
   ];
   return Buffer.concat([
-    encodeIfInfo({ family: C.AF_BRIDGE, index }),
+    encodeIfInfo({ family: AF_BRIDGE, index }),
     encodeAttrs([attr.nested(C.IFLA_PROTINFO, port)]),
   ]);
 }
@@ -227,7 +229,7 @@ export interface Address {
   scope: number;
 }
 
-const familyOf = (c: Cidr): number => (c.ip.family === 4 ? C.AF_INET : C.AF_INET6);
+const familyOf = (c: Cidr): number => (c.ip.family === 4 ? AF_INET : AF_INET6);
 
 /** RTM_NEWADDR/RTM_DELADDR body. IPv6 addresses get IFA_F_NODAD when `nodad` (a fresh MAC-unique link). */
 export function addrBody(index: number, cidr: string, opts: { nodad?: boolean } = {}): Buffer {
@@ -240,14 +242,14 @@ export function addrBody(index: number, cidr: string, opts: { nodad?: boolean } 
   return Buffer.concat([h, encodeAttrs(attrs)]);
 }
 
-export function addrDumpBody(family = C.AF_UNSPEC): Buffer {
+export function addrDumpBody(family = AF_UNSPEC): Buffer {
   return encodeIfAddr({ family, prefixlen: 0, flags: 0, scope: 0, index: 0 });
 }
 
 export function decodeAddress(payload: Buffer): Address {
   const h = decodeIfAddr(payload);
   const a = parseAttrs(payload.subarray(IFADDRMSG_LEN));
-  const raw = a.get(C.IFA_LOCAL) ?? a.get(C.IFA_ADDRESS) ?? Buffer.alloc(h.family === C.AF_INET ? 4 : 16);
+  const raw = a.get(C.IFA_LOCAL) ?? a.get(C.IFA_ADDRESS) ?? Buffer.alloc(h.family === AF_INET ? 4 : 16);
   const flags = a.get(C.IFA_FLAGS)?.readUInt32LE(0) ?? h.flags;
   return { index: h.index, cidr: `${formatIp(ipFromBytes(raw))}/${h.prefixlen}`, flags, scope: h.scope };
 }
@@ -313,7 +315,7 @@ export function routeDumpBody(family: number): Buffer {
 export function decodeRoute(payload: Buffer): Route {
   const h = decodeRtMsg(payload);
   const a = parseAttrs(payload.subarray(RTMSG_LEN));
-  const zero = Buffer.alloc(h.family === C.AF_INET ? 4 : 16);
+  const zero = Buffer.alloc(h.family === AF_INET ? 4 : 16);
   const r: Route = {
     dst: `${formatIp(ipFromBytes(a.get(C.RTA_DST) ?? zero))}/${h.dstLen}`,
     table: a.get(C.RTA_TABLE)?.readUInt32LE(0) ?? h.table,
@@ -347,12 +349,12 @@ export interface FdbEntry {
  * ("local") and deliver such frames up the stack instead of forwarding them to the port.
  */
 export function fdbBody(index: number, mac: string): Buffer {
-  const h = encodeNdMsg({ family: C.AF_BRIDGE, index, state: C.NUD_NOARP, flags: C.NTF_MASTER, type: 0 });
-  return Buffer.concat([h, encodeAttrs([attr.bytes(C.NDA_LLADDR, parseMac(mac))])]);
+  const h = encodeNdMsg({ family: AF_BRIDGE, index, state: C.NUD_NOARP, flags: C.NTF_MASTER, type: 0 });
+  return Buffer.concat([h, encodeAttrs([attr.bytes(C.NDA_LLADDR, macBytes(mac))])]);
 }
 
 export function fdbDumpBody(): Buffer {
-  return encodeNdMsg({ family: C.AF_BRIDGE, index: 0, state: 0, flags: 0, type: 0 });
+  return encodeNdMsg({ family: AF_BRIDGE, index: 0, state: 0, flags: 0, type: 0 });
 }
 
 export function decodeFdb(payload: Buffer): FdbEntry {

@@ -3,7 +3,6 @@
 
 // netlink.h
 export const NETLINK_ROUTE = 0;
-export const SOL_NETLINK = 270;
 export const NETLINK_CAP_ACK = 10;
 export const NETLINK_EXT_ACK = 11;
 
@@ -42,11 +41,6 @@ export const RTM_GETROUTE = 26;
 export const RTM_NEWNEIGH = 28;
 export const RTM_DELNEIGH = 29;
 export const RTM_GETNEIGH = 30;
-
-export const AF_UNSPEC = 0;
-export const AF_INET = 2;
-export const AF_BRIDGE = 7;
-export const AF_INET6 = 10;
 
 // net/if.h
 export const IFF_UP = 0x1;

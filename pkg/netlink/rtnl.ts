@@ -1,6 +1,6 @@
 // A small rtnetlink client: links, veth pairs, bridges, bridge ports, addresses, routes, FDB.
 // Each method is one kernel round trip; errors name the operation and the object.
-import { check, libc, O_CLOEXEC, O_RDONLY } from '../sys/libc.js';
+import { check, libc } from '../sys/libc.js';
 import {
   Address,
   addrBody,
@@ -29,14 +29,19 @@ import {
   setLinkBody,
   VethSpec,
 } from './codec.js';
+import {
+  AF_INET,
+  AF_INET6,
+  EADDRNOTAVAIL,
+  EEXIST,
+  ENODEV,
+  ENOENT,
+  ESRCH,
+  O_CLOEXEC,
+  O_RDONLY,
+} from '../sys/constants.js';
 import * as C from './constants.js';
 import { NetlinkError, NetlinkSocket } from './socket.js';
-
-const ENODEV = 19;
-const EEXIST = 17;
-const ENOENT = 2;
-const EADDRNOTAVAIL = 99;
-const ESRCH = 3;
 
 export class Rtnl {
   private constructor(
@@ -264,7 +269,7 @@ export class Rtnl {
 
   /** Routes of the main table for one family (4 or 6). */
   listRoutes(family: 4 | 6): Route[] {
-    const af = family === 4 ? C.AF_INET : C.AF_INET6;
+    const af = family === 4 ? AF_INET : AF_INET6;
     return this.sock
       .dump(`list IPv${family} routes`, C.RTM_GETROUTE, routeDumpBody(af))
       .map((m) => decodeRoute(m.payload))

@@ -1,17 +1,9 @@
 // A blocking NETLINK_ROUTE socket: one request at a time, replies matched by sequence number.
 // Blocking is deliberate: rtnetlink answers in microseconds, and a synchronous socket can be opened
 // inside another network namespace with inNetns().
-import {
-  AF_NETLINK,
-  SOCK_CLOEXEC,
-  SOCK_RAW,
-  check,
-  errno,
-  inNetns,
-  libc,
-  sendtoAsync,
-  SysError,
-} from '../sys/libc.js';
+import { AF_NETLINK, SOCK_CLOEXEC, SOCK_RAW, SOL_NETLINK } from '../sys/constants.js';
+import { check, errno, inNetns, libc, sendtoAsync, SysError } from '../sys/libc.js';
+import { setReceiveTimeout, trySetIntOption } from '../sys/sockopt.js';
 import {
   NETLINK_CAP_ACK,
   NETLINK_EXT_ACK,
@@ -21,12 +13,9 @@ import {
   NLM_F_ACK,
   NLM_F_DUMP,
   NLM_F_REQUEST,
-  SOL_NETLINK,
 } from './constants.js';
 import { encodeMessage, NlMessage, parseError, parseMessages } from './message.js';
 
-const SOL_SOCKET = 1;
-const SO_RCVTIMEO = 20;
 const RECV_TIMEOUT_S = 10;
 const RECV_BUFFER = 1 << 18;
 
@@ -54,14 +43,15 @@ export class NetlinkSocket {
     const make = (): number => {
       const c = libc();
       const fd = check('socket(AF_NETLINK)', c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
-      const one = Buffer.alloc(4);
-      one.writeInt32LE(1);
-      // Extended ACKs carry the kernel's reason text; capping keeps errors small. Both are best-effort.
-      c.setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, one, 4);
-      c.setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, one, 4);
-      const tv = Buffer.alloc(16);
-      tv.writeBigInt64LE(BigInt(RECV_TIMEOUT_S), 0);
-      c.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, tv, 16);
+      try {
+        // Extended ACKs carry the kernel's reason text; capping keeps errors small. Both are best-effort.
+        trySetIntOption(fd, SOL_NETLINK, NETLINK_EXT_ACK, 1);
+        trySetIntOption(fd, SOL_NETLINK, NETLINK_CAP_ACK, 1);
+        setReceiveTimeout(fd, RECV_TIMEOUT_S);
+      } catch (err) {
+        c.close(fd);
+        throw err;
+      }
       return fd;
     };
     return new NetlinkSocket(netnsPath ? inNetns(netnsPath, make) : make());

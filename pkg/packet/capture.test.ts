@@ -2,14 +2,14 @@
 // socat processes in the pods send and receive.
 import { UnderlaySocket } from '../underlay/udp.js';
 import { CaptureSet, FrameBatch } from './capture.js';
-import { NetnsFixture, ip, waitFor } from './testing/netns.js';
+import { NetnsFixture, ip, waitFor } from '../../test/harness/netns-fixture.js';
+import { VNET_HDR_LEN } from '../frame/vnet.js';
 import {
   EMPTY_VNET_HEADER,
-  VNET_HDR_LEN,
   encodeVnetHeader,
   needsChecksum,
   parseVnetHeader,
-} from '../frame/vnet.js';
+} from '../../test/harness/vnet.js';
 
 const fx = new NetnsFixture('cnpk');
 let node: string;

@@ -8,21 +8,20 @@
 // behind this choice).
 import type { Disposable } from '../base/lifecycle.js';
 import koffi from 'koffi';
+import { EAGAIN, EINTR, MSG_DONTWAIT, MSG_TRUNC, PACKET_AUXDATA, SOL_PACKET } from '../sys/constants.js';
 import { errno, inNetns, libc, SysError } from '../sys/libc.js';
-import { MSG_DONTWAIT, MSG_TRUNC, MsgVec } from './msgvec.js';
+import { MsgVec } from './msgvec.js';
 import { DEFAULT_CAPTURE_RCVBUF, openCaptureSocket, readPacketStats } from './socket.js';
 import { VNET_HDR_LEN } from '../frame/vnet.js';
-import { ETH_P_8021Q, withVlanTag } from './vlan.js';
+import { withVlanTag } from './vlan.js';
+import { ETH_P_8021Q } from '../frame/ethernet.js';
+import { errorMessage } from '../base/errors.js';
 
 // struct cmsghdr (16 bytes) + struct tpacket_auxdata (20), as PACKET_AUXDATA delivers it.
 const AUXDATA_CONTROL = 48;
 const CMSG_DATA = 16;
-const SOL_PACKET = 263;
-const PACKET_AUXDATA = 8;
 const TP_STATUS_VLAN_VALID = 0x10;
 const TP_STATUS_VLAN_TPID_VALID = 0x40;
-const EAGAIN = 11;
-const EINTR = 4;
 
 /** Largest frame handled: a 64 KiB GSO frame plus its virtio_net_hdr. */
 export const MAX_FRAME = 65535 + VNET_HDR_LEN;
@@ -146,7 +145,7 @@ export class CaptureSet<T = string> implements Disposable {
     try {
       fd = this.inNs(() => openCaptureSocket(ifindex, this.rcvbuf));
     } catch (err) {
-      throw new Error(`failed to capture on interface ${JSON.stringify(iface)}: ${(err as Error).message}`, {
+      throw new Error(`failed to capture on interface ${JSON.stringify(iface)}: ${errorMessage(err)}`, {
         cause: err,
       });
     }

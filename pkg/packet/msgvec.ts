@@ -2,6 +2,7 @@
 // iovec over its own slot and, optionally, its own socket address. Built once; a batch call only
 // rewrites lengths, so a syscall moves up to `capacity` frames with no allocation.
 import koffi from 'koffi';
+import { EAGAIN, EINTR, ENOBUFS } from '../sys/constants.js';
 import { errno, libc } from '../sys/libc.js';
 
 // x86_64/aarch64 Linux layouts.
@@ -13,14 +14,6 @@ const MSG_FLAGS = 48; // int msg_flags
 const MSG_LEN = 56; // unsigned int msg_len
 const IOVEC_SIZE = 16;
 const IOV_LEN = 8;
-
-/** recvmmsg/sendmmsg flags and msg_flags bits we use. */
-export const MSG_DONTWAIT = 0x40;
-export const MSG_TRUNC = 0x20;
-
-const EINTR = 4;
-const EAGAIN = 11;
-const ENOBUFS = 105;
 
 function align16(n: number): number {
   return (n + 15) & ~15;

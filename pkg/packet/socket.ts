@@ -3,35 +3,24 @@
 import koffi from 'koffi';
 import {
   AF_PACKET,
+  ETH_P_ALL,
+  PACKET_AUXDATA,
+  PACKET_IGNORE_OUTGOING,
+  PACKET_STATISTICS,
+  PACKET_VNET_HDR,
+  SO_ATTACH_FILTER,
   SOCK_CLOEXEC,
   SOCK_NONBLOCK,
   SOCK_RAW,
-  SysError,
-  check,
-  errno,
-  libc,
-} from '../sys/libc.js';
+  SOL_PACKET,
+  SOL_SOCKET,
+} from '../sys/constants.js';
+import { SysError, check, errno, libc } from '../sys/libc.js';
+import { setIntOption, setSocketBuffer } from '../sys/sockopt.js';
 import { GROUP_BIT_FILTER, encodeFilterProgram } from './bpf.js';
-
-const SOL_SOCKET = 1;
-const SO_RCVBUF = 8;
-const SO_RCVBUFFORCE = 33;
-const SO_ATTACH_FILTER = 26;
-const SOL_PACKET = 263;
-const PACKET_AUXDATA = 8;
-const PACKET_STATISTICS = 6;
-const PACKET_VNET_HDR = 15;
-const PACKET_IGNORE_OUTGOING = 23;
-const ETH_P_ALL = 0x0003;
 
 /** Default bytes the kernel queues per capture socket before it drops (and counts) frames. */
 export const DEFAULT_CAPTURE_RCVBUF = 16 << 20;
-
-function setInt(fd: number, level: number, opt: number, value: number, what: string): void {
-  const v = Buffer.alloc(4);
-  v.writeInt32LE(value);
-  check(what, libc().setsockopt(fd, level, opt, v, 4));
-}
 
 function sockaddrLL(ifindex: number, protocol: number): Buffer {
   const sa = Buffer.alloc(20);
@@ -51,20 +40,16 @@ export function openCaptureSocket(ifindex: number, rcvbuf = DEFAULT_CAPTURE_RCVB
   // Protocol 0 receives nothing until bind, so no frame slips in before the filter is attached.
   const fd = check('socket(AF_PACKET)', c.socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   try {
-    setInt(fd, SOL_PACKET, PACKET_VNET_HDR, 1, 'setsockopt(PACKET_VNET_HDR)');
+    setIntOption(fd, SOL_PACKET, PACKET_VNET_HDR, 1, 'PACKET_VNET_HDR');
     const prog = encodeFilterProgram(GROUP_BIT_FILTER);
     const fprog = Buffer.alloc(16);
     fprog.writeUInt16LE(GROUP_BIT_FILTER.length, 0);
     fprog.writeBigUInt64LE(koffi.address(prog), 8);
     check('setsockopt(SO_ATTACH_FILTER)', c.setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, fprog, 16));
-    setInt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, 'setsockopt(PACKET_IGNORE_OUTGOING)');
+    setIntOption(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, 'PACKET_IGNORE_OUTGOING');
     // VLAN tags the kernel moved out of the frame come back as a control message (see vlan.ts).
-    setInt(fd, SOL_PACKET, PACKET_AUXDATA, 1, 'setsockopt(PACKET_AUXDATA)');
-    try {
-      setInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf, 'setsockopt(SO_RCVBUFFORCE)');
-    } catch {
-      setInt(fd, SOL_SOCKET, SO_RCVBUF, rcvbuf, 'setsockopt(SO_RCVBUF)');
-    }
+    setIntOption(fd, SOL_PACKET, PACKET_AUXDATA, 1, 'PACKET_AUXDATA');
+    setSocketBuffer(fd, 'rcv', rcvbuf);
     const sa = sockaddrLL(ifindex, ETH_P_ALL);
     check(`bind(AF_PACKET, ifindex ${ifindex})`, c.bind(fd, sa, sa.length));
     return fd;

@@ -1,4 +1,5 @@
-import { VNET_HDR_LEN, encodeVnetHeader, parseVnetHeader } from '../frame/vnet.js';
+import { VNET_HDR_LEN } from '../frame/vnet.js';
+import { encodeVnetHeader, parseVnetHeader } from '../../test/harness/vnet.js';
 import { withVlanTag } from './vlan.js';
 
 function frame(flags: number, gsoType: number): Buffer {

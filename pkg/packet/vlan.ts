@@ -4,11 +4,10 @@
 // socket sees it (skb_vlan_untag), and veth offload may never have put it in the bytes. The tag
 // comes back as PACKET_AUXDATA; without re-inserting it, a VM's tagged frame would be forwarded
 // untagged, into the wrong VLAN.
+import { ETH_P_8021Q, VLAN_TAG_LEN } from '../frame/ethernet.js';
 import { VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_HDR_LEN } from '../frame/vnet.js';
 
-export const ETH_P_8021Q = 0x8100;
 const MAC_ADDRS_LEN = 12;
-const VLAN_TAG_LEN = 4;
 
 /**
  * `frame` (virtio_net_hdr + Ethernet) with a VLAN tag inserted after the MAC addresses. Offsets

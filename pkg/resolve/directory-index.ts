@@ -1,7 +1,9 @@
 // An immutable index over one Directory snapshot, built once per directory change. The per-packet
 // path only reads it. Every address is keyed in canonical form and every key includes the network,
 // so two tenants with overlapping subnets and the same group never share an entry.
-import { canonicalAddress, parseCidr, subnetBroadcast, type Cidr } from '../frame/addr.js';
+import { errorMessage } from '../base/errors.js';
+import { canonicalAddress } from '../netaddr/address.js';
+import { parseCidr, subnetBroadcast, type Cidr } from '../netaddr/ip.js';
 import type { Directory, EndpointRecord, MembershipRecord, NetworkSpec, NodeRecord } from '../lookup/port.js';
 import { GroupTable } from './groups.js';
 
@@ -73,12 +75,11 @@ export class DirectoryIndex {
     const subnets: Cidr[] = [];
     const broadcasts = new Set<string>();
     for (const s of spec.subnets) {
-      const c = parseCidr(s);
-      if (!c) {
-        this.problems.push({
-          record: `network ${spec.name}`,
-          reason: `subnet ${JSON.stringify(s)} is not a CIDR`,
-        });
+      let c: Cidr;
+      try {
+        c = parseCidr(s);
+      } catch (e) {
+        this.problems.push({ record: `network ${spec.name}`, reason: `subnet ${errorMessage(e)}` });
         continue;
       }
       subnets.push(c);

@@ -1,22 +1,17 @@
-// Destination resolution for the send path (DESIGN.md "Send path" steps 2-3): expand a frame's
+// Destination resolution for the send path (docs/membership.md, "Resolution"): expand a frame's
 // destination into endpoints (groups recursively, de-duplicated, sender excluded) and partition them
 // into local endpoint IDs and one batch per remote node. A Resolver belongs to one DirectoryIndex and
 // caches per (sender, destination, source) until the directory changes and a new Resolver is made.
-import {
-  canonicalAddress,
-  cidrContains,
-  isSsmGroup,
-  parseAddress,
-  parseCidr,
-  type Cidr,
-} from '../frame/addr.js';
+import { canonicalAddress, isSsmGroup } from '../netaddr/address.js';
+import { bitsOf, contains, tryParseCidr, tryParseIp, type Cidr } from '../netaddr/ip.js';
 import { ARP_REQUEST } from '../frame/build.js';
 import { classifyDestination } from '../frame/classify.js';
-import { ICMPV6_NEIGHBOR_SOLICIT, type ArpInfo, type ParsedFrame } from '../frame/ethernet.js';
+import type { ArpInfo, ParsedFrame } from '../frame/ethernet.js';
 import { err, fieldError, ok, type FieldError, type Result } from '../frame/result.js';
 import type { GroupSpec, NodeRecord } from '../lookup/port.js';
 import type { DirectoryIndex, IndexedEndpoint, IndexedNetwork } from './directory-index.js';
-import { groupName, isGroupAddress, MAX_GROUP_DEPTH } from './groups.js';
+import { groupName, isGroupAddress } from './groups.js';
+import { MAX_GROUP_DEPTH, reachableGroups, type NestingProblem } from './nesting.js';
 import { LruMap } from './lru-map.js';
 
 export interface RemoteBatch {
@@ -61,8 +56,6 @@ interface CompiledGroup {
   /** Undefined: anyone may send. */
   allowedSenders: Cidr[] | undefined;
   endpointMembers: string[];
-  groupMembers: string[];
-  nested: GroupSpec[];
 }
 
 /** Entries of each memo (resolutions, SSM-ness of group addresses); keys are what senders choose. */
@@ -73,7 +66,6 @@ export class Resolver {
   private readonly mark: Uint32Array;
   private generation = 0;
   private readonly found: IndexedEndpoint[] = [];
-  private readonly expanded = new Set<GroupSpec>();
   private readonly cache = new Map<string, Resolution>();
   private readonly compiled = new Map<GroupSpec, CompiledGroup>();
   private readonly ssm: LruMap<string, boolean>;
@@ -145,7 +137,7 @@ export class Resolver {
       const refused = this.refusedSender(sender, group);
       if (refused) return err(refused);
       this.begin();
-      const e = this.expand(sender.network, group, source, []);
+      const e = this.expand(sender.network, group, source);
       return e ? err(e) : ok(this.partition(sender, opts));
     });
   }
@@ -155,9 +147,9 @@ export class Resolver {
     for (const spec of this.index.groups.byAddress(sender.network.spec.name, group)) {
       const allowed = this.compile(spec).allowedSenders;
       if (!allowed) continue;
-      const admitted = sender.ips.some((ip) => {
-        const bytes = parseAddress(ip)?.bytes;
-        return bytes !== undefined && allowed.some((c) => cidrContains(c, bytes));
+      const admitted = sender.ips.some((text) => {
+        const ip = tryParseIp(text);
+        return ip !== undefined && allowed.some((c) => contains(c, ip));
       });
       if (!admitted)
         return fieldError(
@@ -181,7 +173,7 @@ export class Resolver {
     for (const raw of addresses) {
       const a = canonicalAddress(raw);
       if (isGroupAddress(a)) {
-        const e = this.expand(net, a, source, []);
+        const e = this.expand(net, a, source);
         if (e) return err(e);
         continue;
       }
@@ -210,7 +202,6 @@ export class Resolver {
       this.generation = 1;
     }
     this.found.length = 0;
-    this.expanded.clear();
   }
 
   private add(e: IndexedEndpoint): void {
@@ -219,69 +210,39 @@ export class Resolver {
     this.found.push(e);
   }
 
-  private expand(
-    net: IndexedNetwork,
-    group: string,
-    source: string | undefined,
-    path: GroupSpec[],
-  ): ResolveError | undefined {
-    const network = net.spec.name;
+  /** Adds the members of a group address: its joiners, and every group declared there, nested included. */
+  private expand(net: IndexedNetwork, group: string, source: string | undefined): ResolveError | undefined {
+    const table = this.index.groups;
+    const roots = table.byAddress(net.spec.name, group);
+    const problem = table.nesting.check(roots);
+    if (problem) return nestingError(problem);
+    this.addJoiners(net, group, source);
+    const admits = (spec: GroupSpec): boolean => {
+      const allowed = this.compile(spec).allowedSources;
+      return !allowed || (source !== undefined && allowed.has(source));
+    };
+    for (const spec of reachableGroups(roots, (s) => table.children(s), admits)) {
+      if (!admits(spec)) continue;
+      for (const a of this.compile(spec).endpointMembers) {
+        const e = this.index.endpointByAddress(net.spec.name, a);
+        if (e) this.add(e);
+      }
+      for (const a of table.childAddresses(spec)) this.addJoiners(net, a, source);
+    }
+    return undefined;
+  }
+
+  /** The IGMP/MLD (and selector) members of a group address that accept `source`. */
+  private addJoiners(net: IndexedNetwork, group: string, source: string | undefined): void {
     // SSM groups only deliver to INCLUDE memberships (RFC 4607 4.1: EXCLUDE reports are ignored).
     let ssm = this.ssm.get(group);
     if (ssm === undefined) this.ssm.set(group, (ssm = isSsmGroup(group)));
-    for (const m of this.index.membershipsOf(network, group)) {
+    for (const m of this.index.membershipsOf(net.spec.name, group)) {
       const admitted = m.include
         ? source !== undefined && m.sources.has(source)
         : !ssm && (source === undefined || !m.sources.has(source));
       if (admitted) this.add(m.endpoint);
     }
-    for (const spec of this.index.groups.byAddress(network, group)) {
-      const e = this.expandSpec(net, spec, source, path);
-      if (e) return e;
-    }
-    return undefined;
-  }
-
-  private expandSpec(
-    net: IndexedNetwork,
-    spec: GroupSpec,
-    source: string | undefined,
-    path: GroupSpec[],
-  ): ResolveError | undefined {
-    if (path.includes(spec)) {
-      const names = [...path, spec].map(groupName);
-      return { ...fieldError('group-cycle', 'group', `nesting cycle: ${names.join(' -> ')}`), path: names };
-    }
-    if (path.length > MAX_GROUP_DEPTH) {
-      const names = [...path, spec].map(groupName);
-      return {
-        ...fieldError(
-          'group-too-deep',
-          'group',
-          `nesting deeper than ${MAX_GROUP_DEPTH}: ${names.join(' -> ')}`,
-        ),
-        path: names,
-      };
-    }
-    // A group reached twice in one resolution (a diamond) already contributed all its members.
-    if (this.expanded.has(spec)) return undefined;
-    this.expanded.add(spec);
-    const g = this.compile(spec);
-    if (g.allowedSources && (source === undefined || !g.allowedSources.has(source))) return undefined;
-    for (const a of g.endpointMembers) {
-      const e = this.index.endpointByAddress(net.spec.name, a);
-      if (e) this.add(e);
-    }
-    const below = [...path, spec];
-    for (const a of g.groupMembers) {
-      const e = this.expand(net, a, source, below);
-      if (e) return e;
-    }
-    for (const n of g.nested) {
-      const e = this.expand(net, canonicalAddress(n.address), source, below);
-      if (e) return e;
-    }
-    return undefined;
   }
 
   private compile(spec: GroupSpec): CompiledGroup {
@@ -297,10 +258,6 @@ export class Resolver {
         ? spec.allowedSenders.map(senderRange).filter((c): c is Cidr => c !== undefined)
         : undefined,
       endpointMembers: members.filter((a) => !isGroupAddress(a)),
-      groupMembers: members.filter(isGroupAddress),
-      nested: spec.nestedGroups
-        .map((n) => this.index.groups.byNamespacedName(spec.namespace, n))
-        .filter((n): n is GroupSpec => n !== undefined && n.network === spec.network),
     };
     this.compiled.set(spec, g);
     return g;
@@ -359,22 +316,6 @@ export function arpTarget(
   return e === sender ? undefined : e;
 }
 
-/**
- * The endpoint a neighbour solicitation asks for, when the agent can answer it: a known address of
- * the sender's network, not the sender's own, and not duplicate address detection (source ::), which
- * is flooded so the owner itself answers.
- */
-export function ndTarget(
-  index: DirectoryIndex,
-  sender: IndexedEndpoint,
-  frame: ParsedFrame,
-): IndexedEndpoint | undefined {
-  if (frame.ndp?.type !== ICMPV6_NEIGHBOR_SOLICIT || !frame.ndp.target || frame.ip?.src === '::')
-    return undefined;
-  const e = index.endpointByAddress(sender.network.spec.name, frame.ndp.target);
-  return e === sender ? undefined : e;
-}
-
 export interface ReceiveTargets {
   /** Local endpoints to deliver to, each once. */
   deliver: IndexedEndpoint[];
@@ -404,10 +345,24 @@ export function receiveTargets(
   return { deliver, unknownIds, duplicateIds, networkKnown: true };
 }
 
+/** A group rejected by the nesting rule (nesting.ts), as the reason its traffic is dropped. */
+function nestingError(p: NestingProblem<GroupSpec>): ResolveError {
+  const names = p.path.map(groupName);
+  return p.code === 'cycle'
+    ? { ...fieldError('group-cycle', 'group', `nesting cycle: ${names.join(' -> ')}`), path: names }
+    : {
+        ...fieldError(
+          'group-too-deep',
+          'group',
+          `nesting deeper than ${MAX_GROUP_DEPTH}: ${names.join(' -> ')}`,
+        ),
+        path: names,
+      };
+}
+
 /** An allowedSenders entry as a range (a plain IP is a host route); undefined when unparsable. */
 function senderRange(entry: string): Cidr | undefined {
-  if (entry.includes('/')) return parseCidr(entry);
-  const a = parseAddress(entry);
-  if (!a || a.kind === 'mac') return undefined;
-  return { family: a.kind === 'ipv4' ? 4 : 6, bytes: a.bytes, prefix: a.bytes.length * 8 };
+  if (entry.includes('/')) return tryParseCidr(entry);
+  const ip = tryParseIp(entry);
+  return ip && { ip, prefix: bitsOf(ip.family) };
 }

@@ -1,4 +1,5 @@
-import { AF_NETLINK, SOCK_RAW, SOCK_CLOEXEC, check, libc, SysError, inNetns } from './libc.js';
+import { AF_NETLINK, SOCK_CLOEXEC, SOCK_RAW } from './constants.js';
+import { check, libc, SysError, inNetns } from './libc.js';
 
 describe('libc bindings', () => {
   it('opens and closes a netlink socket', () => {

@@ -1,19 +1,9 @@
 // Thin bindings to the libc syscalls Node.js does not expose (netlink, AF_PACKET, setns).
 // Loaded lazily so pure modules that import types from here never touch koffi.
+// The constants are in constants.ts, the setsockopt helpers in sockopt.ts.
 import koffi from 'koffi';
 import { constants as osConstants } from 'node:os';
-
-export const AF_INET = 2;
-export const AF_INET6 = 10;
-export const AF_NETLINK = 16;
-export const AF_PACKET = 17;
-export const SOCK_RAW = 3;
-export const SOCK_DGRAM = 2;
-export const SOCK_CLOEXEC = 0o2000000;
-export const SOCK_NONBLOCK = 0o4000;
-export const CLONE_NEWNET = 0x40000000;
-export const O_RDONLY = 0;
-export const O_CLOEXEC = 0o2000000;
+import { CLONE_NEWNET, O_CLOEXEC, O_RDONLY } from './constants.js';
 
 type Fn = (...args: unknown[]) => number;
 

@@ -4,11 +4,21 @@
 // fragmentation. PMTUDISC_PROBE rather than DO: a path MTU learned from an ICMP message must not
 // stop the probes (they test the path each time, and see it recover); a probe larger than the
 // local interface's MTU fails at once with EMSGSIZE. node:dgram then adopts the bound descriptor.
-import { SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, check, libc } from '../sys/libc.js';
-import { AF_INET, AF_INET6, encodeSockaddr, familyOf } from './sockaddr.js';
-import { IPPROTO_IPV6, IPV6_V6ONLY, setInt } from './udp.js';
+import { ipFamily } from '../netaddr/ip.js';
+import {
+  AF_INET,
+  AF_INET6,
+  IPPROTO_IP,
+  IPPROTO_IPV6,
+  IPV6_V6ONLY,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  SOCK_NONBLOCK,
+} from '../sys/constants.js';
+import { check, libc } from '../sys/libc.js';
+import { setIntOption } from '../sys/sockopt.js';
+import { encodeSockaddr } from './sockaddr.js';
 
-const IPPROTO_IP = 0;
 const IP_MTU_DISCOVER = 10;
 const IP_PMTUDISC_PROBE = 3;
 const IPV6_MTU_DISCOVER = 23;
@@ -18,7 +28,7 @@ const IPV6_DONTFRAG = 62;
 
 /** A UDP socket bound to (address, port) that never fragments what it sends. Returns its fd. */
 export function openDontFragmentSocket(address: string, port: number): number {
-  const family = familyOf(address, 'health probe address');
+  const family = ipFamily(address, 'health probe address');
   const sa = encodeSockaddr(address, port, 'health probe address');
   const c = libc();
   const where = `health probes ${family === 6 ? `[${address}]` : address}:${port}`;
@@ -28,11 +38,11 @@ export function openDontFragmentSocket(address: string, port: number): number {
   );
   try {
     if (family === 4) {
-      setInt(fd, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE, 'setsockopt(IP_MTU_DISCOVER)', IPPROTO_IP);
+      setIntOption(fd, IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE, 'IP_MTU_DISCOVER');
     } else {
-      setInt(fd, IPV6_V6ONLY, 1, 'setsockopt(IPV6_V6ONLY)', IPPROTO_IPV6);
-      setInt(fd, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_PROBE, 'setsockopt(IPV6_MTU_DISCOVER)', IPPROTO_IPV6);
-      setInt(fd, IPV6_DONTFRAG, 1, 'setsockopt(IPV6_DONTFRAG)', IPPROTO_IPV6);
+      setIntOption(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1, 'IPV6_V6ONLY');
+      setIntOption(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_PROBE, 'IPV6_MTU_DISCOVER');
+      setIntOption(fd, IPPROTO_IPV6, IPV6_DONTFRAG, 1, 'IPV6_DONTFRAG');
     }
     check(`bind ${where}`, c.bind(fd, sa, sa.length));
     return fd;

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { SocketAddress } from 'node:net';
-import { parseIPv6 } from '../frame/addr.js';
+import { parseIPv6 } from '../netaddr/address.js';
 import { decodeSockaddr, encodeSockaddr, formatIPv6Ntop } from './sockaddr.js';
 
 describe('sockaddr encoding', () => {

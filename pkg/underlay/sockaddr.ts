@@ -1,22 +1,11 @@
 // struct sockaddr_in / sockaddr_in6 encoding for the underlay socket. Pure. Address bytes and text
-// come from pkg/frame/addr; node:net decides what counts as an address, as it does for node:dgram.
-import { isIPv4, isIPv6 } from 'node:net';
-import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../frame/addr.js';
+// come from pkg/netaddr.
+import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../netaddr/address.js';
+import { ipFamily, type Family } from '../netaddr/ip.js';
+import { AF_INET, AF_INET6 } from '../sys/constants.js';
 
-export const AF_INET = 2;
-export const AF_INET6 = 10;
 export const SOCKADDR_IN_LEN = 16;
 export const SOCKADDR_IN6_LEN = 28;
-
-export type Family = 4 | 6;
-
-export function familyOf(address: string, field = 'address'): Family {
-  if (isIPv4(address)) return 4;
-  if (isIPv6(address) && !address.includes('%')) return 6;
-  throw new Error(
-    `${field} ${JSON.stringify(address)}: not an IPv4 or IPv6 address (zones are not supported)`,
-  );
-}
 
 function checkPort(port: number, field: string): void {
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
@@ -24,7 +13,7 @@ function checkPort(port: number, field: string): void {
   }
 }
 
-/** Address bytes of a valid (familyOf-checked) address. */
+/** Address bytes of a valid (ipFamily-checked) address. */
 function addressBytes(address: string, family: Family): Uint8Array {
   const b = family === 4 ? parseIPv4(address) : parseIPv6(address);
   if (!b) throw new Error(`address ${JSON.stringify(address)}: not an IPv${family} address`);
@@ -47,7 +36,7 @@ export function formatIPv6Ntop(b: Uint8Array, off = 0): string {
 /** The kernel's socket address for (address, port). */
 export function encodeSockaddr(address: string, port: number, field = 'address'): Buffer {
   checkPort(port, `${field} port`);
-  const family = familyOf(address, field);
+  const family = ipFamily(address, field);
   const v4 = family === 4;
   const sa = Buffer.alloc(v4 ? SOCKADDR_IN_LEN : SOCKADDR_IN6_LEN);
   sa.writeUInt16LE(v4 ? AF_INET : AF_INET6, 0);

@@ -1,5 +1,5 @@
 // Two "node" namespaces on one veth underlay, IPv4 and IPv6; an agent socket in each.
-import { NetnsFixture, waitFor } from '../packet/testing/netns.js';
+import { NetnsFixture, waitFor } from '../../test/harness/netns-fixture.js';
 import { Datagram, UnderlaySocket } from './udp.js';
 
 const fx = new NetnsFixture('cnul');

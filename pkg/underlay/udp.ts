@@ -3,28 +3,26 @@
 // See docs/dataplane-io.md for why this and not node:dgram.
 import type { Disposable } from '../base/lifecycle.js';
 import koffi from 'koffi';
-import { MSG_DONTWAIT, MSG_TRUNC, MsgVec } from '../packet/msgvec.js';
-import { SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, check, errno, inNetns, libc } from '../sys/libc.js';
+import { MsgVec } from '../packet/msgvec.js';
 import {
   AF_INET,
   AF_INET6,
-  Family,
-  SOCKADDR_IN6_LEN,
-  decodeSockaddr,
-  encodeSockaddr,
-  familyOf,
-} from './sockaddr.js';
-
-const SOL_SOCKET = 1;
-const SO_REUSEADDR = 2;
-const SO_SNDBUF = 7;
-const SO_RCVBUF = 8;
-const SO_SNDBUFFORCE = 32;
-const SO_RCVBUFFORCE = 33;
-export const IPPROTO_IPV6 = 41;
-export const IPV6_V6ONLY = 26;
-const EAGAIN = 11;
-const EINTR = 4;
+  EAGAIN,
+  EINTR,
+  IPPROTO_IPV6,
+  IPV6_V6ONLY,
+  MSG_DONTWAIT,
+  MSG_TRUNC,
+  SO_REUSEADDR,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  SOCK_NONBLOCK,
+  SOL_SOCKET,
+} from '../sys/constants.js';
+import { check, errno, inNetns, libc } from '../sys/libc.js';
+import { setIntOption, setSocketBuffer } from '../sys/sockopt.js';
+import { ipFamily, type Family } from '../netaddr/ip.js';
+import { SOCKADDR_IN6_LEN, decodeSockaddr, encodeSockaddr } from './sockaddr.js';
 
 /** Largest UDP payload. */
 export const MAX_DATAGRAM = 65507;
@@ -84,21 +82,6 @@ interface PollHandle {
 
 type DatagramHandler = (batch: Datagram[]) => void;
 
-/** setsockopt(2) of an int option; throws a SysError naming `what`. */
-export function setInt(fd: number, opt: number, value: number, what: string, level = SOL_SOCKET): void {
-  const v = Buffer.alloc(4);
-  v.writeInt32LE(value);
-  check(what, libc().setsockopt(fd, level, opt, v, 4));
-}
-
-function setBuffer(fd: number, force: number, plain: number, what: string): void {
-  try {
-    setInt(fd, force, SOCKET_BUFFER, `setsockopt(${what}FORCE)`);
-  } catch {
-    setInt(fd, plain, SOCKET_BUFFER, `setsockopt(${what})`);
-  }
-}
-
 export class UnderlaySocket implements Disposable {
   readonly family: Family;
   private readonly rx: MsgVec;
@@ -116,7 +99,7 @@ export class UnderlaySocket implements Disposable {
     readonly port: number,
     batchSize: number,
   ) {
-    this.family = familyOf(address);
+    this.family = ipFamily(address);
     this.rx = new MsgVec(batchSize, MAX_DATAGRAM, SOCKADDR_IN6_LEN);
     this.tx = new MsgVec(batchSize, MAX_DATAGRAM, SOCKADDR_IN6_LEN);
     this.poll = (koffi.node.poll as unknown as (fd: number, o: object, cb: () => void) => PollHandle)(
@@ -128,7 +111,7 @@ export class UnderlaySocket implements Disposable {
 
   /** Binds a UDP socket to (address, port). */
   static open(opts: UnderlayOptions): UnderlaySocket {
-    const family = familyOf(opts.address, 'underlay address');
+    const family = ipFamily(opts.address, 'underlay address');
     const sa = encodeSockaddr(opts.address, opts.port, 'underlay address');
     const c = libc();
     const where = `underlay ${family === 6 ? `[${opts.address}]` : opts.address}:${opts.port}`;
@@ -138,11 +121,11 @@ export class UnderlaySocket implements Disposable {
         c.socket(family === 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0),
       );
       try {
-        setBuffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, 'SO_RCVBUF');
-        setBuffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, 'SO_SNDBUF');
+        setSocketBuffer(fd, 'rcv', SOCKET_BUFFER);
+        setSocketBuffer(fd, 'snd', SOCKET_BUFFER);
         if (opts.reuseAddress) {
-          setInt(fd, SO_REUSEADDR, 1, 'setsockopt(SO_REUSEADDR)');
-          if (family === 6) setInt(fd, IPV6_V6ONLY, 1, 'setsockopt(IPV6_V6ONLY)', IPPROTO_IPV6);
+          setIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, 'SO_REUSEADDR');
+          if (family === 6) setIntOption(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1, 'IPV6_V6ONLY');
         }
         check(`bind ${where}`, c.bind(fd, sa, sa.length));
         const bound = Buffer.alloc(SOCKADDR_IN6_LEN);
@@ -159,7 +142,7 @@ export class UnderlaySocket implements Disposable {
 
   /** The peer for (address, port), validated and interned; datagrams from it carry the same object. */
   peer(address: string, port: number): Peer {
-    if (familyOf(address, 'peer address') !== this.family) {
+    if (ipFamily(address, 'peer address') !== this.family) {
       throw new Error(
         `peer address ${JSON.stringify(address)}: not IPv${this.family} like the underlay socket`,
       );

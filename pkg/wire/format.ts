@@ -2,6 +2,7 @@
 // listed endpoints of one node. Decoding is strict and never throws: bad input is a typed WireError.
 import { createHash, hash, timingSafeEqual } from 'node:crypto';
 import { err, fieldError, ok, type FieldError, type Result } from '../frame/result.js';
+import { ETH_HLEN } from '../frame/ethernet.js';
 import { VNET_HDR_LEN } from '../frame/vnet.js';
 
 export const WIRE_MAGIC = 0x434e; // "CN"
@@ -16,7 +17,6 @@ const KNOWN_FLAGS = FLAG_VNET_HDR | FLAG_AUTH_TAG;
 export const MAX_NETWORK_ID = 0xffffff;
 export const MAX_DESTINATIONS = 0xffff;
 export const MAX_FRAME_LEN = 0xffff;
-const ETH_HLEN = 14;
 const MIN_KEY_LEN = 16;
 const SHA256_BLOCK = 64;
 

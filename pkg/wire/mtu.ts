@@ -3,6 +3,7 @@
 // one ID is refused with 'frame-too-large' (the agent counts and drops it). The agent prevents the
 // latter by giving endpoints the MTU from endpointMtu().
 import { err, fieldError, ok, type Result } from '../frame/result.js';
+import { ETH_HLEN, VLAN_TAG_LEN } from '../frame/ethernet.js';
 import { VNET_HDR_LEN } from '../frame/vnet.js';
 import {
   DEST_ID_LEN,
@@ -18,8 +19,6 @@ import {
 
 export const IPV4_UDP_OVERHEAD = 28;
 export const IPV6_UDP_OVERHEAD = 48;
-const ETH_HLEN = 14;
-const VLAN_TAG_LEN = 4;
 
 /** The UDP payload that fits in one underlay packet. */
 export function udpPayloadBudget(underlayMtu: number, family: 4 | 6): number {

@@ -24,6 +24,7 @@ import {
   workloadDeployment,
 } from '../harness/cluster.js';
 import { startStream, type StreamResult } from '../harness/cluster-stream.js';
+import { sleep } from '../../pkg/base/async.js';
 
 jest.setTimeout(600_000);
 
@@ -88,9 +89,9 @@ async function streamDuring(during: () => Promise<void>, rate = 1000): Promise<S
   });
   try {
     await stream.flowing;
-    await new Promise((r) => setTimeout(r, 2000));
+    await sleep(2000);
     await during();
-    await new Promise((r) => setTimeout(r, 3000));
+    await sleep(3000);
     return await stream.stop();
   } catch (err) {
     stream.abort();

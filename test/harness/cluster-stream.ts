@@ -9,6 +9,7 @@ import { createInterface } from 'node:readline';
 import { run } from '../../pkg/sys/exec.js';
 import { repoRoot } from './cni.js';
 import { net1Address, podSandboxPid, type PodInfo, type RealCluster } from './cluster.js';
+import { sleep } from '../../pkg/base/async.js';
 
 const toolsOut = path.join(process.env.CASTNET_CACHE ?? path.join(repoRoot, '.cache'), 'cluster-tools');
 let built: Promise<void> | undefined;
@@ -173,7 +174,7 @@ export async function startStream(
       stop: async () => {
         const { sent } = await sender.finish<{ sent: number }>();
         // Datagrams in flight when the sender stops are not loss.
-        await new Promise((r) => setTimeout(r, 500));
+        await sleep(500);
         const out: StreamResult = { sent, receivers: {} };
         for (const [i, r] of receivers.entries()) {
           const s = await r.finish<ReceiverSummary>();

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { run } from '../../pkg/sys/exec.js';
 import { repoRoot } from './cni.js';
 import { upstreamBin } from './upstream.js';
+import { sleep } from '../../pkg/base/async.js';
 
 export const imagesScript = path.join(repoRoot, 'scripts/cluster/images.sh');
 
@@ -130,6 +131,6 @@ export async function pollFor<T>(what: string, probe: () => Promise<T | undefine
     const value = await probe();
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
 }

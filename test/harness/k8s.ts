@@ -7,6 +7,7 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { run } from '../../pkg/sys/exec.js';
 import { upstreamBin } from './upstream.js';
+import { errorMessage } from '../../pkg/base/errors.js';
 
 export { upstreamBin };
 
@@ -53,7 +54,7 @@ async function clusterCommand(name: string, verb: string): Promise<string> {
     });
     return stdout;
   } catch (err) {
-    throw new Error(`test cluster "${name}": ${verb} failed: ${(err as Error).message}`, { cause: err });
+    throw new Error(`test cluster "${name}": ${verb} failed: ${errorMessage(err)}`, { cause: err });
   }
 }
 

@@ -1,6 +1,8 @@
 // Polling instead of fixed sleeps: a test waits until its condition holds, or fails after a generous
 // deadline naming what it waited for. A negative check ("X did not arrive") waits for a positive
 // control sent after X instead of sleeping: once the control arrived, X had its chance.
+import { errorMessage } from '../../pkg/base/errors.js';
+import { sleep } from '../../pkg/base/async.js';
 
 export interface WaitOptions {
   /** What is awaited, for the timeout message. */
@@ -30,9 +32,9 @@ export async function waitFor<T>(
       last = err;
     }
     if (Date.now() > deadline) {
-      const why = last === undefined ? '' : `: ${last instanceof Error ? last.message : String(last)}`;
+      const why = last === undefined ? '' : `: ${errorMessage(last)}`;
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${opts.what}${why}`);
     }
-    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 50));
+    await sleep(opts.intervalMs ?? 50);
   }
 }

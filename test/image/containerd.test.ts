@@ -10,6 +10,7 @@ import path from 'node:path';
 import { run, stop } from '../../pkg/sys/exec.js';
 import { BuiltImage, buildImages, catchesSignal, imageNames, pollFor } from '../harness/image.js';
 import { upstreamBin } from '../harness/upstream.js';
+import { errorMessage } from '../../pkg/base/errors.js';
 
 const TOOLS = ['containerd', 'ctr', 'containerd-shim-runc-v2', 'runc'];
 const ready = TOOLS.every((t) => existsSync(path.join(upstreamBin, t)));
@@ -58,7 +59,7 @@ state = "${dir}/state"
       60_000,
     );
   } catch (err) {
-    throw new Error(`${(err as Error).message}; its log ends: ${log}`, { cause: err });
+    throw new Error(`${errorMessage(err)}; its log ends: ${log}`, { cause: err });
   }
 }
 

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { stringify } from 'yaml';
 import { createNamespace, ensureCluster, type Cluster } from '../harness/k8s.js';
 import { installCrds } from './fixtures.js';
+import { errorMessage } from '../../pkg/base/errors.js';
 
 const suffix = randomBytes(3).toString('hex');
 let cluster: Cluster;
@@ -37,7 +38,7 @@ async function rejection(obj: object): Promise<string> {
   try {
     await dryRun(obj);
   } catch (err) {
-    return (err as Error).message;
+    return errorMessage(err);
   }
   throw new Error(`the apiserver accepted ${JSON.stringify(obj)}`);
 }

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { stop } from '../../pkg/sys/exec.js';
 import { ensureCluster, stopCluster, type Cluster } from '../harness/k8s.js';
 import { installCrds } from './fixtures.js';
+import { sleep } from '../../pkg/base/async.js';
 
 jest.setTimeout(420_000);
 
@@ -89,7 +90,7 @@ test('the default lab suite passes with the Kubernetes lookup service and the co
       } catch {
         /* the lab has not created its groups yet, or has removed them */
       }
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(500);
     }
   })();
   const result = await runLab(cluster.kubeconfigPath);

@@ -14,6 +14,7 @@ import { parseLabFile } from '../../pkg/lab/scenario.js';
 import { runIn, spawnIn, stop } from '../../pkg/sys/exec.js';
 import { ensureCluster, stopCluster, type Cluster } from '../harness/k8s.js';
 import { eventually, installCrds } from './fixtures.js';
+import { sleep } from '../../pkg/base/async.js';
 
 jest.setTimeout(300_000);
 
@@ -71,8 +72,7 @@ function appReceived(pod: Receiver, token: string): number {
 async function probe(want: Receiver[]): Promise<{ token: string; got: Record<Receiver, number> }> {
   const arrived = async (token: string): Promise<void> => {
     const deadline = Date.now() + 3000;
-    while (Date.now() < deadline && !want.every((p) => appReceived(p, token) > 0))
-      await new Promise((r) => setTimeout(r, 50));
+    while (Date.now() < deadline && !want.every((p) => appReceived(p, token) > 0)) await sleep(50);
   };
   const token = await lab!.sendTo('s0', GROUP, PORT);
   await arrived(token);

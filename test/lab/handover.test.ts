@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Lab } from '../../pkg/lab/runner.js';
 import { parseLabFile } from '../../pkg/lab/scenario.js';
 import { spawnIn, stop } from '../../pkg/sys/exec.js';
+import { sleep } from '../../pkg/base/async.js';
 
 const root = join(import.meta.dirname, '../..');
 const GROUP = '239.9.9.9';
@@ -107,8 +108,6 @@ function heldSockets(pid: number, table: 'udp' | 'packet'): number {
   const col = rows[0]!.trim().split(/\s+/).indexOf('Inode');
   return rows.slice(1).filter((r) => inodes.has(r.trim().split(/\s+/)[col === -1 ? 9 : col]!)).length;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function until(pred: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;

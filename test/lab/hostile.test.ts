@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildIPv4Frame } from '../../pkg/frame/build.js';
-import { ipv4MulticastMac, formatMac, parseIPv4 } from '../../pkg/frame/addr.js';
+import { ipv4MulticastMac, formatMac, parseIPv4 } from '../../pkg/netaddr/address.js';
 import { Lab } from '../../pkg/lab/runner.js';
 import { parseLabFile } from '../../pkg/lab/scenario.js';
 import { UNDERLAY_PORT } from '../../pkg/lab/topology.js';

@@ -6,10 +6,17 @@ import { parseEnv, podFromArgs, type CniInvocation } from '../../cni/env.js';
 import { parseOrThrow } from '../../cni/errors.js';
 import { decodeStdin, errorVersion, parseNetConf, parseValidAttachments } from '../../cni/netconf.js';
 import { formatResult } from '../../cni/result.js';
-import { CniError, CniErrorCode, CURRENT_VERSION, SUPPORTED_VERSIONS } from '../../cni/types.js';
+import {
+  attachmentKey,
+  CniError,
+  CniErrorCode,
+  CURRENT_VERSION,
+  SUPPORTED_VERSIONS,
+} from '../../cni/types.js';
 import type { EndpointManager, NetConf } from '../../endpoint/manager.js';
 import type { Logger } from '../../log/log.js';
-import { AttachmentLocks, attachmentKey } from './locks.js';
+import { AttachmentLocks } from './locks.js';
+import { errorMessage } from '../../base/errors.js';
 
 /** The largest network configuration accepted, as for the CNI binary's stdin. */
 export const MAX_STDIN_BYTES = 1 << 20;
@@ -78,7 +85,7 @@ export class CniDispatcher {
       );
     }
     const { containerId, ifname, netns, args, cniPath } = inv;
-    const attachment = () => attachmentKey(containerId, ifname);
+    const attachment = () => attachmentKey({ containerId, ifname });
     switch (inv.command) {
       case 'ADD': {
         ensureNetnsExists(netns);
@@ -162,8 +169,8 @@ function ensureNetnsExists(netns: string): void {
 /** A CniError is passed on as is; anything else becomes a wiring failure with the request's context. */
 function toCniError(err: unknown, inv: CniInvocation | undefined): CniError {
   if (err instanceof CniError) return err;
-  const what = inv ? `${inv.command} ${attachmentKey(inv.containerId, inv.ifname)}` : 'request';
-  const message = err instanceof Error ? err.message : String(err);
+  const what = inv ? `${inv.command} ${attachmentKey(inv)}` : 'request';
+  const message = errorMessage(err);
   return new CniError(
     CniErrorCode.WiringFailed,
     `${what} failed: ${message}`,

@@ -43,5 +43,3 @@ export class AttachmentLocks {
     }
   }
 }
-
-export const attachmentKey = (containerId: string, ifname: string): string => `${containerId}/${ifname}`;

@@ -8,6 +8,7 @@ import { CniError, CniErrorCode } from '../../cni/types.js';
 import type { EndpointManager } from '../../endpoint/manager.js';
 import type { Logger } from '../../log/log.js';
 import { CniDispatcher, MAX_STDIN_BYTES } from './dispatch.js';
+import { errorMessage } from '../../base/errors.js';
 
 export const API_PATH = '/v1/cni';
 /** Answers 200 once the agent serves CNI (it listens only after reconciling): a readiness probe. */
@@ -104,11 +105,7 @@ export class CniServer implements Disposable {
     try {
       body = JSON.parse(text);
     } catch (e) {
-      const err = new CniError(
-        CniErrorCode.DecodeFailure,
-        'request body is not valid JSON',
-        (e as Error).message,
-      );
+      const err = new CniError(CniErrorCode.DecodeFailure, 'request body is not valid JSON', errorMessage(e));
       return reply(res, 400, err.toJSON());
     }
     const answer = await this.dispatcher.handle(body);

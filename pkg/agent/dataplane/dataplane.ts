@@ -1,6 +1,7 @@
-// The agent's multicast/broadcast data plane (DESIGN.md send and receive paths): capture BUM frames
-// from local endpoints, resolve and partition them, deliver local copies directly and send one
-// datagram per remote node; deliver datagrams from the underlay to exactly the listed endpoints.
+// The agent's multicast/broadcast data plane (README.md "The data plane", docs/dataplane-io.md):
+// capture BUM frames from local endpoints, resolve and partition them, deliver local copies directly
+// and send one datagram per remote node; deliver datagrams from the underlay to exactly the listed
+// endpoints.
 import { DisposableStore, toDisposable, type Disposable } from '../../base/lifecycle.js';
 import { VNET_HDR_LEN } from '../../frame/vnet.js';
 import type { Logger } from '../../log/log.js';
@@ -14,7 +15,7 @@ import type {
 import { CaptureSet } from '../../packet/capture.js';
 import { buildIndex, Resolver } from '../../resolve/index.js';
 import type { IndexedEndpoint } from '../../resolve/directory-index.js';
-import { familyOf } from '../../underlay/sockaddr.js';
+import { ipFamily } from '../../netaddr/ip.js';
 import { UnderlaySocket, type OutDatagram, type Peer } from '../../underlay/udp.js';
 import { encapsulate, udpPayloadBudget, type WireKey } from '../../wire/index.js';
 import { Counters, type DataplaneCounters } from './counters.js';
@@ -23,6 +24,7 @@ import { withLocalState } from './local-directory.js';
 import type { Endpoint, EndpointSource } from '../../endpoint/table.js';
 import { applyVmHandoff } from '../../resolve/vm-handoff.js';
 import type { ParsedFrame } from '../../frame/ethernet.js';
+import { errorMessage } from '../../base/errors.js';
 
 export interface DataplaneOptions {
   node: NodeRecord;
@@ -63,7 +65,7 @@ export class Dataplane implements Disposable {
   private readonly spoken = new Set<number>();
 
   constructor(private readonly o: DataplaneOptions) {
-    this.budget = udpPayloadBudget(o.underlayMtu, familyOf(o.node.address, 'underlay address'));
+    this.budget = udpPayloadBudget(o.underlayMtu, ipFamily(o.node.address, 'underlay address'));
     this.resolver = new Resolver(buildIndex(this.directory, o.node.name));
   }
 
@@ -135,7 +137,7 @@ export class Dataplane implements Disposable {
       this.o.log.warn('cannot attach endpoint to the data plane', {
         endpoint: e.endpointId,
         hostIfname: e.hostIfname,
-        error: (err as Error).message,
+        error: errorMessage(err),
       });
     }
   }

@@ -11,7 +11,7 @@ import type { Logger } from '../../log/log.js';
 import type { UnderlayHealthReport } from '../../lookup/port.js';
 import { formatIp, parseIp } from '../../netaddr/ip.js';
 import { closeFd, openDontFragmentSocket } from '../../underlay/probe-socket.js';
-import { familyOf } from '../../underlay/sockaddr.js';
+import { ipFamily } from '../../netaddr/ip.js';
 import { udpPayloadBudget, type WireKey } from '../../wire/index.js';
 import {
   DEFAULT_THRESHOLDS,
@@ -137,7 +137,7 @@ export class UnderlayProber {
   constructor(private readonly o: UnderlayProberOptions) {
     this.thresholds = { ...DEFAULT_THRESHOLDS, ...o.thresholds };
     this.intervalMs = o.intervalMs ?? DEFAULT_PROBE_INTERVAL_MS;
-    this.probeBytes = udpPayloadBudget(o.underlayMtu, familyOf(o.address, 'underlay address'));
+    this.probeBytes = udpPayloadBudget(o.underlayMtu, ipFamily(o.address, 'underlay address'));
     if (this.probeBytes < minProbeLength(o.key !== undefined))
       throw new Error(`underlay MTU ${o.underlayMtu}: too small for a health probe`);
     this.now = o.now ?? Date.now;
@@ -146,7 +146,7 @@ export class UnderlayProber {
 
   async start(): Promise<void> {
     const fd = openDontFragmentSocket(this.o.address, this.o.port);
-    const s = DgramAsPromised.createSocket(familyOf(this.o.address) === 4 ? 'udp4' : 'udp6');
+    const s = DgramAsPromised.createSocket(ipFamily(this.o.address) === 4 ? 'udp4' : 'udp6');
     try {
       await s.bind({ fd });
     } catch (err) {
@@ -177,7 +177,7 @@ export class UnderlayProber {
     for (const [addr, n] of want) {
       if (this.peers.has(addr)) continue;
       // A peer of the other family cannot be reached from this socket: it is not probed.
-      if (familyOf(addr, 'peer address') !== familyOf(this.o.address)) continue;
+      if (ipFamily(addr, 'peer address') !== ipFamily(this.o.address)) continue;
       this.peers.set(addr, {
         name: n.name,
         address: addr,

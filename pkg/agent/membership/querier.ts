@@ -7,7 +7,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import type { Disposable } from '../../base/lifecycle.js';
 import type { Endpoint, EndpointSource } from '../../endpoint/table.js';
 import { plainIp } from '../../endpoint/table.js';
-import { formatMac } from '../../frame/addr.js';
+import { formatMac } from '../../netaddr/address.js';
 import type { ParsedFrame } from '../../frame/ethernet.js';
 import { buildIgmpQuery, buildMldQuery, linkLocalFromMac } from '../../igmp/index.js';
 import type { Logger } from '../../log/log.js';
@@ -20,6 +20,7 @@ import {
   type QueryRequest,
 } from '../../membership/index.js';
 import { createHash } from 'node:crypto';
+import { errorMessage } from '../../base/errors.js';
 
 export interface QuerierOptions {
   node: string;
@@ -252,7 +253,7 @@ export class Querier implements Disposable {
       if (wantV6)
         this.o.inject(e.endpointId, buildMldQuery({ ...common, querierIp: linkLocalFromMac(this.mac) }));
     } catch (err) {
-      this.o.log.warn('cannot build query', { endpoint: e.endpointId, error: (err as Error).message });
+      this.o.log.warn('cannot build query', { endpoint: e.endpointId, error: errorMessage(err) });
     }
   }
 }

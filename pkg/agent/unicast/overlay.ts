@@ -8,6 +8,7 @@ import type { Logger } from '../../log/log.js';
 import type { Directory } from '../../lookup/port.js';
 import { run } from '../../sys/exec.js';
 import { diffRemoteMacs, remoteMacs, type RemoteMacs } from './plan.js';
+import { errorMessage } from '../../base/errors.js';
 
 export const VXLAN_PORT = 4789;
 
@@ -47,7 +48,7 @@ export class UnicastOverlay {
         await this.apply(d, localNetworks);
       } catch (err) {
         this.o.log.warn('unicast overlay not fully applied; retried on the next change', {
-          error: (err as Error).message,
+          error: errorMessage(err),
         });
       }
     }

@@ -12,6 +12,7 @@ import {
   nodeRecord,
   underlayHealthReport,
 } from '../schema.js';
+import { errorMessage } from '../../base/errors.js';
 
 export const MAX_BODY_BYTES = 8 << 20;
 
@@ -35,7 +36,7 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8'));
   } catch (err) {
-    throw new HttpError(400, `body is not valid JSON: ${(err as Error).message}`);
+    throw new HttpError(400, `body is not valid JSON: ${errorMessage(err)}`);
   }
 }
 
@@ -57,7 +58,7 @@ export class EmbeddedLookupServer {
       this.route(req, res).catch((err: unknown) => {
         const status = err instanceof HttpError ? err.status : 500;
         res.writeHead(status, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ error: (err as Error).message }));
+        res.end(JSON.stringify({ error: errorMessage(err) }));
       });
     });
   }
@@ -128,7 +129,7 @@ export class EmbeddedLookupServer {
       }
     } catch (err) {
       if (err instanceof HttpError) throw err;
-      throw new HttpError(422, (err as Error).message);
+      throw new HttpError(422, errorMessage(err));
     }
     res.writeHead(204).end();
   }

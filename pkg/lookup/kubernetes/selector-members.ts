@@ -1,9 +1,9 @@
 // The selector members an agent reports for its node: each local endpoint whose pod (or KubeVirt VMI)
 // a MulticastGroup's label selectors select becomes a membership of the group's address, marked via
-// selector. Reported like IGMP joins, so every agent's directory delivers to them (DESIGN.md,
-// "Membership path"). The selection rule itself is pkg/k8s/selector.ts, shared with the controller.
+// selector. Reported like IGMP joins, so every agent's directory delivers to them (docs/lookup-kubernetes.md,
+// "Selector members"). The selection rule itself is pkg/k8s/selector.ts, shared with the controller.
 // Pure.
-import { canonicalAddress, isSsmGroup } from '../../frame/addr.js';
+import { canonicalAddress, isSsmGroup } from '../../netaddr/address.js';
 import { groupSelects, hasSelectors } from '../../k8s/selector.js';
 import type { LabeledObject, MulticastGroup } from '../../k8s/types.js';
 import type { EndpointRecord, MembershipRecord, SourceFilter } from '../port.js';

@@ -1,6 +1,7 @@
 // Test fixture: throwaway network namespaces joined by veth pairs, removed on cleanup. Names carry
 // a per-file prefix and the pid so parallel jest workers never collide.
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { sleep } from '../../pkg/base/async.js';
 
 export function ip(...args: string[]): string {
   return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -67,6 +68,6 @@ export async function waitFor(what: string, predicate: () => boolean, ms = 10000
   const deadline = Date.now() + ms;
   while (!predicate()) {
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
+    await sleep(10);
   }
 }

@@ -1,5 +1,7 @@
-// Address parsing and canonical text forms. Every address castnet compares (directory keys, parsed
-// frames) goes through these functions, so equal addresses always have equal strings.
+// Address parsing and canonical text forms, on bytes: the packet path's half of pkg/netaddr (ip.ts
+// has the bigint arithmetic IPAM and netlink need). Every address castnet compares (directory keys,
+// parsed frames, group status) goes through these functions, so equal addresses have equal strings.
+// Parsers here return undefined on bad input and never throw.
 
 const HEX2: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
@@ -138,48 +140,6 @@ export function canonicalAddress(s: string): string {
   return c;
 }
 
-export interface Cidr {
-  family: 4 | 6;
-  bytes: Uint8Array;
-  prefix: number;
-}
-
-export function parseCidr(s: string): Cidr | undefined {
-  const slash = s.indexOf('/');
-  if (slash < 0) return undefined;
-  const ip = s.slice(0, slash);
-  const lenText = s.slice(slash + 1);
-  if (!/^[0-9]{1,3}$/.test(lenText)) return undefined;
-  const prefix = Number(lenText);
-  const v4 = parseIPv4(ip);
-  if (v4) return prefix <= 32 ? { family: 4, bytes: v4, prefix } : undefined;
-  const v6 = parseIPv6(ip);
-  if (v6) return prefix <= 128 ? { family: 6, bytes: v6, prefix } : undefined;
-  return undefined;
-}
-
-export function cidrContains(c: Cidr, ip: Uint8Array): boolean {
-  if (ip.length !== c.bytes.length) return false;
-  let bits = c.prefix;
-  for (let i = 0; bits > 0; i++, bits -= 8) {
-    const mask = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
-    if ((ip[i] & mask) !== (c.bytes[i] & mask)) return false;
-  }
-  return true;
-}
-
-/** The directed broadcast address of an IPv4 subnet; undefined for IPv6 and /31, /32 (RFC 3021). */
-export function subnetBroadcast(c: Cidr): string | undefined {
-  if (c.family !== 4 || c.prefix > 30) return undefined;
-  const b = Uint8Array.from(c.bytes);
-  let bits = c.prefix;
-  for (let i = 0; i < 4; i++, bits -= 8) {
-    const keep = bits >= 8 ? 0xff : bits <= 0 ? 0 : (0xff << (8 - bits)) & 0xff;
-    b[i] = (b[i] & keep) | (~keep & 0xff);
-  }
-  return formatIPv4(b);
-}
-
 export const BROADCAST_MAC = 'ff:ff:ff:ff:ff:ff';
 export const LIMITED_BROADCAST = '255.255.255.255';
 
@@ -236,3 +196,16 @@ export function ipv4MulticastMac(group: Uint8Array): Uint8Array {
 export function ipv6MulticastMac(group: Uint8Array): Uint8Array {
   return Uint8Array.of(0x33, 0x33, group[12], group[13], group[14], group[15]);
 }
+
+export type AddressFamily = 4 | 6 | 'mac';
+
+const FAMILY = { ipv4: 4, ipv6: 6, mac: 'mac' } as const;
+
+/** 4, 6 or 'mac' for an address castnet compares; undefined when it is none. */
+export function addressFamily(a: string): AddressFamily | undefined {
+  const p = parseAddress(a);
+  return p ? FAMILY[p.kind] : undefined;
+}
+
+/** The address family of a CIDR such as 10.1.0.0/16. */
+export const cidrFamily = (c: string): AddressFamily | undefined => addressFamily(c.split('/')[0] ?? '');
