@@ -71,6 +71,8 @@ export class NodeAgent implements Disposable {
   private readonly snoopingOff = new Set<string>();
   private publishPending = false;
   private readonly activatedAt = new Map<number, number>();
+  /** endpoint ID -> allowed address -> when the endpoint last took it over. */
+  private readonly claims = new Map<number, Map<string, number>>();
   private readonly keyed: boolean;
 
   constructor(
@@ -97,6 +99,7 @@ export class NodeAgent implements Disposable {
       takeOverPort: (e) => this.takeOverPort(e),
       onMembershipFrame: (id, frame, bytes) => this.querier.handleFrame(id, frame, bytes),
       onFirstFrame: (id) => this.activate(id),
+      onAnnounce: (id, address) => this.claim(id, address),
       localRecord: (e) => this.record(e),
       onDirectory: (d) => this.syncOverlay(d),
       log: log.with({ component: 'dataplane' }),
@@ -124,7 +127,10 @@ export class NodeAgent implements Disposable {
       this.lifetime.add(
         toDisposable(
           this.manager.subscribe((ev) => {
-            if (ev.type === 'removed') this.activatedAt.delete(ev.endpoint.endpointId);
+            if (ev.type === 'removed') {
+              this.activatedAt.delete(ev.endpoint.endpointId);
+              this.claims.delete(ev.endpoint.endpointId);
+            }
             this.publishEndpoints();
           }),
         ),
@@ -197,7 +203,19 @@ export class NodeAgent implements Disposable {
     const r = toEndpointRecord(e, this.o.node.name);
     const at = this.activatedAt.get(e.endpointId);
     if (at !== undefined) r.activatedAt = at;
+    const claims = this.claims.get(e.endpointId);
+    if (claims?.size) r.claims = [...claims].map(([address, at]) => ({ address, at }));
     return r;
+  }
+
+  /** The endpoint took over a shared address: the directory follows it, here at once, elsewhere when published. */
+  private claim(endpointId: number, address: string): void {
+    let claims = this.claims.get(endpointId);
+    if (!claims) this.claims.set(endpointId, (claims = new Map()));
+    claims.set(address, Date.now());
+    this.log.info('endpoint took over an allowed address', { endpointId, address });
+    this.publishEndpoints();
+    this.dataplane.scheduleRebuild();
   }
 
   /** The endpoint spoke for the first time: for a migrating VM, this is the moment it moves here. */
