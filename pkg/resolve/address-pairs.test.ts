@@ -35,7 +35,7 @@ function garp(host: number, ip: string): ParsedFrame {
     targetIp: ip,
   };
   const r = parseFrame(buildArpReply(request, macOf(host)), 0);
-  if (!r.ok) throw new Error(r.error.message);
+  if (!r.ok) throw new Error(`${r.error.field}: ${r.error.reason}`);
   return r.value;
 }
 
@@ -52,7 +52,7 @@ function udpFrom(host: number, src: string): ParsedFrame {
     }),
     0,
   );
-  if (!r.ok) throw new Error(r.error.message);
+  if (!r.ok) throw new Error(`${r.error.field}: ${r.error.reason}`);
   return r.value;
 }
 

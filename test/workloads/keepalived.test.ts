@@ -250,21 +250,45 @@ describe('keepalived (VRRP) with a virtual IP declared as an allowed address pai
     expect(claimsOf('ka2')).toBeGreaterThan(claimsOf('ka1')!);
   }, 60_000);
 
-  it('still blocks an address nobody declared', async () => {
-    const rogue = lab.podInfo('rogue');
-    const drops = async () =>
-      ((await lab.agentStats(rogue.node)) as { dataplane: { drops: Record<string, number> } }).dataplane
-        .drops['spoofed-ip'] ?? 0;
-    const before = await drops();
-    await runIn(rogue.ns, 'ip', ['addr', 'add', `${UNDECLARED}/16`, 'dev', 'eth0']);
-    // Announces the address as keepalived would: gratuitous ARP, three times.
-    await runIn(rogue.ns, 'arping', ['-U', '-c', '3', '-I', 'eth0', UNDECLARED]);
-    // The agent dropped every announcement (the counter is the control: they were seen, and dropped).
-    await waitFor(async () => (await drops()) >= before + 3, { what: 'three spoofed-ip drops' });
-    expect(await drops()).toBe(before + 3);
-    // Nobody learned it, and the directory places it on no endpoint.
-    const { stdout } = await runIn(ns('client'), 'ip', ['neigh', 'show', UNDECLARED]);
-    expect(stdout.trim()).toBe('');
-    expect(lab.directory.endpoints.some((e) => e.claims?.some((c) => c.address === UNDECLARED))).toBe(false);
-  }, 60_000);
+  describe('anti-spoofing stays on for addresses a pod did not declare', () => {
+    const spoofedIp = async (node: number) =>
+      ((await lab.agentStats(node)) as { dataplane: { drops: Record<string, number> } }).dataplane.drops[
+        'spoofed-ip'
+      ] ?? 0;
+
+    /** Pod `rogue` puts `address` on its interface and announces it as keepalived would (3 GARPs). */
+    async function announceFromRogue(address: string): Promise<void> {
+      const rogue = lab.podInfo('rogue');
+      const before = await spoofedIp(rogue.node);
+      await runIn(rogue.ns, 'ip', ['addr', 'add', `${address}/16`, 'dev', 'eth0']);
+      try {
+        await runIn(rogue.ns, 'arping', ['-U', '-c', '3', '-I', 'eth0', address]);
+        // Its agent dropped every announcement: the counter is the control (seen, and dropped).
+        await waitFor(async () => (await spoofedIp(rogue.node)) >= before + 3, {
+          what: `three spoofed-ip drops for ${address}`,
+        });
+        expect(await spoofedIp(rogue.node)).toBe(before + 3);
+      } finally {
+        await runIn(rogue.ns, 'ip', ['addr', 'del', `${address}/16`, 'dev', 'eth0']);
+      }
+    }
+
+    it('a pod that did not declare the VIP cannot take it over', async () => {
+      await announceFromRogue(VIP);
+      // The client still reaches the VIP through its holder, which the directory still names.
+      for (let i = 0; i < 5; i++) expect(await askVip()).toBe('ka2');
+      const rogueIp = lab.podInfo('rogue').ip;
+      expect(lab.directory.endpoints.find((e) => e.ips.includes(rogueIp))?.claims).toBeUndefined();
+      expect(claimsOf('ka2')).toBeGreaterThan(claimsOf('ka1')!);
+    }, 60_000);
+
+    it('an address nobody declared is announced to no one', async () => {
+      await announceFromRogue(UNDECLARED);
+      const { stdout } = await runIn(ns('client'), 'ip', ['neigh', 'show', UNDECLARED]);
+      expect(stdout.trim()).toBe('');
+      expect(lab.directory.endpoints.some((e) => e.claims?.some((c) => c.address === UNDECLARED))).toBe(
+        false,
+      );
+    }, 60_000);
+  });
 });
