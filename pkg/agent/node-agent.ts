@@ -226,12 +226,20 @@ export class NodeAgent implements Disposable {
     this.dataplane.scheduleRebuild();
   }
 
-  /** After a restart, an endpoint keeps the activation time it had published. */
+  /**
+   * After a restart, an endpoint keeps the activation time and the claims of shared addresses it had
+   * published (a VRRP master that does not announce again still holds its VIP).
+   */
   private restoreActivations(d: Directory): void {
     const mine = new Map(this.manager.endpoints().map((e) => [e.endpointId, e]));
     for (const r of d.endpoints) {
       const e = mine.get(r.endpointId);
-      if (r.node === this.o.node.name && e && e.mac === r.mac && r.activatedAt !== undefined)
+      if (r.node !== this.o.node.name || !e || e.mac !== r.mac) continue;
+      const allowed = new Set(e.allowedAddresses);
+      const claims = r.claims?.filter((c) => allowed.has(c.address)) ?? [];
+      if (claims.length && !this.claims.has(r.endpointId))
+        this.claims.set(r.endpointId, new Map(claims.map((c) => [c.address, c.at])));
+      if (r.activatedAt !== undefined)
         this.activatedAt.set(
           r.endpointId,
           Math.min(r.activatedAt, this.activatedAt.get(r.endpointId) ?? Infinity),
