@@ -43,10 +43,13 @@ export function decideLocalFrame(
   const spoof = checkSource(sender, f);
   if (spoof) return { kind: 'drop', reason: spoof.code };
   const announced = announcedAddress(sender.allowedAddresses, f);
-  // Claimed whatever becomes of the frame (a network without broadcast drops the announcement).
-  return announced
-    ? { ...forward(resolver, sender, f, bytes), announced }
-    : forward(resolver, sender, f, bytes);
+  if (!announced) return forward(resolver, sender, f, bytes);
+  // A shared address moved: every endpoint of the network hears it, even where broadcast is off, or
+  // their neighbour caches keep sending to the previous holder.
+  const r = resolver.flood(sender);
+  if (!r.ok || (r.value.local.length === 0 && r.value.remote.length === 0))
+    return { kind: 'drop', reason: r.ok ? 'no-members' : r.error.code, announced };
+  return { kind: 'forward', delivery: r.value, announced };
 }
 
 function forward(
