@@ -76,6 +76,8 @@ export class NodeAgent implements Disposable {
   private readonly snoopingOff = new Set<string>();
   private publishPending = false;
   private readonly activatedAt = new Map<number, number>();
+  /** endpoint ID -> allowed address -> when the endpoint last took it over. */
+  private readonly claims = new Map<number, Map<string, number>>();
   private readonly keyed: boolean;
 
   constructor(
@@ -114,6 +116,7 @@ export class NodeAgent implements Disposable {
       takeOverPort: (e) => this.takeOverPort(e),
       onMembershipFrame: (id, frame, bytes) => this.querier.handleFrame(id, frame, bytes),
       onFirstFrame: (id) => this.activate(id),
+      onAnnounce: (id, address) => this.claim(id, address),
       localRecord: (e) => this.record(e),
       onDirectory: (d) => this.syncOverlay(d),
       log: log.with({ component: 'dataplane' }),
@@ -141,7 +144,10 @@ export class NodeAgent implements Disposable {
       this.lifetime.add(
         toDisposable(
           this.manager.subscribe((ev) => {
-            if (ev.type === 'removed') this.activatedAt.delete(ev.endpoint.endpointId);
+            if (ev.type === 'removed') {
+              this.activatedAt.delete(ev.endpoint.endpointId);
+              this.claims.delete(ev.endpoint.endpointId);
+            }
             this.publishEndpoints();
           }),
         ),
@@ -216,7 +222,19 @@ export class NodeAgent implements Disposable {
     const r = toEndpointRecord(e, this.o.node.name);
     const at = this.activatedAt.get(e.endpointId);
     if (at !== undefined) r.activatedAt = at;
+    const claims = this.claims.get(e.endpointId);
+    if (claims?.size) r.claims = [...claims].map(([address, at]) => ({ address, at }));
     return r;
+  }
+
+  /** The endpoint took over a shared address: the directory follows it, here at once, elsewhere when published. */
+  private claim(endpointId: number, address: string): void {
+    let claims = this.claims.get(endpointId);
+    if (!claims) this.claims.set(endpointId, (claims = new Map()));
+    claims.set(address, Date.now());
+    this.log.info('endpoint took over an allowed address', { endpointId, address });
+    this.publishEndpoints();
+    this.dataplane.scheduleRebuild();
   }
 
   /** The endpoint spoke for the first time: for a migrating VM, this is the moment it moves here. */
@@ -227,12 +245,20 @@ export class NodeAgent implements Disposable {
     this.dataplane.scheduleRebuild();
   }
 
-  /** After a restart, an endpoint keeps the activation time it had published. */
+  /**
+   * After a restart, an endpoint keeps the activation time and the claims of shared addresses it had
+   * published (a VRRP master that does not announce again still holds its VIP).
+   */
   private restoreActivations(d: Directory): void {
     const mine = new Map(this.manager.endpoints().map((e) => [e.endpointId, e]));
     for (const r of d.endpoints) {
       const e = mine.get(r.endpointId);
-      if (r.node === this.o.node.name && e && e.mac === r.mac && r.activatedAt !== undefined)
+      if (r.node !== this.o.node.name || !e || e.mac !== r.mac) continue;
+      const allowed = new Set(e.allowedAddresses);
+      const claims = r.claims?.filter((c) => allowed.has(c.address)) ?? [];
+      if (claims.length && !this.claims.has(r.endpointId))
+        this.claims.set(r.endpointId, new Map(claims.map((c) => [c.address, c.at])));
+      if (r.activatedAt !== undefined)
         this.activatedAt.set(
           r.endpointId,
           Math.min(r.activatedAt, this.activatedAt.get(r.endpointId) ?? Infinity),

@@ -81,6 +81,40 @@ describe('parseNetConf', () => {
     expect(err.message).toContain(msg);
   });
 
+  it('reads allowed address pairs from args.cni (Multus cni-args), canonical', () => {
+    const pairs = [{ ipAddress: '10.40.200.1' }, { ipAddress: 'FD00:0::64' }];
+    expect(parseNetConf({ ...base, args: { cni: { allowedAddressPairs: pairs, other: 1 } } })).toMatchObject({
+      allowedAddresses: ['10.40.200.1', 'fd00::64'],
+    });
+    expect(parseNetConf({ ...base }).allowedAddresses).toEqual([]);
+  });
+
+  it.each([
+    [[{ ipAddress: 'vip' }], 'args.cni.allowedAddressPairs[0].ipAddress: "vip" is not an IP address'],
+    [
+      [{ ipAddress: '10.0.0.0/24' }],
+      'allowedAddressPairs[0].ipAddress: "10.0.0.0/24" must be an address without a prefix',
+    ],
+    [
+      [{ ipAddress: '10.0.0.1', macAddress: '02:00:00:00:00:01' }],
+      'allowedAddressPairs[0]: unknown field(s) "macAddress"',
+    ],
+    [[{}], 'allowedAddressPairs[0].ipAddress: is required'],
+    ['10.0.0.1', 'args.cni.allowedAddressPairs: must be an array'],
+    [
+      [{ ipAddress: '10.0.0.1' }, { ipAddress: '10.0.0.1' }],
+      'allowedAddressPairs: must not list an address twice',
+    ],
+    [
+      Array.from({ length: 11 }, (_, i) => ({ ipAddress: `10.0.0.${i + 1}` })),
+      'args.cni.allowedAddressPairs: must be <= 10',
+    ],
+  ])('rejects allowedAddressPairs %j naming the entry', (pairs, msg) => {
+    const err = cniErrorOf(() => parseNetConf({ ...base, args: { cni: { allowedAddressPairs: pairs } } }));
+    expect(err.code).toBe(CniErrorCode.InvalidConfig);
+    expect(err.message).toContain(msg);
+  });
+
   it('converts a 0.4.0 prevResult into the internal form', () => {
     const conf = parseNetConf({
       ...base,

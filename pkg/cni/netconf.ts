@@ -4,6 +4,8 @@ import { z } from 'zod';
 import type { Attachment, NetConf } from './types.js';
 import { CNI_CODE_PARAM, parseOrThrow } from './errors.js';
 import { normalizeUnicastMac } from '../netaddr/mac.js';
+import { formatIp, parseIp } from '../netaddr/ip.js';
+import { LIMITS } from '../lookup/limits.js';
 import { normalizeResult, resultSchema } from './result.js';
 import { CniError, CniErrorCode, CURRENT_VERSION, SUPPORTED_VERSIONS } from './types.js';
 import { errorMessage } from '../base/errors.js';
@@ -24,6 +26,29 @@ export const macSchema = z.string().transform((text, ctx) => {
     return z.NEVER;
   }
 });
+
+/** An IP address without prefix, in canonical form (code 7 otherwise). */
+const plainIpSchema = z.string().transform((text, ctx) => {
+  try {
+    if (text.includes('/')) throw new Error(`${JSON.stringify(text)} must be an address without a prefix`);
+    return formatIp(parseIp(text));
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+/**
+ * Allowed address pairs (OpenStack's name): addresses beyond its own the endpoint may use, such as a
+ * VRRP virtual IP. Under `args.cni`, where Multus puts a pod's `cni-args`; only `ipAddress` for now
+ * (the endpoint's own MAC is the pair's MAC), so any other key is refused rather than ignored.
+ */
+const allowedAddressPairsSchema = z
+  .array(z.strictObject({ ipAddress: plainIpSchema }))
+  .max(LIMITS.allowedAddressesPerEndpoint)
+  .refine((pairs) => new Set(pairs.map((p) => p.ipAddress)).size === pairs.length, {
+    message: 'must not list an address twice',
+  });
 
 // The spec's rule for network names (SPEC.md, "Network configuration").
 const NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
@@ -50,6 +75,11 @@ const netConfSchema = z.looseObject({
     })
     .optional(),
   prevResult: resultSchema.optional(),
+  args: z
+    .looseObject({
+      cni: z.looseObject({ allowedAddressPairs: allowedAddressPairsSchema.optional() }).optional(),
+    })
+    .optional(),
 });
 
 /**
@@ -114,6 +144,7 @@ export function parseNetConf(raw: Record<string, unknown>): NetConf {
     mtu: conf.mtu,
     ipam: conf.ipam,
     runtimeConfig: conf.runtimeConfig,
+    allowedAddresses: conf.args?.cni?.allowedAddressPairs?.map((p) => p.ipAddress) ?? [],
     prevResult: conf.prevResult && normalizeResult(conf.prevResult, cniVersion),
     raw,
   };

@@ -109,6 +109,8 @@ export interface NetConf {
   /** Absent or `{type: "castnet"}`: castnet's per-node pool. Anything else is delegated to that plugin. */
   ipam?: { type: string; [k: string]: unknown };
   runtimeConfig?: { mac?: string; ips?: string[] };
+  /** `args.cni.allowedAddressPairs`: canonical addresses beyond its own the endpoint may use. */
+  allowedAddresses?: string[];
   prevResult?: CniResult;
   /** The raw stdin object, for delegation to IPAM plugins. */
   raw: Record<string, unknown>;

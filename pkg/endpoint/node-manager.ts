@@ -28,6 +28,7 @@ import type {
   GcRequest,
   NetConf,
 } from './manager.js';
+import { checkAllowedAddresses } from './allowed-addresses.js';
 import { bridgeName, hostIfname, isHostIfname } from './names.js';
 import { rebuildFromKernel, type Rebuilt } from './recover.js';
 import {
@@ -210,6 +211,7 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource, Dis
           `CNI_IFNAME: interface ${JSON.stringify(req.ifname)} already exists in netns ${req.netns}`,
         );
       }
+      checkAllowedAddresses(req.conf.allowedAddresses ?? [], network);
       const { mac, field } = chooseMac(req);
       const holder = this.table
         .all()
@@ -510,6 +512,7 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource, Dis
       ipam,
       createdAt: new Date().toISOString(),
     };
+    if (req.conf.allowedAddresses?.length) ep.allowedAddresses = [...req.conf.allowedAddresses];
     const pod = podOf(req);
     if (pod) ep.pod = pod;
     const vm = vmOf(req);

@@ -39,6 +39,8 @@ export interface Endpoint extends Attachment {
   ipam: IpamRecord;
   pod?: PodRef;
   vm?: VmRef;
+  /** Allowed address pairs: addresses beyond `ips` it may use (canonical, no prefix). */
+  allowedAddresses?: string[];
   createdAt: string;
   /**
    * Rebuilt from the kernel after its record was lost (quarantined): the runtime's containerId is
@@ -78,6 +80,7 @@ export function toEndpointRecord(e: Endpoint, node: string): EndpointRecord {
   };
   if (e.pod) r.pod = { ...e.pod };
   if (e.vm) r.vm = { ...e.vm };
+  if (e.allowedAddresses?.length) r.allowedAddresses = [...e.allowedAddresses];
   return r;
 }
 

@@ -85,6 +85,10 @@ export function fromReport(r: MembershipReport): NodeDirectory {
       ...(e.pod ? { pod: { ...e.pod } } : {}),
       ...(e.vm ? { vm: { ...e.vm } } : {}),
       ...(e.activatedAt ? { activatedAt: Date.parse(e.activatedAt) } : {}),
+      ...(e.allowedAddresses?.length ? { allowedAddresses: [...e.allowedAddresses] } : {}),
+      ...(e.claims?.length
+        ? { claims: e.claims.map((c) => ({ address: c.address, at: Date.parse(c.at) })) }
+        : {}),
     })),
     memberships: (r.spec.memberships ?? []).map((m) => ({
       network: m.network,
@@ -115,6 +119,10 @@ export function toReportSpec(d: NodeDirectory): MembershipReportSpec {
       ...(e.pod ? { pod: { ...e.pod } } : {}),
       ...(e.vm ? { vm: { ...e.vm } } : {}),
       ...(e.activatedAt !== undefined ? { activatedAt: new Date(e.activatedAt).toISOString() } : {}),
+      ...(e.allowedAddresses?.length ? { allowedAddresses: [...e.allowedAddresses] } : {}),
+      ...(e.claims?.length
+        ? { claims: e.claims.map((c) => ({ address: c.address, at: new Date(c.at).toISOString() })) }
+        : {}),
     })),
     memberships: d.memberships.map((m) => {
       const filter = fromSourceFilter(m.filter);

@@ -143,6 +143,10 @@ export interface ReportEndpoint {
   vm?: { namespace: string; name: string };
   /** When the endpoint first sent a frame (RFC 3339 with milliseconds): live-migration handoff. */
   activatedAt?: string;
+  /** Allowed address pairs: addresses beyond `ips` the endpoint may use (a VRRP virtual IP). */
+  allowedAddresses?: string[];
+  /** Allowed addresses the endpoint announced (gratuitous ARP), with when (RFC 3339, ms). */
+  claims?: { address: string; at: string }[];
 }
 
 export interface ReportMembership {

@@ -84,6 +84,7 @@ export class LabPods implements Disposable {
     labNetwork: string,
     vmi?: string,
     migrationJobUid?: string,
+    allowedAddressPairs: readonly string[] = [],
   ): Promise<LabPod> {
     const network = this.lookup.networkName(labNetwork);
     const ns = await this.topology.addPodNamespace(name);
@@ -98,7 +99,10 @@ export class LabPods implements Disposable {
       : undefined;
     await this.lookup.addPod(podName, this.lookup.nodeName(node), meta);
     const args = `IgnoreUnknown=1;K8S_POD_NAMESPACE=${podNs};K8S_POD_NAME=${podName};K8S_POD_INFRA_CONTAINER_ID=${containerId}`;
-    const result = (await this.cni('ADD', { ns, containerId, network, node }, args)) as CniResult;
+    const extra = allowedAddressPairs.length
+      ? { args: { cni: { allowedAddressPairs: allowedAddressPairs.map((ipAddress) => ({ ipAddress })) } } }
+      : {};
+    const result = (await this.cni('ADD', { ns, containerId, network, node }, args, extra)) as CniResult;
     const ips = result.ips.map((a) => a.address.split('/')[0]!);
     const ip = ips[0]!;
     const mac = result.interfaces.find((i) => i.sandbox)?.mac ?? '';
@@ -123,8 +127,10 @@ export class LabPods implements Disposable {
     command: 'ADD' | 'DEL',
     pod: Pick<LabPod, 'ns' | 'containerId' | 'network' | 'node'>,
     args: string,
+    extra: Record<string, unknown> = {},
   ): Promise<unknown> {
     const conf = {
+      ...extra,
       cniVersion: '1.1.0',
       name: pod.network,
       type: 'castnet',

@@ -102,7 +102,8 @@ export class Lab implements Disposable {
     // Every port a scenario sends to, listened on from each pod's start.
     for (const s of this.file.scenarios)
       for (const st of s.steps) if (st.kind === 'send') traffic.listenOn(st.port);
-    for (const p of this.file.pods) await pods.add(p.name, p.node, p.network, p.vmi);
+    for (const p of this.file.pods)
+      await pods.add(p.name, p.node, p.network, p.vmi, undefined, p.allowedAddressPairs);
     // Group members may be named by pod in the lab file; the directory wants addresses.
     await lookup.setGroups(
       this.file.groups.map((g) => ({

@@ -30,6 +30,8 @@ const pod = z.strictObject({
   network: name,
   /** Emulates a KubeVirt virt-launcher pod of this VMI (labels and annotations). */
   vmi: name.optional(),
+  /** Addresses beyond its own the pod may use (CNI args.cni.allowedAddressPairs), e.g. a VRRP VIP. */
+  allowedAddressPairs: z.array(ipAddress).max(16).optional(),
 });
 
 const group = z.strictObject({

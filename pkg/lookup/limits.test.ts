@@ -29,6 +29,8 @@ const group = crdSchema('castnet.io_multicastgroups.yaml');
 test.each([
   ['endpointsPerNode', report, 'spec.endpoints', 'maxItems'],
   ['ipsPerEndpoint', report, 'spec.endpoints.[].ips', 'maxItems'],
+  ['allowedAddressesPerEndpoint', report, 'spec.endpoints.[].allowedAddresses', 'maxItems'],
+  ['allowedAddressesPerEndpoint', report, 'spec.endpoints.[].claims', 'maxItems'],
   ['membershipsPerNode', report, 'spec.memberships', 'maxItems'],
   ['sourcesPerMembership', report, 'spec.memberships.[].filter.sources', 'maxItems'],
   ['groupsPerEndpointDefault', network, 'spec.multicast.maxGroupsPerEndpoint', 'default'],

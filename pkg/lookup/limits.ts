@@ -7,6 +7,11 @@ const limits = {
   endpointsPerNode: 1024,
   /** MembershipReport spec.endpoints[].ips maxItems. */
   ipsPerEndpoint: 4,
+  /**
+   * MembershipReport spec.endpoints[].allowedAddresses (and .claims) maxItems: the addresses beyond
+   * its own an endpoint may use (allowed address pairs, e.g. a VRRP virtual IP). OpenStack's default.
+   */
+  allowedAddressesPerEndpoint: 10,
   /** MembershipReport spec.memberships maxItems. */
   membershipsPerNode: 8192,
   /** MembershipReport spec.memberships[].filter.sources maxItems: an IGMPv3/MLDv2 record's sources. */

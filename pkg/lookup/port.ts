@@ -63,6 +63,19 @@ export interface EndpointRecord {
    * live migration, the most recently activated one is the VM (see pkg/resolve/vm-handoff.ts).
    */
   activatedAt?: number;
+  /**
+   * Addresses beyond `ips` the endpoint may send from (allowed address pairs, declared by the user,
+   * e.g. a VRRP virtual IP shared by several endpoints). Plain, canonical addresses.
+   */
+  allowedAddresses?: string[];
+  /** Which of its allowed addresses the endpoint announced (gratuitous ARP), and when. */
+  claims?: AddressClaim[];
+}
+
+/** An endpoint announced that it now holds `address` (ms since the epoch): the newest claim wins. */
+export interface AddressClaim {
+  address: string;
+  at: number;
 }
 
 export type JoinVia = 'igmp' | 'mld' | 'static' | 'selector' | 'nested';

@@ -55,6 +55,11 @@ export const endpointRecord = z.strictObject({
   pod: podRef.optional(),
   vm: vmRef.optional(),
   activatedAt: z.number().int().min(0).optional(),
+  allowedAddresses: z.array(ipAddress).max(LIMITS.allowedAddressesPerEndpoint).optional(),
+  claims: z
+    .array(z.strictObject({ address: ipAddress, at: z.number().int().min(0) }))
+    .max(LIMITS.allowedAddressesPerEndpoint)
+    .optional(),
 });
 
 export const membershipRecord = z.strictObject({

@@ -5,6 +5,7 @@ import { errorMessage } from '../base/errors.js';
 import { canonicalAddress } from '../netaddr/address.js';
 import { parseCidr, subnetBroadcast, type Cidr } from '../netaddr/ip.js';
 import type { Directory, EndpointRecord, MembershipRecord, NetworkSpec, NodeRecord } from '../lookup/port.js';
+import { addressHolders } from './address-pairs.js';
 import { GroupTable } from './groups.js';
 
 export interface IndexedNetwork {
@@ -23,6 +24,8 @@ export interface IndexedEndpoint {
   /** Canonical MAC and IPs. */
   readonly mac: string;
   readonly ips: readonly string[];
+  /** Allowed address pairs: addresses beyond `ips` it may send from (canonical). */
+  readonly allowedAddresses: ReadonlySet<string>;
   /** Position in DirectoryIndex.endpoints: a dense key for de-duplication. */
   readonly ordinal: number;
 }
@@ -40,6 +43,7 @@ export interface IndexProblem {
 }
 
 const NO_SOURCES: ReadonlySet<string> = new Set();
+const NO_ADDRESSES: ReadonlySet<string> = new Set();
 const NO_MEMBERSHIPS: readonly IndexedMembership[] = [];
 
 export class DirectoryIndex {
@@ -63,6 +67,7 @@ export class DirectoryIndex {
     for (const n of directory.nodes) this.nodes.set(n.name, n);
     for (const spec of directory.networks) this.addNetwork(spec);
     for (const e of directory.endpoints) this.addEndpoint(e);
+    this.addHeldAddresses(directory.endpoints);
     for (const m of directory.memberships) this.addMembership(m);
     this.groups = new GroupTable(directory.groups);
   }
@@ -119,6 +124,9 @@ export class DirectoryIndex {
       endpointId: r.endpointId,
       mac,
       ips,
+      allowedAddresses: r.allowedAddresses?.length
+        ? new Set(r.allowedAddresses.map(canonicalAddress))
+        : NO_ADDRESSES,
       ordinal: this.endpoints.length,
     };
     this.endpoints.push(e);
@@ -128,6 +136,28 @@ export class DirectoryIndex {
     addresses.set(mac, e);
     for (const a of ips) addresses.set(a, e);
     if (r.node === this.localNode) this.localById.set(r.endpointId, e);
+  }
+
+  /**
+   * A shared (allowed) address resolves to the endpoint that announced it last. An endpoint's own
+   * address is never taken over: the pair widens what an endpoint may use, not what it may steal.
+   */
+  private addHeldAddresses(records: readonly EndpointRecord[]): void {
+    for (const [network, held] of addressHolders(records)) {
+      const addresses = this.byAddress.get(network);
+      if (!addresses) continue;
+      for (const [address, r] of held) {
+        const a = canonicalAddress(address);
+        const e = this.endpointOn(r.node, r.endpointId);
+        if (!e || e.record !== r) continue;
+        const owner = addresses.get(a);
+        if (owner && owner.ips.includes(a)) {
+          this.problem(`endpoint ${r.node}/${r.endpointId}`, `claims ${a}, the address of another endpoint`);
+          continue;
+        }
+        addresses.set(a, e);
+      }
+    }
   }
 
   private problem(record: string, reason: string): void {

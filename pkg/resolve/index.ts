@@ -1,3 +1,4 @@
+export * from './address-pairs.js';
 export * from './directory-index.js';
 export * from './groups.js';
 export * from './resolve.js';

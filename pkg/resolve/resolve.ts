@@ -286,8 +286,8 @@ export class Resolver {
 }
 
 /**
- * Anti-spoofing: a frame's source MAC must be its endpoint's, and its source IP one of the endpoint's,
- * the unspecified address (DHCP, DAD) or an IPv6 link-local address (which the directory doesn't list).
+ * Anti-spoofing: a frame's source MAC must be its endpoint's, and its source IP one of the endpoint's
+ * (its own or a declared allowed address pair), the unspecified address (DHCP, DAD) or an IPv6 link-local address (which the directory doesn't list).
  */
 export function checkSource(sender: IndexedEndpoint, frame: ParsedFrame): ResolveError | undefined {
   if (frame.srcMac !== sender.mac)
@@ -296,6 +296,7 @@ export function checkSource(sender: IndexedEndpoint, frame: ParsedFrame): Resolv
   if (frame.arp && frame.arp.senderMac !== sender.mac)
     return fieldError('spoofed-mac', 'arp.sender_mac', `${frame.arp.senderMac} is not ${sender.mac}`);
   if (ip === undefined || ip === '0.0.0.0' || ip === '::' || sender.ips.includes(ip)) return undefined;
+  if (sender.allowedAddresses.has(ip)) return undefined;
   if (/^fe[89ab][0-9a-f]:/.test(ip)) return undefined;
   return fieldError(
     'spoofed-ip',

@@ -23,6 +23,7 @@ import { decideDatagram, decideLocalFrame } from './forward.js';
 import { withLocalState } from './local-directory.js';
 import type { Endpoint, EndpointSource } from '../../endpoint/table.js';
 import { applyVmHandoff } from '../../resolve/vm-handoff.js';
+import { holds } from '../../resolve/address-pairs.js';
 import type { ParsedFrame } from '../../frame/ethernet.js';
 import { errorMessage } from '../../base/errors.js';
 
@@ -40,6 +41,11 @@ export interface DataplaneOptions {
   onMembershipFrame: (endpointId: number, frame: ParsedFrame, bytes: Uint8Array) => void;
   /** Called on the first frame captured from a local endpoint (its activation, see vm-handoff). */
   onFirstFrame: (endpointId: number) => void;
+  /**
+   * A local endpoint announced (gratuitous ARP, unsolicited NA) an allowed address that the
+   * directory does not yet place on it: it takes the address over (resolve/address-pairs.ts).
+   */
+  onAnnounce: (endpointId: number, address: string) => void;
   /** This node's published view of a local endpoint (with its activation time). */
   localRecord: (e: Endpoint) => EndpointRecord;
   /** The directory the data plane resolves against, after every rebuild. */
@@ -192,6 +198,8 @@ export class Dataplane implements Disposable {
     for (const bytes of frames) {
       this.counters.c.framesCaptured++;
       const a = decideLocalFrame(this.resolver, sender, bytes);
+      if (a.announced && !holds(this.resolver.index, sender!, a.announced))
+        this.o.onAnnounce(endpointId, a.announced);
       switch (a.kind) {
         case 'drop':
           this.counters.drop(a.reason);

@@ -5,17 +5,28 @@ import { parseFrame, type ParsedFrame } from '../../frame/ethernet.js';
 import { buildArpReply } from '../../frame/build.js';
 import { VNET_HDR_LEN } from '../../frame/vnet.js';
 import type { NodeRecord } from '../../lookup/port.js';
-import { arpTarget, checkSource, receiveTargets, type Delivery, type Resolver } from '../../resolve/index.js';
+import {
+  announcedAddress,
+  arpTarget,
+  checkSource,
+  receiveTargets,
+  type Delivery,
+  type Resolver,
+} from '../../resolve/index.js';
 import type { IndexedEndpoint } from '../../resolve/directory-index.js';
 import { decodeData, type WireKey } from '../../wire/index.js';
 
-export type LocalAction =
+export type LocalAction = (
   | { kind: 'drop'; reason: string }
   /** An IGMP/MLD message for the membership table (the agent is the querier: not forwarded). */
   | { kind: 'membership'; frame: ParsedFrame }
   /** The agent answers an ARP request from its directory: inject `reply` back to the sender. */
   | { kind: 'arp-reply'; reply: Uint8Array }
-  | { kind: 'forward'; delivery: Delivery };
+  | { kind: 'forward'; delivery: Delivery }
+) & {
+  /** The sender announced that it now holds this allowed address (see resolve/address-pairs.ts). */
+  announced?: string;
+};
 
 /**
  * Decides the fate of `bytes` (virtio_net_hdr + Ethernet frame) captured from local endpoint `sender`.
@@ -31,6 +42,22 @@ export function decideLocalFrame(
   const f = parsed.value;
   const spoof = checkSource(sender, f);
   if (spoof) return { kind: 'drop', reason: spoof.code };
+  const announced = announcedAddress(sender.allowedAddresses, f);
+  if (!announced) return forward(resolver, sender, f, bytes);
+  // A shared address moved: every endpoint of the network hears it, even where broadcast is off, or
+  // their neighbour caches keep sending to the previous holder.
+  const r = resolver.flood(sender);
+  if (!r.ok || (r.value.local.length === 0 && r.value.remote.length === 0))
+    return { kind: 'drop', reason: r.ok ? 'no-members' : r.error.code, announced };
+  return { kind: 'forward', delivery: r.value, announced };
+}
+
+function forward(
+  resolver: Resolver,
+  sender: IndexedEndpoint,
+  f: ParsedFrame,
+  bytes: Uint8Array,
+): LocalAction {
   if (f.kind === 'igmp' || f.kind === 'mld') return { kind: 'membership', frame: f };
   if (f.arp) {
     const target = arpTarget(resolver.index, sender, f.arp);

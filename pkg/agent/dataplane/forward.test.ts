@@ -1,0 +1,66 @@
+// decideLocalFrame for allowed address pairs: the announcement of a shared address reaches every
+// endpoint of the network (even with broadcast off) and names the address for the agent to claim.
+import { buildArpReply } from '../../frame/build.js';
+import { VNET_HDR_LEN } from '../../frame/vnet.js';
+import type { Directory, EndpointRecord } from '../../lookup/port.js';
+import { buildIndex, Resolver } from '../../resolve/index.js';
+import { decideLocalFrame } from './forward.js';
+
+const VIP = '10.0.0.100';
+const macOf = (host: number) => `02:00:00:00:00:${host.toString(16).padStart(2, '0')}`;
+const ep = (node: string, id: number, host: number, extra: Partial<EndpointRecord> = {}): EndpointRecord => ({
+  network: 'red',
+  node,
+  endpointId: id,
+  mac: macOf(host),
+  ips: [`10.0.0.${host}`],
+  ...extra,
+});
+
+function setup(broadcast: boolean) {
+  const d: Directory = {
+    networks: [{ name: 'red', id: 1, subnets: ['10.0.0.0/24'], mtu: 1400, multicast: true, broadcast }],
+    nodes: ['n1', 'n2'].map((name, i) => ({ name, address: `192.0.2.${i + 1}`, port: 4790, poolIndex: i })),
+    endpoints: [ep('n1', 1, 1, { allowedAddresses: [VIP] }), ep('n1', 2, 2), ep('n2', 3, 3)],
+    groups: [],
+    memberships: [],
+  };
+  const resolver = new Resolver(buildIndex(d, 'n1'));
+  return { resolver, sender: (id: number) => resolver.index.localEndpoint(id) };
+}
+
+/** A gratuitous ARP from `host` for `ip`, with the virtio_net_hdr the capture delivers. */
+function garp(host: number, ip: string): Uint8Array {
+  const frame = buildArpReply(
+    { op: 1, senderMac: 'ff:ff:ff:ff:ff:ff', senderIp: ip, targetMac: '00:00:00:00:00:00', targetIp: ip },
+    macOf(host),
+  );
+  const out = new Uint8Array(VNET_HDR_LEN + frame.length);
+  out.set(frame, VNET_HDR_LEN);
+  return out;
+}
+
+describe('decideLocalFrame with allowed address pairs', () => {
+  it.each([true, false])('floods the announcement of a shared address (broadcast %s) and names it', (b) => {
+    const { resolver, sender } = setup(b);
+    const a = decideLocalFrame(resolver, sender(1), garp(1, VIP));
+    expect(a.kind).toBe('forward');
+    expect(a.announced).toBe(VIP);
+    if (a.kind === 'forward') {
+      expect(a.delivery.local).toEqual([2]);
+      expect(a.delivery.remote.map((r) => [r.node.name, r.endpointIds])).toEqual([['n2', [3]]]);
+    }
+  });
+
+  it('leaves other broadcasts to the network’s setting, and drops an undeclared announcement', () => {
+    const { resolver, sender } = setup(false);
+    expect(decideLocalFrame(resolver, sender(1), garp(1, '10.0.0.1'))).toEqual({
+      kind: 'drop',
+      reason: 'broadcast-disabled',
+    });
+    expect(decideLocalFrame(resolver, sender(2), garp(2, VIP))).toEqual({
+      kind: 'drop',
+      reason: 'spoofed-ip',
+    });
+  });
+});
