@@ -165,13 +165,12 @@ export class AvahiPod implements Disposable {
       'mount -t tmpfs castnet-avahi /run',
       'mkdir /run/avahi-daemon',
     ].join(' && ');
-    const daemon = ['avahi-daemon', '-f', join(dir, 'avahi-daemon.conf')];
-    daemon.push('--no-drop-root', '--no-chroot', '--no-rlimits');
+    const daemon = `avahi-daemon -f ${join(dir, 'avahi-daemon.conf')} --no-drop-root --no-chroot --no-rlimits`;
     this.avahi = new PodProcess(
       `avahi-daemon of ${this.pod}`,
       this.ns,
       'unshare',
-      ['--mount', '--propagation', 'private', 'sh', '-c', `${mounts} && exec ${daemon.join(' ')}`],
+      ['--mount', '--propagation', 'private', 'sh', '-c', `${mounts} && exec ${daemon}`],
       { env: this.env },
     );
     this.avahi.start();
