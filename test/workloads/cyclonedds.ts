@@ -29,6 +29,7 @@ export function ddsConfig(domain: number): string {
  * - as "reader": "matched" once it has the writer, then takes samples until its stdin closes and
  *   reports what it got ("received": counts of samples, distinct numbers, duplicates, out of order,
  *   damaged payloads, and the numbers missing below argv[4]).
+ * - as "peer": only a participant, until its stdin closes.
  * Reliable, keep-all history on both sides: a writer blocks rather than drop a sample.
  */
 export const DDS_PARTICIPANT = `
@@ -44,8 +45,12 @@ from cyclonedds.sub import DataReader
 from cyclonedds.topic import Topic
 from cyclonedds.util import duration
 
+out = threading.Lock()  # two threads print: one line at a time
 def say(event, **kv):
-    print(json.dumps({"event": event, "at": time.time() * 1000, **kv}), flush=True)
+    line = json.dumps({"event": event, "at": time.time() * 1000, **kv}) + "\\n"
+    with out:
+        sys.stdout.write(line)
+        sys.stdout.flush()
 
 @dataclass
 class Sample(IdlStruct, typename="castnet.Sample"):
@@ -72,6 +77,9 @@ def watch_participants():
                 say("discovered", guid=str(p.key))
         ws.wait(duration(seconds=1))
 threading.Thread(target=watch_participants, daemon=True).start()
+if role == "peer":
+    sys.stdin.read()
+    sys.exit(0)
 
 qos = Qos(
     Policy.Reliability.Reliable(max_blocking_time=duration(seconds=10)),
@@ -142,7 +150,7 @@ export function ddsEvents(p: PodProcess): DdsEvent[] {
 export function ddsParticipant(
   label: string,
   ns: string,
-  role: 'writer' | 'reader',
+  role: 'writer' | 'reader' | 'peer',
   opts: { domain: number; readers: number; samples: number },
 ): PodProcess {
   return new PodProcess(
