@@ -6,12 +6,16 @@ CACHE := $(CURDIR)/.cache
 export GOFLAGS := -mod=mod
 export GOTOOLCHAIN := local
 
-.PHONY: build deps debian-deps npm-deps test test-unit test-go lint format clean lab
+.PHONY: build deps debian-deps python-deps npm-deps test test-unit test-go lint format clean lab
 
-deps: debian-deps npm-deps
+deps: debian-deps python-deps npm-deps
 
 debian-deps:
 	@scripts/install-debian-packages.sh scripts/debian-packages.txt
+
+# The workload tests' Python packages (Cyclone DDS), in a venv under .cache/python.
+python-deps: debian-deps
+	@scripts/install-python-packages.sh scripts/python-requirements.txt
 
 npm-deps: node_modules/.installed
 node_modules/.installed: package-lock.json
