@@ -44,6 +44,29 @@ export interface Layout {
 /** What a benchmark tears down on exit, last first (registered before each part starts). */
 export type Cleanups = (() => Promise<void> | void)[];
 
+/**
+ * Returns the function that runs `cleanups` (last registered first, each failure logged), and runs
+ * it on Ctrl-C or SIGTERM too, so no namespace or process outlives the benchmark.
+ */
+export function tearDownOnSignals(cleanups: Cleanups): () => Promise<void> {
+  const cleanup = async () => {
+    for (const c of cleanups.splice(0).reverse()) {
+      try {
+        await c();
+      } catch (err) {
+        console.error(`cleanup: ${(err as Error).message}`);
+      }
+    }
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      console.error(`${sig}: cleaning up`);
+      void cleanup().then(() => process.exit(130));
+    });
+  }
+  return cleanup;
+}
+
 export interface Pod {
   name: string;
   ns: string;

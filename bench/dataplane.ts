@@ -24,6 +24,7 @@ import {
   SENDER,
   startCastnet,
   startKernel,
+  tearDownOnSignals,
   Traffic,
   type Cleanups,
   type System,
@@ -331,21 +332,7 @@ async function waitForMembers(lab: Lab, want: number): Promise<void> {
 // ---- main ----------------------------------------------------------------------------------------
 
 const cleanups: Cleanups = [];
-async function cleanup(): Promise<void> {
-  for (const c of cleanups.splice(0).reverse()) {
-    try {
-      await c();
-    } catch (err) {
-      console.error(`cleanup: ${(err as Error).message}`);
-    }
-  }
-}
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    console.error(`${sig}: cleaning up`);
-    void cleanup().then(() => process.exit(130));
-  });
-}
+const cleanup = tearDownOnSignals(cleanups);
 
 async function main(): Promise<void> {
   const started = Date.now();
