@@ -5,6 +5,10 @@
 //   - a killed member leaves the view of the others;
 //   - a member on another tenant's network never joins, while a member started at the same time on
 //     the cluster's own network does (the positive control: the same discovery, the same moment).
+//     Hazelcast's own view would stay alone even if its discovery leaked (the answer's TCP connect
+//     has no route between the tenants), so a listener on the discovery group in every pod checks
+//     the multicast itself: each blue pod hears the other blue members, and no datagram crosses
+//     between the tenants in either direction.
 // The discovery time (all three members' first view of 3, from the last member's start of
 // Hazelcast) is printed, not asserted: timing belongs in benchmarks.
 import { ChildProcess } from 'node:child_process';
@@ -14,11 +18,15 @@ import { createInterface } from 'node:readline';
 import { Lab } from '../../pkg/lab/runner.js';
 import { parseLabFile } from '../../pkg/lab/scenario.js';
 import { run, spawnIn, stop } from '../../pkg/sys/exec.js';
+import { UnderlaySocket } from '../../pkg/underlay/udp.js';
 import { waitFor } from '../harness/wait.js';
 
 const root = join(import.meta.dirname, '../..');
 const HAZELCAST = join(root, '.cache/hazelcast');
 const PORT = 5701;
+/** Hazelcast's multicast discovery group and port (its defaults, stated in ClusterMember.java). */
+const DISCOVERY_GROUP = '224.2.2.3';
+const DISCOVERY_PORT = 54327;
 /** JVM start-up and Hazelcast's join on a loaded 2-core machine take tens of seconds. */
 const DEADLINE_MS = 120_000;
 
@@ -99,6 +107,9 @@ it('forms one cluster by multicast across nodes, drops a killed member, and neve
     captures: false,
   });
   const members: HazelcastMember[] = [];
+  const listeners: UnderlaySocket[] = [];
+  /** pod -> source addresses of the discovery datagrams its listener read. */
+  const heard = new Map<string, Set<string>>();
   const member = (pod: string) => {
     const info = lab.podInfo(pod);
     const m = new HazelcastMember(pod, info.ns, info.ip);
@@ -109,8 +120,22 @@ it('forms one cluster by multicast across nodes, drops a killed member, and neve
   try {
     await lab.start();
     // A Kubernetes pod's default route covers multicast; the lab's pods have only their subnet's.
-    for (const pod of ['hz0', 'hz1', 'hz2', 'other'])
-      await run('ip', ['-n', lab.podInfo(pod).ns, 'route', 'add', '224.0.0.0/4', 'dev', 'eth0']);
+    for (const pod of ['hz0', 'hz1', 'hz2', 'other']) {
+      const ns = lab.podInfo(pod).ns;
+      await run('ip', ['-n', ns, 'route', 'add', '224.0.0.0/4', 'dev', 'eth0']);
+      // Beside the member's own socket (both SO_REUSEADDR): reads what the pod's kernel accepts
+      // for the group the member joined.
+      const sock = UnderlaySocket.open({
+        address: DISCOVERY_GROUP,
+        port: DISCOVERY_PORT,
+        netns: `/run/netns/${ns}`,
+        reuseAddress: true,
+      });
+      listeners.push(sock);
+      const sources = new Set<string>();
+      heard.set(pod, sources);
+      sock.onDatagrams((batch) => batch.forEach((d) => sources.add(d.from.address)));
+    }
 
     const blue = ['hz0', 'hz1', 'hz2'].map(member);
     const formed = await Promise.all(blue.map((m) => m.waitForView(blue, 'sees all three members')));
@@ -137,7 +162,28 @@ it('forms one cluster by multicast across nodes, drops a killed member, and neve
     expect(other.views.every((v) => v.size === 1)).toBe(true);
     for (const m of [hz0, hz1, rejoined])
       expect(m.views.some((v) => v.members.some((a) => a.startsWith(`${other.address}:`)))).toBe(false);
+    // The discovery multicast itself: heard between the blue members, never across the tenants.
+    const blueAddresses = blue.map((m) => m.address);
+    for (const m of blue) {
+      const sources = [...heard.get(m.pod)!];
+      expect({
+        pod: m.pod,
+        fromOtherBlue: sources.some((a) => a !== m.address && blueAddresses.includes(a)),
+      }).toEqual({
+        pod: m.pod,
+        fromOtherBlue: true,
+      });
+      expect({ pod: m.pod, sources }).toEqual({
+        pod: m.pod,
+        sources: sources.filter((a) => a !== other.address),
+      });
+    }
+    expect({ pod: 'other', sources: [...heard.get('other')!].filter((a) => a !== other.address) }).toEqual({
+      pod: 'other',
+      sources: [],
+    });
   } finally {
+    for (const l of listeners) l.dispose();
     await Promise.all(members.map((m) => m.kill()));
     await lab.dispose();
   }
