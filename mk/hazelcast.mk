@@ -8,10 +8,11 @@ HAZELCAST_DIR := $(CACHE)/hazelcast
 deps: hazelcast-deps
 hazelcast-deps: $(HAZELCAST_DIR)/classes/ClusterMember.class
 
-$(HAZELCAST_DIR)/lib/.fetched: test/workloads/hazelcast/pom.xml
+# mvn and javac come from the Debian packages (scripts/debian-packages.txt).
+$(HAZELCAST_DIR)/lib/.fetched: test/workloads/hazelcast/pom.xml | debian-deps
 	mvn -q -B -f $< dependency:copy-dependencies -DoutputDirectory=$(HAZELCAST_DIR)/lib
 	@touch $@
 
-$(HAZELCAST_DIR)/classes/ClusterMember.class: test/workloads/hazelcast/ClusterMember.java $(HAZELCAST_DIR)/lib/.fetched
+$(HAZELCAST_DIR)/classes/ClusterMember.class: test/workloads/hazelcast/ClusterMember.java $(HAZELCAST_DIR)/lib/.fetched | debian-deps
 	@mkdir -p $(@D)
 	javac -d $(@D) -cp '$(HAZELCAST_DIR)/lib/*' $<
