@@ -1,9 +1,16 @@
-// Traffic roles for bench/dataplane.ts, each a child process driven by lines on stdin.
+// Traffic roles for bench/dataplane.ts and bench/marketdata.ts, each a child process driven by lines on stdin.
 //
 //   send <netns> <source> <group> <port>
 //     "<rate> <count> <trial> [<batch>]" sends <count> 100-byte datagrams to the group at <rate>/s
 //     (sendmmsg calls of up to <batch> datagrams, default 64, paced per millisecond), each stamped
 //     with the time of its call and the trial's number; answers "done <sent> <dropped> <seconds>".
+//     Each payload carries the stream header of pkg/lab/stream.ts (its sequence number counts from 0
+//     in each trial).
+//   member <group> <port> <address>
+//     A market-data member (bench/marketdata.ts), started inside its pod's namespace: a plain Node.js
+//     UDP socket at the kernel's default buffer sizes, joined on <address>. "run <n> <capacity>"
+//     starts tallying trial n; "count" answers the datagrams read; "summary <sent>" the tally's
+//     summary (pkg/lab/stream.ts) and the namespace's UDP receive-buffer overflows during the run.
 //   receive <group> <port> <netns>=<address> ...
 //     One real UDP socket per receiver pod, bound to the group and joined on the pod's address (so the
 //     pod's kernel reports the membership). "trial <n> [latency]" starts counting datagrams of trial n
@@ -14,13 +21,16 @@
 //     miss (null when the percentile falls on one).
 //
 // Both ends stamp and read CLOCK_MONOTONIC (process.hrtime), which all processes on the machine share.
+import { createSocket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { AF_INET, IP_ADD_MEMBERSHIP, IPPROTO_IP, SOCK_CLOEXEC, SOCK_DGRAM } from '../pkg/sys/constants.js';
 import { check, inNetns, libc } from '../pkg/sys/libc.js';
+import { readStream, stampStream, StreamTally } from '../pkg/lab/stream.js';
 import { OutDatagram, UnderlaySocket } from '../pkg/underlay/udp.js';
 
 export const PAYLOAD_BYTES = 100;
-/** Payload layout: send time (ns, u64 LE), then the trial's number (u32 LE). */
+/** The trial's number in the payload (pkg/lab/stream.ts's header: send time, run, sequence). */
 const TRIAL_OFFSET = 8;
 const BATCH = 64;
 
@@ -43,12 +53,10 @@ function roleSend(netns: string, source: string, group: string, port: number): v
   }));
   let perCall = BATCH;
   let trial = 0;
+  let seq = 0;
   const sendNow = (n: number) => {
     const now = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) {
-      (batch[i]!.data as Buffer).writeBigUInt64LE(now, 0);
-      (batch[i]!.data as Buffer).writeUInt32LE(trial, TRIAL_OFFSET);
-    }
+    for (let i = 0; i < n; i++) stampStream(batch[i]!.data as Buffer, trial, seq++, now);
     sock.send(n === BATCH ? batch : batch.slice(0, n));
   };
   const run = (rate: number, count: number) =>
@@ -70,6 +78,7 @@ function roleSend(netns: string, source: string, group: string, port: number): v
     });
   commands(async ([rate, count, trialNo, batch]) => {
     trial = Number(trialNo);
+    seq = 0;
     perCall = Math.min(BATCH, Math.max(1, Number(batch ?? BATCH)));
     const before = sock.counters().sendDropped;
     const { sent, seconds } = await run(Number(rate), Number(count));
@@ -143,10 +152,50 @@ function roleReceive(group: string, port: number, receivers: string[]): void {
   process.stdout.write('ready\n');
 }
 
+/** The namespace's UDP datagrams dropped for a full receive buffer (/proc/net/snmp, Udp RcvbufErrors). */
+function rcvbufErrors(): number {
+  const udp = readFileSync('/proc/net/snmp', 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('Udp: '));
+  const names = udp[0]!.split(/\s+/);
+  return Number(udp[1]!.split(/\s+/)[names.indexOf('RcvbufErrors')]);
+}
+
+function roleMember(group: string, port: number, address: string): void {
+  let run = -1;
+  let tally = new StreamTally(0);
+  let overflowsAtStart = rcvbufErrors();
+  const sock = createSocket({ type: 'udp4', reuseAddr: true });
+  sock.on('message', (msg) => {
+    const h = readStream(msg);
+    if (h?.run === run) tally.record(h.seq, Number(process.hrtime.bigint()));
+  });
+  sock.bind(port, group, () => {
+    sock.addMembership(group, address);
+    process.stdout.write(`ready ${sock.getRecvBufferSize()}\n`);
+  });
+  commands(([cmd, arg, capacity]) => {
+    if (cmd === 'run') {
+      run = Number(arg);
+      tally = new StreamTally(Number(capacity));
+      overflowsAtStart = rcvbufErrors();
+      return 'ok';
+    }
+    if (cmd === 'count') return String(tally.count);
+    if (cmd === 'summary')
+      return JSON.stringify({
+        ...tally.summary(Number(arg)),
+        rcvbufErrors: rcvbufErrors() - overflowsAtStart,
+      });
+    return `error: unknown command ${JSON.stringify(cmd)}`;
+  });
+}
+
 const [role, ...args] = process.argv.slice(2);
 if (role === 'send') roleSend(args[0]!, args[1]!, args[2]!, Number(args[3]));
+else if (role === 'member') roleMember(args[0]!, Number(args[1]), args[2]!);
 else if (role === 'receive') roleReceive(args[0]!, Number(args[1]), args.slice(2));
 else {
-  console.error(`usage: dataplane-traffic send|receive ... (got ${JSON.stringify(role)})`);
+  console.error(`usage: dataplane-traffic send|receive|member ... (got ${JSON.stringify(role)})`);
   process.exit(2);
 }

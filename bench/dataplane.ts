@@ -10,19 +10,26 @@
 // BENCH_DATAPLANE_TOPOLOGY=dense (the headline, bench/results/dataplane.json): 3 nodes, every one
 // with members, so both systems do the same work. =sparse (bench/results/dataplane-sparse.json):
 // a 4th node without members, which only flooding sends to.
-import { ChildProcess, spawn } from 'node:child_process';
 import { CLK_TCK, ksoftirqdPids, processCpuUs } from './proc.js';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { Lab } from '../pkg/lab/runner.js';
-import { labFile } from '../pkg/lab/scenario.js';
-import { buildTopology, destroyTopology, newLabId, type LabTopology } from '../pkg/lab/topology.js';
+import type { Lab } from '../pkg/lab/runner.js';
+import { sleep } from '../pkg/base/async.js';
 import { run } from '../pkg/sys/exec.js';
 import { inNetns } from '../pkg/sys/libc.js';
-import { sleep } from '../pkg/base/async.js';
-import { errorMessage } from '../pkg/base/errors.js';
+import {
+  netnsPath,
+  RECEIVERS,
+  ROOT,
+  SENDER,
+  startCastnet,
+  startKernel,
+  tearDownOnSignals,
+  Traffic,
+  type Cleanups,
+  type System,
+} from './dataplane-systems.js';
 
 const GROUP = '239.1.1.1';
 const PORT = 5000;
@@ -60,72 +67,8 @@ const BISECTION_STEPS = Number(process.env.BENCH_BISECTION_STEPS ?? 4);
  * both systems: on a shared machine it keeps other work from skewing rates and latencies. 0: off.
  */
 const NICE = Number(process.env.BENCH_NICE ?? -10);
-const ROOT = join(import.meta.dirname, '..', '..', '..');
-const TRAFFIC_JS = join(import.meta.dirname, 'dataplane-traffic.js');
-
-/** The sender and the 5 receivers, the same in both systems. */
-const SENDER = { name: 'src', node: 0 };
-const RECEIVERS = [
-  { name: 'r0', node: 0 },
-  { name: 'r1a', node: 1 },
-  { name: 'r1b', node: 1 },
-  { name: 'r2a', node: 2 },
-  { name: 'r2b', node: 2 },
-];
 
 const KSOFTIRQD = ksoftirqdPids();
-
-const netnsPath = (ns: string) => `/run/netns/${ns}`;
-
-interface Pod {
-  name: string;
-  ns: string;
-  ip: string;
-}
-
-interface System {
-  name: 'castnet' | 'kernel';
-  topo: LabTopology;
-  sender: Pod;
-  receivers: Pod[];
-  agentPids: number[];
-}
-
-/** A traffic child (bench/dataplane-traffic.ts): one command line in, one answer line out. */
-class Traffic {
-  private readonly waiting: ((line: string) => void)[] = [];
-  /** Lines printed before anyone asked (e.g. "ready"). */
-  private readonly unread: string[] = [];
-  private readonly child: ChildProcess;
-  constructor(args: string[]) {
-    this.child = spawn(process.execPath, [TRAFFIC_JS, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
-    createInterface({ input: this.child.stdout! }).on('line', (l) => {
-      const waiter = this.waiting.shift();
-      if (waiter) waiter(l);
-      else this.unread.push(l);
-    });
-  }
-  get pid(): number {
-    return this.child.pid!;
-  }
-  /** The next line the child prints (its answer to `command`, when given). */
-  ask(command?: string): Promise<string> {
-    if (command === undefined && this.unread.length) return Promise.resolve(this.unread.shift()!);
-    return new Promise((resolve, reject) => {
-      const onExit = (code: number | null) => reject(new Error(`traffic ${this.pid} exited ${code}`));
-      this.child.once('exit', onExit);
-      this.waiting.push((line) => {
-        this.child.off('exit', onExit);
-        if (line.startsWith('error')) reject(new Error(line));
-        else resolve(line);
-      });
-      if (command !== undefined) this.child.stdin!.write(command + '\n');
-    });
-  }
-  kill(): void {
-    if (this.child.exitCode === null) this.child.kill('SIGKILL');
-  }
-}
 
 // ---- measurement sources -------------------------------------------------------------------------
 
@@ -152,134 +95,6 @@ function interfacePackets(ns: string): Map<string, { rx: number; tx: number }> {
     out.set(name!.trim(), { rx: f[1]!, tx: f[9]! });
   }
   return out;
-}
-
-/** A `castnet agent` process (the agents run short-lived helpers too, which may be gone by now). */
-function isAgent(pid: number): boolean {
-  try {
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    return argv.includes('agent') && argv.some((a) => a.endsWith('main.js'));
-  } catch {
-    return false;
-  }
-}
-
-async function namespacePids(ns: string): Promise<number[]> {
-  const { stdout } = await run('ip', ['netns', 'pids', ns]);
-  return stdout.split('\n').filter(Boolean).map(Number);
-}
-
-// ---- the two systems -----------------------------------------------------------------------------
-
-/**
- * bin/castnet, or a launcher that runs the agents with extra Node.js flags (which NODE_OPTIONS may not
- * carry, e.g. --cpu-prof): BENCH_AGENT_NODE_ARGS="--max-semi-space-size=2", and BENCH_AGENT_PROFILE=DIR
- * (each agent writes a CPU profile to DIR when the lab stops it).
- */
-function castnetLauncher(): string {
-  const profileDir = process.env.BENCH_AGENT_PROFILE;
-  const flags = [
-    ...(process.env.BENCH_AGENT_NODE_ARGS ?? '').split(/\s+/).filter(Boolean),
-    ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
-  ];
-  if (!flags.length) return join(ROOT, 'bin', 'castnet');
-  const dir = profileDir ?? join(ROOT, '.cache', 'bench-dataplane');
-  mkdirSync(dir, { recursive: true });
-  const launcher = join(dir, 'castnet-agent-launcher.sh');
-  const main = join(ROOT, 'dist', 'cmd', 'castnet', 'main.js');
-  writeFileSync(launcher, `#!/bin/sh\nexec node ${flags.join(' ')} ${main} "$@"\n`, { mode: 0o755 });
-  return launcher;
-}
-
-async function startCastnet(log: (l: string) => void): Promise<System> {
-  const file = labFile.parse({
-    nodes: NODES,
-    networks: [{ name: 'bench', id: 100, subnets: ['10.30.0.0/16'] }],
-    pods: [SENDER, ...RECEIVERS].map((p) => ({ ...p, network: 'bench' })),
-    scenarios: [{ name: 'bench', steps: [{ sleep: 0 }] }],
-  });
-  const lab = new Lab(file, {
-    castnetBin: castnetLauncher(),
-    cniBin: join(ROOT, 'bin', 'castnet-cni'),
-    captures: false,
-    log,
-  });
-  cleanups.push(() => lab.dispose());
-  await lab.start();
-  const pod = (name: string): Pod => ({ name, ns: lab.podInfo(name).ns, ip: lab.podInfo(name).ip });
-  const topo = lab.topology;
-  const agentPids: number[] = [];
-  for (const n of topo.nodes) {
-    for (const pid of await namespacePids(n.ns)) {
-      if (isAgent(pid)) agentPids.push(pid);
-    }
-  }
-  if (agentPids.length !== NODES) throw new Error(`found ${agentPids.length} castnet agents, want ${NODES}`);
-  castnetLab = lab;
-  return {
-    name: 'castnet',
-    topo,
-    sender: pod(SENDER.name),
-    receivers: RECEIVERS.map((r) => pod(r.name)),
-    agentPids,
-  };
-}
-
-async function startKernel(): Promise<System> {
-  const topo = await buildTopology(newLabId(), NODES, 1500);
-  const ipn = (ns: string, ...args: string[]) => run('ip', ['-n', ns, ...args]);
-  try {
-    for (const n of topo.nodes) {
-      await ipn(n.ns, 'link', 'add', 'br0', 'type', 'bridge', 'mcast_snooping', '0');
-      await ipn(
-        n.ns,
-        'link',
-        'add',
-        'vxlan0',
-        'type',
-        'vxlan',
-        'id',
-        '100',
-        'local',
-        n.address,
-        'dev',
-        'ul0',
-        'dstport',
-        '4789',
-      );
-      await ipn(n.ns, 'link', 'set', 'vxlan0', 'master', 'br0', 'up');
-      await ipn(n.ns, 'link', 'set', 'br0', 'up');
-      for (const peer of topo.nodes.filter((p) => p !== n)) {
-        await run('bridge', [
-          '-n',
-          n.ns,
-          'fdb',
-          'append',
-          '00:00:00:00:00:00',
-          'dev',
-          'vxlan0',
-          'dst',
-          peer.address,
-        ]);
-      }
-    }
-    const pods = [SENDER, ...RECEIVERS].map((p, i): Pod => {
-      return { name: p.name, ns: `${topo.id}-p-${p.name}`, ip: `10.30.0.${10 + i}` };
-    });
-    for (const [i, p] of pods.entries()) {
-      const node = topo.nodes[[SENDER, ...RECEIVERS][i]!.node]!;
-      await run('ip', ['netns', 'add', p.ns]);
-      await ipn(p.ns, 'link', 'set', 'lo', 'up');
-      await ipn(node.ns, 'link', 'add', `h-${p.name}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', p.ns);
-      await ipn(node.ns, 'link', 'set', `h-${p.name}`, 'master', 'br0', 'up');
-      await ipn(p.ns, 'addr', 'add', `${p.ip}/16`, 'dev', 'eth0');
-      await ipn(p.ns, 'link', 'set', 'eth0', 'mtu', '1450', 'up');
-    }
-    return { name: 'kernel', topo, sender: pods[0]!, receivers: pods.slice(1), agentPids: [] };
-  } catch (err) {
-    await destroyTopology(topo);
-    throw err;
-  }
 }
 
 // ---- trials --------------------------------------------------------------------------------------
@@ -515,31 +330,16 @@ async function waitForMembers(lab: Lab, want: number): Promise<void> {
 
 // ---- main ----------------------------------------------------------------------------------------
 
-const cleanups: (() => Promise<void> | void)[] = [];
-let castnetLab: Lab | undefined;
-async function cleanup(): Promise<void> {
-  for (const c of cleanups.splice(0).reverse()) {
-    try {
-      await c();
-    } catch (err) {
-      console.error(`cleanup: ${errorMessage(err)}`);
-    }
-  }
-}
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    console.error(`${sig}: cleaning up`);
-    void cleanup().then(() => process.exit(130));
-  });
-}
+const cleanups: Cleanups = [];
+const cleanup = tearDownOnSignals(cleanups);
 
 async function main(): Promise<void> {
   const started = Date.now();
   const loadAtStart = loadAverage();
   console.error(`building castnet lab and kernel baseline (${NODES} nodes)`);
-  const castnetSys = await startCastnet((l) => console.error(`  lab: ${l}`));
-  const kernelSys = await startKernel();
-  cleanups.push(() => destroyTopology(kernelSys.topo));
+  const layout = { nodes: NODES, sender: SENDER, receivers: RECEIVERS };
+  const castnetSys = await startCastnet(layout, cleanups, (l) => console.error(`  lab: ${l}`));
+  const kernelSys = await startKernel(layout, cleanups);
   for (const s of [castnetSys, kernelSys]) {
     await run('ip', ['-n', s.sender.ns, 'route', 'add', '224.0.0.0/4', 'dev', 'eth0']);
   }
@@ -554,7 +354,7 @@ async function main(): Promise<void> {
     ];
     for (const pid of pids) setPriority(pid, NICE);
   }
-  await waitForMembers(castnetLab!, RECEIVERS.length);
+  await waitForMembers(castnetSys.lab, RECEIVERS.length);
   // Warm-up: bridges learn, JIT compiles, and each path proves it delivers at all.
   for (const b of benches) {
     const t = await b.trial(5000);

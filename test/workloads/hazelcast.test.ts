@@ -1,0 +1,190 @@
+// Hazelcast multicast discovery (issue 13, scenario 3) on a real three-node lab, with the real
+// Hazelcast jar (`make deps`: mk/hazelcast.mk) and a member program that joins by multicast only
+// (hazelcast/ClusterMember.java). What its users expect:
+//   - three members on three nodes form one cluster view;
+//   - a killed member leaves the view of the others;
+//   - a member on another tenant's network never joins, while a member started at the same time on
+//     the cluster's own network does (the positive control: the same discovery, the same moment).
+//     Hazelcast's own view would stay alone even if its discovery leaked (the answer's TCP connect
+//     has no route between the tenants), so a listener on the discovery group in every pod checks
+//     the multicast itself: each blue pod hears the other blue members, and no datagram crosses
+//     between the tenants in either direction.
+// The discovery time (all three members' first view of 3, from the last member's start of
+// Hazelcast) is printed, not asserted: timing belongs in benchmarks.
+import { ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Lab } from '../../pkg/lab/runner.js';
+import { parseLabFile } from '../../pkg/lab/scenario.js';
+import { run, spawnIn, stop } from '../../pkg/sys/exec.js';
+import { UnderlaySocket } from '../../pkg/underlay/udp.js';
+import { waitFor } from '../harness/wait.js';
+
+const root = join(import.meta.dirname, '../..');
+const HAZELCAST = join(root, '.cache/hazelcast');
+const PORT = 5701;
+/** Hazelcast's multicast discovery group and port (its defaults, stated in ClusterMember.java). */
+const DISCOVERY_GROUP = '224.2.2.3';
+const DISCOVERY_PORT = 54327;
+/** JVM start-up and Hazelcast's join on a loaded 2-core machine take tens of seconds. */
+const DEADLINE_MS = 120_000;
+
+const labFile = parseLabFile(`
+nodes: 3
+networks:
+  - { name: blue, id: 100, subnets: [10.30.0.0/16] }
+  - { name: red, id: 200, subnets: [10.31.0.0/16] }
+pods:
+  - { name: hz0, node: 0, network: blue }
+  - { name: hz1, node: 1, network: blue }
+  - { name: hz2, node: 2, network: blue }
+  - { name: other, node: 1, network: red }
+scenarios: [{ name: none, steps: [{ sleep: 0 }] }]
+`);
+
+interface View {
+  at: number;
+  size: number;
+  members: string[];
+}
+
+/** One Hazelcast member JVM in a pod, and the cluster views it printed. */
+class HazelcastMember {
+  readonly views: View[] = [];
+  /** When the JVM started Hazelcast (its own clock, epoch ms). */
+  startedAt?: number;
+  private child?: ChildProcess;
+  private stderr = '';
+
+  constructor(
+    readonly pod: string,
+    private readonly ns: string,
+    readonly address: string,
+  ) {}
+
+  start(): void {
+    const classpath = `${HAZELCAST}/classes:${HAZELCAST}/lib/*`;
+    const args = ['-Xmx128m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', '-cp', classpath];
+    this.child = spawnIn(this.ns, 'java', [...args, 'ClusterMember', this.address]);
+    createInterface({ input: this.child.stdout! }).on('line', (line) => {
+      const [kind, at, size, list] = line.split(' ');
+      if (kind === 'starting') this.startedAt = Number(at);
+      if (kind === 'view')
+        this.views.push({ at: Number(at), size: Number(size), members: list ? list.split(',') : [] });
+    });
+    this.child.stderr!.on('data', (d: Buffer) => (this.stderr = (this.stderr + d.toString()).slice(-4000)));
+  }
+
+  get view(): View | undefined {
+    return this.views[this.views.length - 1];
+  }
+
+  /** Waits until the member's current view holds exactly `members`. */
+  async waitForView(members: HazelcastMember[], what: string): Promise<View> {
+    const want = members.map((m) => `${m.address}:${PORT}`).sort();
+    return waitFor(
+      () => {
+        if (this.child?.exitCode !== null) throw new Error(`${this.pod} exited: ${this.stderr}`);
+        const v = this.view;
+        return v && v.members.join(',') === want.join(',') && v;
+      },
+      { what: `${this.pod} ${what} (view now: ${JSON.stringify(this.view)})`, timeoutMs: DEADLINE_MS },
+    );
+  }
+
+  kill(): Promise<void> {
+    return this.child ? stop(this.child, 0) : Promise.resolve();
+  }
+}
+
+it('forms one cluster by multicast across nodes, drops a killed member, and never admits another tenant', async () => {
+  if (!existsSync(`${HAZELCAST}/classes/ClusterMember.class`))
+    throw new Error(`${HAZELCAST} has no ClusterMember: run \`make deps\` (mk/hazelcast.mk) first`);
+  const lab = new Lab(labFile, {
+    castnetBin: join(root, 'bin/castnet'),
+    cniBin: join(root, 'bin/castnet-cni'),
+    captures: false,
+  });
+  const members: HazelcastMember[] = [];
+  const listeners: UnderlaySocket[] = [];
+  /** pod -> source addresses of the discovery datagrams its listener read. */
+  const heard = new Map<string, Set<string>>();
+  const member = (pod: string) => {
+    const info = lab.podInfo(pod);
+    const m = new HazelcastMember(pod, info.ns, info.ip);
+    members.push(m);
+    m.start();
+    return m;
+  };
+  try {
+    await lab.start();
+    // A Kubernetes pod's default route covers multicast; the lab's pods have only their subnet's.
+    for (const pod of ['hz0', 'hz1', 'hz2', 'other']) {
+      const ns = lab.podInfo(pod).ns;
+      await run('ip', ['-n', ns, 'route', 'add', '224.0.0.0/4', 'dev', 'eth0']);
+      // Beside the member's own socket (both SO_REUSEADDR): reads what the pod's kernel accepts
+      // for the group the member joined.
+      const sock = UnderlaySocket.open({
+        address: DISCOVERY_GROUP,
+        port: DISCOVERY_PORT,
+        netns: `/run/netns/${ns}`,
+        reuseAddress: true,
+      });
+      listeners.push(sock);
+      const sources = new Set<string>();
+      heard.set(pod, sources);
+      sock.onDatagrams((batch) => batch.forEach((d) => sources.add(d.from.address)));
+    }
+
+    const blue = ['hz0', 'hz1', 'hz2'].map(member);
+    const formed = await Promise.all(blue.map((m) => m.waitForView(blue, 'sees all three members')));
+    const lastStart = Math.max(...blue.map((m) => m.startedAt!));
+    const firstOfThree = blue.map((m) => m.views.find((v) => v.size === 3)!.at);
+    console.log(
+      `hazelcast: one view of 3 on every member ${Math.max(...firstOfThree) - lastStart} ms after the last member started Hazelcast`,
+    );
+    expect(new Set(formed.map((v) => v.members.join(','))).size).toBe(1);
+
+    const [hz0, hz1, hz2] = blue as [HazelcastMember, HazelcastMember, HazelcastMember];
+    await hz2.kill();
+    await Promise.all([hz0, hz1].map((m) => m.waitForView([hz0, hz1], 'drops the killed member')));
+
+    // The other tenant's member starts with a new member on the cluster's network: the same
+    // multicast discovery at the same moment. Once both finished joining (each printed its first
+    // view), the new one is in the cluster and the other tenant's is alone.
+    const rejoined = member('hz2');
+    const other = member('other');
+    await Promise.all(
+      [hz0, hz1, rejoined].map((m) => m.waitForView([hz0, hz1, rejoined], 'admits a new member')),
+    );
+    await other.waitForView([other], 'starts alone');
+    expect(other.views.every((v) => v.size === 1)).toBe(true);
+    for (const m of [hz0, hz1, rejoined])
+      expect(m.views.some((v) => v.members.some((a) => a.startsWith(`${other.address}:`)))).toBe(false);
+    // The discovery multicast itself: heard between the blue members, never across the tenants.
+    const blueAddresses = blue.map((m) => m.address);
+    for (const m of blue) {
+      const sources = [...heard.get(m.pod)!];
+      expect({
+        pod: m.pod,
+        fromOtherBlue: sources.some((a) => a !== m.address && blueAddresses.includes(a)),
+      }).toEqual({
+        pod: m.pod,
+        fromOtherBlue: true,
+      });
+      expect({ pod: m.pod, sources }).toEqual({
+        pod: m.pod,
+        sources: sources.filter((a) => a !== other.address),
+      });
+    }
+    expect({ pod: 'other', sources: [...heard.get('other')!].filter((a) => a !== other.address) }).toEqual({
+      pod: 'other',
+      sources: [],
+    });
+  } finally {
+    for (const l of listeners) l.dispose();
+    await Promise.all(members.map((m) => m.kill()));
+    await lab.dispose();
+  }
+}, 600_000);
