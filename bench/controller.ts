@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { ApiClient } from '../pkg/k8s/client.js';
-import { toGroupSpec, toNetworkSpec, fromReport } from '../pkg/k8s/convert.js';
+import { toGroupSpec, toNetworkSpec, fromReport } from '../pkg/lookup/kubernetes/convert.js';
 import { Informer } from '../pkg/k8s/informer.js';
 import { connectionFromKubeconfig } from '../pkg/k8s/kubeconfig.js';
 import type { MembershipReport, MulticastGroup, VirtualNetwork } from '../pkg/k8s/types.js';

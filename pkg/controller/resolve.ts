@@ -22,7 +22,7 @@ import type {
   VirtualNetwork,
 } from '../k8s/types.js';
 import { MAX_NESTING_DEPTH } from '../k8s/types.js';
-import { toSourceFilter, fromSourceFilter } from '../k8s/convert.js';
+import { toSourceFilter, fromSourceFilter } from '../lookup/kubernetes/convert.js';
 import { canonicalAddress, cidrFamily, familyOf, isGroupAddress } from './addr.js';
 import type { DesiredCondition } from '../k8s/conditions.js';
 import { ANY_SOURCE, mergeFilters } from './filter.js';

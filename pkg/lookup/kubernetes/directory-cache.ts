@@ -1,7 +1,7 @@
 // Builds the lookup port's Directory from the watch caches of castnet's three kinds. Pure. Reports
 // arrive already converted (once per version, as they enter the cache), so a change to one node's
 // report out of a thousand costs one conversion and a flatten, not a thousand conversions.
-import { toGroupSpec, toNetworkSpec, type NodeDirectory } from '../../k8s/convert.js';
+import { toGroupSpec, toNetworkSpec, type NodeDirectory } from './convert.js';
 import type { MulticastGroup, VirtualNetwork } from '../../k8s/types.js';
 import type { Directory, EndpointRecord, MembershipRecord, NodeRecord, SourceFilter } from '../port.js';
 

@@ -12,7 +12,7 @@
 import { ApiClient, isNotFound, resourcePath } from '../../k8s/client.js';
 import { toLabeledObject, trimToLabels } from '../../k8s/labeled.js';
 import type { LabeledObject } from '../../k8s/types.js';
-import { toReportSpec, fromReport, type NodeDirectory } from '../../k8s/convert.js';
+import { toReportSpec, fromReport, type NodeDirectory } from './convert.js';
 import { EventLimiter, postEvent, type InvolvedObject } from '../../k8s/events.js';
 import { Informer } from '../../k8s/informer.js';
 import type { Connection } from '../../k8s/kubeconfig.js';
