@@ -18,8 +18,8 @@ export interface OwnState {
  * than the apiserver's copy, and stays right while the apiserver is unreachable.
  */
 export function buildDirectory(
-  networks: VirtualNetwork[],
-  groups: MulticastGroup[],
+  networks: readonly VirtualNetwork[],
+  groups: readonly MulticastGroup[],
   reports: Iterable<NodeDirectory>,
   own: OwnState,
 ): Directory {
