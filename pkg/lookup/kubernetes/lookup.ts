@@ -3,7 +3,7 @@
 // from (the packet path only ever reads that Directory). Writes: only this node's own report, one
 // object per node rather than one per endpoint, so a node's joins cost one coalesced write and the
 // watch fan-out scales with nodes, not endpoints. It survives apiserver restarts and watch expiry:
-// the informers resume or re-list, and the report is re-asserted whenever the stored copy drifts from
+// the watch caches resume or re-list, and the report is re-asserted whenever the stored copy drifts from
 // what the agent last wanted.
 //
 // With `node` set, the adapter also watches that node's pods (and KubeVirt VMIs, where the API
@@ -282,15 +282,15 @@ export class KubernetesLookup implements LookupService {
     watchRestarts: number;
     relists: number;
   } {
-    const informers = [this.networks, this.groups, this.reports, this.pods, this.vmis].filter(
+    const caches = [this.networks, this.groups, this.reports, this.pods, this.vmis].filter(
       (i) => i !== undefined,
     );
     return {
       writes: this.writer.writes,
       reportDrops: { ...this.writer.drops },
       dropEventsSuppressed: this.eventsSuppressed,
-      watchRestarts: informers.reduce((n, i) => n + i.restarts, 0),
-      relists: informers.reduce((n, i) => n + i.relists, 0),
+      watchRestarts: caches.reduce((n, i) => n + i.restarts, 0),
+      relists: caches.reduce((n, i) => n + i.relists, 0),
     };
   }
 
