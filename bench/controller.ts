@@ -9,7 +9,7 @@ import { processCpuUs, processRssMB } from './proc.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
-import { CustomObjectsApi, type KubernetesListObject } from '@kubernetes/client-node';
+import { CustomObjectsApi } from '@kubernetes/client-node';
 import { loadKubeConfig } from '../pkg/k8s/config.js';
 import {
   collectionPath,
@@ -19,7 +19,7 @@ import {
   type CastnetObjects,
 } from '../pkg/k8s/resources.js';
 import type { MembershipReport, MulticastGroup, VirtualNetwork } from '../pkg/k8s/types.js';
-import { WatchCache } from '../pkg/k8s/watch-cache.js';
+import { listAllPages, WatchCache } from '../pkg/k8s/watch-cache.js';
 import { toGroupSpec, toNetworkSpec, fromReport } from '../pkg/lookup/kubernetes/convert.js';
 import type { Directory } from '../pkg/lookup/port.js';
 import { buildIndex } from '../pkg/resolve/index.js';
@@ -94,21 +94,6 @@ async function createOrReplace<K extends CastnetKind>(
       ? custom.replaceNamespacedCustomObject({ ...crd(kind), namespace, name, body })
       : custom.replaceClusterCustomObject({ ...crd(kind), name, body }));
   }
-}
-
-/** Every object of a castnet kind, page by page. */
-async function listAll<K extends CastnetKind>(
-  custom: CustomObjectsApi,
-  kind: K,
-): Promise<Array<CastnetObjects[K]>> {
-  const items: Array<CastnetObjects[K]> = [];
-  let page: KubernetesListObject<CastnetObjects[K]> | undefined;
-  do {
-    const cont = page?.metadata?._continue;
-    page = await listCastnet(custom, kind, { limit: 500, ...(cont ? { _continue: cont } : {}) });
-    items.push(...page.items);
-  } while (page.metadata?._continue);
-  return items;
 }
 
 function freePort(): Promise<number> {
@@ -200,8 +185,11 @@ async function main(): Promise<void> {
     // The agent's cache: every report and group as the lookup port's records, indexed for resolution.
     gc();
     const heapBefore = process.memoryUsage().heapUsed;
-    const reports: MembershipReport[] = await listAll(custom, 'membershipReport');
-    const mcgs: MulticastGroup[] = await listAll(custom, 'multicastGroup');
+    const reports: MembershipReport[] = (
+      await listAllPages((page) => listCastnet(custom, 'membershipReport', page))
+    ).items;
+    const mcgs: MulticastGroup[] = (await listAllPages((page) => listCastnet(custom, 'multicastGroup', page)))
+      .items;
     const parts = reports.map(fromReport);
     const directory: Directory = {
       networks: [toNetworkSpec(vnet)],

@@ -36,6 +36,8 @@ export interface WatchCacheOptions<T extends KubernetesObject> {
   listPage: (page: ListPage) => Promise<KubernetesListObject<T>>;
   labelSelector?: string;
   fieldSelector?: string;
+  /** Objects per list request (default 500). */
+  pageSize?: number;
   /** Strips what the cache need not keep; mutates in place. */
   trim?: (obj: T) => void;
   /** An object was added or changed (`previous` is the cached version it replaces). */
@@ -49,7 +51,36 @@ export interface WatchCacheOptions<T extends KubernetesObject> {
   maxBackoffMs?: number;
 }
 
-const PAGE_SIZE = 500;
+/**
+ * The continue token of a list page. client-node deserializes typed lists (pods, nodes) into
+ * V1ListMeta, which renames it `_continue`; a custom resource list is the apiserver's JSON, `continue`.
+ */
+function continueOf(page: KubernetesListObject<KubernetesObject>): string | undefined {
+  const meta: { _continue?: string; continue?: string } | undefined = page.metadata;
+  return meta?._continue || meta?.continue || undefined;
+}
+
+/** Lists every page of a collection (`pageSize` objects each, default 500) into one list. */
+export async function listAllPages<T extends KubernetesObject>(
+  listPage: (page: ListPage) => Promise<KubernetesListObject<T>>,
+  opts: { pageSize?: number; labelSelector?: string; fieldSelector?: string } = {},
+): Promise<KubernetesListObject<T>> {
+  const items: T[] = [];
+  let page: KubernetesListObject<T> | undefined;
+  let token: string | undefined;
+  do {
+    page = await listPage({
+      limit: opts.pageSize ?? 500,
+      ...(token ? { _continue: token } : {}),
+      ...(opts.labelSelector ? { labelSelector: opts.labelSelector } : {}),
+      ...(opts.fieldSelector ? { fieldSelector: opts.fieldSelector } : {}),
+    });
+    items.push(...page.items);
+    token = continueOf(page);
+  } while (token);
+  // All pages are one snapshot: the last one's resourceVersion is the list's.
+  return { ...page, items };
+}
 
 /** client-node's Watch, with hooks before it connects and on each event it receives. */
 class HookedWatch extends Watch {
@@ -147,24 +178,11 @@ export class WatchCache<T extends KubernetesObject> implements Disposable {
   }
 
   private async listAll(): Promise<KubernetesListObject<T>> {
-    const { opts } = this;
-    const items: T[] = [];
-    let page: KubernetesListObject<T> | undefined;
-    do {
-      page = await opts.listPage({
-        limit: PAGE_SIZE,
-        ...(page?.metadata?._continue ? { _continue: page.metadata._continue } : {}),
-        ...(opts.labelSelector ? { labelSelector: opts.labelSelector } : {}),
-        ...(opts.fieldSelector ? { fieldSelector: opts.fieldSelector } : {}),
-      });
-      for (const o of page.items) {
-        opts.trim?.(o);
-        items.push(o);
-      }
-    } while (page.metadata?._continue);
-    this.backoffMs = opts.minBackoffMs ?? 250;
+    const list = await listAllPages(this.opts.listPage, this.opts);
+    for (const o of list.items) this.opts.trim?.(o);
+    this.backoffMs = this.opts.minBackoffMs ?? 250;
     this.beforeList = new Map(this.list().map((o) => [keyOf(o), o]));
-    return { ...page, items };
+    return list;
   }
 
   private event(phase: string, obj: T, deliver: () => void): void {
