@@ -169,9 +169,12 @@ export class WatchCache<T extends KubernetesObject> implements Disposable {
       opts.fieldSelector,
     );
     this.listWatch = lw;
-    lw.on('add', (obj) => opts.onUpsert?.(obj, undefined));
-    lw.on('update', (obj) => opts.onUpsert?.(obj, this.replaced ?? this.beforeList?.get(keyOf(obj))));
-    lw.on('delete', (obj) => opts.onDelete?.(obj));
+    lw.on('add', (obj) => this.handling('addition', obj, () => opts.onUpsert?.(obj, undefined)));
+    lw.on('update', (obj) => {
+      const previous = this.replaced ?? this.beforeList?.get(keyOf(obj));
+      this.handling('update', obj, () => opts.onUpsert?.(obj, previous));
+    });
+    lw.on('delete', (obj) => this.handling('deletion', obj, () => opts.onDelete?.(obj)));
     lw.on('error', (err) => this.failed(err));
     this.run();
     await this.synced;
@@ -198,16 +201,23 @@ export class WatchCache<T extends KubernetesObject> implements Disposable {
       return;
     }
     if (phase === 'ADDED' || phase === 'MODIFIED') {
-      this.opts.trim?.(obj);
+      this.handling('trimming', obj, () => this.opts.trim?.(obj));
       this.replaced = this.get(obj.metadata?.name ?? '', obj.metadata?.namespace);
     }
+    deliver();
+    this.replaced = undefined;
+  }
+
+  /**
+   * Runs a handler: its error goes to onError, since client-node would drop it (as a parse error of
+   * the watch stream) or leave it an unhandled rejection (after a re-list).
+   */
+  private handling(what: string, obj: T, handler: () => void): void {
     try {
-      deliver();
+      handler();
     } catch (err) {
-      // client-node's Watch would swallow it as a parse error.
-      this.opts.onError?.(describeApiError(`handling a ${phase} event of ${this.opts.what}`, err));
-    } finally {
-      this.replaced = undefined;
+      const name = `${obj.metadata?.namespace ? `${obj.metadata.namespace}/` : ''}${obj.metadata?.name ?? ''}`;
+      this.opts.onError?.(describeApiError(`handling the ${what} of ${name} in ${this.opts.what}`, err));
     }
   }
 
