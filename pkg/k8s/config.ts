@@ -1,16 +1,34 @@
 // Where the apiserver is and how to authenticate, as @kubernetes/client-node reads it: a kubeconfig
 // file (client certificates, bearer tokens, exec credential plugins, auth providers) or the pod's own
-// service account. What castnet adds is errors that say which kubeconfig and which user failed, and
-// why: client-node reports a failing exec plugin with its bare stderr, or a TypeError.
+// service account. castnet adds two things. Errors say which kubeconfig and which user failed, and
+// why: client-node reports a failing exec plugin with its bare stderr, or a TypeError. And requests
+// share kept-alive connections: client-node gives each request a new agent, so a new TLS handshake
+// (docs/api.md, "Kubernetes client", has the measurement).
 import { existsSync } from 'node:fs';
-import type https from 'node:https';
+import https from 'node:https';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { KubeConfig, type RequestContext, type User } from '@kubernetes/client-node';
 import { errorMessage } from '../base/errors.js';
 
-/** A KubeConfig whose credential failures name the kubeconfig, the user and the cause. */
-class DescribedKubeConfig extends KubeConfig {
+/** What decides whether two requests may share a TLS connection. */
+const TLS_OPTIONS = ['ca', 'cert', 'key', 'pfx', 'passphrase', 'rejectUnauthorized', 'servername'] as const;
+
+const sameTls = (a: https.AgentOptions, b: https.AgentOptions): boolean =>
+  TLS_OPTIONS.every((k) => {
+    const x: unknown = a[k];
+    const y: unknown = b[k];
+    return Buffer.isBuffer(x) && Buffer.isBuffer(y) ? x.equals(y) : x === y;
+  });
+
+/**
+ * A KubeConfig whose credential failures name the kubeconfig, the user and the cause, and whose API
+ * calls reuse connections.
+ */
+class CastnetKubeConfig extends KubeConfig {
+  /** The keep-alive agent of the API calls, and the TLS options it was made with. */
+  private shared?: https.Agent;
+
   constructor(readonly source: string) {
     super();
   }
@@ -21,6 +39,16 @@ class DescribedKubeConfig extends KubeConfig {
       await super.applySecurityAuthentication(context);
     } catch (err) {
       throw credentialError(this.source, this.getCurrentUser(), err);
+    }
+    const agent = context.getAgent();
+    // A plain HTTPS agent (not a proxy's): one kept-alive agent serves every call with the same TLS
+    // options; new ones (an exec plugin's rotated client certificate) get a new agent.
+    if (agent?.constructor === https.Agent) {
+      const options = (agent as https.Agent).options;
+      if (!this.shared || !sameTls(this.shared.options, options)) {
+        this.shared = new https.Agent({ ...options, keepAlive: true });
+      }
+      context.setAgent(this.shared);
     }
   }
 
@@ -62,7 +90,7 @@ export function loadKubeConfig(file?: string): KubeConfig {
       : existsSync(home)
         ? `kubeconfig ${home}`
         : 'in-cluster config';
-  const kc = new DescribedKubeConfig(source);
+  const kc = new CastnetKubeConfig(source);
   try {
     if (file) kc.loadFromFile(file);
     else if (source !== 'in-cluster config') kc.loadFromDefault();
