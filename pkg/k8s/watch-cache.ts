@@ -82,13 +82,18 @@ export async function listAllPages<T extends KubernetesObject>(
   return { ...page, items };
 }
 
-/** client-node's Watch, with hooks before it connects and on each event it receives. */
+/**
+ * client-node's Watch, with hooks before it connects and on each event it receives, and ended by
+ * `stopped`: ListWatch.stop() aborts only a watch whose response has arrived, so one still
+ * connecting when the cache is disposed would stay open until its server-side timeout.
+ */
 class HookedWatch extends Watch {
   constructor(
     kc: KubeConfig,
+    private readonly stopped: AbortSignal,
     private readonly hooks: {
-      /** Extra query parameters, or undefined to not connect (the cache was disposed). */
-      connecting(): Record<string, string | number | boolean> | undefined;
+      /** Extra query parameters for a watch that is about to connect. */
+      connecting(): Record<string, string | number | boolean>;
       event(phase: string, obj: KubernetesObject, deliver: () => void): void;
     },
   ) {
@@ -101,18 +106,29 @@ class HookedWatch extends Watch {
     callback: (phase: string, obj: KubernetesObject, watchObj?: unknown) => void,
     done: (err: unknown) => void,
   ): Promise<AbortController> {
-    const extra = this.hooks.connecting();
-    if (!extra) {
+    if (this.stopped.aborted) {
       done(null);
       return new AbortController();
     }
-    return super.watch(
+    let ended = false;
+    let abort = (): void => undefined;
+    const controller = await super.watch(
       path,
-      { ...query, ...extra },
+      { ...query, ...this.hooks.connecting() },
       (phase, obj: KubernetesObject, watchObj) =>
         this.hooks.event(phase, obj, () => callback(phase, obj, watchObj)),
-      done,
+      (err) => {
+        ended = true;
+        this.stopped.removeEventListener('abort', abort);
+        done(err);
+      },
     );
+    if (!ended) {
+      abort = () => controller.abort();
+      if (this.stopped.aborted) abort();
+      else this.stopped.addEventListener('abort', abort, { once: true });
+    }
+    return controller;
   }
 }
 
@@ -121,7 +137,7 @@ export type AnyWatchCache = Pick<WatchCache<KubernetesObject>, 'start' | 'dispos
 
 export class WatchCache<T extends KubernetesObject> implements Disposable {
   private listWatch?: ListWatch<T>;
-  private disposed = false;
+  private readonly stopped = new AbortController();
   private backoffMs: number;
   private retry?: NodeJS.Timeout;
   /** The cached version of the object whose event is being applied. */
@@ -145,9 +161,8 @@ export class WatchCache<T extends KubernetesObject> implements Disposable {
   /** Starts listing and watching; resolves once the cache holds a complete list. */
   async start(): Promise<void> {
     const { opts } = this;
-    const watch = new HookedWatch(this.kc, {
+    const watch = new HookedWatch(this.kc, this.stopped.signal, {
       connecting: () => {
-        if (this.disposed) return undefined;
         if (this.beforeList) {
           // ListWatch connects right after applying a list.
           this.beforeList = undefined;
@@ -222,7 +237,7 @@ export class WatchCache<T extends KubernetesObject> implements Disposable {
   }
 
   private failed(err: unknown): void {
-    if (this.disposed) return;
+    if (this.stopped.signal.aborted) return;
     this.restarts++;
     this.beforeList = undefined;
     this.opts.onError?.(describeApiError(`list and watch ${this.opts.what}`, err));
@@ -236,7 +251,7 @@ export class WatchCache<T extends KubernetesObject> implements Disposable {
 
   /** (Re)starts ListWatch; a list's handler that throws counts as a failed list. */
   private run(): void {
-    if (!this.disposed) this.listWatch?.start().catch((err: unknown) => this.failed(err));
+    if (!this.stopped.signal.aborted) this.listWatch?.start().catch((err: unknown) => this.failed(err));
   }
 
   list(): readonly T[] {
@@ -248,10 +263,10 @@ export class WatchCache<T extends KubernetesObject> implements Disposable {
   }
 
   dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
+    if (this.stopped.signal.aborted) return;
     if (this.retry) clearTimeout(this.retry);
     void this.listWatch?.stop();
+    this.stopped.abort();
   }
 }
 
