@@ -32,6 +32,7 @@ import {
   type CastnetObjects,
 } from '../k8s/resources.js';
 import type {
+  LabeledObject,
   MembershipReport,
   MulticastGroup,
   MulticastGroupStatus,
@@ -226,22 +227,13 @@ export class Controller {
         this.schedule();
       },
     });
-    this.pods = this.cache<LabeledResource>({
-      what: 'pods',
-      path: '/api/v1/pods',
-      listPage: (page) => this.core.listPodForAllNamespaces(page),
-      trim: trimToLabels,
-      onUpsert: (p, previous) => {
-        // Pods update their status all the time; only identity and labels matter here.
-        if (previous && sameLabeled(p, previous)) return;
-        this.resolver.setPod(toLabeledObject(p));
-        this.schedule();
-      },
-      onDelete: (p) => {
-        this.resolver.deletePod(p.metadata?.namespace ?? '', p.metadata?.name ?? '');
-        this.schedule();
-      },
-    });
+    this.pods = this.labeledCache(
+      'pods',
+      '/api/v1/pods',
+      (page) => this.core.listPodForAllNamespaces(page),
+      (p) => this.resolver.setPod(p),
+      (namespace, name) => this.resolver.deletePod(namespace, name),
+    );
     this.nodes = this.cache<V1Node>({
       what: 'nodes',
       path: '/api/v1/nodes',
@@ -267,6 +259,32 @@ export class Controller {
       listPage: (page) => listCastnet(this.custom, kind, page),
       trim: dropManagedFields,
       ...handlers,
+    });
+  }
+
+  /** A cache of Pods or VMIs: they matter here by identity and labels only. */
+  private labeledCache(
+    what: string,
+    path: string,
+    listPage: WatchCacheOptions<LabeledResource>['listPage'],
+    set: (o: LabeledObject) => void,
+    remove: (namespace: string, name: string) => void,
+  ): WatchCache<LabeledResource> {
+    return this.cache<LabeledResource>({
+      what,
+      path,
+      listPage,
+      trim: trimToLabels,
+      onUpsert: (o, previous) => {
+        // Their status changes all the time; only identity and labels matter here.
+        if (previous && sameLabeled(o, previous)) return;
+        set(toLabeledObject(o));
+        this.schedule();
+      },
+      onDelete: (o) => {
+        remove(o.metadata?.namespace ?? '', o.metadata?.name ?? '');
+        this.schedule();
+      },
     });
   }
 
@@ -314,21 +332,13 @@ export class Controller {
     if (this.opts.metrics) await this.serveMetrics(this.opts.metrics.host, this.opts.metrics.port);
     const caches: AnyWatchCache[] = [this.networks, this.groups, this.reports, this.pods, this.nodes];
     if (this.opts.watchVmis === true || (this.opts.watchVmis !== false && (await this.hasKubeVirt()))) {
-      this.vmis = this.cache<LabeledResource>({
-        what: 'KubeVirt VirtualMachineInstances',
-        path: VMI_PATH,
-        listPage: (page) => listVmis(this.custom, page),
-        trim: trimToLabels,
-        onUpsert: (v, previous) => {
-          if (previous && sameLabeled(v, previous)) return;
-          this.resolver.setVmi(toLabeledObject(v));
-          this.schedule();
-        },
-        onDelete: (v) => {
-          this.resolver.deleteVmi(v.metadata?.namespace ?? '', v.metadata?.name ?? '');
-          this.schedule();
-        },
-      });
+      this.vmis = this.labeledCache(
+        'KubeVirt VirtualMachineInstances',
+        VMI_PATH,
+        (page) => listVmis(this.custom, page),
+        (v) => this.resolver.setVmi(v),
+        (namespace, name) => this.resolver.deleteVmi(namespace, name),
+      );
       caches.push(this.vmis);
     }
     await Promise.all(caches.map((c) => c.start()));
