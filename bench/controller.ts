@@ -1,7 +1,8 @@
 // Controller benchmark on a real kube-apiserver (a private test cluster): 1,000 nodes' reports with
 // 100 endpoints and 100 memberships each (100,000 memberships), 10,000 groups. Measures report write
 // -> group status (p50/p99) through the real `castnet controller` process, its CPU and RSS, and the
-// memory an agent's cache of that directory takes (pkg/resolve index over fromReport records).
+// memory an agent's cache of that directory takes (pkg/resolve index over fromReport records), and
+// what one API call costs with a new connection per call (client-node's way) and kept alive (castnet's).
 // Run: make bench-controller. Writes bench/results/controller.json.
 // Scale down for a quick run: CASTNET_BENCH_NODES=100 CASTNET_BENCH_GROUPS=1000.
 import { spawn } from 'node:child_process';
@@ -9,7 +10,7 @@ import { processCpuUs, processRssMB } from './proc.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
-import { CustomObjectsApi } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { loadKubeConfig } from '../pkg/k8s/config.js';
 import {
   collectionPath,
@@ -94,6 +95,50 @@ async function createOrReplace<K extends CastnetKind>(
       ? custom.replaceNamespacedCustomObject({ ...crd(kind), namespace, name, body })
       : custom.replaceClusterCustomObject({ ...crd(kind), name, body }));
   }
+}
+
+interface CallCost {
+  msPerCall: number;
+  clientCpuMsPerCall: number;
+}
+
+/**
+ * What one API call costs this process: through client-node's own KubeConfig (a new connection and
+ * TLS handshake per call) and through castnet's (pkg/k8s/config.ts: one kept-alive agent), in
+ * alternating rounds of sequential GETs of one namespace.
+ */
+async function apiCallCost(kubeconfigPath: string, calls = 100, rounds = 3) {
+  const plain = new KubeConfig();
+  plain.loadFromFile(kubeconfigPath);
+  const clients = { newConnection: plain, keptAlive: loadKubeConfig(kubeconfigPath) };
+  const totals = { newConnection: { ms: 0, cpuMs: 0 }, keptAlive: { ms: 0, cpuMs: 0 } };
+  for (let r = 0; r < rounds; r++) {
+    for (const name of ['newConnection', 'keptAlive'] as const) {
+      const kc = clients[name];
+      const core = kc.makeApiClient(CoreV1Api);
+      await core.readNamespace({ name: NS });
+      const cpu = process.cpuUsage();
+      const t = process.hrtime.bigint();
+      for (let i = 0; i < calls; i++) await core.readNamespace({ name: NS });
+      const used = process.cpuUsage(cpu);
+      totals[name].ms += Number(process.hrtime.bigint() - t) / 1e6;
+      totals[name].cpuMs += (used.user + used.system) / 1e3;
+    }
+  }
+  const cost = (t: { ms: number; cpuMs: number }): CallCost => ({
+    msPerCall: +(t.ms / (calls * rounds)).toFixed(2),
+    clientCpuMsPerCall: +(t.cpuMs / (calls * rounds)).toFixed(2),
+  });
+  const [fresh, kept] = [cost(totals.newConnection), cost(totals.keptAlive)];
+  return {
+    calls: calls * rounds,
+    newConnectionPerCall: fresh,
+    keptAlive: kept,
+    ratio: {
+      latency: +(fresh.msPerCall / kept.msPerCall).toFixed(1),
+      clientCpu: +(fresh.clientCpuMsPerCall / kept.clientCpuMsPerCall).toFixed(1),
+    },
+  };
 }
 
 function freePort(): Promise<number> {
@@ -181,6 +226,8 @@ async function main(): Promise<void> {
     await inParallel(nodes, 16, (n) => createOrReplace(custom, 'membershipReport', report(n)));
     const loadSeconds = (Date.now() - loadStart) / 1000;
     console.log(`loaded ${GROUPS} groups and ${NODES} reports in ${loadSeconds.toFixed(1)} s`);
+    const apiCall = await apiCallCost(cluster.kubeconfigPath);
+    console.log(`API call cost: ${JSON.stringify(apiCall)}`);
 
     // The agent's cache: every report and group as the lookup port's records, indexed for resolution.
     gc();
@@ -340,6 +387,7 @@ async function main(): Promise<void> {
       agentCacheMB: +agentCacheMB.toFixed(1),
       agentAdapterCache: adapterCache,
       loadSeconds: +loadSeconds.toFixed(1),
+      apiCall,
       controllerMaxOldSpaceMB: MAX_HEAP_MB,
       goals: { p99Ms: 2000, controllerRssMB: 500, agentCacheMB: 100 },
       machine: '2 cores; apiserver, etcd, controller and this load generator on the same machine',
