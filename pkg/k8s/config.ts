@@ -26,7 +26,7 @@ const sameTls = (a: https.AgentOptions, b: https.AgentOptions): boolean =>
  * calls reuse connections.
  */
 class CastnetKubeConfig extends KubeConfig {
-  /** The keep-alive agent of the API calls, and the TLS options it was made with. */
+  /** The keep-alive agent of the API calls (its options are the TLS options it was made with). */
   private shared?: https.Agent;
 
   constructor(readonly source: string) {
@@ -41,12 +41,11 @@ class CastnetKubeConfig extends KubeConfig {
       throw credentialError(this.source, this.getCurrentUser(), err);
     }
     const agent = context.getAgent();
-    // A plain HTTPS agent (not a proxy's): one kept-alive agent serves every call with the same TLS
-    // options; new ones (an exec plugin's rotated client certificate) get a new agent.
-    if (agent?.constructor === https.Agent) {
-      const options = (agent as https.Agent).options;
-      if (!this.shared || !sameTls(this.shared.options, options)) {
-        this.shared = new https.Agent({ ...options, keepAlive: true });
+    // An HTTPS agent (a proxy's is not one): one kept-alive agent serves every call with the same
+    // TLS options; new ones (an exec plugin's rotated client certificate) get a new agent.
+    if (agent instanceof https.Agent) {
+      if (!this.shared || !sameTls(this.shared.options, agent.options)) {
+        this.shared = new https.Agent({ ...agent.options, keepAlive: true });
       }
       context.setAgent(this.shared);
     }
