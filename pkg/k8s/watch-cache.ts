@@ -264,9 +264,10 @@ export class WatchCache<T extends KubernetesObject> implements Disposable {
 
   dispose(): void {
     if (this.stopped.signal.aborted) return;
+    // First, so that the aborted watch's error is not taken for a failure to retry.
+    this.stopped.abort();
     if (this.retry) clearTimeout(this.retry);
     void this.listWatch?.stop();
-    this.stopped.abort();
   }
 }
 
