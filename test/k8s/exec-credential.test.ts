@@ -1,6 +1,7 @@
 // Kubeconfigs whose user is an exec credential plugin (exec-credential-plugin.sh, a
-// client.authentication.k8s.io/v1 plugin printing a service account's token), on the shared test
-// apiserver: the controller and an agent's adapter authenticate with what the plugin prints, and a
+// client.authentication.k8s.io/v1 plugin printing a service account's token), on a private test
+// apiserver (this file's controller would write the shared cluster's groups, which another test
+// counts): the controller and an agent's adapter authenticate with what the plugin prints, and a
 // plugin that fails stops the controller at start, and shows in the agent's errors, with the
 // kubeconfig, the plugin and its reason named.
 import { jest } from '@jest/globals';
@@ -14,7 +15,7 @@ import { Controller } from '../../pkg/controller/controller.js';
 import { loadKubeConfig } from '../../pkg/k8s/config.js';
 import type { MulticastGroup } from '../../pkg/k8s/types.js';
 import { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup.js';
-import { createNamespace, ensureCluster, type Cluster } from '../harness/k8s.js';
+import { createNamespace, ensureCluster, stopCluster, type Cluster } from '../harness/k8s.js';
 import { eventually, installCrds, nodeRegistration } from './fixtures.js';
 
 jest.setTimeout(120_000);
@@ -24,7 +25,7 @@ const tag = randomBytes(3).toString('hex');
 const network = `exec-${tag}`;
 const node = `exec-${tag}-n1`;
 const GROUP = '239.77.0.1';
-const binding = `castnet-exec-test-${tag}`;
+const binding = 'castnet-exec-test';
 let cluster: Cluster;
 let ns: string;
 let dir: string;
@@ -84,7 +85,7 @@ const pluginRuns = async (): Promise<number> =>
   (await readFile(runLog, 'utf8').catch(() => '')).split('\n').filter(Boolean).length;
 
 beforeAll(async () => {
-  cluster = await ensureCluster();
+  cluster = await ensureCluster({ name: `cnexec${process.pid}` });
   await installCrds(cluster);
   ns = await createNamespace(cluster, 'cnexec');
   dir = await mkdtemp(path.join(os.tmpdir(), 'castnet-exec-'));
@@ -121,14 +122,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  if (!cluster) return;
-  await cluster
-    .kubectl(['delete', 'clusterrolebinding', binding, '--ignore-not-found'])
-    .catch(() => undefined);
-  await cluster
-    .kubectl(['delete', 'membershipreport,node', node, '--ignore-not-found'])
-    .catch(() => undefined);
-  await cluster.kubectl(['delete', 'virtualnetwork', network, '--ignore-not-found']).catch(() => undefined);
+  if (cluster) await stopCluster(cluster);
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
