@@ -3,7 +3,7 @@
 // MembershipReports, builds its Directory, and the data plane's resolution index is built over it.
 // Run alone in a fresh process (`node --expose-gc`), so the heap delta is that cache and nothing else.
 // Usage: node --expose-gc agent-cache.js KUBECONFIG [LOCAL_NODE]; prints one JSON line.
-import { connectionFromKubeconfig } from '../pkg/k8s/kubeconfig.js';
+import { loadKubeConfig } from '../pkg/k8s/config.js';
 import { KubernetesLookup } from '../pkg/lookup/kubernetes/lookup.js';
 import type { Directory } from '../pkg/lookup/port.js';
 import { buildIndex } from '../pkg/resolve/index.js';
@@ -19,13 +19,13 @@ async function main(): Promise<void> {
   const [kubeconfig, localNode] = process.argv.slice(2);
   if (!kubeconfig) throw new Error('usage: agent-cache KUBECONFIG [LOCAL_NODE]');
   // Warm up what every run loads anyway (modules, TLS), so it is not counted as cache.
-  const probe = new KubernetesLookup({ connection: connectionFromKubeconfig(kubeconfig) });
+  const probe = new KubernetesLookup({ kubeConfig: loadKubeConfig(kubeconfig) });
   await probe.close();
   gc();
   const before = process.memoryUsage();
   const started = Date.now();
-  const lookup = new KubernetesLookup({ connection: connectionFromKubeconfig(kubeconfig) });
-  await lookup.ready;
+  const lookup = new KubernetesLookup({ kubeConfig: loadKubeConfig(kubeconfig) });
+  await lookup.start();
   const directory = await new Promise<Directory>((resolve) => {
     const off: () => void = lookup.subscribe((d) => {
       queueMicrotask(() => off());

@@ -1,7 +1,8 @@
 // Controller benchmark on a real kube-apiserver (a private test cluster): 1,000 nodes' reports with
 // 100 endpoints and 100 memberships each (100,000 memberships), 10,000 groups. Measures report write
 // -> group status (p50/p99) through the real `castnet controller` process, its CPU and RSS, and the
-// memory an agent's cache of that directory takes (pkg/resolve index over fromReport records).
+// memory an agent's cache of that directory takes (pkg/resolve index over fromReport records), and
+// what one API call costs with a new connection per call (client-node's way) and kept alive (castnet's).
 // Run: make bench-controller. Writes bench/results/controller.json.
 // Scale down for a quick run: CASTNET_BENCH_NODES=100 CASTNET_BENCH_GROUPS=1000.
 import { spawn } from 'node:child_process';
@@ -9,11 +10,18 @@ import { processCpuUs, processRssMB } from './proc.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
-import { ApiClient } from '../pkg/k8s/client.js';
-import { toGroupSpec, toNetworkSpec, fromReport } from '../pkg/k8s/convert.js';
-import { Informer } from '../pkg/k8s/informer.js';
-import { connectionFromKubeconfig } from '../pkg/k8s/kubeconfig.js';
+import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { loadKubeConfig } from '../pkg/k8s/config.js';
+import {
+  collectionPath,
+  crd,
+  listCastnet,
+  type CastnetKind,
+  type CastnetObjects,
+} from '../pkg/k8s/resources.js';
 import type { MembershipReport, MulticastGroup, VirtualNetwork } from '../pkg/k8s/types.js';
+import { listAllPages, WatchCache } from '../pkg/k8s/watch-cache.js';
+import { toGroupSpec, toNetworkSpec, fromReport } from '../pkg/lookup/kubernetes/convert.js';
 import type { Directory } from '../pkg/lookup/port.js';
 import { buildIndex } from '../pkg/resolve/index.js';
 import { run } from '../pkg/sys/exec.js';
@@ -27,7 +35,6 @@ const SAMPLES = Number(process.env.CASTNET_BENCH_SAMPLES ?? 200);
 const NS = 'bench';
 const MAX_HEAP_MB = Number(process.env.CASTNET_BENCH_MAX_HEAP_MB ?? 320);
 const NET = 'bench';
-const G = '/apis/castnet.io/v1alpha1';
 
 const groupAddress = (g: number): string => `239.${(g >> 16) & 255}.${(g >> 8) & 255}.${g & 255}`;
 const nodeName = (n: number): string => `node-${String(n).padStart(4, '0')}`;
@@ -69,22 +76,70 @@ async function inParallel<T>(items: T[], limit: number, fn: (t: T) => Promise<un
   );
 }
 
-async function createOrReplace<T extends { metadata: { name: string } }>(
-  api: ApiClient,
-  collection: string,
-  obj: T,
+/** Creates a castnet object, or replaces the one that exists (the load of an earlier kept run). */
+async function createOrReplace<K extends CastnetKind>(
+  custom: CustomObjectsApi,
+  kind: K,
+  obj: CastnetObjects[K],
 ): Promise<void> {
+  const { name, namespace } = obj.metadata;
   try {
-    await api.create(collection, obj);
+    await (namespace
+      ? custom.createNamespacedCustomObject({ ...crd(kind), namespace, body: obj })
+      : custom.createClusterCustomObject({ ...crd(kind), body: obj }));
   } catch {
-    const cur = await api.get<{ metadata: { resourceVersion: string } }>(
-      `${collection}/${obj.metadata.name}`,
-    );
-    await api.replace(`${collection}/${obj.metadata.name}`, {
-      ...obj,
-      metadata: { ...obj.metadata, resourceVersion: cur.metadata.resourceVersion },
-    });
+    const cur: { metadata: { resourceVersion: string } } = await (namespace
+      ? custom.getNamespacedCustomObject({ ...crd(kind), namespace, name })
+      : custom.getClusterCustomObject({ ...crd(kind), name }));
+    const body = { ...obj, metadata: { ...obj.metadata, resourceVersion: cur.metadata.resourceVersion } };
+    await (namespace
+      ? custom.replaceNamespacedCustomObject({ ...crd(kind), namespace, name, body })
+      : custom.replaceClusterCustomObject({ ...crd(kind), name, body }));
   }
+}
+
+interface CallCost {
+  msPerCall: number;
+  clientCpuMsPerCall: number;
+}
+
+/**
+ * What one API call costs this process: through client-node's own KubeConfig (a new connection and
+ * TLS handshake per call) and through castnet's (pkg/k8s/config.ts: one kept-alive agent), in
+ * alternating rounds of sequential GETs of one namespace.
+ */
+async function apiCallCost(kubeconfigPath: string, calls = 100, rounds = 3) {
+  const plain = new KubeConfig();
+  plain.loadFromFile(kubeconfigPath);
+  const clients = { newConnection: plain, keptAlive: loadKubeConfig(kubeconfigPath) };
+  const totals = { newConnection: { ms: 0, cpuMs: 0 }, keptAlive: { ms: 0, cpuMs: 0 } };
+  for (let r = 0; r < rounds; r++) {
+    for (const name of ['newConnection', 'keptAlive'] as const) {
+      const kc = clients[name];
+      const core = kc.makeApiClient(CoreV1Api);
+      await core.readNamespace({ name: NS });
+      const cpu = process.cpuUsage();
+      const t = process.hrtime.bigint();
+      for (let i = 0; i < calls; i++) await core.readNamespace({ name: NS });
+      const used = process.cpuUsage(cpu);
+      totals[name].ms += Number(process.hrtime.bigint() - t) / 1e6;
+      totals[name].cpuMs += (used.user + used.system) / 1e3;
+    }
+  }
+  const cost = (t: { ms: number; cpuMs: number }): CallCost => ({
+    msPerCall: +(t.ms / (calls * rounds)).toFixed(2),
+    clientCpuMsPerCall: +(t.cpuMs / (calls * rounds)).toFixed(2),
+  });
+  const [fresh, kept] = [cost(totals.newConnection), cost(totals.keptAlive)];
+  return {
+    calls: calls * rounds,
+    newConnectionPerCall: fresh,
+    keptAlive: kept,
+    ratio: {
+      latency: +(fresh.msPerCall / kept.msPerCall).toFixed(1),
+      clientCpu: +(fresh.clientCpuMsPerCall / kept.clientCpuMsPerCall).toFixed(1),
+    },
+  };
 }
 
 function freePort(): Promise<number> {
@@ -141,7 +196,8 @@ async function startCluster(): Promise<{
 async function main(): Promise<void> {
   const t0 = Date.now();
   const cluster = await startCluster();
-  const api = new ApiClient(connectionFromKubeconfig(cluster.kubeconfigPath));
+  const kc = loadKubeConfig(cluster.kubeconfigPath);
+  const custom = kc.makeApiClient(CustomObjectsApi);
   let controller: ReturnType<typeof spawn> | undefined;
   try {
     await cluster.kubectl(['apply', '--server-side', '-f', path.join(repo, 'charts/castnet/crds')]);
@@ -151,7 +207,7 @@ async function main(): Promise<void> {
       metadata: { name: NET },
       spec: { networkID: 1, subnets: ['10.0.0.0/8'] },
     };
-    await createOrReplace(api, `${G}/virtualnetworks`, {
+    await createOrReplace(custom, 'virtualNetwork', {
       apiVersion: 'castnet.io/v1alpha1',
       kind: 'VirtualNetwork',
       ...vnet,
@@ -160,23 +216,28 @@ async function main(): Promise<void> {
     const loadStart = Date.now();
     const groups = Array.from({ length: GROUPS }, (_, g) => g);
     await inParallel(groups, 16, (g) =>
-      createOrReplace(api, `${G}/namespaces/${NS}/multicastgroups`, {
+      createOrReplace(custom, 'multicastGroup', {
         apiVersion: 'castnet.io/v1alpha1',
         kind: 'MulticastGroup',
-        metadata: { name: `g${g}` },
+        metadata: { name: `g${g}`, namespace: NS },
         spec: { network: NET, address: groupAddress(g) },
       }),
     );
     const nodes = Array.from({ length: NODES }, (_, n) => n);
-    await inParallel(nodes, 16, (n) => createOrReplace(api, `${G}/membershipreports`, report(n)));
+    await inParallel(nodes, 16, (n) => createOrReplace(custom, 'membershipReport', report(n)));
     const loadSeconds = (Date.now() - loadStart) / 1000;
     console.log(`loaded ${GROUPS} groups and ${NODES} reports in ${loadSeconds.toFixed(1)} s`);
+    const apiCall = await apiCallCost(cluster.kubeconfigPath);
+    console.log(`API call cost: ${JSON.stringify(apiCall)}`);
 
     // The agent's cache: every report and group as the lookup port's records, indexed for resolution.
     gc();
     const heapBefore = process.memoryUsage().heapUsed;
-    const reports = (await api.list<MembershipReport>(`${G}/membershipreports`)).items;
-    const mcgs = (await api.list<MulticastGroup>(`${G}/multicastgroups`)).items;
+    const reports: MembershipReport[] = (
+      await listAllPages((page) => listCastnet(custom, 'membershipReport', page))
+    ).items;
+    const mcgs: MulticastGroup[] = (await listAllPages((page) => listCastnet(custom, 'multicastGroup', page)))
+      .items;
     const parts = reports.map(fromReport);
     const directory: Directory = {
       networks: [toNetworkSpec(vnet)],
@@ -194,7 +255,7 @@ async function main(): Promise<void> {
       `agent cache: ${agentCacheMB.toFixed(1)} MB for ${directory.endpoints.length} endpoints, ${directory.memberships.length} memberships`,
     );
     void index;
-    // The same directory held by the agent's real adapter (KubernetesLookup: informer caches, records,
+    // The same directory held by the agent's real adapter (KubernetesLookup: watch caches, records,
     // resolution index), measured in a process of its own so nothing else is counted.
     const adapterCache = JSON.parse(
       (
@@ -240,8 +301,10 @@ async function main(): Promise<void> {
     // Watch the groups here the way a user would: the status is what counts.
     const waiting = new Map<string, { member: string; resolve: () => void }>();
     let converged = 0;
-    const informer = new Informer<MulticastGroup>(api, `${G}/namespaces/${NS}/multicastgroups`, {
-      onChange: () => undefined,
+    const groupsCache = new WatchCache<MulticastGroup>(kc, {
+      what: 'MulticastGroups',
+      path: collectionPath('multicastGroup'),
+      listPage: (page) => listCastnet(custom, 'multicastGroup', page),
     });
     const check = (g: MulticastGroup): void => {
       const w = waiting.get(g.metadata.name);
@@ -250,10 +313,10 @@ async function main(): Promise<void> {
         w.resolve();
       }
     };
-    await informer.start();
+    await groupsCache.start();
     const convergeStart = Date.now();
     for (;;) {
-      converged = informer.list().filter((g) => (g.status?.counts?.members ?? 0) > 0).length;
+      converged = groupsCache.list().filter((g) => (g.status?.counts?.members ?? 0) > 0).length;
       if (converged >= GROUPS) break;
       if (Date.now() - convergeStart > 30 * 60_000)
         throw new Error(`only ${converged}/${GROUPS} groups converged`);
@@ -266,7 +329,7 @@ async function main(): Promise<void> {
     // Steady state: one report write at a time; latency until the affected group's status shows it.
     const poll = setInterval(() => {
       for (const name of waiting.keys()) {
-        const g = informer.get(name, NS);
+        const g = groupsCache.get(name, NS);
         if (g) check(g);
       }
     }, 5);
@@ -285,7 +348,7 @@ async function main(): Promise<void> {
         waiting.set(`g${target}`, { member: `${nodeName(n)}/${i + 1}`, resolve }),
       );
       const t = process.hrtime.bigint();
-      await createOrReplace(api, `${G}/membershipreports`, { ...report(n, shift) });
+      await createOrReplace(custom, 'membershipReport', report(n, shift));
       await seen;
       latencies.push(Number(process.hrtime.bigint() - t) / 1e6);
     }
@@ -297,7 +360,7 @@ async function main(): Promise<void> {
     const resolves = metric('castnet_controller_resolve_duration_seconds_count');
     const resolveMeanMs = (metric('castnet_controller_resolve_duration_seconds_sum') / resolves) * 1000;
     const steadyWall = (Date.now() - wallStart) / 1000;
-    informer.stop();
+    groupsCache.dispose();
 
     const result = {
       scale: {
@@ -325,6 +388,7 @@ async function main(): Promise<void> {
       agentCacheMB: +agentCacheMB.toFixed(1),
       agentAdapterCache: adapterCache,
       loadSeconds: +loadSeconds.toFixed(1),
+      apiCall,
       controllerMaxOldSpaceMB: MAX_HEAP_MB,
       goals: { p99Ms: 2000, controllerRssMB: 500, agentCacheMB: 100 },
       machine: '2 cores; apiserver, etcd, controller and this load generator on the same machine',
@@ -335,7 +399,6 @@ async function main(): Promise<void> {
     writeFileSync(path.join(repo, 'bench/results/controller.json'), JSON.stringify(result, null, 2) + '\n');
   } finally {
     controller?.kill('SIGTERM');
-    api.close();
     if (!process.env.CASTNET_BENCH_KEEP) await clusterCmd('down');
   }
 }

@@ -1,7 +1,7 @@
 // Chooses the lookup service adapter from the agent's --lookup flag.
 import type { LookupService } from '../lookup/port.js';
 import { EmbeddedLookupClient } from '../lookup/embedded/client.js';
-import { loadConnection } from '../k8s/kubeconfig.js';
+import { loadKubeConfig } from '../k8s/config.js';
 import { KubernetesLookup } from '../lookup/kubernetes/lookup.js';
 
 export interface LookupOptions {
@@ -16,13 +16,17 @@ export interface LookupOptions {
 
 export function connectLookup(spec: string, opts: LookupOptions = {}): LookupService {
   if (spec.startsWith('unix:')) return new EmbeddedLookupClient(spec.slice('unix:'.length));
-  if (spec === 'kubernetes')
-    return new KubernetesLookup({
-      connection: loadConnection(opts.kubeconfig),
+  if (spec === 'kubernetes') {
+    const lookup = new KubernetesLookup({
+      kubeConfig: loadKubeConfig(opts.kubeconfig),
       selector: opts.selector,
       node: opts.node,
       onError: opts.onError,
     });
+    // The agent does not wait for the apiserver: it wires pods without it.
+    void lookup.start();
+    return lookup;
+  }
   throw new Error(
     `--lookup: ${JSON.stringify(spec)} must be unix:PATH (the embedded lookup service) or kubernetes`,
   );

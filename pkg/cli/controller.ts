@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { runUntilSignal } from './lifecycle.js';
 import { parseListenAddress, secondsOption } from './options.js';
-import { loadConnection } from '../k8s/kubeconfig.js';
+import { loadKubeConfig } from '../k8s/config.js';
 import { createLogger } from '../log/log.js';
 import { Controller } from '../controller/controller.js';
 
@@ -57,7 +57,7 @@ export function registerControllerCommand(program: Command): void {
     )
     .action(async (o: ControllerCliOptions) => {
       const log = createLogger('controller');
-      const controller = new Controller(loadConnection(o.kubeconfig), {
+      const controller = new Controller(loadKubeConfig(o.kubeconfig), {
         identity: o.identity,
         leaseNamespace: o.leaseNamespace,
         leaseName: o.leaseName,

@@ -115,16 +115,17 @@ interface ReportObject {
 
 /** Every MembershipReport's underlay health: the nodes whose agent wrote one. */
 async function clusterHealth(kubeconfig: string | undefined): Promise<UnderlayHealthReport[]> {
-  // Loaded here: it takes most of a second, which no other use of `castnet health` should pay.
-  const { CustomObjectsApi, KubeConfig } = await import('@kubernetes/client-node');
-  const kc = new KubeConfig();
-  if (kubeconfig) kc.loadFromFile(kubeconfig);
-  else kc.loadFromDefault();
-  const list = (await kc
-    .makeApiClient(CustomObjectsApi)
-    .listClusterCustomObject({ group: 'castnet.io', version: 'v1alpha1', plural: 'membershipreports' })) as {
-    items: ReportObject[];
-  };
+  // Loaded here: client-node takes most of a second, which no other use of `castnet health` should pay.
+  const [{ CustomObjectsApi }, { loadKubeConfig }, { crd }, { apiCall }] = await Promise.all([
+    import('@kubernetes/client-node'),
+    import('../k8s/config.js'),
+    import('../k8s/resources.js'),
+    import('../k8s/api-error.js'),
+  ]);
+  const custom = loadKubeConfig(kubeconfig).makeApiClient(CustomObjectsApi);
+  const list = (await apiCall('list MembershipReports', () =>
+    custom.listClusterCustomObject(crd('membershipReport')),
+  )) as { items: ReportObject[] };
   return list.items.flatMap((o) => {
     const c = o.status?.conditions?.find((c) => c.type === 'UnderlayHealthy');
     const u = o.status?.underlay;

@@ -9,8 +9,8 @@ import { runUntilSignal } from './lifecycle.js';
 import { intOption } from './options.js';
 import { DEFAULT_AGENT_SOCKET } from '../cni/netconf.js';
 import { createLogger } from '../log/log.js';
-import { ApiClient } from '../k8s/client.js';
-import { loadConnection } from '../k8s/kubeconfig.js';
+import { AppsV1Api, CoordinationV1Api } from '@kubernetes/client-node';
+import { loadKubeConfig } from '../k8s/config.js';
 import { parseListenAddress } from './options.js';
 import { probeAgent } from '../agent/cniserver/client.js';
 import { serveAgentMetricsWhenFree } from '../install/agent-metrics.js';
@@ -143,16 +143,12 @@ export function registerInstallCommands(program: Command): void {
     .requiredOption('--output <file>', 'write the index here (read by the agent container)')
     .option('--kubeconfig <file>', 'kubeconfig (default: KUBECONFIG, ~/.kube/config, or in-cluster)')
     .action(async (o: { namespace: string; nodeName: string; output: string; kubeconfig?: string }) => {
-      const api = new ApiClient(loadConnection(o.kubeconfig));
-      try {
-        const index = await claimPoolIndex(api, o.namespace, o.nodeName);
-        const tmp = `${o.output}.tmp-${process.pid}`;
-        await writeFile(tmp, `${index}\n`);
-        await rename(tmp, o.output);
-        console.log(`node ${o.nodeName}: pool index ${index}`);
-      } finally {
-        api.close();
-      }
+      const leases = loadKubeConfig(o.kubeconfig).makeApiClient(CoordinationV1Api);
+      const index = await claimPoolIndex(leases, o.namespace, o.nodeName);
+      const tmp = `${o.output}.tmp-${process.pid}`;
+      await writeFile(tmp, `${index}\n`);
+      await rename(tmp, o.output);
+      console.log(`node ${o.nodeName}: pool index ${index}`);
     });
 
   program
@@ -163,11 +159,7 @@ export function registerInstallCommands(program: Command): void {
     .option('--timeout <seconds>', 'give up after', intOption('--timeout', 1, 3600), 300)
     .option('--kubeconfig <file>', 'kubeconfig (default: KUBECONFIG, ~/.kube/config, or in-cluster)')
     .action(async (o: { namespace: string; name: string; timeout: number; kubeconfig?: string }) => {
-      const api = new ApiClient(loadConnection(o.kubeconfig));
-      try {
-        await waitForDaemonSet(api, o.namespace, o.name, o.timeout * 1000);
-      } finally {
-        api.close();
-      }
+      const apps = loadKubeConfig(o.kubeconfig).makeApiClient(AppsV1Api);
+      await waitForDaemonSet(apps, o.namespace, o.name, o.timeout * 1000);
     });
 }

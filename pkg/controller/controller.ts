@@ -1,13 +1,38 @@
-// `castnet controller`: informers feed one in-memory picture of the cluster; after each burst of changes
-// the leader resolves every group (resolve.ts, pure) and queues the statuses that differ; workers write
-// them through the status subresource with per-key retries, then emit rate-limited Events.
+// `castnet controller`: watch caches (client-node's ListWatch, pkg/k8s/watch-cache.ts), one per kind,
+// feed one in-memory picture of the cluster; after each burst of changes the leader resolves every
+// group (resolve.ts, pure) and queues the statuses that differ; workers write them through the status
+// subresource with per-key retries, then emit rate-limited Events.
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ApiClient, isNotFound, resourcePath } from '../k8s/client.js';
-import { Informer } from '../k8s/informer.js';
-import { toLabeledObject, trimToLabels } from '../k8s/labeled.js';
-import type { Connection } from '../k8s/kubeconfig.js';
+import {
+  ApisApi,
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type KubernetesObject,
+  type V1Node,
+} from '@kubernetes/client-node';
+import { sleep } from '../base/async.js';
+import { errorMessage } from '../base/errors.js';
+import { apiCall, isNotFound } from '../k8s/api-error.js';
+import { checkCredentials } from '../k8s/config.js';
+import { postEvent } from '../k8s/events.js';
+import { toLabeledObject, trimToLabels, type LabeledResource } from '../k8s/labeled.js';
+import {
+  collectionPath,
+  crd,
+  listCastnet,
+  listVmis,
+  MERGE_PATCH,
+  servesApi,
+  VMI,
+  VMI_PATH,
+  type CastnetKind,
+  type CastnetObjects,
+} from '../k8s/resources.js';
 import type {
+  LabeledObject,
   MembershipReport,
   MulticastGroup,
   MulticastGroupStatus,
@@ -16,7 +41,7 @@ import type {
   VirtualNetworkStatus,
 } from '../k8s/types.js';
 import { API_VERSION, KINDS } from '../k8s/types.js';
-import { postEvent } from '../k8s/events.js';
+import { WatchCache, type AnyWatchCache, type WatchCacheOptions } from '../k8s/watch-cache.js';
 import { EventLimiter, groupEvents, type EventDraft } from './events.js';
 import { judgeNodes } from './gc.js';
 import { LeaderElector } from './leader.js';
@@ -54,44 +79,63 @@ export interface ControllerOptions {
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
-interface Obj {
-  metadata?: {
-    name?: string;
-    namespace?: string;
-    uid?: string;
-    generation?: number;
-    labels?: Record<string, string>;
-    resourceVersion?: string;
-  };
-  spec?: unknown;
-  status?: unknown;
+/** What the work queue does: write one status, or delete the report of a node that is gone. */
+export type Work =
+  | { kind: 'groupStatus'; namespace: string; name: string }
+  | { kind: 'networkStatus'; name: string }
+  | { kind: 'reportCollection'; node: string };
+
+/** The identity of a piece of work (which two are the same item in the queue). */
+export function workId(w: Work): string {
+  switch (w.kind) {
+    case 'groupStatus':
+      return `group/${w.namespace}/${w.name}`;
+    case 'networkStatus':
+      return `network/${w.name}`;
+    case 'reportCollection':
+      return `report/${w.node}`;
+  }
 }
 
-interface PendingStatus<S> {
-  path: string;
-  desired: S;
+const groupWork = (g: MulticastGroup): Work => ({
+  kind: 'groupStatus',
+  namespace: g.metadata.namespace ?? 'default',
+  name: g.metadata.name,
+});
+
+interface PendingGroupStatus {
+  desired: MulticastGroupStatus;
+  /** The status before this write, for the Events describing the change. */
   before?: MulticastGroupStatus;
-  involved?: { name: string; namespace: string; uid?: string };
+  uid?: string;
 }
 
-const castnet = (plural: string): string => resourcePath(API_VERSION, plural);
+/** The kinds the controller watches, by the name its metrics and tests use. */
+export type WatchedResource = 'networks' | 'groups' | 'reports' | 'pods' | 'nodes' | 'vmis';
 
 export class Controller {
-  readonly api: ApiClient;
   readonly metrics: ControllerMetrics;
-  private readonly informers: Record<string, Informer<Obj>> = {};
-  private readonly queue: WorkQueue;
+  private readonly core: CoreV1Api;
+  private readonly custom: CustomObjectsApi;
+  private readonly networks: WatchCache<VirtualNetwork>;
+  private readonly groups: WatchCache<MulticastGroup>;
+  private readonly reports: WatchCache<MembershipReport>;
+  private readonly pods: WatchCache<LabeledResource>;
+  private readonly nodes: WatchCache<V1Node>;
+  private vmis?: WatchCache<LabeledResource>;
+  private readonly queue: WorkQueue<Work>;
   private readonly elector: LeaderElector;
   private readonly limiter: EventLimiter;
   /** Across all groups, so a controller start or a node loss cannot flood the apiserver with Events. */
   private readonly globalLimiter = new EventLimiter(100, 100);
-  private readonly pending = new Map<string, PendingStatus<MulticastGroupStatus | VirtualNetworkStatus>>();
-  /** Statuses written whose watch echo has not arrived yet, by work-queue key. */
-  private readonly written = new Map<string, MulticastGroupStatus | VirtualNetworkStatus>();
+  /** Statuses to write, by group key and by network name. */
+  private readonly pendingGroups = new Map<string, PendingGroupStatus>();
+  private readonly pendingNetworks = new Map<string, VirtualNetworkStatus>();
+  /** Statuses written whose watch echo has not arrived yet: until it does, the cache is older. */
+  private readonly writtenGroups = new Map<string, MulticastGroupStatus>();
+  private readonly writtenNetworks = new Map<string, VirtualNetworkStatus>();
   private missingSince = new Map<string, number>();
   private readonly resolver = new GroupResolver(true);
-  /** What each informer's last full list held, to find deletions missed while a watch was down. */
-  private readonly known = new Map<string, Map<string, Obj>>();
   private lastFullResolve = Date.now();
   private debounce?: NodeJS.Timeout;
   private resync?: NodeJS.Timeout;
@@ -101,20 +145,22 @@ export class Controller {
   resolves = 0;
 
   constructor(
-    conn: Connection,
+    private readonly kc: KubeConfig,
     readonly opts: ControllerOptions,
   ) {
-    this.api = new ApiClient(conn);
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.custom = kc.makeApiClient(CustomObjectsApi);
     this.metrics = new ControllerMetrics({ processMetrics: opts.processMetrics });
     this.limiter = new EventLimiter(opts.eventBurst ?? 5, opts.eventIntervalMs ?? 10_000);
-    this.queue = new WorkQueue((key) => this.process(key), {
+    this.queue = new WorkQueue<Work>((w) => this.process(w), {
+      id: workId,
       workers: opts.statusWriters ?? 8,
-      onRetry: (key, err, attempt) => {
+      onRetry: (w, err, attempt) => {
         this.metrics.queueRetries.inc();
-        this.log('warn', 'retrying', { key, attempt, error: String(err) });
+        this.log('warn', 'retrying', { work: workId(w), attempt, error: errorMessage(err) });
       },
     });
-    this.elector = new LeaderElector(this.api, {
+    this.elector = new LeaderElector(kc.makeApiClient(CoordinationV1Api), {
       namespace: opts.leaseNamespace,
       name: opts.leaseName ?? 'castnet-controller',
       identity: opts.identity,
@@ -131,15 +177,138 @@ export class Controller {
       onStoppedLeading: () => {
         this.metrics.leader.set(0);
         this.log('warn', 'lost leadership', { identity: opts.identity });
-        this.pending.clear();
+        this.pendingGroups.clear();
+        this.pendingNetworks.clear();
       },
-      onError: (err) => this.log('warn', 'leader election', { error: String(err) }),
+      onError: (err) => this.log('warn', 'leader election', { error: errorMessage(err) }),
+    });
+
+    const changed = (): void => this.schedule();
+    this.networks = this.castnetCache('virtualNetwork', {
+      onUpsert: (vn, previous) => {
+        this.forgetEcho(this.writtenNetworks, vn.metadata.name, vn.status);
+        // Our own status writes come back with an unchanged generation.
+        if (previous?.metadata.generation === vn.metadata.generation) return;
+        this.resolver.setNetwork(vn);
+        this.schedule();
+      },
+      onDelete: (vn) => {
+        this.writtenNetworks.delete(vn.metadata.name);
+        this.resolver.deleteNetwork(vn.metadata.name);
+        this.schedule();
+      },
+      onRelisted: () => this.writtenNetworks.clear(),
+    });
+    this.groups = this.castnetCache('multicastGroup', {
+      onUpsert: (g, previous) => {
+        this.forgetEcho(this.writtenGroups, groupKey(g), g.status);
+        if (previous?.metadata.generation === g.metadata.generation) return;
+        // A group's gauges carry its network and address: drop the old series when those change.
+        if (previous) this.dropGroupMetrics(previous);
+        this.resolver.setGroup(g);
+        this.schedule();
+      },
+      onDelete: (g) => {
+        this.writtenGroups.delete(groupKey(g));
+        this.dropGroupMetrics(g);
+        this.queue.forget(groupWork(g));
+        this.resolver.deleteGroup(groupKey(g));
+        this.schedule();
+      },
+      onRelisted: () => this.writtenGroups.clear(),
+    });
+    this.reports = this.castnetCache('membershipReport', {
+      onUpsert: (r) => {
+        this.resolver.setReport(r);
+        this.schedule();
+      },
+      onDelete: (r) => {
+        this.resolver.deleteReport(r.spec.node);
+        this.schedule();
+      },
+    });
+    this.pods = this.labeledCache(
+      'pods',
+      '/api/v1/pods',
+      (page) => this.core.listPodForAllNamespaces(page),
+      (p) => this.resolver.setPod(p),
+      (namespace, name) => this.resolver.deletePod(namespace, name),
+    );
+    this.nodes = this.cache<V1Node>({
+      what: 'nodes',
+      path: '/api/v1/nodes',
+      listPage: (page) => this.core.listNode(page),
+      trim: trimNode,
+      onUpsert: (n, previous) => {
+        // Heartbeats change nothing the controller reads: whether and since when a node is Ready.
+        if (previous && sameNodeState(n, previous)) return;
+        this.schedule();
+      },
+      onDelete: changed,
     });
   }
 
-  /** Watch restarts of one informer (networks, groups, reports, pods, nodes, vmis). */
-  restartsOf(informer: string): number {
-    return this.informers[informer]?.restarts ?? 0;
+  /** The watch cache of one of castnet's kinds, keeping its objects without managedFields. */
+  private castnetCache<K extends CastnetKind>(
+    kind: K,
+    handlers: Pick<WatchCacheOptions<CastnetObjects[K]>, 'onUpsert' | 'onDelete' | 'onRelisted'>,
+  ): WatchCache<CastnetObjects[K]> {
+    return this.cache<CastnetObjects[K]>({
+      what: `${KINDS[kind].kind}s`,
+      path: collectionPath(kind),
+      listPage: (page) => listCastnet(this.custom, kind, page),
+      trim: dropManagedFields,
+      ...handlers,
+    });
+  }
+
+  /** A cache of Pods or VMIs: they matter here by identity and labels only. */
+  private labeledCache(
+    what: string,
+    path: string,
+    listPage: WatchCacheOptions<LabeledResource>['listPage'],
+    set: (o: LabeledObject) => void,
+    remove: (namespace: string, name: string) => void,
+  ): WatchCache<LabeledResource> {
+    return this.cache<LabeledResource>({
+      what,
+      path,
+      listPage,
+      trim: trimToLabels,
+      onUpsert: (o, previous) => {
+        // Their status changes all the time; only identity and labels matter here.
+        if (previous && sameLabeled(o, previous)) return;
+        set(toLabeledObject(o));
+        this.schedule();
+      },
+      onDelete: (o) => {
+        remove(o.metadata?.namespace ?? '', o.metadata?.name ?? '');
+        this.schedule();
+      },
+    });
+  }
+
+  private cache<T extends KubernetesObject>(o: WatchCacheOptions<T>): WatchCache<T> {
+    return new WatchCache<T>(this.kc, {
+      onError: (err) => this.log('warn', 'watch failed; restarting', { error: err.message }),
+      ...o,
+    });
+  }
+
+  private get watched(): Partial<Record<WatchedResource, AnyWatchCache>> {
+    return {
+      networks: this.networks,
+      groups: this.groups,
+      reports: this.reports,
+      pods: this.pods,
+      nodes: this.nodes,
+      vmis: this.vmis,
+    };
+  }
+
+  /** Watch restarts of one watch cache. */
+  restartsOf(resource: WatchedResource): number {
+    return this.watched[resource]?.restarts ?? 0;
   }
 
   get isLeader(): boolean {
@@ -154,39 +323,25 @@ export class Controller {
     this.opts.log?.(level, msg, fields);
   }
 
+  /**
+   * Starts watching and campaigning; resolves once every cache holds a complete list. Rejects at
+   * once when the kubeconfig's credentials cannot be obtained (say, its exec plugin fails).
+   */
   async start(): Promise<void> {
+    await checkCredentials(this.kc);
     if (this.opts.metrics) await this.serveMetrics(this.opts.metrics.host, this.opts.metrics.port);
-    const watch = (name: string, path: string, trim?: (o: Obj) => void): void => {
-      this.informers[name] = new Informer<Obj>(this.api, path, {
-        onChange: (obj, previous) => {
-          this.forgetEchoed(name, obj);
-          const known = this.known.get(name) ?? new Map<string, Obj>();
-          this.known.set(name, known);
-          if (!obj && !previous) this.syncResolver(name);
-          else if (!obj) {
-            known.delete(objectKey(previous!));
-            this.forget(name, previous!);
-          } else {
-            known.set(objectKey(obj), obj);
-            if (previous && !matters(name, obj, previous)) return;
-            if (name === 'groups' && previous) this.dropGroupMetrics(previous as unknown as MulticastGroup);
-            this.feed(name, obj);
-          }
-          this.schedule();
-        },
-        onError: (err, p) => this.log('warn', 'watch failed; restarting', { path: p, error: String(err) }),
-        trim,
-      });
-    };
-    watch('networks', castnet(KINDS.virtualNetwork.plural), dropManagedFields);
-    watch('groups', castnet(KINDS.multicastGroup.plural), dropManagedFields);
-    watch('reports', castnet(KINDS.membershipReport.plural), dropManagedFields);
-    watch('pods', '/api/v1/pods', trimToLabels);
-    watch('nodes', '/api/v1/nodes', trimNode);
+    const caches: AnyWatchCache[] = [this.networks, this.groups, this.reports, this.pods, this.nodes];
     if (this.opts.watchVmis === true || (this.opts.watchVmis !== false && (await this.hasKubeVirt()))) {
-      watch('vmis', '/apis/kubevirt.io/v1/virtualmachineinstances', trimToLabels);
+      this.vmis = this.labeledCache(
+        'KubeVirt VirtualMachineInstances',
+        VMI_PATH,
+        (page) => listVmis(this.custom, page),
+        (v) => this.resolver.setVmi(v),
+        (namespace, name) => this.resolver.deleteVmi(namespace, name),
+      );
+      caches.push(this.vmis);
     }
-    await Promise.all(Object.values(this.informers).map((i) => i.start()));
+    await Promise.all(caches.map((c) => c.start()));
     this.synced = true;
     this.elector.start();
     const resyncMs = this.opts.resyncMs ?? 30_000;
@@ -200,83 +355,20 @@ export class Controller {
   }
 
   private async hasKubeVirt(): Promise<boolean> {
-    try {
-      await this.api.get('/apis/kubevirt.io/v1');
-      return true;
-    } catch (err) {
-      if (isNotFound(err)) return false;
-      throw err;
-    }
+    const apis = this.kc.makeApiClient(ApisApi);
+    return apiCall('discover the API groups', () => servesApi(apis, VMI.group, VMI.version));
   }
 
-  /** Hands one added or changed object to the resolver. */
-  private feed(informer: string, obj: Obj): void {
-    const r = this.resolver;
-    switch (informer) {
-      case 'networks':
-        return r.setNetwork(obj as unknown as VirtualNetwork);
-      case 'groups':
-        return r.setGroup(obj as unknown as MulticastGroup);
-      case 'reports':
-        return r.setReport(obj as unknown as MembershipReport);
-      case 'pods':
-        return r.setPod(toLabeledObject(obj));
-      case 'vmis':
-        return r.setVmi(toLabeledObject(obj));
-    }
-  }
-
-  /** Tells the resolver an object is gone. */
-  private forget(informer: string, obj: Obj): void {
-    const r = this.resolver;
-    const m = obj.metadata ?? {};
-    switch (informer) {
-      case 'networks':
-        return r.deleteNetwork(m.name ?? '');
-      case 'groups': {
-        const g = obj as unknown as MulticastGroup;
-        this.dropGroupMetrics(g);
-        this.queue.forget(`group/${groupKey(g)}`);
-        return r.deleteGroup(groupKey(g));
-      }
-      case 'reports':
-        return r.deleteReport((obj as unknown as MembershipReport).spec.node);
-      case 'pods':
-        return r.deletePod(m.namespace ?? '', m.name ?? '');
-      case 'vmis':
-        return r.deleteVmi(m.namespace ?? '', m.name ?? '');
-    }
-  }
-
-  /** A group's gauges carry its network and address: drop the old series when those change or it goes. */
+  /** A group's gauges carry its network and address: drop its series when those change or it goes. */
   private dropGroupMetrics(g: MulticastGroup): void {
     this.metrics.groupMembers.remove(groupLabels(g));
     this.metrics.groupNodes.remove(groupLabels(g));
   }
 
-  /** After a (re-)list: feed everything listed and forget what the resolver knew but is gone. */
-  private syncResolver(informer: string): void {
-    const inf = this.informers[informer];
-    if (!inf) return;
-    const now = new Map(inf.list().map((o) => [objectKey(o), o]));
-    const before = this.known.get(informer) ?? new Map<string, Obj>();
-    for (const [k, o] of before) if (!now.has(k)) this.forget(informer, o);
-    for (const o of now.values()) this.feed(informer, o);
-    this.known.set(informer, now);
-  }
-
-  private forgetEchoed(informer: string, obj: Obj | undefined): void {
-    if (informer !== 'groups' && informer !== 'networks') return;
-    if (!obj) {
-      // A re-list or a deletion: the cache is authoritative again.
-      this.written.clear();
-      return;
-    }
-    const m = obj.metadata ?? {};
-    const key = informer === 'groups' ? `group/${m.namespace}/${m.name}` : `network/${m.name}`;
-    const w = this.written.get(key);
-    if (w && sameStatus(w as MulticastGroupStatus, obj.status as MulticastGroupStatus))
-      this.written.delete(key);
+  /** Forgets a written status once the watch brings it back. */
+  private forgetEcho<S extends object>(written: Map<string, S>, key: string, status: S | undefined): void {
+    const w = written.get(key);
+    if (w && sameStatus(w, status)) written.delete(key);
   }
 
   /** Resolves once after the current burst of changes. */
@@ -287,13 +379,9 @@ export class Controller {
       try {
         this.resolvePass();
       } catch (err) {
-        this.log('error', 'resolve failed', { error: String(err) });
+        this.log('error', 'resolve failed', { error: errorMessage(err) });
       }
     }, this.opts.debounceMs ?? 50);
-  }
-
-  private list<T>(name: string): T[] {
-    return (this.informers[name]?.list() ?? []) as unknown as T[];
   }
 
   /** One pass over the whole cache: desired statuses for every group and network, and GC. */
@@ -302,17 +390,16 @@ export class Controller {
     const end = this.metrics.resolveSeconds.startTimer();
     const now = Date.now();
     const nowIso = new Date(now).toISOString().replace(/\.\d{3}Z$/, 'Z');
-    const networks = this.list<VirtualNetwork>('networks');
-    const reports = this.list<MembershipReport>('reports');
+    const networks = this.networks.list();
     const verdict = judgeNodes(
-      reports.map((r) => r.spec.node),
-      this.list<Obj>('nodes').map(nodeState),
+      this.reports.list().map((r) => r.spec.node),
+      this.nodes.list().map(nodeState),
       now,
       this.opts.nodeGraceMs ?? 5 * 60_000,
       this.missingSince,
     );
     this.missingSince = verdict.missingSince;
-    for (const name of verdict.collect) this.queue.add(`report-gc/${name}`);
+    for (const node of verdict.collect) this.queue.add({ kind: 'reportCollection', node });
     this.resolver.setLiveNodes(verdict.live);
     if (now - this.lastFullResolve > (this.opts.fullResyncMs ?? 5 * 60_000)) {
       // Re-verify every status now and then: someone may have edited one, or a write was lost.
@@ -324,27 +411,19 @@ export class Controller {
     this.metrics.staleEndpoints.set(this.resolver.stale().length);
     for (const [key, r] of changed) {
       const g = this.resolver.groupsByKey.get(key)!;
-      const current = (
-        this.informers.groups?.get(g.metadata.name, g.metadata.namespace) as MulticastGroup | undefined
-      )?.status;
+      const current = this.groups.get(g.metadata.name, g.metadata.namespace)?.status;
       this.metrics.groupMembers.set(groupLabels(g), r.counts.members);
       this.metrics.groupNodes.set(groupLabels(g), r.counts.nodes);
+      // Until the watch brings our own last write back, the cache is older than what is stored.
+      const stored = this.writtenGroups.get(key) ?? current;
       // The resolver keeps the spec it was fed; conditions carry on from the stored status.
-      const stored = (this.written.get(`group/${key}`) as MulticastGroupStatus | undefined) ?? current;
       const desired = desiredGroupStatus({ ...g, status: stored }, r, nowIso);
-      this.offer(`group/${key}`, current, desired, {
-        path: resourcePath(API_VERSION, KINDS.multicastGroup.plural, {
-          namespace: g.metadata.namespace,
-          name: g.metadata.name,
-          subresource: 'status',
-        }),
-        desired,
-        involved: {
-          name: g.metadata.name,
-          namespace: g.metadata.namespace ?? 'default',
-          uid: g.metadata.uid,
-        },
-      });
+      if (sameStatus(stored, desired)) {
+        this.pendingGroups.delete(key);
+        continue;
+      }
+      this.pendingGroups.set(key, { desired, before: stored, uid: g.metadata.uid });
+      this.queue.add(groupWork(g));
     }
     const statuses = desiredNetworkStatuses(
       networks,
@@ -353,71 +432,99 @@ export class Controller {
       nowIso,
     );
     for (const [name, desired] of statuses) {
-      const vn = networks.find((n) => n.metadata.name === name)!;
-      this.offer(`network/${name}`, vn.status, desired, {
-        path: resourcePath(API_VERSION, KINDS.virtualNetwork.plural, { name, subresource: 'status' }),
-        desired,
-      });
+      const stored = this.writtenNetworks.get(name) ?? this.networks.get(name)?.status;
+      if (sameStatus(stored, desired)) {
+        this.pendingNetworks.delete(name);
+        continue;
+      }
+      this.pendingNetworks.set(name, desired);
+      this.queue.add({ kind: 'networkStatus', name });
     }
     this.resolves++;
     this.metrics.queueDepth.set(this.queue.depth);
     end();
   }
 
-  private offer<S extends object>(
-    key: string,
-    current: S | undefined,
-    desired: S,
-    p: PendingStatus<S>,
-  ): void {
-    // Until the watch brings our own last write back, the cache is older than what is stored.
-    const stored = (this.written.get(key) as S | undefined) ?? current;
-    if (sameStatus(stored as MulticastGroupStatus, desired as MulticastGroupStatus)) {
-      this.pending.delete(key);
-      return;
+  private async process(w: Work): Promise<void> {
+    if (!this.isLeader) return;
+    switch (w.kind) {
+      case 'reportCollection':
+        return this.collectReport(w.node);
+      case 'groupStatus':
+        return this.writeGroupStatus(w.namespace, w.name);
+      case 'networkStatus':
+        return this.writeNetworkStatus(w.name);
     }
-    if (p.involved) p.before = stored as MulticastGroupStatus | undefined;
-    this.pending.set(key, p as PendingStatus<MulticastGroupStatus | VirtualNetworkStatus>);
-    this.queue.add(key);
   }
 
-  private async process(key: string): Promise<void> {
-    if (!this.isLeader) return;
-    if (key.startsWith('report-gc/')) {
-      const node = key.slice('report-gc/'.length);
-      try {
-        await this.api.delete(resourcePath(API_VERSION, KINDS.membershipReport.plural, { name: node }));
-        this.metrics.reportsCollected.inc();
-        this.log('info', 'deleted the report of a lost node', { node });
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
+  private async collectReport(node: string): Promise<void> {
+    try {
+      await apiCall(`delete MembershipReport ${node} of a lost node`, () =>
+        this.custom.deleteClusterCustomObject({ ...crd('membershipReport'), name: node }),
+      );
+      this.metrics.reportsCollected.inc();
+      this.log('info', 'deleted the report of a lost node', { node });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  private async writeGroupStatus(namespace: string, name: string): Promise<void> {
+    const key = `${namespace}/${name}`;
+    const p = this.pendingGroups.get(key);
+    if (!p) return;
+    const written = await this.writeStatus('MulticastGroup', `${namespace}/${name}`, () =>
+      this.custom.patchNamespacedCustomObjectStatus(
+        { ...crd('multicastGroup'), namespace, name, body: { status: p.desired } },
+        MERGE_PATCH,
+      ),
+    );
+    if (!written) {
+      this.queue.forget({ kind: 'groupStatus', namespace, name });
+      this.pendingGroups.delete(key);
       return;
     }
-    const p = this.pending.get(key);
-    if (!p) return;
-    const kind = key.startsWith('group/') ? 'MulticastGroup' : 'VirtualNetwork';
-    try {
-      await this.api.patch(p.path, { status: p.desired }, 'merge');
-      this.metrics.statusWrites.inc({ kind, result: 'ok' });
-    } catch (err) {
-      if (isNotFound(err)) {
-        this.queue.forget(key);
-        this.pending.delete(key);
-        return;
-      }
-      this.metrics.statusWrites.inc({ kind, result: 'error' });
-      throw new Error(
-        `failed to write the status of ${key}: ${err instanceof Error ? err.message : String(err)}`,
-        { cause: err },
-      );
+    this.writtenGroups.set(key, p.desired);
+    if (this.pendingGroups.get(key) === p) this.pendingGroups.delete(key);
+    const events = groupEvents(p.before, {
+      members: p.desired.members ?? [],
+      conditions: p.desired.conditions ?? [],
+    });
+    for (const e of events) await this.emit({ name, namespace, uid: p.uid }, e);
+  }
+
+  private async writeNetworkStatus(name: string): Promise<void> {
+    const desired = this.pendingNetworks.get(name);
+    if (!desired) return;
+    const written = await this.writeStatus('VirtualNetwork', name, () =>
+      this.custom.patchClusterCustomObjectStatus(
+        { ...crd('virtualNetwork'), name, body: { status: desired } },
+        MERGE_PATCH,
+      ),
+    );
+    if (!written) {
+      this.queue.forget({ kind: 'networkStatus', name });
+      this.pendingNetworks.delete(name);
+      return;
     }
-    this.written.set(key, p.desired);
-    if (this.pending.get(key) === p) this.pending.delete(key);
-    if (p.involved) {
-      const st = p.desired as MulticastGroupStatus;
-      const events = groupEvents(p.before, { members: st.members ?? [], conditions: st.conditions ?? [] });
-      for (const e of events) await this.emit(p.involved, e);
+    this.writtenNetworks.set(name, desired);
+    if (this.pendingNetworks.get(name) === desired) this.pendingNetworks.delete(name);
+  }
+
+  /** Writes one status; false when the object is gone. Counts the result. */
+  private async writeStatus(
+    kind: 'MulticastGroup' | 'VirtualNetwork',
+    name: string,
+    write: () => Promise<unknown>,
+  ): Promise<boolean> {
+    try {
+      await apiCall(`write the status of ${kind} ${name}`, write);
+      this.metrics.statusWrites.inc({ kind, result: 'ok' });
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      this.metrics.statusWrites.inc({ kind, result: 'error' });
+      throw err;
     }
   }
 
@@ -429,20 +536,20 @@ export class Controller {
       return;
     }
     try {
-      await postEvent(this.api, { apiVersion: API_VERSION, kind: 'MulticastGroup', ...obj }, e, {
+      await postEvent(this.core, { apiVersion: API_VERSION, kind: 'MulticastGroup', ...obj }, e, {
         component: 'controller',
         instance: this.opts.identity,
       });
       this.metrics.events.inc({ type: e.type, reason: e.reason });
     } catch (err) {
       // Events are best effort: a lost one must not block or retry the status write.
-      this.log('warn', 'failed to emit event', { object: key, reason: e.reason, error: String(err) });
+      this.log('warn', 'failed to emit event', { object: key, reason: e.reason, error: errorMessage(err) });
     }
   }
 
   /** Waits until no resolve or write is pending (tests and graceful shutdown). */
   async settled(): Promise<void> {
-    while (this.debounce) await new Promise((r) => setTimeout(r, 10));
+    while (this.debounce) await sleep(10);
     await this.queue.idle();
   }
 
@@ -450,8 +557,8 @@ export class Controller {
     this.server = http.createServer((req, res) => {
       void (async () => {
         if (req.url === '/metrics') {
-          for (const [name, inf] of Object.entries(this.informers)) {
-            this.metrics.informerRestarts.set({ resource: name }, inf.restarts);
+          for (const [resource, cache] of Object.entries(this.watched)) {
+            if (cache) this.metrics.informerRestarts.set({ resource }, cache.restarts);
           }
           this.metrics.queueDepth.set(this.queue.depth);
           res.setHeader('Content-Type', this.metrics.registry.contentType);
@@ -479,28 +586,10 @@ export class Controller {
     if (this.resync) clearTimeout(this.resync);
     await this.elector.stop();
     this.queue.stop();
-    for (const i of Object.values(this.informers)) i.stop();
-    this.api.close();
+    for (const cache of Object.values(this.watched)) cache?.dispose();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
   }
 }
-
-/**
- * Whether an update can change any resolution. Our own status writes come back as updates of groups
- * and networks with an unchanged generation; pods and nodes update their status all the time, but
- * only what trim() keeps (labels, the Ready condition) matters. The periodic resync covers the rest.
- */
-function matters(informer: string, obj: Obj, previous: Obj): boolean {
-  if (informer === 'groups' || informer === 'networks') {
-    return obj.metadata?.generation !== previous.metadata?.generation;
-  }
-  if (informer === 'reports') return true;
-  const essence = (o: Obj): string =>
-    JSON.stringify({ ...o, metadata: { ...o.metadata, resourceVersion: undefined } });
-  return essence(obj) !== essence(previous);
-}
-
-const objectKey = (o: Obj): string => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
 
 function groupLabels(g: MulticastGroup): {
   namespace: string;
@@ -517,32 +606,40 @@ function groupLabels(g: MulticastGroup): {
 }
 
 /** Server-side apply bookkeeping: per list item for a report's endpoints, and never read here. */
-function dropManagedFields(o: Obj): void {
-  delete (o.metadata as { managedFields?: unknown } | undefined)?.managedFields;
+function dropManagedFields(o: KubernetesObject): void {
+  delete o.metadata?.managedFields;
 }
 
-interface NodeCondition {
-  type: string;
-  status: string;
-  lastTransitionTime?: string;
-}
+const sameLabeled = (a: LabeledResource, b: LabeledResource): boolean =>
+  JSON.stringify(toLabeledObject(a)) === JSON.stringify(toLabeledObject(b));
 
-function trimNode(o: Obj): void {
-  const conditions = ((o.status as { conditions?: NodeCondition[] } | undefined)?.conditions ?? []).filter(
-    (c) => c.type === 'Ready',
-  );
-  trimToLabels(o);
-  o.status = { conditions };
-}
-
-function nodeState(o: Obj): NodeState {
-  const ready = ((o.status as { conditions?: NodeCondition[] } | undefined)?.conditions ?? []).find(
-    (c) => c.type === 'Ready',
-  );
-  // A Node without a Ready condition was just registered (or is a test fixture): treat it as ready.
-  return {
-    name: o.metadata?.name ?? '',
-    ready: !ready || ready.status === 'True',
-    since: ready?.lastTransitionTime,
+/** Keeps a Node's identity, labels and Ready condition. */
+function trimNode(n: V1Node): void {
+  const ready = n.status?.conditions?.find((c) => c.type === 'Ready');
+  trimToLabels(n);
+  // A listed Node's times are Dates and a watched one's are strings: keep Dates.
+  n.status = {
+    conditions: ready
+      ? [
+          {
+            type: ready.type,
+            status: ready.status,
+            ...(ready.lastTransitionTime ? { lastTransitionTime: new Date(ready.lastTransitionTime) } : {}),
+          },
+        ]
+      : [],
   };
 }
+
+function nodeState(n: V1Node): NodeState {
+  const ready = n.status?.conditions?.find((c) => c.type === 'Ready');
+  // A Node without a Ready condition was just registered (or is a test fixture): treat it as ready.
+  return {
+    name: n.metadata?.name ?? '',
+    ready: !ready || ready.status === 'True',
+    since: ready?.lastTransitionTime?.toISOString(),
+  };
+}
+
+const sameNodeState = (a: V1Node, b: V1Node): boolean =>
+  JSON.stringify(nodeState(a)) === JSON.stringify(nodeState(b));

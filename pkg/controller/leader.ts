@@ -1,7 +1,8 @@
 // Leader election on a coordination.k8s.io/v1 Lease, following client-go's leaderelection: the holder
 // renews every retry period; others take over only after observing no renewal for a whole lease
 // duration (measured on their own clock, so clock skew between replicas does not matter).
-import { ApiError, isNotFound, type ApiClient } from '../k8s/client.js';
+import { V1MicroTime, type CoordinationV1Api, type V1Lease, type V1LeaseSpec } from '@kubernetes/client-node';
+import { apiCall, isConflict, isNotFound } from '../k8s/api-error.js';
 
 export interface LeaderOptions {
   namespace: string;
@@ -15,22 +16,6 @@ export interface LeaderOptions {
   onError?: (err: unknown) => void;
 }
 
-interface Lease {
-  apiVersion: 'coordination.k8s.io/v1';
-  kind: 'Lease';
-  metadata: { name: string; namespace: string; resourceVersion?: string };
-  spec: {
-    holderIdentity?: string;
-    leaseDurationSeconds?: number;
-    acquireTime?: string;
-    renewTime?: string;
-    leaseTransitions?: number;
-  };
-}
-
-/** metav1.MicroTime: RFC 3339 with exactly six fractional digits. */
-const microTime = (ms: number): string => new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
-
 export class LeaderElector {
   isLeader = false;
   private timer?: NodeJS.Timeout;
@@ -40,13 +25,25 @@ export class LeaderElector {
   private lastRenew = 0;
 
   constructor(
-    private readonly api: ApiClient,
+    private readonly leases: CoordinationV1Api,
     private readonly opts: LeaderOptions,
   ) {}
 
-  private get path(): string {
+  private get what(): string {
+    return `Lease ${this.opts.namespace}/${this.opts.name}`;
+  }
+
+  private read(): Promise<V1Lease> {
     const { namespace, name } = this.opts;
-    return `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases/${name}`;
+    return apiCall(`read ${this.what}`, () => this.leases.readNamespacedLease({ namespace, name }));
+  }
+
+  /** Writes `lease` back; its resourceVersion makes this a compare-and-swap (409 when it moved on). */
+  private replace(lease: V1Lease): Promise<V1Lease> {
+    const { namespace, name } = this.opts;
+    return apiCall(`update ${this.what}`, () =>
+      this.leases.replaceNamespacedLease({ namespace, name, body: lease }),
+    );
   }
 
   private get durationMs(): number {
@@ -82,44 +79,46 @@ export class LeaderElector {
   private async tryAcquireOrRenew(): Promise<boolean> {
     const now = Date.now();
     const me = this.opts.identity;
-    const desired = (prev?: Lease['spec']): Lease['spec'] => ({
+    const desired = (prev?: V1LeaseSpec): V1LeaseSpec => ({
       holderIdentity: me,
       leaseDurationSeconds: Math.ceil(this.durationMs / 1000),
-      acquireTime: prev?.holderIdentity === me && prev.acquireTime ? prev.acquireTime : microTime(now),
-      renewTime: microTime(now),
+      acquireTime: prev?.holderIdentity === me && prev.acquireTime ? prev.acquireTime : new V1MicroTime(now),
+      renewTime: new V1MicroTime(now),
       leaseTransitions: (prev?.leaseTransitions ?? 0) + (prev && prev.holderIdentity !== me ? 1 : 0),
     });
-    let lease: Lease;
+    let lease: V1Lease;
     try {
-      lease = await this.api.get<Lease>(this.path);
+      lease = await this.read();
     } catch (err) {
       if (!isNotFound(err)) throw err;
       const { namespace, name } = this.opts;
-      await this.api.create(`/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`, {
-        apiVersion: 'coordination.k8s.io/v1',
-        kind: 'Lease',
-        metadata: { name, namespace },
-        spec: desired(),
-      });
+      await apiCall(`create ${this.what}`, () =>
+        this.leases.createNamespacedLease({
+          namespace,
+          body: { metadata: { name, namespace }, spec: desired() },
+        }),
+      );
       this.setLeader(true);
       return true;
     }
-    const record = `${lease.spec.holderIdentity ?? ''}@${lease.spec.renewTime ?? ''}`;
+    const spec = lease.spec ?? {};
+    // client-node hands MicroTimes back as the strings the apiserver sent.
+    const record = `${spec.holderIdentity ?? ''}@${String(spec.renewTime ?? '')}`;
     if (record !== this.observed) {
       this.observed = record;
       this.observedAt = now;
     }
-    const holder = lease.spec.holderIdentity;
-    const expired = !holder || now - this.observedAt > (lease.spec.leaseDurationSeconds ?? 15) * 1000;
+    const holder = spec.holderIdentity;
+    const expired = !holder || now - this.observedAt > (spec.leaseDurationSeconds ?? 15) * 1000;
     if (holder !== me && !expired) {
       this.setLeader(false);
       return false;
     }
     try {
-      // The resourceVersion makes this a compare-and-swap: of two replicas racing, one gets 409.
-      await this.api.replace(this.path, { ...lease, spec: desired(lease.spec) });
+      // Of two replicas racing, one gets 409.
+      await this.replace({ ...lease, spec: desired(spec) });
     } catch (err) {
-      if (err instanceof ApiError && err.status === 409) return false;
+      if (isConflict(err)) return false;
       throw err;
     }
     this.setLeader(true);
@@ -133,9 +132,9 @@ export class LeaderElector {
     if (!this.isLeader) return;
     this.setLeader(false);
     try {
-      const lease = await this.api.get<Lease>(this.path);
-      if (lease.spec.holderIdentity === this.opts.identity) {
-        await this.api.replace(this.path, {
+      const lease = await this.read();
+      if (lease.spec?.holderIdentity === this.opts.identity) {
+        await this.replace({
           ...lease,
           spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1 },
         });

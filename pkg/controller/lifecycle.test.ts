@@ -1,4 +1,4 @@
-import { fromReport, toReportSpec } from '../k8s/convert.js';
+import { fromReport, toReportSpec } from '../lookup/kubernetes/convert.js';
 import type { GroupMember, MulticastGroup, VirtualNetwork } from '../k8s/types.js';
 import { canonicalAddress, isGroupAddress } from '../netaddr/address.js';
 import { applyConditions } from '../k8s/conditions.js';

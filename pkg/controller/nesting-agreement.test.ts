@@ -2,7 +2,7 @@
 // groups alike: for every group address, the agent delivers to exactly the members the controller
 // lists, and drops the traffic exactly when the controller rejects the groups there, for the same
 // reason. Each graph runs through both, from the same custom resources.
-import { fromReport, toGroupSpec, toNetworkSpec } from '../k8s/convert.js';
+import { fromReport, toGroupSpec, toNetworkSpec } from '../lookup/kubernetes/convert.js';
 import type { MembershipReport, MulticastGroup, VirtualNetwork } from '../k8s/types.js';
 import type { Directory } from '../lookup/port.js';
 import { buildIndex, MAX_GROUP_DEPTH, Resolver } from '../resolve/index.js';

@@ -4,7 +4,7 @@ import type { VirtualNetwork, VirtualNetworkStatus } from '../k8s/types.js';
 import { applyConditions } from '../k8s/conditions.js';
 
 export function desiredNetworkStatuses(
-  networks: VirtualNetwork[],
+  networks: readonly VirtualNetwork[],
   groupsOn: (network: string) => number,
   endpointsOn: (network: string) => number,
   now: string,

@@ -9,7 +9,7 @@ import type {
   ReportMembership,
   VirtualNetwork,
 } from '../k8s/types.js';
-import { fromReport, toReportSpec } from '../k8s/convert.js';
+import { fromReport, toReportSpec } from '../lookup/kubernetes/convert.js';
 import { selectorMemberships } from '../lookup/kubernetes/selector-members.js';
 import { resolveGroups, type ResolveInput } from './resolve.js';
 

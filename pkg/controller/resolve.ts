@@ -23,7 +23,7 @@ import type {
   VirtualNetwork,
 } from '../k8s/types.js';
 import { MAX_GROUP_DEPTH, NestingGraph, reachableGroups, type NestingProblem } from '../resolve/nesting.js';
-import { toSourceFilter, fromSourceFilter } from '../k8s/convert.js';
+import { toSourceFilter, fromSourceFilter } from '../lookup/kubernetes/convert.js';
 import { canonicalAddress, cidrFamily, addressFamily, isGroupAddress } from '../netaddr/address.js';
 import type { DesiredCondition } from '../k8s/conditions.js';
 import { ANY_SOURCE, mergeFilters } from './filter.js';

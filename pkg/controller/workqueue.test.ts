@@ -11,7 +11,7 @@ test('a key is queued once, never handled twice at once, and re-run when re-adde
   const release = new Map<string, () => void>();
   let running = 0;
   let maxRunning = 0;
-  const q = new WorkQueue(
+  const q = new WorkQueue<string>(
     async (key) => {
       running++;
       maxRunning = Math.max(maxRunning, running);
@@ -19,7 +19,7 @@ test('a key is queued once, never handled twice at once, and re-run when re-adde
       await new Promise<void>((r) => release.set(key, r));
       running--;
     },
-    { workers: 4 },
+    { id: String, workers: 4 },
   );
   q.add('a');
   q.add('a');
@@ -42,12 +42,12 @@ test('failures retry with exponential backoff until they succeed', async () => {
   jest.useFakeTimers({ now: 0 });
   const at: number[] = [];
   const retries: number[] = [];
-  const q = new WorkQueue(
+  const q = new WorkQueue<string>(
     async () => {
       at.push(Date.now());
       if (at.length < 4) throw new Error('apiserver unavailable');
     },
-    { baseDelayMs: 20, onRetry: (_k, _e, attempt) => retries.push(attempt) },
+    { id: String, baseDelayMs: 20, onRetry: (_k, _e, attempt) => retries.push(attempt) },
   );
   q.add('g');
   await jest.advanceTimersByTimeAsync(1_000);
@@ -61,12 +61,12 @@ test('failures retry with exponential backoff until they succeed', async () => {
 test('forget drops a pending retry', async () => {
   jest.useFakeTimers({ now: 0 });
   const calls = new Map<string, number>();
-  const q = new WorkQueue(
+  const q = new WorkQueue<string>(
     async (key) => {
       calls.set(key, (calls.get(key) ?? 0) + 1);
       throw new Error('still failing');
     },
-    { baseDelayMs: 50, maxDelayMs: 50 },
+    { id: String, baseDelayMs: 50, maxDelayMs: 50 },
   );
   q.add('x');
   q.add('y'); // the control: not forgotten, so it is retried

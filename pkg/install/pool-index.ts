@@ -3,16 +3,12 @@
 // Lease `castnet-pool-<n>` held by the node's name. Creating an object is atomic, so two nodes that
 // race for the same index cannot both win; a node that claimed before (agent restart, upgrade) finds
 // its own Lease again. Leases of deleted nodes are not reclaimed (docs/install.md).
-import { ApiClient, isConflict } from '../k8s/client.js';
+import type { CoordinationV1Api, V1Lease } from '@kubernetes/client-node';
 import { errorMessage } from '../base/errors.js';
+import { apiCall, isConflict } from '../k8s/api-error.js';
 
 export const POOL_INDEX_LABEL = 'castnet.io/pool-index';
 export const MAX_POOL_INDEX = 65535;
-
-interface Lease {
-  metadata: { name: string; labels?: Record<string, string> };
-  spec?: { holderIdentity?: string };
-}
 
 const leaseName = (index: number) => `castnet-pool-${index}`;
 
@@ -24,22 +20,30 @@ export function lowestFree(taken: Iterable<number>, max = MAX_POOL_INDEX): numbe
 }
 
 /** The node's pool index: the one it holds, else the lowest free one it manages to create. */
-export async function claimPoolIndex(api: ApiClient, namespace: string, node: string): Promise<number> {
-  const path = `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`;
+export async function claimPoolIndex(
+  leases: CoordinationV1Api,
+  namespace: string,
+  node: string,
+): Promise<number> {
   for (let attempt = 0; attempt < 100; attempt++) {
-    const { items } = await api.list<Lease>(path, { labelSelector: POOL_INDEX_LABEL });
-    const indexOf = (l: Lease) => Number(l.metadata.labels?.[POOL_INDEX_LABEL]);
+    const { items } = await apiCall(`list the pool-index Leases in namespace ${namespace}`, () =>
+      leases.listNamespacedLease({ namespace, labelSelector: POOL_INDEX_LABEL }),
+    );
+    const indexOf = (l: V1Lease) => Number(l.metadata?.labels?.[POOL_INDEX_LABEL]);
     const mine = items.find((l) => l.spec?.holderIdentity === node);
     if (mine) return indexOf(mine);
     const index = lowestFree(items.map(indexOf).filter(Number.isInteger));
     if (index === undefined) throw new Error(`no free pool index: all ${MAX_POOL_INDEX + 1} are held`);
     try {
-      await api.create(path, {
-        apiVersion: 'coordination.k8s.io/v1',
-        kind: 'Lease',
-        metadata: { name: leaseName(index), labels: { [POOL_INDEX_LABEL]: String(index) } },
-        spec: { holderIdentity: node },
-      });
+      await apiCall(`create Lease ${namespace}/${leaseName(index)}`, () =>
+        leases.createNamespacedLease({
+          namespace,
+          body: {
+            metadata: { name: leaseName(index), labels: { [POOL_INDEX_LABEL]: String(index) } },
+            spec: { holderIdentity: node },
+          },
+        }),
+      );
       return index;
     } catch (err) {
       if (!isConflict(err))

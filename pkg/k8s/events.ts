@@ -1,6 +1,7 @@
 // Kubernetes Events: posting one (core/v1) and limiting how many, so neither a flapping group nor a
 // misbehaving pod can flood the apiserver. Events are best effort: callers never wait on them to retry.
-import type { ApiClient } from './client.js';
+import type { CoreV1Api } from '@kubernetes/client-node';
+import { apiCall } from './api-error.js';
 
 export interface EventDraft {
   type: 'Normal' | 'Warning';
@@ -19,29 +20,32 @@ export interface InvolvedObject {
 
 /** Creates a core/v1 Event about `obj`. */
 export async function postEvent(
-  api: ApiClient,
+  core: CoreV1Api,
   obj: InvolvedObject,
   e: EventDraft,
   /** component: "controller" or "agent"; instance: which one (pod or node name). */
   reporter: { component: string; instance: string },
 ): Promise<void> {
   const namespace = obj.namespace ?? 'default';
-  const ts = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
-  await api.create(`/api/v1/namespaces/${encodeURIComponent(namespace)}/events`, {
-    apiVersion: 'v1',
-    kind: 'Event',
-    metadata: { generateName: `${obj.name}.`, namespace },
-    involvedObject: obj,
-    type: e.type,
-    reason: e.reason,
-    message: e.message.slice(0, 1024),
-    source: { component: `castnet-${reporter.component}` },
-    reportingComponent: `castnet.io/${reporter.component}`,
-    reportingInstance: reporter.instance,
-    firstTimestamp: ts,
-    lastTimestamp: ts,
-    count: 1,
-  });
+  const now = new Date();
+  await apiCall(`create Event ${e.reason} about ${obj.kind} ${obj.name}`, () =>
+    core.createNamespacedEvent({
+      namespace,
+      body: {
+        metadata: { generateName: `${obj.name}.`, namespace },
+        involvedObject: obj,
+        type: e.type,
+        reason: e.reason,
+        message: e.message.slice(0, 1024),
+        source: { component: `castnet-${reporter.component}` },
+        reportingComponent: `castnet.io/${reporter.component}`,
+        reportingInstance: reporter.instance,
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      },
+    }),
+  );
 }
 
 /** A token bucket per key: `burst` events at once, then one per `intervalMs`. */

@@ -20,8 +20,6 @@ export interface ObjectMeta {
   resourceVersion?: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
-  creationTimestamp?: string;
-  deletionTimestamp?: string;
 }
 
 /** metav1.Condition. */

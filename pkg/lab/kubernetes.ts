@@ -9,13 +9,15 @@
 import type { ChildProcess } from 'node:child_process';
 import { createConnection, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { ApiClient, isNotFound, resourcePath } from '../k8s/client.js';
-import { loadConnection, type Connection } from '../k8s/kubeconfig.js';
+import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { errorMessage } from '../base/errors.js';
+import { apiCall, isNotFound } from '../k8s/api-error.js';
+import { loadKubeConfig, serverOf } from '../k8s/config.js';
+import { crd } from '../k8s/resources.js';
 import { API_VERSION, KINDS } from '../k8s/types.js';
 import { KubernetesLookup } from '../lookup/kubernetes/lookup.js';
 import type { Directory, GroupSpec, NetworkSpec } from '../lookup/port.js';
 import { spawnIn, stop } from '../sys/exec.js';
-import { errorMessage } from '../base/errors.js';
 
 export const LAB_LABEL = 'castnet.io/lab';
 
@@ -23,8 +25,9 @@ const EMPTY: Directory = { networks: [], nodes: [], endpoints: [], groups: [], m
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 export class KubernetesLabDirectory {
-  private readonly conn: Connection;
-  private readonly api: ApiClient;
+  private readonly server: URL;
+  private readonly core: CoreV1Api;
+  private readonly custom: CustomObjectsApi;
   private readonly view: KubernetesLookup;
   private relay?: Server;
   private readonly proxies: ChildProcess[] = [];
@@ -35,13 +38,15 @@ export class KubernetesLabDirectory {
     private readonly labDir: string,
     private readonly kubeconfig: string,
   ) {
-    this.conn = loadConnection(kubeconfig);
-    if (!LOOPBACK.has(this.conn.server.hostname))
+    const kc = loadKubeConfig(kubeconfig);
+    this.server = serverOf(kc);
+    if (!LOOPBACK.has(this.server.hostname))
       throw new Error(
-        `--kubeconfig ${kubeconfig}: the lab reaches the apiserver from its node namespaces through loopback only; server ${this.conn.server.host} is not on loopback`,
+        `--kubeconfig ${kubeconfig}: the lab reaches the apiserver from its node namespaces through loopback only; server ${this.server.host} is not on loopback`,
       );
-    this.api = new ApiClient(this.conn);
-    this.view = new KubernetesLookup({ connection: this.conn, selector: this.selector });
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.view = new KubernetesLookup({ kubeConfig: kc, selector: this.selector });
   }
 
   get selector(): string {
@@ -77,30 +82,33 @@ export class KubernetesLabDirectory {
 
   async start(networks: NetworkSpec[]): Promise<void> {
     const labels = { [LAB_LABEL]: this.labId };
-    await this.api.create('/api/v1/namespaces', {
-      apiVersion: 'v1',
-      kind: 'Namespace',
-      metadata: { name: this.namespace, labels },
-    });
+    await apiCall(`create namespace ${this.namespace}`, () =>
+      this.core.createNamespace({ body: { metadata: { name: this.namespace, labels } } }),
+    );
     for (const n of networks) {
       const name = this.networkName(n.name);
-      await this.api.create(resourcePath(API_VERSION, KINDS.virtualNetwork.plural), {
-        apiVersion: API_VERSION,
-        kind: KINDS.virtualNetwork.kind,
-        metadata: { name, labels },
-        spec: {
-          networkID: n.id,
-          subnets: n.subnets,
-          mtu: n.mtu,
-          multicast: { enabled: n.multicast },
-          broadcast: { enabled: n.broadcast },
-        },
-      });
+      await apiCall(`create VirtualNetwork ${name}`, () =>
+        this.custom.createClusterCustomObject({
+          ...crd('virtualNetwork'),
+          body: {
+            apiVersion: API_VERSION,
+            kind: KINDS.virtualNetwork.kind,
+            metadata: { name, labels },
+            spec: {
+              networkID: n.id,
+              subnets: n.subnets,
+              mtu: n.mtu,
+              multicast: { enabled: n.multicast },
+              broadcast: { enabled: n.broadcast },
+            },
+          },
+        }),
+      );
       this.networks.push(name);
     }
-    const port = Number(this.conn.server.port || 443);
+    const port = Number(this.server.port || 443);
     this.relay = createServer((client) => {
-      const upstream = createConnection({ host: this.conn.server.hostname.replace(/^\[|\]$/g, ''), port });
+      const upstream = createConnection({ host: this.server.hostname.replace(/^\[|\]$/g, ''), port });
       client.pipe(upstream).pipe(client);
       const end = (): void => {
         client.destroy();
@@ -113,13 +121,13 @@ export class KubernetesLabDirectory {
       this.relay!.once('error', reject);
       this.relay!.listen(this.relaySocket, resolve);
     });
-    await this.view.ready;
+    await this.view.start();
   }
 
   /** Starts the apiserver relay inside node namespace `ns` (the agent retries until it listens). */
   startNodeProxy(ns: string): void {
-    const host = this.conn.server.hostname;
-    const port = this.conn.server.port || '443';
+    const host = this.server.hostname;
+    const port = this.server.port || '443';
     const listen = host === '[::1]' ? `TCP6-LISTEN:${port},bind=[::1]` : `TCP4-LISTEN:${port},bind=127.0.0.1`;
     this.proxies.push(
       spawnIn(ns, 'socat', [`${listen},fork,reuseaddr`, `UNIX-CONNECT:${this.relaySocket}`], {
@@ -130,21 +138,24 @@ export class KubernetesLabDirectory {
 
   async setGroups(groups: GroupSpec[]): Promise<void> {
     for (const g of groups) {
-      await this.api.create(
-        resourcePath(API_VERSION, KINDS.multicastGroup.plural, { namespace: this.namespace }),
-        {
-          apiVersion: API_VERSION,
-          kind: KINDS.multicastGroup.kind,
-          metadata: { name: g.name, namespace: this.namespace, labels: { [LAB_LABEL]: this.labId } },
-          spec: {
-            network: g.network,
-            address: g.address,
-            ...(g.staticMembers.length ? { staticMembers: g.staticMembers } : {}),
-            ...(g.nestedGroups.length ? { nestedGroups: g.nestedGroups } : {}),
-            ...(g.allowedSources.length ? { allowedSources: g.allowedSources } : {}),
-            ...(g.allowedSenders?.length ? { allowedSenders: g.allowedSenders } : {}),
+      await apiCall(`create MulticastGroup ${this.namespace}/${g.name}`, () =>
+        this.custom.createNamespacedCustomObject({
+          ...crd('multicastGroup'),
+          namespace: this.namespace,
+          body: {
+            apiVersion: API_VERSION,
+            kind: KINDS.multicastGroup.kind,
+            metadata: { name: g.name, namespace: this.namespace, labels: { [LAB_LABEL]: this.labId } },
+            spec: {
+              network: g.network,
+              address: g.address,
+              ...(g.staticMembers.length ? { staticMembers: g.staticMembers } : {}),
+              ...(g.nestedGroups.length ? { nestedGroups: g.nestedGroups } : {}),
+              ...(g.allowedSources.length ? { allowedSources: g.allowedSources } : {}),
+              ...(g.allowedSenders?.length ? { allowedSenders: g.allowedSenders } : {}),
+            },
           },
-        },
+        }),
       );
     }
   }
@@ -155,17 +166,20 @@ export class KubernetesLabDirectory {
     node: string,
     meta?: { labels: Record<string, string>; annotations: Record<string, string> },
   ): Promise<void> {
-    await this.api.create(`/api/v1/namespaces/${this.namespace}/pods`, {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: {
-        name,
+    await apiCall(`create pod ${this.namespace}/${name}`, () =>
+      this.core.createNamespacedPod({
         namespace: this.namespace,
-        labels: { ...meta?.labels, [LAB_LABEL]: this.labId },
-        annotations: { ...meta?.annotations },
-      },
-      spec: { nodeName: node, containers: [{ name: 'lab', image: 'castnet.invalid/lab-pod' }] },
-    });
+        body: {
+          metadata: {
+            name,
+            namespace: this.namespace,
+            labels: { ...meta?.labels, [LAB_LABEL]: this.labId },
+            annotations: { ...meta?.annotations },
+          },
+          spec: { nodeName: node, containers: [{ name: 'lab', image: 'castnet.invalid/lab-pod' }] },
+        },
+      }),
+    );
   }
 
   /** Removes what the lab created: groups, networks, the nodes' reports, then the namespace. */
@@ -173,23 +187,34 @@ export class KubernetesLabDirectory {
     await this.view.close();
     for (const p of this.proxies) await stop(p);
     await new Promise<void>((resolve) => (this.relay ? this.relay.close(() => resolve()) : resolve()));
-    const remove = async (path: string): Promise<void> => {
+    const remove = async (what: string, request: () => Promise<unknown>): Promise<void> => {
       try {
-        await this.api.delete(path);
+        await apiCall(`delete ${what}`, request);
       } catch (err) {
         if (!isNotFound(err)) log(`cleanup: ${errorMessage(err)}`);
       }
     };
-    const groups = resourcePath(API_VERSION, KINDS.multicastGroup.plural, { namespace: this.namespace });
-    const selector = `?labelSelector=${encodeURIComponent(this.selector)}`;
-    await remove(`${groups}${selector}`);
+    const namespace = this.namespace;
+    const labelSelector = this.selector;
+    await remove(`the MulticastGroups in namespace ${namespace}`, () =>
+      this.custom.deleteCollectionNamespacedCustomObject({
+        ...crd('multicastGroup'),
+        namespace,
+        labelSelector,
+      }),
+    );
     // No kubelet will confirm a graceful deletion: remove the pods at once.
-    await remove(`/api/v1/namespaces/${this.namespace}/pods${selector}&gracePeriodSeconds=0`);
-    for (const n of this.networks)
-      await remove(resourcePath(API_VERSION, KINDS.virtualNetwork.plural, { name: n }));
-    for (const n of nodes)
-      await remove(resourcePath(API_VERSION, KINDS.membershipReport.plural, { name: n }));
-    await remove(`/api/v1/namespaces/${this.namespace}`);
-    this.api.close();
+    await remove(`the pods in namespace ${namespace}`, () =>
+      this.core.deleteCollectionNamespacedPod({ namespace, labelSelector, gracePeriodSeconds: 0 }),
+    );
+    for (const name of this.networks)
+      await remove(`VirtualNetwork ${name}`, () =>
+        this.custom.deleteClusterCustomObject({ ...crd('virtualNetwork'), name }),
+      );
+    for (const name of nodes)
+      await remove(`MembershipReport ${name}`, () =>
+        this.custom.deleteClusterCustomObject({ ...crd('membershipReport'), name }),
+      );
+    await remove(`namespace ${namespace}`, () => this.core.deleteNamespace({ name: namespace }));
   }
 }

@@ -4,10 +4,18 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { ApiClient, ApiError } from '../../pkg/k8s/client.js';
-import { connectionFromKubeconfig } from '../../pkg/k8s/kubeconfig.js';
+import { CustomObjectsApi } from '@kubernetes/client-node';
+import { apiCall, KubernetesApiError } from '../../pkg/k8s/api-error.js';
+import { crd } from '../../pkg/k8s/resources.js';
 import { run } from '../../pkg/sys/exec.js';
-import { createNamespace, ensureCluster, nodeBoundToken, upstreamBin, type Cluster } from '../harness/k8s.js';
+import {
+  clusterKubeConfig,
+  createNamespace,
+  ensureCluster,
+  nodeBoundToken,
+  upstreamBin,
+  type Cluster,
+} from '../harness/k8s.js';
 import { installCrds } from '../k8s/fixtures.js';
 
 const chart = path.resolve(import.meta.dirname, '../../charts/castnet');
@@ -296,30 +304,27 @@ test('an agent may write its own node’s report and no other (admission policy 
     podName: 'agent-pod',
     nodeLabels: { 'castnet-test': tag },
   });
-  const admin = connectionFromKubeconfig(cluster.kubeconfigPath);
-  const asAgent = new ApiClient({ server: admin.server, ca: admin.ca, token });
+  const asAgent = clusterKubeConfig(cluster, token).makeApiClient(CustomObjectsApi);
+  const create = (node: string) =>
+    apiCall(`create MembershipReport ${node}`, () =>
+      asAgent.createClusterCustomObject({ ...crd('membershipReport'), body: reportOf(node) }),
+    );
   const reportOf = (node: string) => ({
     apiVersion: 'castnet.io/v1alpha1',
     kind: 'MembershipReport',
     metadata: { name: node },
     spec: { node, underlay: { address: '192.0.2.77', port: 4790 } },
   });
-  try {
-    await asAgent.create('/apis/castnet.io/v1alpha1/membershipreports', reportOf(nodeName));
-    const err = await asAgent
-      .create('/apis/castnet.io/v1alpha1/membershipreports', reportOf(`other-${tag}`))
-      .then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-    expect(err).toBeInstanceOf(ApiError);
-    expect((err as ApiError).status).toBe(403);
-    expect((err as ApiError).message).toContain(
-      `may write only its own node's MembershipReport, not "other-${tag}"`,
-    );
-  } finally {
-    asAgent.close();
-  }
+  await create(nodeName);
+  const err = await create(`other-${tag}`).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(KubernetesApiError);
+  expect((err as KubernetesApiError).status.code).toBe(403);
+  expect((err as KubernetesApiError).message).toContain(
+    `may write only its own node's MembershipReport, not "other-${tag}"`,
+  );
 });
 
 test('helm install applies the chart to a real apiserver; bad values fail before anything is applied', async () => {

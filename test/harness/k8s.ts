@@ -5,6 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { loadKubeConfig } from '../../pkg/k8s/config.js';
 import { run } from '../../pkg/sys/exec.js';
 import { upstreamBin } from './upstream.js';
 import { errorMessage } from '../../pkg/base/errors.js';
@@ -27,7 +29,7 @@ export interface KubectlOptions {
 export interface Cluster {
   /** The cluster's name: "default" is shared by all test files; others are private. */
   name: string;
-  /** Admin kubeconfig (client certificate in group system:masters); pkg/k8s/kubeconfig.ts reads it. */
+  /** Admin kubeconfig (client certificate in group system:masters). */
   kubeconfigPath: string;
   /** https://127.0.0.1:<port> */
   server: string;
@@ -99,6 +101,20 @@ export async function ensureCluster(opts: ClusterOptions = {}): Promise<Cluster>
     server,
     kubectl: kubectlFor(kubeconfigPath),
   };
+}
+
+/** The cluster's admin kubeconfig as client-node loads it; with `token`, that bearer token instead. */
+export function clusterKubeConfig(cluster: Cluster, token?: string): KubeConfig {
+  const kc = loadKubeConfig(cluster.kubeconfigPath);
+  if (token === undefined) return kc;
+  const server = kc.getCurrentCluster()!;
+  kc.loadFromOptions({
+    clusters: [server],
+    users: [{ name: 'token', token }],
+    contexts: [{ name: 'token', cluster: server.name, user: 'token' }],
+    currentContext: 'token',
+  });
+  return kc;
 }
 
 /** Stops the cluster and deletes its data. Never on the shared default cluster from a test. */

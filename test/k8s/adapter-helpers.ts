@@ -1,16 +1,18 @@
 // Shared by the agent adapter's tests: a KubernetesLookup on a test cluster and waiting on its directory.
-import { connectionFromKubeconfig } from '../../pkg/k8s/kubeconfig.js';
+import { loadKubeConfig } from '../../pkg/k8s/config.js';
 import { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup.js';
 import type { Directory, EndpointRecord, MembershipRecord } from '../../pkg/lookup/port.js';
 import type { Cluster } from '../harness/k8s.js';
 
-/** An adapter as the admin, or as whoever `kubeconfig` authenticates. */
+/** A started adapter as the admin, or as whoever `kubeconfig` authenticates. */
 export function adapter(
   cluster: Cluster,
   selector?: string,
   kubeconfig = cluster.kubeconfigPath,
 ): KubernetesLookup {
-  return new KubernetesLookup({ connection: connectionFromKubeconfig(kubeconfig), selector });
+  const lookup = new KubernetesLookup({ kubeConfig: loadKubeConfig(kubeconfig), selector });
+  void lookup.start();
+  return lookup;
 }
 
 /** Resolves with the first directory `lookup` delivers that satisfies `pred`. */

@@ -3,10 +3,9 @@
 // node's adapter (the directory every agent delivers from) has them; relabelling and deleting pods
 // follow. No kubelet runs: Pods are objects with spec.nodeName set.
 import { jest } from '@jest/globals';
-import { connectionFromKubeconfig } from '../../pkg/k8s/kubeconfig.js';
 import { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup.js';
 import type { Directory, EndpointRecord } from '../../pkg/lookup/port.js';
-import { createNamespace, ensureCluster, type Cluster } from '../harness/k8s.js';
+import { clusterKubeConfig, createNamespace, ensureCluster, type Cluster } from '../harness/k8s.js';
 import { until } from './adapter-helpers.js';
 import { installCrds, nodeRegistration } from './fixtures.js';
 
@@ -21,8 +20,9 @@ let ns: string;
 const open: KubernetesLookup[] = [];
 
 const agentOf = (node?: string): KubernetesLookup => {
-  const l = new KubernetesLookup({ connection: connectionFromKubeconfig(cluster.kubeconfigPath), node });
+  const l = new KubernetesLookup({ kubeConfig: clusterKubeConfig(cluster), node });
   open.push(l);
+  void l.start();
   return l;
 };
 

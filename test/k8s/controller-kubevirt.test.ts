@@ -6,18 +6,24 @@
 // labels and reports them, agreeing with the controller's status.
 import { stringify } from 'yaml';
 import { Controller } from '../../pkg/controller/controller.js';
-import { ApiClient } from '../../pkg/k8s/client.js';
-import { connectionFromKubeconfig } from '../../pkg/k8s/kubeconfig.js';
+import { CustomObjectsApi } from '@kubernetes/client-node';
 import { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup.js';
 import type { EndpointRecord } from '../../pkg/lookup/port.js';
 import { until } from './adapter-helpers.js';
 import type { MembershipReport, MulticastGroup, ReportEndpoint } from '../../pkg/k8s/types.js';
-import { createNamespace, ensureCluster, stopCluster, type Cluster } from '../harness/k8s.js';
+import {
+  clusterKubeConfig,
+  createNamespace,
+  ensureCluster,
+  stopCluster,
+  type Cluster,
+} from '../harness/k8s.js';
+import { crd } from '../../pkg/k8s/resources.js';
 import { eventually, installCrds } from './fixtures.js';
 
 let cluster: Cluster;
 let ns: string;
-let api: ApiClient;
+let api: CustomObjectsApi;
 let controller: Controller | undefined;
 
 const apply = (obj: object): Promise<string> =>
@@ -79,9 +85,11 @@ const launcherPod = (name: string, node: string) => ({
 });
 
 async function members(group = 'dbs'): Promise<string[]> {
-  const g = await api.get<MulticastGroup>(
-    `/apis/castnet.io/v1alpha1/namespaces/${ns}/multicastgroups/${group}`,
-  );
+  const g: MulticastGroup = await api.getNamespacedCustomObject({
+    ...crd('multicastGroup'),
+    namespace: ns,
+    name: group,
+  });
   return (g.status?.members ?? []).map((m) => `${m.node}/${m.endpointID}:${m.via}:${m.vm}`);
 }
 
@@ -98,7 +106,7 @@ beforeAll(async () => {
   await apply(vmiCrd);
   await cluster.kubectl(['wait', '--for=condition=Established', 'crd/virtualmachineinstances.kubevirt.io']);
   ns = await createNamespace(cluster, 'cnkv');
-  api = new ApiClient(connectionFromKubeconfig(cluster.kubeconfigPath));
+  api = clusterKubeConfig(cluster).makeApiClient(CustomObjectsApi);
   await apply({
     apiVersion: 'castnet.io/v1alpha1',
     kind: 'VirtualNetwork',
@@ -127,7 +135,7 @@ const adapters: KubernetesLookup[] = [];
 /** The controller both tests read status from (started once). */
 async function startController(): Promise<void> {
   if (controller) return;
-  controller = new Controller(connectionFromKubeconfig(cluster.kubeconfigPath), {
+  controller = new Controller(clusterKubeConfig(cluster), {
     identity: 'kv-test',
     leaseNamespace: ns,
     debounceMs: 20,
@@ -139,7 +147,6 @@ async function startController(): Promise<void> {
 afterAll(async () => {
   for (const a of adapters) await a.close();
   await controller?.stop();
-  api?.close();
   if (cluster) await stopCluster(cluster);
 }, 120_000);
 
@@ -182,8 +189,9 @@ test('each agent selects the VMI endpoints it hosts by the VMI’s labels, as th
     spec: { network: 'vms', address: '239.8.8.9', selectors: { vmis: { matchLabels: { role: 'cache' } } } },
   });
   const agent = (node?: string): KubernetesLookup => {
-    const a = new KubernetesLookup({ connection: connectionFromKubeconfig(cluster.kubeconfigPath), node });
+    const a = new KubernetesLookup({ kubeConfig: clusterKubeConfig(cluster), node });
     adapters.push(a);
+    void a.start();
     return a;
   };
   await startController();

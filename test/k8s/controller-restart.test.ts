@@ -3,10 +3,10 @@
 // restart are picked up through re-established watches.
 import { stringify } from 'yaml';
 import { Controller } from '../../pkg/controller/controller.js';
-import { ApiClient } from '../../pkg/k8s/client.js';
-import { connectionFromKubeconfig } from '../../pkg/k8s/kubeconfig.js';
+import { CustomObjectsApi } from '@kubernetes/client-node';
 import type { MembershipReport, MulticastGroup } from '../../pkg/k8s/types.js';
 import {
+  clusterKubeConfig,
   createNamespace,
   ensureCluster,
   startApiserver,
@@ -14,12 +14,13 @@ import {
   stopCluster,
   type Cluster,
 } from '../harness/k8s.js';
+import { crd } from '../../pkg/k8s/resources.js';
 import { eventually, installCrds } from './fixtures.js';
 import { waitFor } from '../harness/wait.js';
 
 let cluster: Cluster;
 let ns: string;
-let api: ApiClient;
+let api: CustomObjectsApi;
 let controller: Controller | undefined;
 
 const apply = (obj: object): Promise<string> =>
@@ -46,7 +47,11 @@ function report(node: string, ids: number[], joins: number[]): MembershipReport 
 }
 
 async function members(): Promise<string[]> {
-  const g = await api.get<MulticastGroup>(`/apis/castnet.io/v1alpha1/namespaces/${ns}/multicastgroups/g`);
+  const g: MulticastGroup = await api.getNamespacedCustomObject({
+    ...crd('multicastGroup'),
+    namespace: ns,
+    name: 'g',
+  });
   return (g.status?.members ?? []).map((m) => `${m.node}/${m.endpointID}:${m.via}`);
 }
 
@@ -61,7 +66,7 @@ beforeAll(async () => {
   cluster = await ensureCluster({ name: 'cnctlrestart' });
   await installCrds(cluster);
   ns = await createNamespace(cluster, 'cnrst');
-  api = new ApiClient(connectionFromKubeconfig(cluster.kubeconfigPath));
+  api = clusterKubeConfig(cluster).makeApiClient(CustomObjectsApi);
   await apply({
     apiVersion: 'castnet.io/v1alpha1',
     kind: 'VirtualNetwork',
@@ -81,12 +86,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await controller?.stop();
-  api?.close();
   if (cluster) await stopCluster(cluster);
 }, 120_000);
 
 test('an apiserver restart loses no member, and later changes still arrive', async () => {
-  controller = new Controller(connectionFromKubeconfig(cluster.kubeconfigPath), {
+  controller = new Controller(clusterKubeConfig(cluster), {
     identity: 'restart-test',
     leaseNamespace: ns,
     debounceMs: 20,

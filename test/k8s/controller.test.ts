@@ -4,15 +4,15 @@
 import { randomBytes } from 'node:crypto';
 import { stringify } from 'yaml';
 import { Controller, type ControllerOptions } from '../../pkg/controller/controller.js';
-import { ApiClient } from '../../pkg/k8s/client.js';
-import { connectionFromKubeconfig } from '../../pkg/k8s/kubeconfig.js';
+import { CoordinationV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import type {
   MembershipReport,
   MulticastGroup,
   ReportEndpoint,
   ReportMembership,
 } from '../../pkg/k8s/types.js';
-import { createNamespace, ensureCluster, type Cluster } from '../harness/k8s.js';
+import { clusterKubeConfig, createNamespace, ensureCluster, type Cluster } from '../harness/k8s.js';
+import { crd } from '../../pkg/k8s/resources.js';
 import { eventually, installCrds } from './fixtures.js';
 import { waitFor } from '../harness/wait.js';
 
@@ -21,14 +21,15 @@ const network = `ctl-${tag}`;
 const node = (i: number): string => `ctl-${tag}-n${i}`;
 let cluster: Cluster;
 let ns: string;
-let api: ApiClient;
+let api: CustomObjectsApi;
+let leases: CoordinationV1Api;
 const controllers: Controller[] = [];
 
 const apply = (obj: object): Promise<string> =>
   cluster.kubectl(['apply', '--server-side', '--field-manager=test', '-f', '-'], { input: stringify(obj) });
 
 function startController(identity: string, extra: Partial<ControllerOptions> = {}): Promise<Controller> {
-  const c = new Controller(connectionFromKubeconfig(cluster.kubeconfigPath), {
+  const c = new Controller(clusterKubeConfig(cluster), {
     identity,
     leaseNamespace: ns,
     leaseName: 'castnet-controller',
@@ -83,7 +84,7 @@ const group = (name: string, spec: Partial<MulticastGroup['spec']>): MulticastGr
 });
 
 const getGroup = (name: string): Promise<MulticastGroup> =>
-  api.get<MulticastGroup>(`/apis/castnet.io/v1alpha1/namespaces/${ns}/multicastgroups/${name}`);
+  api.getNamespacedCustomObject({ ...crd('multicastGroup'), namespace: ns, name });
 
 /** Waits until the group's status lists exactly `want` as node/endpointID:via. */
 function membersOf(name: string, want: string[]): Promise<MulticastGroup> {
@@ -99,7 +100,8 @@ beforeAll(async () => {
   cluster = await ensureCluster();
   await installCrds(cluster);
   ns = await createNamespace(cluster, 'cnctl');
-  api = new ApiClient(connectionFromKubeconfig(cluster.kubeconfigPath));
+  api = clusterKubeConfig(cluster).makeApiClient(CustomObjectsApi);
+  leases = clusterKubeConfig(cluster).makeApiClient(CoordinationV1Api);
   await apply({
     apiVersion: 'castnet.io/v1alpha1',
     kind: 'VirtualNetwork',
@@ -139,7 +141,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const c of [...controllers]) await c.stop();
-  api?.close();
   if (!cluster) return;
   await cluster.kubectl(['delete', 'namespace', ns, '--wait=false']).catch(() => undefined);
   await cluster
@@ -288,11 +289,9 @@ test('two replicas: one leads, the other stays passive, and takes over when the 
   let flapped = false;
   await waitFor(
     async () => {
-      const lease = await api.get<{ spec: { holderIdentity?: string; renewTime?: string } }>(
-        `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases/castnet-controller`,
-      );
-      holders.add(lease.spec.holderIdentity ?? '');
-      if (lease.spec.renewTime) renewals.add(lease.spec.renewTime);
+      const { spec } = await leases.readNamespacedLease({ namespace: ns, name: 'castnet-controller' });
+      holders.add(spec?.holderIdentity ?? '');
+      if (spec?.renewTime) renewals.add(String(spec.renewTime));
       if (!first.isLeader || second.isLeader) flapped = true;
       return renewals.size >= 5 || flapped;
     },

@@ -1,5 +1,5 @@
 // The directory the adapter builds from its caches, and how it tells whether its stored report drifted.
-import { fromReport, type NodeDirectory } from '../../k8s/convert.js';
+import { fromReport, type NodeDirectory } from './convert.js';
 import type { MembershipReport } from '../../k8s/types.js';
 import { buildDirectory, canonicalNodeDirectory } from './directory-cache.js';
 

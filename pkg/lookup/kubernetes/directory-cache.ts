@@ -1,7 +1,7 @@
 // Builds the lookup port's Directory from the watch caches of castnet's three kinds. Pure. Reports
 // arrive already converted (once per version, as they enter the cache), so a change to one node's
 // report out of a thousand costs one conversion and a flatten, not a thousand conversions.
-import { toGroupSpec, toNetworkSpec, type NodeDirectory } from '../../k8s/convert.js';
+import { toGroupSpec, toNetworkSpec, type NodeDirectory } from './convert.js';
 import type { MulticastGroup, VirtualNetwork } from '../../k8s/types.js';
 import type { Directory, EndpointRecord, MembershipRecord, NodeRecord, SourceFilter } from '../port.js';
 
@@ -18,8 +18,8 @@ export interface OwnState {
  * than the apiserver's copy, and stays right while the apiserver is unreachable.
  */
 export function buildDirectory(
-  networks: VirtualNetwork[],
-  groups: MulticastGroup[],
+  networks: readonly VirtualNetwork[],
+  groups: readonly MulticastGroup[],
   reports: Iterable<NodeDirectory>,
   own: OwnState,
 ): Directory {

@@ -3,9 +3,11 @@
 // Truncated condition and this one never remove each other (conditions are a list-map keyed by
 // type). The latest report wins; a failed write (the report not created yet, the apiserver away)
 // is retried after a pause, while the agent goes on probing.
-import type { ApiClient } from '../../k8s/client.js';
-import { resourcePath } from '../../k8s/client.js';
+import type { CustomObjectsApi } from '@kubernetes/client-node';
+import { errorMessage } from '../../base/errors.js';
+import { apiCall } from '../../k8s/api-error.js';
 import { applyConditions } from '../../k8s/conditions.js';
+import { crd, SERVER_SIDE_APPLY } from '../../k8s/resources.js';
 import { API_VERSION, KINDS, type Condition } from '../../k8s/types.js';
 import type { UnderlayHealthReport } from '../port.js';
 
@@ -21,7 +23,7 @@ export class HealthStatusWriter {
   private closed = false;
 
   constructor(
-    private readonly api: ApiClient,
+    private readonly custom: CustomObjectsApi,
     private readonly onError: (err: unknown) => void,
   ) {}
 
@@ -46,7 +48,7 @@ export class HealthStatusWriter {
     } catch (err) {
       this.pending ??= report;
       this.onError(
-        new Error(`underlay health of MembershipReport ${report.node}: ${(err as Error).message}`, {
+        new Error(`underlay health of MembershipReport ${report.node}: ${errorMessage(err)}`, {
           cause: err,
         }),
       );
@@ -66,16 +68,17 @@ export class HealthStatusWriter {
       [{ type: HEALTH_CONDITION, ...r.condition }],
       new Date().toISOString(),
     );
-    await this.api.patch(
-      resourcePath(API_VERSION, KINDS.membershipReport.plural, { name: r.node, subresource: 'status' }),
-      {
-        apiVersion: API_VERSION,
-        kind: KINDS.membershipReport.kind,
-        metadata: { name: r.node },
-        status: { conditions: [condition], underlay: { probeBytes: r.probeBytes, peers: r.peers } },
-      },
-      'apply',
-      { fieldManager: HEALTH_FIELD_MANAGER, force: 'true' },
+    const body = {
+      apiVersion: API_VERSION,
+      kind: KINDS.membershipReport.kind,
+      metadata: { name: r.node },
+      status: { conditions: [condition], underlay: { probeBytes: r.probeBytes, peers: r.peers } },
+    };
+    await apiCall(`apply the underlay health of MembershipReport ${r.node}`, () =>
+      this.custom.patchClusterCustomObjectStatus(
+        { ...crd('membershipReport'), name: r.node, body, fieldManager: HEALTH_FIELD_MANAGER, force: true },
+        SERVER_SIDE_APPLY,
+      ),
     );
     this.condition = condition;
   }

@@ -3,26 +3,36 @@
 // from (the packet path only ever reads that Directory). Writes: only this node's own report, one
 // object per node rather than one per endpoint, so a node's joins cost one coalesced write and the
 // watch fan-out scales with nodes, not endpoints. It survives apiserver restarts and watch expiry:
-// the informers resume or re-list, and the report is re-asserted whenever the stored copy drifts from
+// the watch caches resume or re-list, and the report is re-asserted whenever the stored copy drifts from
 // what the agent last wanted.
 //
 // With `node` set, the adapter also watches that node's pods (and KubeVirt VMIs, where the API
 // exists) and reports the endpoints that MulticastGroups' label selectors select as memberships via
 // selector, re-evaluated on every pod, VMI, group or endpoint change (selector-members.ts).
-import { ApiClient, isNotFound, resourcePath } from '../../k8s/client.js';
-import { toLabeledObject, trimToLabels } from '../../k8s/labeled.js';
-import type { LabeledObject } from '../../k8s/types.js';
-import { toReportSpec, fromReport, type NodeDirectory } from '../../k8s/convert.js';
-import { EventLimiter, postEvent, type InvolvedObject } from '../../k8s/events.js';
-import { Informer } from '../../k8s/informer.js';
-import type { Connection } from '../../k8s/kubeconfig.js';
 import {
-  API_VERSION,
-  KINDS,
-  type MembershipReport,
-  type MulticastGroup,
-  type VirtualNetwork,
-} from '../../k8s/types.js';
+  ApisApi,
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
+import { sleep } from '../../base/async.js';
+import { apiCall, isNotFound } from '../../k8s/api-error.js';
+import { EventLimiter, postEvent, type InvolvedObject } from '../../k8s/events.js';
+import { toLabeledObject, trimToLabels, type LabeledResource } from '../../k8s/labeled.js';
+import {
+  collectionPath,
+  listCastnet,
+  listVmis,
+  servesApi,
+  VMI,
+  VMI_PATH,
+  type CastnetKind,
+  type CastnetObjects,
+} from '../../k8s/resources.js';
+import { API_VERSION, KINDS, type LabeledObject, type MembershipReport } from '../../k8s/types.js';
+import { WatchCache, type WatchCacheOptions } from '../../k8s/watch-cache.js';
+import { fromReport, toReportSpec, type NodeDirectory } from './convert.js';
 import type {
   Directory,
   EndpointRecord,
@@ -43,7 +53,7 @@ import { ReportWriter } from './report-writer.js';
 import { selectorMemberships } from './selector-members.js';
 
 export interface KubernetesLookupOptions {
-  connection: Connection;
+  kubeConfig: KubeConfig;
   /**
    * Label selector for the VirtualNetworks and MulticastGroups this agent sees (e.g. one lab among
    * several on a cluster). Reports are always all read: they only matter through those networks.
@@ -70,43 +80,27 @@ interface PodLabels {
   annotations: Record<string, string>;
 }
 
-interface Meta {
-  metadata: { name: string; namespace?: string; resourceVersion?: string };
-}
-
-/** A Pod or VMI as the selectors need it. */
-interface Labeled {
-  metadata: {
-    name: string;
-    namespace?: string;
-    uid?: string;
-    labels?: Record<string, string>;
-    resourceVersion?: string;
-  };
-}
-
-const labeled = (o: Labeled | undefined): LabeledObject | undefined => o && toLabeledObject(o);
-
-const VMIS_PATH = '/apis/kubevirt.io/v1/virtualmachineinstances';
+const labeled = (o: LabeledResource | undefined): LabeledObject | undefined => o && toLabeledObject(o);
 
 /**
  * What the cache keeps of an object: its identity and resourceVersion and its spec. Not field
  * ownership, labels, timestamps, nor a group's controller-written status (up to 5,000 members).
  */
-function trim(o: Meta & { status?: unknown }): void {
+function trim(o: KubernetesObject & { metadata: { name: string }; status?: unknown }): void {
   const { name, namespace, resourceVersion } = o.metadata;
   o.metadata = { name, ...(namespace ? { namespace } : {}), ...(resourceVersion ? { resourceVersion } : {}) };
   delete o.status;
 }
 
 export class KubernetesLookup implements LookupService {
-  private readonly api: ApiClient;
-  private readonly networks: Informer<VirtualNetwork>;
-  private readonly groups: Informer<MulticastGroup>;
-  private readonly reports: Informer<MembershipReport>;
+  private readonly core: CoreV1Api;
+  private readonly custom: CustomObjectsApi;
+  private readonly networks: WatchCache<CastnetObjects['virtualNetwork']>;
+  private readonly groups: WatchCache<CastnetObjects['multicastGroup']>;
+  private readonly reports: WatchCache<MembershipReport>;
   /** This node's pods, and the VMIs (when watched): what the groups' selectors select from. */
-  private readonly pods: Informer<Labeled> | undefined;
-  private vmis: Informer<Labeled> | undefined;
+  private readonly pods: WatchCache<LabeledResource> | undefined;
+  private vmis: WatchCache<LabeledResource> | undefined;
   private readonly writer: ReportWriter;
   private readonly healthWriter: HealthStatusWriter;
   /** Whether the pods (and VMIs, when watched) are listed: until then the stored selections stand. */
@@ -114,7 +108,7 @@ export class KubernetesLookup implements LookupService {
   /** The selector memberships last computed, canonical: a change rewrites the report. */
   private lastSelected = '';
   /**
-   * Every node's report as the port's records, by report name. The informer keeps only the report's
+   * Every node's report as the port's records, by report name. The cache keeps only the report's
    * metadata and underlay (see keepConverted): holding each report twice, raw and converted, would
    * double the agent's cache at a thousand nodes.
    */
@@ -126,83 +120,120 @@ export class KubernetesLookup implements LookupService {
   private last: Directory | undefined;
   private synced = false;
   private rebuildScheduled = false;
+  private started = false;
   private closed = false;
   /** Events about entries left out of the report: a few per pod, and a node-wide cap. */
   private readonly eventLimiter = new EventLimiter(3, 60_000);
   private readonly nodeEventLimiter = new EventLimiter(20, 3_000);
   private eventsSuppressed = 0;
+  private resolveReady!: () => void;
   /** Resolves once all three caches hold a complete list. */
-  readonly ready: Promise<void>;
+  readonly ready = new Promise<void>((r) => (this.resolveReady = r));
 
-  constructor(opts: KubernetesLookupOptions) {
-    this.api = new ApiClient(opts.connection);
-    const onError = (err: unknown, what: string): void => {
-      if (!this.closed) opts.onError?.(err, what);
-    };
-    this.healthWriter = new HealthStatusWriter(this.api, (err) => onError(err, 'underlay health'));
-    const query = opts.selector ? `?labelSelector=${encodeURIComponent(opts.selector)}` : '';
-    const informer = <T extends Meta>(
-      path: string,
-      onChange: (obj?: T, previous?: T) => void,
-      trimObject: (o: T) => void = trim,
-    ): Informer<T> =>
-      new Informer<T>(this.api, path, {
-        onChange,
-        onError: (err, path) => onError(err, `watch ${path}`),
-        trim: trimObject,
-        minBackoffMs: 100,
-        maxBackoffMs: 2_000,
+  constructor(private readonly opts: KubernetesLookupOptions) {
+    const kc = opts.kubeConfig;
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.healthWriter = new HealthStatusWriter(this.custom, (err) => {
+      if (!this.closed) opts.onError?.(err, 'underlay health');
+    });
+    const castnet = <K extends CastnetKind>(
+      kind: K,
+      handlers: Pick<WatchCacheOptions<CastnetObjects[K]>, 'onUpsert' | 'onDelete' | 'trim'>,
+      labelSelector?: string,
+    ) =>
+      this.cache<CastnetObjects[K]>({
+        what: `${KINDS[kind].kind}s`,
+        path: collectionPath(kind),
+        listPage: (page) => listCastnet(this.custom, kind, page),
+        labelSelector,
+        trim,
+        ...handlers,
       });
-    const castnet = (plural: string): string => resourcePath(API_VERSION, plural);
-    this.networks = informer(castnet(KINDS.virtualNetwork.plural) + query, () => this.changed());
-    this.groups = informer(castnet(KINDS.multicastGroup.plural) + query, () => this.changed());
-    this.reports = informer<MembershipReport>(
-      castnet(KINDS.membershipReport.plural),
-      (obj, previous) => {
-        const self = this.own.node?.name;
-        if (!obj && previous) this.parts.delete(previous.metadata.name);
-        if (!obj && !previous) this.pruneParts();
-        // A re-list (no object) or an event on our own report: check that it still says what we want.
-        if (!obj && !previous) this.checkOwnReport();
-        else if (self && (obj ?? previous)?.metadata.name === self) this.checkOwnReport();
-        this.changed();
+    const changed = (): void => this.changed();
+    this.networks = castnet('virtualNetwork', { onUpsert: changed, onDelete: changed }, opts.selector);
+    this.groups = castnet('multicastGroup', { onUpsert: changed, onDelete: changed }, opts.selector);
+    this.reports = castnet('membershipReport', {
+      trim: (r) => this.keepConverted(r),
+      onUpsert: (r) => this.reportChanged(r.metadata.name),
+      onDelete: (r) => {
+        this.parts.delete(r.metadata.name);
+        this.reportChanged(r.metadata.name);
       },
-      (r) => this.keepConverted(r),
-    );
-    const onObject = (): void => this.changed();
-    const podsOfNode = `?fieldSelector=${encodeURIComponent(`spec.nodeName=${opts.node}`)}`;
+    });
     this.pods = opts.node
-      ? informer<Labeled>(`/api/v1/pods${podsOfNode}`, onObject, trimToLabels)
+      ? this.cache<LabeledResource>({
+          what: `pods on node ${opts.node}`,
+          path: '/api/v1/pods',
+          listPage: (page) => this.core.listPodForAllNamespaces(page),
+          fieldSelector: `spec.nodeName=${opts.node}`,
+          trim: trimToLabels,
+          onUpsert: changed,
+          onDelete: changed,
+        })
       : undefined;
-    const startVmis = async (): Promise<void> => {
-      const watch = opts.watchVmis ?? 'auto';
-      if (watch === false || (watch === 'auto' && !(await this.hasKubeVirt(onError)))) return;
-      if (this.closed) return;
-      this.vmis = informer<Labeled>(VMIS_PATH, onObject, trimToLabels);
-      await this.vmis.start();
-    };
+    this.writer = new ReportWriter(this.custom, {
+      intervalMs: opts.writeIntervalMs ?? 50,
+      maxBackoffMs: 2_000,
+      onError: (err) => this.failed(err, 'write of this node’s MembershipReport'),
+      onDropped: (entries) => this.announceDropped(entries),
+    });
+  }
+
+  private cache<T extends KubernetesObject>(o: WatchCacheOptions<T>): WatchCache<T> {
+    return new WatchCache<T>(this.opts.kubeConfig, {
+      onError: (err) => this.failed(err, `watch of ${o.what}`),
+      minBackoffMs: 100,
+      maxBackoffMs: 2_000,
+      ...o,
+    });
+  }
+
+  private failed(err: unknown, what: string): void {
+    if (!this.closed) this.opts.onError?.(err, what);
+  }
+
+  /**
+   * Lists and watches; `ready` (and the returned promise) resolve once the VirtualNetworks,
+   * MulticastGroups and MembershipReports are cached. Never rejects: failures go to `onError` and
+   * are retried.
+   */
+  start(): Promise<void> {
+    if (this.started) return this.ready;
+    this.started = true;
     // Not part of `ready`: without pods (say, RBAC not granting them yet) the agent still delivers
     // joins and keeps the selections its report already holds.
     if (this.pods) {
-      void Promise.all([this.pods.start(), startVmis()]).then(
+      void Promise.all([this.pods.start(), this.startVmis()]).then(
         () => {
           this.selecting = true;
           this.changed();
         },
-        (err: unknown) => onError(err, 'watch of the pods and VMIs that groups select'),
+        (err: unknown) => this.failed(err, 'watch of the pods and VMIs that groups select'),
       );
     }
-    this.writer = new ReportWriter(this.api, {
-      intervalMs: opts.writeIntervalMs ?? 50,
-      maxBackoffMs: 2_000,
-      onError: (err) => onError(err, 'write of this node’s MembershipReport'),
-      onDropped: (entries) => this.announceDropped(entries, onError),
-    });
-    this.ready = Promise.all([this.networks.start(), this.groups.start(), this.reports.start()]).then(() => {
+    void Promise.all([this.networks.start(), this.groups.start(), this.reports.start()]).then(() => {
       this.synced = true;
       this.checkOwnReport();
       this.changed();
+      this.resolveReady();
     });
+    return this.ready;
+  }
+
+  private async startVmis(): Promise<void> {
+    const watch = this.opts.watchVmis ?? 'auto';
+    if (watch === false || (watch === 'auto' && !(await this.hasKubeVirt()))) return;
+    if (this.closed) return;
+    this.vmis = this.cache<LabeledResource>({
+      what: 'KubeVirt VirtualMachineInstances',
+      path: VMI_PATH,
+      listPage: (page) => listVmis(this.custom, page),
+      trim: trimToLabels,
+      onUpsert: () => this.changed(),
+      onDelete: () => this.changed(),
+    });
+    await this.vmis.start();
   }
 
   /**
@@ -235,14 +266,15 @@ export class KubernetesLookup implements LookupService {
 
   /** A pod's labels and annotations (KubeVirt identity), read once per CNI ADD. */
   async podMetadata(namespace: string, name: string): Promise<PodLabels | undefined> {
-    const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`;
     try {
-      const pod = await this.api.get<{ metadata: Partial<PodLabels> }>(path);
-      const { uid, labels, annotations } = pod.metadata;
+      const pod = await apiCall(`read pod ${namespace}/${name}`, () =>
+        this.core.readNamespacedPod({ namespace, name }),
+      );
+      const { uid, labels, annotations } = pod.metadata ?? {};
       return { namespace, name, uid, labels: labels ?? {}, annotations: annotations ?? {} };
     } catch (err) {
       if (isNotFound(err)) return undefined;
-      throw new Error(`failed to read pod ${namespace}/${name}: ${(err as Error).message}`, { cause: err });
+      throw err;
     }
   }
 
@@ -268,15 +300,15 @@ export class KubernetesLookup implements LookupService {
     watchRestarts: number;
     relists: number;
   } {
-    const informers = [this.networks, this.groups, this.reports, this.pods, this.vmis].filter(
+    const caches = [this.networks, this.groups, this.reports, this.pods, this.vmis].filter(
       (i) => i !== undefined,
     );
     return {
       writes: this.writer.writes,
       reportDrops: { ...this.writer.drops },
       dropEventsSuppressed: this.eventsSuppressed,
-      watchRestarts: informers.reduce((n, i) => n + i.restarts, 0),
-      relists: informers.reduce((n, i) => n + i.relists, 0),
+      watchRestarts: caches.reduce((n, i) => n + i.restarts, 0),
+      relists: caches.reduce((n, i) => n + i.relists, 0),
     };
   }
 
@@ -284,12 +316,7 @@ export class KubernetesLookup implements LookupService {
     this.closed = true;
     this.writer.close();
     this.healthWriter.close();
-    this.networks.stop();
-    this.groups.stop();
-    this.reports.stop();
-    this.pods?.stop();
-    this.vmis?.stop();
-    this.api.close();
+    for (const c of [this.networks, this.groups, this.reports, this.pods, this.vmis]) c?.dispose();
   }
 
   private checkNode(what: string, node: string): void {
@@ -300,15 +327,14 @@ export class KubernetesLookup implements LookupService {
   }
 
   /** Whether the kubevirt.io API is served; asks again (with backoff) until the apiserver answers. */
-  private async hasKubeVirt(onError: (err: unknown, what: string) => void): Promise<boolean> {
+  private async hasKubeVirt(): Promise<boolean> {
+    const apis = this.opts.kubeConfig.makeApiClient(ApisApi);
     for (let backoff = 100; !this.closed; backoff = Math.min(backoff * 2, 2_000)) {
       try {
-        await this.api.get('/apis/kubevirt.io/v1');
-        return true;
+        return await apiCall('discover the API groups', () => servesApi(apis, VMI.group, VMI.version));
       } catch (err) {
-        if (isNotFound(err)) return false;
-        onError(err, 'discovery of the KubeVirt API');
-        await new Promise((r) => setTimeout(r, backoff));
+        this.failed(err, 'discovery of the KubeVirt API');
+        await sleep(backoff);
       }
     }
     return false;
@@ -355,7 +381,7 @@ export class KubernetesLookup implements LookupService {
   }
 
   /** A Warning Event per entry left out of the report: on its pod when known, else on the report. */
-  private announceDropped(entries: DroppedEntry[], onError: (err: unknown, what: string) => void): void {
+  private announceDropped(entries: DroppedEntry[]): void {
     const node = this.own.node?.name;
     if (!node) return;
     const now = Date.now();
@@ -370,11 +396,11 @@ export class KubernetesLookup implements LookupService {
       }
       const reason = d.group === undefined ? 'EndpointNotPublished' : 'MembershipNotPublished';
       postEvent(
-        this.api,
+        this.core,
         obj,
         { type: 'Warning', reason, message: `${describeDropped(d)} (MembershipReport ${node})` },
         { component: 'agent', instance: node },
-      ).catch((err: unknown) => onError(err, `event about ${key}`));
+      ).catch((err: unknown) => this.failed(err, `event about ${key}`));
     }
   }
 
@@ -395,10 +421,10 @@ export class KubernetesLookup implements LookupService {
     delete r.spec.memberships;
   }
 
-  /** After a re-list: forget the reports that are gone. */
-  private pruneParts(): void {
-    const live = new Set(this.reports.list().map((r) => r.metadata.name));
-    for (const name of this.parts.keys()) if (!live.has(name)) this.parts.delete(name);
+  /** A report changed or went: if it is ours, check that it still says what we want. */
+  private reportChanged(name: string): void {
+    if (name === this.own.node?.name) this.checkOwnReport();
+    this.changed();
   }
 
   /** A pod, VMI, group or endpoint change that changed which endpoints are selected rewrites the report. */

@@ -8,9 +8,11 @@
 // entries the apiserver refused (a 422 naming them), are left out one by one and the rest is written
 // at once, so one endpoint's bad state never freezes its node's report. What was left out is counted,
 // handed to `onDropped` once per entry, and stated in the report's Truncated condition.
-import { ApiError, type ApiClient } from '../../k8s/client.js';
-import { resourcePath } from '../../k8s/client.js';
+import type { CustomObjectsApi } from '@kubernetes/client-node';
+import { sleep } from '../../base/async.js';
+import { apiCall, apiStatus } from '../../k8s/api-error.js';
 import { applyConditions } from '../../k8s/conditions.js';
+import { crd, SERVER_SIDE_APPLY } from '../../k8s/resources.js';
 import { API_VERSION, KINDS, type Condition, type MembershipReportSpec } from '../../k8s/types.js';
 import {
   boundReport,
@@ -35,8 +37,6 @@ export interface ReportWriterOptions {
   /** Entries a successful write left out that the previous one did not. */
   onDropped?: (entries: DroppedEntry[]) => void;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export class ReportWriter {
   private desired: MembershipReportSpec | undefined;
@@ -63,7 +63,7 @@ export class ReportWriter {
   readonly drops: Record<string, number> = {};
 
   constructor(
-    private readonly api: ApiClient,
+    private readonly custom: CustomObjectsApi,
     private readonly opts: ReportWriterOptions,
   ) {}
 
@@ -122,8 +122,8 @@ export class ReportWriter {
           for (const w of waiters) w.resolve();
         } catch (err) {
           this.dirty = true;
-          const refused =
-            err instanceof ApiError && err.status === 422 ? refusedEntries(spec, err.causes) : new Map();
+          const status = apiStatus(err);
+          const refused = status?.code === 422 ? refusedEntries(spec, status.causes) : new Map();
           if (refused.size > 0) {
             // The apiserver named the entries it refuses: leave them out and write the rest at once.
             for (const [key, why] of refused) this.refused.set(key, why);
@@ -173,33 +173,27 @@ export class ReportWriter {
     const [condition] = applyConditions(was ? [was] : [], [want], new Date().toISOString());
     const count = (membership: boolean) =>
       dropped.filter((d) => (d.group !== undefined) === membership).length;
-    const path = resourcePath(API_VERSION, KINDS.membershipReport.plural, {
-      name: node,
-      subresource: 'status',
-    });
+    const body = {
+      apiVersion: API_VERSION,
+      kind: KINDS.membershipReport.kind,
+      metadata: { name: node },
+      status: { conditions: [condition], leftOut: { endpoints: count(false), memberships: count(true) } },
+    };
     try {
-      await this.api.patch(
-        path,
-        {
-          apiVersion: API_VERSION,
-          kind: KINDS.membershipReport.kind,
-          metadata: { name: node },
-          status: { conditions: [condition], leftOut: { endpoints: count(false), memberships: count(true) } },
-        },
-        'apply',
-        { fieldManager: FIELD_MANAGER, force: 'true' },
+      await apiCall(`apply the status of MembershipReport ${node}`, () =>
+        this.custom.patchClusterCustomObjectStatus(
+          { ...crd('membershipReport'), name: node, body, fieldManager: FIELD_MANAGER, force: true },
+          SERVER_SIDE_APPLY,
+        ),
       );
       this.condition = condition;
     } catch (err) {
       // The spec is what matters to other nodes; the status is retried with the next write.
-      this.opts.onError(
-        new Error(`status of MembershipReport ${node}: ${(err as Error).message}`, { cause: err }),
-      );
+      this.opts.onError(err);
     }
   }
 
   private async write(spec: MembershipReportSpec): Promise<void> {
-    const path = resourcePath(API_VERSION, KINDS.membershipReport.plural, { name: spec.node });
     const body = {
       apiVersion: API_VERSION,
       kind: KINDS.membershipReport.kind,
@@ -207,7 +201,12 @@ export class ReportWriter {
       spec,
     };
     // Server-side apply creates or replaces in one request, with no read-modify-write conflicts.
-    await this.api.patch(path, body, 'apply', { fieldManager: FIELD_MANAGER, force: 'true' });
+    await apiCall(`apply MembershipReport ${spec.node}`, () =>
+      this.custom.patchClusterCustomObject(
+        { ...crd('membershipReport'), name: spec.node, body, fieldManager: FIELD_MANAGER, force: true },
+        SERVER_SIDE_APPLY,
+      ),
+    );
   }
 
   close(): void {

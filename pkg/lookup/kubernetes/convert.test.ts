@@ -1,4 +1,4 @@
-import type { EndpointRecord } from '../lookup/port.js';
+import type { EndpointRecord } from '../port.js';
 import { fromReport, toReportSpec } from './convert.js';
 
 describe('MembershipReport conversion', () => {

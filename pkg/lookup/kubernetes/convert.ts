@@ -7,14 +7,14 @@ import type {
   NetworkSpec,
   NodeRecord,
   SourceFilter,
-} from '../lookup/port.js';
+} from '../port.js';
 import type {
   MembershipReport,
   MembershipReportSpec,
   MulticastGroup,
   SourceFilterSpec,
   VirtualNetwork,
-} from './types.js';
+} from '../../k8s/types.js';
 
 export const DEFAULT_MTU = 1400;
 
