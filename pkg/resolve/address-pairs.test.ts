@@ -1,17 +1,8 @@
 import { buildArpReply, buildIPv4Frame, parseFrame, type ParsedFrame } from '../frame/index.js';
+import { ep, macOf, VIP } from '../../test/harness/endpoint-records.js';
 import type { Directory, EndpointRecord } from '../lookup/port.js';
 import { addressHolders, announcedAddress, arpTarget, buildIndex, checkSource, holds } from './index.js';
 
-const VIP = '10.0.0.100';
-const macOf = (host: number) => `02:00:00:00:00:${host.toString(16).padStart(2, '0')}`;
-const ep = (node: string, id: number, host: number, extra: Partial<EndpointRecord> = {}): EndpointRecord => ({
-  network: 'red',
-  node,
-  endpointId: id,
-  mac: macOf(host),
-  ips: [`10.0.0.${host}`],
-  ...extra,
-});
 const directory = (endpoints: EndpointRecord[]): Directory => ({
   networks: [{ name: 'red', id: 1, subnets: ['10.0.0.0/24'], mtu: 1400, multicast: true, broadcast: true }],
   nodes: ['n1', 'n2', 'n3'].map((name, i) => ({

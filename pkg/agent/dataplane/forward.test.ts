@@ -2,20 +2,10 @@
 // endpoint of the network (even with broadcast off) and names the address for the agent to claim.
 import { buildArpReply } from '../../frame/build.js';
 import { VNET_HDR_LEN } from '../../frame/vnet.js';
-import type { Directory, EndpointRecord } from '../../lookup/port.js';
+import { ep, macOf, VIP } from '../../../test/harness/endpoint-records.js';
+import type { Directory } from '../../lookup/port.js';
 import { buildIndex, Resolver } from '../../resolve/index.js';
 import { decideLocalFrame } from './forward.js';
-
-const VIP = '10.0.0.100';
-const macOf = (host: number) => `02:00:00:00:00:${host.toString(16).padStart(2, '0')}`;
-const ep = (node: string, id: number, host: number, extra: Partial<EndpointRecord> = {}): EndpointRecord => ({
-  network: 'red',
-  node,
-  endpointId: id,
-  mac: macOf(host),
-  ips: [`10.0.0.${host}`],
-  ...extra,
-});
 
 function setup(broadcast: boolean) {
   const d: Directory = {
