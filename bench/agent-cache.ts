@@ -20,7 +20,7 @@ async function main(): Promise<void> {
   if (!kubeconfig) throw new Error('usage: agent-cache KUBECONFIG [LOCAL_NODE]');
   // Warm up what every run loads anyway (modules, TLS), so it is not counted as cache.
   const probe = new KubernetesLookup({ kubeConfig: loadKubeConfig(kubeconfig) });
-  await probe.close();
+  await probe.dispose();
   gc();
   const before = process.memoryUsage();
   const started = Date.now();
@@ -52,7 +52,7 @@ async function main(): Promise<void> {
     }),
   );
   void index;
-  await lookup.close();
+  await lookup.dispose();
 }
 
 main().catch((err: unknown) => {

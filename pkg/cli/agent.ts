@@ -86,7 +86,7 @@ export async function startAgent(
   const node = new DisposableStore();
   try {
     const lookup = opts.lookup ? openLookup(opts, log) : undefined;
-    if (lookup) node.add(toDisposable(() => lookup.close()));
+    if (lookup) node.add(toDisposable(() => lookup.dispose()));
     const predecessor = await probeAgent(opts.socket, 1000).then(
       () => true,
       () => false,

@@ -75,6 +75,6 @@ export function registerControllerCommand(program: Command): void {
         identity: o.identity,
         metrics: addr ? `${addr.address}:${addr.port}` : undefined,
       });
-      await runUntilSignal(() => controller.stop(), log);
+      await runUntilSignal(() => controller.dispose(), log);
     });
 }

@@ -580,12 +580,12 @@ export class Controller {
     });
   }
 
-  async stop(): Promise<void> {
+  async dispose(): Promise<void> {
     this.stopped = true;
     if (this.debounce) clearTimeout(this.debounce);
     if (this.resync) clearTimeout(this.resync);
-    await this.elector.stop();
-    this.queue.stop();
+    await this.elector.dispose();
+    this.queue.dispose();
     for (const cache of Object.values(this.watched)) cache?.dispose();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
   }

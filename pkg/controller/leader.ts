@@ -126,7 +126,7 @@ export class LeaderElector {
   }
 
   /** Stops campaigning; a leader releases the lease so a standby takes over at once. */
-  async stop(): Promise<void> {
+  async dispose(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     if (!this.isLeader) return;

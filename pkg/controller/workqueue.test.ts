@@ -73,7 +73,7 @@ test('forget drops a pending retry', async () => {
   await jest.advanceTimersByTimeAsync(10);
   q.forget('x');
   await jest.advanceTimersByTimeAsync(1_000);
-  q.stop();
+  q.dispose();
   expect(calls.get('x')).toBe(1);
   expect(calls.get('y')).toBe(1 + 1_000 / 50);
 });

@@ -61,7 +61,7 @@ export class WorkQueue<K> {
     return new Promise((r) => this.idleWaiters.push(r));
   }
 
-  stop(): void {
+  dispose(): void {
     this.stopped = true;
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();

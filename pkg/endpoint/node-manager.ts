@@ -193,7 +193,7 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource, Dis
   /** Stops the sweep, closes the netlink socket and waits for pending fsyncs. */
   async dispose(): Promise<void> {
     clearInterval(this.sweepTimer);
-    this.host?.close();
+    this.host?.dispose();
     await this.table?.flush();
   }
 
@@ -273,7 +273,7 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource, Dis
       throw asCniError(e, `failed to add ${describe(req)} to network ${JSON.stringify(network.name)}`);
     } finally {
       this.inflight.delete(key);
-      pod.close();
+      pod.dispose();
     }
   }
 
@@ -329,7 +329,7 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource, Dis
           throw fail(`interface ${podEnd.name} lacks address(es) ${missing.join(', ')}`);
       }
     } finally {
-      pod.close();
+      pod.dispose();
     }
     if (ep.ipam.type === 'delegate') await execDelegate('CHECK', { ...ep.ipam.call, stdin: req.conf.raw });
   }

@@ -71,7 +71,7 @@ export function rebuildFromKernel(
         },
       };
     } finally {
-      pod.close();
+      pod.dispose();
     }
   }
   return fail(false, `its peer is in no namespace under ${netnsDir}`);

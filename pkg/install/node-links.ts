@@ -22,6 +22,6 @@ export function removeCastnetLinks(netnsPath?: string): string[] {
       .sort((a, b) => Number(/^cn(br|vx)/.test(a)) - Number(/^cn(br|vx)/.test(b)));
     return names.filter((name) => rtnl.deleteLinkByName(name));
   } finally {
-    rtnl.close();
+    rtnl.dispose();
   }
 }

@@ -184,7 +184,7 @@ export class KubernetesLabDirectory {
 
   /** Removes what the lab created: groups, networks, the nodes' reports, then the namespace. */
   async close(nodes: string[], log: (line: string) => void): Promise<void> {
-    await this.view.close();
+    await this.view.dispose();
     for (const p of this.proxies) await stop(p);
     await new Promise<void>((resolve) => (this.relay ? this.relay.close(() => resolve()) : resolve()));
     const remove = async (what: string, request: () => Promise<unknown>): Promise<void> => {

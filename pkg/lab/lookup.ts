@@ -78,7 +78,7 @@ export class EmbeddedLabLookup implements LabLookup {
   async dispose(): Promise<void> {
     const server = this.server;
     this.server = undefined;
-    await server?.close();
+    await server?.dispose();
   }
 }
 

@@ -162,5 +162,5 @@ export interface LookupService {
   readonly stats?: Record<string, unknown>;
   /** Calls `onChange` with the whole directory now and after every change. Returns an unsubscribe. */
   subscribe(onChange: (d: Directory) => void): () => void;
-  close(): Promise<void>;
+  dispose(): Promise<void>;
 }

@@ -54,8 +54,8 @@ export class Rtnl {
     return new Rtnl(NetlinkSocket.open(netnsPath), netnsPath);
   }
 
-  close(): void {
-    this.sock.close();
+  dispose(): void {
+    this.sock.dispose();
   }
 
   // Links
@@ -177,7 +177,7 @@ export class Rtnl {
       if (e instanceof NetlinkError && e.errno === ENODEV) return false;
       throw e;
     } finally {
-      sock.close();
+      sock.dispose();
     }
   }
 

@@ -57,7 +57,7 @@ export class NetlinkSocket {
     return new NetlinkSocket(netnsPath ? inNetns(netnsPath, make) : make());
   }
 
-  close(): void {
+  dispose(): void {
     if (this.fd >= 0) libc().close(this.fd);
     this.fd = -1;
   }

@@ -32,7 +32,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const l of open) await l.close();
+  for (const l of open) await l.dispose();
   if (cluster) await stopCluster(cluster);
 });
 

@@ -69,7 +69,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const l of open.splice(0)) await l.close();
+  for (const l of open.splice(0)) await l.dispose();
   await cluster
     ?.kubectl(['delete', 'membershipreport', nodeA, nodeB, '--ignore-not-found'])
     .catch(() => undefined);

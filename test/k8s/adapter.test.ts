@@ -49,7 +49,7 @@ beforeAll(async () => {
 
 // Two live adapters of one node would (rightly) keep re-asserting their own state over each other.
 afterEach(async () => {
-  for (const l of open.splice(0)) await l.close();
+  for (const l of open.splice(0)) await l.dispose();
 });
 
 afterAll(async () => {

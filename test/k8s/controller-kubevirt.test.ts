@@ -145,8 +145,8 @@ async function startController(): Promise<void> {
 }
 
 afterAll(async () => {
-  for (const a of adapters) await a.close();
-  await controller?.stop();
+  for (const a of adapters) await a.dispose();
+  await controller?.dispose();
   if (cluster) await stopCluster(cluster);
 }, 120_000);
 

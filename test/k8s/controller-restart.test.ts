@@ -85,7 +85,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  await controller?.stop();
+  await controller?.dispose();
   if (cluster) await stopCluster(cluster);
 }, 120_000);
 

@@ -48,7 +48,7 @@ function startController(identity: string, extra: Partial<ControllerOptions> = {
 }
 
 async function stopController(c: Controller): Promise<void> {
-  await c.stop();
+  await c.dispose();
   controllers.splice(controllers.indexOf(c), 1);
 }
 
@@ -140,7 +140,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  for (const c of [...controllers]) await c.stop();
+  for (const c of [...controllers]) await c.dispose();
   if (!cluster) return;
   await cluster.kubectl(['delete', 'namespace', ns, '--wait=false']).catch(() => undefined);
   await cluster

@@ -117,8 +117,8 @@ beforeAll(async () => {
 });
 
 afterEach(async () => {
-  for (const c of controllers.splice(0)) await c.stop();
-  for (const a of agents.splice(0)) await a.close();
+  for (const c of controllers.splice(0)) await c.dispose();
+  for (const a of agents.splice(0)) await a.dispose();
 });
 
 afterAll(async () => {

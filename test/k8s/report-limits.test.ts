@@ -26,7 +26,7 @@ beforeAll(async () => {
 });
 
 afterEach(async () => {
-  for (const l of open.splice(0)) await l.close();
+  for (const l of open.splice(0)) await l.dispose();
   await cluster.kubectl(['delete', 'membershipreport', node, '--ignore-not-found']);
 });
 

@@ -21,8 +21,8 @@ beforeAll(() => {
 });
 
 afterAll(() => {
-  node?.close();
-  pod?.close();
+  node?.dispose();
+  pod?.dispose();
   for (const n of [nodeNs, podNs]) execFileSync('ip', ['netns', 'del', n], { stdio: 'ignore' });
 });
 

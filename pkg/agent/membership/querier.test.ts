@@ -118,8 +118,8 @@ describe('network querier settings', () => {
     } finally {
       jest.useRealTimers();
       q.dispose();
-      await lookup.close();
-      await server.close();
+      await lookup.dispose();
+      await server.dispose();
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -76,7 +76,7 @@ export class EmbeddedLookupClient implements LookupService {
     return () => this.listeners.delete(onChange);
   }
 
-  async close(): Promise<void> {
+  async dispose(): Promise<void> {
     this.closed = true;
     this.abortWatch?.();
   }

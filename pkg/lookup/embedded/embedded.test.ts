@@ -49,8 +49,8 @@ describe('embedded lookup service', () => {
   });
 
   afterEach(async () => {
-    for (const c of clients.splice(0)) await c.close();
-    await server.close();
+    for (const c of clients.splice(0)) await c.dispose();
+    await server.dispose();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -109,7 +109,7 @@ describe('embedded lookup service', () => {
     const a = client();
     await a.publishEndpoints('node-a', [ep('node-a', 7, '10.1.0.8')]);
     await until(a, (d) => d.endpoints.length === 1);
-    await server.close();
+    await server.dispose();
     server = new EmbeddedLookupServer(new DirectoryStore(), sock);
     await server.listen();
     const d = await until(a, (d) => d.endpoints.length === 1 && d.endpoints[0]!.endpointId === 7);
@@ -152,8 +152,8 @@ describe('embedded lookup service: pod metadata', () => {
       });
       expect(await c.podMetadata('prod', 'p2')).toBeUndefined();
     } finally {
-      await c.close();
-      await server.close();
+      await c.dispose();
+      await server.dispose();
       rmSync(dir, { recursive: true, force: true });
     }
   });

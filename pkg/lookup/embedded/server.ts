@@ -72,7 +72,7 @@ export class EmbeddedLookupServer {
     });
   }
 
-  async close(): Promise<void> {
+  async dispose(): Promise<void> {
     for (const w of this.watchers) w.end();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));

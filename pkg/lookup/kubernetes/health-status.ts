@@ -33,7 +33,7 @@ export class HealthStatusWriter {
     void this.flush();
   }
 
-  close(): void {
+  dispose(): void {
     this.closed = true;
     clearTimeout(this.retry);
   }

@@ -312,10 +312,10 @@ export class KubernetesLookup implements LookupService {
     };
   }
 
-  async close(): Promise<void> {
+  async dispose(): Promise<void> {
     this.closed = true;
-    this.writer.close();
-    this.healthWriter.close();
+    this.writer.dispose();
+    this.healthWriter.dispose();
     for (const c of [this.networks, this.groups, this.reports, this.pods, this.vmis]) c?.dispose();
   }
 

@@ -209,7 +209,7 @@ export class ReportWriter {
     );
   }
 
-  close(): void {
+  dispose(): void {
     this.closed = true;
     const closed = new Error('the lookup service was closed before the report was written');
     for (const w of this.waiters.splice(0)) w.reject(closed);
