@@ -9,7 +9,6 @@
 import { ARP_REQUEST, ARP_REPLY } from '../frame/build.js';
 import { ICMPV6_NEIGHBOR_ADVERT, type ParsedFrame } from '../frame/ethernet.js';
 import type { EndpointRecord } from '../lookup/port.js';
-import type { DirectoryIndex, IndexedEndpoint } from './directory-index.js';
 
 /** network -> shared address -> the endpoint record that holds it now. */
 export type AddressHolders = Map<string, Map<string, EndpointRecord>>;
@@ -58,9 +57,4 @@ export function announcedAddress(allowed: ReadonlySet<string>, frame: ParsedFram
   const nd = frame.ndp;
   if (nd?.type === ICMPV6_NEIGHBOR_ADVERT && nd.target && allowed.has(nd.target)) return nd.target;
   return undefined;
-}
-
-/** Whether the index already places `address` on `e` (a repeated announcement needs no new claim). */
-export function holds(index: DirectoryIndex, e: IndexedEndpoint, address: string): boolean {
-  return index.endpointByAddress(e.network.spec.name, address) === e;
 }

@@ -206,3 +206,8 @@ export class DirectoryIndex {
 export function buildIndex(directory: Directory, localNode: string): DirectoryIndex {
   return new DirectoryIndex(directory, localNode);
 }
+
+/** Whether the index already places `address` on `e` (a repeated announcement needs no new claim). */
+export function holds(index: DirectoryIndex, e: IndexedEndpoint, address: string): boolean {
+  return index.endpointByAddress(e.network.spec.name, address) === e;
+}

@@ -23,7 +23,7 @@ import { decideDatagram, decideLocalFrame } from './forward.js';
 import { withLocalState } from './local-directory.js';
 import type { Endpoint, EndpointSource } from '../../endpoint/table.js';
 import { applyVmHandoff } from '../../resolve/vm-handoff.js';
-import { holds } from '../../resolve/address-pairs.js';
+import { holds } from '../../resolve/directory-index.js';
 import type { ParsedFrame } from '../../frame/ethernet.js';
 import { errorMessage } from '../../base/errors.js';
 
