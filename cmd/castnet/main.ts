@@ -1,27 +1,44 @@
 #!/usr/bin/env node
 // castnet: one program for the long-running parts (agent, controller) and the operator commands.
 import { Command } from 'commander';
-import { registerAgentCommand } from '../../pkg/cli/agent.js';
-import { registerControllerCommand } from '../../pkg/cli/controller.js';
-import { registerHealthCommand } from '../../pkg/cli/health.js';
-import { registerInstallCommands } from '../../pkg/cli/install.js';
-import { registerLabCommand } from '../../pkg/cli/lab.js';
+import { errorMessage } from '../../pkg/base/errors.js';
 
-const program = new Command('castnet')
-  .description('Multicast and broadcast for Kubernetes pods and KubeVirt VMs over a unicast underlay')
-  .version('0.1.0');
+type Register = (p: Command) => void;
 
-// Each subcommand lives with its feature in pkg/ and registers itself here.
-const registrations: Array<(p: Command) => void> = [
-  registerAgentCommand,
-  registerControllerCommand,
-  registerLabCommand,
-  registerInstallCommands,
-  registerHealthCommand,
+// Each command module lives in pkg/cli and is loaded only when its command runs: the Kubernetes
+// client alone adds ~80 MB of resident memory, which the agent with the embedded lookup service and
+// the agent-metrics sidecar must not carry. Help (or an unknown command) loads them all.
+const modules: Array<{ commands: string[]; load: () => Promise<Register> }> = [
+  { commands: ['agent'], load: async () => (await import('../../pkg/cli/agent.js')).registerAgentCommand },
+  {
+    commands: ['controller'],
+    load: async () => (await import('../../pkg/cli/controller.js')).registerControllerCommand,
+  },
+  { commands: ['lab'], load: async () => (await import('../../pkg/cli/lab.js')).registerLabCommand },
+  {
+    commands: [
+      'install-cni',
+      'agent-ready',
+      'agent-metrics',
+      'uninstall-node',
+      'claim-pool-index',
+      'wait-daemonset',
+    ],
+    load: async () => (await import('../../pkg/cli/install.js')).registerInstallCommands,
+  },
+  { commands: ['health'], load: async () => (await import('../../pkg/cli/health.js')).registerHealthCommand },
 ];
-for (const register of registrations) register(program);
 
-program.parseAsync(process.argv).catch((err: unknown) => {
-  console.error(`castnet: ${err instanceof Error ? err.message : String(err)}`);
+async function main(): Promise<void> {
+  const program = new Command('castnet')
+    .description('Multicast and broadcast for Kubernetes pods and KubeVirt VMs over a unicast underlay')
+    .version('0.1.0');
+  const named = modules.filter((m) => m.commands.includes(process.argv[2] ?? ''));
+  for (const m of named.length ? named : modules) (await m.load())(program);
+  await program.parseAsync(process.argv);
+}
+
+main().catch((err: unknown) => {
+  console.error(`castnet: ${errorMessage(err)}`);
   process.exit(1);
 });

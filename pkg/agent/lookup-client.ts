@@ -1,8 +1,6 @@
 // Chooses the lookup service adapter from the agent's --lookup flag.
 import type { LookupService } from '../lookup/port.js';
 import { EmbeddedLookupClient } from '../lookup/embedded/client.js';
-import { loadKubeConfig } from '../k8s/config.js';
-import { KubernetesLookup } from '../lookup/kubernetes/lookup.js';
 
 export interface LookupOptions {
   /** For `kubernetes`: kubeconfig file (default: KUBECONFIG, ~/.kube/config, or in-cluster). */
@@ -14,9 +12,15 @@ export interface LookupOptions {
   onError?: (err: unknown, what: string) => void;
 }
 
-export function connectLookup(spec: string, opts: LookupOptions = {}): LookupService {
+export async function connectLookup(spec: string, opts: LookupOptions = {}): Promise<LookupService> {
   if (spec.startsWith('unix:')) return new EmbeddedLookupClient(spec.slice('unix:'.length));
   if (spec === 'kubernetes') {
+    // Loaded only here: the Kubernetes client costs ~80 MB of resident memory the embedded lookup
+    // service does not need.
+    const [{ loadKubeConfig }, { KubernetesLookup }] = await Promise.all([
+      import('../k8s/config.js'),
+      import('../lookup/kubernetes/lookup.js'),
+    ]);
     const lookup = new KubernetesLookup({
       kubeConfig: loadKubeConfig(opts.kubeconfig),
       selector: opts.selector,

@@ -85,7 +85,7 @@ export async function startAgent(
   // Everything that acts on the node; a handover to a successor releases it, the CNI socket aside.
   const node = new DisposableStore();
   try {
-    const lookup = opts.lookup ? openLookup(opts, log) : undefined;
+    const lookup = opts.lookup ? await openLookup(opts, log) : undefined;
     if (lookup) node.add(toDisposable(() => lookup.dispose()));
     const predecessor = await probeAgent(opts.socket, 1000).then(
       () => true,
@@ -143,7 +143,7 @@ export async function startAgent(
   }
 }
 
-function openLookup(opts: AgentOptions, log: Logger): LookupService {
+function openLookup(opts: AgentOptions, log: Logger): Promise<LookupService> {
   if (!opts.underlayAddress) throw new Error('--underlay-address: required with --lookup');
   if (opts.healthPort === opts.underlayPort)
     throw new Error(`--health-port ${opts.healthPort}: must differ from --underlay-port`);
