@@ -142,9 +142,10 @@ install_module() {
   ensure_stored "$dir" "$key" "$name"
   mkdir -p "$CACHE/bin" "$CACHE/upstream"
   while read -r cmd _; do
-    # Copy to a temp name and rename, so a running binary is never overwritten in place.
-    cp "$STORE/$name-$key/$cmd" "$CACHE/bin/.$cmd.new"
-    mv -f "$CACHE/bin/.$cmd.new" "$CACHE/bin/$cmd"
+    # Copy to a temp name and rename, so a running binary is never overwritten in place; the
+    # temp name is per process, as two clones may share one .cache (a worktree's symlink).
+    cp "$STORE/$name-$key/$cmd" "$CACHE/bin/.$cmd.new.$$"
+    mv -f "$CACHE/bin/.$cmd.new.$$" "$CACHE/bin/$cmd"
   done < <(module_commands "$dir")
   echo "$key" >"$stamp"
   log "$name ready in $CACHE/bin"
