@@ -16,14 +16,15 @@ const modules: Array<{ commands: string[]; load: () => Promise<Register> }> = [
   },
   { commands: ['lab'], load: async () => (await import('../../pkg/cli/lab.js')).registerLabCommand },
   {
-    commands: [
-      'install-cni',
-      'agent-ready',
-      'agent-metrics',
-      'uninstall-node',
-      'claim-pool-index',
-      'wait-daemonset',
-    ],
+    commands: ['agent-ready'],
+    load: async () => (await import('../../pkg/cli/agent-ready.js')).registerAgentReadyCommand,
+  },
+  {
+    commands: ['install-cni', 'agent-metrics', 'uninstall-node'],
+    load: async () => (await import('../../pkg/cli/node-install.js')).registerNodeInstallCommands,
+  },
+  {
+    commands: ['claim-pool-index', 'wait-daemonset'],
     load: async () => (await import('../../pkg/cli/install.js')).registerInstallCommands,
   },
   { commands: ['health'], load: async () => (await import('../../pkg/cli/health.js')).registerHealthCommand },

@@ -10,7 +10,7 @@ import { DisposableStore, toDisposable, type Disposable } from '../base/lifecycl
 import type { WireKey } from '../wire/index.js';
 import { runUntilSignal } from './lifecycle.js';
 import { intOption } from './options.js';
-import { DEFAULT_AGENT_SOCKET } from '../cni/netconf.js';
+import { DEFAULT_AGENT_SOCKET } from '../cni/types.js';
 import { createEndpointManager, type NodeEndpointManager } from '../endpoint/node-manager.js';
 import { createLogger, type Logger } from '../log/log.js';
 import type { NetworkSpec } from '../lookup/port.js';

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { dirname, join } from 'node:path';
 import type { HealthSnapshot } from '../agent/health/prober.js';
 import { agentRequest } from '../agent/cniserver/client.js';
-import { DEFAULT_AGENT_SOCKET } from '../cni/netconf.js';
+import { DEFAULT_AGENT_SOCKET } from '../cni/types.js';
 import type { UnderlayHealthReport, UnderlayPeerHealth } from '../lookup/port.js';
 import { readUnderlayHealth } from '../lookup/embedded/client.js';
 
@@ -109,7 +109,7 @@ interface ReportObject {
       reason: string;
       message: string;
     }>;
-    underlay?: { probeBytes: number; peers: UnderlayPeerHealth[] };
+    underlay?: { probeBytes: number; peers?: UnderlayPeerHealth[] };
   };
 }
 
@@ -136,7 +136,7 @@ async function clusterHealth(kubeconfig: string | undefined): Promise<UnderlayHe
         node: o.metadata.name,
         probeBytes: u.probeBytes,
         condition: { status, reason, message },
-        peers: u.peers,
+        peers: u.peers ?? [],
       },
     ];
   });

@@ -7,11 +7,15 @@ import { normalizeUnicastMac } from '../netaddr/mac.js';
 import { formatIp, parseIp } from '../netaddr/ip.js';
 import { LIMITS } from '../lookup/limits.js';
 import { normalizeResult, resultSchema } from './result.js';
-import { CniError, CniErrorCode, CURRENT_VERSION, SUPPORTED_VERSIONS } from './types.js';
+import {
+  CniError,
+  CniErrorCode,
+  CURRENT_VERSION,
+  DEFAULT_AGENT_SOCKET,
+  PLUGIN_TYPE,
+  SUPPORTED_VERSIONS,
+} from './types.js';
 import { errorMessage } from '../base/errors.js';
-
-export const PLUGIN_TYPE = 'castnet';
-export const DEFAULT_AGENT_SOCKET = '/run/castnet/agent.sock';
 
 /** A MAC field: a string (code 7 otherwise) holding a unicast MAC (code 102 otherwise), normalized. */
 export const macSchema = z.string().transform((text, ctx) => {

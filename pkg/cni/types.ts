@@ -124,3 +124,10 @@ export interface Attachment {
 
 /** The one text key of an attachment, for maps, locks and messages: "containerId/ifname". */
 export const attachmentKey = (a: Attachment): string => `${a.containerId}/${a.ifname}`;
+
+/** Where the agent serves castnet-cni. In this import-free module, so `castnet agent-ready` (a probe
+ * the kubelet runs every few seconds) loads next to nothing. */
+export const DEFAULT_AGENT_SOCKET = '/run/castnet/agent.sock';
+
+/** The `type` a CNI configuration names castnet by, and the binary's installed name. */
+export const PLUGIN_TYPE = 'castnet';

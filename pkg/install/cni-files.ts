@@ -3,8 +3,7 @@
 // the old file or the new one, never a partial one; the conflist only after the binary it names.
 import { copyFile, chmod, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DEFAULT_AGENT_SOCKET, PLUGIN_TYPE } from '../cni/netconf.js';
-import { CURRENT_VERSION } from '../cni/types.js';
+import { CURRENT_VERSION, DEFAULT_AGENT_SOCKET, PLUGIN_TYPE } from '../cni/types.js';
 import { errorMessage } from '../base/errors.js';
 
 /** The plugin's file name in the image. */
