@@ -128,18 +128,21 @@ test("the node's underlay health lands in its report's status, beside the Trunca
   const a = track(adapter(cluster));
   await a.registerNode(nodeRegistration(nodeA, 1));
   await a.publishEndpoints(nodeA, [endpoint(nodeA, 1, '10.1.0.1')]);
-  const health = (status: 'up' | 'down'): UnderlayHealthReport => ({
+  const health = (status: 'up' | 'down' | 'no-peers'): UnderlayHealthReport => ({
     node: nodeA,
     probeBytes: 1472,
     condition:
-      status === 'down'
-        ? { status: 'False', reason: 'PeerUnreachable', message: `unreachable: ${nodeB}` }
-        : {
-            status: 'True',
-            reason: 'AllPeersReachable',
-            message: '1 peers reachable with 1472-byte datagrams',
-          },
-    peers: [{ node: nodeB, status, rttMs: 0.25, since: '2026-01-01T00:00:00.000Z' }],
+      status === 'no-peers'
+        ? { status: 'Unknown', reason: 'NoPeers', message: 'no other node' }
+        : status === 'down'
+          ? { status: 'False', reason: 'PeerUnreachable', message: `unreachable: ${nodeB}` }
+          : {
+              status: 'True',
+              reason: 'AllPeersReachable',
+              message: '1 peers reachable with 1472-byte datagrams',
+            },
+    peers:
+      status === 'no-peers' ? [] : [{ node: nodeB, status, rttMs: 0.25, since: '2026-01-01T00:00:00.000Z' }],
   });
   type Status = {
     conditions?: { type: string; status: string; reason: string; message: string }[];
@@ -156,6 +159,9 @@ test("the node's underlay health lands in its report's status, beside the Trunca
       },
       { what: `condition UnderlayHealthy ${reason} beside Truncated in ${nodeA}'s report` },
     );
+  // An agent's first verdict often lists no peers: it must land too (the apiserver once refused it).
+  await a.reportUnderlayHealth(health('no-peers'));
+  expect((await statusWith('NoPeers')).status?.underlay).toEqual({ probeBytes: 1472 });
   await a.reportUnderlayHealth(health('down'));
   const down = await statusWith('PeerUnreachable');
   expect(down.status?.underlay).toEqual({ probeBytes: 1472, peers: health('down').peers });

@@ -72,7 +72,12 @@ export class HealthStatusWriter {
       apiVersion: API_VERSION,
       kind: KINDS.membershipReport.kind,
       metadata: { name: r.node },
-      status: { conditions: [condition], underlay: { probeBytes: r.probeBytes, peers: r.peers } },
+      // No peers yet: leave the list out, as server-side apply drops an empty list-map (a required
+      // `peers: []` was refused as missing on every agent's first write).
+      status: {
+        conditions: [condition],
+        underlay: { probeBytes: r.probeBytes, ...(r.peers.length ? { peers: r.peers } : {}) },
+      },
     };
     await apiCall(`apply the underlay health of MembershipReport ${r.node}`, () =>
       this.custom.patchClusterCustomObjectStatus(
