@@ -89,7 +89,8 @@ export function kubectlFor(kubeconfigPath: string) {
  * reused. Throws with the remedy when the binaries are missing (`make upstream`).
  */
 export async function ensureCluster(opts: ClusterOptions = {}): Promise<Cluster> {
-  const name = opts.name ?? 'default';
+  // CASTNET_K8S_NAME picks another shared cluster: two checkouts sharing one .cache need their own.
+  const name = opts.name ?? process.env.CASTNET_K8S_NAME ?? 'default';
   await clusterCommand(name, 'up');
   const env = parseEnv(await clusterCommand(name, 'env'));
   const kubeconfigPath = env.KUBECONFIG;
