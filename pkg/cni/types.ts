@@ -21,6 +21,8 @@ export enum CniErrorCode {
   InvalidMac = 102,
   WiringFailed = 103,
   DelegateFailed = 104,
+  /** The network's spec.allowedNamespaces does not list the pod's namespace. */
+  NamespaceNotAllowed = 110,
 }
 
 /** An error that the CNI binary prints as the spec's JSON error and exits non-zero with. */

@@ -15,6 +15,8 @@ interface G {
   network?: string;
   nested?: string[];
   statics?: string[];
+  /** Seconds after a fixed time the group was created (the oldest owns a contested address). */
+  age?: number;
 }
 
 const addr = (i: number): string => `239.0.0.${i + 1}`;
@@ -26,7 +28,12 @@ const networks: VirtualNetwork[] = ['blue', 'red'].map((name, i) => ({
 }));
 
 const toGroup = (g: G): MulticastGroup => ({
-  metadata: { name: g.name, namespace: g.ns ?? 'team', generation: 1 },
+  metadata: {
+    name: g.name,
+    namespace: g.ns ?? 'team',
+    generation: 1,
+    ...(g.age !== undefined ? { creationTimestamp: new Date(Date.UTC(2026, 0, 1) + g.age * 1000) } : {}),
+  },
   spec: {
     network: g.network ?? 'blue',
     address: g.address,
@@ -76,6 +83,8 @@ function byController(groups: MulticastGroup[], reports: MembershipReport[]): Ma
   for (const g of groups) {
     if (g.spec.network !== 'blue') continue;
     const resolved = r.groups.get(`${g.metadata.namespace}/${g.metadata.name}`)!;
+    // A group the tenancy rule refuses takes no part in its address (pkg/resolve/tenancy.ts).
+    if (resolved.conditions.find((c) => c.type === 'Accepted')?.status === 'False') continue;
     const reason = resolved.conditions.find((c) => c.type === 'NestingValid')!.reason;
     const verdict: Verdict =
       reason === 'NestingCycle' ? 'cycle' : reason === 'NestingTooDeep' ? 'too-deep' : 'ok';
@@ -162,14 +171,24 @@ const cases: [string, G[], Record<string, Verdict>][] = [
     { [addr(0)]: 'cycle', [addr(1)]: 'cycle' },
   ],
   [
-    'another namespace declaring the same address shares its verdict',
+    'a later namespace declaring the same address can neither join nor break it (tenancy)',
     [
-      { name: 'a', address: addr(0), statics: ['10.0.2.1'] },
-      { name: 'x', ns: 'other', address: addr(0), nested: ['y'] },
-      { name: 'y', ns: 'other', address: addr(1), statics: [addr(0)] },
-      { name: 'z', address: addr(2), nested: ['a'] },
+      { name: 'a', address: addr(0), statics: ['10.0.2.1'], age: 1 },
+      { name: 'x', ns: 'other', address: addr(0), nested: ['y'], age: 2 },
+      { name: 'y', ns: 'other', address: addr(1), statics: [addr(0)], age: 3 },
+      { name: 'z', address: addr(2), nested: ['a'], age: 4 },
     ],
-    { [addr(0)]: 'cycle', [addr(1)]: 'cycle', [addr(2)]: 'cycle' },
+    { [addr(0)]: 'ok', [addr(1)]: 'ok', [addr(2)]: 'ok' },
+  ],
+  [
+    'the older namespace owns the address: its own cycle rejects it, the later one is ignored',
+    [
+      { name: 'a', address: addr(0), statics: ['10.0.2.1'], age: 4 },
+      { name: 'x', ns: 'other', address: addr(0), nested: ['y'], age: 1 },
+      { name: 'y', ns: 'other', address: addr(1), statics: [addr(0)], age: 2 },
+      { name: 'z', address: addr(2), nested: ['a'], age: 3 },
+    ],
+    { [addr(0)]: 'cycle', [addr(1)]: 'cycle', [addr(2)]: 'ok' },
   ],
   [
     'nesting a group at its own address is a cycle',

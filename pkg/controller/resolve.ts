@@ -10,6 +10,10 @@
 // addresses; an edge reaches every group declared at the target's address, as traffic does). The
 // agent's rule decides (pkg/resolve/nesting.ts): a group whose nesting holds a cycle or is too deep is
 // rejected, with no members, because the agents drop its traffic.
+//
+// Tenancy is the agent's rule too (pkg/resolve/tenancy.ts): a group whose namespace may not use its
+// network, or that loses its address to another namespace's older group, has no members and says why
+// (Accepted=False); edges and static members never cross into another namespace.
 import type { SourceFilter } from '../lookup/port.js';
 import type {
   GroupCounts,
@@ -23,7 +27,8 @@ import type {
   VirtualNetwork,
 } from '../k8s/types.js';
 import { MAX_GROUP_DEPTH, NestingGraph, reachableGroups, type NestingProblem } from '../resolve/nesting.js';
-import { toSourceFilter, fromSourceFilter } from '../lookup/kubernetes/convert.js';
+import { toSourceFilter, fromSourceFilter, groupClaim } from '../lookup/kubernetes/convert.js';
+import { judgeAddress, staticMemberAllowed, type GroupStanding } from '../resolve/tenancy.js';
 import { canonicalAddress, cidrFamily, addressFamily, isGroupAddress } from '../netaddr/address.js';
 import type { DesiredCondition } from '../k8s/conditions.js';
 import { ANY_SOURCE, mergeFilters } from './filter.js';
@@ -83,6 +88,8 @@ interface Direct {
   unresolved: string[];
   /** Why a listed nested group is not followed. */
   missingNested: string[];
+  /** Static members left out because another namespace holds them. */
+  notAllowed: string[];
 }
 
 // When one endpoint is a member several ways, status shows the most deliberate one.
@@ -179,6 +186,10 @@ interface Lookup {
   groupsByAddress: Map<string, Set<string>>;
   pods: Map<string, LabeledObject>;
   vmis: Map<string, LabeledObject>;
+  /** The tenancy verdict on a group (by key). */
+  standing(key: string): GroupStanding;
+  /** The acting groups at a network|address key, sorted: they share one namespace. */
+  actingAt(addr: string): string[];
 }
 
 function directMembers(g: MulticastGroup, ix: Lookup): Direct {
@@ -188,6 +199,8 @@ function directMembers(g: MulticastGroup, ix: Lookup): Direct {
   const edges: string[] = [];
   const unresolved: string[] = [];
   const missingNested: string[] = [];
+  /** Static members another namespace holds: never followed (tenancy). */
+  const notAllowed: string[] = [];
   const address = canonicalAddress(g.spec.address);
 
   for (const j of ix.joins.get(netKey(net, address))?.values() ?? []) {
@@ -200,9 +213,14 @@ function directMembers(g: MulticastGroup, ix: Lookup): Direct {
   for (const raw of g.spec.staticMembers ?? []) {
     const a = canonicalAddress(raw);
     if (isGroupAddress(a)) {
-      const groups = ix.groupsByAddress.get(netKey(net, a));
-      if (groups) {
-        edges.push(...[...groups].sort());
+      const groups = ix.actingAt(netKey(net, a));
+      const owner = groups.length
+        ? (ix.groupsByKey.get(groups[0]!)!.metadata.namespace ?? 'default')
+        : undefined;
+      if (owner !== undefined && owner !== ns) {
+        notAllowed.push(`static member ${a} is a group address of namespace "${owner}"`);
+      } else if (groups.length) {
+        edges.push(...groups);
       } else {
         // A group address with no MulticastGroup still has its IGMP/MLD joiners.
         for (const j of ix.joins.get(netKey(net, a))?.values() ?? []) {
@@ -213,7 +231,9 @@ function directMembers(g: MulticastGroup, ix: Lookup): Direct {
     }
     const eps = ix.byAddress.get(netKey(net, a));
     if (!eps) unresolved.push(a);
-    for (const ep of eps ?? []) addDraft(drafts, { ep, via: 'static', filter: ANY_SOURCE });
+    const own = eps?.filter((ep) => staticMemberAllowed(ns, ep)) ?? [];
+    if (eps && own.length === 0) notAllowed.push(`static member ${a} is an endpoint of another namespace`);
+    for (const ep of own) addDraft(drafts, { ep, via: 'static', filter: ANY_SOURCE });
   }
   const selectFrom = (
     which: SelectedKind,
@@ -236,10 +256,13 @@ function directMembers(g: MulticastGroup, ix: Lookup): Direct {
     if (!nested) missingNested.push(`nested group "${name}" does not exist`);
     else if (nested.spec.network !== net) {
       missingNested.push(`nested group "${name}" is on network "${nested.spec.network}", not "${net}"`);
-    } else
-      edges.push(...[...ix.groupsByAddress.get(netKey(net, canonicalAddress(nested.spec.address)))!].sort());
+    } else {
+      const standing = ix.standing(key);
+      if (!standing.acts) missingNested.push(`nested group "${name}" does not act (${standing.reason})`);
+      else edges.push(...ix.actingAt(netKey(net, canonicalAddress(nested.spec.address))));
+    }
   }
-  return { drafts, edges: [...new Set(edges)], unresolved, missingNested };
+  return { drafts, edges: [...new Set(edges)], unresolved, missingNested, notAllowed };
 }
 
 /** The members of an accepted group: its own, and those of every group its nesting reaches. */
@@ -328,9 +351,10 @@ function resolveOne(
   direct: (key: string) => Direct,
   nesting: NestingProblem<string> | undefined,
   networks: Map<string, VirtualNetwork>,
+  standing: GroupStanding,
 ): ResolvedGroup {
   const own = direct(key);
-  const drafts = nesting ? new Map<string, Draft>() : nestedDrafts(key, direct);
+  const drafts = nesting || !standing.acts ? new Map<string, Draft>() : nestedDrafts(key, direct);
   const members = [...drafts.values()].map(toMember).sort(byNodeThenId);
   const counts = countMembers(members, own.unresolved.length);
   const gen = g.metadata.generation;
@@ -360,23 +384,33 @@ function resolveOne(
         );
   const missing = [
     ...own.missingNested,
+    ...own.notAllowed,
     ...own.unresolved.map((a) => `static member ${a} matches no endpoint on network "${g.spec.network}"`),
   ];
   const resolved = missing.length
     ? cond(
         'MembersResolved',
         false,
-        own.missingNested.length ? 'NestedGroupNotFound' : 'StaticMemberNotFound',
+        own.missingNested.length
+          ? 'NestedGroupNotFound'
+          : own.notAllowed.length
+            ? 'StaticMemberNotAllowed'
+            : 'StaticMemberNotFound',
         missing.join('; '),
       )
     : cond('MembersResolved', true, 'Resolved', 'every static member and nested group resolved');
+  const accepted = standing.acts
+    ? cond('Accepted', true, 'Accepted', 'the namespace may use the network and owns the address')
+    : cond('Accepted', false, standing.reason, `${standing.field}: ${standing.message}`);
   const summary = `${counts.members} members on ${counts.nodes} nodes`;
   const ready = netProblem
     ? cond('Ready', false, netProblem.reason, netProblem.message)
-    : nestingCondition.status === 'False'
-      ? cond('Ready', false, nestingCondition.reason, nestingCondition.message)
-      : cond('Ready', true, 'Resolved', summary);
-  return { key, members, counts, conditions: [ready, resolved, nestingCondition] };
+    : !standing.acts
+      ? cond('Ready', false, accepted.reason, accepted.message)
+      : nestingCondition.status === 'False'
+        ? cond('Ready', false, nestingCondition.reason, nestingCondition.message)
+        : cond('Ready', true, 'Resolved', summary);
+  return { key, members, counts, conditions: [ready, accepted, resolved, nestingCondition] };
 }
 
 /**
@@ -410,6 +444,8 @@ export class GroupResolver implements Lookup {
   private readonly endpointCounts = new Map<string, number>();
   private liveNodes?: ReadonlySet<string>;
   private readonly dirty = new Set<string>();
+  /** Tenancy verdicts per network|address, for one resolveDirty pass. */
+  private readonly standings = new Map<string, Map<string, GroupStanding>>();
 
   constructor(private readonly checkPods: boolean) {}
 
@@ -603,6 +639,26 @@ export class GroupResolver implements Lookup {
 
   // --- queries ---
 
+  standing(key: string): GroupStanding {
+    const addr = this.addressOf(key);
+    let verdicts = this.standings.get(addr);
+    if (!verdicts) {
+      const g = this.groupsByKey.get(key)!;
+      const vn = this.networks.get(g.spec.network);
+      verdicts = judgeAddress(
+        [...(this.groupsByAddress.get(addr) ?? [])],
+        (k) => groupClaim(this.groupsByKey.get(k)!),
+        vn && { name: vn.metadata.name, allowedNamespaces: vn.spec.allowedNamespaces },
+      );
+      this.standings.set(addr, verdicts);
+    }
+    return verdicts.get(key)!;
+  }
+
+  actingAt(addr: string): string[] {
+    return [...(this.groupsByAddress.get(addr) ?? [])].filter((k) => this.standing(k).acts).sort();
+  }
+
   /** Endpoints counted per network (live ones only). */
   endpointsOn(network: string): number {
     return this.endpointCounts.get(network) ?? 0;
@@ -635,6 +691,7 @@ export class GroupResolver implements Lookup {
         if (!todo.has(other)) queue.push(other);
       }
     }
+    this.standings.clear();
     const directs = new Map<string, Direct>();
     const direct = (key: string): Direct => {
       let d = directs.get(key);
@@ -644,8 +701,9 @@ export class GroupResolver implements Lookup {
     const graph = new NestingGraph<string>((k) => direct(k).edges);
     const out = new Map<string, ResolvedGroup>();
     for (const k of todo) {
-      const siblings = [...this.groupsByAddress.get(this.addressOf(k))!].sort();
-      out.set(k, resolveOne(k, this.groupsByKey.get(k)!, direct, graph.check(siblings), this.networks));
+      const standing = this.standing(k);
+      const nesting = standing.acts ? graph.check(this.actingAt(this.addressOf(k))) : undefined;
+      out.set(k, resolveOne(k, this.groupsByKey.get(k)!, direct, nesting, this.networks, standing));
     }
     return out;
   }

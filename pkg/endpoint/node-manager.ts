@@ -17,6 +17,7 @@ import { DEFAULT_POOL_SIZES, type PoolSizes } from '../ipam/pool.js';
 import type { Logger } from '../log/log.js';
 import type { NetworkSpec, PodRef, VmRef } from '../lookup/port.js';
 import { normalizeUnicastMac, randomLocalMac } from '../netaddr/mac.js';
+import { attachRefusal } from '../resolve/tenancy.js';
 import type { BridgePortFlags } from '../netlink/codec.js';
 import { Rtnl } from '../netlink/rtnl.js';
 import type {
@@ -200,6 +201,7 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource, Dis
   async add(req: AddRequest): Promise<CniResult> {
     const started = process.hrtime.bigint();
     const network = this.networkOf(req.conf);
+    checkNamespace(network, req);
     const pod = openPodNetns(req.netns);
     const key = attachmentKey(req);
     this.inflight.add(key);
@@ -609,6 +611,12 @@ function chooseMac(req: AddRequest): { mac: string; field: string } {
     }
   }
   return { mac: randomLocalMac(), field: 'generated MAC' };
+}
+
+/** Refuses, before anything is reserved or wired, an ADD from a namespace the network does not allow. */
+function checkNamespace(network: NetworkSpec, req: AddRequest): void {
+  const why = attachRefusal(network, req.args.K8S_POD_NAMESPACE ?? req.pod?.namespace);
+  if (why) throw new CniError(CniErrorCode.NamespaceNotAllowed, `CNI_ARGS K8S_POD_NAMESPACE: ${why}`);
 }
 
 function podOf(req: AddRequest): PodRef | undefined {

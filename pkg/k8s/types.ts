@@ -20,6 +20,8 @@ export interface ObjectMeta {
   resourceVersion?: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
+  /** client-node's type says Date; a watched object carries the RFC 3339 string (see creationTime). */
+  creationTimestamp?: Date;
 }
 
 /** metav1.Condition. */
@@ -43,6 +45,8 @@ export interface VirtualNetworkSpec {
     maxGroupsPerEndpoint?: number;
   };
   broadcast?: { enabled?: boolean; arpProxy?: boolean };
+  /** Namespaces whose pods may attach and whose groups act (unset: all); pkg/resolve/tenancy.ts. */
+  allowedNamespaces?: string[];
 }
 
 export interface VirtualNetworkStatus {

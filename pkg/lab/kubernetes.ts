@@ -100,6 +100,7 @@ export class KubernetesLabDirectory {
               mtu: n.mtu,
               multicast: { enabled: n.multicast },
               broadcast: { enabled: n.broadcast },
+              ...(n.allowedNamespaces ? { allowedNamespaces: n.allowedNamespaces } : {}),
             },
           },
         }),

@@ -85,12 +85,14 @@ export class LabPods implements Disposable {
     vmi?: string,
     migrationJobUid?: string,
     allowedAddressPairs: readonly string[] = [],
+    /** The pod's Kubernetes namespace (CNI_ARGS K8S_POD_NAMESPACE); default the lookup's. */
+    namespace?: string,
   ): Promise<LabPod> {
     const network = this.lookup.networkName(labNetwork);
     const ns = await this.topology.addPodNamespace(name);
     const containerId = createHash('sha256').update(ns).digest('hex').slice(0, 32);
     const podName = vmi ? `virt-launcher-${vmi}-${containerId.slice(0, 5)}` : name;
-    const podNs = this.lookup.namespace;
+    const podNs = namespace ?? this.lookup.namespace;
     const meta = vmi
       ? launcherPodMeta(podNs, vmi, podName, {
           vmiUid: createHash('sha256').update(vmi).digest('hex').slice(0, 36),

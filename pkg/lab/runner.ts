@@ -103,11 +103,14 @@ export class Lab implements Disposable {
     for (const s of this.file.scenarios)
       for (const st of s.steps) if (st.kind === 'send') traffic.listenOn(st.port);
     for (const p of this.file.pods)
-      await pods.add(p.name, p.node, p.network, p.vmi, undefined, p.allowedAddressPairs);
+      await pods.add(p.name, p.node, p.network, p.vmi, undefined, p.allowedAddressPairs, p.namespace);
     // Group members may be named by pod in the lab file; the directory wants addresses.
+    // Created in file order: the earlier group is the older when two claim one address.
+    const created = Date.now();
     await lookup.setGroups(
-      this.file.groups.map((g) => ({
-        namespace: lookup.namespace,
+      this.file.groups.map((g, i) => ({
+        namespace: g.namespace ?? lookup.namespace,
+        createdAt: created + i,
         name: g.name,
         network: lookup.networkName(g.network),
         address: g.address,
@@ -186,8 +189,8 @@ export class Lab implements Disposable {
   }
 
   /** Wires a new pod with castnet-cni (an ADD through node `node`'s agent) in the lab file's `network`. */
-  async addLabPod(name: string, node: number, network: string): Promise<void> {
-    await this.running.pods.add(name, node, network);
+  async addLabPod(name: string, node: number, network: string, namespace?: string): Promise<void> {
+    await this.running.pods.add(name, node, network, undefined, undefined, [], namespace);
   }
 
   runScenario(s: Scenario): Promise<ScenarioReport> {

@@ -32,10 +32,14 @@ const pod = z.strictObject({
   vmi: name.optional(),
   /** Addresses beyond its own the pod may use (CNI args.cni.allowedAddressPairs), e.g. a VRRP VIP. */
   allowedAddressPairs: z.array(ipAddress).max(16).optional(),
+  /** Its Kubernetes namespace (CNI_ARGS K8S_POD_NAMESPACE); default the lab's. Embedded lookup only. */
+  namespace: name.optional(),
 });
 
 const group = z.strictObject({
   name,
+  /** Its namespace; default the lab's. Groups are created in file order (the earlier is older). */
+  namespace: name.optional(),
   network: name,
   address: ipAddress,
   /** Pod names, endpoint addresses or other group addresses. */

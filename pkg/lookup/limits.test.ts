@@ -37,6 +37,7 @@ test.each([
   ['groupsPerEndpointMax', network, 'spec.multicast.maxGroupsPerEndpoint', 'maximum'],
   ['statusMembers', group, 'status.members', 'maxItems'],
   ['healthPeers', report, 'status.underlay.peers', 'maxItems'],
+  ['allowedNamespaces', network, 'spec.allowedNamespaces', 'maxItems'],
 ] as const)('LIMITS.%s is the CRD’s %s', (limit, schema, field, keyword) => {
   expect(at(schema, field)[keyword]).toBe(LIMITS[limit]);
 });

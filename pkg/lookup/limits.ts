@@ -19,6 +19,8 @@ const limits = {
   /** VirtualNetwork spec.multicast.maxGroupsPerEndpoint: default and maximum. */
   groupsPerEndpointDefault: 256,
   groupsPerEndpointMax: 4096,
+  /** VirtualNetwork spec.allowedNamespaces maxItems. */
+  allowedNamespaces: 256,
   /** MembershipReport status.underlay.peers maxItems: the peers a node's health report lists. */
   healthPeers: 5000,
   /** MulticastGroup status.members maxItems. */

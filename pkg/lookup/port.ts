@@ -17,6 +17,11 @@ export interface NetworkSpec {
   querier?: { queryIntervalSeconds?: number; robustness?: number; maxGroupsPerEndpoint?: number };
   /** Answer ARP for known endpoints from the directory (default true); false: ARP is broadcast. */
   arpProxy?: boolean;
+  /**
+   * Namespaces whose pods may attach and whose MulticastGroups act on this network; absent: every
+   * namespace (pkg/resolve/tenancy.ts).
+   */
+  allowedNamespaces?: string[];
 }
 
 export interface NodeRecord {
@@ -113,6 +118,8 @@ export interface GroupSpec {
   allowedSources: string[];
   /** Only endpoints with an address in these IPs or CIDRs may send to the group (absent or empty: any). */
   allowedSenders?: string[];
+  /** Creation time (ms since the epoch): of groups of several namespaces at one address, the oldest's namespace owns it. */
+  createdAt?: number;
 }
 
 export interface Directory {

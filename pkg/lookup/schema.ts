@@ -17,6 +17,10 @@ export const ipAddress = z
   .refine((s) => tryParseIp(s) !== undefined, 'must be an IPv4 or IPv6 address');
 const cidr = z.string().refine((s) => tryParseCidr(s) !== undefined, 'must be a CIDR such as 10.0.0.0/16');
 const name = z.string().regex(NAME, 'must be a DNS-1123 name');
+/** A Kubernetes namespace name: a DNS-1123 label. */
+const namespaceName = z
+  .string()
+  .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a namespace name (a DNS-1123 label)');
 const endpointId = z.number().int().min(1).max(0xffffffff);
 
 export const networkSpec = z.strictObject({
@@ -34,6 +38,12 @@ export const networkSpec = z.strictObject({
     })
     .optional(),
   arpProxy: z.boolean().optional(),
+  /** Namespaces that may attach and declare groups (absent: all); pkg/resolve/tenancy.ts. */
+  allowedNamespaces: z
+    .array(namespaceName)
+    .max(LIMITS.allowedNamespaces)
+    .refine((a) => new Set(a).size === a.length, 'must not repeat a namespace')
+    .optional(),
 });
 
 export const nodeRecord = z.strictObject({
@@ -88,6 +98,8 @@ export const groupSpec = z.strictObject({
     .array(z.union([ipAddress, cidr], 'must be an IP address or a CIDR'))
     .max(MAX_SOURCES)
     .optional(),
+  /** Creation time (ms since the epoch): the oldest group owns a contested address. */
+  createdAt: z.number().int().min(0).optional(),
 });
 
 export const underlayHealthReport = z.strictObject({

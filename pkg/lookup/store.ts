@@ -10,6 +10,15 @@ import type {
   PodMeta,
   UnderlayHealthReport,
 } from './port.js';
+import { z } from 'zod';
+import { describeZodError, groupSpec, networkSpec } from './schema.js';
+
+/** Validates what the operator declares, so the embedded service refuses what the CRDs would. */
+function valid<T>(schema: z.ZodType<T>, items: T[], what: string): T[] {
+  const r = z.array(schema).safeParse(items);
+  if (!r.success) throw new Error(`invalid ${what}: ${describeZodError(r.error)}`);
+  return items;
+}
 
 export class DirectoryStore {
   private networks = new Map<string, NetworkSpec>();
@@ -40,12 +49,12 @@ export class DirectoryStore {
   }
 
   setNetworks(networks: NetworkSpec[]): void {
-    this.networks = new Map(networks.map((n) => [n.name, n]));
+    this.networks = new Map(valid(networkSpec, networks, 'networks').map((n) => [n.name, n]));
     this.changed();
   }
 
   setGroups(groups: GroupSpec[]): void {
-    this.groups = new Map(groups.map((g) => [`${g.namespace}/${g.name}`, g]));
+    this.groups = new Map(valid(groupSpec, groups, 'groups').map((g) => [`${g.namespace}/${g.name}`, g]));
     this.changed();
   }
 

@@ -4,9 +4,17 @@
 import { errorMessage } from '../base/errors.js';
 import { canonicalAddress } from '../netaddr/address.js';
 import { parseCidr, subnetBroadcast, type Cidr } from '../netaddr/ip.js';
-import type { Directory, EndpointRecord, MembershipRecord, NetworkSpec, NodeRecord } from '../lookup/port.js';
+import type {
+  Directory,
+  EndpointRecord,
+  GroupSpec,
+  MembershipRecord,
+  NetworkSpec,
+  NodeRecord,
+} from '../lookup/port.js';
 import { addressHolders } from './address-pairs.js';
 import { GroupTable } from './groups.js';
+import { judgeGroups } from './tenancy.js';
 
 export interface IndexedNetwork {
   readonly spec: NetworkSpec;
@@ -69,7 +77,21 @@ export class DirectoryIndex {
     for (const e of directory.endpoints) this.addEndpoint(e);
     this.addHeldAddresses(directory.endpoints);
     for (const m of directory.memberships) this.addMembership(m);
-    this.groups = new GroupTable(directory.groups);
+    this.groups = new GroupTable(this.actingGroups(directory.groups));
+  }
+
+  /** The groups the tenancy rule lets act (tenancy.ts); the others are problems, never resolved. */
+  private actingGroups(groups: readonly GroupSpec[]): GroupSpec[] {
+    const standing = judgeGroups(
+      groups,
+      (g) => g,
+      (n) => this.networks.get(n)?.spec,
+    );
+    return groups.filter((g) => {
+      const s = standing.get(g)!;
+      if (!s.acts) this.problem(`group ${g.namespace}/${g.name}`, `${s.reason}: ${s.message}`);
+      return s.acts;
+    });
   }
 
   private addNetwork(spec: NetworkSpec): void {

@@ -41,10 +41,19 @@ export class GroupTable {
   }
 
   /**
+   * The namespace whose groups act at (network, canonical address), or undefined when none is
+   * declared there. The table holds acting groups only (tenancy.ts), so they share one namespace.
+   */
+  ownerOf(network: string, address: string): string | undefined {
+    return this.byAddress(network, address)[0]?.namespace;
+  }
+
+  /**
    * The canonical group addresses `g` pulls members from: its static members that are group
    * addresses, and the addresses of its nested groups (by name, same namespace and network; a
    * missing one is skipped). Traffic to an address reaches every group declared there, so an edge
-   * leads to an address, not to one declaration.
+   * leads to an address, not to one declaration. An address another namespace owns is skipped: a
+   * group never pulls in, or loops through, another tenant's groups (tenancy.ts).
    */
   childAddresses(g: GroupSpec): readonly string[] {
     let out = this.edges.get(g);
@@ -52,7 +61,9 @@ export class GroupTable {
     const set = new Set<string>();
     for (const m of g.staticMembers) {
       const a = canonicalAddress(m);
-      if (isGroupAddress(a)) set.add(a);
+      if (!isGroupAddress(a)) continue;
+      const owner = this.ownerOf(g.network, a);
+      if (owner === undefined || owner === g.namespace) set.add(a);
     }
     for (const n of g.nestedGroups) {
       const c = this.byNamespacedName(g.namespace, n);

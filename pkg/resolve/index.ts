@@ -3,3 +3,4 @@ export * from './directory-index.js';
 export * from './groups.js';
 export * from './resolve.js';
 export * from './nesting.js';
+export * from './tenancy.js';

@@ -13,6 +13,7 @@ import type { DirectoryIndex, IndexedEndpoint, IndexedNetwork } from './director
 import { groupName, isGroupAddress } from './groups.js';
 import { MAX_GROUP_DEPTH, reachableGroups, type NestingProblem } from './nesting.js';
 import { LruMap } from './lru-map.js';
+import { staticMemberAllowed } from './tenancy.js';
 
 export interface RemoteBatch {
   readonly node: NodeRecord;
@@ -225,7 +226,7 @@ export class Resolver {
       if (!admits(spec)) continue;
       for (const a of this.compile(spec).endpointMembers) {
         const e = this.index.endpointByAddress(net.spec.name, a);
-        if (e) this.add(e);
+        if (e && staticMemberAllowed(spec.namespace, e.record)) this.add(e);
       }
       for (const a of table.childAddresses(spec)) this.addJoiners(net, a, source);
     }

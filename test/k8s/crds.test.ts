@@ -137,6 +137,26 @@ const bad: Array<[string, () => object, RegExp[]]> = [
     [/spec\.subnets/, /must have at most 8 items/],
   ],
   [
+    'allowedNamespaces entry that is not a namespace name',
+    () => vnet('bad-ns', { networkID: 5, subnets: ['10.0.0.0/16'], allowedNamespaces: ['Tenant_A'] }),
+    [/spec\.allowedNamespaces\[0\]/, /should match/],
+  ],
+  [
+    'allowedNamespaces with a repeated namespace',
+    () => vnet('bad-ns-dup', { networkID: 5, subnets: ['10.0.0.0/16'], allowedNamespaces: ['a', 'a'] }),
+    [/spec\.allowedNamespaces\[1\]/, /[Dd]uplicate/],
+  ],
+  [
+    'too many allowedNamespaces',
+    () =>
+      vnet('bad-ns-many', {
+        networkID: 5,
+        subnets: ['10.0.0.0/16'],
+        allowedNamespaces: Array.from({ length: 257 }, (_, i) => `ns-${i}`),
+      }),
+    [/spec\.allowedNamespaces/, /must have at most 256 items/],
+  ],
+  [
     'unicast group address',
     () => mcg('bad-unicast', { address: '10.1.2.3' }),
     [/spec\.address/, /must be a multicast address/],

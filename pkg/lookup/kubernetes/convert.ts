@@ -16,6 +16,8 @@ import type {
   VirtualNetwork,
 } from '../../k8s/types.js';
 
+import { judgeGroups, type GroupClaim } from '../../resolve/tenancy.js';
+
 export const DEFAULT_MTU = 1400;
 
 export function toNetworkSpec(vn: VirtualNetwork): NetworkSpec {
@@ -28,6 +30,7 @@ export function toNetworkSpec(vn: VirtualNetwork): NetworkSpec {
     broadcast: vn.spec.broadcast?.enabled ?? true,
     ...querierOf(vn),
     ...(vn.spec.broadcast?.arpProxy === false ? { arpProxy: false } : {}),
+    ...(vn.spec.allowedNamespaces ? { allowedNamespaces: [...vn.spec.allowedNamespaces] } : {}),
   };
 }
 
@@ -42,15 +45,39 @@ function querierOf(vn: VirtualNetwork): Pick<NetworkSpec, 'querier'> {
 
 export function toGroupSpec(g: MulticastGroup): GroupSpec {
   return {
-    namespace: g.metadata.namespace ?? 'default',
-    name: g.metadata.name,
-    network: g.spec.network,
-    address: g.spec.address,
+    ...groupClaim(g),
     staticMembers: [...(g.spec.staticMembers ?? [])],
     nestedGroups: [...(g.spec.nestedGroups ?? [])],
     allowedSources: [...(g.spec.allowedSources ?? [])],
     ...(g.spec.allowedSenders?.length ? { allowedSenders: [...g.spec.allowedSenders] } : {}),
   };
+}
+
+/** What the tenancy rule reads of a MulticastGroup (pkg/resolve/tenancy.ts). */
+export function groupClaim(g: MulticastGroup): GroupClaim {
+  // client-node types creationTimestamp as a Date; a watched object carries the RFC 3339 string.
+  const ts = g.metadata.creationTimestamp as Date | string | undefined;
+  const ms = ts instanceof Date ? ts.getTime() : ts === undefined ? NaN : Date.parse(ts);
+  return {
+    namespace: g.metadata.namespace ?? 'default',
+    name: g.metadata.name,
+    network: g.spec.network,
+    address: g.spec.address,
+    ...(Number.isFinite(ms) ? { createdAt: ms } : {}),
+  };
+}
+
+/** The groups the tenancy rule lets act: only their selectors select members. */
+export function actingGroups(
+  groups: readonly MulticastGroup[],
+  networks: readonly VirtualNetwork[],
+): MulticastGroup[] {
+  const byName = new Map(networks.map((n) => [n.metadata.name, n]));
+  const standing = judgeGroups(groups, groupClaim, (name) => {
+    const vn = byName.get(name);
+    return vn && { name, allowedNamespaces: vn.spec.allowedNamespaces };
+  });
+  return groups.filter((g) => standing.get(g)!.acts);
 }
 
 /** An absent filter is exclude {}: any source (IGMPv2/MLDv1 joins, static members). */

@@ -32,7 +32,7 @@ import {
 } from '../../k8s/resources.js';
 import { API_VERSION, KINDS, type LabeledObject, type MembershipReport } from '../../k8s/types.js';
 import { WatchCache, type WatchCacheOptions } from '../../k8s/watch-cache.js';
-import { fromReport, toReportSpec, type NodeDirectory } from './convert.js';
+import { actingGroups, fromReport, toReportSpec, type NodeDirectory } from './convert.js';
 import type {
   Directory,
   EndpointRecord,
@@ -359,7 +359,7 @@ export class KubernetesLookup implements LookupService {
       return this.parts.get(node)?.memberships.filter((m) => m.via === 'selector') ?? [];
     const pods = this.pods;
     const vmis = this.vmis;
-    return selectorMemberships(node, this.groups.list(), endpoints, {
+    return selectorMemberships(node, actingGroups(this.groups.list(), this.networks.list()), endpoints, {
       pod: (ns, name) => labeled(pods.get(name, ns)),
       vmi: (ns, name) => labeled(vmis?.get(name, ns)),
     });
