@@ -19,7 +19,8 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/castnet-cni .
 
 FROM node:20-bookworm-slim
 # iproute2: the agent batches VXLAN links and FDB entries through `ip -batch` and `bridge -batch`.
-RUN apt-get update && apt-get install -y --no-install-recommends iproute2 \
+# nftables: the agent's filter of castnet's UDP ports (only registered nodes), applied with `nft -f`.
+RUN apt-get update && apt-get install -y --no-install-recommends iproute2 nftables \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/castnet
 COPY --from=build-ts /src/package.json ./package.json

@@ -10,13 +10,15 @@ import type { NodeEndpointManager } from '../endpoint/node-manager.js';
 import type { Logger } from '../log/log.js';
 import type { Directory, EndpointRecord, LookupService, NetworkSpec, NodeRecord } from '../lookup/port.js';
 import type { AddRequest, EndpointManager } from '../endpoint/manager.js';
-import { vmIdentity } from '../kubevirt/identity.js';
 import { endpointMtu, makeWireKey, type WireKey } from '../wire/index.js';
 import { isIPv6 } from 'node:net';
 import { Dataplane } from './dataplane/dataplane.js';
 import { withVnetHeader } from './dataplane/dataplane.js';
 import { Querier } from './membership/querier.js';
-import { UnicastOverlay } from './unicast/overlay.js';
+import { UnicastOverlay, VXLAN_PORT } from './unicast/overlay.js';
+import { UnderlayFilter } from './underlay/filter.js';
+import { checkUnique, confirmVm } from './identity.js';
+import { VM_NAME_ARG } from '../cni/env.js';
 import type { MembershipConfig } from '../membership/index.js';
 import { UnderlayProber } from './health/prober.js';
 import { errorMessage } from '../base/errors.js';
@@ -30,6 +32,8 @@ export interface NodeAgentOptions {
   /** UDP control port of the underlay health probes, the same on every node; absent: no probes. */
   healthPort?: number;
   membership?: Partial<MembershipConfig>;
+  /** How long an ADD waits for a VMI's status to name its virt-launcher pod (tests). */
+  vmi?: { timeoutMs?: number };
   /** Combines the lookup service's networks with any the agent was given locally. */
   mergeNetworks?: (fromLookup: NetworkSpec[]) => NetworkSpec[];
 }
@@ -70,6 +74,7 @@ export class NodeAgent implements Disposable {
   private readonly dataplane: Dataplane;
   private readonly querier: Querier;
   private readonly overlay: UnicastOverlay;
+  private readonly filter: UnderlayFilter;
   private readonly health: UnderlayProber | undefined;
   private directory: Directory | undefined;
   private readonly lifetime = new DisposableStore();
@@ -100,6 +105,10 @@ export class NodeAgent implements Disposable {
             onReport: (r) => lookup.reportUnderlayHealth?.(r),
             log: log.with({ component: 'health' }),
           });
+    this.filter = new UnderlayFilter({
+      ports: [o.node.port, VXLAN_PORT, ...(o.healthPort === undefined ? [] : [o.healthPort])],
+      log: log.with({ component: 'underlay-filter' }),
+    });
     this.overlay = new UnicastOverlay({
       node: o.node.name,
       underlayAddress: o.node.address,
@@ -138,6 +147,8 @@ export class NodeAgent implements Disposable {
    */
   async start(): Promise<void> {
     try {
+      // First: the ports are closed to everyone until the first directory names the nodes.
+      await this.lifetime.add(this.filter).start();
       this.lifetime.add(this.dataplane).start();
       this.lifetime.add(this.querier).start();
       this.followDirectory();
@@ -198,6 +209,7 @@ export class NodeAgent implements Disposable {
           this.manager.setAddressesInUseElsewhere(addressesElsewhere(d, node));
           this.quietSnooping(this.manager.endpoints());
           this.health?.setPeers(d.nodes);
+          this.filter.sync(d.nodes);
           this.directory = d;
         }),
       ),
@@ -210,6 +222,7 @@ export class NodeAgent implements Disposable {
       ...this.dataplane.stats(),
       membership: { records: this.querier.records().length, drops: this.querier.counters() },
       endpoints: this.manager.endpoints().length,
+      underlayFilter: this.filter.stats(),
       ...(this.lookup.stats ? { lookup: this.lookup.stats } : {}),
     };
   }
@@ -308,6 +321,12 @@ export class NodeAgent implements Disposable {
       });
       req = { ...req, conf: { ...req.conf, mtu: max } };
     }
+    if (req.args[VM_NAME_ARG] !== undefined) {
+      // A VM identity is the VMI status's to give, never the request's (below).
+      const args = { ...req.args };
+      delete args[VM_NAME_ARG];
+      req = { ...req, args };
+    }
     const namespace = req.args.K8S_POD_NAMESPACE;
     const name = req.args.K8S_POD_NAME;
     if (!req.vm && namespace && name && this.lookup.podMetadata) {
@@ -319,30 +338,50 @@ export class NodeAgent implements Disposable {
         });
         return undefined;
       });
-      const vm = meta && vmIdentity(meta);
-      if (vm) req = { ...req, vm: { namespace: vm.namespace, name: vm.name } };
+      // Labels only say which VMI to ask; its status must name the pod (else a CniError).
+      const vm = meta && (await confirmVm(meta, this.lookup.vmiPods?.bind(this.lookup), this.o.vmi));
+      if (vm) req = { ...req, vm };
     }
     const vm = req.vm;
-    if (!vm || (req.conf.ipam && req.conf.ipam.type !== 'castnet')) return req;
-    const running = this.directory?.endpoints.find(
-      (e) =>
-        e.network === req.conf.network &&
-        e.node !== this.o.node.name &&
-        e.vm?.namespace === vm.namespace &&
-        e.vm.name === vm.name,
-    );
-    if (!running) return req;
-    this.log.info('live migration: the new pod takes over the VM endpoint', {
-      vm: `${vm.namespace}/${vm.name}`,
-      from: `${running.node}/${running.endpointId}`,
-      mac: running.mac,
-      ips: running.ips,
+    const running =
+      vm && (!req.conf.ipam || req.conf.ipam.type === 'castnet')
+        ? this.directory?.endpoints.find(
+            (e) =>
+              e.network === req.conf.network &&
+              e.node !== this.o.node.name &&
+              e.vm?.namespace === vm.namespace &&
+              e.vm.name === vm.name,
+          )
+        : undefined;
+    if (running) {
+      this.log.info('live migration: the new pod takes over the VM endpoint', {
+        vm: `${vm!.namespace}/${vm!.name}`,
+        from: `${running.node}/${running.endpointId}`,
+        mac: running.mac,
+        ips: running.ips,
+      });
+      const rc = req.conf.runtimeConfig ?? {};
+      req = {
+        ...req,
+        conf: {
+          ...req.conf,
+          runtimeConfig: { ...rc, mac: rc.mac ?? running.mac, ips: rc.ips ?? running.ips },
+        },
+      };
+    }
+    const rc = req.conf.runtimeConfig;
+    checkUnique(this.directory, {
+      node: this.o.node.name,
+      network: req.conf.network,
+      mac: rc?.mac
+        ? { field: 'runtimeConfig.mac', value: rc.mac }
+        : req.args.MAC
+          ? { field: 'CNI_ARGS MAC', value: req.args.MAC }
+          : undefined,
+      ips: rc?.ips,
+      vm,
     });
-    const rc = req.conf.runtimeConfig ?? {};
-    return {
-      ...req,
-      conf: { ...req.conf, runtimeConfig: { ...rc, mac: rc.mac ?? running.mac, ips: rc.ips ?? running.ips } },
-    };
+    return req;
   }
 
   private publishEndpoints(): void {
@@ -360,12 +399,13 @@ export class NodeAgent implements Disposable {
   }
 
   /**
-   * The bridge keeps known unicast; multicast and broadcast become the data plane's alone, or local
-   * members would get a second copy. Snooping off makes every multicast "unregistered", so the
-   * per-port mcast_flood flag governs it all.
+   * The bridge keeps known unicast and never floods unknown unicast (ports of earlier versions are
+   * fixed here too); multicast and broadcast become the data plane's alone, or local members would
+   * get a second copy. Snooping off makes every multicast "unregistered", so the per-port
+   * mcast_flood flag governs it all.
    */
   private takeOverPort(e: Endpoint): void {
-    this.manager.setPortFlooding(e, { mcastFlood: false, bcastFlood: false });
+    this.manager.setPortFlooding(e, { mcastFlood: false, bcastFlood: false, unicastFlood: false });
     this.quietSnooping([e]);
   }
 

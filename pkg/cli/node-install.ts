@@ -11,6 +11,7 @@ import { createLogger } from '../log/log.js';
 import { serveAgentMetricsWhenFree } from '../install/agent-metrics.js';
 import { CNI_BINARY, installCni, removeCniFiles, type InstallMode } from '../install/cni-files.js';
 import { removeCastnetLinks } from '../install/node-links.js';
+import { FILTER_TABLE, removeUnderlayFilter } from '../agent/underlay/filter.js';
 
 /** castnet-cni next to bin/castnet: the repository's bin/ and the image's /opt/castnet/bin alike. */
 const bundledCni = path.resolve(import.meta.dirname, '../../../bin', CNI_BINARY);
@@ -106,6 +107,7 @@ export function registerNodeInstallCommands(program: Command): void {
       // Files first: with the conflist gone the runtime stops sending new pods to castnet.
       for (const file of await removeCniFiles(o)) console.log(`removed ${file}`);
       for (const link of removeCastnetLinks(o.netns)) console.log(`deleted link ${link}`);
+      if (await removeUnderlayFilter(o.netns)) console.log(`deleted nftables table inet ${FILTER_TABLE}`);
       for (const dir of [o.stateDir, o.socketDir]) {
         await rm(dir, { recursive: true, force: true });
         console.log(`removed ${dir}`);

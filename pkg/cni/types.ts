@@ -21,6 +21,8 @@ export enum CniErrorCode {
   InvalidMac = 102,
   WiringFailed = 103,
   DelegateFailed = 104,
+  /** A requested MAC or IP is held by another node's endpoint (cluster-wide uniqueness). */
+  AddressInUse = 105,
   /** The network's spec.allowedNamespaces does not list the pod's namespace. */
   NamespaceNotAllowed = 110,
 }

@@ -33,10 +33,12 @@ export function createVethPair(host: Rtnl, p: VethPlan): Link {
 
 /**
  * The bridge port of an endpoint: no learning (a static FDB entry says where its MAC lives, so a
- * spoofed source cannot steal another endpoint's traffic), then up.
+ * spoofed source cannot steal another endpoint's traffic), no unknown-unicast flooding (a frame to
+ * a MAC the bridge does not know, say one sent by a host on the underlay through VXLAN, reaches no
+ * endpoint), then up.
  */
 export function configureHostPort(host: Rtnl, hostIndex: number, mac: string): void {
-  host.setBridgePort(hostIndex, { learning: false });
+  host.setBridgePort(hostIndex, { learning: false, unicastFlood: false });
   host.addFdb(hostIndex, mac);
   host.setLink(hostIndex, { up: true });
 }

@@ -54,6 +54,16 @@ export function listVmis(
   return custom.listClusterCustomObject({ ...VMI, ...page });
 }
 
+/** The parts of a VMI's status that say which pods are the VM (pkg/agent/identity.ts). */
+export interface VmiStatusPods {
+  status?: { activePods?: Record<string, string>; migrationState?: { targetPod?: string } };
+}
+
+/** Reads one VMI. */
+export function readVmi(custom: CustomObjectsApi, namespace: string, name: string): Promise<VmiStatusPods> {
+  return custom.getNamespacedCustomObject({ ...VMI, namespace, name }) as Promise<VmiStatusPods>;
+}
+
 /** Whether the apiserver serves `group`/`version` (e.g. KubeVirt's, where it is installed). */
 export async function servesApi(apis: ApisApi, group: string, version: string): Promise<boolean> {
   const { groups } = await apis.getAPIVersions();

@@ -13,10 +13,10 @@ import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { errorMessage } from '../base/errors.js';
 import { apiCall, isNotFound } from '../k8s/api-error.js';
 import { loadKubeConfig, serverOf } from '../k8s/config.js';
-import { crd } from '../k8s/resources.js';
+import { crd, SERVER_SIDE_APPLY, VMI } from '../k8s/resources.js';
 import { API_VERSION, KINDS } from '../k8s/types.js';
 import { KubernetesLookup } from '../lookup/kubernetes/lookup.js';
-import type { Directory, GroupSpec, NetworkSpec } from '../lookup/port.js';
+import type { Directory, GroupSpec, NetworkSpec, VmiPods } from '../lookup/port.js';
 import { spawnIn, stop } from '../sys/exec.js';
 
 export const LAB_LABEL = 'castnet.io/lab';
@@ -166,8 +166,8 @@ export class KubernetesLabDirectory {
     name: string,
     node: string,
     meta?: { labels: Record<string, string>; annotations: Record<string, string> },
-  ): Promise<void> {
-    await apiCall(`create pod ${this.namespace}/${name}`, () =>
+  ): Promise<string | undefined> {
+    const pod = await apiCall(`create pod ${this.namespace}/${name}`, () =>
       this.core.createNamespacedPod({
         namespace: this.namespace,
         body: {
@@ -180,6 +180,30 @@ export class KubernetesLabDirectory {
           spec: { nodeName: node, containers: [{ name: 'lab', image: 'castnet.invalid/lab-pod' }] },
         },
       }),
+    );
+    return pod.metadata?.uid;
+  }
+
+  /**
+   * A VirtualMachineInstance whose status names its pods, as KubeVirt's controller writes it (needs
+   * KubeVirt's CRD; no KubeVirt runs here). Replaced whole: the lab is its only writer.
+   */
+  async setVmi(vmi: VmiPods, node: string): Promise<void> {
+    const body = {
+      apiVersion: `${VMI.group}/${VMI.version}`,
+      kind: 'VirtualMachineInstance',
+      metadata: { name: vmi.name, namespace: vmi.namespace, labels: { [LAB_LABEL]: this.labId } },
+      spec: {},
+      status: {
+        activePods: Object.fromEntries(vmi.activePodUids.map((uid) => [uid, node])),
+        ...(vmi.migrationTargetPod ? { migrationState: { targetPod: vmi.migrationTargetPod } } : {}),
+      },
+    };
+    await apiCall(`apply VMI ${vmi.namespace}/${vmi.name}`, () =>
+      this.custom.patchNamespacedCustomObject(
+        { ...VMI, namespace: vmi.namespace, name: vmi.name, body, fieldManager: 'castnet-lab', force: true },
+        SERVER_SIDE_APPLY,
+      ),
     );
   }
 

@@ -2,10 +2,11 @@
 // unix socket in the lab process) or a Kubernetes apiserver (kubernetes.ts). The rest of the lab
 // never asks which one runs: it names nodes and networks, declares pods and groups, and reads the
 // directory the agents see, through a LabLookup.
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { Disposable } from '../base/lifecycle.js';
 import { EmbeddedLookupServer } from '../lookup/embedded/server.js';
-import type { Directory, GroupSpec, NetworkSpec, PodMeta } from '../lookup/port.js';
+import type { Directory, GroupSpec, NetworkSpec, PodMeta, VmiPods } from '../lookup/port.js';
 import { DirectoryStore } from '../lookup/store.js';
 import { KubernetesLabDirectory } from './kubernetes.js';
 import type { LabTopology } from './topology.js';
@@ -25,8 +26,13 @@ export interface LabLookup extends Disposable {
   agentArgs(): string[];
   /** Prepares node namespace `ns` before its first agent starts. */
   prepareNode(ns: string): void;
-  /** Declares a pod on `node` (its virt-launcher labels and annotations, if any) before its CNI ADD. */
-  addPod(name: string, node: string, meta?: PodMeta): Promise<void>;
+  /**
+   * Declares a pod on `node` (its virt-launcher labels and annotations, if any) before its CNI ADD;
+   * returns its UID.
+   */
+  addPod(name: string, node: string, meta?: PodMeta): Promise<string | undefined>;
+  /** A VMI's status naming its pods (KubeVirt's controller's part), on node `node`. */
+  setVmi(vmi: VmiPods, node: string): Promise<void>;
   setGroups(groups: GroupSpec[]): Promise<void>;
 }
 
@@ -44,6 +50,8 @@ export class EmbeddedLabLookup implements LabLookup {
 
   async start(networks: NetworkSpec[]): Promise<void> {
     this.store.setNetworks(networks);
+    // What Node objects would say: each node's own address, the only one it may register.
+    for (const n of this.topo.nodes) this.store.setNodeAddresses(n.name, [n.address]);
     this.server = new EmbeddedLookupServer(this.store, this.socket);
     await this.server.listen();
   }
@@ -66,9 +74,16 @@ export class EmbeddedLabLookup implements LabLookup {
 
   prepareNode(): void {}
 
-  async addPod(_name: string, _node: string, meta?: PodMeta): Promise<void> {
+  async addPod(_name: string, _node: string, meta?: PodMeta): Promise<string | undefined> {
     // Only virt-launcher pods carry what the agent reads from a pod (the VM identity).
-    if (meta) this.store.setPod(meta);
+    if (!meta) return undefined;
+    const uid = meta.uid ?? randomUUID();
+    this.store.setPod({ ...meta, uid });
+    return uid;
+  }
+
+  async setVmi(vmi: VmiPods): Promise<void> {
+    this.store.setVmi(vmi);
   }
 
   async setGroups(groups: GroupSpec[]): Promise<void> {
@@ -129,8 +144,12 @@ export class KubernetesLabLookup implements LabLookup {
   }
 
   /** In Kubernetes the pod is an object too: the agent reads a virt-launcher's labels from it, and the controller counts the endpoint. */
-  async addPod(name: string, node: string, meta?: PodMeta): Promise<void> {
-    await this.k8s.ensurePod(name, node, meta);
+  addPod(name: string, node: string, meta?: PodMeta): Promise<string | undefined> {
+    return this.k8s.ensurePod(name, node, meta);
+  }
+
+  setVmi(vmi: VmiPods, node: string): Promise<void> {
+    return this.k8s.setVmi(vmi, node);
   }
 
   async setGroups(groups: GroupSpec[]): Promise<void> {

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import type { Disposable } from '../base/lifecycle.js';
 import { launcherPodMeta } from '../kubevirt/identity.js';
 import { run } from '../sys/exec.js';
+import type { VmiPods } from '../lookup/port.js';
 import type { LabLookup } from './lookup.js';
 import type { Topology } from './topology.js';
 
@@ -47,6 +48,8 @@ interface CniResult {
 export class LabPods implements Disposable {
   /** In the order they were added. */
   private readonly pods = new Map<string, LabPod>();
+  /** Each VMI's status as the lab (KubeVirt's controller here) last wrote it, by VMI name. */
+  private readonly vmis = new Map<string, VmiPods>();
 
   constructor(
     private readonly topology: Topology,
@@ -76,7 +79,9 @@ export class LabPods implements Disposable {
 
   /**
    * Creates pod `name` on node `node` in the lab file's network `labNetwork` (a VMI's virt-launcher
-   * pod with `vmi`; a migration target with `migrationJobUid` too), wires it, and watches it.
+   * pod with `vmi`; a migration target with `migrationJobUid` too), wires it, and watches it. A VMI
+   * pod is named in the VMI's status before its ADD, as KubeVirt does, unless `namedByVmi` is false
+   * (a pod that only carries the labels).
    */
   async add(
     name: string,
@@ -87,6 +92,7 @@ export class LabPods implements Disposable {
     allowedAddressPairs: readonly string[] = [],
     /** The pod's Kubernetes namespace (CNI_ARGS K8S_POD_NAMESPACE); default the lookup's. */
     namespace?: string,
+    namedByVmi = true,
   ): Promise<LabPod> {
     const network = this.lookup.networkName(labNetwork);
     const ns = await this.topology.addPodNamespace(name);
@@ -99,7 +105,18 @@ export class LabPods implements Disposable {
           migrationJobUid,
         })
       : undefined;
-    await this.lookup.addPod(podName, this.lookup.nodeName(node), meta);
+    const uid = await this.lookup.addPod(podName, this.lookup.nodeName(node), meta);
+    if (vmi && uid && namedByVmi) {
+      const prev = this.vmis.get(vmi);
+      const status: VmiPods = {
+        namespace: podNs,
+        name: vmi,
+        activePodUids: [...(prev?.activePodUids ?? []), uid],
+        ...(migrationJobUid ? { migrationTargetPod: podName } : {}),
+      };
+      this.vmis.set(vmi, status);
+      await this.lookup.setVmi(status, this.lookup.nodeName(node));
+    }
     const args = `IgnoreUnknown=1;K8S_POD_NAMESPACE=${podNs};K8S_POD_NAME=${podName};K8S_POD_INFRA_CONTAINER_ID=${containerId}`;
     const extra = allowedAddressPairs.length
       ? { args: { cni: { allowedAddressPairs: allowedAddressPairs.map((ipAddress) => ({ ipAddress })) } } }

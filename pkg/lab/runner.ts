@@ -188,9 +188,19 @@ export class Lab implements Disposable {
     return this.running.agents.handOver(index);
   }
 
-  /** Wires a new pod with castnet-cni (an ADD through node `node`'s agent) in the lab file's `network`. */
-  async addLabPod(name: string, node: number, network: string, namespace?: string): Promise<void> {
-    await this.running.pods.add(name, node, network, undefined, undefined, [], namespace);
+  /**
+   * Wires a new pod with castnet-cni (an ADD through node `node`'s agent) in the lab file's `network`
+   * (in Kubernetes namespace `namespace`, default the lookup's); with `vmi`, a virt-launcher pod of
+   * that VMI, which the VMI's status names unless `namedByVmi` is false.
+   */
+  async addLabPod(
+    name: string,
+    node: number,
+    network: string,
+    namespace?: string,
+    o: { vmi?: string; namedByVmi?: boolean } = {},
+  ): Promise<void> {
+    await this.running.pods.add(name, node, network, o.vmi, undefined, [], namespace, o.namedByVmi);
   }
 
   runScenario(s: Scenario): Promise<ScenarioReport> {

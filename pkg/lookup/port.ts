@@ -47,6 +47,19 @@ export interface PodRef {
   uid?: string;
 }
 
+/**
+ * What KubeVirt's VirtualMachineInstance status says about its pods: `status.activePods` (pod UID ->
+ * node) and `status.migrationState.targetPod` (a pod name). Only a pod named here is the VM.
+ */
+export interface VmiPods {
+  namespace: string;
+  name: string;
+  /** Pod UIDs of status.activePods. */
+  activePodUids: string[];
+  /** status.migrationState.targetPod, while a migration runs. */
+  migrationTargetPod?: string;
+}
+
 /** KubeVirt VM identity: stable across live migration, unlike the pod. */
 export interface VmRef {
   namespace: string;
@@ -165,6 +178,11 @@ export interface LookupService {
    * service knows pods; called once per CNI ADD, never on the packet path.
    */
   podMetadata?(namespace: string, name: string): Promise<PodMeta | undefined>;
+  /**
+   * A VMI's pods as its status names them (undefined: no such VMI); absent when the service knows no
+   * VMIs. Called at a CNI ADD of a pod with virt-launcher labels, never on the packet path.
+   */
+  vmiPods?(namespace: string, name: string): Promise<VmiPods | undefined>;
   /** The service's own counters (writes, entries it had to leave out), for the agent's stats. */
   readonly stats?: Record<string, unknown>;
   /** Calls `onChange` with the whole directory now and after every change. Returns an unsubscribe. */

@@ -9,6 +9,7 @@ import type {
   NodeRecord,
   PodMeta,
   UnderlayHealthReport,
+  VmiPods,
 } from './port.js';
 import { z } from 'zod';
 import { describeZodError, groupSpec, networkSpec } from './schema.js';
@@ -27,6 +28,11 @@ export class DirectoryStore {
   private memberships = new Map<string, MembershipRecord[]>();
   private groups = new Map<string, GroupSpec>();
   private pods = new Map<string, PodMeta>();
+  private vmis = new Map<string, VmiPods>();
+  /** Each node's own underlay addresses (what a Kubernetes Node's status.addresses says), when declared. */
+  private nodeAddresses = new Map<string, Set<string>>();
+  /** Node registrations refused because their address was not the node's own. */
+  refusedRegistrations = 0;
   /** Each node's underlay health: a status beside the directory, never pushed to the agents. */
   private health = new Map<string, UnderlayHealthReport>();
   private listeners = new Set<(d: Directory, version: number) => void>();
@@ -67,7 +73,32 @@ export class DirectoryStore {
     return this.pods.get(`${namespace}/${name}`);
   }
 
+  /** A VMI's status, as KubeVirt's controller would write it. Not part of the directory. */
+  setVmi(vmi: VmiPods): void {
+    this.vmis.set(`${vmi.namespace}/${vmi.name}`, vmi);
+  }
+
+  vmi(namespace: string, name: string): VmiPods | undefined {
+    return this.vmis.get(`${namespace}/${name}`);
+  }
+
+  /**
+   * Declares node `name`'s own addresses (a Node object's status.addresses): from then on only a
+   * registration with one of them is accepted, so one node cannot point the others at a host that
+   * is not its own.
+   */
+  setNodeAddresses(name: string, addresses: string[]): void {
+    this.nodeAddresses.set(name, new Set(addresses));
+  }
+
   registerNode(node: NodeRecord): void {
+    const own = this.nodeAddresses.get(node.name);
+    if (own && !own.has(node.address)) {
+      this.refusedRegistrations++;
+      throw new Error(
+        `address: ${node.address} is not an address of node ${node.name} (${[...own].join(', ')})`,
+      );
+    }
     this.nodes.set(node.name, node);
     this.changed();
   }

@@ -29,6 +29,7 @@ export const layers = [
   // Components.
   'pkg/endpoint',
   'pkg/agent/unicast',
+  'pkg/agent/underlay', // the nftables filter of castnet's UDP ports
   'pkg/agent/cniserver',
   'pkg/agent/membership',
   'pkg/agent/dataplane',

@@ -77,16 +77,11 @@ describe('ADD', () => {
     expect(host.master).toBe('cnbr000042');
     expect(host.mtu).toBe(1400);
     expect(host.addr_info).toEqual([]); // no IPv6 link-local on the node side
-    const port = ipJson<{ ifname: string; linkinfo: { info_slave_data: { learning: boolean } } }[]>(
-      '-d',
-      '-n',
-      node.name,
-      'link',
-      'show',
-      'dev',
-      ep.hostIfname,
-    )[0];
+    const port = ipJson<
+      { ifname: string; linkinfo: { info_slave_data: { learning: boolean; flood: boolean } } }[]
+    >('-d', '-n', node.name, 'link', 'show', 'dev', ep.hostIfname)[0];
     expect(port.linkinfo.info_slave_data.learning).toBe(false);
+    expect(port.linkinfo.info_slave_data.flood).toBe(false); // unknown unicast reaches no endpoint
     const fdb = JSON.parse(
       execFileSync('bridge', ['-n', node.name, '-j', 'fdb', 'show', 'dev', ep.hostIfname], {
         encoding: 'utf8',
@@ -253,7 +248,7 @@ describe('handing multicast and broadcast to the data plane', () => {
       'dev',
       ep?.hostIfname ?? '',
     )[0].linkinfo.info_slave_data;
-    expect(port).toMatchObject({ mcast_flood: false, bcast_flood: false, flood: true, learning: false });
+    expect(port).toMatchObject({ mcast_flood: false, bcast_flood: false, flood: false, learning: false });
     node.manager.setBridgeSnooping('blue', false);
     const br = ipJson<{ linkinfo: { info_data: { mcast_snooping: number } } }[]>(
       '-d',

@@ -19,7 +19,7 @@ import {
   type Cluster,
 } from '../harness/k8s.js';
 import { crd } from '../../pkg/k8s/resources.js';
-import { eventually, installCrds } from './fixtures.js';
+import { eventually, installCrds, installVmiCrd } from './fixtures.js';
 
 let cluster: Cluster;
 let ns: string;
@@ -28,29 +28,6 @@ let controller: Controller | undefined;
 
 const apply = (obj: object): Promise<string> =>
   cluster.kubectl(['apply', '--server-side', '--field-manager=test', '-f', '-'], { input: stringify(obj) });
-
-const vmiCrd = {
-  apiVersion: 'apiextensions.k8s.io/v1',
-  kind: 'CustomResourceDefinition',
-  metadata: { name: 'virtualmachineinstances.kubevirt.io' },
-  spec: {
-    group: 'kubevirt.io',
-    scope: 'Namespaced',
-    names: {
-      kind: 'VirtualMachineInstance',
-      plural: 'virtualmachineinstances',
-      singular: 'virtualmachineinstance',
-    },
-    versions: [
-      {
-        name: 'v1',
-        served: true,
-        storage: true,
-        schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
-      },
-    ],
-  },
-};
 
 function launcherEndpoint(id: number, pod: string): ReportEndpoint {
   return {
@@ -103,8 +80,7 @@ const membersAre = (want: string[], group = 'dbs') =>
 beforeAll(async () => {
   cluster = await ensureCluster({ name: 'cnctlkv' });
   await installCrds(cluster);
-  await apply(vmiCrd);
-  await cluster.kubectl(['wait', '--for=condition=Established', 'crd/virtualmachineinstances.kubevirt.io']);
+  await installVmiCrd(cluster);
   ns = await createNamespace(cluster, 'cnkv');
   api = clusterKubeConfig(cluster).makeApiClient(CustomObjectsApi);
   await apply({

@@ -18,6 +18,42 @@ export async function installCrds(c: Cluster): Promise<void> {
   ]);
 }
 
+/**
+ * A stand-in for KubeVirt's VirtualMachineInstance CRD (KubeVirt itself cannot run here): any
+ * fields, status included in the object (no status subresource).
+ */
+export async function installVmiCrd(c: Cluster): Promise<void> {
+  const crd = {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: 'virtualmachineinstances.kubevirt.io' },
+    spec: {
+      group: 'kubevirt.io',
+      scope: 'Namespaced',
+      names: {
+        kind: 'VirtualMachineInstance',
+        plural: 'virtualmachineinstances',
+        singular: 'virtualmachineinstance',
+      },
+      versions: [
+        {
+          name: 'v1',
+          served: true,
+          storage: true,
+          schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
+        },
+      ],
+    },
+  };
+  await c.kubectl(['apply', '--server-side', '--force-conflicts', '-f', '-'], { input: JSON.stringify(crd) });
+  await c.kubectl([
+    'wait',
+    '--for=condition=Established',
+    '--timeout=60s',
+    'crd/virtualmachineinstances.kubevirt.io',
+  ]);
+}
+
 /** Polls `probe` until it returns a value (not undefined) or the timeout passes; the last error says why. */
 export function eventually<T>(
   what: string,

@@ -8,7 +8,7 @@ import { ChildProcess, execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { stop } from '../../pkg/sys/exec.js';
 import { ensureCluster, stopCluster, type Cluster } from '../harness/k8s.js';
-import { installCrds } from './fixtures.js';
+import { installCrds, installVmiCrd } from './fixtures.js';
 import { sleep } from '../../pkg/base/async.js';
 
 jest.setTimeout(420_000);
@@ -57,6 +57,8 @@ function runLab(kubeconfig: string): Promise<{ code: number; report: Report; std
 beforeAll(async () => {
   cluster = await ensureCluster({ name: `cnlabk${process.pid}` });
   await installCrds(cluster);
+  // The lab writes its VMs' VMIs (their status names the virt-launcher pods the agents may trust).
+  await installVmiCrd(cluster);
   await cluster.kubectl(['create', 'namespace', 'castnet-system']);
   controller = spawn(
     join(root, 'bin/castnet'),

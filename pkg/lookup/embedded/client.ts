@@ -9,6 +9,7 @@ import type {
   NodeRecord,
   PodMeta,
   UnderlayHealthReport,
+  VmiPods,
 } from '../port.js';
 
 const RECONNECT_MS = 200;
@@ -68,6 +69,11 @@ export class EmbeddedLookupClient implements LookupService {
   podMetadata(namespace: string, name: string): Promise<PodMeta | undefined> {
     const path = `/v1/pods/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}`;
     return getJson<PodMeta>(this.socketPath, path);
+  }
+
+  vmiPods(namespace: string, name: string): Promise<VmiPods | undefined> {
+    const path = `/v1/vmis/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}`;
+    return getJson<VmiPods>(this.socketPath, path);
   }
 
   subscribe(onChange: (d: Directory) => void): () => void {

@@ -101,6 +101,14 @@ export class EmbeddedLookupServer {
       res.end(JSON.stringify(meta));
       return;
     }
+    const vmi = /^\/v1\/vmis\/([^/]+)\/([^/]+)$/.exec(url.pathname);
+    if (req.method === 'GET' && vmi) {
+      const status = this.store.vmi(decodeURIComponent(vmi[1]!), decodeURIComponent(vmi[2]!));
+      if (!status) throw new HttpError(404, `no VMI ${vmi[1]}/${vmi[2]}`);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(status));
+      return;
+    }
     if (req.method !== 'PUT' || !m) throw new HttpError(404, `no route for ${req.method} ${url.pathname}`);
     const node = decodeURIComponent(m[1]!);
     const body = await readJson(req);

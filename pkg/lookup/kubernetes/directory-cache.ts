@@ -46,6 +46,20 @@ export function buildDirectory(
   };
 }
 
+/**
+ * Whether a node's report gives an underlay address that is not its Node's own (status.addresses,
+ * InternalIP or ExternalIP): such a report would point every agent at a host its node does not
+ * own. `addressesOf` undefined for a node: no Node object known, so nothing to compare with (the
+ * admission policy lets an agent write only its own node's report, and that Node exists).
+ */
+export function foreignUnderlay(
+  report: NodeDirectory,
+  addressesOf: (node: string) => readonly string[] | undefined,
+): boolean {
+  const own = addressesOf(report.node.name);
+  return own !== undefined && !own.includes(report.node.address);
+}
+
 /** The filter of nearly every membership (IGMPv2/MLDv1 joins): one shared, frozen copy. */
 const ANY_SOURCE = Object.freeze({
   mode: 'exclude',

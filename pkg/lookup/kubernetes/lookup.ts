@@ -14,6 +14,7 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   type KubeConfig,
+  type KubernetesListObject,
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import { sleep } from '../../base/async.js';
@@ -24,6 +25,7 @@ import {
   collectionPath,
   listCastnet,
   listVmis,
+  readVmi,
   servesApi,
   VMI,
   VMI_PATH,
@@ -40,11 +42,13 @@ import type {
   MembershipRecord,
   NodeRecord,
   UnderlayHealthReport,
+  VmiPods,
 } from '../port.js';
 import {
   buildDirectory,
   canonicalNodeDirectory,
   compactNodeDirectory,
+  foreignUnderlay,
   type OwnState,
 } from './directory-cache.js';
 import { describeDropped, type DroppedEntry } from './report-bounds.js';
@@ -80,6 +84,22 @@ interface PodLabels {
   annotations: Record<string, string>;
 }
 
+/** What the Node cache keeps: the name and the addresses a node's underlay may use. */
+interface NodeAddresses extends KubernetesObject {
+  metadata: { name: string; resourceVersion?: string };
+  status?: { addresses?: { type: string; address: string }[] };
+}
+
+const UNDERLAY_ADDRESS_TYPES = new Set(['InternalIP', 'ExternalIP']);
+
+/** Keeps a Node's name and underlay addresses (in place): not its images, conditions or spec. */
+function trimNode(n: NodeAddresses & { spec?: unknown }): void {
+  const { name, resourceVersion } = n.metadata;
+  n.metadata = { name, ...(resourceVersion ? { resourceVersion } : {}) };
+  delete n.spec;
+  n.status = { addresses: (n.status?.addresses ?? []).filter((a) => UNDERLAY_ADDRESS_TYPES.has(a.type)) };
+}
+
 const labeled = (o: LabeledResource | undefined): LabeledObject | undefined => o && toLabeledObject(o);
 
 /**
@@ -101,6 +121,11 @@ export class KubernetesLookup implements LookupService {
   /** This node's pods, and the VMIs (when watched): what the groups' selectors select from. */
   private readonly pods: WatchCache<LabeledResource> | undefined;
   private vmis: WatchCache<LabeledResource> | undefined;
+  /** The cluster's Nodes, their InternalIP and ExternalIP addresses only (agents: `node` set). */
+  private readonly nodes: WatchCache<NodeAddresses> | undefined;
+  /** Reports left out because their underlay address is not their Node's own, by node name. */
+  private readonly foreign = new Set<string>();
+  private foreignIgnored = 0;
   private readonly writer: ReportWriter;
   private readonly healthWriter: HealthStatusWriter;
   /** Whether the pods (and VMIs, when watched) are listed: until then the stored selections stand. */
@@ -172,6 +197,18 @@ export class KubernetesLookup implements LookupService {
           onDelete: changed,
         })
       : undefined;
+    // An agent compares every report's underlay address with its Node's (the controller and the
+    // lab's read-only views do not).
+    this.nodes = opts.node
+      ? this.cache<NodeAddresses>({
+          what: 'Nodes',
+          path: '/api/v1/nodes',
+          listPage: (page) => this.core.listNode(page) as Promise<KubernetesListObject<NodeAddresses>>,
+          trim: trimNode,
+          onUpsert: changed,
+          onDelete: changed,
+        })
+      : undefined;
     this.writer = new ReportWriter(this.custom, {
       intervalMs: opts.writeIntervalMs ?? 50,
       maxBackoffMs: 2_000,
@@ -212,7 +249,12 @@ export class KubernetesLookup implements LookupService {
         (err: unknown) => this.failed(err, 'watch of the pods and VMIs that groups select'),
       );
     }
-    void Promise.all([this.networks.start(), this.groups.start(), this.reports.start()]).then(() => {
+    void Promise.all([
+      this.networks.start(),
+      this.groups.start(),
+      this.reports.start(),
+      this.nodes?.start(),
+    ]).then(() => {
       this.synced = true;
       this.checkOwnReport();
       this.changed();
@@ -278,6 +320,26 @@ export class KubernetesLookup implements LookupService {
     }
   }
 
+  /**
+   * A VMI's pods as its status names them, read at a CNI ADD (undefined: no such VMI, or KubeVirt's
+   * API is not served). The VMI cache keeps labels only, so this reads the object itself.
+   */
+  async vmiPods(namespace: string, name: string): Promise<VmiPods | undefined> {
+    try {
+      const vmi = await apiCall(`read VMI ${namespace}/${name}`, () => readVmi(this.custom, namespace, name));
+      const target = vmi.status?.migrationState?.targetPod;
+      return {
+        namespace,
+        name,
+        activePodUids: Object.keys(vmi.status?.activePods ?? {}),
+        ...(target ? { migrationTargetPod: target } : {}),
+      };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
   subscribe(onChange: (d: Directory) => void): () => void {
     this.listeners.add(onChange);
     if (this.last) onChange(this.last);
@@ -297,16 +359,18 @@ export class KubernetesLookup implements LookupService {
     writes: number;
     reportDrops: Record<string, number>;
     dropEventsSuppressed: number;
+    foreignUnderlayIgnored: number;
     watchRestarts: number;
     relists: number;
   } {
-    const caches = [this.networks, this.groups, this.reports, this.pods, this.vmis].filter(
+    const caches = [this.networks, this.groups, this.reports, this.pods, this.vmis, this.nodes].filter(
       (i) => i !== undefined,
     );
     return {
       writes: this.writer.writes,
       reportDrops: { ...this.writer.drops },
       dropEventsSuppressed: this.eventsSuppressed,
+      foreignUnderlayIgnored: this.foreignIgnored,
       watchRestarts: caches.reduce((n, i) => n + i.restarts, 0),
       relists: caches.reduce((n, i) => n + i.relists, 0),
     };
@@ -316,7 +380,8 @@ export class KubernetesLookup implements LookupService {
     this.closed = true;
     this.writer.dispose();
     this.healthWriter.dispose();
-    for (const c of [this.networks, this.groups, this.reports, this.pods, this.vmis]) c?.dispose();
+    for (const c of [this.networks, this.groups, this.reports, this.pods, this.vmis, this.nodes])
+      c?.dispose();
   }
 
   private checkNode(what: string, node: string): void {
@@ -436,6 +501,33 @@ export class KubernetesLookup implements LookupService {
     if (this.writer.spec) this.writer.set(this.desiredSpec()).catch(() => undefined);
   }
 
+  /** The reports whose underlay address is their Node's own; the others are ignored, counted and said once. */
+  private trustedReports(): NodeDirectory[] {
+    const nodes = this.nodes;
+    if (!nodes) return [...this.parts.values()];
+    const addressesOf = (name: string) => nodes.get(name)?.status?.addresses?.map((a) => a.address);
+    const out: NodeDirectory[] = [];
+    const foreign = new Set<string>();
+    for (const p of this.parts.values()) {
+      if (!foreignUnderlay(p, addressesOf)) {
+        out.push(p);
+        continue;
+      }
+      foreign.add(p.node.name);
+      if (this.foreign.has(p.node.name)) continue;
+      this.foreignIgnored++;
+      this.failed(
+        new Error(
+          `MembershipReport ${p.node.name}: underlay.address ${p.node.address} is not an address of Node ${p.node.name} (${addressesOf(p.node.name)!.join(', ') || 'none'}); the report is ignored`,
+        ),
+        'check of the reports’ underlay addresses',
+      );
+    }
+    this.foreign.clear();
+    for (const n of foreign) this.foreign.add(n);
+    return out;
+  }
+
   private changed(): void {
     if (!this.synced || this.rebuildScheduled || this.closed) return;
     this.rebuildScheduled = true;
@@ -443,7 +535,7 @@ export class KubernetesLookup implements LookupService {
       this.rebuildScheduled = false;
       if (this.closed) return;
       const own = this.ownState();
-      this.last = buildDirectory(this.networks.list(), this.groups.list(), this.parts.values(), own);
+      this.last = buildDirectory(this.networks.list(), this.groups.list(), this.trustedReports(), own);
       this.reportSelectionChange(own);
       for (const fn of this.listeners) fn(this.last);
     });

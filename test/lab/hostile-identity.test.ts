@@ -1,0 +1,265 @@
+// Who may reach castnet's ports and who may be an endpoint, on a real two-node lab (real agents, the
+// real castnet-cni): datagrams from an unregistered underlay host are dropped by the agent's
+// nftables filter, for every castnet port, and counted there; unknown unicast reaches no endpoint,
+// from the VXLAN port or from a local pod; an ADD asking for another node's endpoint's MAC or IP is
+// refused and that endpoint keeps receiving; a pod that only carries a VM's virt-launcher labels
+// does not become the VM; a node registration with an address that is not the node's is refused.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { Lab } from '../../pkg/lab/runner.js';
+import { parseLabFile } from '../../pkg/lab/scenario.js';
+import { UNDERLAY_PORT } from '../../pkg/lab/topology.js';
+import { EmbeddedLookupClient } from '../../pkg/lookup/embedded/client.js';
+import { run, runIn } from '../../pkg/sys/exec.js';
+import { VXLAN_PORT } from '../../pkg/agent/unicast/overlay.js';
+import { FILTER_COUNTER, FILTER_TABLE } from '../../pkg/agent/underlay/filter.js';
+import { waitFor } from '../harness/wait.js';
+import { injectFrames, udpFrame } from './inject.js';
+
+const root = join(import.meta.dirname, '../..');
+const HEALTH_PORT = 4792;
+const STRANGER = '198.18.0.99';
+
+const labFile = parseLabFile(`
+nodes: 2
+networks:
+  - { name: blue, id: 100, subnets: [10.30.0.0/16] }
+pods:
+  - { name: a1, node: 0, network: blue }
+  - { name: a2, node: 0, network: blue }
+  - { name: b1, node: 1, network: blue }
+  - { name: v1, node: 1, network: blue, vmi: vm1 }
+scenarios: [{ name: none, steps: [{ sleep: 0 }] }]
+`);
+
+let lab: Lab;
+
+beforeAll(async () => {
+  lab = new Lab(labFile, { castnetBin: join(root, 'bin/castnet'), cniBin: join(root, 'bin/castnet-cni') });
+  await lab.start();
+}, 120_000);
+
+afterAll(async () => {
+  await lab?.dispose();
+}, 60_000);
+
+/** A VXLAN datagram (VNI `vni`) carrying `frame`. */
+function vxlan(vni: number, frame: Buffer): Buffer {
+  const h = Buffer.alloc(8);
+  h[0] = 0x08;
+  h.writeUIntBE(vni, 4, 3);
+  return Buffer.concat([h, frame]);
+}
+
+// Plain UDP from (ns, src) to dst:port, one datagram per hex line.
+const UDP_SENDER = `
+import binascii, socket, sys
+src, dst, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((src, 0))
+for line in sys.stdin:
+    s.sendto(binascii.unhexlify(line.strip()), (dst, port))
+`;
+
+async function sendUdp(
+  ns: string,
+  src: string,
+  dst: string,
+  port: number,
+  datagrams: Buffer[],
+): Promise<void> {
+  const input = datagrams.map((d) => d.toString('hex')).join('\n') + '\n';
+  await runIn(ns, 'python3', ['-c', UDP_SENDER, src, dst, String(port)], { input });
+}
+
+/** The packets the node's underlay filter dropped so far (its nftables counter). */
+async function filtered(node: number): Promise<number> {
+  const { stdout } = await runIn(lab.topology.nodes[node]!.ns, 'nft', [
+    '-j',
+    'list',
+    'counter',
+    'inet',
+    FILTER_TABLE,
+    FILTER_COUNTER,
+  ]);
+  const parsed = JSON.parse(stdout) as { nftables: { counter?: { packets: number } }[] };
+  return parsed.nftables.find((o) => o.counter)!.counter!.packets;
+}
+
+const arrived = (pod: string, token: string): Promise<number> =>
+  waitFor(() => lab.receivedBy(pod, token) || undefined, { what: `${token} at ${pod}` });
+
+const token = (what: string): string => `${what}-${randomBytes(6).toString('hex')}`;
+
+/** A host on the underlay that is no node: a namespace on the underlay bridge with STRANGER. */
+async function addStranger(): Promise<string> {
+  const topo = lab.topology;
+  const ns = `${topo.id}-x`;
+  await run('ip', ['netns', 'add', ns]);
+  await run('ip', [
+    '-n',
+    ns,
+    'link',
+    'add',
+    'x0',
+    'type',
+    'veth',
+    'peer',
+    'name',
+    'x',
+    'netns',
+    topo.underlayNs,
+  ]);
+  await run('ip', ['-n', topo.underlayNs, 'link', 'set', 'x', 'master', 'ul', 'up']);
+  await run('ip', ['-n', ns, 'addr', 'add', `${STRANGER}/24`, 'dev', 'x0']);
+  await run('ip', ['-n', ns, 'link', 'set', 'x0', 'up']);
+  return ns;
+}
+
+/** castnet-cni ADD of a fresh pod namespace on node `node`, with `conf` merged in; its JSON answer. */
+async function cniAdd(
+  node: number,
+  name: string,
+  extra: Record<string, unknown>,
+): Promise<{ code: number; out: { code?: number; msg?: string } }> {
+  const ns = `${lab.topology.id}-p-${name}`;
+  await run('ip', ['netns', 'add', ns]);
+  const conf = {
+    cniVersion: '1.1.0',
+    name: 'blue',
+    type: 'castnet',
+    network: 'blue',
+    agentSocket: join(lab.topology.dir, `node-${node}`, 'agent.sock'),
+    ...extra,
+  };
+  const env = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    CNI_COMMAND: 'ADD',
+    CNI_CONTAINERID: randomBytes(16).toString('hex'),
+    CNI_NETNS: `/run/netns/${ns}`,
+    CNI_IFNAME: 'eth0',
+    CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=lab;K8S_POD_NAME=${name}`,
+    CNI_PATH: '/usr/lib/cni',
+  };
+  return new Promise((resolve, reject) => {
+    const child = spawn(join(root, 'bin/castnet-cni'), [], { env, stdio: ['pipe', 'pipe', 'inherit'] });
+    const out: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.on('error', reject);
+    child.on('exit', (code) =>
+      resolve({ code: code ?? -1, out: JSON.parse(Buffer.concat(out).toString() || '{}') }),
+    );
+    child.stdin.end(JSON.stringify(conf));
+  });
+}
+
+describe('underlay: only registered nodes reach castnet ports', () => {
+  it('drops and counts datagrams from an unregistered host on the data, VXLAN and health ports', async () => {
+    const stranger = await addStranger();
+    const n0 = lab.topology.nodes[0]!;
+    const n1 = lab.topology.nodes[1]!;
+    const a1 = lab.podInfo('a1');
+    const b1 = lab.podInfo('b1');
+    const stats = (await lab.agentStats(1)) as { underlayFilter: { state: string } };
+    expect(stats.underlayFilter.state).toBe('active');
+    const before = await filtered(1);
+    const t = token('vxlan-stranger');
+    // Unicast into b1 through the kernel VXLAN port: b1's MAC is known, so only the sender check stops it.
+    await sendUdp(stranger, STRANGER, n1.address, VXLAN_PORT, [vxlan(100, udpFrame(a1, b1, t))]);
+    await sendUdp(stranger, STRANGER, n1.address, UNDERLAY_PORT, [Buffer.from(`CN-${t}`)]);
+    await sendUdp(stranger, STRANGER, n1.address, HEALTH_PORT, [Buffer.from(`probe-${t}`)]);
+    await waitFor(async () => (await filtered(1)) >= before + 3, { what: 'three datagrams filtered' });
+    // Positive control: the same VXLAN datagram from a registered node is delivered, once.
+    const c = token('vxlan-node');
+    await sendUdp(n0.ns, n0.address, n1.address, VXLAN_PORT, [vxlan(100, udpFrame(a1, b1, c))]);
+    expect(await arrived('b1', c)).toBe(1);
+    expect(lab.receivedBy('b1', t)).toBe(0);
+    expect(await filtered(1)).toBe(before + 3);
+    // The data plane never saw them: dropped before any socket.
+    const drops = ((await lab.agentStats(1)) as { dataplane: { drops: Record<string, number> } }).dataplane
+      .drops;
+    expect(drops['unknown-sender'] ?? 0).toBe(0);
+  });
+
+  it('floods unknown unicast to no endpoint, from the VXLAN port or from a local pod', async () => {
+    const n0 = lab.topology.nodes[0]!;
+    const n1 = lab.topology.nodes[1]!;
+    const a1 = lab.podInfo('a1');
+    const b1 = lab.podInfo('b1');
+    const unknown = { mac: '02:99:99:99:99:99', ip: b1.ip };
+    const t = token('unknown-unicast');
+    const c = token('known-unicast');
+    // From a registered node through VXLAN: to an unknown MAC, then (the control) to b1's.
+    await sendUdp(n0.ns, n0.address, n1.address, VXLAN_PORT, [
+      vxlan(100, udpFrame(a1, unknown, t)),
+      vxlan(100, udpFrame(a1, b1, c)),
+    ]);
+    expect(await arrived('b1', c)).toBe(1);
+    // From a local pod: a1 to an unknown MAC (a2 shares the bridge), then to a2 itself.
+    const a2 = lab.podInfo('a2');
+    const tl = token('unknown-local');
+    const cl = token('known-local');
+    await injectFrames(a1.ns, [udpFrame(a1, { mac: unknown.mac, ip: a2.ip }, tl), udpFrame(a1, a2, cl)]);
+    expect(await arrived('a2', cl)).toBe(1);
+    for (const pod of ['a1', 'a2', 'b1', 'v1']) {
+      expect(lab.receivedBy(pod, t)).toBe(0);
+      expect(lab.receivedBy(pod, tl)).toBe(0);
+    }
+  });
+});
+
+describe('identity', () => {
+  it('refuses an ADD asking for another node’s endpoint’s MAC or IP, and that endpoint keeps receiving', async () => {
+    const b1 = lab.podInfo('b1');
+    const mac = await cniAdd(0, 'takes-mac', { runtimeConfig: { mac: b1.mac } });
+    expect(mac.code).not.toBe(0);
+    expect(mac.out.code).toBe(102);
+    expect(mac.out.msg).toContain(
+      `runtimeConfig.mac: ${b1.mac} is already used by endpoint ${b1.endpointId}`,
+    );
+    const ip = await cniAdd(0, 'takes-ip', { runtimeConfig: { ips: [`${b1.ip}/16`] } });
+    expect(ip.code).not.toBe(0);
+    expect(ip.out.code).toBe(105);
+    expect(ip.out.msg).toContain(`runtimeConfig.ips: ${b1.ip} is already used by endpoint ${b1.endpointId}`);
+    const holders = lab.directory.endpoints.filter((e) => e.mac === b1.mac || e.ips.includes(b1.ip));
+    expect(holders.map((e) => `${e.node}/${e.endpointId}`)).toEqual([
+      `${lab.topology.nodes[1]!.name}/${b1.endpointId}`,
+    ]);
+    // b1 still receives unicast from a1 (across nodes), exactly once.
+    const t = await lab.sendTo('a1', b1.ip);
+    expect(await arrived('b1', t)).toBe(1);
+  });
+
+  it('gives a VM’s identity only to a pod the VMI’s status names', async () => {
+    const v1 = lab.podInfo('v1');
+    const vmEndpoint = lab.directory.endpoints.find((e) => e.mac === v1.mac)!;
+    expect(vmEndpoint.vm).toEqual({ namespace: 'lab', name: 'vm1' });
+    // A pod on node 0 with vm1's virt-launcher labels, which the VMI's status does not name.
+    await expect(
+      lab.addLabPod('impostor', 0, 'blue', undefined, { vmi: 'vm1', namedByVmi: false }),
+    ).rejects.toThrow(
+      /carries the virt-launcher labels of VMI lab\/vm1, but the VMI's status names it neither/,
+    );
+    const holders = lab.directory.endpoints.filter((e) => e.mac === v1.mac || e.ips.includes(v1.ip));
+    expect(holders).toEqual([vmEndpoint]);
+    const t = await lab.sendTo('a1', v1.ip);
+    expect(await arrived('v1', t)).toBe(1);
+  }, 60_000);
+
+  it('refuses a node registration whose underlay address is not the node’s own', async () => {
+    const n1 = lab.topology.nodes[1]!;
+    const client = new EmbeddedLookupClient(join(lab.topology.dir, 'lookup.sock'));
+    try {
+      const record = lab.directory.nodes.find((n) => n.name === n1.name)!;
+      await expect(client.registerNode({ ...record, address: STRANGER })).rejects.toThrow(
+        `address: ${STRANGER} is not an address of node ${n1.name}`,
+      );
+    } finally {
+      await client.dispose();
+    }
+    expect(lab.directory.nodes.find((n) => n.name === n1.name)!.address).toBe(n1.address);
+    const t = await lab.sendTo('a1', lab.podInfo('b1').ip);
+    expect(await arrived('b1', t)).toBe(1);
+  });
+});
