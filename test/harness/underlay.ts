@@ -1,0 +1,107 @@
+// Acting on a lab's underlay as an attacker would: frames as a pod sends them, raw datagrams from any
+// address (a node's own, spoofed), the datagrams the underlay capture saw, and the agents' drop counters.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildIPv4Frame } from '../../pkg/frame/build.js';
+import { VNET_HDR_LEN } from '../../pkg/frame/vnet.js';
+import type { Lab } from '../../pkg/lab/runner.js';
+import { readPcap } from '../../pkg/lab/pcap.js';
+import { UNDERLAY_PORT } from '../../pkg/lab/topology.js';
+import { formatMac, ipv4MulticastMac, parseIPv4 } from '../../pkg/netaddr/address.js';
+import { run, runIn } from '../../pkg/sys/exec.js';
+import { waitFor } from './wait.js';
+
+/** A UDP datagram to `group`:5000 from `src`, as a pod would send it, carrying `token`. */
+export function udpFrame(group: string, src: { mac: string; ip: string }, token: string): Uint8Array {
+  const payload = Buffer.from(token);
+  const udp = Buffer.alloc(8 + payload.length);
+  udp.writeUInt16BE(40000, 0);
+  udp.writeUInt16BE(5000, 2);
+  udp.writeUInt16BE(udp.length, 4);
+  payload.copy(udp, 8);
+  return buildIPv4Frame({
+    dstMac: formatMac(ipv4MulticastMac(parseIPv4(group)!)),
+    srcMac: src.mac,
+    src: src.ip,
+    dst: group,
+    protocol: 17,
+    ttl: 1,
+    payload: udp,
+  });
+}
+
+export function withVnet(frame: Uint8Array): Uint8Array {
+  const out = new Uint8Array(VNET_HDR_LEN + frame.length);
+  out.set(frame, VNET_HDR_LEN);
+  return out;
+}
+
+// A raw socket, so the datagrams can come from a node's own address and agent port without
+// stealing the agent's socket: the kernel adds the IP header, we write the UDP header (checksum 0).
+const SENDER = `
+import binascii, socket, struct, sys
+src, dst, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
+s.bind((src, 0))
+for line in sys.stdin:
+    d = binascii.unhexlify(line.strip())
+    s.sendto(struct.pack("!HHHH", port, port, 8 + len(d), 0) + d, (dst, 0))
+`;
+
+/** Sends raw datagrams from (ns, src:UNDERLAY_PORT) to dst:UNDERLAY_PORT. */
+export async function sendDatagrams(
+  ns: string,
+  src: string,
+  dst: string,
+  datagrams: Uint8Array[],
+): Promise<void> {
+  const input = datagrams.map((d) => Buffer.from(d).toString('hex')).join('\n') + '\n';
+  await runIn(ns, 'python3', ['-c', SENDER, src, dst, String(UNDERLAY_PORT)], { input });
+}
+
+/** A host on the lab's underlay that is not a node (yet): namespace `<lab>-<suffix>` with `address`. */
+export async function addUnderlayHost(lab: Lab, suffix: string, address: string): Promise<string> {
+  const topo = lab.topology;
+  const ns = `${topo.id}-${suffix}`;
+  const veth = `${suffix}0`;
+  await run('ip', ['netns', 'add', ns]);
+  await run('ip', [
+    '-n',
+    ns,
+    'link',
+    'add',
+    veth,
+    'type',
+    'veth',
+    'peer',
+    'name',
+    suffix,
+    'netns',
+    topo.underlayNs,
+  ]);
+  await run('ip', ['-n', topo.underlayNs, 'link', 'set', suffix, 'master', 'ul', 'up']);
+  await run('ip', ['-n', ns, 'addr', 'add', `${address}/24`, 'dev', veth]);
+  await run('ip', ['-n', ns, 'link', 'set', veth, 'up']);
+  return ns;
+}
+
+/** The UDP payloads of the datagrams the underlay capture saw that contain `token`. */
+export function capturedDatagrams(lab: Lab, token: string): Buffer[] {
+  const needle = Buffer.from(token);
+  return readPcap(readFileSync(join(lab.topology.dir, 'underlay.pcap')))
+    .map((p) => p.data)
+    .filter((d) => d.includes(needle))
+    .map((d) => d.subarray(14 + (d[14]! & 0x0f) * 4 + 8)); // Ethernet, IPv4 (IHL), UDP
+}
+
+export async function drops(lab: Lab, node: number): Promise<Record<string, number>> {
+  const s = (await lab.agentStats(node)) as { dataplane: { drops: Record<string, number> } };
+  return s.dataplane.drops;
+}
+
+export const dropTotal = (d: Record<string, number>): number => Object.values(d).reduce((n, v) => n + v, 0);
+
+/** Waits until `pod`'s capture holds `token` (at least once) and returns how often it does. */
+export async function arrived(lab: Lab, pod: string, token: string): Promise<number> {
+  return waitFor(() => lab.receivedBy(pod, token) || undefined, { what: `${token} at ${pod}` });
+}
