@@ -255,7 +255,7 @@ export function registerAgentCommand(program: Command): void {
     )
     .option(
       '--key-grace <s>',
-      'seconds a replaced key (this node\'s or a peer\'s) is still accepted',
+      "seconds a replaced key (this node's or a peer's) is still accepted",
       intOption('--key-grace', 1, 86400),
       120,
     )

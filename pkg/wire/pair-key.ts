@@ -2,13 +2,7 @@
 // publishes the public half in its node record; two nodes derive their pair keys without a message
 // exchange, X25519 then HKDF-SHA256 with both node names, both epochs and both public keys in the
 // info, one key per direction (so a datagram cannot be reflected back to its sender).
-import {
-  createPublicKey,
-  diffieHellman,
-  generateKeyPairSync,
-  hkdfSync,
-  type KeyObject,
-} from 'node:crypto';
+import { createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, type KeyObject } from 'node:crypto';
 import { SIPHASH_KEY_LEN, SipKey } from './siphash.js';
 
 export const PUBLIC_KEY_LEN = 32;

@@ -17,7 +17,7 @@ export class SipKey {
   constructor(key: Uint8Array) {
     if (key.length !== SIPHASH_KEY_LEN)
       throw new Error(`siphash key: ${key.length} bytes, need ${SIPHASH_KEY_LEN}`);
-    const w = (i: number) => (key[i] | (key[i + 1] << 8) | (key[i + 2] << 16) | (key[i + 3] << 24)) | 0;
+    const w = (i: number) => key[i] | (key[i + 1] << 8) | (key[i + 2] << 16) | (key[i + 3] << 24) | 0;
     this.k0l = w(0);
     this.k0h = w(4);
     this.k1l = w(8);
@@ -71,7 +71,7 @@ function sip(key: SipKey, b: Uint8Array, start: number, end: number): Int32Array
     for (let r = 0; r < rounds; r++) {
       // v0 += v1; v1 <<<= 13; v1 ^= v0; v0 <<<= 32
       let lo = (v0l + v1l) | 0;
-      v0h = (v0h + v1h + ((((v0l & v1l) | ((v0l | v1l) & ~lo)) >>> 31))) | 0;
+      v0h = (v0h + v1h + (((v0l & v1l) | ((v0l | v1l) & ~lo)) >>> 31)) | 0;
       v0l = lo;
       let th = (v1h << 13) | (v1l >>> 19);
       let tl = (v1l << 13) | (v1h >>> 19);
@@ -82,7 +82,7 @@ function sip(key: SipKey, b: Uint8Array, start: number, end: number): Int32Array
       v0l = t;
       // v2 += v3; v3 <<<= 16; v3 ^= v2
       lo = (v2l + v3l) | 0;
-      v2h = (v2h + v3h + ((((v2l & v3l) | ((v2l | v3l) & ~lo)) >>> 31))) | 0;
+      v2h = (v2h + v3h + (((v2l & v3l) | ((v2l | v3l) & ~lo)) >>> 31)) | 0;
       v2l = lo;
       th = (v3h << 16) | (v3l >>> 16);
       tl = (v3l << 16) | (v3h >>> 16);
@@ -90,7 +90,7 @@ function sip(key: SipKey, b: Uint8Array, start: number, end: number): Int32Array
       v3l = tl ^ v2l;
       // v0 += v3; v3 <<<= 21; v3 ^= v0
       lo = (v0l + v3l) | 0;
-      v0h = (v0h + v3h + ((((v0l & v3l) | ((v0l | v3l) & ~lo)) >>> 31))) | 0;
+      v0h = (v0h + v3h + (((v0l & v3l) | ((v0l | v3l) & ~lo)) >>> 31)) | 0;
       v0l = lo;
       th = (v3h << 21) | (v3l >>> 11);
       tl = (v3l << 21) | (v3h >>> 11);
@@ -98,7 +98,7 @@ function sip(key: SipKey, b: Uint8Array, start: number, end: number): Int32Array
       v3l = tl ^ v0l;
       // v2 += v1; v1 <<<= 17; v1 ^= v2; v2 <<<= 32
       lo = (v2l + v1l) | 0;
-      v2h = (v2h + v1h + ((((v2l & v1l) | ((v2l | v1l) & ~lo)) >>> 31))) | 0;
+      v2h = (v2h + v1h + (((v2l & v1l) | ((v2l | v1l) & ~lo)) >>> 31)) | 0;
       v2l = lo;
       th = (v1h << 17) | (v1l >>> 15);
       tl = (v1l << 17) | (v1h >>> 15);
@@ -129,7 +129,14 @@ function sip(key: SipKey, b: Uint8Array, start: number, end: number): Int32Array
 }
 
 /** Writes SipHash-2-4-128(key, b[start, end)) to out[at, at + 16), little-endian as the reference does. */
-export function sipTag(key: SipKey, b: Uint8Array, start: number, end: number, out: Uint8Array, at: number): void {
+export function sipTag(
+  key: SipKey,
+  b: Uint8Array,
+  start: number,
+  end: number,
+  out: Uint8Array,
+  at: number,
+): void {
   const w = sip(key, b, start, end);
   for (let i = 0; i < 4; i++) {
     const x = w[i];
@@ -145,7 +152,8 @@ export function sipVerify(key: SipKey, b: Uint8Array, start: number, end: number
   const w = sip(key, b, start, end);
   let diff = 0;
   for (let i = 0; i < 4; i++) {
-    const got = b[at + 4 * i] | (b[at + 4 * i + 1] << 8) | (b[at + 4 * i + 2] << 16) | (b[at + 4 * i + 3] << 24);
+    const got =
+      b[at + 4 * i] | (b[at + 4 * i + 1] << 8) | (b[at + 4 * i + 2] << 16) | (b[at + 4 * i + 3] << 24);
     diff |= got ^ w[i];
   }
   return diff === 0;

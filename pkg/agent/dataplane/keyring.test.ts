@@ -78,6 +78,10 @@ it('refuses a third node posing as another, and forgets nodes that leave', () =>
   expect(!r.ok && r.error.code).toBe('bad-tag');
   b.setPeers([record('b', b)]);
   expect(b.speaksV2('a')).toBe(false);
-  const gone = b.open('a', { senderEpoch: a.advertised().epoch, receiverEpoch: b.advertised().epoch, seq: 1 });
+  const gone = b.open('a', {
+    senderEpoch: a.advertised().epoch,
+    receiverEpoch: b.advertised().epoch,
+    seq: 1,
+  });
   expect(!gone.ok && gone.error.code).toBe('unknown-key');
 });

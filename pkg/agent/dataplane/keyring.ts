@@ -137,7 +137,12 @@ export class Keyring {
     if (!theirs) return undefined;
     const [newest, previous] = this.own;
     const fresh = this.pair(peer, newest!, theirs);
-    if (!previous || !this.live(previous) || fresh?.heard || this.now() - newest!.createdAt >= this.o.graceMs / 4)
+    if (
+      !previous ||
+      !this.live(previous) ||
+      fresh?.heard ||
+      this.now() - newest!.createdAt >= this.o.graceMs / 4
+    )
       return fresh;
     return this.pair(peer, previous, theirs) ?? fresh;
   }
@@ -145,8 +150,7 @@ export class Keyring {
   /** The pair state a datagram from `peer` with these epochs was sealed under, or why there is none. */
   open(peer: string, info: SealInfo): Result<PairState, WireError> {
     const theirs = this.peers.get(peer);
-    if (!theirs)
-      return err(fieldError('unknown-key', 'sender_epoch', `${peer} publishes no version 2 key`));
+    if (!theirs) return err(fieldError('unknown-key', 'sender_epoch', `${peer} publishes no version 2 key`));
     const mine = this.own.find((k) => k.epoch === info.receiverEpoch && this.live(k));
     if (!mine) return err(this.epochError('receiver_epoch', info.receiverEpoch, this.own[0]!.epoch));
     const their = theirs.find((k) => k.epoch === info.senderEpoch && this.live(k));
@@ -191,7 +195,11 @@ export class Keyring {
   /** Forgets keys past their grace and the pair states that used them. */
   private prune(): void {
     this.own = this.own.filter((k) => this.live(k));
-    for (const [name, keys] of this.peers) this.peers.set(name, keys.filter((k) => this.live(k)));
+    for (const [name, keys] of this.peers)
+      this.peers.set(
+        name,
+        keys.filter((k) => this.live(k)),
+      );
     for (const id of this.pairs.keys()) {
       const [peer, mine, theirs] = id.split('|');
       if (
