@@ -370,7 +370,14 @@ async function main(): Promise<void> {
   // Warm-up: bridges learn, JIT compiles, and each path proves it delivers at all.
   for (const b of benches) {
     const t = await b.trial(5000);
-    if (!t.lossless) throw new Error(`${b.sys.name}: warm-up at 5000/s was not delivered completely`);
+    if (!t.lossless) {
+      // Where it was lost: the agents' drop counters and socket counters.
+      const lab =
+        b.sys.name === 'castnet' ? castnetSys.lab : b.sys.name === 'kernel' ? undefined : authSys.lab;
+      for (const [i] of (lab?.topology.nodes ?? []).entries())
+        console.error(`  node ${i}: ${JSON.stringify(await lab!.agentStats(i))}`);
+      throw new Error(`${b.sys.name}: warm-up at 5000/s was not delivered completely`);
+    }
   }
 
   console.error('lossless rate search');
