@@ -244,7 +244,12 @@ describeLab('receive path in wire format version 1, without a key', ['--wire-ver
     expect(after.dataplane.datagramsReceived - before.dataplane.datagramsReceived).toBeGreaterThanOrEqual(
       sent.length + 2,
     );
-    expect(dropTotal(after.dataplane.drops) - dropTotal(before.dataplane.drops)).toBe(sent.length - 4);
+    // Pods' own multicast on node 1 (IPv6 router solicitations, MLD) with no members may be dropped as
+    // no-members meanwhile: a local-frame reason that no datagram yields, so it is left out.
+    const datagramDrops = (d: Record<string, number>) => dropTotal(d) - (d['no-members'] ?? 0);
+    expect(datagramDrops(after.dataplane.drops) - datagramDrops(before.dataplane.drops)).toBe(
+      sent.length - 4,
+    );
   });
 
   it('drops frames whose source MAC or IP a pod does not own, and answers ARP from the directory', async () => {
