@@ -75,7 +75,7 @@ export interface Pod {
 }
 
 export interface System {
-  name: 'castnet' | 'kernel';
+  name: 'castnet' | 'castnet_authenticated' | 'kernel';
   topo: LabTopology;
   sender: Pod;
   receivers: Pod[];
@@ -156,11 +156,16 @@ export function castnetLauncher(): string {
   return launcher;
 }
 
-/** castnet: the real lab, without captures (a capture per packet would dominate CPU figures). */
+/**
+ * castnet: the real lab, without captures (a capture per packet would dominate CPU figures).
+ * `castnet` runs the agents in wire format version 1 without a key (unauthenticated);
+ * `castnet_authenticated` with the default, version 2 (per-pair keys, docs/wire-format.md).
+ */
 export async function startCastnet(
   layout: Layout,
   cleanups: Cleanups,
   log: (l: string) => void,
+  name: 'castnet' | 'castnet_authenticated' = 'castnet',
 ): Promise<System & { lab: Lab }> {
   const { nodes, sender, receivers } = layout;
   const file = labFile.parse({
@@ -173,6 +178,7 @@ export async function startCastnet(
     castnetBin: castnetLauncher(),
     cniBin: join(ROOT, 'bin', 'castnet-cni'),
     captures: false,
+    agentArgs: name === 'castnet' ? ['--wire-version', '1'] : [],
     log,
   });
   cleanups.push(() => lab.dispose());
@@ -187,7 +193,7 @@ export async function startCastnet(
   }
   if (agentPids.length !== nodes) throw new Error(`found ${agentPids.length} castnet agents, want ${nodes}`);
   return {
-    name: 'castnet',
+    name,
     topo,
     sender: pod(sender.name),
     receivers: receivers.map((r) => pod(r.name)),

@@ -4,7 +4,9 @@
 // docs/benchmarks.md. All traffic stays inside the namespaces built here; they are removed on exit,
 // on failure and on Ctrl-C.
 //
-// (a) castnet: the real lab (pkg/lab: one `castnet agent` per node, pods wired by castnet-cni).
+// (a) castnet: the real lab (pkg/lab: one `castnet agent` per node, pods wired by castnet-cni), in
+//     wire format version 1 without a key (unauthenticated), and castnet_authenticated: the same
+//     in version 2, the default (per-pair keys, docs/wire-format.md), alternating with it.
 // (b) kernel: per node a Linux bridge (snooping off) with the pods' veths and a VXLAN device whose
 //     all-zero FDB entries flood every other node, on an identical underlay (pkg/lab/topology).
 // BENCH_DATAPLANE_TOPOLOGY=dense (the headline, bench/results/dataplane.json): 3 nodes, every one
@@ -254,7 +256,7 @@ class Bench {
       latency,
     };
     console.error(
-      `  ${this.sys.name.padEnd(7)} offered ${rate}/s sent ${t.sentPps}/s delivered ${t.deliveredPps}/s` +
+      `  ${this.sys.name.padEnd(21)} offered ${rate}/s sent ${t.sentPps}/s delivered ${t.deliveredPps}/s` +
         ` lost ${lost} (${(lossRatio * 100).toFixed(4)} %) dup ${duplicates}: ${t.lossless ? 'lossless' : 'LOSS'}`,
     );
     return t;
@@ -339,32 +341,49 @@ async function main(): Promise<void> {
   console.error(`building castnet lab and kernel baseline (${NODES} nodes)`);
   const layout = { nodes: NODES, sender: SENDER, receivers: RECEIVERS };
   const castnetSys = await startCastnet(layout, cleanups, (l) => console.error(`  lab: ${l}`));
+  const authSys = await startCastnet(
+    layout,
+    cleanups,
+    (l) => console.error(`  lab (authenticated): ${l}`),
+    'castnet_authenticated',
+  );
   const kernelSys = await startKernel(layout, cleanups);
-  for (const s of [castnetSys, kernelSys]) {
+  for (const s of [castnetSys, authSys, kernelSys]) {
     await run('ip', ['-n', s.sender.ns, 'route', 'add', '224.0.0.0/4', 'dev', 'eth0']);
   }
-  const benches = [new Bench(castnetSys), new Bench(kernelSys)];
+  // castnet and castnet_authenticated run in the same alternation, so the authentication cost is
+  // compared under the same machine load.
+  const benches = [new Bench(castnetSys), new Bench(authSys), new Bench(kernelSys)];
   cleanups.push(() => benches.forEach((b) => b.close()));
   for (const b of benches) await b.rx.ask(); // "ready": sockets bound and groups joined
   if (NICE) {
     const pids = [
       process.pid,
       ...castnetSys.agentPids,
+      ...authSys.agentPids,
       ...benches.flatMap((b) => [b.rx.pid, ...b.tx.map((t) => t.pid)]),
     ];
     for (const pid of pids) setPriority(pid, NICE);
   }
   await waitForMembers(castnetSys.lab, RECEIVERS.length);
+  await waitForMembers(authSys.lab, RECEIVERS.length);
   // Warm-up: bridges learn, JIT compiles, and each path proves it delivers at all.
   for (const b of benches) {
     const t = await b.trial(5000);
-    if (!t.lossless) throw new Error(`${b.sys.name}: warm-up at 5000/s was not delivered completely`);
+    if (!t.lossless) {
+      // Where it was lost: the agents' drop counters and socket counters.
+      const lab =
+        b.sys.name === 'castnet' ? castnetSys.lab : b.sys.name === 'kernel' ? undefined : authSys.lab;
+      for (const [i] of (lab?.topology.nodes ?? []).entries())
+        console.error(`  node ${i}: ${JSON.stringify(await lab!.agentStats(i))}`);
+      throw new Error(`${b.sys.name}: warm-up at 5000/s was not delivered completely`);
+    }
   }
 
   console.error('lossless rate search');
   // Other load on the machine only ever lowers a search's result: the best of alternating rounds.
   type Search = Awaited<ReturnType<Bench['losslessRate']>>;
-  const rounds: Search[][] = [[], []];
+  const rounds: Search[][] = benches.map(() => []);
   for (let k = 0; k < SEARCH_ROUNDS; k++) {
     for (const [i, b] of benches.entries()) rounds[i]!.push(await b.losslessRate());
   }
@@ -372,7 +391,7 @@ async function main(): Promise<void> {
     r.reduce((a, b) => ((b.best?.deliveredPps ?? 0) > (a.best?.deliveredPps ?? 0) ? b : a)),
   );
   console.error(`CPU and underlay at ${CPU_RATE}/s (${CPU_REPEATS} alternating runs each)`);
-  const cpuRuns: Trial[][] = [[], []];
+  const cpuRuns: Trial[][] = benches.map(() => []);
   for (let k = 0; k < CPU_REPEATS; k++) {
     for (const [i, b] of benches.entries()) cpuRuns[i]!.push(await b.trial(CPU_RATE));
   }
@@ -414,7 +433,7 @@ async function main(): Promise<void> {
       trials: { search: rounds[i]!.map((r) => r.trials), cpu, latency: lat },
     };
   });
-  const [c, k] = summary as [(typeof summary)[0], (typeof summary)[0]];
+  const [c, a, k] = summary as [(typeof summary)[0], (typeof summary)[0], (typeof summary)[0]];
   const ratio = (a: number | null, b: number | null) => (a !== null && b ? round(a / b) : null);
   const out = {
     bench: TOPOLOGY === 'dense' ? 'dataplane' : 'dataplane-sparse',
@@ -450,7 +469,17 @@ async function main(): Promise<void> {
       'agent_rss_mb: the largest VmHWM (peak resident set) among the agents at the end of the run',
     ],
     castnet: { ...c, trials: undefined },
+    castnet_authenticated: { ...a, trials: undefined },
     kernel: { ...k, trials: undefined },
+    /** castnet_authenticated over castnet: the cost of wire format version 2 (goal: CPU <= 1.3). */
+    authenticated_ratios: {
+      delivered_pps: ratio(a.delivered_pps, c.delivered_pps),
+      cpu_us_per_msg: ratio(a.cpu_us_per_msg, c.cpu_us_per_msg),
+      pipeline_cpu_us_per_msg: ratio(a.pipeline_cpu_us_per_msg, c.pipeline_cpu_us_per_msg),
+      agent_cpu_us_per_msg: ratio(a.agent_cpu_us_per_msg, c.agent_cpu_us_per_msg),
+      latency_p50_us: ratio(a.latency_p50_us, c.latency_p50_us),
+      latency_p99_us: ratio(a.latency_p99_us, c.latency_p99_us),
+    },
     ratios: {
       delivered_pps: ratio(c.delivered_pps, k.delivered_pps),
       cpu_us_per_msg: ratio(c.cpu_us_per_msg, k.cpu_us_per_msg),
@@ -459,7 +488,7 @@ async function main(): Promise<void> {
       latency_p50_us: ratio(c.latency_p50_us, k.latency_p50_us),
       latency_p99_us: ratio(c.latency_p99_us, k.latency_p99_us),
     },
-    trials: { castnet: c.trials, kernel: k.trials },
+    trials: { castnet: c.trials, castnet_authenticated: a.trials, kernel: k.trials },
     seconds: Math.round((Date.now() - started) / 1000),
   };
   const dir = join(ROOT, 'bench', 'results');
@@ -470,8 +499,10 @@ async function main(): Promise<void> {
 
 function printSummary(out: {
   castnet: Record<string, unknown>;
+  castnet_authenticated: Record<string, unknown>;
   kernel: Record<string, unknown>;
   ratios: Record<string, unknown>;
+  authenticated_ratios: Record<string, unknown>;
   nodes: number;
   senders: number;
   topology: string;
@@ -492,18 +523,20 @@ function printSummary(out: {
   ];
   const fmt = (v: unknown) => (typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v ?? '-'));
   console.log(
-    `castnet vs kernel bridge+VXLAN flooding: fan-out 5, 100 B, ${out.topology}, ${out.senders} senders, ${out.seconds} s`,
+    `castnet (version 1, unauthenticated), castnet_authenticated (version 2) and kernel bridge+VXLAN flooding: fan-out 5, 100 B, ${out.topology}, ${out.senders} senders, ${out.seconds} s`,
   );
   console.log(
-    `${'metric'.padEnd(34)}${'castnet'.padStart(12)}${'kernel'.padStart(12)}${'ratio'.padStart(8)}`,
+    `${'metric'.padEnd(34)}${'castnet'.padStart(12)}${'auth'.padStart(12)}${'kernel'.padStart(12)}${'c/k'.padStart(8)}${'auth/c'.padStart(8)}`,
   );
   for (const [key, label] of rows) {
     const limited = (s: Record<string, unknown>) => (key === 'delivered_pps' && s.sender_limited ? '>=' : '');
     console.log(
       label.padEnd(34) +
         (limited(out.castnet) + fmt(out.castnet[key])).padStart(12) +
+        (limited(out.castnet_authenticated) + fmt(out.castnet_authenticated[key])).padStart(12) +
         (limited(out.kernel) + fmt(out.kernel[key])).padStart(12) +
-        fmt(out.ratios[key] ?? '').padStart(8),
+        fmt(out.ratios[key] ?? '').padStart(8) +
+        fmt(out.authenticated_ratios[key] ?? '').padStart(8),
     );
   }
   console.log(

@@ -6,7 +6,15 @@ import { join } from 'node:path';
 import { buildIPv4Frame, IPPROTO_UDP, parseFrame } from '../pkg/frame/index.js';
 import type { Directory, EndpointRecord, MembershipRecord } from '../pkg/lookup/port.js';
 import { buildIndex, checkSource, Resolver } from '../pkg/resolve/index.js';
-import { decodeData, encapsulate, makeWireKey, udpPayloadBudget } from '../pkg/wire/index.js';
+import {
+  decodeData,
+  decodeDataV2,
+  encapsulate,
+  makeWireKey,
+  ReplayWindow,
+  SipKey,
+  udpPayloadBudget,
+} from '../pkg/wire/index.js';
 
 const NODES = 3;
 const DEFAULT_ENDPOINTS = 150;
@@ -163,6 +171,24 @@ function main(): void {
     const r = decodeData(tagged[i % GROUPS], [key]);
     if (r.ok) sink += r.value.destinations.length;
   });
+  // Wire format version 2: SipHash-2-4-128 under a pair key, sequence number, replay window.
+  let seq = 0;
+  const pair = { key: new SipKey(Buffer.alloc(16, 1)), rx: new SipKey(Buffer.alloc(16, 1)) };
+  const seal = { key: pair.key, senderEpoch: 1, receiverEpoch: 2, nextSeq: () => seq++ };
+  const encapV2Ns = measure(N / 4, (i) => {
+    const r = encapsulate(message(i % GROUPS), budget, seal);
+    if (r.ok) sink += r.value.length;
+  });
+  const sealed = Array.from({ length: N / 4 }, (_, i) => {
+    const r = encapsulate(message(i % GROUPS), budget, seal);
+    if (!r.ok) throw new Error(r.error.reason);
+    return r.value[0];
+  });
+  const window = new ReplayWindow();
+  const decodeV2Ns = measure(N / 4, (i) => {
+    const r = decodeDataV2(sealed[i]!, () => ({ ok: true, value: pair }));
+    if (r.ok && window.admit(r.value.seal.seq) === 'ok') sink += r.value.message.destinations.length;
+  });
   // Index build: paid once per directory change (e.g. every membership report in the cluster).
   const large = makeDirectory(5000, 2000);
   const buildSmallUs = measure(200, () => void buildIndex(d, 'n0')) / 1000;
@@ -183,6 +209,9 @@ function main(): void {
     encapsulate_ns: Math.round(encapNs),
     encapsulate_hmac_ns: Math.round(encapTagNs),
     decode_hmac_ns: Math.round(decodeTagNs),
+    encapsulate_v2_ns: Math.round(encapV2Ns),
+    decode_v2_with_replay_window_ns: Math.round(decodeV2Ns),
+    datagram_bytes: tagged[0]!.length,
     baseline_directory_scan_ns: Math.round(baselineNs),
     build_index_us: Math.round(buildSmallUs),
     build_index_large_ms: Number(buildLargeMs.toFixed(1)),

@@ -13,6 +13,7 @@ import type { AddRequest, EndpointManager } from '../endpoint/manager.js';
 import { endpointMtu, makeWireKey, type WireKey } from '../wire/index.js';
 import { isIPv6 } from 'node:net';
 import { Dataplane } from './dataplane/dataplane.js';
+import { Keyring } from './dataplane/keyring.js';
 import { withVnetHeader } from './dataplane/dataplane.js';
 import { Querier } from './membership/querier.js';
 import { UnicastOverlay, VXLAN_PORT } from './unicast/overlay.js';
@@ -26,8 +27,17 @@ import { errorMessage } from '../base/errors.js';
 export interface NodeAgentOptions {
   node: NodeRecord;
   underlayMtu: number;
-  /** The cluster's datagram key (loadWireKey); absent: datagrams are not authenticated. */
+  /** The cluster's version 1 datagram key (loadWireKey), for peers that speak only version 1. */
   wireKey?: WireKey;
+  /**
+   * 2 (default): per-pair keys with every peer that advertises version 2 (docs/wire-format.md).
+   * 1: version 1 only, authenticated only with `wireKey` (before an upgrade; the benchmark's baseline).
+   */
+  wireVersion?: 1 | 2;
+  /** How often the node's key pair is replaced (default a day; 0: only on rotateKey()). */
+  keyRotationMs?: number;
+  /** How long a replaced key is still accepted (default 2 minutes). */
+  keyGraceMs?: number;
   statsSocket?: string;
   /** UDP control port of the underlay health probes, the same on every node; absent: no probes. */
   healthPort?: number;
@@ -55,6 +65,8 @@ export function loadWireKey(file: string): WireKey {
 }
 
 const RESTORE_TIMEOUT_MS = 5000;
+export const DEFAULT_KEY_ROTATION_MS = 24 * 3600_000;
+export const DEFAULT_KEY_GRACE_MS = 120_000;
 /** Destination IDs that fit beside a full-size frame in one datagram (more are split, never cut). */
 const IDS_PER_FULL_FRAME = 4;
 
@@ -84,6 +96,7 @@ export class NodeAgent implements Disposable {
   /** endpoint ID -> allowed address -> when the endpoint last took it over. */
   private readonly claims = new Map<number, Map<string, number>>();
   private readonly keyed: boolean;
+  private readonly keyring: Keyring | undefined;
 
   constructor(
     private readonly o: NodeAgentOptions,
@@ -93,6 +106,14 @@ export class NodeAgent implements Disposable {
   ) {
     const key = o.wireKey;
     this.keyed = key !== undefined;
+    this.keyring =
+      o.wireVersion === 1
+        ? undefined
+        : new Keyring({
+            node: o.node.name,
+            graceMs: o.keyGraceMs ?? DEFAULT_KEY_GRACE_MS,
+            log: log.with({ component: 'keys' }),
+          });
     this.health =
       o.healthPort === undefined
         ? undefined
@@ -120,6 +141,7 @@ export class NodeAgent implements Disposable {
       underlayMtu: o.underlayMtu,
       sendKey: key,
       acceptKeys: key ? [key] : [],
+      keyring: this.keyring,
       endpoints: manager,
       lookup,
       takeOverPort: (e) => this.takeOverPort(e),
@@ -163,7 +185,8 @@ export class NodeAgent implements Disposable {
           }),
         ),
       );
-      await this.lookup.registerNode(this.o.node);
+      await this.lookup.registerNode(this.nodeRecord());
+      this.rotateEvery(this.o.keyRotationMs ?? DEFAULT_KEY_ROTATION_MS);
       this.publishEndpoints();
       if (this.health) await this.lifetime.add(this.health).start();
       if (this.o.statsSocket) await this.serveStats(this.o.statsSocket);
@@ -171,6 +194,34 @@ export class NodeAgent implements Disposable {
       await this.lifetime.dispose().catch(() => undefined);
       throw err;
     }
+  }
+
+  /** This node's record: where it listens, and with version 2, its public key. */
+  private nodeRecord(): NodeRecord {
+    if (!this.keyring) return this.o.node;
+    return { ...this.o.node, wireVersion: 2, wireKey: this.keyring.advertised() };
+  }
+
+  /**
+   * Replaces the node's key pair and publishes the new public key; peers switch to it as they see
+   * it, and both keys are accepted for the grace period (docs/wire-format.md "Rotation").
+   */
+  async rotateKey(): Promise<void> {
+    if (!this.keyring) return;
+    const k = this.keyring.rotate();
+    this.log.info('key pair rotated', { epoch: k.epoch });
+    await this.lookup.registerNode(this.nodeRecord());
+  }
+
+  private rotateEvery(ms: number): void {
+    if (!this.keyring || ms <= 0) return;
+    const timer = setInterval(() => {
+      this.rotateKey().catch((err: unknown) =>
+        this.log.warn('rotated key not published yet', { error: errorMessage(err) }),
+      );
+    }, ms);
+    timer.unref();
+    this.lifetime.add(toDisposable(() => clearInterval(timer)));
   }
 
   /** Stops forwarding and querying and closes the stats socket; the lookup service is the caller's. */
@@ -223,6 +274,7 @@ export class NodeAgent implements Disposable {
       membership: { records: this.querier.records().length, drops: this.querier.counters() },
       endpoints: this.manager.endpoints().length,
       underlayFilter: this.filter.stats(),
+      wire: this.keyring ? { version: 2, keyEpoch: this.keyring.advertised().epoch } : { version: 1 },
       ...(this.lookup.stats ? { lookup: this.lookup.stats } : {}),
     };
   }
@@ -302,7 +354,7 @@ export class NodeAgent implements Disposable {
   private maxEndpointMtu(): number {
     return endpointMtu(this.o.underlayMtu, {
       family: isIPv6(this.o.node.address) ? 6 : 4,
-      auth: this.keyed,
+      auth: this.keyring ? 'v2' : this.keyed,
       vnetHeader: true,
       vlanTags: 1,
       idsPerDatagram: IDS_PER_FULL_FRAME,

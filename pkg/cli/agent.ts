@@ -43,6 +43,12 @@ export interface AgentOptions {
   underlayPort: number;
   underlayMtu: number;
   wireKeyFile?: string;
+  /** 2: per-pair keys with peers that advertise it; 1: version 1 only (unauthenticated without a key). */
+  wireVersion: number;
+  /** Seconds between key pair rotations (0: only on SIGHUP). */
+  keyRotationInterval: number;
+  /** Seconds a replaced key is still accepted. */
+  keyGrace: number;
   statsSocket?: string;
   /** UDP control port of the underlay health probes; 0 turns them off. */
   healthPort: number;
@@ -178,6 +184,9 @@ async function startDataplane(
       },
       underlayMtu: opts.underlayMtu,
       wireKey,
+      wireVersion: opts.wireVersion === 1 ? 1 : 2,
+      keyRotationMs: opts.keyRotationInterval * 1000,
+      keyGraceMs: opts.keyGrace * 1000,
       statsSocket: opts.statsSocket ?? join(dirname(opts.socket), 'stats.sock'),
       ...(opts.healthPort ? { healthPort: opts.healthPort } : {}),
       membership: {
@@ -232,6 +241,24 @@ export function registerAgentCommand(program: Command): void {
       '--wire-key-file <file>',
       'cluster key authenticating underlay datagrams (>= 16 bytes, hex or raw)',
     )
+    .option(
+      '--wire-version <n>',
+      '2: authenticate datagrams with per-node-pair keys where the peer speaks it; 1: version 1 only',
+      intOption('--wire-version', 1, 2),
+      2,
+    )
+    .option(
+      '--key-rotation-interval <s>',
+      'seconds between rotations of the node key pair (0: only on SIGHUP)',
+      intOption('--key-rotation-interval', 0, 2_000_000),
+      86400,
+    )
+    .option(
+      '--key-grace <s>',
+      "seconds a replaced key (this node's or a peer's) is still accepted",
+      intOption('--key-grace', 1, 86400),
+      120,
+    )
     .option('--stats-socket <path>', 'unix socket serving /v1/stats (default: beside --socket)')
     .option(
       '--health-port <port>',
@@ -250,6 +277,12 @@ export function registerAgentCommand(program: Command): void {
     .action(async (opts: AgentOptions) => {
       const log = createLogger('agent');
       const agent = await startAgent(opts, log);
+      // SIGHUP: a new key pair now (wire format version 2), as the periodic rotation does.
+      process.on('SIGHUP', () => {
+        agent.dataplane
+          ?.rotateKey()
+          .catch((err: unknown) => log.warn('key rotation', { error: errorMessage(err) }));
+      });
       await runUntilSignal(() => agent.dispose(), log);
     });
 }

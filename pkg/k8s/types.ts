@@ -163,7 +163,15 @@ export interface ReportMembership {
 
 export interface MembershipReportSpec {
   node: string;
-  underlay: { address: string; port: number };
+  underlay: {
+    address: string;
+    port: number;
+    /** The highest wire format version the agent speaks (absent: 1). */
+    wireVersion?: number;
+    /** The agent's X25519 public key (base64) for wire format version 2, and its epoch. */
+    publicKey?: string;
+    keyEpoch?: number;
+  };
   poolIndex?: number;
   endpoints?: ReportEndpoint[];
   memberships?: ReportMembership[];

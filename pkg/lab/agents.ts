@@ -15,6 +15,8 @@ export interface AgentOptions {
   castnetBin: string;
   /** Extra agent flags. */
   agentArgs?: string[];
+  /** Extra flags of one node's agent, after `agentArgs`. */
+  nodeAgentArgs?: Record<number, string[]>;
 }
 
 /** How long an agent may take to serve its socket and report its node. */
@@ -25,12 +27,15 @@ export class LabAgents implements Disposable {
   /** Agents that handed their node over to a successor: idle until the lab stops them. */
   private readonly retired: ChildProcess[] = [];
   private starts = 0;
+  private readonly nodeArgs: Map<number, string[]>;
 
   constructor(
     private readonly topo: LabTopology,
     private readonly lookup: LabLookup,
     private readonly opts: AgentOptions,
-  ) {}
+  ) {
+    this.nodeArgs = new Map(Object.entries(opts.nodeAgentArgs ?? {}).map(([i, a]) => [Number(i), a]));
+  }
 
   private dir(index: number): string {
     return join(this.topo.dir, `node-${index}`);
@@ -71,6 +76,7 @@ export class LabAgents implements Disposable {
         '--instance',
         instance,
         ...(this.opts.agentArgs ?? []),
+        ...(this.nodeArgs.get(index) ?? []),
       ],
       { stdio: ['ignore', logFd, logFd] },
     );
@@ -104,12 +110,19 @@ export class LabAgents implements Disposable {
     return { previous, next: this.running.get(index)! };
   }
 
-  /** Stops node `index`'s agent and starts a new one on a fresh socket. */
-  async restart(index: number): Promise<void> {
+  /** Stops node `index`'s agent and starts a new one on a fresh socket (with `args` as its own flags). */
+  async restart(index: number, args?: string[]): Promise<void> {
+    if (args) this.nodeArgs.set(index, args);
     const child = this.running.get(index);
     if (child) await stop(child);
     await run('rm', ['-f', this.socket(index)]);
     await this.start(index);
+  }
+
+  signal(index: number, signal: NodeJS.Signals): void {
+    const child = this.running.get(index);
+    if (!child) throw new Error(`node ${index}: no agent is running`);
+    child.kill(signal);
   }
 
   /** The agent's /v1/stats on node `index`. */

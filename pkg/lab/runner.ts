@@ -24,6 +24,8 @@ export interface LabOptions {
   cniBin: string;
   /** Extra agent flags. */
   agentArgs?: string[];
+  /** Extra flags of one node's agent (by node index), after `agentArgs`. */
+  nodeAgentArgs?: Record<number, string[]>;
   /** Use this cluster (kubeconfig path) as the lookup service instead of the embedded one. */
   kubeconfig?: string;
   /**
@@ -186,6 +188,19 @@ export class Lab implements Disposable {
    */
   handOverAgent(index: number): Promise<{ previous: ChildProcess; next: ChildProcess }> {
     return this.running.agents.handOver(index);
+  }
+
+  /**
+   * Stops node `index`'s agent and starts a new one, with `args` as its own extra flags when given
+   * (a node upgraded or downgraded in place).
+   */
+  async restartAgent(index: number, args?: string[]): Promise<void> {
+    await this.running.agents.restart(index, args);
+  }
+
+  /** Sends `signal` to node `index`'s agent (SIGHUP: rotate its key pair). */
+  signalAgent(index: number, signal: NodeJS.Signals): void {
+    this.running.agents.signal(index, signal);
   }
 
   /**

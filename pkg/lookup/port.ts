@@ -31,6 +31,17 @@ export interface NodeRecord {
   port: number;
   /** Index of this node's IPAM block within each network's subnets. */
   poolIndex: number;
+  /** The highest wire format version the node's agent speaks (absent: 1). */
+  wireVersion?: number;
+  /** The node's current X25519 public key for wire format version 2 (docs/wire-format.md "Keys"). */
+  wireKey?: WireKeyRecord;
+}
+
+export interface WireKeyRecord {
+  /** Names this generation of the node's key pair in datagram headers; grows with every rotation. */
+  epoch: number;
+  /** Base64 of the raw 32-byte X25519 public key. */
+  publicKey: string;
 }
 
 export interface PodMeta {

@@ -51,6 +51,13 @@ export const nodeRecord = z.strictObject({
   address: ipAddress,
   port: z.number().int().min(1).max(65535),
   poolIndex: z.number().int().min(0).max(65535),
+  wireVersion: z.number().int().min(1).max(255).optional(),
+  wireKey: z
+    .strictObject({
+      epoch: z.number().int().min(0).max(0xffffffff),
+      publicKey: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'must be the base64 of 32 bytes'),
+    })
+    .optional(),
 });
 
 const podRef = z.strictObject({ namespace: name, name, uid: z.string().max(64).optional() });

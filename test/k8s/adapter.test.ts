@@ -111,6 +111,25 @@ test("a second node's adapter sees the first's endpoints, joins and leaves", asy
   expect(left.endpoints.filter((e) => e.node === nodeA)).toHaveLength(1);
 });
 
+test("a node's wire format version 2 key, and its rotation, reach the other nodes through its report", async () => {
+  const a = track(adapter(cluster));
+  const b = track(adapter(cluster));
+  const key = (epoch: number) => ({
+    epoch,
+    publicKey: Buffer.alloc(32, epoch).toString('base64'),
+  });
+  const record = (epoch: number) => ({ ...nodeRegistration(nodeA, 1), wireVersion: 2, wireKey: key(epoch) });
+  await a.registerNode(record(1));
+  await b.registerNode(nodeRegistration(nodeB, 2));
+  await a.publishEndpoints(nodeA, []);
+  const seen = await until(b, (d) => d.nodes.some((n) => n.name === nodeA && n.wireKey?.epoch === 1));
+  expect(seen.nodes.find((n) => n.name === nodeA)).toEqual(record(1));
+  expect((await reportJson(nodeA)).spec.underlay).toMatchObject({ wireVersion: 2, keyEpoch: 1 });
+  // A rotation is a new registration: the report follows, and so does every other node.
+  await a.registerNode(record(2));
+  await until(b, (d) => d.nodes.some((n) => n.name === nodeA && n.wireKey?.epoch === 2));
+});
+
 test('a burst of changes is coalesced into few writes and the last state wins', async () => {
   const a = track(adapter(cluster));
   await a.registerNode(nodeRegistration(nodeA, 1));

@@ -15,7 +15,13 @@ import { run, runIn } from '../../pkg/sys/exec.js';
 import { VXLAN_PORT } from '../../pkg/agent/unicast/overlay.js';
 import { FILTER_COUNTER, FILTER_TABLE } from '../../pkg/agent/underlay/filter.js';
 import { waitFor } from '../harness/wait.js';
-import { injectFrames, udpFrame } from './inject.js';
+import {
+  addUnderlayHost,
+  arrived as arrivedAt,
+  injectFrames,
+  sendDatagrams,
+  udpFrame,
+} from '../harness/underlay.js';
 
 const root = join(import.meta.dirname, '../..');
 const HEALTH_PORT = 4792;
@@ -52,27 +58,6 @@ function vxlan(vni: number, frame: Buffer): Buffer {
   return Buffer.concat([h, frame]);
 }
 
-// Plain UDP from (ns, src) to dst:port, one datagram per hex line.
-const UDP_SENDER = `
-import binascii, socket, sys
-src, dst, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((src, 0))
-for line in sys.stdin:
-    s.sendto(binascii.unhexlify(line.strip()), (dst, port))
-`;
-
-async function sendUdp(
-  ns: string,
-  src: string,
-  dst: string,
-  port: number,
-  datagrams: Buffer[],
-): Promise<void> {
-  const input = datagrams.map((d) => d.toString('hex')).join('\n') + '\n';
-  await runIn(ns, 'python3', ['-c', UDP_SENDER, src, dst, String(port)], { input });
-}
-
 /** The packets the node's underlay filter dropped so far (its nftables counter). */
 async function filtered(node: number): Promise<number> {
   const { stdout } = await runIn(lab.topology.nodes[node]!.ns, 'nft', [
@@ -87,35 +72,12 @@ async function filtered(node: number): Promise<number> {
   return parsed.nftables.find((o) => o.counter)!.counter!.packets;
 }
 
-const arrived = (pod: string, token: string): Promise<number> =>
-  waitFor(() => lab.receivedBy(pod, token) || undefined, { what: `${token} at ${pod}` });
+const arrived = (pod: string, token: string): Promise<number> => arrivedAt(lab, pod, token);
 
 const token = (what: string): string => `${what}-${randomBytes(6).toString('hex')}`;
 
 /** A host on the underlay that is no node: a namespace on the underlay bridge with STRANGER. */
-async function addStranger(): Promise<string> {
-  const topo = lab.topology;
-  const ns = `${topo.id}-x`;
-  await run('ip', ['netns', 'add', ns]);
-  await run('ip', [
-    '-n',
-    ns,
-    'link',
-    'add',
-    'x0',
-    'type',
-    'veth',
-    'peer',
-    'name',
-    'x',
-    'netns',
-    topo.underlayNs,
-  ]);
-  await run('ip', ['-n', topo.underlayNs, 'link', 'set', 'x', 'master', 'ul', 'up']);
-  await run('ip', ['-n', ns, 'addr', 'add', `${STRANGER}/24`, 'dev', 'x0']);
-  await run('ip', ['-n', ns, 'link', 'set', 'x0', 'up']);
-  return ns;
-}
+const addStranger = (): Promise<string> => addUnderlayHost(lab, 'x', STRANGER);
 
 /** castnet-cni ADD of a fresh pod namespace on node `node`, with `conf` merged in; its JSON answer. */
 async function cniAdd(
@@ -166,13 +128,13 @@ describe('underlay: only registered nodes reach castnet ports', () => {
     const before = await filtered(1);
     const t = token('vxlan-stranger');
     // Unicast into b1 through the kernel VXLAN port: b1's MAC is known, so only the sender check stops it.
-    await sendUdp(stranger, STRANGER, n1.address, VXLAN_PORT, [vxlan(100, udpFrame(a1, b1, t))]);
-    await sendUdp(stranger, STRANGER, n1.address, UNDERLAY_PORT, [Buffer.from(`CN-${t}`)]);
-    await sendUdp(stranger, STRANGER, n1.address, HEALTH_PORT, [Buffer.from(`probe-${t}`)]);
+    await sendDatagrams(stranger, STRANGER, n1.address, [vxlan(100, udpFrame(a1, b1, t))], VXLAN_PORT);
+    await sendDatagrams(stranger, STRANGER, n1.address, [Buffer.from(`CN-${t}`)], UNDERLAY_PORT);
+    await sendDatagrams(stranger, STRANGER, n1.address, [Buffer.from(`probe-${t}`)], HEALTH_PORT);
     await waitFor(async () => (await filtered(1)) >= before + 3, { what: 'three datagrams filtered' });
     // Positive control: the same VXLAN datagram from a registered node is delivered, once.
     const c = token('vxlan-node');
-    await sendUdp(n0.ns, n0.address, n1.address, VXLAN_PORT, [vxlan(100, udpFrame(a1, b1, c))]);
+    await sendDatagrams(n0.ns, n0.address, n1.address, [vxlan(100, udpFrame(a1, b1, c))], VXLAN_PORT);
     expect(await arrived('b1', c)).toBe(1);
     expect(lab.receivedBy('b1', t)).toBe(0);
     expect(await filtered(1)).toBe(before + 3);
@@ -191,10 +153,13 @@ describe('underlay: only registered nodes reach castnet ports', () => {
     const t = token('unknown-unicast');
     const c = token('known-unicast');
     // From a registered node through VXLAN: to an unknown MAC, then (the control) to b1's.
-    await sendUdp(n0.ns, n0.address, n1.address, VXLAN_PORT, [
-      vxlan(100, udpFrame(a1, unknown, t)),
-      vxlan(100, udpFrame(a1, b1, c)),
-    ]);
+    await sendDatagrams(
+      n0.ns,
+      n0.address,
+      n1.address,
+      [vxlan(100, udpFrame(a1, unknown, t)), vxlan(100, udpFrame(a1, b1, c))],
+      VXLAN_PORT,
+    );
     expect(await arrived('b1', c)).toBe(1);
     // From a local pod: a1 to an unknown MAC (a2 shares the bridge), then to a2 itself.
     const a2 = lab.podInfo('a2');

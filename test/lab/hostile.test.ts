@@ -10,12 +10,18 @@ import { buildIPv4Frame } from '../../pkg/frame/build.js';
 import { ipv4MulticastMac, formatMac, parseIPv4 } from '../../pkg/netaddr/address.js';
 import { Lab } from '../../pkg/lab/runner.js';
 import { parseLabFile } from '../../pkg/lab/scenario.js';
-import { UNDERLAY_PORT } from '../../pkg/lab/topology.js';
 import { runIn } from '../../pkg/sys/exec.js';
 import { encodeData, makeWireKey, type WireKey } from '../../pkg/wire/index.js';
-import { VNET_HDR_LEN } from '../../pkg/frame/vnet.js';
 import { waitFor } from '../harness/wait.js';
-import { injectFrames, udpFrame as udpFrameTo } from './inject.js';
+import {
+  arrived,
+  drops,
+  dropTotal,
+  groupFrame,
+  injectFrames,
+  sendDatagrams,
+  withVnet,
+} from '../harness/underlay.js';
 
 const root = join(import.meta.dirname, '../..');
 const GROUP = '239.5.5.5';
@@ -33,46 +39,7 @@ pods:
 scenarios: [{ name: none, steps: [{ sleep: 0 }] }]
 `);
 
-/** A UDP datagram to GROUP:5000 from `src`, as a pod would send it, carrying `token`. */
-function udpFrame(src: { mac: string; ip: string }, token: string): Uint8Array {
-  return udpFrameTo(src, { mac: formatMac(ipv4MulticastMac(parseIPv4(GROUP)!)), ip: GROUP }, token, 1);
-}
-
-function withVnet(frame: Uint8Array): Uint8Array {
-  const out = new Uint8Array(VNET_HDR_LEN + frame.length);
-  out.set(frame, VNET_HDR_LEN);
-  return out;
-}
-
-// A raw socket, so the datagrams can come from a node's own address and agent port without
-// stealing the agent's socket: the kernel adds the IP header, we write the UDP header (checksum 0).
-const SENDER = `
-import binascii, socket, struct, sys
-src, dst, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
-s.bind((src, 0))
-for line in sys.stdin:
-    d = binascii.unhexlify(line.strip())
-    s.sendto(struct.pack("!HHHH", port, port, 8 + len(d), 0) + d, (dst, 0))
-`;
-
-/** Sends raw datagrams from (ns, src:UNDERLAY_PORT) to dst:UNDERLAY_PORT. */
-async function sendDatagrams(ns: string, src: string, dst: string, datagrams: Uint8Array[]): Promise<void> {
-  const input = datagrams.map((d) => Buffer.from(d).toString('hex')).join('\n') + '\n';
-  await runIn(ns, 'python3', ['-c', SENDER, src, dst, String(UNDERLAY_PORT)], { input });
-}
-
-async function drops(lab: Lab, node: number): Promise<Record<string, number>> {
-  const s = (await lab.agentStats(node)) as { dataplane: { drops: Record<string, number> } };
-  return s.dataplane.drops;
-}
-
-const dropTotal = (d: Record<string, number>): number => Object.values(d).reduce((n, v) => n + v, 0);
-
-/** Waits until `pod`'s capture holds `token` (at least once) and returns how often it does. */
-async function arrived(lab: Lab, pod: string, token: string): Promise<number> {
-  return waitFor(() => lab.receivedBy(pod, token) || undefined, { what: `${token} at ${pod}` });
-}
+const udpFrame = (src: { mac: string; ip: string }, token: string) => groupFrame(GROUP, src, token);
 
 function describeLab(
   name: string,
@@ -94,11 +61,14 @@ function describeLab(
     afterAll(async () => {
       await lab?.dispose();
     }, 60000);
-    body({ lab: () => lab, key: agentArgs.length ? makeWireKey(Buffer.from(KEY_HEX, 'hex')) : undefined });
+    const keyed = agentArgs.includes('--wire-key-file');
+    body({ lab: () => lab, key: keyed ? makeWireKey(Buffer.from(KEY_HEX, 'hex')) : undefined });
   });
 }
 
-describeLab('receive path without a key', [], ({ lab }) => {
+// Version 1 behaviour (--wire-version 1): the datagrams here are unauthenticated or carry the cluster
+// key's tag, which a version 2 node refuses from a version 2 peer (hostile-underlay-auth.test.ts).
+describeLab('receive path in wire format version 1, without a key', ['--wire-version', '1'], ({ lab }) => {
   it('drops malformed and flooding IGMP reports, counts them, and keeps serving', async () => {
     const a1 = lab().podInfo('a1');
     // IGMPv2 reports from a1's own addresses (so anti-spoofing lets them through): a burst of good
@@ -247,7 +217,12 @@ describeLab('receive path without a key', [], ({ lab }) => {
     expect(after.dataplane.datagramsReceived - before.dataplane.datagramsReceived).toBeGreaterThanOrEqual(
       sent.length + 2,
     );
-    expect(dropTotal(after.dataplane.drops) - dropTotal(before.dataplane.drops)).toBe(sent.length - 4);
+    // Pods' own multicast on node 1 (IPv6 router solicitations, MLD) with no members may be dropped as
+    // no-members meanwhile: a local-frame reason that no datagram yields, so it is left out.
+    const datagramDrops = (d: Record<string, number>) => dropTotal(d) - (d['no-members'] ?? 0);
+    expect(datagramDrops(after.dataplane.drops) - datagramDrops(before.dataplane.drops)).toBe(
+      sent.length - 4,
+    );
   });
 
   it('drops frames whose source MAC or IP a pod does not own, and answers ARP from the directory', async () => {
@@ -281,40 +256,44 @@ const keyFile = join(keyDir, 'wire.key');
 writeFileSync(keyFile, KEY_HEX + '\n');
 afterAll(() => rmSync(keyDir, { recursive: true, force: true }));
 
-describeLab('receive path with a cluster key', ['--wire-key-file', keyFile], ({ lab, key }) => {
-  it('delivers tagged datagrams and drops untagged or wrongly tagged ones', async () => {
-    const n0 = lab().topology.nodes[0]!;
-    const n1 = lab().topology.nodes[1]!;
-    const a1 = lab().podInfo('a1');
-    const b1 = lab().podInfo('b1');
-    const msg = (token: string) => ({
-      networkId: 100,
-      sourceEndpointId: a1.endpointId,
-      destinations: [b1.endpointId],
-      vnetHeader: true,
-      frame: withVnet(udpFrame(a1, token)),
+describeLab(
+  'receive path in wire format version 1, with a cluster key',
+  ['--wire-version', '1', '--wire-key-file', keyFile],
+  ({ lab, key }) => {
+    it('delivers tagged datagrams and drops untagged or wrongly tagged ones', async () => {
+      const n0 = lab().topology.nodes[0]!;
+      const n1 = lab().topology.nodes[1]!;
+      const a1 = lab().podInfo('a1');
+      const b1 = lab().podInfo('b1');
+      const msg = (token: string) => ({
+        networkId: 100,
+        sourceEndpointId: a1.endpointId,
+        destinations: [b1.endpointId],
+        vnetHeader: true,
+        frame: withVnet(udpFrame(a1, token)),
+      });
+      const t = Date.now();
+      const wrong = makeWireKey(randomBytes(32));
+      await sendDatagrams(n0.ns, n0.address, n1.address, [
+        encodeData(msg(`untagged-${t}`)),
+        encodeData(msg(`wrongkey-${t}`), wrong),
+        encodeData(msg(`tagged-${t}`), key),
+        encodeData(msg(`control-${t}`), key),
+      ]);
+      // The last tagged datagram is the positive control for the three before it.
+      expect(await arrived(lab(), 'b1', `control-${t}`)).toBe(1);
+      expect(lab().receivedBy('b1', `untagged-${t}`)).toBe(0);
+      expect(lab().receivedBy('b1', `wrongkey-${t}`)).toBe(0);
+      expect(lab().receivedBy('b1', `tagged-${t}`)).toBe(1);
+      const d = await drops(lab(), 1);
+      expect(d['bad-datagram:missing-tag']).toBe(1);
+      expect(d['bad-datagram:bad-tag']).toBe(1);
     });
-    const t = Date.now();
-    const wrong = makeWireKey(randomBytes(32));
-    await sendDatagrams(n0.ns, n0.address, n1.address, [
-      encodeData(msg(`untagged-${t}`)),
-      encodeData(msg(`wrongkey-${t}`), wrong),
-      encodeData(msg(`tagged-${t}`), key),
-      encodeData(msg(`control-${t}`), key),
-    ]);
-    // The last tagged datagram is the positive control for the three before it.
-    expect(await arrived(lab(), 'b1', `control-${t}`)).toBe(1);
-    expect(lab().receivedBy('b1', `untagged-${t}`)).toBe(0);
-    expect(lab().receivedBy('b1', `wrongkey-${t}`)).toBe(0);
-    expect(lab().receivedBy('b1', `tagged-${t}`)).toBe(1);
-    const d = await drops(lab(), 1);
-    expect(d['bad-datagram:missing-tag']).toBe(1);
-    expect(d['bad-datagram:bad-tag']).toBe(1);
-  });
 
-  it('authenticates its own traffic end to end, delivering exactly once', async () => {
-    const token = await lab().sendTo('a1', GROUP);
-    await arrived(lab(), 'b1', await lab().sendTo('a1', GROUP));
-    expect(lab().receivedBy('b1', token)).toBe(1);
-  });
-});
+    it('authenticates its own traffic end to end, delivering exactly once', async () => {
+      const token = await lab().sendTo('a1', GROUP);
+      await arrived(lab(), 'b1', await lab().sendTo('a1', GROUP));
+      expect(lab().receivedBy('b1', token)).toBe(1);
+    });
+  },
+);

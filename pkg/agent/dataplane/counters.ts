@@ -5,6 +5,8 @@ export interface DataplaneCounters {
   localDeliveries: number;
   datagramsSent: number;
   datagramsReceived: number;
+  /** Delivered datagrams that were sealed with a version 2 pair key. */
+  datagramsAuthenticated: number;
   remoteDeliveries: number;
   arpReplies: number;
   membershipMessages: number;
@@ -17,6 +19,7 @@ export class Counters {
     localDeliveries: 0,
     datagramsSent: 0,
     datagramsReceived: 0,
+    datagramsAuthenticated: 0,
     remoteDeliveries: 0,
     arpReplies: 0,
     membershipMessages: 0,

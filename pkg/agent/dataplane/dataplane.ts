@@ -20,6 +20,7 @@ import { UnderlaySocket, type OutDatagram, type Peer } from '../../underlay/udp.
 import { encapsulate, udpPayloadBudget, type WireKey } from '../../wire/index.js';
 import { Counters, type DataplaneCounters } from './counters.js';
 import { decideDatagram, decideLocalFrame } from './forward.js';
+import type { Keyring } from './keyring.js';
 import { withLocalState } from './local-directory.js';
 import type { Endpoint, EndpointSource } from '../../endpoint/table.js';
 import { applyVmHandoff } from '../../resolve/vm-handoff.js';
@@ -30,9 +31,11 @@ import { errorMessage } from '../../base/errors.js';
 export interface DataplaneOptions {
   node: NodeRecord;
   underlayMtu: number;
-  /** Key for outgoing datagrams; incoming ones must verify with one of `acceptKeys`. */
+  /** Version 1 key for outgoing datagrams; incoming ones must verify with one of `acceptKeys`. */
   sendKey?: WireKey;
   acceptKeys?: WireKey[];
+  /** Wire format version 2 (per-pair keys) with the peers that advertise it; absent: version 1 only. */
+  keyring?: Keyring;
   endpoints: EndpointSource;
   lookup: LookupService;
   /** Turns the bridge's own flooding towards an endpoint off, so the data plane alone delivers BUM. */
@@ -178,6 +181,7 @@ export class Dataplane implements Disposable {
     for (const p of index.problems) this.o.log.debug('directory problem', { ...p });
     this.resolver = new Resolver(index);
     this.nodesByAddress = new Map(d.nodes.map((n) => [n.address, n]));
+    this.o.keyring?.setPeers(d.nodes);
     this.o.onDirectory?.(d);
   }
 
@@ -253,7 +257,7 @@ export class Dataplane implements Disposable {
         frame: bytes,
       },
       this.budget,
-      this.o.sendKey,
+      this.o.keyring?.sealFor(node.name) ?? this.o.sendKey,
     );
     if (!r.ok) {
       this.counters.drop(`encapsulate:${r.error.code}`);
@@ -265,11 +269,19 @@ export class Dataplane implements Disposable {
 
   private onDatagram(from: { address: string; port: number }, data: Uint8Array): void {
     this.counters.c.datagramsReceived++;
-    const a = decideDatagram(this.resolver, this.nodesByAddress, from, data, this.o.acceptKeys ?? []);
+    const a = decideDatagram(
+      this.resolver,
+      this.nodesByAddress,
+      from,
+      data,
+      this.o.acceptKeys ?? [],
+      this.o.keyring,
+    );
     if (a.kind === 'drop') {
       this.counters.drop(a.reason, a.count);
       return;
     }
+    if (a.sealed) this.counters.c.datagramsAuthenticated++;
     if (a.rejectedIds) this.counters.drop('rejected-endpoint-id', a.rejectedIds);
     const frame = a.vnetHeader ? a.frame : withVnetHeader(a.frame);
     for (const t of a.targets) {

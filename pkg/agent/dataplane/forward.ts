@@ -14,7 +14,16 @@ import {
   type Resolver,
 } from '../../resolve/index.js';
 import type { IndexedEndpoint } from '../../resolve/directory-index.js';
-import { decodeData, type WireKey } from '../../wire/index.js';
+import {
+  decodeData,
+  decodeDataV2,
+  wireVersionOf,
+  WIRE_VERSION,
+  WIRE_VERSION_2,
+  type DataMessage,
+  type WireKey,
+} from '../../wire/index.js';
+import type { Keyring } from './keyring.js';
 
 export type LocalAction = (
   | { kind: 'drop'; reason: string }
@@ -80,11 +89,16 @@ export type RemoteAction =
       vnetHeader: boolean;
       /** Listed IDs that were not delivered (unknown, other network, duplicate). */
       rejectedIds: number;
+      /** Sealed with a version 2 pair key (and admitted by its replay window). */
+      sealed: boolean;
     };
 
 /**
  * Decides what to do with a datagram from `from` on the underlay. Only known nodes are heard; the
- * datagram is validated in full (version, lengths, tag) before any ID is looked at.
+ * datagram is validated in full (version, lengths, key, tag, replay window) before any ID is looked
+ * at. With a keyring (wire format version 2), a peer that advertises version 2 is heard only in
+ * version 2, and the keyring's replay window records each accepted sequence number (its one side
+ * effect); without one, only version 1 under `keys`.
  */
 export function decideDatagram(
   resolver: Resolver,
@@ -92,19 +106,35 @@ export function decideDatagram(
   from: { address: string; port: number },
   data: Uint8Array,
   keys: readonly WireKey[],
+  keyring?: Keyring,
 ): RemoteAction {
   const node = nodesByAddress.get(from.address);
-  if (!node || node.port !== from.port) return { kind: 'drop', reason: 'unknown-sender', count: 1 };
-  const m = decodeData(data, keys);
-  if (!m.ok) return { kind: 'drop', reason: `bad-datagram:${m.error.code}`, count: 1 };
-  const t = receiveTargets(resolver.index, m.value.networkId, m.value.destinations);
-  if (!t.networkKnown) return { kind: 'drop', reason: 'unknown-network', count: 1 };
-  if (t.deliver.length === 0) return { kind: 'drop', reason: 'unknown-endpoint-id', count: 1 };
+  if (!node || node.port !== from.port) return drop('unknown-sender');
+  const version = wireVersionOf(data);
+  let m: DataMessage;
+  if (keyring && version === WIRE_VERSION_2) {
+    const r = decodeDataV2(data, (info) => keyring.open(node.name, info));
+    if (!r.ok) return drop(`bad-datagram:${r.error.code}`);
+    const verdict = keyring.admit(r.value.key, r.value.seal.seq);
+    if (verdict !== 'ok') return drop(verdict);
+    m = r.value.message;
+  } else {
+    if (keyring?.speaksV2(node.name) && version === WIRE_VERSION) return drop('v1-from-v2-peer');
+    const r = decodeData(data, keys);
+    if (!r.ok) return drop(`bad-datagram:${r.error.code}`);
+    m = r.value;
+  }
+  const t = receiveTargets(resolver.index, m.networkId, m.destinations);
+  if (!t.networkKnown) return drop('unknown-network');
+  if (t.deliver.length === 0) return drop('unknown-endpoint-id');
   return {
     kind: 'deliver',
     targets: t.deliver,
-    frame: m.value.frame,
-    vnetHeader: m.value.vnetHeader,
+    frame: m.frame,
+    vnetHeader: m.vnetHeader,
     rejectedIds: t.unknownIds + t.duplicateIds,
+    sealed: version === WIRE_VERSION_2,
   };
 }
+
+const drop = (reason: string): RemoteAction => ({ kind: 'drop', reason, count: 1 });

@@ -25,4 +25,28 @@ describe('MembershipReport conversion', () => {
       Object.keys(toReportSpec({ node, endpoints: [plain], memberships: [] }).endpoints![0]!),
     ).not.toContain('claims');
   });
+
+  it('carries the node’s wire version and public key both ways, and nothing for a version 1 node', () => {
+    const node = {
+      name: 'n1',
+      address: '192.0.2.1',
+      port: 4790,
+      poolIndex: 1,
+      wireVersion: 2,
+      wireKey: { epoch: 1764662400, publicKey: Buffer.alloc(32, 9).toString('base64') },
+    };
+    const spec = toReportSpec({ node, endpoints: [], memberships: [] });
+    expect(spec.underlay).toEqual({
+      address: '192.0.2.1',
+      port: 4790,
+      wireVersion: 2,
+      publicKey: node.wireKey.publicKey,
+      keyEpoch: 1764662400,
+    });
+    expect(fromReport({ metadata: { name: 'n1' }, spec }).node).toEqual(node);
+    const v1 = { name: 'n1', address: '192.0.2.1', port: 4790, poolIndex: 1 };
+    const old = toReportSpec({ node: v1, endpoints: [], memberships: [] });
+    expect(old.underlay).toEqual({ address: '192.0.2.1', port: 4790 });
+    expect(fromReport({ metadata: { name: 'n1' }, spec: old }).node).toEqual(v1);
+  });
 });

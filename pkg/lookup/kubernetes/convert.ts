@@ -102,6 +102,10 @@ export function fromReport(r: MembershipReport): NodeDirectory {
       address: r.spec.underlay.address,
       port: r.spec.underlay.port,
       poolIndex: r.spec.poolIndex ?? 0,
+      ...(r.spec.underlay.wireVersion ? { wireVersion: r.spec.underlay.wireVersion } : {}),
+      ...(r.spec.underlay.publicKey !== undefined && r.spec.underlay.keyEpoch !== undefined
+        ? { wireKey: { epoch: r.spec.underlay.keyEpoch, publicKey: r.spec.underlay.publicKey } }
+        : {}),
     },
     endpoints: (r.spec.endpoints ?? []).map((e) => ({
       network: e.network,
@@ -136,7 +140,12 @@ export function toReportSpec(d: NodeDirectory): MembershipReportSpec {
   }
   return {
     node,
-    underlay: { address: d.node.address, port: d.node.port },
+    underlay: {
+      address: d.node.address,
+      port: d.node.port,
+      ...(d.node.wireVersion ? { wireVersion: d.node.wireVersion } : {}),
+      ...(d.node.wireKey ? { publicKey: d.node.wireKey.publicKey, keyEpoch: d.node.wireKey.epoch } : {}),
+    },
     poolIndex: d.node.poolIndex,
     endpoints: d.endpoints.map((e) => ({
       endpointID: e.endpointId,
