@@ -259,7 +259,8 @@ build_castnet() {
   # Native addons in node_modules (koffi) load host libraries too.
   addons=$(find "$modules" -name '*.node' -type f | LC_ALL=C sort)
   # shellcheck disable=SC2086 # one path per word
-  host_files=$(closure "$(command -v node)" /bin/ip /sbin/bridge /bin/busybox /bin/dash &&
+  # nft: the agent's filter of castnet's UDP ports (pkg/agent/underlay/filter.ts), as the Dockerfile installs it.
+  host_files=$(closure "$(command -v node)" /bin/ip /sbin/bridge /usr/sbin/nft /bin/busybox /bin/dash &&
     libs_of $addons && files_under /etc/iproute2)
   dist=$(dist_files)
   key=$(

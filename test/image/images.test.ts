@@ -120,10 +120,11 @@ describe('castnet image', () => {
     }
   });
 
-  test('ip and bridge are iproute2, also from /bin/sh (the agent batches through them)', async () => {
-    const out = await shellOutput('castnet', 'ip -V; bridge -V');
+  test('ip and bridge are iproute2, and nft is there, also from /bin/sh (the agent runs them)', async () => {
+    const out = await shellOutput('castnet', 'ip -V; bridge -V; nft --version');
     expect(out).toMatch(/^ip utility, iproute2-/m);
     expect(out).toMatch(/^bridge utility, /m);
+    expect(out).toMatch(/^nftables v\d/m);
   });
 
   test('node_modules holds the production dependencies and none of the development ones', async () => {
