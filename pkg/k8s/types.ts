@@ -1,6 +1,7 @@
 // Typed models of castnet's custom resources (castnet.io/v1alpha1). The CRDs under charts/castnet/crds/
 // are the schema of record; these types mirror them field for field (docs/api.md).
 import { LIMITS } from '../lookup/limits.js';
+import type { RateLimits } from '../lookup/port.js';
 
 export const GROUP = 'castnet.io';
 export const VERSION = 'v1alpha1';
@@ -47,6 +48,7 @@ export interface VirtualNetworkSpec {
   broadcast?: { enabled?: boolean; arpProxy?: boolean };
   /** Namespaces whose pods may attach and whose groups act (unset: all); pkg/resolve/tenancy.ts. */
   allowedNamespaces?: string[];
+  rateLimits?: RateLimits;
 }
 
 export interface VirtualNetworkStatus {

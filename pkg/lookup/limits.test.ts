@@ -35,6 +35,17 @@ test.each([
   ['sourcesPerMembership', report, 'spec.memberships.[].filter.sources', 'maxItems'],
   ['groupsPerEndpointDefault', network, 'spec.multicast.maxGroupsPerEndpoint', 'default'],
   ['groupsPerEndpointMax', network, 'spec.multicast.maxGroupsPerEndpoint', 'maximum'],
+  ['broadcastPpsDefault', network, 'spec.rateLimits.broadcast.packetsPerSecond', 'default'],
+  ['broadcastBurstDefault', network, 'spec.rateLimits.broadcast.burst', 'default'],
+  ['arpPpsDefault', network, 'spec.rateLimits.arp.packetsPerSecond', 'default'],
+  ['arpBurstDefault', network, 'spec.rateLimits.arp.burst', 'default'],
+  ['multicastPpsDefault', network, 'spec.rateLimits.multicast.packetsPerSecond', 'default'],
+  ['multicastBurstDefault', network, 'spec.rateLimits.multicast.burst', 'default'],
+  ...(['broadcast', 'arp', 'multicast'] as const).flatMap((k) =>
+    (['packetsPerSecond', 'burst'] as const).map(
+      (f) => ['ratePpsMax', network, `spec.rateLimits.${k}.${f}`, 'maximum'] as const,
+    ),
+  ),
   ['statusMembers', group, 'status.members', 'maxItems'],
   ['healthPeers', report, 'status.underlay.peers', 'maxItems'],
   ['allowedNamespaces', network, 'spec.allowedNamespaces', 'maxItems'],

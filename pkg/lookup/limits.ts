@@ -21,6 +21,20 @@ const limits = {
   groupsPerEndpointMax: 4096,
   /** VirtualNetwork spec.allowedNamespaces maxItems. */
   allowedNamespaces: 256,
+  /**
+   * VirtualNetwork spec.rateLimits: frames per second (and burst) one endpoint may send of each kind
+   * the agent copies to other endpoints. Broadcast and ARP are control traffic at a host's normal
+   * rates; multicast is data (market data streams run at tens of thousands a second), so its default
+   * sits above what one agent forwards and only a lower setting shares the agent between endpoints.
+   */
+  broadcastPpsDefault: 1000,
+  broadcastBurstDefault: 2000,
+  arpPpsDefault: 200,
+  arpBurstDefault: 400,
+  multicastPpsDefault: 50000,
+  multicastBurstDefault: 10000,
+  /** Maximum of every rate and burst above. */
+  ratePpsMax: 1000000,
   /** MembershipReport status.underlay.peers maxItems: the peers a node's health report lists. */
   healthPeers: 5000,
   /** MulticastGroup status.members maxItems. */

@@ -22,7 +22,17 @@ export interface NetworkSpec {
    * namespace (pkg/resolve/tenancy.ts).
    */
   allowedNamespaces?: string[];
+  /** Per-endpoint rate limits by kind of frame (absent: LIMITS' defaults, pkg/lookup/limits.ts). */
+  rateLimits?: RateLimits;
 }
+
+/** A token bucket: `packetsPerSecond` sustained, `burst` at once. */
+export interface Rate {
+  packetsPerSecond: number;
+  burst: number;
+}
+
+export type RateLimits = { [K in 'broadcast' | 'arp' | 'multicast']?: Partial<Rate> };
 
 export interface NodeRecord {
   name: string;

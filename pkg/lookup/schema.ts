@@ -23,6 +23,14 @@ const namespaceName = z
   .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a namespace name (a DNS-1123 label)');
 const endpointId = z.number().int().min(1).max(0xffffffff);
 
+const rate = z
+  .strictObject({
+    packetsPerSecond: z.number().int().min(1).max(LIMITS.ratePpsMax),
+    burst: z.number().int().min(1).max(LIMITS.ratePpsMax),
+  })
+  .partial()
+  .optional();
+
 export const networkSpec = z.strictObject({
   name,
   id: z.number().int().min(1).max(0xffffff),
@@ -44,6 +52,7 @@ export const networkSpec = z.strictObject({
     .max(LIMITS.allowedNamespaces)
     .refine((a) => new Set(a).size === a.length, 'must not repeat a namespace')
     .optional(),
+  rateLimits: z.strictObject({ broadcast: rate, arp: rate, multicast: rate }).partial().optional(),
 });
 
 export const nodeRecord = z.strictObject({

@@ -19,8 +19,9 @@ import { ipFamily } from '../../netaddr/ip.js';
 import { UnderlaySocket, type OutDatagram, type Peer } from '../../underlay/udp.js';
 import { encapsulate, udpPayloadBudget, type WireKey } from '../../wire/index.js';
 import { Counters, type DataplaneCounters } from './counters.js';
-import { decideDatagram, decideLocalFrame } from './forward.js';
+import { decideDatagram, decideLocalFrame, type Policing } from './forward.js';
 import type { Keyring } from './keyring.js';
+import { Policer } from './policer.js';
 import { withLocalState } from './local-directory.js';
 import type { Endpoint, EndpointSource } from '../../endpoint/table.js';
 import { applyVmHandoff } from '../../resolve/vm-handoff.js';
@@ -62,6 +63,7 @@ export class Dataplane implements Disposable {
   private underlay!: UnderlaySocket;
   private readonly lifetime = new DisposableStore();
   private readonly counters = new Counters();
+  private readonly policer = new Policer();
   private directory: Directory = { networks: [], nodes: [], endpoints: [], groups: [], memberships: [] };
   private memberships: MembershipRecord[] = [];
   private resolver: Resolver;
@@ -154,6 +156,8 @@ export class Dataplane implements Disposable {
   private detach(e: Endpoint): void {
     if (!this.localEndpoints.delete(e.endpointId)) return;
     this.spoken.delete(e.endpointId);
+    this.policer.forget(e.endpointId);
+    this.counters.forget(e.endpointId);
     if (e.hostIfindex) this.capture.remove(e.hostIfindex);
   }
 
@@ -199,14 +203,16 @@ export class Dataplane implements Disposable {
     }
     const sender = this.resolver.index.localEndpoint(endpointId);
     const out: OutDatagram[] = [];
+    const policing: Policing = { policer: this.policer, nowMs: performance.now() };
     for (const bytes of frames) {
       this.counters.c.framesCaptured++;
-      const a = decideLocalFrame(this.resolver, sender, bytes);
+      const a = decideLocalFrame(this.resolver, sender, bytes, policing);
       if (a.announced && !holds(this.resolver.index, sender!, a.announced))
         this.o.onAnnounce(endpointId, a.announced);
       switch (a.kind) {
         case 'drop':
-          this.counters.drop(a.reason);
+          if (a.policed) this.counters.policed(endpointId, a.policed);
+          else this.counters.drop(a.reason);
           break;
         case 'membership':
           this.counters.c.membershipMessages++;

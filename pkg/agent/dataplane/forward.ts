@@ -24,28 +24,45 @@ import {
   type WireKey,
 } from '../../wire/index.js';
 import type { Keyring } from './keyring.js';
+import { classifyFrame, type PolicedKind, type Policer } from './policer.js';
 
-export type LocalAction = (
-  | { kind: 'drop'; reason: string }
-  /** An IGMP/MLD message for the membership table (the agent is the querier: not forwarded). */
-  | { kind: 'membership'; frame: ParsedFrame }
-  /** The agent answers an ARP request from its directory: inject `reply` back to the sender. */
-  | { kind: 'arp-reply'; reply: Uint8Array }
-  | { kind: 'forward'; delivery: Delivery }
-) & {
-  /** The sender announced that it now holds this allowed address (see resolve/address-pairs.ts). */
-  announced?: string;
-};
+export type LocalAction =
+  /** `policed`: over the sender's rate limit for that kind of frame. */
+  (
+    | { kind: 'drop'; reason: string; policed?: PolicedKind }
+    /** An IGMP/MLD message for the membership table (the agent is the querier: not forwarded). */
+    | { kind: 'membership'; frame: ParsedFrame }
+    /** The agent answers an ARP request from its directory: inject `reply` back to the sender. */
+    | { kind: 'arp-reply'; reply: Uint8Array }
+    | { kind: 'forward'; delivery: Delivery }
+  ) & {
+    /** The sender announced that it now holds this allowed address (see resolve/address-pairs.ts). */
+    announced?: string;
+  };
+
+/** The policer and the time (ms) of the capture batch; absent, nothing is rate-limited. */
+export interface Policing {
+  policer: Policer;
+  nowMs: number;
+}
 
 /**
  * Decides the fate of `bytes` (virtio_net_hdr + Ethernet frame) captured from local endpoint `sender`.
+ * The endpoint's rate limits come first, before parsing: a policed frame costs a few byte reads.
  */
 export function decideLocalFrame(
   resolver: Resolver,
   sender: IndexedEndpoint | undefined,
   bytes: Uint8Array,
+  policing?: Policing,
 ): LocalAction {
   if (!sender) return { kind: 'drop', reason: 'unknown-endpoint' };
+  const kind = policing && classifyFrame(bytes);
+  if (
+    kind &&
+    !policing.policer.admit(sender.endpointId, kind, sender.network.spec.rateLimits, policing.nowMs)
+  )
+    return { kind: 'drop', reason: `policed:${kind}`, policed: kind };
   const parsed = parseFrame(bytes, VNET_HDR_LEN);
   if (!parsed.ok) return { kind: 'drop', reason: `malformed:${parsed.error.code}` };
   const f = parsed.value;

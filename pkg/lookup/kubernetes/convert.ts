@@ -31,6 +31,7 @@ export function toNetworkSpec(vn: VirtualNetwork): NetworkSpec {
     ...querierOf(vn),
     ...(vn.spec.broadcast?.arpProxy === false ? { arpProxy: false } : {}),
     ...(vn.spec.allowedNamespaces ? { allowedNamespaces: [...vn.spec.allowedNamespaces] } : {}),
+    ...(vn.spec.rateLimits ? { rateLimits: vn.spec.rateLimits } : {}),
   };
 }
 
