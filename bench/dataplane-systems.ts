@@ -122,7 +122,7 @@ export class Traffic {
 }
 
 /** A `castnet agent` process (the agents run short-lived helpers too, which may be gone by now). */
-function isAgent(pid: number): boolean {
+export function isAgent(pid: number): boolean {
   try {
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
     return argv.includes('agent') && argv.some((a) => a.endsWith('main.js'));

@@ -1,4 +1,4 @@
-// Traffic roles for bench/dataplane.ts and bench/marketdata.ts, each a child process driven by lines on stdin.
+// Traffic roles for bench/dataplane.ts, bench/marketdata.ts and bench/isolation.ts, each a child process driven by lines on stdin.
 //
 //   send <netns> <source> <group> <port>
 //     "<rate> <count> <trial> [<batch>]" sends <count> 100-byte datagrams to the group at <rate>/s
@@ -19,6 +19,11 @@
 //     "total" all datagrams received since start (to tell when the pipeline is idle); "percentiles
 //     <sent>" answers p50/p99 in µs over <sent> messages per receiver, a lost message counting as a
 //     miss (null when the percentile falls on one).
+//   flood <srcmac> <srcip>
+//     A hostile pod (bench/isolation.ts), started inside its pod's namespace: "flood <seconds>" writes
+//     broadcast frames (UDP to 255.255.255.255 from the pod's own addresses, so only a rate limit can
+//     stop them) out of eth0 as fast as one AF_PACKET socket takes them, 64 per sendmmsg; answers
+//     "done <sent> <notSent> <seconds>".
 //
 // Both ends stamp and read CLOCK_MONOTONIC (process.hrtime), which all processes on the machine share.
 import { createSocket } from 'node:dgram';
@@ -28,6 +33,9 @@ import { AF_INET, IP_ADD_MEMBERSHIP, IPPROTO_IP, SOCK_CLOEXEC, SOCK_DGRAM } from
 import { check, inNetns, libc } from '../pkg/sys/libc.js';
 import { readStream, stampStream, StreamTally } from '../pkg/lab/stream.js';
 import { OutDatagram, UnderlaySocket } from '../pkg/underlay/udp.js';
+import { buildIPv4Frame } from '../pkg/frame/build.js';
+import { VNET_HDR_LEN } from '../pkg/frame/vnet.js';
+import { CaptureSet } from '../pkg/packet/capture.js';
 
 export const PAYLOAD_BYTES = 100;
 /** The trial's number in the payload (pkg/lab/stream.ts's header: send time, run, sequence). */
@@ -191,11 +199,44 @@ function roleMember(group: string, port: number, address: string): void {
   });
 }
 
+function roleFlood(srcMac: string, srcIp: string): void {
+  const udp = Buffer.alloc(8 + PAYLOAD_BYTES, 0x5a);
+  udp.writeUInt16BE(40000, 0);
+  udp.writeUInt16BE(9, 2);
+  udp.writeUInt16BE(udp.length, 4);
+  const eth = buildIPv4Frame({
+    dstMac: 'ff:ff:ff:ff:ff:ff',
+    srcMac,
+    src: srcIp,
+    dst: '255.255.255.255',
+    protocol: 17,
+    ttl: 1,
+    payload: udp,
+  });
+  const frame = new Uint8Array(VNET_HDR_LEN + eth.length);
+  frame.set(eth, VNET_HDR_LEN);
+  const frames = Array.from({ length: BATCH }, () => frame);
+  const out = new CaptureSet<string>();
+  const ifindex = out.add('eth0', 'eth0');
+  commands(([seconds]) => {
+    const start = process.hrtime.bigint();
+    const until = start + BigInt(Math.round(Number(seconds) * 1e9));
+    let sent = 0;
+    let calls = 0;
+    while (process.hrtime.bigint() < until) {
+      sent += out.inject(ifindex, frames);
+      calls++;
+    }
+    return `done ${sent} ${calls * BATCH - sent} ${Number(process.hrtime.bigint() - start) / 1e9}`;
+  });
+}
+
 const [role, ...args] = process.argv.slice(2);
 if (role === 'send') roleSend(args[0]!, args[1]!, args[2]!, Number(args[3]));
 else if (role === 'member') roleMember(args[0]!, Number(args[1]), args[2]!);
 else if (role === 'receive') roleReceive(args[0]!, Number(args[1]), args.slice(2));
+else if (role === 'flood') roleFlood(args[0]!, args[1]!);
 else {
-  console.error(`usage: dataplane-traffic send|receive|member ... (got ${JSON.stringify(role)})`);
+  console.error(`usage: dataplane-traffic send|receive|member|flood ... (got ${JSON.stringify(role)})`);
   process.exit(2);
 }
