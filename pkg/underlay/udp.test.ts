@@ -90,6 +90,21 @@ describe.each([
   });
 });
 
+describe('interned peers', () => {
+  it('are as many as the peers not forgotten, however many nodes came and went', () => {
+    const s = open(a, '10.78.0.1');
+    for (let round = 0; round < 5; round++) {
+      const peers = Array.from({ length: 2000 }, (_, i) => s.peer(`10.79.${round}.${i % 250}`, 4790 + i));
+      expect(s.internedPeers).toBe(2000);
+      expect(s.peer(peers[7]!.address, peers[7]!.port)).toBe(peers[7]);
+      for (const p of peers) s.forget(p);
+      expect(s.internedPeers).toBe(0);
+      expect(s.peer(peers[7]!.address, peers[7]!.port)).not.toBe(peers[7]);
+      s.forget(s.peer(peers[7]!.address, peers[7]!.port));
+    }
+  });
+});
+
 describe('underlay input checks', () => {
   it('rejects bad addresses, ports and families with the field named', () => {
     expect(() => UnderlaySocket.open({ address: 'node-1', port: 1 })).toThrow(

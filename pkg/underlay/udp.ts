@@ -187,6 +187,17 @@ export class UnderlaySocket implements Disposable {
     return sent;
   }
 
+  /** Stops interning `p` (a node that left): memory follows the directory, not its history. */
+  forget(p: Peer): void {
+    const key = this.rawKey(p.sockaddr);
+    if (this.peers.get(key) === p) this.peers.delete(key);
+  }
+
+  /** Peers interned by peer() and not forgotten. */
+  get internedPeers(): number {
+    return this.peers.size;
+  }
+
   counters(): UnderlayCounters {
     return { ...this.c };
   }

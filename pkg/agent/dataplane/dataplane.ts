@@ -186,11 +186,18 @@ export class Dataplane implements Disposable {
     this.resolver = new Resolver(index);
     this.nodesByAddress = new Map(d.nodes.map((n) => [n.address, n]));
     this.o.keyring?.setPeers(d.nodes);
+    // Peers of nodes that left go too: the map follows the directory, not its history.
+    const live = new Set(d.nodes.map((n) => peerKey(n)));
+    for (const [key, p] of this.peers)
+      if (!live.has(key)) {
+        this.peers.delete(key);
+        this.underlay.forget(p);
+      }
     this.o.onDirectory?.(d);
   }
 
   private peer(n: NodeRecord): Peer {
-    const key = `${n.address}|${n.port}`;
+    const key = peerKey(n);
     let p = this.peers.get(key);
     if (!p) this.peers.set(key, (p = this.underlay.peer(n.address, n.port)));
     return p;
@@ -301,6 +308,8 @@ export class Dataplane implements Disposable {
     }
   }
 }
+
+const peerKey = (n: NodeRecord): string => `${n.address}|${n.port}`;
 
 /** Frames the agent builds itself carry finished checksums: an all-zero virtio_net_hdr. */
 export function withVnetHeader(frame: Uint8Array): Uint8Array {

@@ -1,7 +1,12 @@
 // The directory the adapter builds from its caches, and how it tells whether its stored report drifted.
 import { fromReport, type NodeDirectory } from './convert.js';
 import type { MembershipReport } from '../../k8s/types.js';
-import { buildDirectory, canonicalNodeDirectory } from './directory-cache.js';
+import {
+  buildDirectory,
+  canonicalNodeDirectory,
+  compactNodeDirectory,
+  MAX_INTERNED,
+} from './directory-cache.js';
 
 const report = (node: string, endpoints: number[], joins: Array<[number, string]>): MembershipReport => ({
   metadata: { name: node },
@@ -66,5 +71,24 @@ describe('canonicalNodeDirectory', () => {
     const x = fromReport(report('a', [1], [[1, '239.1.1.1']]));
     const y = fromReport(report('a', [1], [[1, '239.1.1.2']]));
     expect(canonicalNodeDirectory(x)).not.toBe(canonicalNodeDirectory(y));
+  });
+});
+
+describe('compactNodeDirectory', () => {
+  it('shares repeated names, and keeps at most MAX_INTERNED however many groups pods join over time', () => {
+    const strings = new Map<string, string>();
+    const one = compactNodeDirectory(fromReport(report('a', [1], [[1, '239.1.1.1']])), strings);
+    const two = compactNodeDirectory(fromReport(report('b', [2], [[2, '239.1.1.1']])), strings);
+    expect(two.memberships[0]!.group).toBe(one.memberships[0]!.group);
+    // Reports come and go with ever new group addresses (the pods' choice): the table stays bounded.
+    for (let round = 0; round < 40; round++) {
+      const joins = Array.from({ length: 2000 }, (_, i): [number, string] => [1, `ff3e::${round}:${i}`]);
+      compactNodeDirectory(fromReport(report('a', [1], joins)), strings);
+      expect(strings.size).toBeLessThanOrEqual(MAX_INTERNED);
+    }
+    const joins = Array.from({ length: 3 }, (_, i): [number, string] => [1, `239.9.9.${i}`]);
+    expect(
+      compactNodeDirectory(fromReport(report('a', [1], joins)), strings).memberships.map((m) => m.group),
+    ).toEqual(['239.9.9.0', '239.9.9.1', '239.9.9.2']);
   });
 });

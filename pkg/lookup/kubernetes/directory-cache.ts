@@ -67,6 +67,13 @@ const ANY_SOURCE = Object.freeze({
 }) as SourceFilter;
 
 /**
+ * Most distinct strings the intern table keeps. Group addresses are the pods' choice and the table
+ * outlives the reports that brought them: without a cap, joining ever new groups would grow it
+ * without end. Past the cap it starts over (a string interned again is only a second copy).
+ */
+export const MAX_INTERNED = 65536;
+
+/**
  * Makes a converted report cheaper to hold, in place: repeated strings (network, node and group
  * names arrive as a fresh string per record from JSON) become one shared copy each, and the common
  * any-source filter is shared. At a thousand nodes this is a good part of the agent's cache.
@@ -75,6 +82,7 @@ export function compactNodeDirectory(d: NodeDirectory, strings: Map<string, stri
   const intern = (s: string): string => {
     const known = strings.get(s);
     if (known !== undefined) return known;
+    if (strings.size >= MAX_INTERNED) strings.clear();
     strings.set(s, s);
     return s;
   };

@@ -138,7 +138,7 @@ export class KubernetesLookup implements LookupService {
    * double the agent's cache at a thousand nodes.
    */
   private readonly parts = new Map<string, NodeDirectory>();
-  /** Shared copies of the names the reports repeat (networks, nodes, groups); few and bounded. */
+  /** Shared copies of the names the reports repeat (networks, nodes, groups); at most MAX_INTERNED. */
   private readonly strings = new Map<string, string>();
   private readonly listeners = new Set<(d: Directory) => void>();
   private own: OwnState = {};
