@@ -311,7 +311,7 @@ async function main(): Promise<void> {
       'without_policing: the same flood on tenant-c, whose broadcast limit is the CRD maximum (1,000,000/s, burst 1,000,000): what the flood costs when nothing polices it, in the same run',
       "flood_pod_cpu_limit: the flooding pod's processes share a CFS quota of this many CPUs, as a pod's CPU limit would (null: none). The lab's 3 nodes are namespaces on one machine and share its cores: without a limit the flood's own CPU, spent in its processes' system calls and the kernel's veth and bridge work, comes out of the other nodes' CPU too, which separate machines do not share",
       'nice: every process of the benchmark (agents, victim sender and members, flooders) runs at this priority, so other work on a shared machine does not decide the figures; the flooders get the same share as the agents',
-      'trials alternate alone, under the policed flood, under the unpoliced flood; figures are medians over `repeats`',
+      'trials alternate alone, under the policed flood, under the unpoliced flood; figures are medians over `repeats` (of two, the higher)',
     ],
     trials,
     seconds: Math.round((Date.now() - started) / 1000),
