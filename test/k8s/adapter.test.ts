@@ -17,6 +17,7 @@ import type { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup.js';
 import type { UnderlayHealthReport } from '../../pkg/lookup/port.js';
 import { waitFor } from '../harness/wait.js';
 import { castnetBin } from '../harness/agent.js';
+import { LIMITS } from '../../pkg/lookup/limits.js';
 
 jest.setTimeout(120_000);
 
@@ -239,6 +240,12 @@ test('VirtualNetworks and MulticastGroups of the selected label become networks 
         broadcast: true,
         // The CRD's defaults for the querier reach the agents with the network.
         querier: { queryIntervalSeconds: 125, robustness: 2, maxGroupsPerEndpoint: 256 },
+        // And so do its per-endpoint rate limits (pkg/lookup/limits.ts holds the same numbers).
+        rateLimits: {
+          broadcast: { packetsPerSecond: LIMITS.broadcastPpsDefault, burst: LIMITS.broadcastBurstDefault },
+          arp: { packetsPerSecond: LIMITS.arpPpsDefault, burst: LIMITS.arpBurstDefault },
+          multicast: { packetsPerSecond: LIMITS.multicastPpsDefault, burst: LIMITS.multicastBurstDefault },
+        },
       },
     ]);
     expect(d.groups).toEqual([

@@ -74,6 +74,11 @@ test('the CRDs are served with their short names, printer columns and defaults',
     mtu: 1400,
     multicast: { enabled: true, queryIntervalSeconds: 125, robustness: 2 },
     broadcast: { enabled: true, arpProxy: true },
+    rateLimits: {
+      broadcast: { packetsPerSecond: 1000, burst: 2000 },
+      arp: { packetsPerSecond: 200, burst: 400 },
+      multicast: { packetsPerSecond: 50000, burst: 10000 },
+    },
   });
   const table = await cluster.kubectl(['get', 'vnet', name]);
   expect(table).toMatch(/NAME\s+ID\s+SUBNETS\s+MTU\s+MULTICAST\s+BROADCAST\s+READY\s+AGE/);
@@ -125,6 +130,26 @@ const bad: Array<[string, () => object, RegExp[]]> = [
     'overlapping subnets',
     () => vnet('bad-overlap', { networkID: 5, subnets: ['10.0.0.0/16', '10.0.1.0/24'] }),
     [/spec\.subnets/, /must not overlap/],
+  ],
+  [
+    'a rate limit of 0 frames a second',
+    () =>
+      vnet('bad-rate', {
+        networkID: 5,
+        subnets: ['10.5.0.0/16'],
+        rateLimits: { arp: { packetsPerSecond: 0 } },
+      }),
+    [/spec\.rateLimits\.arp\.packetsPerSecond/, /greater than or equal to 1/],
+  ],
+  [
+    'a burst above the maximum',
+    () =>
+      vnet('bad-burst', {
+        networkID: 5,
+        subnets: ['10.5.0.0/16'],
+        rateLimits: { broadcast: { burst: 1000001 } },
+      }),
+    [/spec\.rateLimits\.broadcast\.burst/, /less than or equal to 1000000/],
   ],
   [
     'IPv6 network with a small MTU',
