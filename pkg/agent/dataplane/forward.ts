@@ -26,19 +26,22 @@ import {
 import type { Keyring } from './keyring.js';
 import { classifyFrame, type PolicedKind, type Policer } from './policer.js';
 
-export type LocalAction =
-  /** `policed`: over the sender's rate limit for that kind of frame. */
-  (
-    | { kind: 'drop'; reason: string; policed?: PolicedKind }
-    /** An IGMP/MLD message for the membership table (the agent is the querier: not forwarded). */
-    | { kind: 'membership'; frame: ParsedFrame }
-    /** The agent answers an ARP request from its directory: inject `reply` back to the sender. */
-    | { kind: 'arp-reply'; reply: Uint8Array }
-    | { kind: 'forward'; delivery: Delivery }
-  ) & {
-    /** The sender announced that it now holds this allowed address (see resolve/address-pairs.ts). */
-    announced?: string;
-  };
+export type LocalAction = (
+  | {
+      kind: 'drop';
+      reason: string;
+      /** Over the sender's rate limit for this kind of frame (pkg/agent/dataplane/policer.ts). */
+      policed?: PolicedKind;
+    }
+  /** An IGMP/MLD message for the membership table (the agent is the querier: not forwarded). */
+  | { kind: 'membership'; frame: ParsedFrame }
+  /** The agent answers an ARP request from its directory: inject `reply` back to the sender. */
+  | { kind: 'arp-reply'; reply: Uint8Array }
+  | { kind: 'forward'; delivery: Delivery }
+) & {
+  /** The sender announced that it now holds this allowed address (see resolve/address-pairs.ts). */
+  announced?: string;
+};
 
 /** The policer and the time (ms) of the capture batch; absent, nothing is rate-limited. */
 export interface Policing {
