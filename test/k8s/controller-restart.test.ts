@@ -16,7 +16,7 @@ import {
 } from '../harness/k8s.js';
 import { crd } from '../../pkg/k8s/resources.js';
 import { eventually, installCrds } from './fixtures.js';
-import { waitFor } from '../harness/wait.js';
+import { waitFor } from '../../pkg/base/async.js';
 
 let cluster: Cluster;
 let ns: string;

@@ -1,7 +1,7 @@
 // Shared by the apiserver-backed castnet tests: installing the CRDs and polling for a condition.
 import path from 'node:path';
 import type { Cluster } from '../harness/k8s.js';
-import { waitFor } from '../harness/wait.js';
+import { waitFor } from '../../pkg/base/async.js';
 
 export const crdDir = path.resolve(import.meta.dirname, '../../charts/castnet/crds');
 
