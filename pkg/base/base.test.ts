@@ -1,4 +1,4 @@
-import { sleep } from './async.js';
+import { sleep, waitFor } from './async.js';
 import { errorMessage } from './errors.js';
 import { DisposableStore, toDisposable } from './lifecycle.js';
 
@@ -16,6 +16,56 @@ describe('sleep', () => {
     const slept = sleep(60_000, ac.signal);
     ac.abort(new Error('stopping'));
     await expect(slept).rejects.toThrow('stopping');
+  });
+});
+
+describe('waitFor', () => {
+  it('resolves with the first value that is neither undefined nor false', async () => {
+    let n = 0;
+    await expect(
+      waitFor(() => (++n >= 3 ? `probe ${n}` : false), { what: 'x', intervalMs: 1 }),
+    ).resolves.toBe('probe 3');
+  });
+
+  it('retries a probe that throws, and names what it awaited, what it saw and the last error', async () => {
+    let n = 0;
+    const waited = waitFor(
+      () => {
+        throw new Error(`attempt ${++n}`);
+      },
+      { what: 'the answer', timeoutMs: 30, intervalMs: 5, observed: () => `state ${n}` },
+    );
+    await expect(waited).rejects.toThrow(
+      new RegExp(
+        `^timed out after 30 ms waiting for the answer; observed: state \\d+; last error: attempt \\d+$`,
+      ),
+    );
+    expect(n).toBeGreaterThan(1);
+  });
+
+  it('with failFast, rejects with the probe’s own error at once', async () => {
+    let n = 0;
+    const waited = waitFor(
+      () => {
+        n++;
+        throw new Error('the process exited');
+      },
+      { what: 'a process', failFast: true },
+    );
+    await expect(waited).rejects.toThrow(/^the process exited$/);
+    expect(n).toBe(1);
+  });
+
+  it('does not wait past the deadline for a probe that never settles', async () => {
+    const started = Date.now();
+    const waited = waitFor(() => new Promise<boolean>(() => undefined), {
+      what: 'a hung probe',
+      timeoutMs: 50,
+    });
+    await expect(waited).rejects.toThrow(
+      /waiting for a hung probe; last error: the last probe did not finish/,
+    );
+    expect(Date.now() - started).toBeLessThan(5000);
   });
 });
 

@@ -1,7 +1,7 @@
 // The work queue's ordering rules with handlers the test releases itself, and its backoff on jest's
 // fake clock: no sleeps, no wall-clock bounds.
 import { jest } from '@jest/globals';
-import { waitFor } from '../../test/harness/wait.js';
+import { waitFor } from '../base/async.js';
 import { WorkQueue } from './workqueue.js';
 
 afterEach(() => jest.useRealTimers());

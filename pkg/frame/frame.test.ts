@@ -17,6 +17,7 @@ import {
 } from './index.js';
 import { formatIPv4, parseAddress, parseIPv6, parseMac } from '../netaddr/address.js';
 import { encodeVnetHeader, parseVnetHeader } from '../../test/harness/vnet.js';
+import { mldFrame } from '../../test/fixtures/igmp-reports.js';
 
 function parsed(b: Uint8Array, off = 0): ParsedFrame {
   const r = parseFrame(b, off);
@@ -61,16 +62,7 @@ describe('parseFrame', () => {
 
   it('finds MLD behind the hop-by-hop header and verifies the ICMPv6 checksum', () => {
     const payload = Uint8Array.from([143, 0, 0, 0, 0, 0, 0, 0]);
-    const f = buildIPv6Frame({
-      dstMac: '33:33:00:00:00:16',
-      srcMac: MAC_A,
-      src: 'fe80::1',
-      dst: 'ff02::16',
-      nextHeader: IPPROTO_ICMPV6,
-      hopLimit: 1,
-      routerAlert: true,
-      payload,
-    });
+    const f = mldFrame(payload, 'fe80::1', MAC_A);
     const p = parsed(f);
     expect(p.kind).toBe('mld');
     expect(p.ip).toMatchObject({
@@ -154,16 +146,7 @@ describe('parseFrame', () => {
   });
 
   it('returns a named error, never throws, for every truncation of a valid frame', () => {
-    const f = buildIPv6Frame({
-      dstMac: '33:33:00:00:00:16',
-      srcMac: MAC_A,
-      src: 'fe80::1',
-      dst: 'ff02::16',
-      nextHeader: IPPROTO_ICMPV6,
-      hopLimit: 1,
-      routerAlert: true,
-      payload: new Uint8Array(28).fill(7),
-    });
+    const f = mldFrame(new Uint8Array(28).fill(7), 'fe80::1', MAC_A);
     for (let n = 0; n < f.length; n++) {
       const r = parseFrame(f.subarray(0, n));
       if (n < 14 + 40 + 8 + 28) {

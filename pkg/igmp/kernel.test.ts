@@ -11,7 +11,7 @@ import { readPcap } from '../lab/pcap.js';
 import { MembershipTable } from '../membership/index.js';
 import { run, runIn, spawnIn, stop } from '../sys/exec.js';
 import { addNetns, delNetns, netnsTag } from '../../test/harness/netns.js';
-import { waitFor } from '../../test/harness/wait.js';
+import { waitFor } from '../base/async.js';
 import { buildIgmpQuery, buildMldQuery, parseMembershipFrame, type IgmpReport } from './index.js';
 
 const tag = netnsTag('ig');

@@ -3,12 +3,12 @@
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
+import { waitFor } from '../base/async.js';
 import type { Disposable } from '../base/lifecycle.js';
 import { probeAgent } from '../agent/cniserver/client.js';
 import { run, spawnIn, stop } from '../sys/exec.js';
 import type { LabLookup } from './lookup.js';
 import { UNDERLAY_PORT, type LabTopology } from './topology.js';
-import { waitFor } from './wait.js';
 
 export interface AgentOptions {
   /** Path of the castnet launcher (bin/castnet). */
@@ -87,14 +87,19 @@ export class LabAgents implements Disposable {
         () => true,
         () => false,
       );
-    const failed = `agent on ${name} did not become ready (see ${join(dir, 'agent.log')})`;
+    const log = join(dir, 'agent.log');
     await waitFor(
       async () => {
-        if (child.exitCode !== null) throw new Error(failed);
+        if (child.exitCode !== null || child.signalCode !== null)
+          throw new Error(`agent on ${name} exited (${child.exitCode ?? child.signalCode}; see ${log})`);
         return (await serving()) && this.lookup.directory().nodes.some((n) => n.name === name);
       },
-      READY_TIMEOUT_MS,
-      () => new Error(failed),
+      {
+        what: `the agent on ${name} to serve its socket and report its node (see ${log})`,
+        timeoutMs: READY_TIMEOUT_MS,
+        intervalMs: 10,
+        failFast: true,
+      },
     );
   }
 

@@ -1,7 +1,7 @@
 // Plays a scenario on a running lab: one handler per step kind (an exhaustive switch over the
 // tagged steps of scenario.ts), each step's failure recorded against it, and after each send its
 // expect step's verdict: positive controls (controls.ts), then the counts, judged by verdict.ts.
-import { sleep } from '../base/async.js';
+import { sleep, waitFor } from '../base/async.js';
 import { errorMessage } from '../base/errors.js';
 import { subnetBroadcast, tryParseCidr } from '../netaddr/ip.js';
 import { applyVmHandoff } from '../resolve/vm-handoff.js';
@@ -12,7 +12,6 @@ import type { LabPod, LabPods } from './pods.js';
 import type { LabFile, Scenario, Step, StepOf } from './scenario.js';
 import type { LabTraffic } from './traffic.js';
 import { expectedArrived, judgeDelivery, summarizeDelivery } from './verdict.js';
-import { waitFor } from './wait.js';
 
 export interface MessageReport {
   scenario: string;
@@ -69,6 +68,8 @@ interface Play {
 const DELIVERY_TIMEOUT_MS = 10000;
 /** How long a join or a leave may take to reach the lookup service. */
 const MEMBERSHIP_TIMEOUT_MS = 5000;
+/** Fine enough that a join's reported time is the lookup service's, not the polling's. */
+const MEMBERSHIP_POLL_MS = 10;
 const POLL_MS = 20;
 
 export class ScenarioPlayer {
@@ -148,8 +149,12 @@ export class ScenarioPlayer {
           throw new Error(`${step.pod}'s join of ${step.group} failed: ${errors.join('; ')}`);
         return this.membershipCount(p, step.group) > before;
       },
-      MEMBERSHIP_TIMEOUT_MS,
-      `${step.pod}'s join of ${step.group} to reach the lookup service`,
+      {
+        what: `${step.pod}'s join of ${step.group} to reach the lookup service`,
+        timeoutMs: MEMBERSHIP_TIMEOUT_MS,
+        intervalMs: MEMBERSHIP_POLL_MS,
+        failFast: true,
+      },
     );
     return Date.now() - started;
   }
@@ -157,11 +162,11 @@ export class ScenarioPlayer {
   private async leave(step: StepOf<'leave'>): Promise<void> {
     await this.stage.traffic.leave(step.pod, step.group);
     const p = this.pod(step.pod);
-    await waitFor(
-      () => this.membershipCount(p, step.group) === 0,
-      MEMBERSHIP_TIMEOUT_MS,
-      `${step.pod}'s leave of ${step.group} to reach the lookup service`,
-    );
+    await waitFor(() => this.membershipCount(p, step.group) === 0, {
+      what: `${step.pod}'s leave of ${step.group} to reach the lookup service`,
+      timeoutMs: MEMBERSHIP_TIMEOUT_MS,
+      intervalMs: MEMBERSHIP_POLL_MS,
+    });
   }
 
   /** The lookup service's memberships of pod `p`'s endpoint in `group`. */
@@ -197,11 +202,11 @@ export class ScenarioPlayer {
         `${step.as} did not take over ${step.pod}'s endpoint: ${dst.mac} ${dst.ips} vs ${src.mac} ${src.ips}`,
       );
     await this.stage.traffic.announce(dst);
-    await waitFor(
-      () => this.reachable(dst),
-      MEMBERSHIP_TIMEOUT_MS,
-      `${step.as} to become the live endpoint of VM ${src.vmi}`,
-    );
+    await waitFor(() => this.reachable(dst), {
+      what: `${step.as} to become the live endpoint of VM ${src.vmi}`,
+      timeoutMs: MEMBERSHIP_TIMEOUT_MS,
+      intervalMs: MEMBERSHIP_POLL_MS,
+    });
     await this.stage.traffic.moveJoins(src, dst);
   }
 

@@ -50,18 +50,21 @@ async function listNetns(): Promise<string[]> {
 /** Removes the namespaces and run directory of every lab whose owning process is gone. */
 export async function removeLeftoverLabs(): Promise<string[]> {
   const removed: string[] = [];
+  // Namespaces first, owners second: a lab writes its owner.pid before its first namespace, so every
+  // namespace listed here has its owner readable below. The other order took a lab starting in
+  // another process meanwhile (namespaces, no owner yet when read) for a leftover, and removed it.
+  const nsByLab = new Map<string, string[]>();
+  for (const ns of await listNetns()) {
+    if (!ns.startsWith(LAB_PREFIX)) continue;
+    const id = ns.slice(0, ns.indexOf('-', LAB_PREFIX.length));
+    nsByLab.set(id, [...(nsByLab.get(id) ?? []), ns]);
+  }
   const owners = new Map<string, number>();
   if (existsSync(LAB_RUN_DIR)) {
     for (const id of readdirSync(LAB_RUN_DIR)) {
       const pidFile = join(LAB_RUN_DIR, id, 'owner.pid');
       owners.set(id, existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : 0);
     }
-  }
-  const nsByLab = new Map<string, string[]>();
-  for (const ns of await listNetns()) {
-    if (!ns.startsWith(LAB_PREFIX)) continue;
-    const id = ns.slice(0, ns.indexOf('-', LAB_PREFIX.length));
-    nsByLab.set(id, [...(nsByLab.get(id) ?? []), ns]);
   }
   for (const id of new Set([...owners.keys(), ...nsByLab.keys()])) {
     const owner = owners.get(id) ?? 0;

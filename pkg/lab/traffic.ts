@@ -6,7 +6,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
 import { join } from 'node:path';
-import { sleep } from '../base/async.js';
+import { sleep, waitFor } from '../base/async.js';
 import type { Disposable } from '../base/lifecycle.js';
 import { run, spawnIn, stop } from '../sys/exec.js';
 import type { Control } from './controls.js';
@@ -16,7 +16,6 @@ import { CONTROL_PORT, type StepOf } from './scenario.js';
 import { LabSinks } from './sink.js';
 import { UNDERLAY_PORT, type LabTopology } from './topology.js';
 import type { PodCounts } from './verdict.js';
-import { waitFor } from './wait.js';
 
 export type JoinApp = NonNullable<StepOf<'join'>['app']>;
 
@@ -234,9 +233,7 @@ export class LabTraffic implements Disposable, PodObserver {
         const { stdout } = await run('ip', ['-n', p.ns, 'maddr', 'show', 'dev', 'eth0']);
         return stdout.split('\n').some((l) => l.trim().replace(/\s+/, '  ') === want);
       },
-      KERNEL_JOIN_TIMEOUT_MS,
-      `${p.name}'s kernel to join ${group}`,
-      POLL_MS,
+      { what: `${p.name}'s kernel to join ${group}`, timeoutMs: KERNEL_JOIN_TIMEOUT_MS, intervalMs: POLL_MS },
     );
   }
 

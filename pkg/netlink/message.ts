@@ -120,8 +120,53 @@ export function cString(b: Buffer): string {
   return b.toString('utf8', 0, nul < 0 ? b.length : nul);
 }
 
-// rtnetlink fixed headers
+// rtnetlink fixed headers: each C struct's layout is written once, in a table that both its encoder
+// and its decoder read, so the two cannot disagree. Host byte order (little-endian here).
 
+type FieldKind = 'u8' | 'u16' | 'u32' | 'i32';
+
+interface Struct<T> {
+  len: number;
+  /** Absent fields are 0; each value is truncated to its field's width, as a C assignment would. */
+  encode(m: Partial<T>): Buffer;
+  decode(b: Buffer): T;
+}
+
+function struct<T extends { [K in keyof T]: number }>(
+  len: number,
+  fields: { [K in keyof T]: [offset: number, kind: FieldKind] },
+): Struct<T> {
+  const layout = Object.entries(fields) as [keyof T & string, [number, FieldKind]][];
+  return {
+    len,
+    encode(m) {
+      const b = Buffer.alloc(len);
+      for (const [name, [off, kind]] of layout) {
+        const v = m[name] ?? 0;
+        if (kind === 'u8') b.writeUInt8(v & 0xff, off);
+        else if (kind === 'u16') b.writeUInt16LE(v & 0xffff, off);
+        else if (kind === 'u32') b.writeUInt32LE(v >>> 0, off);
+        else b.writeInt32LE(v | 0, off);
+      }
+      return b;
+    },
+    decode(b) {
+      const out: Record<string, number> = {};
+      for (const [name, [off, kind]] of layout)
+        out[name] =
+          kind === 'u8'
+            ? b.readUInt8(off)
+            : kind === 'u16'
+              ? b.readUInt16LE(off)
+              : kind === 'u32'
+                ? b.readUInt32LE(off)
+                : b.readInt32LE(off);
+      return out as T;
+    },
+  };
+}
+
+/** struct ifinfomsg (<linux/rtnetlink.h>). */
 export interface IfInfoMsg {
   family: number;
   type: number;
@@ -130,28 +175,18 @@ export interface IfInfoMsg {
   change: number;
 }
 
-export const IFINFOMSG_LEN = 16;
+const ifInfoMsg = struct<IfInfoMsg>(16, {
+  family: [0, 'u8'],
+  type: [2, 'u16'],
+  index: [4, 'i32'],
+  flags: [8, 'u32'],
+  change: [12, 'u32'],
+});
+export const IFINFOMSG_LEN = ifInfoMsg.len;
+export const encodeIfInfo = ifInfoMsg.encode;
+export const decodeIfInfo = ifInfoMsg.decode;
 
-export function encodeIfInfo(m: Partial<IfInfoMsg>): Buffer {
-  const b = Buffer.alloc(IFINFOMSG_LEN);
-  b.writeUInt8(m.family ?? 0, 0);
-  b.writeUInt16LE(m.type ?? 0, 2);
-  b.writeInt32LE(m.index ?? 0, 4);
-  b.writeUInt32LE((m.flags ?? 0) >>> 0, 8);
-  b.writeUInt32LE((m.change ?? 0) >>> 0, 12);
-  return b;
-}
-
-export function decodeIfInfo(b: Buffer): IfInfoMsg {
-  return {
-    family: b.readUInt8(0),
-    type: b.readUInt16LE(2),
-    index: b.readInt32LE(4),
-    flags: b.readUInt32LE(8),
-    change: b.readUInt32LE(12),
-  };
-}
-
+/** struct ifaddrmsg (<linux/if_addr.h>): flags holds the low 8 bits; IFA_FLAGS carries all. */
 export interface IfAddrMsg {
   family: number;
   prefixlen: number;
@@ -160,28 +195,18 @@ export interface IfAddrMsg {
   index: number;
 }
 
-export const IFADDRMSG_LEN = 8;
+const ifAddrMsg = struct<IfAddrMsg>(8, {
+  family: [0, 'u8'],
+  prefixlen: [1, 'u8'],
+  flags: [2, 'u8'],
+  scope: [3, 'u8'],
+  index: [4, 'u32'],
+});
+export const IFADDRMSG_LEN = ifAddrMsg.len;
+export const encodeIfAddr = ifAddrMsg.encode;
+export const decodeIfAddr = ifAddrMsg.decode;
 
-export function encodeIfAddr(m: IfAddrMsg): Buffer {
-  const b = Buffer.alloc(IFADDRMSG_LEN);
-  b.writeUInt8(m.family, 0);
-  b.writeUInt8(m.prefixlen, 1);
-  b.writeUInt8(m.flags & 0xff, 2);
-  b.writeUInt8(m.scope, 3);
-  b.writeUInt32LE(m.index, 4);
-  return b;
-}
-
-export function decodeIfAddr(b: Buffer): IfAddrMsg {
-  return {
-    family: b.readUInt8(0),
-    prefixlen: b.readUInt8(1),
-    flags: b.readUInt8(2),
-    scope: b.readUInt8(3),
-    index: b.readUInt32LE(4),
-  };
-}
-
+/** struct rtmsg (<linux/rtnetlink.h>). */
 export interface RtMsg {
   family: number;
   dstLen: number;
@@ -194,36 +219,22 @@ export interface RtMsg {
   flags: number;
 }
 
-export const RTMSG_LEN = 12;
+const rtMsg = struct<RtMsg>(12, {
+  family: [0, 'u8'],
+  dstLen: [1, 'u8'],
+  srcLen: [2, 'u8'],
+  tos: [3, 'u8'],
+  table: [4, 'u8'],
+  protocol: [5, 'u8'],
+  scope: [6, 'u8'],
+  type: [7, 'u8'],
+  flags: [8, 'u32'],
+});
+export const RTMSG_LEN = rtMsg.len;
+export const encodeRtMsg = rtMsg.encode;
+export const decodeRtMsg = rtMsg.decode;
 
-export function encodeRtMsg(m: RtMsg): Buffer {
-  const b = Buffer.alloc(RTMSG_LEN);
-  b.writeUInt8(m.family, 0);
-  b.writeUInt8(m.dstLen, 1);
-  b.writeUInt8(m.srcLen, 2);
-  b.writeUInt8(m.tos, 3);
-  b.writeUInt8(m.table, 4);
-  b.writeUInt8(m.protocol, 5);
-  b.writeUInt8(m.scope, 6);
-  b.writeUInt8(m.type, 7);
-  b.writeUInt32LE(m.flags >>> 0, 8);
-  return b;
-}
-
-export function decodeRtMsg(b: Buffer): RtMsg {
-  return {
-    family: b.readUInt8(0),
-    dstLen: b.readUInt8(1),
-    srcLen: b.readUInt8(2),
-    tos: b.readUInt8(3),
-    table: b.readUInt8(4),
-    protocol: b.readUInt8(5),
-    scope: b.readUInt8(6),
-    type: b.readUInt8(7),
-    flags: b.readUInt32LE(8),
-  };
-}
-
+/** struct ndmsg (<linux/neighbour.h>). */
 export interface NdMsg {
   family: number;
   index: number;
@@ -232,24 +243,13 @@ export interface NdMsg {
   type: number;
 }
 
-export const NDMSG_LEN = 12;
-
-export function encodeNdMsg(m: NdMsg): Buffer {
-  const b = Buffer.alloc(NDMSG_LEN);
-  b.writeUInt8(m.family, 0);
-  b.writeInt32LE(m.index, 4);
-  b.writeUInt16LE(m.state, 8);
-  b.writeUInt8(m.flags, 10);
-  b.writeUInt8(m.type, 11);
-  return b;
-}
-
-export function decodeNdMsg(b: Buffer): NdMsg {
-  return {
-    family: b.readUInt8(0),
-    index: b.readInt32LE(4),
-    state: b.readUInt16LE(8),
-    flags: b.readUInt8(10),
-    type: b.readUInt8(11),
-  };
-}
+const ndMsg = struct<NdMsg>(12, {
+  family: [0, 'u8'],
+  index: [4, 'i32'],
+  state: [8, 'u16'],
+  flags: [10, 'u8'],
+  type: [11, 'u8'],
+});
+export const NDMSG_LEN = ndMsg.len;
+export const encodeNdMsg = ndMsg.encode;
+export const decodeNdMsg = ndMsg.decode;

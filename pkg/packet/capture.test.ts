@@ -2,7 +2,8 @@
 // socat processes in the pods send and receive.
 import { UnderlaySocket } from '../underlay/udp.js';
 import { CaptureSet, FrameBatch } from './capture.js';
-import { NetnsFixture, ip, waitFor } from '../../test/harness/netns-fixture.js';
+import { waitFor } from '../base/async.js';
+import { NetnsFixture, ip } from '../../test/harness/netns-fixture.js';
 import { VNET_HDR_LEN } from '../frame/vnet.js';
 import {
   EMPTY_VNET_HEADER,
@@ -65,7 +66,7 @@ function dstMac(frame: Buffer): string {
 async function barrier(): Promise<void> {
   const marker = `marker-${Math.random()}`;
   send(pod1, '239.9.9.9:4000', marker);
-  await waitFor('the marker frame', () => framesWith(marker).length > 0);
+  await waitFor(() => framesWith(marker).length > 0, { what: 'the marker frame' });
 }
 
 /** A real socat receiver joined to `group` in `ns`; resolves once the kernel shows the join. */
@@ -77,9 +78,9 @@ async function receiver(ns: string, group: string, port: number): Promise<{ out:
   ]);
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  await waitFor(`socat in ${ns} to join ${group}`, () =>
-    ip('-n', ns, 'maddr', 'show', 'dev', 'eth0').includes(group),
-  );
+  await waitFor(() => ip('-n', ns, 'maddr', 'show', 'dev', 'eth0').includes(group), {
+    what: `socat in ${ns} to join ${group}`,
+  });
   return { out: () => out };
 }
 
@@ -94,10 +95,9 @@ describe('CaptureSet on real veths', () => {
   it('captures multicast and broadcast from a pod, tagged with its interface', async () => {
     send(pod1, '239.1.2.3:5000', 'hello-mcast');
     send(pod1, '10.77.0.255:5000', 'hello-bcast', ',broadcast');
-    await waitFor(
-      'both frames',
-      () => framesWith('hello-mcast').length > 0 && framesWith('hello-bcast').length > 0,
-    );
+    await waitFor(() => framesWith('hello-mcast').length > 0 && framesWith('hello-bcast').length > 0, {
+      what: 'both frames',
+    });
     const [m] = framesWith('hello-mcast');
     expect(m.tag).toBe('pod1');
     expect(dstMac(m.frame)).toBe('01:00:5e:01:02:03');
@@ -116,7 +116,7 @@ describe('CaptureSet on real veths', () => {
         Buffer.from('tagged-frame'.padEnd(46)),
       ]);
       expect(inPod.inject(eth0, [frame])).toBe(1);
-      await waitFor('the tagged frame', () => framesWith('tagged-frame').length > 0);
+      await waitFor(() => framesWith('tagged-frame').length > 0, { what: 'the tagged frame' });
     } finally {
       inPod.dispose();
     }
@@ -149,7 +149,9 @@ describe('CaptureSet on real veths', () => {
     try {
       send(pod1, '239.1.2.4:5001', 'header-cleared');
       send(pod1, '239.1.2.4:5001', 'forwarded-payload');
-      await waitFor('the receiver in pod2 to get the payload', () => rx.out().includes('forwarded-payload'));
+      await waitFor(() => rx.out().includes('forwarded-payload'), {
+        what: 'the receiver in pod2 to get the payload',
+      });
     } finally {
       cap.onFrames((b) => {
         for (const f of b.frames) seen.push({ tag: b.tag, frame: Buffer.from(f) });
@@ -179,7 +181,7 @@ describe('CaptureSet on real veths', () => {
       const to = tx.peer('239.1.2.6', 5003);
       const burst = Array.from({ length: 500 }, (_, i) => ({ to, data: Buffer.from(`burst-${i}`) }));
       expect(tx.send(burst)).toBe(500);
-      await waitFor('all 500 datagrams in pod2', () => got.size === 500);
+      await waitFor(() => got.size === 500, { what: 'all 500 datagrams in pod2' });
     } finally {
       rx.dispose();
       tx.dispose();
@@ -201,11 +203,14 @@ describe('CaptureSet on real veths', () => {
       // One synchronous call: this thread cannot drain the capture socket meanwhile.
       expect(tx.send(burst)).toBe(5000);
       let received = -1;
-      await waitFor('the queue to drain', () => {
-        const settled = small.counters().received === received;
-        received = small.counters().received;
-        return settled;
-      });
+      await waitFor(
+        () => {
+          const settled = small.counters().received === received;
+          received = small.counters().received;
+          return settled;
+        },
+        { what: 'the queue to drain' },
+      );
       const c = small.interfaceCounters(h1)!;
       expect(c.dropped).toBeGreaterThan(0);
       expect(c.received + c.dropped).toBeGreaterThanOrEqual(5000);
@@ -220,13 +225,13 @@ describe('CaptureSet on real veths', () => {
     const h1 = cap.ifindexOf('h1');
     // Capture one real frame from pod2 to reuse, as an underlay handler would hand one over.
     send(pod2, '239.1.2.7:5004', 'queued-frame');
-    await waitFor('the frame from pod2', () => framesWith('queued-frame').length > 0);
+    await waitFor(() => framesWith('queued-frame').length > 0, { what: 'the frame from pod2' });
     const before = cap.interfaceCounters(h1)!.injected;
     cap.queue(h1, framesWith('queued-frame')[0].frame);
     expect(cap.interfaceCounters(h1)!.injected).toBe(before); // queued, not sent
     expect(cap.flush()).toBe(1);
     expect(cap.flush()).toBe(0);
-    await waitFor('the queued frame in pod1', () => rx.out().includes('queued-frame'));
+    await waitFor(() => rx.out().includes('queued-frame'), { what: 'the queued frame in pod1' });
     expect(() => cap.queue(9999, Buffer.alloc(64))).toThrow(/ifindex 9999: interface not in the capture set/);
   });
 
@@ -251,11 +256,11 @@ describe('CaptureSet on real veths', () => {
     send(pod1, '239.1.2.3:5000', 'while-removed');
     // pod2 is still captured: its frame proves the set kept working meanwhile.
     send(pod2, '239.1.2.3:5000', 'from-pod2');
-    await waitFor('pod2 frame', () => framesWith('from-pod2').length > 0);
+    await waitFor(() => framesWith('from-pod2').length > 0, { what: 'pod2 frame' });
     expect(framesWith('while-removed')).toEqual([]);
     cap.add('h1', 'pod1-again');
     send(pod1, '239.1.2.3:5000', 'after-readd');
-    await waitFor('frame after re-add', () => framesWith('after-readd').length > 0);
+    await waitFor(() => framesWith('after-readd').length > 0, { what: 'frame after re-add' });
     expect(framesWith('after-readd')[0].tag).toBe('pod1-again');
   });
 
@@ -267,9 +272,9 @@ describe('CaptureSet on real veths', () => {
     });
     try {
       send(pod1, '239.1.2.3:5000', 'remove-me');
-      await waitFor('the handler to remove h1', () => !cap.has(h1));
+      await waitFor(() => !cap.has(h1), { what: 'the handler to remove h1' });
       send(pod2, '239.1.2.3:5000', 'still-alive');
-      await waitFor('pod2 frame after the removal', () => framesWith('still-alive').length > 0);
+      await waitFor(() => framesWith('still-alive').length > 0, { what: 'pod2 frame after the removal' });
     } finally {
       cap.onFrames((b) => {
         for (const f of b.frames) seen.push({ tag: b.tag, frame: Buffer.from(f) });

@@ -1,5 +1,6 @@
 // Two "node" namespaces on one veth underlay, IPv4 and IPv6; an agent socket in each.
-import { NetnsFixture, waitFor } from '../../test/harness/netns-fixture.js';
+import { waitFor } from '../base/async.js';
+import { NetnsFixture } from '../../test/harness/netns-fixture.js';
 import { Datagram, UnderlaySocket } from './udp.js';
 
 const fx = new NetnsFixture('cnul');
@@ -47,7 +48,7 @@ describe.each([
     const toB = sa.peer(addrB, sb.port);
     const payloads = Array.from({ length: 300 }, (_, i) => `datagram-${i}`);
     expect(sa.send(payloads.map((p) => ({ to: toB, data: Buffer.from(p) })))).toBe(300);
-    await waitFor('300 datagrams', () => got.length >= 300);
+    await waitFor(() => got.length >= 300, { what: '300 datagrams' });
     expect(got.map((g) => g.data)).toEqual(payloads);
     expect(new Set(got.map((g) => g.from))).toEqual(new Set([`${addrA}|${sa.port}`]));
     expect(got.every((g) => g.known)).toBe(true);
@@ -69,7 +70,7 @@ describe.each([
       { to: p2, data: Buffer.from('y') },
       { to: p1, data: Buffer.from('z') },
     ]);
-    await waitFor('3 datagrams', () => got.length >= 3);
+    await waitFor(() => got.length >= 3, { what: '3 datagrams' });
     expect(got.sort()).toEqual([`${sb1.port}:x`, `${sb1.port}:z`, `${sb2.port}:y`].sort());
   });
 
@@ -84,7 +85,7 @@ describe.each([
       ['a', 'x', 'b', 'y', 'c'].map((p, i) => ({ to: i % 2 ? refused : good, data: Buffer.from(p) })),
     );
     expect(sent).toBe(3);
-    await waitFor('3 datagrams', () => got.length >= 3);
+    await waitFor(() => got.length >= 3, { what: '3 datagrams' });
     expect(got).toEqual(['a', 'b', 'c']);
     expect(sa.counters()).toMatchObject({ sent: 3, sendDropped: 0, errors: 2 });
   });
@@ -146,10 +147,12 @@ describe('underlay input checks', () => {
       s.onDatagrams((batch) => batch.forEach((d) => got[i]!.push(d.data.toString()))),
     );
     fx.exec(a, 'socat', ['-u', 'STDIN', 'UDP4-DATAGRAM:10.78.0.255:47001,broadcast'], 'x');
-    await waitFor('the broadcast at both IPv4 sockets', () => got[0]!.length + got[1]!.length === 2);
+    await waitFor(() => got[0]!.length + got[1]!.length === 2, {
+      what: 'the broadcast at both IPv4 sockets',
+    });
     const from = open(a, 'fd78::1');
     from.send([{ to: from.peer('fd78::2', 47001), data: Buffer.from('y') }]);
-    await waitFor('the IPv6 datagram', () => got[2]!.includes('y'));
+    await waitFor(() => got[2]!.includes('y'), { what: 'the IPv6 datagram' });
     expect(got).toEqual([['x'], ['x'], ['y']]);
   });
 

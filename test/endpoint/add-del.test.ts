@@ -1,7 +1,7 @@
 // ADD, DEL, CHECK and GC of castnet endpoints against the real kernel, in namespaces of this file.
 import { execFileSync } from 'node:child_process';
 import { CniError } from '../../pkg/cni/types.js';
-import { waitFor } from '../harness/wait.js';
+import { waitFor } from '../../pkg/base/async.js';
 import { addNs, addReq, BLUE, conf, delNs, delReq, ip, ipJson, pings, TestNode } from './helpers.js';
 
 const tag = `cnad${process.pid}`;

@@ -12,7 +12,7 @@ import type { AddStep } from '../../pkg/endpoint/node-manager.js';
 import { TestAgent } from '../harness/agent.js';
 import { invokeCni, type CniOutcome } from '../harness/cni.js';
 import { addNetns, delNetns, links, netnsPath, netnsTag, veths } from '../harness/netns.js';
-import { waitFor } from '../harness/wait.js';
+import { waitFor } from '../../pkg/base/async.js';
 
 const tag = netnsTag('ac');
 const NET = {

@@ -2,7 +2,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CniError } from '../../pkg/cni/types.js';
-import { waitFor } from '../harness/wait.js';
+import { waitFor } from '../../pkg/base/async.js';
 import { addNs, addReq, BLUE, conf, delNs, delReq, ip, ipJson, TestNode } from './helpers.js';
 
 const tag = `cncr${process.pid}`;

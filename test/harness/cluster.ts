@@ -7,7 +7,7 @@ import { run } from '../../pkg/sys/exec.js';
 import { repoRoot } from './cni.js';
 import { kubectlFor, type KubectlOptions } from './k8s.js';
 import { upstreamBin } from './upstream.js';
-import { waitFor as poll, type WaitOptions } from './wait.js';
+import { waitFor as poll, type WaitOptions } from '../../pkg/base/async.js';
 
 /** waitFor with the cluster's defaults: each probe spawns kubectl, so poll every 250 ms, and allow
  * two minutes (a loaded 2-core machine runs three kubelets). */

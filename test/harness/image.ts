@@ -8,7 +8,6 @@ import path from 'node:path';
 import { run } from '../../pkg/sys/exec.js';
 import { repoRoot } from './cni.js';
 import { upstreamBin } from './upstream.js';
-import { sleep } from '../../pkg/base/async.js';
 
 export const imagesScript = path.join(repoRoot, 'scripts/cluster/images.sh');
 
@@ -122,15 +121,4 @@ export async function catchesSignal(pid: number, signal: NodeJS.Signals): Promis
   const caught = /^SigCgt:\s+([0-9a-f]+)$/m.exec(status)?.[1];
   const bit = 1n << BigInt(constants.signals[signal] - 1);
   return caught !== undefined && (BigInt(`0x${caught}`) & bit) !== 0n;
-}
-
-/** Polls `probe` until it yields a value; rejects naming `what` after `ms`. */
-export async function pollFor<T>(what: string, probe: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(50);
-  }
 }

@@ -1,7 +1,6 @@
 // Test fixture: throwaway network namespaces joined by veth pairs, removed on cleanup. Names carry
 // a per-file prefix and the pid so parallel jest workers never collide.
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { sleep } from '../../pkg/base/async.js';
 
 export function ip(...args: string[]): string {
   return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -60,14 +59,5 @@ export class NetnsFixture {
       }
     }
     this.namespaces.length = 0;
-  }
-}
-
-/** Resolves when `predicate` holds, polling; rejects after `ms`. */
-export async function waitFor(what: string, predicate: () => boolean, ms = 10000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(10);
   }
 }

@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import { errorMessage } from '../../pkg/base/errors.js';
 import type { Disposable } from '../../pkg/base/lifecycle.js';
 import { spawnIn, stop } from '../../pkg/sys/exec.js';
-import { waitFor } from './wait.js';
+import { waitFor } from '../../pkg/base/async.js';
 
 export interface OutputLine {
   stream: 'stdout' | 'stderr';

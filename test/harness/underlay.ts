@@ -9,7 +9,7 @@ import { readPcap } from '../../pkg/lab/pcap.js';
 import { UNDERLAY_PORT } from '../../pkg/lab/topology.js';
 import { formatMac, ipv4MulticastMac, parseIPv4 } from '../../pkg/netaddr/address.js';
 import { run, runIn } from '../../pkg/sys/exec.js';
-import { waitFor } from './wait.js';
+import { waitFor } from '../../pkg/base/async.js';
 
 interface Station {
   mac: string;

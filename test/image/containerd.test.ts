@@ -8,9 +8,9 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { run, stop } from '../../pkg/sys/exec.js';
-import { BuiltImage, buildImages, catchesSignal, imageNames, pollFor } from '../harness/image.js';
+import { BuiltImage, buildImages, catchesSignal, imageNames } from '../harness/image.js';
 import { upstreamBin } from '../harness/upstream.js';
-import { errorMessage } from '../../pkg/base/errors.js';
+import { waitFor } from '../../pkg/base/async.js';
 
 const TOOLS = ['containerd', 'ctr', 'containerd-shim-runc-v2', 'runc'];
 const ready = TOOLS.every((t) => existsSync(path.join(upstreamBin, t)));
@@ -52,15 +52,11 @@ state = "${dir}/state"
   });
   let log = '';
   containerd.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
-  try {
-    await pollFor(
-      'containerd to serve',
-      async () => ((await ctr(['version']).catch(() => undefined)) ? true : undefined),
-      60_000,
-    );
-  } catch (err) {
-    throw new Error(`${errorMessage(err)}; its log ends: ${log}`, { cause: err });
-  }
+  await waitFor(async () => (await ctr(['version'])) !== undefined, {
+    what: 'containerd to serve',
+    timeoutMs: 60_000,
+    observed: () => `its log ends: ${log}`,
+  });
 }
 
 beforeAll(async () => {
@@ -177,12 +173,15 @@ function runContainer(
       try {
         const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
         // The task's host PID, once pause catches SIGTERM (as PID 1 an uncaught SIGTERM does nothing).
-        const pid = await pollFor('the pause task to catch SIGTERM', async () => {
-          const { stdout } = await ctr(['task', 'ls']);
-          const row = stdout.split('\n').find((l) => l.startsWith(id + ' '));
-          const candidate = row ? Number(row.trim().split(/\s+/)[1]) : 0;
-          return candidate > 0 && (await catchesSignal(candidate, 'SIGTERM')) ? candidate : undefined;
-        });
+        const pid = await waitFor(
+          async () => {
+            const { stdout } = await ctr(['task', 'ls']);
+            const row = stdout.split('\n').find((l) => l.startsWith(id + ' '));
+            const candidate = row ? Number(row.trim().split(/\s+/)[1]) : 0;
+            return candidate > 0 && (await catchesSignal(candidate, 'SIGTERM')) ? candidate : undefined;
+          },
+          { what: 'the pause task to catch SIGTERM', timeoutMs: 30_000 },
+        );
         expect(readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(/^NSpid:\s+\d+\s+1$/m);
         await ctr(['task', 'kill', '--signal', 'SIGTERM', id]);
         expect(await exited).toBe(0);

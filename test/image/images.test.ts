@@ -7,6 +7,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { waitFor } from '../../pkg/base/async.js';
 import { repoRoot } from '../harness/cni.js';
 import { dockerfileText, finalImageConfig } from '../harness/dockerfile.js';
 import {
@@ -14,7 +15,6 @@ import {
   buildImages,
   catchesSignal,
   imageNames,
-  pollFor,
   runInImage,
   UnpackedImage,
   unpackImage,
@@ -202,11 +202,14 @@ describe('pause image', () => {
     try {
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
       // Its host PID (unshare's child) once it catches SIGTERM: signalling earlier would do nothing.
-      const pid = await pollFor('pause to catch SIGTERM', async () => {
-        const children = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim();
-        const candidate = children ? Number(children.split(' ')[0]) : undefined;
-        return candidate && (await catchesSignal(candidate, 'SIGTERM')) ? candidate : undefined;
-      });
+      const pid = await waitFor(
+        async () => {
+          const children = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim();
+          const candidate = children ? Number(children.split(' ')[0]) : undefined;
+          return candidate && (await catchesSignal(candidate, 'SIGTERM')) ? candidate : undefined;
+        },
+        { what: 'pause to catch SIGTERM', timeoutMs: 30_000 },
+      );
       expect(readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(/^NSpid:\s+\d+\s+1$/m);
       process.kill(pid, 'SIGTERM');
       expect(await exited).toBe(0);

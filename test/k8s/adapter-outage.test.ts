@@ -13,7 +13,7 @@ import {
 import { installCrds } from './fixtures.js';
 import { adapter, endpoint, membersOf, membership, until } from './adapter-helpers.js';
 import type { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup.js';
-import { waitFor } from '../harness/wait.js';
+import { waitFor } from '../../pkg/base/async.js';
 
 jest.setTimeout(300_000);
 

@@ -15,7 +15,7 @@ import { installCrds, nodeRegistration } from './fixtures.js';
 import { adapter, endpoint, membersOf, membership, until } from './adapter-helpers.js';
 import type { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup.js';
 import type { UnderlayHealthReport } from '../../pkg/lookup/port.js';
-import { waitFor } from '../harness/wait.js';
+import { waitFor } from '../../pkg/base/async.js';
 import { castnetBin } from '../harness/agent.js';
 import { LIMITS } from '../../pkg/lookup/limits.js';
 

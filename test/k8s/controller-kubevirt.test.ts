@@ -4,13 +4,12 @@
 // Also a live migration as the reports show it: the VM's endpoint moves from one node to another.
 // And the agents' side: each node's lookup adapter selects the VMI endpoints it hosts by the VMI's
 // labels and reports them, agreeing with the controller's status.
-import { stringify } from 'yaml';
 import { Controller } from '../../pkg/controller/controller.js';
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup.js';
 import type { EndpointRecord } from '../../pkg/lookup/port.js';
 import { until } from './adapter-helpers.js';
-import type { MembershipReport, MulticastGroup, ReportEndpoint } from '../../pkg/k8s/types.js';
+import type { MembershipReport, ReportEndpoint } from '../../pkg/k8s/types.js';
 import {
   clusterKubeConfig,
   createNamespace,
@@ -18,16 +17,14 @@ import {
   stopCluster,
   type Cluster,
 } from '../harness/k8s.js';
-import { crd } from '../../pkg/k8s/resources.js';
-import { eventually, installCrds, installVmiCrd } from './fixtures.js';
+import { applyObject, groupMembersAre, installCrds, installVmiCrd } from './fixtures.js';
 
 let cluster: Cluster;
 let ns: string;
 let api: CustomObjectsApi;
 let controller: Controller | undefined;
 
-const apply = (obj: object): Promise<string> =>
-  cluster.kubectl(['apply', '--server-side', '--field-manager=test', '-f', '-'], { input: stringify(obj) });
+const apply = (obj: object) => applyObject(cluster, obj);
 
 function launcherEndpoint(id: number, pod: string): ReportEndpoint {
   return {
@@ -61,21 +58,8 @@ const launcherPod = (name: string, node: string) => ({
   spec: { nodeName: node, containers: [{ name: 'compute', image: 'example.invalid/virt-launcher' }] },
 });
 
-async function members(group = 'dbs'): Promise<string[]> {
-  const g: MulticastGroup = await api.getNamespacedCustomObject({
-    ...crd('multicastGroup'),
-    namespace: ns,
-    name: group,
-  });
-  return (g.status?.members ?? []).map((m) => `${m.node}/${m.endpointID}:${m.via}:${m.vm}`);
-}
-
 const membersAre = (want: string[], group = 'dbs') =>
-  eventually(`members ${want.join(', ')}`, async () => {
-    const got = await members(group);
-    if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`got ${got.join(', ')}`);
-    return got;
-  });
+  groupMembersAre(api, ns, group, want, (m) => `${m.node}/${m.endpointID}:${m.via}:${m.vm}`);
 
 beforeAll(async () => {
   cluster = await ensureCluster({ name: 'cnctlkv' });

@@ -1,10 +1,9 @@
 // The controller across a kube-apiserver restart (its own private cluster, since it takes the
 // apiserver down): nothing is lost, no member is reported as leaving, and changes made after the
 // restart are picked up through re-established watches.
-import { stringify } from 'yaml';
 import { Controller } from '../../pkg/controller/controller.js';
 import { CustomObjectsApi } from '@kubernetes/client-node';
-import type { MembershipReport, MulticastGroup } from '../../pkg/k8s/types.js';
+import type { MembershipReport } from '../../pkg/k8s/types.js';
 import {
   clusterKubeConfig,
   createNamespace,
@@ -14,17 +13,15 @@ import {
   stopCluster,
   type Cluster,
 } from '../harness/k8s.js';
-import { crd } from '../../pkg/k8s/resources.js';
-import { eventually, installCrds } from './fixtures.js';
-import { waitFor } from '../harness/wait.js';
+import { applyObject, groupMembersAre, installCrds } from './fixtures.js';
+import { waitFor } from '../../pkg/base/async.js';
 
 let cluster: Cluster;
 let ns: string;
 let api: CustomObjectsApi;
 let controller: Controller | undefined;
 
-const apply = (obj: object): Promise<string> =>
-  cluster.kubectl(['apply', '--server-side', '--field-manager=test', '-f', '-'], { input: stringify(obj) });
+const apply = (obj: object) => applyObject(cluster, obj);
 
 function report(node: string, ids: number[], joins: number[]): MembershipReport {
   const i = node === 'n1' ? 1 : 2;
@@ -46,21 +43,8 @@ function report(node: string, ids: number[], joins: number[]): MembershipReport 
   };
 }
 
-async function members(): Promise<string[]> {
-  const g: MulticastGroup = await api.getNamespacedCustomObject({
-    ...crd('multicastGroup'),
-    namespace: ns,
-    name: 'g',
-  });
-  return (g.status?.members ?? []).map((m) => `${m.node}/${m.endpointID}:${m.via}`);
-}
-
 const membersAre = (want: string[]) =>
-  eventually(`members ${want.join(', ')}`, async () => {
-    const got = await members();
-    if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`got ${got.join(', ')}`);
-    return got;
-  });
+  groupMembersAre(api, ns, 'g', want, (m) => `${m.node}/${m.endpointID}:${m.via}`);
 
 beforeAll(async () => {
   cluster = await ensureCluster({ name: 'cnctlrestart' });

@@ -14,7 +14,7 @@ import type {
 import { clusterKubeConfig, createNamespace, ensureCluster, type Cluster } from '../harness/k8s.js';
 import { crd } from '../../pkg/k8s/resources.js';
 import { eventually, installCrds } from './fixtures.js';
-import { waitFor } from '../harness/wait.js';
+import { waitFor } from '../../pkg/base/async.js';
 
 const tag = randomBytes(3).toString('hex');
 const network = `ctl-${tag}`;

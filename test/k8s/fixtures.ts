@@ -1,7 +1,11 @@
 // Shared by the apiserver-backed castnet tests: installing the CRDs and polling for a condition.
+import type { CustomObjectsApi } from '@kubernetes/client-node';
 import path from 'node:path';
+import { stringify } from 'yaml';
+import { waitFor } from '../../pkg/base/async.js';
+import { crd } from '../../pkg/k8s/resources.js';
+import type { MulticastGroup } from '../../pkg/k8s/types.js';
 import type { Cluster } from '../harness/k8s.js';
-import { waitFor } from '../harness/wait.js';
 
 export const crdDir = path.resolve(import.meta.dirname, '../../charts/castnet/crds');
 
@@ -70,3 +74,39 @@ export const nodeRegistration = (name: string, last: number) => ({
   port: 4790,
   poolIndex: last,
 });
+
+/** Server-side applies `obj` with kubectl, as field manager "test". */
+export const applyObject = (c: Cluster, obj: object): Promise<string> =>
+  c.kubectl(['apply', '--server-side', '--field-manager=test', '-f', '-'], { input: stringify(obj) });
+
+export type GroupMember = NonNullable<NonNullable<MulticastGroup['status']>['members']>[number];
+
+/**
+ * Polls until the status members of MulticastGroup `ns/name`, each written by `format`, are `want`
+ * in that order; resolves with them. The timeout names the list seen last.
+ */
+export function groupMembersAre(
+  api: CustomObjectsApi,
+  ns: string,
+  name: string,
+  want: string[],
+  format: (m: GroupMember) => string,
+): Promise<string[]> {
+  let got: string[] | undefined;
+  return waitFor(
+    async () => {
+      const g: MulticastGroup = await api.getNamespacedCustomObject({
+        ...crd('multicastGroup'),
+        namespace: ns,
+        name,
+      });
+      got = (g.status?.members ?? []).map(format);
+      return JSON.stringify(got) === JSON.stringify(want) && got;
+    },
+    {
+      what: `members ${want.join(', ')} of ${ns}/${name}`,
+      intervalMs: 200,
+      observed: () => `${got?.join(', ')}`,
+    },
+  );
+}

@@ -8,11 +8,10 @@
 import { jest } from '@jest/globals';
 import { ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { Lab } from '../../pkg/lab/runner.js';
 import { LAB_LABEL } from '../../pkg/lab/kubernetes.js';
-import { parseLabFile } from '../../pkg/lab/scenario.js';
 import { runIn, spawnIn, stop } from '../../pkg/sys/exec.js';
 import { ensureCluster, stopCluster, type Cluster } from '../harness/k8s.js';
+import { useLab } from '../harness/lab-fixture.js';
 import { eventually, installCrds } from './fixtures.js';
 import { sleep } from '../../pkg/base/async.js';
 
@@ -25,7 +24,7 @@ const PORT = 5000;
 const RECEIVERS = ['l0', 'r1', 'o1'] as const;
 type Receiver = (typeof RECEIVERS)[number];
 
-const labFile = parseLabFile(`
+const LAB = `
 nodes: 2
 networks:
   - { name: blue, id: 310, subnets: [10.42.0.0/16] }
@@ -35,7 +34,7 @@ pods:
   - { name: r1, node: 1, network: blue }
   - { name: o1, node: 1, network: blue }
 scenarios: [{ name: none, steps: [{ sleep: 0 }] }]
-`);
+`;
 
 // The pod's kernel must not announce its join: IGMP leaving the pod is dropped.
 const QUIET_IGMP = `
@@ -49,7 +48,6 @@ table ip castnet-test-quiet {
 
 let cluster: Cluster;
 let controller: ChildProcess | undefined;
-let lab: Lab | undefined;
 const apps = new Map<Receiver, { child: ChildProcess; received: string }>();
 
 async function kubectl(...args: string[]): Promise<string> {
@@ -74,9 +72,9 @@ async function probe(want: Receiver[]): Promise<{ token: string; got: Record<Rec
     const deadline = Date.now() + 3000;
     while (Date.now() < deadline && !want.every((p) => appReceived(p, token) > 0)) await sleep(50);
   };
-  const token = await lab!.sendTo('s0', GROUP, PORT);
+  const token = await lab().sendTo('s0', GROUP, PORT);
   await arrived(token);
-  await arrived(await lab!.sendTo('s0', GROUP, PORT));
+  await arrived(await lab().sendTo('s0', GROUP, PORT));
   const got = Object.fromEntries(RECEIVERS.map((p) => [p, appReceived(p, token)])) as Record<
     Receiver,
     number
@@ -100,7 +98,7 @@ async function deliveredExactlyTo(want: Receiver[]): Promise<void> {
   const { token, got } = await probe(want);
   expect(got).toEqual(exactly(want));
   // The frame reached the unselected pods' links not at all (not only their applications).
-  for (const p of RECEIVERS) expect(lab!.receivedBy(p, token)).toBe(want.includes(p) ? 1 : 0);
+  for (const p of RECEIVERS) expect(lab().receivedBy(p, token)).toBe(want.includes(p) ? 1 : 0);
 }
 
 /** The group's status members as "pod:via", sorted. */
@@ -120,35 +118,31 @@ beforeAll(async () => {
     ['controller', '--kubeconfig', cluster.kubeconfigPath, '--metrics-addr', '127.0.0.1:0'],
     { stdio: ['ignore', 'ignore', 'ignore'] },
   );
-  lab = new Lab(labFile, {
-    castnetBin: join(root, 'bin/castnet'),
-    cniBin: join(root, 'bin/castnet-cni'),
-    kubeconfig: cluster.kubeconfigPath,
-  });
-  await lab.start();
-  for (const pod of RECEIVERS) {
-    const { ns, ip } = lab.podInfo(pod);
+}, 180_000);
+
+// After the cluster's beforeAll (its kubeconfig), and disposed before the afterAll below stops it.
+const { lab, pod, own } = useLab(LAB, { kubeconfig: () => cluster.kubeconfigPath, startTimeoutMs: 180_000 });
+
+beforeAll(async () => {
+  for (const name of RECEIVERS) {
+    const { ns, ip } = pod(name);
     await runIn(ns, 'nft', ['-f', '-'], { input: QUIET_IGMP });
-    const child = spawnIn(ns, 'socat', [
-      '-u',
-      `UDP4-RECV:${PORT},reuseaddr,ip-add-membership=${GROUP}:${ip}`,
-      'STDOUT',
-    ]);
+    const child = own(
+      spawnIn(ns, 'socat', ['-u', `UDP4-RECV:${PORT},reuseaddr,ip-add-membership=${GROUP}:${ip}`, 'STDOUT']),
+    );
     const app = { child, received: '' };
     child.stdout!.on('data', (c: Buffer) => (app.received += c.toString()));
-    apps.set(pod, app);
+    apps.set(name, app);
   }
-}, 240_000);
+});
 
 afterAll(async () => {
-  for (const { child } of apps.values()) await stop(child);
-  await lab?.dispose();
   if (controller) await stop(controller);
   if (cluster) await stopCluster(cluster);
 }, 120_000);
 
 test('pods selected by label receive the group’s traffic, others nothing, and relabelling moves membership', async () => {
-  const ns = lab!.topology.id;
+  const ns = lab().topology.id;
   const net = `${ns}-blue`;
   await kubectl('label', 'pod', '-n', ns, 'l0', 'r1', 'app=feed');
   // The README's first example: members by pod label.

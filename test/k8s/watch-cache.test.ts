@@ -10,7 +10,7 @@ import { stringify } from 'yaml';
 import { crd } from '../../pkg/k8s/resources.js';
 import { WatchCache, type WatchCacheOptions } from '../../pkg/k8s/watch-cache.js';
 import { clusterKubeConfig, createNamespace, ensureCluster, type Cluster } from '../harness/k8s.js';
-import { waitFor } from '../harness/wait.js';
+import { waitFor } from '../../pkg/base/async.js';
 import { installCrds } from './fixtures.js';
 
 jest.setTimeout(120_000);

@@ -4,19 +4,16 @@
 // second one serves castnet-cni.
 import { type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { join } from 'node:path';
-import { Lab } from '../../pkg/lab/runner.js';
-import { parseLabFile } from '../../pkg/lab/scenario.js';
-import { spawnIn, stop } from '../../pkg/sys/exec.js';
-import { sleep } from '../../pkg/base/async.js';
+import { sleep, waitFor } from '../../pkg/base/async.js';
+import { spawnIn } from '../../pkg/sys/exec.js';
+import { useLab } from '../harness/lab-fixture.js';
 
-const root = join(import.meta.dirname, '../..');
 const GROUP = '239.9.9.9';
 const PORT = 6000;
 const RATE = 1000;
 const MESSAGES = 9000;
 
-const file = parseLabFile(`
+const { lab, pod, own } = useLab(`
 nodes: 2
 networks:
   - { name: blue, id: 91, subnets: [10.91.0.0/16] }
@@ -109,79 +106,58 @@ function heldSockets(pid: number, table: 'udp' | 'packet'): number {
   return rows.slice(1).filter((r) => inodes.has(r.trim().split(/\s+/)[col === -1 ? 9 : col]!)).length;
 }
 
-async function until(pred: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
+/** Joins GROUP in pod `p` and reports what it receives; stopped with the lab. */
+const receiver = (p: string) =>
+  new Receiver(own(spawnIn(pod(p).ns, process.execPath, ['-e', RECEIVER, pod(p).ip])));
+
+/** How many pods the lookup service lists as members of GROUP. */
+const members = () => lab().directory.memberships.filter((m) => m.group === GROUP).length;
 
 it('hands a node over between two agents with no duplicate and well under a second of loss', async () => {
-  const lab = new Lab(file, { castnetBin: join(root, 'bin/castnet'), cniBin: join(root, 'bin/castnet-cni') });
-  const children: ChildProcess[] = [];
-  try {
-    await lab.start();
-    const receivers = ['near', 'far'].map((p) => {
-      const child = spawnIn(lab.podInfo(p).ns, process.execPath, ['-e', RECEIVER, lab.podInfo(p).ip]);
-      children.push(child);
-      return new Receiver(child);
-    });
-    // The kernel's IGMP reports reach the querier of each receiver's node.
-    await until(
-      () => lab.directory.memberships.filter((m) => m.group === GROUP).length >= 2,
-      20000,
-      'both receivers to be members',
-    );
-    const sender = spawnIn(lab.podInfo('src').ns, process.execPath, [
-      '-e',
-      SENDER,
-      lab.podInfo('src').ip,
-      String(MESSAGES),
-      String(RATE),
-    ]);
-    children.push(sender);
-    await until(() => receivers.every((r) => r.seqs.length >= 1000), 20000, 'the stream to flow');
+  const receivers = ['near', 'far'].map(receiver);
+  // The kernel's IGMP reports reach the querier of each receiver's node.
+  await waitFor(() => members() >= 2, { what: 'both receivers to be members' });
+  const sender = own(
+    spawnIn(pod('src').ns, process.execPath, ['-e', SENDER, pod('src').ip, String(MESSAGES), String(RATE)]),
+  );
+  await waitFor(() => receivers.every((r) => r.seqs.length >= 1000), {
+    what: 'the stream to flow',
+    observed: () => `received ${receivers.map((r) => r.seqs.length).join(', ')}`,
+  });
 
-    // The sender's node (capture, local delivery, sending), then the receiving node.
-    const handovers = [];
-    for (const node of [0, 1]) {
-      const { previous, next } = await lab.handOverAgent(node);
-      handovers.push({ node, previous, next });
-      await sleep(1500);
-    }
-    await new Promise<void>((resolve) =>
-      sender.exitCode !== null ? resolve() : sender.once('exit', () => resolve()),
-    );
-    await until(() => receivers.every((r) => r.seqs.includes(MESSAGES - 1)), 5000, 'the last message');
-
-    const reports = receivers.map((r, i) => ({ pod: ['near', 'far'][i], ...lossReport(r.seqs, MESSAGES) }));
-    // Reported for the record: at 1 msg/ms, the longest run of lost messages is the gap in ms.
-    console.log(`handover loss at ${RATE} msg/s over ${MESSAGES} messages: ${JSON.stringify(reports)}`);
-    for (const r of reports) {
-      expect(r.duplicates).toBe(0);
-      // Two handovers on the path: together less than one second of stream.
-      expect(r.lost).toBeLessThan(RATE);
-    }
-
-    for (const { previous, next } of handovers) {
-      // The first agent stays (idle until terminated) but holds no data-plane socket.
-      expect(previous.exitCode).toBeNull();
-      expect(heldSockets(previous.pid!, 'udp')).toBe(0);
-      expect(heldSockets(previous.pid!, 'packet')).toBe(0);
-      expect(heldSockets(next.pid!, 'udp')).toBeGreaterThan(0);
-    }
-    // The new agent on node 0 serves castnet-cni: an ADD wires a pod that receives the stream's group.
-    await lab.addLabPod('late', 0, 'blue');
-    const late = spawnIn(lab.podInfo('late').ns, process.execPath, ['-e', RECEIVER, lab.podInfo('late').ip]);
-    children.push(late);
-    await until(
-      () => lab.directory.memberships.filter((m) => m.group === GROUP).length >= 3,
-      20000,
-      'the new pod to be a member',
-    );
-  } finally {
-    for (const c of children) await stop(c);
-    await lab.dispose();
+  // The sender's node (capture, local delivery, sending), then the receiving node.
+  const handovers = [];
+  for (const node of [0, 1]) {
+    const { previous, next } = await lab().handOverAgent(node);
+    handovers.push({ node, previous, next });
+    await sleep(1500);
   }
+  await new Promise<void>((resolve) =>
+    sender.exitCode !== null ? resolve() : sender.once('exit', () => resolve()),
+  );
+  await waitFor(() => receivers.every((r) => r.seqs.includes(MESSAGES - 1)), {
+    what: 'the last message',
+    timeoutMs: 5000,
+  });
+
+  const reports = receivers.map((r, i) => ({ pod: ['near', 'far'][i], ...lossReport(r.seqs, MESSAGES) }));
+  // Reported for the record: at 1 msg/ms, the longest run of lost messages is the gap in ms.
+  console.log(`handover loss at ${RATE} msg/s over ${MESSAGES} messages: ${JSON.stringify(reports)}`);
+  for (const r of reports) {
+    expect(r.duplicates).toBe(0);
+    // Two handovers on the path: together less than one second of stream.
+    expect(r.lost).toBeLessThan(RATE);
+  }
+
+  for (const { previous, next } of handovers) {
+    // The first agent stays (idle until terminated) but holds no data-plane socket.
+    expect(previous.exitCode).toBeNull();
+    expect(heldSockets(previous.pid!, 'udp')).toBe(0);
+    expect(heldSockets(previous.pid!, 'packet')).toBe(0);
+    expect(heldSockets(next.pid!, 'udp')).toBeGreaterThan(0);
+  }
+  // The new agent on node 0 serves castnet-cni: an ADD wires a pod that receives the stream's group.
+  await lab().addLabPod('late', 0, 'blue');
+  receiver('late');
+  await waitFor(() => members() >= 3, { what: 'the new pod to be a member' });
 }, 180000);

@@ -6,20 +6,19 @@
 // the documented bound); the deadlines here are generous, and the times are printed, not asserted.
 import { join } from 'node:path';
 import type { HealthSnapshot } from '../../pkg/agent/health/prober.js';
-import { Lab } from '../../pkg/lab/runner.js';
-import { parseLabFile } from '../../pkg/lab/scenario.js';
 import type { UnderlayHealthReport, UnderlayPeerStatus } from '../../pkg/lookup/port.js';
-import type { ChildProcess } from 'node:child_process';
-import { run, runIn, spawnIn, stop } from '../../pkg/sys/exec.js';
-import { waitFor } from '../harness/wait.js';
+import { run, runIn, spawnIn } from '../../pkg/sys/exec.js';
+import { waitFor } from '../../pkg/base/async.js';
+import { useLab } from '../harness/lab-fixture.js';
+import { repoRoot } from '../harness/repo.js';
 
-const root = join(import.meta.dirname, '../..');
-const castnet = join(root, 'bin/castnet');
+const castnet = join(repoRoot, 'bin/castnet');
 /** The agent's default --health-port: the lab does not set one. */
 const HEALTH_PORT = 4792;
 const DEADLINE_MS = 30_000;
 
-const file = parseLabFile(`
+const { lab, own } = useLab(
+  `
 nodes: 3
 underlayMtu: 1500
 networks:
@@ -27,19 +26,19 @@ networks:
 pods:
   - { name: a, node: 0, network: blue }
 scenarios: [{ name: none, steps: [{ sleep: 0 }] }]
-`);
+`,
+  { captures: false },
+);
 
-let lab: Lab;
-/** node-0's metrics sidecar (`castnet agent-metrics`), on the loopback of node-0's namespace. */
-let sidecar: ChildProcess | undefined;
+/** node-0's metrics sidecar (`castnet agent-metrics`) listens here, on node-0's loopback. */
 const METRICS = '127.0.0.1:9403';
-const node = (i: number) => lab.topology.nodes[i]!;
+const node = (i: number) => lab().topology.nodes[i]!;
 /** The lab's embedded lookup service (pkg/lab/lookup.ts). */
-const lookupSocket = () => join(lab.topology.dir, 'lookup.sock');
+const lookupSocket = () => join(lab().topology.dir, 'lookup.sock');
 
 /** `castnet health --json` against node i's agent: the command users run on the node. */
 async function nodeView(i: number): Promise<HealthSnapshot> {
-  const sock = join(lab.topology.dir, `node-${i}`, 'stats.sock');
+  const sock = join(lab().topology.dir, `node-${i}`, 'stats.sock');
   const { stdout } = await run(castnet, ['health', '--stats-socket', sock, '--json']);
   return JSON.parse(stdout) as HealthSnapshot;
 }
@@ -93,26 +92,17 @@ async function waitForStatuses(want: Want, what: string, changedAt?: number): Pr
 const allUp: Want = { 0: { 1: 'up', 2: 'up' }, 1: { 0: 'up', 2: 'up' }, 2: { 0: 'up', 1: 'up' } };
 
 beforeAll(async () => {
-  lab = new Lab(file, {
-    castnetBin: castnet,
-    cniBin: join(root, 'bin/castnet-cni'),
-    captures: false,
-  });
-  await lab.start();
   await waitForStatuses(allUp, 'every path up after the start');
-  sidecar = spawnIn(node(0).ns, castnet, [
-    'agent-metrics',
-    '--stats-socket',
-    join(lab.topology.dir, 'node-0', 'stats.sock'),
-    '--listen',
-    METRICS,
-  ]);
+  own(
+    spawnIn(node(0).ns, castnet, [
+      'agent-metrics',
+      '--stats-socket',
+      join(lab().topology.dir, 'node-0', 'stats.sock'),
+      '--listen',
+      METRICS,
+    ]),
+  );
 }, 120_000);
-
-afterAll(async () => {
-  if (sidecar) await stop(sidecar);
-  await lab?.dispose();
-});
 
 /** node-0's Prometheus metrics, as the sidecar serves them to a scraper. */
 async function metrics(): Promise<string> {

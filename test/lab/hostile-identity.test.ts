@@ -14,7 +14,7 @@ import { EmbeddedLookupClient } from '../../pkg/lookup/embedded/client.js';
 import { run, runIn } from '../../pkg/sys/exec.js';
 import { VXLAN_PORT } from '../../pkg/agent/unicast/overlay.js';
 import { FILTER_COUNTER, FILTER_TABLE } from '../../pkg/agent/underlay/filter.js';
-import { waitFor } from '../harness/wait.js';
+import { waitFor } from '../../pkg/base/async.js';
 import {
   addUnderlayHost,
   arrived as arrivedAt,

@@ -6,19 +6,16 @@
 // static members include A's pod.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Lab } from '../../pkg/lab/runner.js';
-import { parseLabFile } from '../../pkg/lab/scenario.js';
+import { sleep, waitFor } from '../../pkg/base/async.js';
 import { runIn } from '../../pkg/sys/exec.js';
-import { sleep } from '../../pkg/base/async.js';
-import { waitFor } from '../harness/wait.js';
+import { useLab } from '../harness/lab-fixture.js';
 
-const root = join(import.meta.dirname, '../..');
 const A_STREAM = '239.7.7.7';
 const B_GROUP = '239.8.8.8';
 const PRIVATE = '239.9.9.9';
 
 // tenant-a's groups come first in the file: they are the older (the lab creates groups in order).
-const labFile = parseLabFile(`
+const LAB = `
 nodes: 2
 networks:
   - { name: shared, id: 300, subnets: [10.40.0.0/16] }
@@ -41,76 +38,73 @@ groups:
   # B may not use the private network at all.
   - { name: sneak, namespace: tenant-b, network: private, address: ${PRIVATE}, staticMembers: [p3], allowedSenders: [10.41.255.1] }
 scenarios: [{ name: none, steps: [{ sleep: 0 }] }]
-`);
+`;
 
 describe('tenancy on real agents', () => {
-  let lab: Lab;
+  const { lab } = useLab(LAB);
   beforeAll(async () => {
-    lab = new Lab(labFile, { castnetBin: join(root, 'bin/castnet'), cniBin: join(root, 'bin/castnet-cni') });
-    await lab.start();
     // a2 is a static member and joins too: still exactly one copy.
-    await lab.joinGroup('a2', A_STREAM);
-    await lab.joinGroup('p2', PRIVATE);
-  }, 120000);
-  afterAll(async () => {
-    await lab?.dispose();
+    await lab().joinGroup('a2', A_STREAM);
+    await lab().joinGroup('p2', PRIVATE);
   }, 60000);
 
   /** Waits until `pod` has `token` and returns how many copies it has. */
   const arrived = (pod: string, token: string): Promise<number> =>
-    waitFor(() => lab.receivedBy(pod, token) || undefined, { what: `${token} at ${pod}` });
+    waitFor(() => lab().receivedBy(pod, token) || undefined, { what: `${token} at ${pod}` });
 
   it('refuses an ADD from a namespace the network does not allow, leaving nothing behind', async () => {
-    const node = lab.topology.nodes[0]!;
+    const node = lab().topology.nodes[0]!;
     const links = async () => (await runIn(node.ns, 'ip', ['-o', 'link'])).stdout.trim().split('\n').length;
-    const tableDir = join(lab.topology.dir, 'node-0', 'state', 'endpoints');
+    const tableDir = join(lab().topology.dir, 'node-0', 'state', 'endpoints');
     const before = {
       links: await links(),
       table: readdirSync(tableDir).length,
-      eps: lab.directory.endpoints.length,
+      eps: lab().directory.endpoints.length,
     };
-    await expect(lab.addLabPod('x1', 0, 'private', 'tenant-b')).rejects.toThrow(
+    await expect(lab().addLabPod('x1', 0, 'private', 'tenant-b')).rejects.toThrow(
       /"code": ?110.*VirtualNetwork \\"private\\" does not allow namespace \\"tenant-b\\": spec\.allowedNamespaces is \[tenant-a\]/s,
     );
     // Nothing half-done: no veth on the node or in the pod, no table entry (and so no IP), no record.
     expect(await links()).toBe(before.links);
     expect(readdirSync(tableDir)).toHaveLength(before.table);
-    const podLinks = (await runIn(`${lab.topology.id}-p-x1`, 'ip', ['-o', 'link'])).stdout.trim().split('\n');
+    const podLinks = (await runIn(`${lab().topology.id}-p-x1`, 'ip', ['-o', 'link'])).stdout
+      .trim()
+      .split('\n');
     expect(podLinks).toHaveLength(1);
     expect(podLinks[0]).toContain(': lo:');
     await sleep(300);
-    expect(lab.directory.endpoints).toHaveLength(before.eps);
+    expect(lab().directory.endpoints).toHaveLength(before.eps);
     // The allowed namespace still attaches.
-    await lab.addLabPod('x2', 0, 'private', 'tenant-a');
-    expect(lab.podInfo('x2').ip).toMatch(/^10\.41\./);
+    await lab().addLabPod('x2', 0, 'private', 'tenant-a');
+    expect(lab().podInfo('x2').ip).toMatch(/^10\.41\./);
   });
 
   it('a later group of tenant B neither takes nor black-holes tenant A’s address', async () => {
-    const token = await lab.sendTo('a1', A_STREAM);
+    const token = await lab().sendTo('a1', A_STREAM);
     // a2 (node 1) gets A's stream exactly once; b1 on the same node, in the same datagram's reach,
     // gets nothing, and neither does b2.
     expect(await arrived('a2', token)).toBe(1);
     await sleep(300);
-    expect(lab.receivedBy('a2', token)).toBe(1);
-    expect(lab.receivedBy('b1', token)).toBe(0);
-    expect(lab.receivedBy('b2', token)).toBe(0);
+    expect(lab().receivedBy('a2', token)).toBe(1);
+    expect(lab().receivedBy('b1', token)).toBe(0);
+    expect(lab().receivedBy('b2', token)).toBe(0);
   });
 
   it('a group of tenant B cannot make tenant A’s pod a member, nor reach A’s address through its own', async () => {
-    const token = await lab.sendTo('b2', B_GROUP);
+    const token = await lab().sendTo('b2', B_GROUP);
     // b1 (node 1, with a2) is B's own static member: the positive control.
     expect(await arrived('b1', token)).toBe(1);
     await sleep(300);
-    expect(lab.receivedBy('a2', token)).toBe(0);
-    expect(lab.receivedBy('a1', token)).toBe(0);
+    expect(lab().receivedBy('a2', token)).toBe(0);
+    expect(lab().receivedBy('a1', token)).toBe(0);
   });
 
   it('a group in a namespace the network does not allow acts on nothing', async () => {
-    const token = await lab.sendTo('p1', PRIVATE);
+    const token = await lab().sendTo('p1', PRIVATE);
     // Its allowedSenders would refuse p1; its static member p3 would receive.
     expect(await arrived('p2', token)).toBe(1);
     await sleep(300);
-    expect(lab.receivedBy('p2', token)).toBe(1);
-    expect(lab.receivedBy('p3', token)).toBe(0);
+    expect(lab().receivedBy('p2', token)).toBe(1);
+    expect(lab().receivedBy('p3', token)).toBe(0);
   });
 });

@@ -24,7 +24,7 @@ import {
   type NodeKeyPair,
   type PairSeal,
 } from '../../pkg/wire/index.js';
-import { waitFor } from '../harness/wait.js';
+import { waitFor } from '../../pkg/base/async.js';
 import {
   addUnderlayHost,
   arrived,

@@ -8,11 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildIPv4Frame } from '../../pkg/frame/build.js';
 import { ipv4MulticastMac, formatMac, parseIPv4 } from '../../pkg/netaddr/address.js';
-import { Lab } from '../../pkg/lab/runner.js';
+import type { Lab } from '../../pkg/lab/runner.js';
 import { parseLabFile } from '../../pkg/lab/scenario.js';
 import { runIn } from '../../pkg/sys/exec.js';
 import { encodeData, makeWireKey, type WireKey } from '../../pkg/wire/index.js';
-import { waitFor } from '../harness/wait.js';
+import { waitFor } from '../../pkg/base/async.js';
+import { useLab } from '../harness/lab-fixture.js';
 import {
   arrived,
   drops,
@@ -23,7 +24,6 @@ import {
   withVnet,
 } from '../harness/underlay.js';
 
-const root = join(import.meta.dirname, '../..');
 const GROUP = '239.5.5.5';
 const KEY_HEX = '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff';
 
@@ -47,22 +47,13 @@ function describeLab(
   body: (ctx: { lab: () => Lab; key?: WireKey }) => void,
 ) {
   describe(name, () => {
-    let lab: Lab;
+    const { lab } = useLab(labFile, { agentArgs });
     beforeAll(async () => {
-      lab = new Lab(labFile, {
-        castnetBin: join(root, 'bin/castnet'),
-        cniBin: join(root, 'bin/castnet-cni'),
-        agentArgs,
-      });
-      await lab.start();
-      await lab.joinGroup('b1', GROUP);
-      await lab.joinGroup('r1', GROUP);
-    }, 120000);
-    afterAll(async () => {
-      await lab?.dispose();
+      await lab().joinGroup('b1', GROUP);
+      await lab().joinGroup('r1', GROUP);
     }, 60000);
     const keyed = agentArgs.includes('--wire-key-file');
-    body({ lab: () => lab, key: keyed ? makeWireKey(Buffer.from(KEY_HEX, 'hex')) : undefined });
+    body({ lab, key: keyed ? makeWireKey(Buffer.from(KEY_HEX, 'hex')) : undefined });
   });
 }
 

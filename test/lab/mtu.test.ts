@@ -1,14 +1,9 @@
 // MTU: a network configured larger than the underlay can carry gets endpoints clamped to what fits
 // one datagram, and full-size multicast crosses nodes whole, in one datagram per member node.
-import { join } from 'node:path';
-import { Lab } from '../../pkg/lab/runner.js';
-import { parseLabFile } from '../../pkg/lab/scenario.js';
 import { runIn } from '../../pkg/sys/exec.js';
+import { useLab } from '../harness/lab-fixture.js';
 
-const root = join(import.meta.dirname, '../..');
-
-it('clamps endpoint MTU to the underlay and delivers full-size frames whole', async () => {
-  const file = parseLabFile(`
+const { lab, pod, file } = useLab(`
 nodes: 2
 underlayMtu: 1500
 networks:
@@ -25,16 +20,12 @@ scenarios:
       - send: { from: a, to: 239.8.8.8, size: 1352 }
       - expect: { received: { b: 1, c: 1 }, underlayDatagrams: 1 }
 `);
-  const lab = new Lab(file, { castnetBin: join(root, 'bin/castnet'), cniBin: join(root, 'bin/castnet-cni') });
-  try {
-    await lab.start();
-    const { stdout } = await runIn(lab.podInfo('a').ns, 'cat', ['/sys/class/net/eth0/mtu']);
-    // 1500 - 28 (IPv4+UDP) - 32 (version 2 header) - 4x4 (IDs) - 16 (tag) - 10 (virtio-net)
-    // - 14 (Ethernet) - 4 (VLAN tag); the UDP payload of a full-size frame: 1380 - 28 = 1352.
-    expect(Number(stdout.trim())).toBe(1380);
-    const report = await lab.runScenario(file.scenarios[0]!);
-    expect(report.failures).toEqual([]);
-  } finally {
-    await lab.dispose();
-  }
+
+it('clamps endpoint MTU to the underlay and delivers full-size frames whole', async () => {
+  const { stdout } = await runIn(pod('a').ns, 'cat', ['/sys/class/net/eth0/mtu']);
+  // 1500 - 28 (IPv4+UDP) - 32 (version 2 header) - 4x4 (IDs) - 16 (tag) - 10 (virtio-net)
+  // - 14 (Ethernet) - 4 (VLAN tag); the UDP payload of a full-size frame: 1380 - 28 = 1352.
+  expect(Number(stdout.trim())).toBe(1380);
+  const report = await lab().runScenario(file.scenarios[0]!);
+  expect(report.failures).toEqual([]);
 }, 120000);

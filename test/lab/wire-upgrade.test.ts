@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Lab } from '../../pkg/lab/runner.js';
 import { parseLabFile } from '../../pkg/lab/scenario.js';
 import type { NodeRecord } from '../../pkg/lookup/port.js';
-import { waitFor } from '../harness/wait.js';
+import { waitFor } from '../../pkg/base/async.js';
 import { arrived, capturedDatagrams, drops } from '../harness/underlay.js';
 
 const root = join(import.meta.dirname, '../..');

@@ -16,7 +16,7 @@ import { errorMessage } from '../../pkg/base/errors.js';
 import type { Disposable } from '../../pkg/base/lifecycle.js';
 import { runIn } from '../../pkg/sys/exec.js';
 import { PodProcess } from '../harness/pod-process.js';
-import { waitFor } from '../harness/wait.js';
+import { waitFor } from '../../pkg/base/async.js';
 
 export interface Service {
   name: string;

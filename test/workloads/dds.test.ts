@@ -3,20 +3,17 @@
 // writer on one node to readers on the two others, each getting every sample exactly once, in order
 // and intact. Participants of another tenant's network, on the same DDS domain and so the same
 // SPDP group, find each other and never anyone of blue. The participants are the real Cyclone DDS (its Python binding from PyPI, ./cyclonedds.ts).
-import { join } from 'node:path';
-import { Lab } from '../../pkg/lab/runner.js';
-import { parseLabFile } from '../../pkg/lab/scenario.js';
+import { waitFor } from '../../pkg/base/async.js';
+import { useLab } from '../harness/lab-fixture.js';
 import type { PodProcess } from '../harness/pod-process.js';
-import { waitFor } from '../harness/wait.js';
 import { ddsEvents, ddsParticipant, type DdsEvent } from './cyclonedds.js';
 
-const root = join(import.meta.dirname, '../..');
 const SAMPLES = 10_000;
 const DOMAIN = 0;
 /** SPDP's multicast address for the default domain. */
 const SPDP_GROUP = '239.255.0.1';
 
-const file = parseLabFile(`
+const { lab, pod, own } = useLab(`
 nodes: 3
 networks:
   - { name: blue, id: 83, subnets: [10.83.0.0/16] }
@@ -51,98 +48,86 @@ function discovered(p: PodProcess): string[] {
 }
 
 it('discovers participants on three nodes by SPDP multicast and delivers 10,000 reliable samples to two nodes', async () => {
-  const lab = new Lab(file, { castnetBin: join(root, 'bin/castnet'), cniBin: join(root, 'bin/castnet-cni') });
-  const participants: PodProcess[] = [];
-  const everyone: PodProcess[] = [];
-  try {
-    await lab.start();
-    const opts = { domain: DOMAIN, readers: 2, samples: SAMPLES };
-    const writer = ddsParticipant('DDS writer on w', lab.podInfo('w').ns, 'writer', opts);
-    const readers = ['r1', 'r2'].map((p) =>
-      ddsParticipant(`DDS reader on ${p}`, lab.podInfo(p).ns, 'reader', opts),
-    );
-    participants.push(writer, ...readers);
-    const red = ['p1', 'p2'].map((p) =>
-      ddsParticipant(`DDS peer on ${p} (red)`, lab.podInfo(p).ns, 'peer', opts),
-    );
-    everyone.push(...participants, ...red);
-    for (const p of everyone) p.start();
+  const opts = { domain: DOMAIN, readers: 2, samples: SAMPLES };
+  const writer = own(ddsParticipant('DDS writer on w', pod('w').ns, 'writer', opts));
+  const readers = ['r1', 'r2'].map((p) =>
+    own(ddsParticipant(`DDS reader on ${p}`, pod(p).ns, 'reader', opts)),
+  );
+  const participants = [writer, ...readers];
+  const red = ['p1', 'p2'].map((p) => own(ddsParticipant(`DDS peer on ${p} (red)`, pod(p).ns, 'peer', opts)));
+  for (const p of [...participants, ...red]) p.start();
 
-    // Discovery: every participant learns the GUIDs of the others of its network, and nothing else.
-    const guids = await Promise.all(participants.map(async (p) => (await awaitEvent(p, 'participant')).guid));
-    const redGuids = await Promise.all(red.map(async (p) => (await awaitEvent(p, 'participant')).guid));
-    for (const [i, p] of red.entries()) {
-      await waitFor(() => discovered(p).length >= 1, {
-        what: `${p.label} to discover the other`,
-        timeoutMs: 60_000,
-      });
-      expect(discovered(p)).toEqual([redGuids[1 - i]]);
-    }
-    const discovery: Record<string, number> = {};
-    for (const [i, p] of participants.entries()) {
-      const others = guids.filter((_, j) => j !== i);
-      await waitFor(() => discovered(p).length >= 2, {
-        what: `${p.label} to discover the two other participants`,
-        timeoutMs: 60_000,
-      });
-      expect(discovered(p)).toEqual([...others].sort());
-      // From the moment both participants of a pair existed to the discovery.
-      for (const e of ddsEvents(p).filter((e) => e.event === 'discovered')) {
-        const j = guids.indexOf(e.guid);
-        const since = Math.max(eventOf(p, 'participant')!.at, eventOf(participants[j]!, 'participant')!.at);
-        discovery[`${['w', 'r1', 'r2'][i]}->${['w', 'r1', 'r2'][j]}`] = Math.round(e.at - since);
-      }
-    }
-    // The pods' kernels joined SPDP's group (IGMP), and castnet's directory lists all three (an
-    // endpoint ID is its node's).
-    const pods = ['w', 'r1', 'r2'].map((p) => `node-${lab.podInfo(p).node}/${lab.podInfo(p).endpointId}`);
-    const spdpMembers = () =>
-      lab.directory.memberships
-        .filter((m) => m.group === SPDP_GROUP && m.network === lab.podInfo('w').network)
-        .map((m) => `${m.node}/${m.endpointId}`)
-        .sort();
-    await waitFor(() => spdpMembers().length >= 3, { what: `three members of ${SPDP_GROUP}` });
-    expect(spdpMembers()).toEqual(pods.sort());
-
-    // Delivery: the writer writes once both readers matched, then waits for their acknowledgements.
-    const matched = await awaitEvent(writer, 'matched');
-    const written = await awaitEvent(writer, 'written', 120_000);
-    const acked = await awaitEvent(writer, 'acked', 120_000);
-    expect(acked.ok).toBe(true);
-    for (const r of readers) r.closeInput();
-    const received = await Promise.all(readers.map((r) => awaitEvent(r, 'received')));
-    for (const got of received) {
-      const { samples, distinct, duplicates, outOfOrder, damaged, missing, missingCount } = got;
-      expect({ samples, distinct, duplicates, outOfOrder, damaged, missing, missingCount }).toEqual({
-        samples: SAMPLES,
-        distinct: SAMPLES,
-        duplicates: 0,
-        outOfOrder: 0,
-        damaged: 0,
-        missing: [],
-        missingCount: 0,
-      });
-    }
-
-    // After the whole run (periodic SPDP included), still nobody across the networks.
-    for (const [i, p] of participants.entries())
-      expect(discovered(p)).toEqual(guids.filter((_, j) => j !== i).sort());
-    for (const [i, p] of red.entries()) expect(discovered(p)).toEqual([redGuids[1 - i]]);
-
-    const delivery = received.map((got, i) => ({
-      reader: ['r1', 'r2'][i],
-      // From the first write to the reader taking the last sample.
-      ms: Math.round((got.lastAt as number) - matched.at),
-      samplesPerSecond: Math.round(SAMPLES / (((got.lastAt as number) - matched.at) / 1000)),
-    }));
-    console.log(
-      `Cyclone DDS: discovery (ms, observer->participant): ${JSON.stringify(discovery)}; ` +
-        `${SAMPLES} reliable samples written in ${Math.round(written.at - matched.at)} ms, ` +
-        `acknowledged by both readers after ${Math.round(acked.at - matched.at)} ms; ` +
-        `delivery: ${JSON.stringify(delivery)}`,
-    );
-  } finally {
-    for (const p of everyone) await p.dispose();
-    await lab.dispose();
+  // Discovery: every participant learns the GUIDs of the others of its network, and nothing else.
+  const guids = await Promise.all(participants.map(async (p) => (await awaitEvent(p, 'participant')).guid));
+  const redGuids = await Promise.all(red.map(async (p) => (await awaitEvent(p, 'participant')).guid));
+  for (const [i, p] of red.entries()) {
+    await waitFor(() => discovered(p).length >= 1, {
+      what: `${p.label} to discover the other`,
+      timeoutMs: 60_000,
+    });
+    expect(discovered(p)).toEqual([redGuids[1 - i]]);
   }
+  const discovery: Record<string, number> = {};
+  for (const [i, p] of participants.entries()) {
+    const others = guids.filter((_, j) => j !== i);
+    await waitFor(() => discovered(p).length >= 2, {
+      what: `${p.label} to discover the two other participants`,
+      timeoutMs: 60_000,
+    });
+    expect(discovered(p)).toEqual([...others].sort());
+    // From the moment both participants of a pair existed to the discovery.
+    for (const e of ddsEvents(p).filter((e) => e.event === 'discovered')) {
+      const j = guids.indexOf(e.guid);
+      const since = Math.max(eventOf(p, 'participant')!.at, eventOf(participants[j]!, 'participant')!.at);
+      discovery[`${['w', 'r1', 'r2'][i]}->${['w', 'r1', 'r2'][j]}`] = Math.round(e.at - since);
+    }
+  }
+  // The pods' kernels joined SPDP's group (IGMP), and castnet's directory lists all three (an
+  // endpoint ID is its node's).
+  const pods = ['w', 'r1', 'r2'].map((p) => `node-${pod(p).node}/${pod(p).endpointId}`);
+  const spdpMembers = () =>
+    lab()
+      .directory.memberships.filter((m) => m.group === SPDP_GROUP && m.network === pod('w').network)
+      .map((m) => `${m.node}/${m.endpointId}`)
+      .sort();
+  await waitFor(() => spdpMembers().length >= 3, { what: `three members of ${SPDP_GROUP}` });
+  expect(spdpMembers()).toEqual(pods.sort());
+
+  // Delivery: the writer writes once both readers matched, then waits for their acknowledgements.
+  const matched = await awaitEvent(writer, 'matched');
+  const written = await awaitEvent(writer, 'written', 120_000);
+  const acked = await awaitEvent(writer, 'acked', 120_000);
+  expect(acked.ok).toBe(true);
+  for (const r of readers) r.closeInput();
+  const received = await Promise.all(readers.map((r) => awaitEvent(r, 'received')));
+  for (const got of received) {
+    const { samples, distinct, duplicates, outOfOrder, damaged, missing, missingCount } = got;
+    expect({ samples, distinct, duplicates, outOfOrder, damaged, missing, missingCount }).toEqual({
+      samples: SAMPLES,
+      distinct: SAMPLES,
+      duplicates: 0,
+      outOfOrder: 0,
+      damaged: 0,
+      missing: [],
+      missingCount: 0,
+    });
+  }
+
+  // After the whole run (periodic SPDP included), still nobody across the networks.
+  for (const [i, p] of participants.entries())
+    expect(discovered(p)).toEqual(guids.filter((_, j) => j !== i).sort());
+  for (const [i, p] of red.entries()) expect(discovered(p)).toEqual([redGuids[1 - i]]);
+
+  const delivery = received.map((got, i) => ({
+    reader: ['r1', 'r2'][i],
+    // From the first write to the reader taking the last sample.
+    ms: Math.round((got.lastAt as number) - matched.at),
+    samplesPerSecond: Math.round(SAMPLES / (((got.lastAt as number) - matched.at) / 1000)),
+  }));
+  console.log(
+    `Cyclone DDS: discovery (ms, observer->participant): ${JSON.stringify(discovery)}; ` +
+      `${SAMPLES} reliable samples written in ${Math.round(written.at - matched.at)} ms, ` +
+      `acknowledged by both readers after ${Math.round(acked.at - matched.at)} ms; ` +
+      `delivery: ${JSON.stringify(delivery)}`,
+  );
 }, 300_000);

@@ -15,14 +15,13 @@ import { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { Lab } from '../../pkg/lab/runner.js';
-import { parseLabFile } from '../../pkg/lab/scenario.js';
+import { waitFor } from '../../pkg/base/async.js';
 import { run, spawnIn, stop } from '../../pkg/sys/exec.js';
 import { UnderlaySocket } from '../../pkg/underlay/udp.js';
-import { waitFor } from '../harness/wait.js';
+import { useLab } from '../harness/lab-fixture.js';
+import { repoRoot } from '../harness/repo.js';
 
-const root = join(import.meta.dirname, '../..');
-const HAZELCAST = join(root, '.cache/hazelcast');
+const HAZELCAST = join(repoRoot, '.cache/hazelcast');
 const PORT = 5701;
 /** Hazelcast's multicast discovery group and port (its defaults, stated in ClusterMember.java). */
 const DISCOVERY_GROUP = '224.2.2.3';
@@ -30,7 +29,8 @@ const DISCOVERY_PORT = 54327;
 /** JVM start-up and Hazelcast's join on a loaded 2-core machine take tens of seconds. */
 const DEADLINE_MS = 120_000;
 
-const labFile = parseLabFile(`
+const { pod, own } = useLab(
+  `
 nodes: 3
 networks:
   - { name: blue, id: 100, subnets: [10.30.0.0/16] }
@@ -41,7 +41,9 @@ pods:
   - { name: hz2, node: 2, network: blue }
   - { name: other, node: 1, network: red }
 scenarios: [{ name: none, steps: [{ sleep: 0 }] }]
-`);
+`,
+  { captures: false },
+);
 
 interface View {
   at: number;
@@ -89,102 +91,96 @@ class HazelcastMember {
         const v = this.view;
         return v && v.members.join(',') === want.join(',') && v;
       },
-      { what: `${this.pod} ${what} (view now: ${JSON.stringify(this.view)})`, timeoutMs: DEADLINE_MS },
+      {
+        what: `${this.pod} ${what}`,
+        timeoutMs: DEADLINE_MS,
+        observed: () => `view ${JSON.stringify(this.view)}`,
+        failFast: true,
+      },
     );
   }
 
   kill(): Promise<void> {
     return this.child ? stop(this.child, 0) : Promise.resolve();
   }
+
+  dispose(): Promise<void> {
+    return this.kill();
+  }
 }
 
 it('forms one cluster by multicast across nodes, drops a killed member, and never admits another tenant', async () => {
   if (!existsSync(`${HAZELCAST}/classes/ClusterMember.class`))
     throw new Error(`${HAZELCAST} has no ClusterMember: run \`make deps\` (mk/hazelcast.mk) first`);
-  const lab = new Lab(labFile, {
-    castnetBin: join(root, 'bin/castnet'),
-    cniBin: join(root, 'bin/castnet-cni'),
-    captures: false,
-  });
-  const members: HazelcastMember[] = [];
-  const listeners: UnderlaySocket[] = [];
   /** pod -> source addresses of the discovery datagrams its listener read. */
   const heard = new Map<string, Set<string>>();
-  const member = (pod: string) => {
-    const info = lab.podInfo(pod);
-    const m = new HazelcastMember(pod, info.ns, info.ip);
-    members.push(m);
+  const member = (name: string) => {
+    const m = own(new HazelcastMember(name, pod(name).ns, pod(name).ip));
     m.start();
     return m;
   };
-  try {
-    await lab.start();
-    // A Kubernetes pod's default route covers multicast; the lab's pods have only their subnet's.
-    for (const pod of ['hz0', 'hz1', 'hz2', 'other']) {
-      const ns = lab.podInfo(pod).ns;
-      await run('ip', ['-n', ns, 'route', 'add', '224.0.0.0/4', 'dev', 'eth0']);
-      // Beside the member's own socket (both SO_REUSEADDR): reads what the pod's kernel accepts
-      // for the group the member joined.
-      const sock = UnderlaySocket.open({
+  // A Kubernetes pod's default route covers multicast; the lab's pods have only their subnet's.
+  for (const name of ['hz0', 'hz1', 'hz2', 'other']) {
+    const ns = pod(name).ns;
+    await run('ip', ['-n', ns, 'route', 'add', '224.0.0.0/4', 'dev', 'eth0']);
+    // Beside the member's own socket (both SO_REUSEADDR): reads what the pod's kernel accepts
+    // for the group the member joined.
+    const sock = own(
+      UnderlaySocket.open({
         address: DISCOVERY_GROUP,
         port: DISCOVERY_PORT,
         netns: `/run/netns/${ns}`,
         reuseAddress: true,
-      });
-      listeners.push(sock);
-      const sources = new Set<string>();
-      heard.set(pod, sources);
-      sock.onDatagrams((batch) => batch.forEach((d) => sources.add(d.from.address)));
-    }
-
-    const blue = ['hz0', 'hz1', 'hz2'].map(member);
-    const formed = await Promise.all(blue.map((m) => m.waitForView(blue, 'sees all three members')));
-    const lastStart = Math.max(...blue.map((m) => m.startedAt!));
-    const firstOfThree = blue.map((m) => m.views.find((v) => v.size === 3)!.at);
-    console.log(
-      `hazelcast: one view of 3 on every member ${Math.max(...firstOfThree) - lastStart} ms after the last member started Hazelcast`,
+      }),
     );
-    expect(new Set(formed.map((v) => v.members.join(','))).size).toBe(1);
-
-    const [hz0, hz1, hz2] = blue as [HazelcastMember, HazelcastMember, HazelcastMember];
-    await hz2.kill();
-    await Promise.all([hz0, hz1].map((m) => m.waitForView([hz0, hz1], 'drops the killed member')));
-
-    // The other tenant's member starts with a new member on the cluster's network: the same
-    // multicast discovery at the same moment. Once both finished joining (each printed its first
-    // view), the new one is in the cluster and the other tenant's is alone.
-    const rejoined = member('hz2');
-    const other = member('other');
-    await Promise.all(
-      [hz0, hz1, rejoined].map((m) => m.waitForView([hz0, hz1, rejoined], 'admits a new member')),
-    );
-    await other.waitForView([other], 'starts alone');
-    expect(other.views.every((v) => v.size === 1)).toBe(true);
-    for (const m of [hz0, hz1, rejoined])
-      expect(m.views.some((v) => v.members.some((a) => a.startsWith(`${other.address}:`)))).toBe(false);
-    // The discovery multicast itself: heard between the blue members, never across the tenants.
-    const blueAddresses = blue.map((m) => m.address);
-    for (const m of blue) {
-      const sources = [...heard.get(m.pod)!];
-      expect({
-        pod: m.pod,
-        fromOtherBlue: sources.some((a) => a !== m.address && blueAddresses.includes(a)),
-      }).toEqual({
-        pod: m.pod,
-        fromOtherBlue: true,
-      });
-      expect({ pod: m.pod, sources }).toEqual({
-        pod: m.pod,
-        sources: sources.filter((a) => a !== other.address),
-      });
-    }
-    expect({ pod: 'other', sources: [...heard.get('other')!].filter((a) => a !== other.address) }).toEqual({
-      pod: 'other',
-      sources: [],
-    });
-  } finally {
-    for (const l of listeners) l.dispose();
-    await Promise.all(members.map((m) => m.kill()));
-    await lab.dispose();
+    const sources = new Set<string>();
+    heard.set(name, sources);
+    sock.onDatagrams((batch) => batch.forEach((d) => sources.add(d.from.address)));
   }
+
+  const blue = ['hz0', 'hz1', 'hz2'].map(member);
+  const formed = await Promise.all(blue.map((m) => m.waitForView(blue, 'sees all three members')));
+  const lastStart = Math.max(...blue.map((m) => m.startedAt!));
+  const firstOfThree = blue.map((m) => m.views.find((v) => v.size === 3)!.at);
+  console.log(
+    `hazelcast: one view of 3 on every member ${Math.max(...firstOfThree) - lastStart} ms after the last member started Hazelcast`,
+  );
+  expect(new Set(formed.map((v) => v.members.join(','))).size).toBe(1);
+
+  const [hz0, hz1, hz2] = blue as [HazelcastMember, HazelcastMember, HazelcastMember];
+  await hz2.kill();
+  await Promise.all([hz0, hz1].map((m) => m.waitForView([hz0, hz1], 'drops the killed member')));
+
+  // The other tenant's member starts with a new member on the cluster's network: the same
+  // multicast discovery at the same moment. Once both finished joining (each printed its first
+  // view), the new one is in the cluster and the other tenant's is alone.
+  const rejoined = member('hz2');
+  const other = member('other');
+  await Promise.all(
+    [hz0, hz1, rejoined].map((m) => m.waitForView([hz0, hz1, rejoined], 'admits a new member')),
+  );
+  await other.waitForView([other], 'starts alone');
+  expect(other.views.every((v) => v.size === 1)).toBe(true);
+  for (const m of [hz0, hz1, rejoined])
+    expect(m.views.some((v) => v.members.some((a) => a.startsWith(`${other.address}:`)))).toBe(false);
+  // The discovery multicast itself: heard between the blue members, never across the tenants.
+  const blueAddresses = blue.map((m) => m.address);
+  for (const m of blue) {
+    const sources = [...heard.get(m.pod)!];
+    expect({
+      pod: m.pod,
+      fromOtherBlue: sources.some((a) => a !== m.address && blueAddresses.includes(a)),
+    }).toEqual({
+      pod: m.pod,
+      fromOtherBlue: true,
+    });
+    expect({ pod: m.pod, sources }).toEqual({
+      pod: m.pod,
+      sources: sources.filter((a) => a !== other.address),
+    });
+  }
+  expect({ pod: 'other', sources: [...heard.get('other')!].filter((a) => a !== other.address) }).toEqual({
+    pod: 'other',
+    sources: [],
+  });
 }, 600_000);

@@ -12,13 +12,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sleep } from '../../pkg/base/async.js';
-import { Lab } from '../../pkg/lab/runner.js';
+import { sleep, waitFor } from '../../pkg/base/async.js';
+import { toDisposable } from '../../pkg/base/lifecycle.js';
 import { parseLabFile } from '../../pkg/lab/scenario.js';
 import { runIn } from '../../pkg/sys/exec.js';
-import { waitFor } from '../harness/wait.js';
+import { useLab } from '../harness/lab-fixture.js';
 
-const root = join(import.meta.dirname, '../..');
 const VIP = '10.40.200.1';
 /** An address no pod declared: using it must stay blocked. */
 const UNDECLARED = '10.40.200.2';
@@ -72,10 +71,10 @@ interface Running {
 describe.each([true, false])(
   'keepalived (VRRP) with a VIP declared as an allowed address pair (broadcast %s)',
   (broadcast) => {
-    let lab: Lab;
+    const { lab, own } = useLab(labFile(broadcast));
     const running = new Map<Instance, Running>();
 
-    const ns = (pod: string) => lab.podInfo(pod).ns;
+    const ns = (pod: string) => lab().podInfo(pod).ns;
 
     /** The VRRP state keepalived last reported through its notify script (MASTER, BACKUP, FAULT...). */
     const state = (name: Instance): string => {
@@ -88,8 +87,8 @@ describe.each([true, false])(
 
     /** When the pod's endpoint last claimed the VIP, as the directory publishes it. */
     const claimsOf = (pod: string): number | undefined => {
-      const ip = lab.podInfo(pod).ip;
-      const e = lab.directory.endpoints.find((r) => r.ips.includes(ip));
+      const ip = lab().podInfo(pod).ip;
+      const e = lab().directory.endpoints.find((r) => r.ips.includes(ip));
       return e?.claims?.find((c) => c.address === VIP)?.at;
     };
 
@@ -158,7 +157,9 @@ describe.each([true, false])(
         `TCP-LISTEN:${ECHO_PORT},fork,reuseaddr`,
         `SYSTEM:echo ${name}`,
       ]);
-      running.set(name, { name, dir, keepalived, echo, log });
+      const r: Running = { name, dir, keepalived, echo, log };
+      running.set(name, r);
+      own(toDisposable(() => stop(r)));
     }
 
     /** keepalived's processes (its parent and VRRP child), from their pid files. */
@@ -204,25 +205,16 @@ describe.each([true, false])(
       rmSync(r.dir, { recursive: true, force: true });
     }
 
-    beforeAll(async () => {
-      lab = new Lab(labFile(broadcast), {
-        castnetBin: join(root, 'bin/castnet'),
-        cniBin: join(root, 'bin/castnet-cni'),
-      });
-      await lab.start();
+    beforeAll(() => {
       start('ka1', 150);
       start('ka2', 100);
-    }, 120_000);
-
-    afterAll(async () => {
-      for (const r of running.values()) await stop(r);
-      await lab?.dispose();
-    }, 60_000);
+    });
 
     it('elects exactly one master, which alone holds the VIP and answers on it', async () => {
       await waitFor(() => state('ka1') === 'MASTER' && state('ka2') === 'BACKUP', {
-        what: `ka1 MASTER and ka2 BACKUP (now ${state('ka1')}, ${state('ka2')})`,
+        what: 'ka1 MASTER and ka2 BACKUP',
         timeoutMs: 30_000,
+        observed: () => `ka1 ${state('ka1')}, ka2 ${state('ka2')}`,
       });
       expect(await holdsVip('ka1')).toBe(true);
       expect(await holdsVip('ka2')).toBe(false);
@@ -246,7 +238,10 @@ describe.each([true, false])(
       const failoverMs = performance.now() - killedAt;
       expect(answer).toBe('ka2');
       // keepalived runs its notify script after taking the VIP over.
-      await waitFor(() => state('ka2') === 'MASTER', { what: `ka2 MASTER (now ${state('ka2')})` });
+      await waitFor(() => state('ka2') === 'MASTER', {
+        what: 'ka2 MASTER',
+        observed: () => `ka2 ${state('ka2')}`,
+      });
       console.log(
         `keepalived failover (broadcast ${broadcast}): client reached ${VIP} through the new master ${Math.round(failoverMs)} ms after the master was killed (advert_int 1)`,
       );
@@ -257,13 +252,13 @@ describe.each([true, false])(
 
     describe('anti-spoofing stays on for addresses a pod did not declare', () => {
       const spoofedIp = async (node: number) =>
-        ((await lab.agentStats(node)) as { dataplane: { drops: Record<string, number> } }).dataplane.drops[
+        ((await lab().agentStats(node)) as { dataplane: { drops: Record<string, number> } }).dataplane.drops[
           'spoofed-ip'
         ] ?? 0;
 
       /** Pod `rogue` puts `address` on its interface and announces it as keepalived would (3 GARPs). */
       async function announceFromRogue(address: string): Promise<void> {
-        const rogue = lab.podInfo('rogue');
+        const rogue = lab().podInfo('rogue');
         const before = await spoofedIp(rogue.node);
         await runIn(rogue.ns, 'ip', ['addr', 'add', `${address}/16`, 'dev', 'eth0']);
         try {
@@ -282,8 +277,8 @@ describe.each([true, false])(
         await announceFromRogue(VIP);
         // The client still reaches the VIP through its holder, which the directory still names.
         for (let i = 0; i < 5; i++) expect(await askVip()).toBe('ka2');
-        const rogueIp = lab.podInfo('rogue').ip;
-        expect(lab.directory.endpoints.find((e) => e.ips.includes(rogueIp))?.claims).toBeUndefined();
+        const rogueIp = lab().podInfo('rogue').ip;
+        expect(lab().directory.endpoints.find((e) => e.ips.includes(rogueIp))?.claims).toBeUndefined();
         expect(claimsOf('ka2')).toBeGreaterThan(claimsOf('ka1')!);
       }, 60_000);
 
@@ -291,7 +286,7 @@ describe.each([true, false])(
         await announceFromRogue(UNDECLARED);
         const { stdout } = await runIn(ns('client'), 'ip', ['neigh', 'show', UNDECLARED]);
         expect(stdout.trim()).toBe('');
-        expect(lab.directory.endpoints.some((e) => e.claims?.some((c) => c.address === UNDECLARED))).toBe(
+        expect(lab().directory.endpoints.some((e) => e.claims?.some((c) => c.address === UNDECLARED))).toBe(
           false,
         );
       }, 60_000);

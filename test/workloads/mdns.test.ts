@@ -4,17 +4,15 @@
 // resolving; another tenant's network sees none of it, and may use the same names. Each pod runs
 // its own avahi-daemon with its own D-Bus bus (./avahi.ts). mDNS is link-local multicast
 // (224.0.0.251): castnet's data plane floods it to every endpoint of the network, across nodes.
-import { join } from 'node:path';
-import { Lab } from '../../pkg/lab/runner.js';
-import { parseLabFile } from '../../pkg/lab/scenario.js';
+import { useLab } from '../harness/lab-fixture.js';
 import type { PodProcess } from '../harness/pod-process.js';
 import { AvahiPod, parseResolvedLine, type Resolved, type Service } from './avahi.js';
 
-const root = join(import.meta.dirname, '../..');
 const TYPE = '_castnet-probe._tcp';
 
 // Three nodes; blue (the tenant under test) has a pod on each, red a pod on nodes 1 and 2.
-const file = parseLabFile(`
+const lab = useLab(
+  `
 nodes: 3
 networks:
   - { name: blue, id: 81, subnets: [10.81.0.0/16] }
@@ -29,9 +27,9 @@ scenarios:
   - name: wired
     steps:
       - ping: { from: a, to: c }
-`);
-
-const lab = new Lab(file, { castnetBin: join(root, 'bin/castnet'), cniBin: join(root, 'bin/castnet-cni') });
+`,
+  { stopTimeoutMs: 120_000 },
+);
 const avahi = new Map<string, AvahiPod>();
 /** The host name each pod's daemon settled on at start-up. */
 const settled = new Map<string, string>();
@@ -43,7 +41,7 @@ function pod(name: string): AvahiPod {
 }
 
 async function startAvahi(name: string, hostName: string): Promise<void> {
-  const p = new AvahiPod(name, lab.podInfo(name).ns, hostName);
+  const p = lab.own(new AvahiPod(name, lab.pod(name).ns, hostName));
   avahi.set(name, p);
   settled.set(name, await p.start());
 }
@@ -65,7 +63,6 @@ const resolvedAs = (s: Service, host: string, address: string): Resolved => ({
 });
 
 beforeAll(async () => {
-  await lab.start();
   // b claims "bravo" before c, which is configured with the same name; x (red) claims "alpha",
   // as blue's a does: a different network, so no conflict.
   await startAvahi('a', 'alpha');
@@ -74,11 +71,6 @@ beforeAll(async () => {
   await startAvahi('x', 'alpha');
   await startAvahi('y', 'yankee');
 }, 180_000);
-
-afterAll(async () => {
-  for (const p of avahi.values()) await p.dispose();
-  await lab.dispose();
-}, 120_000);
 
 it('resolves a service published on one node on every other node', async () => {
   const blue = service('blue-probe', 'a');
@@ -96,7 +88,7 @@ it('resolves a service published on one node on every other node', async () => {
     const times: Record<string, number> = { established: established.line.at - publishedAt };
     for (const [i, b] of browsers.entries()) {
       const seen = await b.waitForLine(/^=;eth0;IPv4;blue-probe;/, 'resolving blue-probe');
-      expect(parseResolvedLine(seen.line.text)).toEqual(resolvedAs(blue, 'alpha.local', lab.podInfo('a').ip));
+      expect(parseResolvedLine(seen.line.text)).toEqual(resolvedAs(blue, 'alpha.local', lab.pod('a').ip));
       times[['b', 'c'][i]!] = seen.line.at - publishedAt;
     }
     // The issue's bar is 2 s from publishing to resolution on every other node.
@@ -105,7 +97,7 @@ it('resolves a service published on one node on every other node', async () => {
     // avahi-browse -rt, as a user runs it: exactly the one service, with a's address, host and TXT.
     for (const name of ['b', 'c']) {
       const found = await pod(name).browseOnce(TYPE);
-      expect(found).toEqual([resolvedAs(blue, 'alpha.local', lab.podInfo('a').ip)]);
+      expect(found).toEqual([resolvedAs(blue, 'alpha.local', lab.pod('a').ip)]);
     }
   } finally {
     for (const b of browsers) await b.dispose();
@@ -120,8 +112,8 @@ it('resolves a host-name conflict between two nodes: the second daemon renames i
   await pod('c').daemon.waitForLine(/Host name conflict, retrying with bravo-2/, 'the conflict');
   expect(pod('b').daemon.output()).not.toMatch(/conflict/i);
   // Both names resolve, from the third node, to their own holders.
-  expect(await pod('a').resolveHost('bravo.local')).toBe(lab.podInfo('b').ip);
-  expect(await pod('a').resolveHost('bravo-2.local')).toBe(lab.podInfo('c').ip);
+  expect(await pod('a').resolveHost('bravo.local')).toBe(lab.pod('b').ip);
+  expect(await pod('a').resolveHost('bravo-2.local')).toBe(lab.pod('c').ip);
 }, 120_000);
 
 it("keeps another tenant's network apart: it sees nothing of blue and may use the same names", async () => {
@@ -135,11 +127,11 @@ it("keeps another tenant's network apart: it sees nothing of blue and may use th
 
   // Each browse finds its own network's service (the positive control: the browse works across
   // nodes) and nothing of the other's, whose service is published too (the first test).
-  expect(await pod('y').browseOnce(TYPE)).toEqual([resolvedAs(red, 'alpha.local', lab.podInfo('x').ip)]);
+  expect(await pod('y').browseOnce(TYPE)).toEqual([resolvedAs(red, 'alpha.local', lab.pod('x').ip)]);
   const blueSeen = (await pod('b').browseOnce(TYPE)).map((r) => r.name);
   expect(blueSeen).toEqual(['blue-probe']);
   // "alpha" is x in red, a in blue; red does not know blue's names at all.
-  expect(await pod('y').resolveHost('alpha.local')).toBe(lab.podInfo('x').ip);
-  expect(await pod('c').resolveHost('alpha.local')).toBe(lab.podInfo('a').ip);
+  expect(await pod('y').resolveHost('alpha.local')).toBe(lab.pod('x').ip);
+  expect(await pod('c').resolveHost('alpha.local')).toBe(lab.pod('a').ip);
   expect(await pod('y').resolveHost('bravo.local')).toBeUndefined();
 }, 120_000);

@@ -6,7 +6,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { createLogger } from '../../log/log.js';
 import type { UnderlayHealthReport } from '../../lookup/port.js';
 import { makeWireKey } from '../../wire/index.js';
-import { waitFor } from '../../../test/harness/wait.js';
+import { waitFor } from '../../base/async.js';
 import { encodeProbe } from './probe.js';
 import { UnderlayProber } from './prober.js';
 
