@@ -18,8 +18,14 @@ const DEFAULTS: Record<PolicedKind, Rate> = {
 
 /** A network's limits with the defaults filled in. */
 export function effectiveRate(limits: RateLimits | undefined, kind: PolicedKind): Rate {
-  return { ...DEFAULTS[kind], ...limits?.[kind] };
+  return { packetsPerSecond: packetsPerSecond(limits, kind), burst: burst(limits, kind) };
 }
+
+// Field by field, without building a Rate: admit() runs for every captured BUM frame.
+const packetsPerSecond = (limits: RateLimits | undefined, kind: PolicedKind): number =>
+  limits?.[kind]?.packetsPerSecond ?? DEFAULTS[kind].packetsPerSecond;
+const burst = (limits: RateLimits | undefined, kind: PolicedKind): number =>
+  limits?.[kind]?.burst ?? DEFAULTS[kind].burst;
 
 /**
  * The kind of a captured frame (virtio_net_hdr + Ethernet), from at most three reads: ARP (behind up
@@ -55,12 +61,13 @@ export class Policer {
 
   /** Takes a token from `endpointId`'s bucket for `kind` at `nowMs`; false: over its rate, drop. */
   admit(endpointId: number, kind: PolicedKind, limits: RateLimits | undefined, nowMs: number): boolean {
-    const { packetsPerSecond, burst } = effectiveRate(limits, kind);
+    const cap = burst(limits, kind);
     let perKind = this.buckets.get(endpointId);
     if (!perKind) this.buckets.set(endpointId, (perKind = {}));
-    const b = (perKind[kind] ??= { tokens: burst, at: nowMs });
+    const b = (perKind[kind] ??= { tokens: cap, at: nowMs });
     // A clock that steps back refills nothing; the burst caps what idle time earns.
-    b.tokens = Math.min(burst, b.tokens + (Math.max(0, nowMs - b.at) * packetsPerSecond) / 1000);
+    const earned = (Math.max(0, nowMs - b.at) * packetsPerSecond(limits, kind)) / 1000;
+    b.tokens = Math.min(cap, b.tokens + earned);
     b.at = nowMs;
     if (b.tokens < 1) return false;
     b.tokens -= 1;
