@@ -100,6 +100,10 @@ function trimNode(n: NodeAddresses & { spec?: unknown }): void {
   n.status = { addresses: (n.status?.addresses ?? []).filter((a) => UNDERLAY_ADDRESS_TYPES.has(a.type)) };
 }
 
+/** A trimmed Node's underlay addresses, comparable as one string. */
+const underlayAddresses = (n: NodeAddresses): string =>
+  (n.status?.addresses ?? []).map((a) => `${a.type}=${a.address}`).join(',');
+
 const labeled = (o: LabeledResource | undefined): LabeledObject | undefined => o && toLabeledObject(o);
 
 /**
@@ -205,7 +209,11 @@ export class KubernetesLookup implements LookupService {
           path: '/api/v1/nodes',
           listPage: (page) => this.core.listNode(page) as Promise<KubernetesListObject<NodeAddresses>>,
           trim: trimNode,
-          onUpsert: changed,
+          // Only the addresses count: a Node's status is rewritten for conditions and heartbeats,
+          // and each rewrite would rebuild every agent's directory.
+          onUpsert: (n, previous) => {
+            if (!previous || underlayAddresses(n) !== underlayAddresses(previous)) changed();
+          },
           onDelete: changed,
         })
       : undefined;
