@@ -498,7 +498,9 @@ export class MembershipTable {
         for (const [s, t] of st.sources) if (t === 0) st.sources.delete(s);
       }
       for (const [s, t] of st.sources) {
-        if (t > 0 && t <= now) {
+        // 0 marks an excluded source only in EXCLUDE mode: an INCLUDE source lowered to a `now` of 0
+        // (fast leave at time 0) has expired like any other.
+        if (st.mode === 'include' ? t <= now : t > 0 && t <= now) {
           if (st.mode === 'include') st.sources.delete(s);
           else st.sources.set(s, 0);
         }
