@@ -42,6 +42,8 @@ export interface NodeAgentOptions {
   /** UDP control port of the underlay health probes, the same on every node; absent: no probes. */
   healthPort?: number;
   membership?: Partial<MembershipConfig>;
+  /** false: a migrated VM's groups wait at its target for its own IGMP/MLD reports (vm-handoff). */
+  vmGroupHandover?: boolean;
   /** How long an ADD waits for a VMI's status to name its virt-launcher pod (tests). */
   vmi?: { timeoutMs?: number };
   /** Combines the lookup service's networks with any the agent was given locally. */
@@ -147,6 +149,7 @@ export class NodeAgent implements Disposable {
       takeOverPort: (e) => this.takeOverPort(e),
       onMembershipFrame: (id, frame, bytes) => this.querier.handleFrame(id, frame, bytes),
       onFirstFrame: (id) => this.activate(id),
+      ...(o.vmGroupHandover === false ? { vmGroupHandover: false } : {}),
       onAnnounce: (id, address) => this.claim(id, address),
       localRecord: (e) => this.record(e),
       onDirectory: (d) => this.syncOverlay(d),

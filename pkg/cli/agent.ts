@@ -54,6 +54,8 @@ export interface AgentOptions {
   healthPort: number;
   queryInterval?: number;
   fastLeave?: boolean;
+  /** commander's --no-vm-group-handover: false. */
+  vmGroupHandover: boolean;
   /** Seconds between sweeps releasing endpoints whose pod netns vanished without a DEL. */
   sweepInterval?: number;
   /** Names this process in /v1/healthz (the DaemonSet passes its pod's UID); default: random. */
@@ -193,6 +195,7 @@ async function startDataplane(
         ...(opts.queryInterval ? { queryIntervalMs: opts.queryInterval * 1000 } : {}),
         ...(opts.fastLeave ? { fastLeave: true } : {}),
       },
+      ...(opts.vmGroupHandover === false ? { vmGroupHandover: false } : {}),
       mergeNetworks: merged,
     },
     manager,
@@ -268,6 +271,10 @@ export function registerAgentCommand(program: Command): void {
     )
     .option('--query-interval <s>', 'IGMP/MLD query interval', intOption('--query-interval', 2, 3600))
     .option('--fast-leave', 'drop a membership as soon as its endpoint leaves (one host per link)')
+    .option(
+      '--no-vm-group-handover',
+      "a migrated VM's groups wait at its target for the guest's own IGMP/MLD reports (comparison only)",
+    )
     .option(
       '--sweep-interval <s>',
       'how often endpoints whose pod netns vanished without a DEL are released (default 30)',

@@ -56,6 +56,18 @@ describe('live-migration handoff', () => {
     ]);
   });
 
+  it('with moveMemberships off, the target keeps only the groups its guest reported from there', () => {
+    const d = applyVmHandoff(
+      dir(
+        [ep('n0', 1, { activatedAt: 100 }), ep('n2', 5, { activatedAt: 200 })],
+        [join('n0', 1, '239.1.1.1'), join('n0', 1, '239.2.2.2'), join('n2', 5, '239.2.2.2')],
+      ),
+      { moveMemberships: false },
+    );
+    expect(d.endpoints.map((e) => `${e.node}/${e.endpointId}`)).toEqual(['n2/5']);
+    expect(d.memberships.map((m) => `${m.group}@${m.node}/${m.endpointId}`)).toEqual(['239.2.2.2@n2/5']);
+  });
+
   it('leaves a directory without duplicated VMs untouched, and keeps VMs of other networks apart', () => {
     const d = dir([ep('n0', 1), { ...ep('n1', 1), network: 'red' }]);
     expect(applyVmHandoff(d)).toBe(d);

@@ -17,7 +17,16 @@ function newer(a: EndpointRecord, b: EndpointRecord): EndpointRecord {
   return epKey(a.node, a.endpointId) <= epKey(b.node, b.endpointId) ? a : b;
 }
 
-export function applyVmHandoff(d: Directory): Directory {
+export interface VmHandoffOptions {
+  /**
+   * Move a superseded endpoint's memberships to the live one (default). Off, the live endpoint has
+   * only the groups its guest itself reports from there (by IGMP/MLD): the comparison case of
+   * `make bench-migration`.
+   */
+  moveMemberships?: boolean;
+}
+
+export function applyVmHandoff(d: Directory, o: VmHandoffOptions = {}): Directory {
   const live = new Map<string, EndpointRecord>();
   for (const e of d.endpoints) {
     const k = vmKey(e);
@@ -33,6 +42,13 @@ export function applyVmHandoff(d: Directory): Directory {
     if (l && l !== e) moved.set(epKey(e.node, e.endpointId), l);
   }
   if (moved.size === 0) return d;
+  const endpoints = d.endpoints.filter((e) => !moved.has(epKey(e.node, e.endpointId)));
+  if (o.moveMemberships === false)
+    return {
+      ...d,
+      endpoints,
+      memberships: d.memberships.filter((m) => !moved.has(epKey(m.node, m.endpointId))),
+    };
   const seen = new Set<string>();
   const memberships: MembershipRecord[] = [];
   // The live endpoint's own memberships first: they win over moved ones for the same group.
@@ -48,9 +64,5 @@ export function applyVmHandoff(d: Directory): Directory {
     seen.add(k);
     memberships.push(r);
   }
-  return {
-    ...d,
-    endpoints: d.endpoints.filter((e) => !moved.has(epKey(e.node, e.endpointId))),
-    memberships,
-  };
+  return { ...d, endpoints, memberships };
 }

@@ -19,7 +19,8 @@ import { ipFamily } from '../../netaddr/ip.js';
 import { UnderlaySocket, type OutDatagram, type Peer } from '../../underlay/udp.js';
 import { encapsulate, udpPayloadBudget, type WireKey } from '../../wire/index.js';
 import { Counters, type DataplaneCounters } from './counters.js';
-import { decideDatagram, decideLocalFrame, type Policing } from './forward.js';
+import { decideDatagram, decideLocalFrame, isOwnFrame, type Policing } from './forward.js';
+import { macBytes } from '../../netaddr/mac.js';
 import type { Keyring } from './keyring.js';
 import { Policer } from './policer.js';
 import { withLocalState } from './local-directory.js';
@@ -43,8 +44,13 @@ export interface DataplaneOptions {
   takeOverPort: (e: Endpoint) => void;
   /** IGMP/MLD frames from endpoints go to the membership table. */
   onMembershipFrame: (endpointId: number, frame: ParsedFrame, bytes: Uint8Array) => void;
-  /** Called on the first frame captured from a local endpoint (its activation, see vm-handoff). */
+  /**
+   * Called on the first frame a local endpoint itself sent (it passed the anti-spoofing check): its
+   * activation, see vm-handoff. After a live migration that is QEMU's announcement of the guest.
+   */
   onFirstFrame: (endpointId: number) => void;
+  /** A migrated VM's groups move to its live endpoint at once (default); see VmHandoffOptions. */
+  vmGroupHandover?: boolean;
   /**
    * A local endpoint announced (gratuitous ARP, unsolicited NA) an allowed address that the
    * directory does not yet place on it: it takes the address over (resolve/address-pairs.ts).
@@ -180,7 +186,9 @@ export class Dataplane implements Disposable {
   /** A new index per change: the per-packet path only ever reads an immutable one. */
   private rebuild(): void {
     const local = [...this.localEndpoints.values()].map((e) => this.o.localRecord(e));
-    const d = applyVmHandoff(withLocalState(this.directory, this.o.node.name, local, this.memberships));
+    const d = applyVmHandoff(withLocalState(this.directory, this.o.node.name, local, this.memberships), {
+      moveMemberships: this.o.vmGroupHandover !== false,
+    });
     const index = buildIndex(d, this.o.node.name);
     for (const p of index.problems) this.o.log.debug('directory problem', { ...p });
     this.resolver = new Resolver(index);
@@ -204,15 +212,12 @@ export class Dataplane implements Disposable {
   }
 
   private onLocalFrames(endpointId: number, frames: Buffer[]): void {
-    if (!this.spoken.has(endpointId)) {
-      this.spoken.add(endpointId);
-      this.o.onFirstFrame(endpointId);
-    }
     const sender = this.resolver.index.localEndpoint(endpointId);
     const out: OutDatagram[] = [];
     const policing: Policing = { policer: this.policer, nowMs: performance.now() };
     for (const bytes of frames) {
       this.counters.c.framesCaptured++;
+      if (!this.spoken.has(endpointId)) this.activateOnOwnFrame(endpointId, bytes);
       const a = decideLocalFrame(this.resolver, sender, bytes, policing);
       if (a.announced && !holds(this.resolver.index, sender!, a.announced))
         this.o.onAnnounce(endpointId, a.announced);
@@ -238,6 +243,14 @@ export class Dataplane implements Disposable {
       }
     }
     if (out.length) this.counters.c.datagramsSent += this.underlay.send(out);
+  }
+
+  /** A superseded VM endpoint is not in the index (vm-handoff), so its own record says its MAC. */
+  private activateOnOwnFrame(endpointId: number, bytes: Uint8Array): void {
+    const e = this.localEndpoints.get(endpointId);
+    if (!e || !isOwnFrame(bytes, macBytes(e.mac))) return;
+    this.spoken.add(endpointId);
+    this.o.onFirstFrame(endpointId);
   }
 
   private deliverLocal(ids: readonly number[], frame: Uint8Array): void {

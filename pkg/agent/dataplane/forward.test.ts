@@ -1,11 +1,12 @@
 // decideLocalFrame for allowed address pairs: the announcement of a shared address reaches every
 // endpoint of the network (even with broadcast off) and names the address for the agent to claim.
-import { buildArpReply } from '../../frame/build.js';
+import { buildArpReply, writeEthernetHeader } from '../../frame/build.js';
 import { VNET_HDR_LEN } from '../../frame/vnet.js';
+import { macBytes } from '../../netaddr/mac.js';
 import { ep, macOf, VIP } from '../../../test/harness/endpoint-records.js';
 import type { Directory } from '../../lookup/port.js';
 import { buildIndex, Resolver } from '../../resolve/index.js';
-import { decideLocalFrame } from './forward.js';
+import { decideLocalFrame, isOwnFrame } from './forward.js';
 
 function setup(broadcast: boolean) {
   const d: Directory = {
@@ -52,5 +53,28 @@ describe('decideLocalFrame with allowed address pairs', () => {
       kind: 'drop',
       reason: 'spoofed-ip',
     });
+  });
+});
+
+/** QEMU's announcement of a migrated guest: a RARP request (ethertype 0x8035) from the guest's MAC. */
+function rarp(srcMac: string): Uint8Array {
+  const out = new Uint8Array(VNET_HDR_LEN + 60);
+  const p =
+    VNET_HDR_LEN +
+    writeEthernetHeader(out.subarray(VNET_HDR_LEN), macBytes('ff:ff:ff:ff:ff:ff'), macBytes(srcMac), 0x8035);
+  out.set([0, 1, 8, 0, 6, 4, 0, 3], p);
+  return out;
+}
+
+describe('what activates an endpoint (a migrated VM goes live on its first own frame)', () => {
+  it('QEMU’s RARP announcement from the endpoint’s MAC is the endpoint’s own frame, and is forwarded', () => {
+    const { resolver, sender } = setup(true);
+    expect(isOwnFrame(rarp(macOf(1)), macBytes(macOf(1)))).toBe(true);
+    expect(decideLocalFrame(resolver, sender(1), rarp(macOf(1))).kind).toBe('forward');
+  });
+
+  it('a frame from another MAC on the pod link (the in-pod bridge, a spoofer) is not', () => {
+    expect(isOwnFrame(rarp('02:99:00:00:00:01'), macBytes(macOf(1)))).toBe(false);
+    expect(isOwnFrame(new Uint8Array(VNET_HDR_LEN + 8), macBytes(macOf(1)))).toBe(false);
   });
 });

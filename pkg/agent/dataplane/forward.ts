@@ -43,6 +43,17 @@ export type LocalAction = (
   announced?: string;
 };
 
+/**
+ * Whether `bytes` (virtio_net_hdr + Ethernet frame) carries `mac` as its source: the endpoint itself
+ * sent it, not the in-pod bridge that KubeVirt's bridge binding puts in front of a guest. The first
+ * such frame activates the endpoint (vm-handoff): after a live migration, QEMU's announcement.
+ */
+export function isOwnFrame(bytes: Uint8Array, mac: Uint8Array): boolean {
+  if (bytes.length < VNET_HDR_LEN + 12) return false;
+  for (let i = 0; i < 6; i++) if (bytes[VNET_HDR_LEN + 6 + i] !== mac[i]) return false;
+  return true;
+}
+
 /** The policer and the time (ms) of the capture batch; absent, nothing is rate-limited. */
 export interface Policing {
   policer: Policer;
