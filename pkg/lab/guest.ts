@@ -42,6 +42,13 @@ export interface GuestImage {
   initramfs: string;
 }
 
+/** castnet-guest built for the host too (static): a lab pod that streams to guests runs it. */
+export function guestTool(dir = path.join(repoRoot(), '.cache/guest')): string {
+  const tool = path.join(dir, 'castnet-guest');
+  if (!existsSync(tool)) throw new Error(`guest image: ${tool} is missing (make guest-image builds it)`);
+  return tool;
+}
+
 export type Accelerator = 'kvm' | 'tcg';
 
 /** A QMP event (migration progress, RESET, SHUTDOWN...). */

@@ -25,7 +25,7 @@ fi
 # Loaded in this order by init (insmod: the cache has no modules.dep); each needs the ones before it.
 modules="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover virtio_net"
 hash=$( (echo "$kpkg $modules"; sha256sum /bin/busybox "$here/init" "$here/castnet-guest.c" "$here/build.sh" | cut -d' ' -f1) | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$out/inputs" 2>/dev/null)" = "$hash" ] && [ -s "$out/vmlinuz" ] && [ -s "$out/initramfs.gz" ]; then
+if [ "$(cat "$out/inputs" 2>/dev/null)" = "$hash" ] && [ -s "$out/vmlinuz" ] && [ -s "$out/initramfs.gz" ] && [ -x "$out/castnet-guest" ]; then
   exit 0
 fi
 echo "guest image: building $out ($kpkg)"
@@ -47,6 +47,8 @@ cp /bin/busybox "$root/bin/busybox"
 install -m 0755 "$here/init" "$root/init"
 gcc -static -Os -Wall -Wextra -Werror -o "$root/bin/castnet-guest" "$here/castnet-guest.c"
 strip "$root/bin/castnet-guest"
+# The same static tool for pods on the host side (a lab pod streaming to guests: pkg/lab/guest.ts guestTool).
+cp "$root/bin/castnet-guest" "$work/castnet-guest"
 for m in $modules; do
   ko=$(find "$kroot/lib/modules/$kver" -name "$m.ko" | head -n1)
   [ -n "$ko" ] || { echo "guest image: no $m.ko in $kpkg" >&2; exit 1; }
@@ -59,6 +61,7 @@ echo "$modules" >"$root/lib/modules/load-order"
 cp "$kroot/boot/vmlinuz-$kver" "$work/vmlinuz"
 mv "$work/vmlinuz" "$out/vmlinuz"
 mv "$work/initramfs.gz" "$out/initramfs.gz"
+mv "$work/castnet-guest" "$out/castnet-guest"
 echo "$kpkg" >"$out/kernel-package"
 echo "$hash" >"$out/inputs"
 # Other kernels' unpacked trees are no longer needed.

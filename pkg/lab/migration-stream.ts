@@ -1,0 +1,91 @@
+// Issue 10's migration measurement: a sender on a third node streams sequence-numbered datagrams to
+// a group the guest joined from its own kernel, while the guest migrates; the guest's own counter
+// (castnet-guest stream, inside the guest, its state migrating with it) says what it lost and got
+// twice. Used by test/lab/vm-migration.test.ts and bench/migration.ts.
+import type { ChildProcess } from 'node:child_process';
+import { sleep } from '../base/async.js';
+import { spawnIn, stop } from '../sys/exec.js';
+import { guestTool, type Guest } from './guest.js';
+import type { MigrationFigures } from './migration.js';
+
+/** The guest counter's report (scripts/guest/castnet-guest.c, print_tally). */
+export interface GuestStreamTally {
+  received: number;
+  distinct: number;
+  duplicates: number;
+  reordered: number;
+  /** Sequence numbers between the first and the highest read that never arrived. */
+  lost: number;
+  first: number;
+  last: number;
+  maxGapMs: number;
+}
+
+export interface StreamedMigration {
+  lost: number;
+  duplicates: number;
+  /** The stream time the lost messages cover: lost / rate. */
+  loss_ms: number;
+  /** QEMU's own downtime (query-migrate), the floor of any loss. */
+  qemu_downtime_ms: number;
+  received: number;
+  reordered: number;
+  migration_total_ms: number;
+}
+
+export interface MigrationStreamOptions {
+  /** The migrating guest, before the migration. */
+  source: Guest;
+  /** Performs the migration; resolves with the guest on the target and QEMU's figures. */
+  migrate: () => Promise<{ target: Guest; figures: MigrationFigures }>;
+  /** The sending pod's namespace (on a third node) and its interface. */
+  senderNs: string;
+  senderIf?: string;
+  group: string;
+  port: number;
+  /** Messages per second (1,000 in the issue). */
+  rate: number;
+  /** Stream time before the migration starts and after it completed. */
+  leadMs: number;
+  tailMs: number;
+  /** Waits until the lookup service lists the guest's membership of `group`. */
+  joined: () => Promise<void>;
+}
+
+const STREAM_LINE = 'castnet-guest stream ';
+const READY_LINE = 'castnet-guest ready stream';
+
+export async function streamThroughMigration(o: MigrationStreamOptions): Promise<StreamedMigration> {
+  const ready = o.source.waitForLine((l) => l.startsWith(READY_LINE), 20_000);
+  const pid = await o.source.background(`castnet-guest stream -p ${o.port} -i eth0 -g ${o.group}`);
+  await ready;
+  await o.joined();
+  let sender: ChildProcess | undefined;
+  try {
+    sender = spawnIn(o.senderNs, guestTool(), [
+      'send',
+      ...['-d', o.group, '-p', String(o.port), '-i', o.senderIf ?? 'eth0'],
+      ...['-r', String(o.rate), '-n', '100000000', '-q', '-s', '100'],
+    ]);
+    await sleep(o.leadMs);
+    const { target, figures } = await o.migrate();
+    await sleep(o.tailMs);
+    await stop(sender);
+    // What was in flight is read before the count.
+    await sleep(200);
+    const line = target.waitForLine((l) => l.startsWith(STREAM_LINE), 10_000);
+    await target.run(`kill -USR1 ${pid}`);
+    const tally = JSON.parse((await line).slice(STREAM_LINE.length)) as GuestStreamTally;
+    return {
+      lost: tally.lost,
+      duplicates: tally.duplicates,
+      loss_ms: Math.round((tally.lost * 1000) / o.rate),
+      qemu_downtime_ms: figures.downtimeMs,
+      received: tally.distinct,
+      reordered: tally.reordered,
+      migration_total_ms: figures.totalMs,
+    };
+  } finally {
+    if (sender) await stop(sender);
+  }
+}
