@@ -140,7 +140,9 @@ export class ScenarioPlayer {
     const started = Date.now();
     const before = this.membershipCount(p, step.group);
     const sources = (step.sources ?? []).map((s) => this.stage.pods.addressOf(s));
-    const children = this.stage.traffic.startJoin(p, step.group, step.port, sources, step.app);
+    // A VM pod's guest joins from its own kernel; its tool is ready once it has joined.
+    if (p.guest) await this.stage.traffic.joinInGuest(p, step.group, step.port, sources);
+    const children = p.guest ? [] : this.stage.traffic.startJoin(p, step.group, step.port, sources, step.app);
     const errors: string[] = [];
     for (const c of children) c.stderr?.on('data', (d: Buffer) => errors.push(d.toString().trim()));
     await waitFor(
@@ -211,7 +213,7 @@ export class ScenarioPlayer {
   }
 
   private async send(play: Play, i: number, step: StepOf<'send'>): Promise<LastSend> {
-    this.stage.traffic.listenOn(step.port);
+    await this.stage.traffic.listenOn(step.port);
     const from = this.pod(step.from);
     const tokens = await this.stage.traffic.send(from, step, `castnet-lab:${play.scenario.name}:${i}`);
     const msg: MessageReport = {

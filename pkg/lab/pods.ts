@@ -1,12 +1,16 @@
 // The lab's pods: a network namespace each, declared to the lookup service (virt-launcher pods with
 // KubeVirt's real labels and annotations, from which the agent derives the VM identity), and its
-// eth0 wired by the real castnet-cni through its node's agent, as a kubelet would.
+// eth0 wired by the real castnet-cni through its node's agent, as a kubelet would. A VM pod's
+// namespace is then rewired by KubeVirt's bridge binding and runs a real qemu guest (guest.ts).
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import type { Disposable } from '../base/lifecycle.js';
 import { launcherPodMeta } from '../kubevirt/identity.js';
 import { run } from '../sys/exec.js';
 import type { VmiPods } from '../lookup/port.js';
+import { bindBridge } from './bridge-binding.js';
+import { Guest } from './guest.js';
 import type { LabLookup } from './lookup.js';
 import type { Topology } from './topology.js';
 
@@ -24,6 +28,15 @@ export interface LabPod {
   vmi?: string;
   mac: string;
   containerId: string;
+  /** A VM pod's guest, behind its bridge binding: the pod's MAC and IPs are the guest's. */
+  guest?: Guest;
+  /** How long the guest took from qemu's start to its shell answering. */
+  bootMs?: number;
+}
+
+/** A lab pod that runs a real guest (the lab file's `vm`). */
+export interface VmOptions {
+  memory: number;
 }
 
 /** What watches a pod's traffic from its wiring until before its namespace goes. */
@@ -93,6 +106,7 @@ export class LabPods implements Disposable {
     /** The pod's Kubernetes namespace (CNI_ARGS K8S_POD_NAMESPACE); default the lookup's. */
     namespace?: string,
     namedByVmi = true,
+    vm?: VmOptions,
   ): Promise<LabPod> {
     const network = this.lookup.networkName(labNetwork);
     const ns = await this.topology.addPodNamespace(name);
@@ -126,17 +140,44 @@ export class LabPods implements Disposable {
     const ip = ips[0]!;
     const mac = result.interfaces.find((i) => i.sandbox)?.mac ?? '';
     const pod: LabPod = { name, ns, node, network, labNetwork, ip, ips, mac, containerId, vmi };
-    // Known before it is watched, so dispose() DELs it even if watching it fails.
+    // Known before it is watched, so dispose() DELs it (and stops its guest) even if a later step fails.
     this.pods.set(name, pod);
+    if (vm)
+      await this.startGuest(
+        pod,
+        vm,
+        result.ips.map((a) => a.address),
+      );
     await this.observer.attach(pod);
-    this.opts.log(`pod ${name} on node-${node} (${network}): ${ip} ${mac}`);
+    const guest = pod.guest ? `, a guest booted in ${pod.bootMs} ms` : '';
+    this.opts.log(`pod ${name} on node-${node} (${network}): ${ip} ${mac}${guest}`);
     return pod;
+  }
+
+  /** Rewires the pod as KubeVirt's bridge binding does and boots its guest with the pod's MAC and IPs. */
+  private async startGuest(pod: LabPod, vm: VmOptions, addresses: string[]): Promise<void> {
+    const { tap, mtu } = await bindBridge(pod.ns);
+    const workDir = join(this.topology.layout.dir, `guest-${pod.name}`);
+    pod.guest = new Guest({
+      name: pod.name,
+      netns: pod.ns,
+      tap,
+      mac: pod.mac,
+      addresses,
+      mtu,
+      memoryMiB: vm.memory,
+      workDir,
+    });
+    const started = Date.now();
+    await pod.guest.start();
+    pod.bootMs = Date.now() - started;
   }
 
   /** Deletes a pod: its traffic stops, castnet-cni DELs it, its namespace goes. */
   async remove(name: string): Promise<void> {
     const p = this.get(name);
     await this.observer.detach(name);
+    await p.guest?.dispose();
     await this.cni('DEL', p, '');
     await run('ip', ['netns', 'delete', p.ns]);
     this.pods.delete(name);
@@ -187,6 +228,7 @@ export class LabPods implements Disposable {
     this.pods.clear();
     for (const p of pods) {
       await this.observer.detach(p.name);
+      await p.guest?.dispose().catch((err: Error) => this.opts.log(`guest of ${p.name}: ${err.message}`));
       await this.cni('DEL', p, '').catch((err: Error) => this.opts.log(`DEL of ${p.name}: ${err.message}`));
     }
   }

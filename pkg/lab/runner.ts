@@ -103,9 +103,19 @@ export class Lab implements Disposable {
     for (const node of topo.nodes) await agents.start(node.index);
     // Every port a scenario sends to, listened on from each pod's start.
     for (const s of this.file.scenarios)
-      for (const st of s.steps) if (st.kind === 'send') traffic.listenOn(st.port);
+      for (const st of s.steps) if (st.kind === 'send') await traffic.listenOn(st.port);
     for (const p of this.file.pods)
-      await pods.add(p.name, p.node, p.network, p.vmi, undefined, p.allowedAddressPairs, p.namespace);
+      await pods.add(
+        p.name,
+        p.node,
+        p.network,
+        p.vmi,
+        undefined,
+        p.allowedAddressPairs,
+        p.namespace,
+        true,
+        p.vm,
+      );
     // Group members may be named by pod in the lab file; the directory wants addresses.
     // Created in file order: the earlier group is the older when two claim one address.
     const created = Date.now();
@@ -169,14 +179,14 @@ export class Lab implements Disposable {
 
   /** Pod `pod` joins `group` (every pod listens on `port`); resolves once the lookup service lists it. */
   async joinGroup(pod: string, group: string, port = 5000): Promise<void> {
-    this.running.traffic.listenOn(port);
+    await this.running.traffic.listenOn(port);
     await this.running.player.join({ pod, group, port });
   }
 
   /** One message from pod `from` to `to` (every pod listens on `port`); returns its token. */
   async sendTo(from: string, to: string, port = 5000): Promise<string> {
     const { traffic, pods } = this.running;
-    traffic.listenOn(port);
+    await traffic.listenOn(port);
     const m = { to, port, ttl: 1, count: 1, loopback: false };
     const [token] = await traffic.send(pods.get(from), m, 'castnet-lab:api:0');
     return token!;

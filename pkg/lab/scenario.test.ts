@@ -5,9 +5,15 @@ describe('lab scenario files', () => {
   it('parses the default suite, which covers what `make lab` promises', () => {
     const f = parseLabFile(readFileSync(defaultScenarioPath(), 'utf8'));
     expect(f.nodes).toBe(3);
-    expect(f.networks.map((n) => n.subnets[0])).toEqual(['10.20.0.0/16', '10.20.0.0/16']);
+    expect(f.networks.map((n) => n.subnets[0])).toEqual(['10.20.0.0/16', '10.20.0.0/16', '10.30.0.0/16']);
     const names = f.scenarios.map((s) => s.name);
-    expect(names).toEqual(expect.arrayContaining(['asm', 'ssm', 'nested', 'broadcast', 'link-local']));
+    expect(names).toEqual(
+      expect.arrayContaining(['asm', 'ssm', 'nested', 'broadcast', 'link-local', 'guests']),
+    );
+    expect(f.pods.filter((p) => p.vm).map((p) => [p.name, p.vm!.memory])).toEqual([
+      ['vm1', 256],
+      ['vm2', 256],
+    ]);
     expect(f.networks[0]!.mtu).toBe(1400);
   });
 
@@ -28,6 +34,31 @@ scenarios: [{ name: s, steps: [{ send: { from: zz, to: 239.1.1.1 } }] }]
 `;
     expect(() => parseLabFile(text)).toThrow(
       /pods\.0\.node: no node 3.*scenarios\.0\.steps\.0: unknown pod zz/,
+    );
+  });
+});
+
+describe('VM pods', () => {
+  const file = (pod: string, step: string) => `
+nodes: 2
+networks: [{ name: blue, id: 1, subnets: [10.0.0.0/24] }]
+pods: [${pod}]
+scenarios: [{ name: s, steps: [${step}] }]
+`;
+
+  it('name the field of a bad memory size', () => {
+    expect(() =>
+      parseLabFile(file('{ name: a, node: 0, network: blue, vm: { memory: 16 } }', '{ sleep: 1 }')),
+    ).toThrow(/pods\.0\.vm\.memory/);
+  });
+
+  it("join with their guest's own tool and cannot take the emulated migrate step", () => {
+    const vm = '{ name: a, node: 0, network: blue, vmi: x, vm: {} }';
+    expect(() => parseLabFile(file(vm, '{ join: { pod: a, group: 239.1.1.1, app: iperf } }'))).toThrow(
+      /steps\.0\.join\.app: a's guest joins with castnet-guest/,
+    );
+    expect(() => parseLabFile(file(vm, '{ migrate: { pod: a, toNode: 1, as: b } }'))).toThrow(
+      /a runs a real guest/,
     );
   });
 });

@@ -34,6 +34,11 @@ const pod = z.strictObject({
   allowedAddressPairs: z.array(ipAddress).max(16).optional(),
   /** Its Kubernetes namespace (CNI_ARGS K8S_POD_NAMESPACE); default the lab's. Embedded lookup only. */
   namespace: name.optional(),
+  /**
+   * A real qemu guest behind KubeVirt's bridge binding (docs/lab.md#vm-pods): it joins, sends and
+   * receives from its own kernel. Memory in MiB.
+   */
+  vm: z.strictObject({ memory: z.number().int().min(128).max(4096).default(256) }).optional(),
 });
 
 const group = z.strictObject({
@@ -186,8 +191,22 @@ export const labFile = z
           if (!pods.has(r)) ctx.addIssue({ code: 'custom', path, message: `unknown pod ${r}` });
         if (st.kind === 'migrate' && st.toNode >= f.nodes)
           ctx.addIssue({ code: 'custom', path, message: `no node ${st.toNode}` });
-        if (st.kind === 'migrate' && !f.pods.find((p) => p.name === st.pod)?.vmi)
+        const named =
+          st.kind === 'migrate' || st.kind === 'join' ? f.pods.find((p) => p.name === st.pod) : undefined;
+        if (st.kind === 'migrate' && !named?.vmi)
           ctx.addIssue({ code: 'custom', path, message: `${st.pod} is not a VMI pod (set vmi)` });
+        if (st.kind === 'migrate' && named?.vm)
+          ctx.addIssue({
+            code: 'custom',
+            path,
+            message: `${st.pod} runs a real guest: the lab's migrate step emulates one`,
+          });
+        if (st.kind === 'join' && named?.vm && st.app)
+          ctx.addIssue({
+            code: 'custom',
+            path: [...path, 'join', 'app'],
+            message: `${st.pod}'s guest joins with castnet-guest`,
+          });
         if (st.kind === 'restartAgent' && st.node >= f.nodes)
           ctx.addIssue({ code: 'custom', path, message: `no node ${st.node}` });
       }),

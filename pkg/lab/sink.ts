@@ -1,7 +1,8 @@
 // The lab's receiving application: in every pod, one UDP socket per port and address family, bound
 // to the wildcard address beside the joined applications' own sockets (SO_REUSEADDR). It reads what
 // the pod's kernel delivers (after its IP and UDP checks, so a frame with a bad checksum or a broken
-// virtio-net header is not counted) and counts each lab message's copies, and damaged copies.
+// virtio-net header is not counted) and counts each lab message's copies, and damaged copies. A VM
+// pod's guest reads its own (traffic.ts); its lines give each copy's token and payload digest.
 import type { Disposable } from '../base/lifecycle.js';
 import { UnderlaySocket } from '../underlay/udp.js';
 import { tokenOf } from './verdict.js';
@@ -44,13 +45,26 @@ export class LabSinks implements Disposable {
 
   private record(pod: string, payload: Buffer): void {
     const token = tokenOf(payload);
+    const sent = this.sent.get(token);
+    this.count(pod, token, !!sent && !sent.equals(payload));
+  }
+
+  /**
+   * A copy a guest's application read, known by its token and its payload's FNV-1a 64 digest
+   * (hex), as castnet-guest prints them.
+   */
+  recordDigest(pod: string, token: string, digest: string): void {
+    const sent = this.sent.get(token);
+    this.count(pod, token, !!sent && fnv1a64(sent) !== digest);
+  }
+
+  private count(pod: string, token: string, damaged: boolean): void {
     let byToken = this.tallies.get(pod);
     if (!byToken) this.tallies.set(pod, (byToken = new Map()));
     let t = byToken.get(token);
     if (!t) byToken.set(token, (t = { copies: 0, damaged: 0 }));
     t.copies++;
-    const sent = this.sent.get(token);
-    if (sent && !sent.equals(payload)) t.damaged++;
+    if (damaged) t.damaged++;
   }
 
   /** Copies of the message `token` that pod's application read so far (damaged ones included). */
@@ -75,4 +89,15 @@ export class LabSinks implements Disposable {
     for (const sock of this.sockets.values()) sock.dispose();
     this.sockets.clear();
   }
+}
+
+const FNV_OFFSET = 0xcbf29ce484222325n;
+const FNV_PRIME = 0x100000001b3n;
+const U64 = (1n << 64n) - 1n;
+
+/** FNV-1a 64 of `data`, 16 hex digits: castnet-guest's payload digest. */
+export function fnv1a64(data: Uint8Array): string {
+  let h = FNV_OFFSET;
+  for (const b of data) h = ((h ^ BigInt(b)) * FNV_PRIME) & U64;
+  return h.toString(16).padStart(16, '0');
 }

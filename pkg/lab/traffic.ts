@@ -1,7 +1,9 @@
 // The lab's traffic: real applications in the pods (socat, mcfirst and iperf2 join groups, so each
 // pod's kernel speaks real IGMP/MLD; socat sends), the receiving application in every pod (sink.ts)
 // that counts what each pod's kernel delivered, and tcpdump on every pod and on the underlay, whose
-// pcaps show what crossed each interface.
+// pcaps show what crossed each interface. In a VM pod the applications are castnet-guest in the
+// guest, driven over its console; its lines are the guest's own counts, and the capture is on the
+// tap (what the guest was handed).
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
@@ -9,13 +11,14 @@ import { join } from 'node:path';
 import { sleep, waitFor } from '../base/async.js';
 import type { Disposable } from '../base/lifecycle.js';
 import { run, spawnIn, stop } from '../sys/exec.js';
+import type { Guest } from './guest.js';
 import type { Control } from './controls.js';
 import { countContaining, readPcap } from './pcap.js';
 import type { LabPod, PodObserver } from './pods.js';
 import { CONTROL_PORT, type StepOf } from './scenario.js';
 import { LabSinks } from './sink.js';
 import { UNDERLAY_PORT, type LabTopology } from './topology.js';
-import type { PodCounts } from './verdict.js';
+import { tokenOf, type PodCounts } from './verdict.js';
 
 export type JoinApp = NonNullable<StepOf<'join'>['app']>;
 
@@ -30,6 +33,8 @@ export interface AwaitedControl {
 
 interface Joined {
   children: ChildProcess[];
+  /** A VM pod's joining castnet-guest processes, by pid in its guest. */
+  guestPids: number[];
   port: number;
   sources: string[];
   app: JoinApp;
@@ -39,6 +44,19 @@ interface Watched {
   pod: LabPod;
   capture?: ChildProcess;
   pcap: string;
+  /** A VM pod's guest: the ports its receiving castnet-guest listens on, and its console subscription. */
+  guestPorts?: Set<number>;
+  guestLines?: Disposable;
+}
+
+/** A datagram the guest's receiving castnet-guest read (scripts/guest/castnet-guest.c). */
+const GUEST_RX = /^castnet-guest rx port=(\d+) from=\S+ len=\d+ sum=([0-9a-f]{16}) data=(.*)$/;
+/** How long a guest's castnet-guest may take to bind and join (TCG on a loaded machine). */
+const GUEST_TOOL_TIMEOUT_MS = 15000;
+
+/** Single-quoted for the guest's shell. */
+function shellQuote(s: string): string {
+  return `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
 const POLL_MS = 20;
@@ -80,18 +98,51 @@ export class LabTraffic implements Disposable, PodObserver {
   }
 
   /** Every pod's receiving application listens on `port` from now on. */
-  listenOn(port: number): void {
+  async listenOn(port: number): Promise<void> {
     this.sinkPorts.add(port);
-    for (const w of this.pods.values()) this.openSink(w.pod, port);
+    for (const w of this.pods.values()) await this.openSink(w, port);
   }
 
-  /** Watches a new pod: its interface capture and its receiving application on every port. */
+  /**
+   * Watches a new pod: its interface capture (a VM pod's tap, frames to the guest) and its receiving
+   * application on every port.
+   */
   async attach(pod: LabPod): Promise<void> {
     const pcap = join(this.topo.dir, `pod-${pod.name}.pcap`);
     const w: Watched = { pod, pcap };
     this.pods.set(pod.name, w);
-    if (this.captures) w.capture = await this.startCapture(pod.ns, 'eth0', pcap, ['-Q', 'in']);
-    for (const port of this.sinkPorts) this.openSink(pod, port);
+    if (pod.guest) {
+      w.guestPorts = new Set();
+      w.guestLines = pod.guest.onLine((line) => this.guestLine(pod.name, line));
+    }
+    if (this.captures)
+      w.capture = pod.guest
+        ? await this.startCapture(pod.ns, pod.guest.spec.tap, pcap, ['-Q', 'out'])
+        : await this.startCapture(pod.ns, 'eth0', pcap, ['-Q', 'in']);
+    for (const port of this.sinkPorts) await this.openSink(w, port);
+  }
+
+  /** A guest's console line: a datagram its receiving castnet-guest read is a copy for the tallies. */
+  private guestLine(pod: string, line: string): void {
+    const m = GUEST_RX.exec(line);
+    if (!m) return;
+    const port = Number(m[1]);
+    if (!this.pods.get(pod)?.guestPorts?.has(port)) return;
+    this.sinks.recordDigest(pod, tokenOf(Buffer.from(m[3]!, 'latin1')), m[2]!);
+  }
+
+  /** Runs castnet-guest in the background in `guest` and resolves with its pid once it is ready. */
+  private async guestTool(guest: Guest, args: string): Promise<number> {
+    const ready = guest.waitForLine(
+      (l) => l.startsWith('castnet-guest ready') || l.startsWith('castnet-guest error'),
+      GUEST_TOOL_TIMEOUT_MS,
+    );
+    ready.catch(() => undefined); // awaited below, unless the start itself fails
+    const pid = await guest.background(`castnet-guest ${args}`);
+    const line = await ready;
+    if (line.startsWith('castnet-guest error'))
+      throw new Error(`guest ${guest.spec.name}: castnet-guest ${args}: ${line}`);
+    return pid;
   }
 
   /** Stops a pod's joined applications, capture and receiving application (before its namespace goes). */
@@ -103,6 +154,7 @@ export class LabTraffic implements Disposable, PodObserver {
     }
     const w = this.pods.get(name);
     this.pods.delete(name);
+    await w?.guestLines?.dispose();
     if (w?.capture) await stop(w.capture);
     this.sinks.closePod(name);
   }
@@ -113,7 +165,15 @@ export class LabTraffic implements Disposable, PodObserver {
     return w;
   }
 
-  private openSink(p: LabPod, port: number): void {
+  /** The pod's receiving application on `port`: a socket in its namespace, or castnet-guest in its guest. */
+  private async openSink(w: Watched, port: number): Promise<void> {
+    const p = w.pod;
+    if (p.guest) {
+      if (w.guestPorts!.has(port)) return;
+      await this.guestTool(p.guest, `recv -p ${port}`);
+      w.guestPorts!.add(port);
+      return;
+    }
     const families = [...new Set(p.ips.map((a) => (isIPv6(a) ? 6 : 4) as 4 | 6))];
     this.sinks.open(p.name, `/run/netns/${p.ns}`, families, port);
   }
@@ -200,8 +260,20 @@ export class LabTraffic implements Disposable, PodObserver {
                 'OPEN:/dev/null',
               ]),
             ];
-    this.joins.set(`${p.name}/${group}`, { children, port, sources, app: use });
+    this.joins.set(`${p.name}/${group}`, { children, guestPids: [], port, sources, app: use });
     return children;
+  }
+
+  /**
+   * A VM pod's guest joins from its own kernel (IGMPv3, MLDv2): castnet-guest with `-x` (joins
+   * only: the receiving one counts), one per source for a source-specific join.
+   */
+  async joinInGuest(p: LabPod, group: string, port: number, sources: string[]): Promise<void> {
+    const guest = p.guest;
+    if (!guest) throw new Error(`${p.name} is not a VM pod`);
+    const g = `${group}${sources.length ? `@${sources.join(',')}` : ''}`;
+    const pid = await this.guestTool(guest, `recv -x -p ${port} -g ${g}`);
+    this.joins.set(`${p.name}/${group}`, { children: [], guestPids: [pid], port, sources, app: 'socat' });
   }
 
   /** Stops the applications with which pod `pod` joined `group`. */
@@ -210,6 +282,9 @@ export class LabTraffic implements Disposable, PodObserver {
     if (!joined) throw new Error(`${pod} has not joined ${group}`);
     this.joins.delete(`${pod}/${group}`);
     for (const c of joined.children) await stop(c);
+    // Closing its socket makes the guest's kernel report the leave.
+    const guest = this.watched(pod).pod.guest;
+    for (const pid of joined.guestPids) await guest?.run(`kill ${pid}`);
   }
 
   /**
@@ -267,11 +342,17 @@ export class LabTraffic implements Disposable, PodObserver {
     token: string,
     payload: string,
   ): Promise<void> {
+    this.sinks.expect(token, Buffer.from(payload));
+    if (p.guest) {
+      const size = Buffer.byteLength(payload) > token.length + 1 ? ` -s ${Buffer.byteLength(payload)}` : '';
+      const args = `send -d ${to} -p ${port} -t ${ttl} -m ${shellQuote(token)}${size}${loop ? ' -l' : ''}`;
+      await p.guest.run(`castnet-guest ${args}`);
+      return;
+    }
     const l = loop ? 1 : 0;
     const addr = isIPv6(to)
       ? `UDP6-DATAGRAM:[${to}]:${port},so-bindtodevice=eth0,ip-multicast-ttl=${ttl},ipv6-unicast-hops=${ttl},setsockopt-int=41:19:${l}`
       : `UDP4-DATAGRAM:${to}:${port},so-bindtodevice=eth0,broadcast,ip-multicast-ttl=${ttl},ip-multicast-if=${p.ip},ttl=${ttl},ip-multicast-loop=${l}`;
-    this.sinks.expect(token, Buffer.from(payload));
     await run('ip', ['netns', 'exec', p.ns, 'socat', '-u', 'STDIN', addr], { input: payload });
   }
 
@@ -331,14 +412,15 @@ export class LabTraffic implements Disposable, PodObserver {
   async ping(from: LabPod, to: LabPod, family: '4' | '6'): Promise<void> {
     const target = to.ips.find((a) => isIPv6(a) === (family === '6'));
     if (!target) throw new Error(`${to.name} has no IPv${family} address`);
-    await run('ip', ['netns', 'exec', from.ns, 'ping', `-${family}`, '-c', '1', '-W', '2', target]).catch(
-      (err: Error) => {
-        throw new Error(
-          `${from.name} cannot reach ${to.name} at ${target}: ${err.message.split('\n').slice(-2).join(' ')}`,
-          { cause: err },
-        );
-      },
-    );
+    const ping = from.guest
+      ? from.guest.run(`ping -${family} -c 1 -W 2 ${target}`)
+      : run('ip', ['netns', 'exec', from.ns, 'ping', `-${family}`, '-c', '1', '-W', '2', target]);
+    await ping.catch((err: Error) => {
+      throw new Error(
+        `${from.name} cannot reach ${to.name} at ${target}: ${err.message.split('\n').slice(-2).join(' ')}`,
+        { cause: err },
+      );
+    });
   }
 
   /** Copies of message `token` pod `pod`'s receiving application read so far. */

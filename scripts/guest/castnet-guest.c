@@ -4,10 +4,14 @@
 // kernel then reports the leave). Output is one line per event on stdout (the serial console), each
 // starting with "castnet-guest " so the host can tell it from other console lines:
 //
-//   recv   -p PORT [-i IF] [-g GROUP[@SRC[,SRC]]]...  prints a line per datagram:
+//   recv   -p PORT [-i IF] [-g GROUP[@SRC[,SRC]]]... [-x]  binds the port (IPv4 and IPv6, beside
+//          other sockets: SO_REUSEADDR), joins the groups and prints a line per datagram:
 //          castnet-guest rx port=P from=ADDR len=N sum=FNV1A64 data=FIRST_LINE
-//   send   -d DEST -p PORT [-i IF] [-n COUNT] [-t TTL] [-m TEXT] [-s SIZE] [-r PER_SEC] [-q]
-//          DEST: a group, a broadcast or a unicast address, IPv4 or IPv6. -q: sequenced payloads
+//          -x: joins only, prints nothing per datagram (the lab's joining application).
+//   send   -d DEST -p PORT [-i IF] [-n COUNT] [-t TTL] [-m TEXT] [-s SIZE] [-r PER_SEC] [-l] [-q]
+//          DEST: a group, a broadcast or a unicast address, IPv4 or IPv6. The payload is TEXT, padded
+//          with '.' to SIZE bytes, ending in a newline. -l: keep a copy of own multicast
+//          (IP_MULTICAST_LOOP). -q: sequenced payloads
 //          (8-byte big-endian sequence number from 0, then the text), for a `stream` receiver.
 //   stream -p PORT [-i IF] [-g GROUP]...  counts sequenced datagrams; on SIGUSR1, and on SIGTERM
 //          before it exits, prints: castnet-guest stream {"received":..,"distinct":..,...}
@@ -50,7 +54,7 @@ struct group {
 
 struct opts {
   const char *iface, *dest, *text;
-  int port, count, ttl, size, rate, sequenced;
+  int port, count, ttl, size, rate, sequenced, loop, quiet;
   struct group groups[MAX_GROUPS];
   int ngroups;
 };
@@ -82,7 +86,7 @@ static void parse(struct opts *o, int argc, char **argv) {
   o->ttl = 1;
   o->text = "castnet-guest";
   int c;
-  while ((c = getopt(argc, argv, "i:d:p:n:t:m:s:r:g:q")) != -1) {
+  while ((c = getopt(argc, argv, "i:d:p:n:t:m:s:r:g:qlx")) != -1) {
     switch (c) {
     case 'i': o->iface = optarg; break;
     case 'd': o->dest = optarg; break;
@@ -93,6 +97,8 @@ static void parse(struct opts *o, int argc, char **argv) {
     case 's': o->size = atoi(optarg); break;
     case 'r': o->rate = atoi(optarg); break;
     case 'q': o->sequenced = 1; break;
+    case 'l': o->loop = 1; break;
+    case 'x': o->quiet = 1; break;
     case 'g':
       if (o->ngroups == MAX_GROUPS) usage("too many groups");
       parse_group(&o->groups[o->ngroups++], optarg);
@@ -165,16 +171,13 @@ static void join(int s, const struct group *g, unsigned ifi) {
   }
 }
 
-/** One socket per family the groups need (IPv4 always: broadcast and unicast arrive there). */
+/** An IPv4 and an IPv6 socket on the port, each joined to the groups of its family. */
 static int open_receivers(const struct opts *o, int socks[MAX_SOCKS]) {
   unsigned ifi = ifindex(o->iface);
-  int n = 0, any6 = 0;
-  for (int k = 0; k < o->ngroups; k++) any6 |= is_v6(o->groups[k].addr);
-  socks[n++] = bound_socket(AF_INET, o->port);
-  int s6 = any6 ? bound_socket(AF_INET6, o->port) : -1;
-  if (s6 >= 0) socks[n++] = s6;
-  for (int k = 0; k < o->ngroups; k++) join(is_v6(o->groups[k].addr) ? s6 : socks[0], &o->groups[k], ifi);
-  return n;
+  socks[0] = bound_socket(AF_INET, o->port);
+  socks[1] = bound_socket(AF_INET6, o->port);
+  for (int k = 0; k < o->ngroups; k++) join(socks[is_v6(o->groups[k].addr) ? 1 : 0], &o->groups[k], ifi);
+  return 2;
 }
 
 static uint64_t fnv1a64(const unsigned char *p, size_t n) {
@@ -232,7 +235,7 @@ static int cmd_recv(const struct opts *o) {
     struct sockaddr_storage from;
     socklen_t fl = sizeof from;
     ssize_t len = recvfrom(socks[k], buf, sizeof buf, 0, (struct sockaddr *)&from, &fl);
-    if (len < 0) continue;
+    if (len < 0 || o->quiet) continue;
     char peer[INET6_ADDRSTRLEN];
     peer_text(&from, peer, sizeof peer);
     // The first line, printable ASCII only, at most 200 bytes: the lab's token and a bit of padding.
@@ -337,7 +340,7 @@ static int cmd_send(const struct opts *o) {
   unsigned ifi = ifindex(o->iface);
   int s = socket(to.ss_family, SOCK_DGRAM, 0);
   if (s < 0) die("socket");
-  int one = 1, zero = 0, ttl = o->ttl;
+  int one = 1, loop = o->loop, ttl = o->ttl;
   // Bound to the interface: a broadcast or a group needs no route, and never leaves by another one.
   if (setsockopt(s, SOL_SOCKET, SO_BINDTODEVICE, o->iface, (socklen_t)strlen(o->iface)) < 0) die("SO_BINDTODEVICE");
   if (v6) {
@@ -347,14 +350,14 @@ static int cmd_send(const struct opts *o) {
     setsockopt(s, IPPROTO_IPV6, IPV6_MULTICAST_IF, &ifi, sizeof ifi);
     setsockopt(s, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &ttl, sizeof ttl);
     setsockopt(s, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &ttl, sizeof ttl);
-    setsockopt(s, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &zero, sizeof zero);
+    setsockopt(s, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &loop, sizeof loop);
   } else {
     ((struct sockaddr_in *)&to)->sin_port = htons(o->port);
     struct ip_mreqn m = {.imr_ifindex = (int)ifi};
     setsockopt(s, IPPROTO_IP, IP_MULTICAST_IF, &m, sizeof m);
     setsockopt(s, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof ttl);
     setsockopt(s, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
-    setsockopt(s, IPPROTO_IP, IP_MULTICAST_LOOP, &zero, sizeof zero);
+    setsockopt(s, IPPROTO_IP, IP_MULTICAST_LOOP, &loop, sizeof loop);
     setsockopt(s, SOL_SOCKET, SO_BROADCAST, &one, sizeof one);
   }
   size_t text = strlen(o->text);
