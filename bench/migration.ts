@@ -96,8 +96,7 @@ async function main(): Promise<void> {
     repeats: REPEATS,
     accelerator: 'see the lab log (TCG unless KVM works)',
     goal: `handover: 0 duplicates and loss_ms <= qemu_downtime_ms + ${GOAL_MARGIN_MS}`,
-    goal_met:
-      handover.duplicates === 0 && handover.loss_ms <= handover.qemu_downtime_ms + GOAL_MARGIN_MS,
+    goal_met: handover.duplicates === 0 && handover.loss_ms <= handover.qemu_downtime_ms + GOAL_MARGIN_MS,
     load_average_at_start: loadStart,
     load_average_at_end: loadavg(),
     handover,
@@ -106,7 +105,12 @@ async function main(): Promise<void> {
   const dir = join(ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'migration.json'), JSON.stringify(result, null, 2) + '\n');
-  console.log(JSON.stringify({ handover: { ...handover, trials: undefined }, rejoin: { ...rejoin, trials: undefined } }));
+  console.log(
+    JSON.stringify({
+      handover: { ...handover, trials: undefined },
+      rejoin: { ...rejoin, trials: undefined },
+    }),
+  );
 }
 
 await main();

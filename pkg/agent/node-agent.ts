@@ -148,7 +148,7 @@ export class NodeAgent implements Disposable {
       lookup,
       takeOverPort: (e) => this.takeOverPort(e),
       onMembershipFrame: (id, frame, bytes) => this.querier.handleFrame(id, frame, bytes),
-      onFirstFrame: (id) => this.activate(id),
+      onActivation: (id) => this.activate(id),
       ...(o.vmGroupHandover === false ? { vmGroupHandover: false } : {}),
       onAnnounce: (id, address) => this.claim(id, address),
       localRecord: (e) => this.record(e),
@@ -183,7 +183,7 @@ export class NodeAgent implements Disposable {
             if (ev.type === 'removed') {
               this.activatedAt.delete(ev.endpoint.endpointId);
               this.claims.delete(ev.endpoint.endpointId);
-            }
+            } else if (this.isOnlyEndpointOfItsVm(ev.endpoint)) this.activate(ev.endpoint.endpointId);
             this.publishEndpoints();
           }),
         ),
@@ -305,7 +305,24 @@ export class NodeAgent implements Disposable {
     this.dataplane.scheduleRebuild();
   }
 
-  /** The endpoint spoke for the first time: for a migrating VM, this is the moment it moves here. */
+  /**
+   * A VM's endpoint with no other of its VM in the directory is the VM (a start, not a migration
+   * target): active at once, so that a later migration target only wins by announcing itself.
+   */
+  private isOnlyEndpointOfItsVm(e: Endpoint): boolean {
+    const vm = e.vm;
+    // Before the first directory (an agent restart) nothing is known: the published record decides.
+    if (!vm || !this.directory || this.activatedAt.has(e.endpointId)) return false;
+    return !this.directory.endpoints.some(
+      (r) =>
+        r.network === e.network &&
+        r.vm?.namespace === vm.namespace &&
+        r.vm.name === vm.name &&
+        !(r.node === this.o.node.name && r.endpointId === e.endpointId),
+    );
+  }
+
+  /** The endpoint announced itself for the first time: for a migrating VM, the moment it moves here. */
   private activate(endpointId: number): void {
     if (this.activatedAt.has(endpointId)) return;
     this.activatedAt.set(endpointId, Date.now());

@@ -145,7 +145,7 @@ export interface ReportEndpoint {
   ips?: string[];
   pod?: { namespace: string; name: string; uid?: string };
   vm?: { namespace: string; name: string };
-  /** When the endpoint first sent a frame (RFC 3339 with milliseconds): live-migration handoff. */
+  /** When the endpoint became active (RFC 3339 with milliseconds): live-migration handoff. */
   activatedAt?: string;
   /** Allowed address pairs: addresses beyond `ips` the endpoint may use (a VRRP virtual IP). */
   allowedAddresses?: string[];

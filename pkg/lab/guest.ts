@@ -419,7 +419,12 @@ export class Guest implements Disposable {
     const qemu = this.qemu;
     if (qemu && qemu.exitCode === null && qemu.signalCode === null) {
       const exited = new Promise<void>((r) => qemu.once('exit', () => r()));
-      await Promise.race([this.qmp('quit').catch(() => undefined), new Promise((r) => setTimeout(r, 2000))]);
+      let quitTimer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        this.qmp('quit').catch(() => undefined),
+        new Promise((r) => (quitTimer = setTimeout(r, 2000))),
+      ]);
+      clearTimeout(quitTimer);
       const timer = setTimeout(() => qemu.kill('SIGKILL'), 3000);
       await exited;
       clearTimeout(timer);

@@ -31,6 +31,8 @@ export interface StreamedMigration {
   received: number;
   reordered: number;
   migration_total_ms: number;
+  /** The longest the guest read nothing (its own clock): the switch-over as the guest saw it. */
+  guest_max_gap_ms: number;
 }
 
 export interface MigrationStreamOptions {
@@ -49,7 +51,7 @@ export interface MigrationStreamOptions {
   leadMs: number;
   tailMs: number;
   /** Waits until the lookup service lists the guest's membership of `group`. */
-  joined: () => Promise<void>;
+  joined: () => Promise<unknown>;
 }
 
 const STREAM_LINE = 'castnet-guest stream ';
@@ -84,6 +86,7 @@ export async function streamThroughMigration(o: MigrationStreamOptions): Promise
       received: tally.distinct,
       reordered: tally.reordered,
       migration_total_ms: figures.totalMs,
+      guest_max_gap_ms: Math.round(tally.maxGapMs),
     };
   } finally {
     if (sender) await stop(sender);

@@ -11,6 +11,7 @@ import type { LabLookup } from './lookup.js';
 import type { LabPod, LabPods } from './pods.js';
 import type { LabFile, Scenario, Step, StepOf } from './scenario.js';
 import type { LabTraffic } from './traffic.js';
+import type { MigrationFigures } from './migration.js';
 import { expectedArrived, judgeDelivery, summarizeDelivery } from './verdict.js';
 
 export interface MessageReport {
@@ -110,7 +111,8 @@ export class ScenarioPlayer {
       case 'ping':
         return this.stage.traffic.ping(this.pod(step.from), this.pod(step.to), step.family);
       case 'migrate':
-        return this.migrate(step);
+        await this.migrate(step);
+        return;
       case 'removePod':
         return this.stage.pods.remove(step.pod);
       case 'send':
@@ -171,6 +173,11 @@ export class ScenarioPlayer {
     });
   }
 
+  /** Whether the lookup service lists pod `name`'s endpoint as a member of `group`. */
+  isMember(name: string, group: string): boolean {
+    return this.membershipCount(this.pod(name), group) > 0;
+  }
+
   /** The lookup service's memberships of pod `p`'s endpoint in `group`. */
   private membershipCount(p: LabPod, group: string): number {
     const d = this.stage.lookup.directory();
@@ -187,29 +194,31 @@ export class ScenarioPlayer {
 
   /**
    * Live migration as KubeVirt does it: a target virt-launcher pod on another node (its ADD takes
-   * over the VM's MAC and IPs), then the VM resumes there and announces itself (gratuitous ARP), and
-   * its group memberships continue from the target.
+   * over the VM's MAC and IPs), then the VM resumes there and announces itself, and its group
+   * memberships continue from the target. A VM pod's real guest migrates through QEMU (its
+   * announcement is QEMU's own); a pod without one emulates it (a gratuitous ARP, its joins
+   * restarted in the target).
    */
-  private async migrate(step: StepOf<'migrate'>): Promise<void> {
+  async migrate(step: Omit<StepOf<'migrate'>, 'kind'>): Promise<MigrationFigures | undefined> {
     const src = this.pod(step.pod);
-    const dst = await this.stage.pods.add(
-      step.as,
-      step.toNode,
-      src.labNetwork,
-      src.vmi,
-      `migration-${step.as}`,
-    );
-    if (dst.mac !== src.mac || dst.ips.join() !== src.ips.join())
-      throw new Error(
-        `${step.as} did not take over ${step.pod}'s endpoint: ${dst.mac} ${dst.ips} vs ${src.mac} ${src.ips}`,
-      );
-    await this.stage.traffic.announce(dst);
+    let dst: LabPod;
+    let figures: MigrationFigures | undefined;
+    if (src.guest) ({ dst, figures } = await this.stage.pods.migrateGuest(src, step.as, step.toNode));
+    else {
+      dst = await this.stage.pods.add(step.as, step.toNode, src.labNetwork, src.vmi, `migration-${step.as}`);
+      if (dst.mac !== src.mac || dst.ips.join() !== src.ips.join())
+        throw new Error(
+          `${step.as} did not take over ${step.pod}'s endpoint: ${dst.mac} ${dst.ips} vs ${src.mac} ${src.ips}`,
+        );
+      await this.stage.traffic.announce(dst);
+    }
     await waitFor(() => this.reachable(dst), {
       what: `${step.as} to become the live endpoint of VM ${src.vmi}`,
       timeoutMs: MEMBERSHIP_TIMEOUT_MS,
       intervalMs: MEMBERSHIP_POLL_MS,
     });
-    await this.stage.traffic.moveJoins(src, dst);
+    if (!src.guest) await this.stage.traffic.moveJoins(src, dst);
+    return figures;
   }
 
   private async send(play: Play, i: number, step: StepOf<'send'>): Promise<LastSend> {

@@ -11,6 +11,7 @@ import { run } from '../sys/exec.js';
 import type { VmiPods } from '../lookup/port.js';
 import { bindBridge } from './bridge-binding.js';
 import { Guest } from './guest.js';
+import { migrateGuest, type MigrationFigures } from './migration.js';
 import type { LabLookup } from './lookup.js';
 import type { Topology } from './topology.js';
 
@@ -34,14 +35,23 @@ export interface LabPod {
   bootMs?: number;
 }
 
+/** The target node's migration proxy port (KubeVirt's virt-handler uses 49152 for its proxy too). */
+const MIGRATION_PORT = 49152;
+
 /** A lab pod that runs a real guest (the lab file's `vm`). */
 export interface VmOptions {
   memory: number;
+  /**
+   * A live migration's target: qemu starts paused, waiting for the guest on this unix socket, and the
+   * pod is watched only once the guest arrived (LabTraffic.attach with the source pod).
+   */
+  incoming?: string;
 }
 
 /** What watches a pod's traffic from its wiring until before its namespace goes. */
 export interface PodObserver {
-  attach(pod: LabPod): Promise<void>;
+  /** `migratedFrom`: the pod whose guest live-migrated into `pod`, with its applications. */
+  attach(pod: LabPod, migratedFrom?: LabPod): Promise<void>;
   detach(name: string): Promise<void>;
 }
 
@@ -148,7 +158,7 @@ export class LabPods implements Disposable {
         vm,
         result.ips.map((a) => a.address),
       );
-    await this.observer.attach(pod);
+    if (!vm?.incoming) await this.observer.attach(pod);
     const guest = pod.guest ? `, a guest booted in ${pod.bootMs} ms` : '';
     this.opts.log(`pod ${name} on node-${node} (${network}): ${ip} ${mac}${guest}`);
     return pod;
@@ -167,10 +177,50 @@ export class LabPods implements Disposable {
       mtu,
       memoryMiB: vm.memory,
       workDir,
+      ...(vm.incoming ? { incoming: vm.incoming } : {}),
     });
     const started = Date.now();
     await pod.guest.start();
     pod.bootMs = Date.now() - started;
+  }
+
+  /**
+   * Live-migrates VM pod `src`'s guest to a new target pod `as` on node `toNode`, as KubeVirt does: the
+   * target virt-launcher pod (its ADD takes over the VM's MAC and IPs) starts qemu waiting for the
+   * guest, the guest moves over the nodes' network (migration.ts), and the source's qemu exits.
+   */
+  async migrateGuest(
+    src: LabPod,
+    as: string,
+    toNode: number,
+  ): Promise<{ dst: LabPod; figures: MigrationFigures }> {
+    const source = src.guest;
+    if (!source) throw new Error(`${src.name} runs no guest`);
+    const dir = this.topology.layout.dir;
+    const incoming = join(dir, `migration-${as}.sock`);
+    const dst = await this.add(as, toNode, src.labNetwork, src.vmi, `migration-${as}`, [], undefined, true, {
+      memory: source.spec.memoryMiB,
+      incoming,
+    });
+    if (dst.mac !== src.mac || dst.ips.join() !== src.ips.join())
+      throw new Error(
+        `${as} did not take over ${src.name}'s endpoint: ${dst.mac} ${dst.ips} vs ${src.mac} ${src.ips}`,
+      );
+    const nodes = this.topology.layout.nodes;
+    const figures = await migrateGuest(source, dst.guest!, {
+      sourceNodeNs: nodes[src.node]!.ns,
+      targetNodeNs: nodes[toNode]!.ns,
+      targetNodeAddress: nodes[toNode]!.address,
+      port: MIGRATION_PORT,
+      sourceSocket: join(dir, `migration-from-${src.name}.sock`),
+      targetSocket: incoming,
+    });
+    await this.observer.attach(dst, src);
+    await source.dispose();
+    this.opts.log(
+      `guest of ${src.name} migrated to ${as} on node-${toNode}: downtime ${figures.downtimeMs} ms, total ${figures.totalMs} ms`,
+    );
+    return { dst, figures };
   }
 
   /** Deletes a pod: its traffic stops, castnet-cni DELs it, its namespace goes. */

@@ -8,6 +8,8 @@ import { errorMessage } from '../base/errors.js';
 import { DisposableStore, type Disposable } from '../base/lifecycle.js';
 import type { Directory } from '../lookup/port.js';
 import { LabAgents } from './agents.js';
+import type { Guest } from './guest.js';
+import type { MigrationFigures } from './migration.js';
 import { labLookup, type LabLookup } from './lookup.js';
 import { ScenarioPlayer, type ScenarioReport } from './player.js';
 import { LabPods } from './pods.js';
@@ -226,6 +228,32 @@ export class Lab implements Disposable {
     o: { vmi?: string; namedByVmi?: boolean } = {},
   ): Promise<void> {
     await this.running.pods.add(name, node, network, o.vmi, undefined, [], namespace, o.namedByVmi);
+  }
+
+  /** VM pod `name`'s guest (the lab file's `vm`); throws for a pod without one. */
+  guest(name: string): Guest {
+    const g = this.running.pods.get(name).guest;
+    if (!g) throw new Error(`pod ${name} runs no guest (set vm in the lab file)`);
+    return g;
+  }
+
+  /**
+   * Live-migrates VM pod `pod`'s guest to a new virt-launcher pod `as` on node `toNode`, and resolves
+   * once castnet delivers to the target: with the guest there and QEMU's figures.
+   */
+  async migrateVm(
+    pod: string,
+    toNode: number,
+    as: string,
+  ): Promise<{ target: Guest; figures: MigrationFigures }> {
+    const figures = await this.running.player.migrate({ pod, toNode, as });
+    if (!figures) throw new Error(`pod ${pod} runs no guest: its migration is emulated`);
+    return { target: this.guest(as), figures };
+  }
+
+  /** Whether the lookup service lists pod `pod`'s endpoint as a member of `group`. */
+  isMember(pod: string, group: string): boolean {
+    return this.running.player.isMember(pod, group);
   }
 
   runScenario(s: Scenario): Promise<ScenarioReport> {

@@ -1,5 +1,6 @@
 // The lab's scenario file: topology (nodes, networks, pods, groups) and scenarios of steps
 // (joins, leaves, sends, expectations). Documented in docs/lab.md.
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -195,12 +196,6 @@ export const labFile = z
           st.kind === 'migrate' || st.kind === 'join' ? f.pods.find((p) => p.name === st.pod) : undefined;
         if (st.kind === 'migrate' && !named?.vmi)
           ctx.addIssue({ code: 'custom', path, message: `${st.pod} is not a VMI pod (set vmi)` });
-        if (st.kind === 'migrate' && named?.vm)
-          ctx.addIssue({
-            code: 'custom',
-            path,
-            message: `${st.pod} runs a real guest: the lab's migrate step emulates one`,
-          });
         if (st.kind === 'join' && named?.vm && st.app)
           ctx.addIssue({
             code: 'custom',
@@ -233,10 +228,15 @@ export function parseLabFile(text: string, source = 'lab file'): LabFile {
   return r.data;
 }
 
-/** The repository root, whether running from dist/ (compiled) or from sources (ts-jest). */
+/**
+ * The repository root: the nearest directory above this module with a package.json, whether it runs
+ * from dist/, from sources (ts-jest) or from a benchmark's build under .cache/.
+ */
 export function repoRoot(): string {
-  const here = import.meta.dirname;
-  return here.includes(`${'/dist/'}`) ? path.resolve(here, '../../..') : path.resolve(here, '../..');
+  for (let dir = import.meta.dirname; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'package.json'))) return dir;
+    if (path.dirname(dir) === dir) throw new Error(`no package.json above ${import.meta.dirname}`);
+  }
 }
 
 export function defaultScenarioPath(): string {

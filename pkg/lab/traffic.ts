@@ -107,12 +107,20 @@ export class LabTraffic implements Disposable, PodObserver {
    * Watches a new pod: its interface capture (a VM pod's tap, frames to the guest) and its receiving
    * application on every port.
    */
-  async attach(pod: LabPod): Promise<void> {
+  async attach(pod: LabPod, migratedFrom?: LabPod): Promise<void> {
     const pcap = join(this.topo.dir, `pod-${pod.name}.pcap`);
     const w: Watched = { pod, pcap };
     this.pods.set(pod.name, w);
     if (pod.guest) {
-      w.guestPorts = new Set();
+      // A migrated guest's castnet-guest processes came with it: its receiving one's ports, its joins.
+      const from = migratedFrom && this.pods.get(migratedFrom.name);
+      w.guestPorts = new Set(from?.guestPorts);
+      if (from) from.guestPorts?.clear();
+      for (const [key, j] of [...this.joins])
+        if (migratedFrom && key.startsWith(`${migratedFrom.name}/`)) {
+          this.joins.delete(key);
+          this.joins.set(`${pod.name}/${key.slice(migratedFrom.name.length + 1)}`, j);
+        }
       w.guestLines = pod.guest.onLine((line) => this.guestLine(pod.name, line));
     }
     if (this.captures)

@@ -98,8 +98,9 @@ export interface EndpointRecord {
   pod?: PodRef;
   vm?: VmRef;
   /**
-   * When the endpoint first sent a frame (ms since the epoch). Of the endpoints of one VM during a
-   * live migration, the most recently activated one is the VM (see pkg/resolve/vm-handoff.ts).
+   * When the endpoint became active (ms since the epoch): a VM's only endpoint at once, a migration
+   * target when it announced itself (RARP, gratuitous ARP, unsolicited NA). Of the endpoints of one
+   * VM during a live migration, the most recently activated one is the VM (pkg/resolve/vm-handoff.ts).
    */
   activatedAt?: number;
   /**

@@ -1,7 +1,7 @@
 // Live migration of a KubeVirt VM: for a while two virt-launcher pods (source and target, on
 // different nodes) hold endpoints with the VM's identity, MAC and IPs. Exactly one of them is the
-// VM: the one that most recently became active (sent its first frame; after a migration QEMU
-// announces the VM from the target). The others are left out of the directory, so the source stops
+// VM: the one that most recently became active (a VM's first endpoint when it is created; a
+// migration target when it announces itself, QEMU's RARP after the switch-over). The others are left out of the directory, so the source stops
 // receiving once the target is active, and their memberships move to the live endpoint, so the VM
 // keeps its groups without waiting for the next query.
 import type { Directory, EndpointRecord, MembershipRecord } from '../lookup/port.js';
@@ -13,7 +13,7 @@ function newer(a: EndpointRecord, b: EndpointRecord): EndpointRecord {
   const ta = a.activatedAt ?? 0;
   const tb = b.activatedAt ?? 0;
   if (ta !== tb) return ta > tb ? a : b;
-  // Neither has spoken yet (or both at once): any stable choice will do until one does.
+  // Neither is active yet (or both at once): any stable choice will do until one is.
   return epKey(a.node, a.endpointId) <= epKey(b.node, b.endpointId) ? a : b;
 }
 

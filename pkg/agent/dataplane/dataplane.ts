@@ -19,7 +19,7 @@ import { ipFamily } from '../../netaddr/ip.js';
 import { UnderlaySocket, type OutDatagram, type Peer } from '../../underlay/udp.js';
 import { encapsulate, udpPayloadBudget, type WireKey } from '../../wire/index.js';
 import { Counters, type DataplaneCounters } from './counters.js';
-import { decideDatagram, decideLocalFrame, isOwnFrame, type Policing } from './forward.js';
+import { decideDatagram, decideLocalFrame, isAnnouncement, type Policing } from './forward.js';
 import { macBytes } from '../../netaddr/mac.js';
 import type { Keyring } from './keyring.js';
 import { Policer } from './policer.js';
@@ -45,10 +45,10 @@ export interface DataplaneOptions {
   /** IGMP/MLD frames from endpoints go to the membership table. */
   onMembershipFrame: (endpointId: number, frame: ParsedFrame, bytes: Uint8Array) => void;
   /**
-   * Called on the first frame a local endpoint itself sent (it passed the anti-spoofing check): its
-   * activation, see vm-handoff. After a live migration that is QEMU's announcement of the guest.
+   * Called on a local endpoint's first announcement from its own MAC (forward.ts isAnnouncement):
+   * its activation, see vm-handoff. After a live migration, QEMU's RARP for the guest.
    */
-  onFirstFrame: (endpointId: number) => void;
+  onActivation: (endpointId: number) => void;
   /** A migrated VM's groups move to its live endpoint at once (default); see VmHandoffOptions. */
   vmGroupHandover?: boolean;
   /**
@@ -79,7 +79,8 @@ export class Dataplane implements Disposable {
   private readonly budget: number;
   private rebuildPending = false;
   private lastRebuildMs = 0;
-  private readonly spoken = new Set<number>();
+  /** Endpoints that announced themselves (activated), so later frames skip the check. */
+  private readonly announced = new Set<number>();
 
   constructor(private readonly o: DataplaneOptions) {
     this.budget = udpPayloadBudget(o.underlayMtu, ipFamily(o.node.address, 'underlay address'));
@@ -161,7 +162,7 @@ export class Dataplane implements Disposable {
 
   private detach(e: Endpoint): void {
     if (!this.localEndpoints.delete(e.endpointId)) return;
-    this.spoken.delete(e.endpointId);
+    this.announced.delete(e.endpointId);
     this.policer.forget(e.endpointId);
     this.counters.forget(e.endpointId);
     if (e.hostIfindex) this.capture.remove(e.hostIfindex);
@@ -217,7 +218,7 @@ export class Dataplane implements Disposable {
     const policing: Policing = { policer: this.policer, nowMs: performance.now() };
     for (const bytes of frames) {
       this.counters.c.framesCaptured++;
-      if (!this.spoken.has(endpointId)) this.activateOnOwnFrame(endpointId, bytes);
+      if (!this.announced.has(endpointId)) this.activateOnAnnouncement(endpointId, bytes);
       const a = decideLocalFrame(this.resolver, sender, bytes, policing);
       if (a.announced && !holds(this.resolver.index, sender!, a.announced))
         this.o.onAnnounce(endpointId, a.announced);
@@ -246,11 +247,11 @@ export class Dataplane implements Disposable {
   }
 
   /** A superseded VM endpoint is not in the index (vm-handoff), so its own record says its MAC. */
-  private activateOnOwnFrame(endpointId: number, bytes: Uint8Array): void {
+  private activateOnAnnouncement(endpointId: number, bytes: Uint8Array): void {
     const e = this.localEndpoints.get(endpointId);
-    if (!e || !isOwnFrame(bytes, macBytes(e.mac))) return;
-    this.spoken.add(endpointId);
-    this.o.onFirstFrame(endpointId);
+    if (!e || !isAnnouncement(bytes, macBytes(e.mac))) return;
+    this.announced.add(endpointId);
+    this.o.onActivation(endpointId);
   }
 
   private deliverLocal(ids: readonly number[], frame: Uint8Array): void {

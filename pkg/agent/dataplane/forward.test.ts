@@ -1,12 +1,12 @@
 // decideLocalFrame for allowed address pairs: the announcement of a shared address reaches every
 // endpoint of the network (even with broadcast off) and names the address for the agent to claim.
-import { buildArpReply, writeEthernetHeader } from '../../frame/build.js';
+import { buildArpReply, buildIPv6Frame, writeEthernetHeader } from '../../frame/build.js';
 import { VNET_HDR_LEN } from '../../frame/vnet.js';
 import { macBytes } from '../../netaddr/mac.js';
 import { ep, macOf, VIP } from '../../../test/harness/endpoint-records.js';
 import type { Directory } from '../../lookup/port.js';
 import { buildIndex, Resolver } from '../../resolve/index.js';
-import { decideLocalFrame, isOwnFrame } from './forward.js';
+import { decideLocalFrame, isAnnouncement } from './forward.js';
 
 function setup(broadcast: boolean) {
   const d: Directory = {
@@ -66,15 +66,47 @@ function rarp(srcMac: string): Uint8Array {
   return out;
 }
 
-describe('what activates an endpoint (a migrated VM goes live on its first own frame)', () => {
-  it('QEMU’s RARP announcement from the endpoint’s MAC is the endpoint’s own frame, and is forwarded', () => {
+/** An ICMPv6 message of `type` from `srcMac` to `dst`, with the virtio_net_hdr. */
+function icmp6(srcMac: string, dst: string, type: number): Uint8Array {
+  const payload = new Uint8Array(24);
+  payload[0] = type;
+  const frame = buildIPv6Frame({
+    dstMac: '33:33:00:00:00:01',
+    srcMac,
+    src: 'fe80::1',
+    dst,
+    nextHeader: 58,
+    hopLimit: 255,
+    payload,
+  });
+  const out = new Uint8Array(VNET_HDR_LEN + frame.length);
+  out.set(frame, VNET_HDR_LEN);
+  return out;
+}
+
+describe('what activates an endpoint (a migrated VM goes live when it announces itself)', () => {
+  const mac = macBytes(macOf(1));
+
+  it('QEMU’s RARP, a gratuitous ARP and an unsolicited NA from the endpoint’s MAC announce it', () => {
+    expect(isAnnouncement(rarp(macOf(1)), mac)).toBe(true);
+    expect(isAnnouncement(garp(1, '10.0.0.1'), mac)).toBe(true);
+    expect(isAnnouncement(icmp6(macOf(1), 'ff02::1', 136), mac)).toBe(true);
+    // And the RARP is forwarded like any broadcast.
     const { resolver, sender } = setup(true);
-    expect(isOwnFrame(rarp(macOf(1)), macBytes(macOf(1)))).toBe(true);
     expect(decideLocalFrame(resolver, sender(1), rarp(macOf(1))).kind).toBe('forward');
   });
 
-  it('a frame from another MAC on the pod link (the in-pod bridge, a spoofer) is not', () => {
-    expect(isOwnFrame(rarp('02:99:00:00:00:01'), macBytes(macOf(1)))).toBe(false);
-    expect(isOwnFrame(new Uint8Array(VNET_HDR_LEN + 8), macBytes(macOf(1)))).toBe(false);
+  it('the pod kernel’s IPv6 chatter before the guest is there, and other MACs, do not', () => {
+    // DAD and MLD from the target pod between the CNI ADD and the bridge binding carry the VM's MAC.
+    expect(isAnnouncement(icmp6(macOf(1), 'ff02::1:ff00:1', 135), mac)).toBe(false);
+    expect(isAnnouncement(icmp6(macOf(1), 'ff02::16', 143), mac)).toBe(false);
+    expect(isAnnouncement(icmp6(macOf(1), 'ff02::2', 136), mac)).toBe(false);
+    // An ARP request for another address is not gratuitous.
+    const request = garp(1, '10.0.0.1');
+    request[VNET_HDR_LEN + 14 + 27] = 9;
+    expect(isAnnouncement(request, mac)).toBe(false);
+    // The in-pod bridge's own frames, a spoofer's.
+    expect(isAnnouncement(rarp('02:99:00:00:00:01'), mac)).toBe(false);
+    expect(isAnnouncement(new Uint8Array(VNET_HDR_LEN + 8), mac)).toBe(false);
   });
 });

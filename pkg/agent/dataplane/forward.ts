@@ -1,7 +1,7 @@
 // What the agent does with one frame from a local endpoint, and with one datagram from the
 // underlay. Pure: it reads the DirectoryIndex and returns actions; pkg/agent/dataplane/dataplane.ts
 // performs them. Every frame or datagram that is not delivered gets a drop reason, which is counted.
-import { parseFrame, type ParsedFrame } from '../../frame/ethernet.js';
+import { ETH_P_ARP, ETH_P_IPV6, IPPROTO_ICMPV6, parseFrame, type ParsedFrame } from '../../frame/ethernet.js';
 import { buildArpReply } from '../../frame/build.js';
 import { VNET_HDR_LEN } from '../../frame/vnet.js';
 import type { NodeRecord } from '../../lookup/port.js';
@@ -43,15 +43,37 @@ export type LocalAction = (
   announced?: string;
 };
 
+const ETH_P_RARP = 0x8035;
+const ICMPV6_NEIGHBOR_ADVERT = 136;
+
 /**
- * Whether `bytes` (virtio_net_hdr + Ethernet frame) carries `mac` as its source: the endpoint itself
- * sent it, not the in-pod bridge that KubeVirt's bridge binding puts in front of a guest. The first
- * such frame activates the endpoint (vm-handoff): after a live migration, QEMU's announcement.
+ * Whether `bytes` (virtio_net_hdr + untagged Ethernet frame) is a host announcing that it is now
+ * here, from `mac`: QEMU's RARP after a live migration, a gratuitous ARP (sender IP = target IP),
+ * or an unsolicited neighbour advertisement (to ff02::1). This, not any frame, activates an
+ * endpoint (vm-handoff): a migration target's pod sends frames with the VM's MAC before its guest
+ * is there (its kernel's IPv6 DAD and MLD reports between the CNI ADD and KubeVirt's bridge
+ * binding), and the in-pod bridge sends its own; none of them is the VM arriving.
  */
-export function isOwnFrame(bytes: Uint8Array, mac: Uint8Array): boolean {
-  if (bytes.length < VNET_HDR_LEN + 12) return false;
-  for (let i = 0; i < 6; i++) if (bytes[VNET_HDR_LEN + 6 + i] !== mac[i]) return false;
-  return true;
+export function isAnnouncement(bytes: Uint8Array, mac: Uint8Array): boolean {
+  const e = VNET_HDR_LEN;
+  if (bytes.length < e + 14) return false;
+  for (let i = 0; i < 6; i++) if (bytes[e + 6 + i] !== mac[i]) return false;
+  const type = (bytes[e + 12]! << 8) | bytes[e + 13]!;
+  if (type === ETH_P_RARP) return true;
+  const p = e + 14;
+  if (type === ETH_P_ARP) {
+    if (bytes.length < p + 28) return false;
+    for (let i = 0; i < 4; i++) if (bytes[p + 14 + i] !== bytes[p + 24 + i]) return false;
+    return true;
+  }
+  if (type === ETH_P_IPV6) {
+    // Next header ICMPv6, destination ff02::1, type 136 (an NA sent to all nodes is unsolicited).
+    if (bytes.length < p + 41 || bytes[p + 6] !== IPPROTO_ICMPV6) return false;
+    if (bytes[p + 24] !== 0xff || bytes[p + 25] !== 0x02 || bytes[p + 39] !== 1) return false;
+    for (let i = 26; i < 39; i++) if (bytes[p + i] !== 0) return false;
+    return bytes[p + 40] === ICMPV6_NEIGHBOR_ADVERT;
+  }
+  return false;
 }
 
 /** The policer and the time (ms) of the capture batch; absent, nothing is rate-limited. */
