@@ -412,8 +412,9 @@ export class Guest implements Disposable {
     const qemu = this.qemu;
     if (qemu && qemu.exitCode === null && qemu.signalCode === null) {
       const exited = new Promise<void>((r) => qemu.once('exit', () => r()));
-      await Promise.race([this.qmp('quit').catch(() => undefined), new Promise((r) => setTimeout(r, 2000))]);
-      const timer = setTimeout(() => qemu.kill('SIGKILL'), 3000);
+      // A qemu that does not answer quit, or does not exit soon after, is killed.
+      void this.qmp('quit').catch(() => undefined);
+      const timer = setTimeout(() => qemu.kill('SIGKILL'), 5000);
       await exited;
       clearTimeout(timer);
     }
