@@ -153,6 +153,8 @@ interface PendingQmp {
 
 export class Guest implements Disposable {
   readonly qmpSocket: string;
+  /** What start() ran qemu with. */
+  accelerator?: Accelerator;
   private qemu?: ChildProcess;
   private qmpConn?: net.Socket;
   private readonly lineListeners = new Set<(line: string) => void>();
@@ -182,6 +184,7 @@ export class Guest implements Disposable {
     const { spec } = this;
     const image = spec.image ?? guestImage();
     const accel = await detectAccelerator(image);
+    this.accelerator = accel;
     await mkdir(spec.workDir, { recursive: true });
     const nic = ['virtio-net-pci', 'netdev=net0', `mac=${spec.mac}`];
     if (spec.mtu) nic.push(`host_mtu=${spec.mtu}`);
