@@ -5,7 +5,7 @@ import { delimiter, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { DataplaneCounters } from '../agent/dataplane/counters.js';
 import { defaultScenarioPath, parseLabFile, repoRoot } from '../lab/scenario.js';
-import { Lab, ScenarioReport } from '../lab/runner.js';
+import { Lab, type GuestReport, type ScenarioReport } from '../lab/runner.js';
 import { removeLeftoverLabs } from '../lab/topology.js';
 
 /** One agent's data-plane counters at the end of the run (its /v1/stats). */
@@ -17,6 +17,8 @@ export interface LabRunResult {
   pass: boolean;
   scenarios: ScenarioReport[];
   nodes: NodeCounters[];
+  /** The VM pods' real guests (docs/lab.md#vm-pods). */
+  guests: GuestReport[];
 }
 
 export async function runLab(
@@ -50,7 +52,7 @@ export async function runLab(
         { dataplane: DataplaneCounters } | undefined;
       if (st) nodes.push({ node: n.name, ...st.dataplane });
     }
-    return { pass: scenarios.every((s) => s.pass), scenarios, nodes };
+    return { pass: scenarios.every((s) => s.pass), scenarios, nodes, guests: lab.guests() };
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -59,14 +61,16 @@ export async function runLab(
 }
 
 function printReport(r: LabRunResult): void {
+  const guests = new Set(r.guests.map((g) => g.pod));
   for (const s of r.scenarios) {
     console.log(`${s.pass ? 'PASS' : 'FAIL'}  ${s.name}`);
     if (s.join_latency_ms.length)
       console.log(`      joins reached the lookup service in ${s.join_latency_ms.join(', ')} ms`);
     for (const m of s.messages) {
+      // A guest's count is its own application's, read over its console.
       const got = Object.entries(m.received)
         .filter(([, n]) => n > 0)
-        .map(([p, n]) => (n === 1 ? p : `${p}x${n}`));
+        .map(([p, n]) => `${p}${guests.has(p) ? '(guest)' : ''}${n === 1 ? '' : `x${n}`}`);
       console.log(
         `      ${m.from} -> ${m.group}: ${m.messages} message(s), ${m.underlay_datagrams} underlay datagram(s) per message, ` +
           `${m.remote_member_nodes} remote member node(s); received by ${got.join(' ') || 'nobody'}`,
@@ -86,6 +90,11 @@ function printReport(r: LabRunResult): void {
         `${String(n.membershipMessages).padStart(9)}  ${drops || '-'}`,
     );
   }
+  for (const g of r.guests)
+    console.log(
+      `guest ${g.pod} on node-${g.node}: ${g.accelerator}, booted in ${g.boot_ms} ms, ` +
+        `its own application read ${g.datagrams_read} datagram(s) (controls included)`,
+    );
   console.log(r.pass ? 'lab: all scenarios passed' : 'lab: some expectations failed');
 }
 

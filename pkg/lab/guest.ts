@@ -160,6 +160,8 @@ interface PendingQmp {
 
 export class Guest implements Disposable {
   readonly qmpSocket: string;
+  /** What start() ran qemu with. */
+  accelerator?: Accelerator;
   private qemu?: ChildProcess;
   private qmpConn?: net.Socket;
   private readonly lineListeners = new Set<(line: string) => void>();
@@ -189,6 +191,7 @@ export class Guest implements Disposable {
     const { spec } = this;
     const image = spec.image ?? guestImage();
     const accel = await detectAccelerator(image);
+    this.accelerator = accel;
     await mkdir(spec.workDir, { recursive: true });
     const nic = ['virtio-net-pci', 'netdev=net0', `mac=${spec.mac}`];
     if (spec.mtu) nic.push(`host_mtu=${spec.mtu}`);
@@ -419,13 +422,9 @@ export class Guest implements Disposable {
     const qemu = this.qemu;
     if (qemu && qemu.exitCode === null && qemu.signalCode === null) {
       const exited = new Promise<void>((r) => qemu.once('exit', () => r()));
-      let quitTimer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        this.qmp('quit').catch(() => undefined),
-        new Promise((r) => (quitTimer = setTimeout(r, 2000))),
-      ]);
-      clearTimeout(quitTimer);
-      const timer = setTimeout(() => qemu.kill('SIGKILL'), 3000);
+      // A qemu that does not answer quit, or does not exit soon after, is killed.
+      void this.qmp('quit').catch(() => undefined);
+      const timer = setTimeout(() => qemu.kill('SIGKILL'), 5000);
       await exited;
       clearTimeout(timer);
     }

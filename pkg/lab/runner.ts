@@ -19,6 +19,16 @@ import { LabTraffic } from './traffic.js';
 
 export type { ExpectationFailure, MessageReport, ScenarioReport } from './player.js';
 
+/** A VM pod's guest, as the lab report shows it. */
+export interface GuestReport {
+  pod: string;
+  node: number;
+  accelerator: string;
+  boot_ms: number;
+  /** Datagrams the guest's own receiving application read, by its own count (the lab's controls too). */
+  datagrams_read: number;
+}
+
 export interface LabOptions {
   /** Path of the castnet launcher (bin/castnet). */
   castnetBin: string;
@@ -167,6 +177,21 @@ export class Lab implements Disposable {
       mac: p.mac,
       endpointId: ep?.endpointId ?? 0,
     };
+  }
+
+  /** The VM pods' guests: how each ran and what it read. */
+  guests(): GuestReport[] {
+    const { pods, traffic } = this.running;
+    return pods
+      .all()
+      .filter((p) => p.guest)
+      .map((p) => ({
+        pod: p.name,
+        node: p.node,
+        accelerator: p.guest!.accelerator ?? 'unknown',
+        boot_ms: p.bootMs ?? 0,
+        datagrams_read: traffic.readsInGuest(p.name),
+      }));
   }
 
   /** How many frames containing `token` reached pod `name`'s interface so far (its capture). */

@@ -75,6 +75,8 @@ export class LabTraffic implements Disposable, PodObserver {
   private readonly joins = new Map<string, Joined>();
   private underlayCapture?: ChildProcess;
   private controlSeq = 0;
+  /** Per VM pod, the datagrams its guest's receiving castnet-guest printed. */
+  private readonly guestReads = new Map<string, number>();
 
   constructor(
     private readonly topo: LabTopology,
@@ -136,6 +138,7 @@ export class LabTraffic implements Disposable, PodObserver {
     if (!m) return;
     const port = Number(m[1]);
     if (!this.pods.get(pod)?.guestPorts?.has(port)) return;
+    this.guestReads.set(pod, (this.guestReads.get(pod) ?? 0) + 1);
     this.sinks.recordDigest(pod, tokenOf(Buffer.from(m[3]!, 'latin1')), m[2]!);
   }
 
@@ -429,6 +432,11 @@ export class LabTraffic implements Disposable, PodObserver {
         { cause: err },
       );
     });
+  }
+
+  /** Datagrams VM pod `pod`'s guest read so far, by its own count (controls included). */
+  readsInGuest(pod: string): number {
+    return this.guestReads.get(pod) ?? 0;
   }
 
   /** Copies of message `token` pod `pod`'s receiving application read so far. */
