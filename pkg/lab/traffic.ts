@@ -47,6 +47,8 @@ interface Watched {
   /** A VM pod's guest: the ports its receiving castnet-guest listens on, and its console subscription. */
   guestPorts?: Set<number>;
   guestLines?: Disposable;
+  /** Its guest live-migrated to another pod: nothing runs here any more. */
+  guestGone?: boolean;
 }
 
 /** A datagram the guest's receiving castnet-guest read (scripts/guest/castnet-guest.c). */
@@ -117,7 +119,7 @@ export class LabTraffic implements Disposable, PodObserver {
       // A migrated guest's castnet-guest processes came with it: its receiving one's ports, its joins.
       const from = migratedFrom && this.pods.get(migratedFrom.name);
       w.guestPorts = new Set(from?.guestPorts);
-      if (from) from.guestPorts?.clear();
+      if (from) from.guestGone = true;
       for (const [key, j] of [...this.joins])
         if (migratedFrom && key.startsWith(`${migratedFrom.name}/`)) {
           this.joins.delete(key);
@@ -180,7 +182,7 @@ export class LabTraffic implements Disposable, PodObserver {
   private async openSink(w: Watched, port: number): Promise<void> {
     const p = w.pod;
     if (p.guest) {
-      if (w.guestPorts!.has(port)) return;
+      if (w.guestPorts!.has(port) || w.guestGone) return;
       await this.guestTool(p.guest, `recv -p ${port}`);
       w.guestPorts!.add(port);
       return;
