@@ -245,8 +245,9 @@ export class Guest implements Disposable {
   /**
    * Runs `cmd` with the guest's /bin/sh over the serial console and resolves with its output
    * (stdout and stderr, without the trailing newline); rejects naming the command and its exit
-   * status. Commands run one at a time, in call order. `cmd` is one line; it runs in its own `sh -c`, with stdin
-   * from /dev/null; a background job must send its output to /dev/console (see background()).
+   * status. Commands run one at a time, in call order. `cmd` is one line; it runs in its own
+   * `sh -c`, with stdin from /dev/null; a background job must send its output to /dev/console (see
+   * background()).
    */
   run(cmd: string, timeoutMs = 30_000): Promise<string> {
     const next = this.queue.then(() => this.runNow(cmd, timeoutMs));

@@ -7,6 +7,7 @@ const root = join(import.meta.dirname, '../..');
 
 interface Report {
   pass: boolean;
+  guests: { pod: string; accelerator: string; boot_ms: number; datagrams_read: number }[];
   scenarios: {
     name: string;
     pass: boolean;
@@ -62,6 +63,22 @@ describe('castnet lab: the default suite', () => {
     const messages = result.report.scenarios.flatMap((s) => s.messages);
     expect(messages.length).toBeGreaterThanOrEqual(9);
     for (const m of messages) expect(m.underlay_datagrams).toBe(m.remote_member_nodes);
+  });
+
+  it("runs real guests whose own counts are the VM pods' (scenario guests)", () => {
+    expect(result.report.guests.map((g) => g.pod)).toEqual(['vm1', 'vm2']);
+    for (const g of result.report.guests) {
+      expect(['tcg', 'kvm']).toContain(g.accelerator);
+      expect(g.boot_ms).toBeGreaterThan(0);
+      expect(g.datagrams_read).toBeGreaterThan(0);
+    }
+    const guests = result.report.scenarios.find((s) => s.name === 'guests')!;
+    const fromPod = guests.messages[0]!;
+    expect(fromPod.received).toMatchObject({ vm1: 1, vm2: 1, g0: 0 });
+    // Nothing outside the members: the other networks' pods included.
+    const others = Object.entries(fromPod.received).filter(([pod]) => !['vm1', 'vm2'].includes(pod));
+    expect(others.every(([, n]) => n === 0)).toBe(true);
+    expect(others.length).toBeGreaterThan(10);
   });
 
   it('keeps the other tenant, non-members and the sender out', () => {
