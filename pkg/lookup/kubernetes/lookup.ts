@@ -432,7 +432,11 @@ export class KubernetesLookup implements LookupService {
               ...crd('vmAddress'),
               namespace,
               name,
-              body: { metadata: { ownerReferences: body.metadata.ownerReferences ?? null }, spec: body.spec },
+              // A known owner replaces the old one (a VM made again under the name); else it stays.
+              body: {
+                ...(opts.owner ? { metadata: { ownerReferences: body.metadata.ownerReferences } } : {}),
+                spec: body.spec,
+              },
             },
             MERGE_PATCH,
           ),
