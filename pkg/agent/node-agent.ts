@@ -447,6 +447,7 @@ export class NodeAgent implements Disposable {
         network: req.conf.network,
         requested: req.conf.runtimeConfig?.ips,
         holders: this.holders,
+        subnets: network?.subnets,
         log: this.log,
       });
       if (plan.ips)

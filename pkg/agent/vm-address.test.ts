@@ -93,6 +93,23 @@ describe('planVmAddresses', () => {
     expect(p.reserve).toBeDefined();
   });
 
+  it("does not give back addresses outside the network's subnets (the network was changed)", async () => {
+    const store = new DirectoryStore();
+    store.reserveAddresses({ network: 'blue', vm, ips: ['10.0.1.5'] }, { owner });
+    const p = await planVmAddresses({
+      lookup: lookupOf(store),
+      vm,
+      owner,
+      network: 'blue',
+      holders: new Map(),
+      subnets: ['10.9.0.0/16'],
+      log,
+    });
+    expect(p.ips).toBeUndefined();
+    await p.reserve!(['10.9.1.1/16']);
+    expect(store.addressReservation(vm, 'blue')!.ips).toEqual(['10.9.1.1']);
+  });
+
   it('names the reservation when the lookup service cannot be read', async () => {
     await expect(
       planVmAddresses({

@@ -6,6 +6,7 @@
 import { CniError, CniErrorCode } from '../cni/types.js';
 import { errorMessage } from '../base/errors.js';
 import type { Logger } from '../log/log.js';
+import { contains, tryParseCidr, tryParseIp } from '../netaddr/ip.js';
 import type { AddressReservation, LookupService, VmOwner, VmRef } from '../lookup/port.js';
 import { reservationRefusal, sameAddresses, vmKey, type AddressHolders } from '../ipam/reservations.js';
 
@@ -21,6 +22,17 @@ export interface VmAddressPlan {
 
 const plain = (a: string): string => a.split('/')[0]!;
 
+/** Why addresses do not fit the network's subnets (the network was changed), or undefined. */
+function outsideSubnets(ips: readonly string[], subnets: readonly string[] | undefined): string | undefined {
+  if (!subnets) return undefined;
+  const cidrs = subnets.map(tryParseCidr).filter((c) => c !== undefined);
+  const out = ips.find((a) => {
+    const ip = tryParseIp(a);
+    return !ip || !cidrs.some((c) => contains(c, ip));
+  });
+  return out && `${out} is in none of the network's subnets (${subnets.join(', ')})`;
+}
+
 /** What the ADD of `vm`'s pod on `network` asks for, and how it reserves what it gets. */
 export async function planVmAddresses(o: {
   lookup: Pick<LookupService, 'addressReservation' | 'reserveAddresses'>;
@@ -31,6 +43,8 @@ export async function planVmAddresses(o: {
   requested?: string[];
   /** The directory's reservations (addressHolders). */
   holders: AddressHolders;
+  /** The network's subnets: a reservation with an address outside them (they changed) is not given back. */
+  subnets?: readonly string[];
   log: Logger;
 }): Promise<VmAddressPlan> {
   const { lookup, vm, owner, network } = o;
@@ -56,9 +70,9 @@ export async function planVmAddresses(o: {
     });
     usable = undefined;
   }
-  const refused = usable && reservationRefusal(o.holders, usable);
+  const refused = usable && (outsideSubnets(usable.ips, o.subnets) ?? reservationRefusal(o.holders, usable));
   if (refused) {
-    o.log.warn('address reservation lost to an older one; the VM gets new addresses', {
+    o.log.warn('address reservation cannot be given back; the VM gets new addresses', {
       vm: vmKey(vm),
       network,
       reason: refused,
