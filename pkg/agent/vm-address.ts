@@ -84,7 +84,7 @@ export async function planVmAddresses(o: {
   const replace = current !== undefined;
   const reserve = async (assigned: string[]): Promise<void> => {
     const want = assigned.map(plain);
-    let held: AddressReservation;
+    let held: AddressReservation | undefined;
     try {
       held = await lookup.reserveAddresses!({ network, vm, ips: want }, { owner, replace });
     } catch (err) {
@@ -93,6 +93,7 @@ export async function planVmAddresses(o: {
         `address reservation of ${who}: cannot be written: ${errorMessage(err)}`,
       );
     }
+    if (!held) return; // the lookup service keeps no reservations; it said so when it started
     if (!sameAddresses(held.ips, want))
       throw new CniError(
         CniErrorCode.TryAgainLater,

@@ -94,6 +94,17 @@ export async function servesApi(apis: ApisApi, group: string, version: string): 
   return groups.some((g) => g.name === group && g.versions.some((v) => v.version === version));
 }
 
+/** Whether the apiserver serves castnet kind `kind` (its CRD is installed: `helm upgrade` adds none). */
+export async function servesCastnet(custom: CustomObjectsApi, kind: CastnetKind): Promise<boolean> {
+  try {
+    const list = await custom.getAPIResources({ group: GROUP, version: VERSION });
+    return list.resources.some((r) => r.name === KINDS[kind].plural);
+  } catch (err) {
+    if ((err as { code?: number }).code === 404) return false;
+    throw err;
+  }
+}
+
 /** Request options of a server-side apply (`application/apply-patch+yaml`; JSON is YAML). */
 export const SERVER_SIDE_APPLY = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
 

@@ -245,11 +245,12 @@ export interface LookupService {
    * resolves with the one that holds: creation is atomic, so of two nodes reserving at once both get
    * the first one's. `replace` overwrites an existing reservation instead (the VM now holds other
    * addresses). `owner`: what the reservation goes with (Kubernetes: its ownerReference).
+   * Undefined: the service keeps no reservations (Kubernetes: the VMAddress CRD is not installed).
    */
   reserveAddresses?(
     r: AddressReservation,
     opts?: { owner?: VmOwner; replace?: boolean },
-  ): Promise<AddressReservation>;
+  ): Promise<AddressReservation | undefined>;
   /** The service's own counters (writes, entries it had to leave out), for the agent's stats. */
   readonly stats?: Record<string, unknown>;
   /** Calls `onChange` with the whole directory now and after every change. Returns an unsubscribe. */

@@ -368,3 +368,26 @@ test('deleting the VM releases its address (Kubernetes garbage collector); delet
     60_000,
   );
 });
+
+test('without the VMAddress CRD (helm upgrade installs none) an agent starts, says so, and reserves nothing', async () => {
+  await cluster.kubectl(['delete', 'crd', 'vmaddresses.castnet.io', '--wait=true']);
+  const errors: string[] = [];
+  const l = new KubernetesLookup({
+    kubeConfig: loadKubeConfig(cluster.kubeconfigPath),
+    node: 'node-c',
+    watchVmis: false,
+    onError: (err) => errors.push(String(err)),
+  });
+  lookups.push(l);
+  await l.start();
+  const d = await until(l, (x) => x.networks.some((n) => n.name === NETWORK));
+  expect(d.reservations).toBeUndefined();
+  expect(errors.join('\n')).toContain(
+    'the VMAddress CRD (vmaddresses.castnet.io) is not installed: VMs get new addresses at each start; apply charts/castnet/crds/',
+  );
+  const vm = { namespace: ns, name: 'db-0' };
+  expect(await l.addressReservation(vm, NETWORK)).toBeUndefined();
+  expect(await l.reserveAddresses({ network: NETWORK, vm, ips: ['10.31.3.1'] })).toBeUndefined();
+  // The ADD goes on, with an address from the node's pool.
+  expect(await addVmPod(l, 'node-c', 3, vm)).toEqual(['10.31.3.1/16']);
+});

@@ -29,6 +29,7 @@ import {
   crd,
   MERGE_PATCH,
   servesApi,
+  servesCastnet,
   vmAddressName,
   VM,
   VMI,
@@ -152,8 +153,11 @@ export class KubernetesLookup implements LookupService {
   private readonly networks: WatchCache<CastnetObjects['virtualNetwork']>;
   private readonly groups: WatchCache<CastnetObjects['multicastGroup']>;
   private readonly reports: WatchCache<MembershipReport>;
-  /** Every VM's address reservations (agents: `node` set), which castnet IPAM skips. */
-  private readonly vmAddresses: WatchCache<VMAddress> | undefined;
+  /**
+   * Every VM's address reservations, which castnet IPAM skips: agents (`node` set) watch them when
+   * the VMAddress CRD is installed (startVmAddresses).
+   */
+  private vmAddresses: WatchCache<VMAddress> | undefined;
   /** This node's pods, and the VMIs (when watched): what the groups' selectors select from. */
   private readonly pods: WatchCache<LabeledResource> | undefined;
   private vmis: WatchCache<LabeledResource> | undefined;
@@ -162,6 +166,7 @@ export class KubernetesLookup implements LookupService {
   /** Reports left out because their underlay address is not their Node's own, by node name. */
   private readonly foreign = new Set<string>();
   private foreignIgnored = 0;
+  private readonly watchVmAddresses: () => WatchCache<VMAddress>;
   private readonly writer: ReportWriter;
   private readonly healthWriter: HealthStatusWriter;
   /** Whether the pods (and VMIs, when watched) are listed: until then the stored selections stand. */
@@ -222,9 +227,8 @@ export class KubernetesLookup implements LookupService {
         this.reportChanged(r.metadata.name);
       },
     });
-    this.vmAddresses = opts.node
-      ? castnet('vmAddress', { trim: trimVmAddress, onUpsert: changed, onDelete: changed })
-      : undefined;
+    this.watchVmAddresses = () =>
+      castnet('vmAddress', { trim: trimVmAddress, onUpsert: changed, onDelete: changed });
     this.pods = opts.node
       ? this.cache<LabeledResource>({
           what: `pods on node ${opts.node}`,
@@ -297,8 +301,8 @@ export class KubernetesLookup implements LookupService {
       this.groups.start(),
       this.reports.start(),
       this.nodes?.start(),
-      // castnet IPAM must know every reservation before it allocates (the CRD ships with the chart).
-      this.vmAddresses?.start(),
+      // castnet IPAM must know every reservation before it allocates.
+      this.opts.node ? this.startVmAddresses() : undefined,
     ]).then(() => {
       this.synced = true;
       this.checkOwnReport();
@@ -306,6 +310,36 @@ export class KubernetesLookup implements LookupService {
       this.resolveReady();
     });
     return this.ready;
+  }
+
+  /**
+   * Watches the VMAddresses, when their CRD is installed. Without it (a `helm upgrade` from a release
+   * before it: Helm installs no new CRD on upgrade) the agent runs as before, VMs getting new
+   * addresses at each start, and says so once.
+   */
+  private async startVmAddresses(): Promise<void> {
+    for (let backoff = 100; !this.closed; backoff = Math.min(backoff * 2, 2_000)) {
+      let served: boolean;
+      try {
+        served = await apiCall('discover castnet.io/v1alpha1', () => servesCastnet(this.custom, 'vmAddress'));
+      } catch (err) {
+        this.failed(err, 'discovery of the VMAddress API');
+        await sleep(backoff);
+        continue;
+      }
+      if (!served) {
+        this.failed(
+          new Error(
+            'the VMAddress CRD (vmaddresses.castnet.io) is not installed: VMs get new addresses at each start; apply charts/castnet/crds/ (helm upgrade installs no new CRD) and restart the agents',
+          ),
+          'discovery of the VMAddress API',
+        );
+        return;
+      }
+      if (this.closed) return;
+      this.vmAddresses = this.watchVmAddresses();
+      return this.vmAddresses.start();
+    }
   }
 
   private async startVmis(): Promise<void> {
@@ -389,6 +423,7 @@ export class KubernetesLookup implements LookupService {
 
   /** `vm`'s VMAddress on `network`, read from the apiserver (the cache may not have it yet). */
   async addressReservation(vm: VmRef, network: string): Promise<AddressReservation | undefined> {
+    if (!this.vmAddresses) return undefined;
     const name = vmAddressName(vm.name, network);
     try {
       const o = await apiCall(`read VMAddress ${vm.namespace}/${name}`, () =>
@@ -404,12 +439,13 @@ export class KubernetesLookup implements LookupService {
   /**
    * Creates `vm`'s VMAddress (owned by `owner`, so Kubernetes' garbage collector deletes it with the
    * VM); when one exists already (another node created it first: creation is atomic), resolves with
-   * that one, unless `replace` overwrites it.
+   * that one, unless `replace` overwrites it. Undefined without the VMAddress CRD.
    */
   async reserveAddresses(
     r: AddressReservation,
     opts: { owner?: VmOwner; replace?: boolean } = {},
-  ): Promise<AddressReservation> {
+  ): Promise<AddressReservation | undefined> {
+    if (!this.vmAddresses) return undefined;
     const body = toVmAddress(r, opts.owner);
     const { namespace, name } = body.metadata as { namespace: string; name: string };
     const what = `VMAddress ${namespace}/${name}`;
