@@ -192,12 +192,10 @@ export const labFile = z
         const path = ['scenarios', si, 'steps', i];
         for (const r of podsNamed(st))
           if (!pods.has(r)) ctx.addIssue({ code: 'custom', path, message: `unknown pod ${r}` });
-        if (st.kind === 'migrate' && st.toNode >= f.nodes)
+        if ((st.kind === 'migrate' || st.kind === 'restartVm') && st.toNode >= f.nodes)
           ctx.addIssue({ code: 'custom', path, message: `no node ${st.toNode}` });
         if (st.kind === 'migrate' && !f.pods.find((p) => p.name === st.pod)?.vmi)
           ctx.addIssue({ code: 'custom', path, message: `${st.pod} is not a VMI pod (set vmi)` });
-        if (st.kind === 'restartVm' && st.toNode >= f.nodes)
-          ctx.addIssue({ code: 'custom', path, message: `no node ${st.toNode}` });
         if (st.kind === 'restartAgent' && st.node >= f.nodes)
           ctx.addIssue({ code: 'custom', path, message: `no node ${st.node}` });
       }),
