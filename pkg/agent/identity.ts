@@ -9,6 +9,7 @@ import { CniError, CniErrorCode } from '../cni/types.js';
 import { vmIdentity } from '../kubevirt/identity.js';
 import { canonicalAddress } from '../netaddr/address.js';
 import type { Directory, EndpointRecord, PodMeta, VmiPods, VmRef } from '../lookup/port.js';
+import { heldByOther, vmKey, type AddressHolders } from '../ipam/reservations.js';
 
 /** How long an ADD waits for KubeVirt to name its pod in the VMI's status (it may lag the pod). */
 export const VMI_NAMING_TIMEOUT_MS = 10_000;
@@ -30,6 +31,15 @@ export async function confirmVm(
   vmiPods: ((namespace: string, name: string) => Promise<VmiPods | undefined>) | undefined,
   opts: { timeoutMs?: number; now?: () => number } = {},
 ): Promise<VmRef | undefined> {
+  return (await confirmVmi(meta, vmiPods, opts))?.vm;
+}
+
+/** confirmVm, with the VMI status that named the pod (its owner: what the VM's reservations go with). */
+export async function confirmVmi(
+  meta: PodMeta,
+  vmiPods: ((namespace: string, name: string) => Promise<VmiPods | undefined>) | undefined,
+  opts: { timeoutMs?: number; now?: () => number } = {},
+): Promise<{ vm: VmRef; status: VmiPods } | undefined> {
   const claimed = vmIdentity(meta);
   if (!claimed) return undefined;
   const now = opts.now ?? Date.now;
@@ -43,7 +53,7 @@ export async function confirmVm(
     );
   for (;;) {
     const status = await vmiPods(vm.namespace, vm.name);
-    if (status && vmiNames(status, meta)) return vm;
+    if (status && vmiNames(status, meta)) return { vm, status };
     if (now() >= deadline)
       throw new CniError(
         CniErrorCode.TryAgainLater,
@@ -64,8 +74,10 @@ const describeHolder = (e: EndpointRecord): string =>
 /**
  * Refuses an ADD on `node` whose requested MAC (`mac.value`, from field `mac.field`) or IPs
  * (runtimeConfig.ips) another node's endpoint on the same network holds, unless that endpoint is
- * the same VM (`vm`, confirmed) that this ADD continues. Addresses castnet IPAM allocates never
- * collide (it skips what other nodes hold), so only requested ones are checked here.
+ * the same VM (`vm`, confirmed) that this ADD continues; and requested IPs another VM's address
+ * reservation holds (`reserved`), even while that VM is not running. Addresses castnet IPAM
+ * allocates never collide (it skips what other nodes and reservations hold), so only requested
+ * ones are checked here.
  */
 export function checkUnique(
   d: Directory | undefined,
@@ -76,7 +88,16 @@ export function checkUnique(
     ips?: string[];
     vm?: VmRef;
   },
+  reserved?: AddressHolders,
 ): void {
+  for (const ip of req.ips ?? []) {
+    const holder = reserved && heldByOther(reserved, req.network, ip.split('/')[0]!, req.vm);
+    if (holder)
+      throw new CniError(
+        CniErrorCode.AddressInUse,
+        `runtimeConfig.ips: ${ip} is reserved for VM ${vmKey(holder.vm)} on network ${JSON.stringify(req.network)} until that VM is deleted`,
+      );
+  }
   if (!d) return;
   const mac = req.mac?.value.toLowerCase();
   const ips = new Set((req.ips ?? []).map((ip) => canonicalAddress(ip.split('/')[0]!)));

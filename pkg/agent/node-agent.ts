@@ -8,7 +8,14 @@ import type { Endpoint } from '../endpoint/table.js';
 import { toEndpointRecord } from '../endpoint/table.js';
 import type { NodeEndpointManager } from '../endpoint/node-manager.js';
 import type { Logger } from '../log/log.js';
-import type { Directory, EndpointRecord, LookupService, NetworkSpec, NodeRecord } from '../lookup/port.js';
+import type {
+  Directory,
+  EndpointRecord,
+  LookupService,
+  NetworkSpec,
+  NodeRecord,
+  VmOwner,
+} from '../lookup/port.js';
 import type { AddRequest, EndpointManager } from '../endpoint/manager.js';
 import { endpointMtu, makeWireKey, type WireKey } from '../wire/index.js';
 import { isIPv6 } from 'node:net';
@@ -18,7 +25,9 @@ import { withVnetHeader } from './dataplane/dataplane.js';
 import { Querier } from './membership/querier.js';
 import { UnicastOverlay, VXLAN_PORT } from './unicast/overlay.js';
 import { UnderlayFilter } from './underlay/filter.js';
-import { checkUnique, confirmVm } from './identity.js';
+import { checkUnique, confirmVmi } from './identity.js';
+import { planVmAddresses } from './vm-address.js';
+import { addressHolders, reservedAddresses, type AddressHolders } from '../ipam/reservations.js';
 import { VM_NAME_ARG } from '../cni/env.js';
 import type { MembershipConfig } from '../membership/index.js';
 import { UnderlayProber } from './health/prober.js';
@@ -72,9 +81,9 @@ export const DEFAULT_KEY_GRACE_MS = 120_000;
 /** Destination IDs that fit beside a full-size frame in one datagram (more are split, never cut). */
 const IDS_PER_FULL_FRAME = 4;
 
-/** network -> addresses held by endpoints of other nodes. */
-function addressesElsewhere(d: Directory, node: string): Map<string, Set<string>> {
-  const out = new Map<string, Set<string>>();
+/** network -> addresses held by endpoints of other nodes, and by every VM's address reservations. */
+function addressesElsewhere(d: Directory, node: string, holders: AddressHolders): Map<string, Set<string>> {
+  const out = reservedAddresses(holders);
   for (const e of d.endpoints) {
     if (e.node === node) continue;
     let set = out.get(e.network);
@@ -91,6 +100,8 @@ export class NodeAgent implements Disposable {
   private readonly filter: UnderlayFilter;
   private readonly health: UnderlayProber | undefined;
   private directory: Directory | undefined;
+  /** Which VM's reservation holds each address (pkg/ipam/reservations.ts), from the directory. */
+  private holders: AddressHolders = new Map();
   private readonly lifetime = new DisposableStore();
   private readonly snoopingOff = new Set<string>();
   private publishPending = false;
@@ -260,7 +271,8 @@ export class NodeAgent implements Disposable {
           const networks = this.o.mergeNetworks ? this.o.mergeNetworks(d.networks) : d.networks;
           this.manager.setNetworks(networks);
           this.querier.setNetworks(networks);
-          this.manager.setAddressesInUseElsewhere(addressesElsewhere(d, node));
+          this.holders = addressHolders(networks, d.reservations ?? []);
+          this.manager.setAddressesInUseElsewhere(addressesElsewhere(d, node, this.holders));
           this.quietSnooping(this.manager.endpoints());
           this.health?.setPeers(d.nodes);
           this.filter.sync(d.nodes);
@@ -401,6 +413,7 @@ export class NodeAgent implements Disposable {
     }
     const namespace = req.args.K8S_POD_NAMESPACE;
     const name = req.args.K8S_POD_NAME;
+    let owner: VmOwner | undefined;
     if (!req.vm && namespace && name && this.lookup.podMetadata) {
       const meta = await this.lookup.podMetadata(namespace, name).catch((err: Error) => {
         this.log.warn('pod metadata unavailable; no KubeVirt identity', {
@@ -411,12 +424,16 @@ export class NodeAgent implements Disposable {
         return undefined;
       });
       // Labels only say which VMI to ask; its status must name the pod (else a CniError).
-      const vm = meta && (await confirmVm(meta, this.lookup.vmiPods?.bind(this.lookup), this.o.vmi));
-      if (vm) req = { ...req, vm };
+      const vmi = meta && (await confirmVmi(meta, this.lookup.vmiPods?.bind(this.lookup), this.o.vmi));
+      if (vmi) {
+        req = { ...req, vm: vmi.vm };
+        owner = vmi.status.owner;
+      }
     }
     const vm = req.vm;
+    const castnetIpam = !req.conf.ipam || req.conf.ipam.type === 'castnet';
     const running =
-      vm && (!req.conf.ipam || req.conf.ipam.type === 'castnet')
+      vm && castnetIpam
         ? this.directory?.endpoints.find(
             (e) =>
               e.network === req.conf.network &&
@@ -441,18 +458,38 @@ export class NodeAgent implements Disposable {
         },
       };
     }
+    if (vm && castnetIpam) {
+      // The VM's reserved addresses, or a reservation of what it gets (pkg/agent/vm-address.ts).
+      const plan = await planVmAddresses({
+        lookup: this.lookup,
+        vm,
+        owner,
+        network: req.conf.network,
+        requested: req.conf.runtimeConfig?.ips,
+        holders: this.holders,
+        subnets: network?.subnets,
+        log: this.log,
+      });
+      if (plan.ips)
+        req = { ...req, conf: { ...req.conf, runtimeConfig: { ...req.conf.runtimeConfig, ips: plan.ips } } };
+      if (plan.reserve) req = { ...req, claimAddresses: plan.reserve };
+    }
     const rc = req.conf.runtimeConfig;
-    checkUnique(this.directory, {
-      node: this.o.node.name,
-      network: req.conf.network,
-      mac: rc?.mac
-        ? { field: 'runtimeConfig.mac', value: rc.mac }
-        : req.args.MAC
-          ? { field: 'CNI_ARGS MAC', value: req.args.MAC }
-          : undefined,
-      ips: rc?.ips,
-      vm,
-    });
+    checkUnique(
+      this.directory,
+      {
+        node: this.o.node.name,
+        network: req.conf.network,
+        mac: rc?.mac
+          ? { field: 'runtimeConfig.mac', value: rc.mac }
+          : req.args.MAC
+            ? { field: 'CNI_ARGS MAC', value: req.args.MAC }
+            : undefined,
+        ips: rc?.ips,
+        vm,
+      },
+      this.holders,
+    );
     return req;
   }
 

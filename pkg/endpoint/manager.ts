@@ -15,6 +15,12 @@ export interface AddRequest extends Attachment {
   vm?: VmRef;
   /** CNI_PATH, for delegated IPAM plugins. */
   cniPath: string;
+  /**
+   * Awaited with the addresses castnet IPAM gave the endpoint (address/prefix), once they are
+   * recorded and before anything is wired: the agent reserves a VM's addresses here. A rejection
+   * fails the ADD, which is rolled back.
+   */
+  claimAddresses?: (ips: string[]) => Promise<void>;
 }
 
 export interface DelRequest extends Attachment {

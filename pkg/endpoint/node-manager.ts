@@ -235,6 +235,7 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource, Dis
       this.table.put(ep);
       this.table.save(false);
       await this.step('reserved', req);
+      if (ep.ipam.type === 'castnet' && req.claimAddresses) await req.claimAddresses(ep.ips);
 
       let ipConfigs: CniIpConfig[] = ep.ips.map((address) => ({ address }));
       let routes: CniRoute[] = [];

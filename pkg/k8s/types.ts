@@ -11,6 +11,7 @@ export const KINDS = {
   virtualNetwork: { kind: 'VirtualNetwork', plural: 'virtualnetworks', namespaced: false },
   multicastGroup: { kind: 'MulticastGroup', plural: 'multicastgroups', namespaced: true },
   membershipReport: { kind: 'MembershipReport', plural: 'membershipreports', namespaced: false },
+  vmAddress: { kind: 'VMAddress', plural: 'vmaddresses', namespaced: true },
 } as const;
 
 export interface ObjectMeta {
@@ -192,6 +193,36 @@ export interface MembershipReport {
   metadata: ObjectMeta;
   spec: MembershipReportSpec;
   status?: MembershipReportStatus;
+}
+
+/** metav1.OwnerReference. */
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+
+export interface VMAddressSpec {
+  /** The VirtualNetwork; immutable. */
+  network: string;
+  /** The VirtualMachineInstance's name (its namespace is the object's); immutable. */
+  vmi: string;
+  /** The VM's addresses on the network, plain, one per subnet. */
+  ips: string[];
+}
+
+/**
+ * A VM's addresses on one network, reserved for it until it is deleted: in the VM's namespace, named
+ * vmAddressName(vmi, network), owned by the VirtualMachine (else the VMI). Written by the agents.
+ */
+export interface VMAddress {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta & { ownerReferences?: OwnerReference[] };
+  spec: VMAddressSpec;
 }
 
 /** What the controller needs of a Pod (or a KubeVirt VMI): identity and labels. */

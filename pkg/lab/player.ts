@@ -115,6 +115,8 @@ export class ScenarioPlayer {
         return;
       case 'removePod':
         return this.stage.pods.remove(step.pod);
+      case 'restartVm':
+        return this.restartVm(step);
       case 'send':
         // A send that fails leaves its expect nothing to judge (that step fails too).
         play.last = undefined;
@@ -219,6 +221,21 @@ export class ScenarioPlayer {
     });
     if (!src.guest) await this.stage.traffic.moveJoins(src, dst);
     return figures;
+  }
+
+  /**
+   * A VM restarted on another node, as KubeVirt restarts one: its pod is deleted, a new virt-launcher
+   * pod of the same VMI starts elsewhere and must get the VM's addresses back (reserved for the VM,
+   * not the pod: docs/kubevirt.md "Addresses"); the booting guest announces itself.
+   */
+  private async restartVm(step: StepOf<'restartVm'>): Promise<void> {
+    const old = this.pod(step.pod);
+    if (!old.vmi) throw new Error(`${step.pod} is not a VMI pod (set vmi)`);
+    await this.stage.pods.remove(step.pod);
+    const vm = await this.stage.pods.add(step.as, step.toNode, old.labNetwork, old.vmi);
+    if (vm.ips.join() !== old.ips.join())
+      throw new Error(`${step.as} did not get VM ${old.vmi}'s addresses back: ${vm.ips} vs ${old.ips}`);
+    await this.stage.traffic.announce(vm);
   }
 
   private async send(play: Play, i: number, step: StepOf<'send'>): Promise<LastSend> {

@@ -77,6 +77,22 @@ scenarios: [{ name: s, steps: [{ send: { from: a, to: 239.1.1.1 } }, { expect: {
       { kind: 'sleep', ms: 5 },
     ]);
   });
+
+  it('restartVm: its new pod may be named by later steps, and its node must exist', () => {
+    const file = (toNode: number) => `
+nodes: 2
+networks: [{ name: blue, id: 1, subnets: [10.0.0.0/24] }]
+pods: [{ name: v, node: 0, network: blue, vmi: vm1 }]
+scenarios: [{ name: s, steps: [{ restartVm: { pod: v, toNode: ${toNode}, as: w } }, { ping: { from: w, to: w } }] }]
+`;
+    expect(parseLabFile(file(1)).scenarios[0]!.steps[0]).toEqual({
+      kind: 'restartVm',
+      pod: 'v',
+      toNode: 1,
+      as: 'w',
+    });
+    expect(() => parseLabFile(file(2))).toThrow(/scenarios\.0\.steps\.0: no node 2/);
+  });
 });
 
 describe('lab expectations', () => {

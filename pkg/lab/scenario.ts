@@ -112,6 +112,11 @@ const rawStep = z.union([
    * QEMU's announce-self), and its joins continue there.
    */
   z.strictObject({ migrate: z.strictObject({ pod: name, toNode: z.number().int().min(0), as: name }) }),
+  /**
+   * A KubeVirt VM restarted on another node: its pod `pod` is deleted, and a new virt-launcher pod
+   * `as` of the same VMI starts on `toNode`; it must get the VM's addresses back.
+   */
+  z.strictObject({ restartVm: z.strictObject({ pod: name, toNode: z.number().int().min(0), as: name }) }),
   /** Deletes a pod (CNI DEL, namespace removed), e.g. the source pod after a migration. */
   z.strictObject({ removePod: z.strictObject({ pod: name }) }),
   /** Unicast reachability (ICMP echo) from one pod to another, IPv4 or IPv6. */
@@ -132,6 +137,7 @@ function tagStep(s: z.output<typeof rawStep>) {
   if ('restartAgent' in s) return { kind: 'restartAgent' as const, ...s.restartAgent };
   if ('migrate' in s) return { kind: 'migrate' as const, ...s.migrate };
   if ('removePod' in s) return { kind: 'removePod' as const, ...s.removePod };
+  if ('restartVm' in s) return { kind: 'restartVm' as const, ...s.restartVm };
   if ('ping' in s) return { kind: 'ping' as const, ...s.ping };
   return { kind: 'sleep' as const, ms: s.sleep };
 }
@@ -145,6 +151,7 @@ function podsNamed(st: Step): string[] {
     case 'leave':
     case 'migrate':
     case 'removePod':
+    case 'restartVm':
       return [st.pod];
     case 'send':
       return [st.from];
@@ -172,8 +179,9 @@ export const labFile = z
   .superRefine((f, ctx) => {
     const nets = new Set(f.networks.map((n) => n.name));
     const pods = new Set<string>();
-    // Pods created by migrate steps may be named by later steps.
-    for (const s of f.scenarios) for (const st of s.steps) if (st.kind === 'migrate') pods.add(st.as);
+    // Pods created by migrate and restartVm steps may be named by later steps.
+    for (const s of f.scenarios)
+      for (const st of s.steps) if (st.kind === 'migrate' || st.kind === 'restartVm') pods.add(st.as);
     f.pods.forEach((p, i) => {
       if (p.node >= f.nodes)
         ctx.addIssue({ code: 'custom', path: ['pods', i, 'node'], message: `no node ${p.node}` });
@@ -190,7 +198,7 @@ export const labFile = z
         const path = ['scenarios', si, 'steps', i];
         for (const r of podsNamed(st))
           if (!pods.has(r)) ctx.addIssue({ code: 'custom', path, message: `unknown pod ${r}` });
-        if (st.kind === 'migrate' && st.toNode >= f.nodes)
+        if ((st.kind === 'migrate' || st.kind === 'restartVm') && st.toNode >= f.nodes)
           ctx.addIssue({ code: 'custom', path, message: `no node ${st.toNode}` });
         const named =
           st.kind === 'migrate' || st.kind === 'join' ? f.pods.find((p) => p.name === st.pod) : undefined;

@@ -79,6 +79,35 @@ export interface VmiPods {
   activePodUids: string[];
   /** status.migrationState.targetPod, while a migration runs. */
   migrationTargetPod?: string;
+  /**
+   * What the VM's address reservations belong to, so that they go when it goes: the VirtualMachine
+   * that owns the VMI (a restart replaces the VMI, not the VM), else the VMI itself. Absent: unknown.
+   */
+  owner?: VmOwner;
+}
+
+/** A Kubernetes object a VM's address reservation is owned by (its ownerReference). */
+export interface VmOwner {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+}
+
+/**
+ * The addresses a VM holds on one network, kept for its identity (namespace and VMI name) across
+ * restarts, rescheduling and live migration until the VM is deleted (docs/kubevirt.md "Addresses").
+ * Kubernetes: a VMAddress in the VM's namespace, owned by the VM (docs/api.md).
+ */
+export interface AddressReservation {
+  network: string;
+  vm: VmRef;
+  /** Plain, canonical addresses, one per subnet of the network. */
+  ips: string[];
+  /** When it was made (ms since the epoch): of two reservations of one address, the older holds it. */
+  createdAt?: number;
+  /** UID of the owner it was made for; another UID means the VM was deleted and made again. */
+  ownerUid?: string;
 }
 
 /** KubeVirt VM identity: stable across live migration, unlike the pod. */
@@ -163,6 +192,8 @@ export interface Directory {
   endpoints: EndpointRecord[];
   groups: GroupSpec[];
   memberships: MembershipRecord[];
+  /** Every VM's address reservations (absent: the lookup service keeps none). */
+  reservations?: AddressReservation[];
 }
 
 export type UnderlayPeerStatus = 'unknown' | 'up' | 'down' | 'mtu-blackhole';
@@ -205,6 +236,22 @@ export interface LookupService {
    * VMIs. Called at a CNI ADD of a pod with virt-launcher labels, never on the packet path.
    */
   vmiPods?(namespace: string, name: string): Promise<VmiPods | undefined>;
+  /**
+   * `vm`'s address reservation on `network`, read from the service itself (not the directory, which
+   * may lag: the VM may have been restarted on another node a moment ago). Absent: no reservations.
+   */
+  addressReservation?(vm: VmRef, network: string): Promise<AddressReservation | undefined>;
+  /**
+   * Reserves `r.ips` for `r.vm` on `r.network` unless the VM has a reservation there already, and
+   * resolves with the one that holds: creation is atomic, so of two nodes reserving at once both get
+   * the first one's. `replace` overwrites an existing reservation instead (the VM now holds other
+   * addresses). `owner`: what the reservation goes with (Kubernetes: its ownerReference).
+   * Undefined: the service keeps no reservations (Kubernetes: the VMAddress CRD is not installed).
+   */
+  reserveAddresses?(
+    r: AddressReservation,
+    opts?: { owner?: VmOwner; replace?: boolean },
+  ): Promise<AddressReservation | undefined>;
   /** The service's own counters (writes, entries it had to leave out), for the agent's stats. */
   readonly stats?: Record<string, unknown>;
   /** Calls `onChange` with the whole directory now and after every change. Returns an unsubscribe. */

@@ -88,6 +88,15 @@ export const endpointRecord = z.strictObject({
     .optional(),
 });
 
+/** A node's request to reserve a VM's addresses (the embedded lookup's PUT /v1/reservations/...). */
+export const reservationRequest = z.strictObject({
+  ips: z.array(ipAddress).min(1).max(LIMITS.ipsPerEndpoint),
+  owner: z
+    .strictObject({ apiVersion: z.string(), kind: z.string(), name, uid: z.string().max(64) })
+    .optional(),
+  replace: z.boolean().optional(),
+});
+
 export const membershipRecord = z.strictObject({
   network: name,
   group: ipAddress,

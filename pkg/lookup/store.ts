@@ -1,6 +1,7 @@
 // The directory as one mutable store with per-writer replacement semantics: each node owns its
 // endpoints and memberships, the operator (lab scenario or CRs) owns networks and groups.
 import type {
+  AddressReservation,
   Directory,
   EndpointRecord,
   GroupSpec,
@@ -10,7 +11,10 @@ import type {
   PodMeta,
   UnderlayHealthReport,
   VmiPods,
+  VmOwner,
+  VmRef,
 } from './port.js';
+import { canonicalAddress } from '../netaddr/address.js';
 import { z } from 'zod';
 import { describeZodError, groupSpec, networkSpec } from './schema.js';
 
@@ -21,6 +25,8 @@ function valid<T>(schema: z.ZodType<T>, items: T[], what: string): T[] {
   return items;
 }
 
+const reservationKey = (vm: VmRef, network: string): string => `${vm.namespace}/${vm.name}/${network}`;
+
 export class DirectoryStore {
   private networks = new Map<string, NetworkSpec>();
   private nodes = new Map<string, NodeRecord>();
@@ -29,6 +35,8 @@ export class DirectoryStore {
   private groups = new Map<string, GroupSpec>();
   private pods = new Map<string, PodMeta>();
   private vmis = new Map<string, VmiPods>();
+  /** VM address reservations by namespace/VMI/network: they go when the VM is deleted (deleteVm). */
+  private reservations = new Map<string, AddressReservation>();
   /** Each node's own underlay addresses (what a Kubernetes Node's status.addresses says), when declared. */
   private nodeAddresses = new Map<string, Set<string>>();
   /** Node registrations refused because their address was not the node's own. */
@@ -46,6 +54,7 @@ export class DirectoryStore {
       endpoints: [...this.endpoints.values()].flat(),
       groups: [...this.groups.values()],
       memberships: [...this.memberships.values()].flat(),
+      reservations: [...this.reservations.values()],
     };
     return this.cached;
   }
@@ -80,6 +89,43 @@ export class DirectoryStore {
 
   vmi(namespace: string, name: string): VmiPods | undefined {
     return this.vmis.get(`${namespace}/${name}`);
+  }
+
+  addressReservation(vm: VmRef, network: string): AddressReservation | undefined {
+    return this.reservations.get(reservationKey(vm, network));
+  }
+
+  /**
+   * Reserves `r.ips` for its VM on its network unless it holds a reservation there (then that one is
+   * returned), or replaces it (`replace`). Atomic: the service handles one request at a time.
+   */
+  reserveAddresses(
+    r: AddressReservation,
+    opts: { owner?: VmOwner; replace?: boolean } = {},
+  ): AddressReservation {
+    const key = reservationKey(r.vm, r.network);
+    const existing = this.reservations.get(key);
+    if (existing && !opts.replace) return existing;
+    const stored: AddressReservation = {
+      network: r.network,
+      vm: { namespace: r.vm.namespace, name: r.vm.name },
+      ips: r.ips.map(canonicalAddress),
+      createdAt: existing?.createdAt ?? Date.now(),
+      ...(opts.owner ? { ownerUid: opts.owner.uid } : {}),
+    };
+    this.reservations.set(key, stored);
+    this.changed();
+    return stored;
+  }
+
+  /** The VM is deleted: its VMI goes, and its address reservations are released. */
+  deleteVm(namespace: string, name: string): void {
+    this.vmis.delete(`${namespace}/${name}`);
+    let released = false;
+    for (const [key, r] of this.reservations) {
+      if (r.vm.namespace === namespace && r.vm.name === name) released = this.reservations.delete(key);
+    }
+    if (released) this.changed();
   }
 
   /**

@@ -29,6 +29,13 @@ const report = (name: string, spec: Record<string, unknown>) => ({
   spec: { node: name, underlay: { address: '192.0.2.10', port: 4790 }, ...spec },
 });
 
+const vmaddr = (name: string, spec: Record<string, unknown>) => ({
+  apiVersion: 'castnet.io/v1alpha1',
+  kind: 'VMAddress',
+  metadata: { name, namespace: ns },
+  spec: { network: 'blue', vmi: 'db-0', ips: ['10.42.1.5'], ...spec },
+});
+
 /** Server-side dry run: full validation, nothing stored. Resolves with '' or rejects with stderr. */
 async function dryRun(obj: object): Promise<string> {
   return cluster.kubectl(['apply', '--dry-run=server', '-f', '-'], { input: stringify(obj) });
@@ -107,6 +114,9 @@ test('the CRDs are served with their short names, printer columns and defaults',
       }),
     ),
   ).toContain('created (server dry run)');
+  expect(await dryRun(vmaddr('db-0.blue', { ips: ['10.42.1.5', 'fd00:42::5'] }))).toContain(
+    'created (server dry run)',
+  );
 });
 
 // Each bad object, and what the apiserver must say about it: the field, and the reason.
@@ -279,6 +289,21 @@ const bad: Array<[string, () => object, RegExp[]]> = [
       }),
     [/spec\.memberships\[0\]\.filter\.mode/, /supported values: "include", "exclude"/],
   ],
+  [
+    'VM address named after another VMI or network',
+    () => vmaddr('db-1.blue', {}),
+    [/metadata\.name must be <spec\.vmi>\.<spec\.network>/],
+  ],
+  [
+    'VM address with a bad IP',
+    () => vmaddr('db-0.blue', { ips: ['10.42.1.300'] }),
+    [/spec\.ips\[0\]/, /spec\.ips must be unicast IP addresses/],
+  ],
+  [
+    'VM address with no IP',
+    () => vmaddr('db-0.blue', { ips: [] }),
+    [/spec\.ips/, /should have at least 1 items/],
+  ],
 ];
 
 test.each(bad)('rejects %s, naming the field', async (_what, make, expected) => {
@@ -301,4 +326,26 @@ test('networkID is immutable', async () => {
       (e: Error) => e.message,
     );
   expect(err).toMatch(/spec\.networkID is immutable/);
+});
+
+test("a VM address's network and VMI are immutable, its addresses are not", async () => {
+  await cluster.kubectl(['apply', '-f', '-'], { input: stringify(vmaddr('db-0.blue', {})) });
+  await cluster.kubectl([
+    '-n',
+    ns,
+    'patch',
+    'vmaddr',
+    'db-0.blue',
+    '--type=merge',
+    '-p',
+    '{"spec":{"ips":["10.42.1.6"]}}',
+  ]);
+  const err = await cluster
+    .kubectl(['-n', ns, 'patch', 'vmaddr', 'db-0.blue', '--type=merge', '-p', '{"spec":{"vmi":"db-1"}}'])
+    .then(
+      () => '',
+      (e: Error) => e.message,
+    );
+  expect(err).toMatch(/spec\.vmi is immutable/);
+  expect(await cluster.kubectl(['-n', ns, 'get', 'vmaddr'])).toMatch(/NAME\s+VMI\s+NETWORK\s+IPS\s+AGE/);
 });

@@ -19,6 +19,7 @@ export async function installCrds(c: Cluster): Promise<void> {
     'crd/virtualnetworks.castnet.io',
     'crd/multicastgroups.castnet.io',
     'crd/membershipreports.castnet.io',
+    'crd/vmaddresses.castnet.io',
   ]);
 }
 

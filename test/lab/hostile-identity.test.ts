@@ -3,7 +3,8 @@
 // nftables filter, for every castnet port, and counted there; unknown unicast reaches no endpoint,
 // from the VXLAN port or from a local pod; an ADD asking for another node's endpoint's MAC or IP is
 // refused and that endpoint keeps receiving; a pod that only carries a VM's virt-launcher labels
-// does not become the VM; a node registration with an address that is not the node's is refused.
+// does not become the VM; a stopped VM's reserved address is refused to another pod and given back
+// to the VM's next pod; a node registration with an address that is not the node's is refused.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -210,6 +211,23 @@ describe('identity', () => {
     expect(holders).toEqual([vmEndpoint]);
     const t = await lab.sendTo('a1', v1.ip);
     expect(await arrived('v1', t)).toBe(1);
+  }, 60_000);
+
+  it('keeps a stopped VM’s address for it: another pod asking for it is refused, the VM’s next pod gets it', async () => {
+    const v1 = lab.podInfo('v1');
+    await lab.runScenario({ name: 'stop-vm', steps: [{ kind: 'removePod', pod: 'v1' }] });
+    expect(lab.directory.endpoints.filter((e) => e.ips.includes(v1.ip))).toEqual([]);
+    const taken = await cniAdd(0, 'takes-vm-ip', { runtimeConfig: { ips: [`${v1.ip}/16`] } });
+    expect(taken.code).not.toBe(0);
+    expect(taken.out.code).toBe(105);
+    expect(taken.out.msg).toBe(
+      `runtimeConfig.ips: ${v1.ip}/16 is reserved for VM lab/vm1 on network "blue" until that VM is deleted`,
+    );
+    // The VM starts again, on the other node: its new pod gets its address.
+    await lab.addLabPod('v1-again', 0, 'blue', undefined, { vmi: 'vm1' });
+    expect(lab.podInfo('v1-again').ip).toBe(v1.ip);
+    const t = await lab.sendTo('b1', v1.ip);
+    expect(await arrived('v1-again', t)).toBe(1);
   }, 60_000);
 
   it('refuses a node registration whose underlay address is not the node’s own', async () => {

@@ -2,6 +2,7 @@
 // and re-sends it whenever the watch reconnects, so a restarted lookup service loses nothing.
 import { request } from 'node:http';
 import type {
+  AddressReservation,
   Directory,
   EndpointRecord,
   LookupService,
@@ -10,29 +11,38 @@ import type {
   PodMeta,
   UnderlayHealthReport,
   VmiPods,
+  VmOwner,
+  VmRef,
 } from '../port.js';
 
 const RECONNECT_MS = 200;
 
-/** GET `path` from the embedded lookup service: the JSON answer, or undefined for 404. */
-function getJson<T>(socketPath: string, path: string): Promise<T | undefined> {
+/** GET (or PUT `body` to) `path` of the embedded lookup service: the JSON answer, or undefined for 404. */
+function getJson<T>(socketPath: string, path: string, body?: unknown): Promise<T | undefined> {
+  const method = body === undefined ? 'GET' : 'PUT';
+  const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  const headers = data ? { 'content-type': 'application/json', 'content-length': data.length } : {};
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path, method: 'GET' }, (res) => {
+    const req = request({ socketPath, path, method, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
-        if (res.statusCode === 404) return resolve(undefined);
+        const text = Buffer.concat(chunks).toString('utf8');
+        if (res.statusCode === 404 && !data) return resolve(undefined);
         if (res.statusCode !== 200)
-          return reject(new Error(`lookup service: GET ${path}: ${res.statusCode}`));
-        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as T);
+          return reject(new Error(`lookup service: ${method} ${path}: ${res.statusCode} ${text}`));
+        resolve(JSON.parse(text) as T);
       });
     });
     req.on('error', (err) =>
       reject(new Error(`lookup service unreachable at ${socketPath}: ${err.message}`)),
     );
-    req.end();
+    req.end(data);
   });
 }
+
+const reservationPath = (vm: VmRef, network: string): string =>
+  `/v1/reservations/${[vm.namespace, vm.name, network].map(encodeURIComponent).join('/')}`;
 
 /** Every node's underlay health report the embedded lookup service at `socketPath` holds. */
 export async function readUnderlayHealth(socketPath: string): Promise<UnderlayHealthReport[]> {
@@ -74,6 +84,19 @@ export class EmbeddedLookupClient implements LookupService {
   vmiPods(namespace: string, name: string): Promise<VmiPods | undefined> {
     const path = `/v1/vmis/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}`;
     return getJson<VmiPods>(this.socketPath, path);
+  }
+
+  addressReservation(vm: VmRef, network: string): Promise<AddressReservation | undefined> {
+    return getJson<AddressReservation>(this.socketPath, reservationPath(vm, network));
+  }
+
+  async reserveAddresses(
+    r: AddressReservation,
+    opts: { owner?: VmOwner; replace?: boolean } = {},
+  ): Promise<AddressReservation> {
+    const body = { ips: r.ips, ...opts };
+    const held = await getJson<AddressReservation>(this.socketPath, reservationPath(r.vm, r.network), body);
+    return held!;
   }
 
   subscribe(onChange: (d: Directory) => void): () => void {

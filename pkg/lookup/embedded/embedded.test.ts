@@ -54,6 +54,26 @@ describe('embedded lookup service', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it("keeps a VM's address reservation for every node until the VM is deleted", async () => {
+    const [a, b] = [client(), client()];
+    const vm = { namespace: 'vms', name: 'db-0' };
+    expect(await a.addressReservation(vm, 'blue')).toBeUndefined();
+    const owner = { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', name: 'db-0', uid: 'u1' };
+    const first = await a.reserveAddresses({ network: 'blue', vm, ips: ['10.0.1.5'] }, { owner });
+    expect(first).toMatchObject({ ips: ['10.0.1.5'], ownerUid: 'u1' });
+    // The first reservation holds: another node's gets it back.
+    expect(await b.reserveAddresses({ network: 'blue', vm, ips: ['10.0.2.9'] })).toEqual(first);
+    expect(await b.addressReservation(vm, 'blue')).toEqual(first);
+    const d = await until(b, (x) => (x.reservations ?? []).length === 1);
+    expect(d.reservations![0]!.vm).toEqual(vm);
+    await expect(a.reserveAddresses({ network: 'blue', vm, ips: ['not-an-ip'] })).rejects.toThrow(
+      /422 .*invalid reservation: ips\.0: must be an IPv4 or IPv6 address/,
+    );
+    server.store.deleteVm('vms', 'db-0');
+    await until(b, (x) => (x.reservations ?? []).length === 0);
+    expect(await b.addressReservation(vm, 'blue')).toBeUndefined();
+  });
+
   it("shows one node's published endpoints to every other node's watch", async () => {
     const a = client();
     const b = client();

@@ -10,6 +10,7 @@ import {
   endpointsReport,
   membershipsReport,
   nodeRecord,
+  reservationRequest,
   underlayHealthReport,
 } from '../schema.js';
 import { errorMessage } from '../../base/errors.js';
@@ -109,6 +110,8 @@ export class EmbeddedLookupServer {
       res.end(JSON.stringify(status));
       return;
     }
+    const reservation = /^\/v1\/reservations\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(url.pathname);
+    if (reservation) return this.reservation(req, res, reservation.slice(1).map(decodeURIComponent));
     if (req.method !== 'PUT' || !m) throw new HttpError(404, `no route for ${req.method} ${url.pathname}`);
     const node = decodeURIComponent(m[1]!);
     const body = await readJson(req);
@@ -140,6 +143,26 @@ export class EmbeddedLookupServer {
       throw new HttpError(422, errorMessage(err));
     }
     res.writeHead(204).end();
+  }
+
+  /**
+   * GET: a VM's address reservation on a network (404: none). PUT {ips, owner?, replace?}: reserves
+   * them unless it has one (DirectoryStore.reserveAddresses); answers with the one that holds.
+   */
+  private async reservation(req: IncomingMessage, res: ServerResponse, path: string[]): Promise<void> {
+    const [namespace, name, network] = path as [string, string, string];
+    const vm = { namespace, name };
+    let r = this.store.addressReservation(vm, network);
+    if (req.method === 'PUT') {
+      const body = parse(reservationRequest, await readJson(req), 'reservation');
+      r = this.store.reserveAddresses({ network, vm, ips: body.ips }, body);
+    } else if (req.method !== 'GET') {
+      throw new HttpError(405, `no route for ${req.method} ${req.url}`);
+    }
+    if (!r)
+      throw new HttpError(404, `no address reservation of VM ${namespace}/${name} on network ${network}`);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(r));
   }
 
   /** Streams the whole directory as one JSON line now and after every change. */

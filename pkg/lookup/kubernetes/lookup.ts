@@ -18,7 +18,7 @@ import {
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import { sleep } from '../../base/async.js';
-import { apiCall, isNotFound } from '../../k8s/api-error.js';
+import { apiCall, isConflict, isNotFound } from '../../k8s/api-error.js';
 import { EventLimiter, postEvent, type InvolvedObject } from '../../k8s/events.js';
 import { toLabeledObject, trimToLabels, type LabeledResource } from '../../k8s/labeled.js';
 import {
@@ -26,16 +26,29 @@ import {
   listCastnet,
   listVmis,
   readVmi,
+  crd,
+  MERGE_PATCH,
   servesApi,
+  servesCastnet,
+  vmAddressName,
+  VM,
   VMI,
   VMI_PATH,
+  type VmiStatusPods,
   type CastnetKind,
   type CastnetObjects,
 } from '../../k8s/resources.js';
-import { API_VERSION, KINDS, type LabeledObject, type MembershipReport } from '../../k8s/types.js';
+import {
+  API_VERSION,
+  KINDS,
+  type LabeledObject,
+  type MembershipReport,
+  type VMAddress,
+} from '../../k8s/types.js';
 import { WatchCache, type WatchCacheOptions } from '../../k8s/watch-cache.js';
 import { actingGroups, fromReport, toReportSpec, type NodeDirectory } from './convert.js';
 import type {
+  AddressReservation,
   Directory,
   EndpointRecord,
   LookupService,
@@ -43,7 +56,10 @@ import type {
   NodeRecord,
   UnderlayHealthReport,
   VmiPods,
+  VmOwner,
+  VmRef,
 } from '../port.js';
+import { fromVmAddress, toVmAddress, trimVmAddress } from './vm-address.js';
 import {
   buildDirectory,
   canonicalNodeDirectory,
@@ -104,6 +120,21 @@ function trimNode(n: NodeAddresses & { spec?: unknown }): void {
 const underlayAddresses = (n: NodeAddresses): string =>
   (n.status?.addresses ?? []).map((a) => `${a.type}=${a.address}`).join(',');
 
+/**
+ * What a VMI's address reservations belong to: the VirtualMachine controlling it (a restart replaces
+ * the VMI, not the VM), else the VMI itself.
+ */
+function vmOwner(vmi: VmiStatusPods, name: string): VmOwner | undefined {
+  const vm = vmi.metadata?.ownerReferences?.find(
+    (o) => o.controller && o.kind === VM.kind && o.apiVersion.startsWith(`${VM.group}/`),
+  );
+  if (vm) return { apiVersion: vm.apiVersion, kind: vm.kind, name: vm.name, uid: vm.uid };
+  const uid = vmi.metadata?.uid;
+  return uid
+    ? { apiVersion: `${VMI.group}/${VMI.version}`, kind: 'VirtualMachineInstance', name, uid }
+    : undefined;
+}
+
 const labeled = (o: LabeledResource | undefined): LabeledObject | undefined => o && toLabeledObject(o);
 
 /**
@@ -122,6 +153,11 @@ export class KubernetesLookup implements LookupService {
   private readonly networks: WatchCache<CastnetObjects['virtualNetwork']>;
   private readonly groups: WatchCache<CastnetObjects['multicastGroup']>;
   private readonly reports: WatchCache<MembershipReport>;
+  /**
+   * Every VM's address reservations, which castnet IPAM skips: agents (`node` set) watch them when
+   * the VMAddress CRD is installed (startVmAddresses).
+   */
+  private vmAddresses: WatchCache<VMAddress> | undefined;
   /** This node's pods, and the VMIs (when watched): what the groups' selectors select from. */
   private readonly pods: WatchCache<LabeledResource> | undefined;
   private vmis: WatchCache<LabeledResource> | undefined;
@@ -130,6 +166,7 @@ export class KubernetesLookup implements LookupService {
   /** Reports left out because their underlay address is not their Node's own, by node name. */
   private readonly foreign = new Set<string>();
   private foreignIgnored = 0;
+  private readonly watchVmAddresses: () => WatchCache<VMAddress>;
   private readonly writer: ReportWriter;
   private readonly healthWriter: HealthStatusWriter;
   /** Whether the pods (and VMIs, when watched) are listed: until then the stored selections stand. */
@@ -172,7 +209,7 @@ export class KubernetesLookup implements LookupService {
       labelSelector?: string,
     ) =>
       this.cache<CastnetObjects[K]>({
-        what: `${KINDS[kind].kind}s`,
+        what: KINDS[kind].kind + (KINDS[kind].kind.endsWith('s') ? 'es' : 's'),
         path: collectionPath(kind),
         listPage: (page) => listCastnet(this.custom, kind, page),
         labelSelector,
@@ -190,6 +227,8 @@ export class KubernetesLookup implements LookupService {
         this.reportChanged(r.metadata.name);
       },
     });
+    this.watchVmAddresses = () =>
+      castnet('vmAddress', { trim: trimVmAddress, onUpsert: changed, onDelete: changed });
     this.pods = opts.node
       ? this.cache<LabeledResource>({
           what: `pods on node ${opts.node}`,
@@ -262,6 +301,8 @@ export class KubernetesLookup implements LookupService {
       this.groups.start(),
       this.reports.start(),
       this.nodes?.start(),
+      // castnet IPAM must know every reservation before it allocates.
+      this.opts.node ? this.startVmAddresses() : undefined,
     ]).then(() => {
       this.synced = true;
       this.checkOwnReport();
@@ -269,6 +310,36 @@ export class KubernetesLookup implements LookupService {
       this.resolveReady();
     });
     return this.ready;
+  }
+
+  /**
+   * Watches the VMAddresses, when their CRD is installed. Without it (a `helm upgrade` from a release
+   * before it: Helm installs no new CRD on upgrade) the agent runs as before, VMs getting new
+   * addresses at each start, and says so once.
+   */
+  private async startVmAddresses(): Promise<void> {
+    for (let backoff = 100; !this.closed; backoff = Math.min(backoff * 2, 2_000)) {
+      let served: boolean;
+      try {
+        served = await apiCall('discover castnet.io/v1alpha1', () => servesCastnet(this.custom, 'vmAddress'));
+      } catch (err) {
+        this.failed(err, 'discovery of the VMAddress API');
+        await sleep(backoff);
+        continue;
+      }
+      if (!served) {
+        this.failed(
+          new Error(
+            'the VMAddress CRD (vmaddresses.castnet.io) is not installed: VMs get new addresses at each start; apply charts/castnet/crds/ (helm upgrade installs no new CRD) and restart the agents',
+          ),
+          'discovery of the VMAddress API',
+        );
+        return;
+      }
+      if (this.closed) return;
+      this.vmAddresses = this.watchVmAddresses();
+      return this.vmAddresses.start();
+    }
   }
 
   private async startVmis(): Promise<void> {
@@ -336,16 +407,91 @@ export class KubernetesLookup implements LookupService {
     try {
       const vmi = await apiCall(`read VMI ${namespace}/${name}`, () => readVmi(this.custom, namespace, name));
       const target = vmi.status?.migrationState?.targetPod;
+      const owner = vmOwner(vmi, name);
       return {
         namespace,
         name,
         activePodUids: Object.keys(vmi.status?.activePods ?? {}),
         ...(target ? { migrationTargetPod: target } : {}),
+        ...(owner ? { owner } : {}),
       };
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
     }
+  }
+
+  /** `vm`'s VMAddress on `network`, read from the apiserver (the cache may not have it yet). */
+  async addressReservation(vm: VmRef, network: string): Promise<AddressReservation | undefined> {
+    if (!this.vmAddresses) return undefined;
+    const name = vmAddressName(vm.name, network);
+    try {
+      const o = await apiCall(`read VMAddress ${vm.namespace}/${name}`, () =>
+        this.custom.getNamespacedCustomObject({ ...crd('vmAddress'), namespace: vm.namespace, name }),
+      );
+      return this.reservationOf(o as VMAddress, vm, network);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Creates `vm`'s VMAddress (owned by `owner`, so Kubernetes' garbage collector deletes it with the
+   * VM); when one exists already (another node created it first: creation is atomic), resolves with
+   * that one, unless `replace` overwrites it. Undefined without the VMAddress CRD.
+   */
+  async reserveAddresses(
+    r: AddressReservation,
+    opts: { owner?: VmOwner; replace?: boolean } = {},
+  ): Promise<AddressReservation | undefined> {
+    if (!this.vmAddresses) return undefined;
+    const body = toVmAddress(r, opts.owner);
+    const { namespace, name } = body.metadata as { namespace: string; name: string };
+    const what = `VMAddress ${namespace}/${name}`;
+    for (;;) {
+      try {
+        const o = await apiCall(`create ${what}`, () =>
+          this.custom.createNamespacedCustomObject({ ...crd('vmAddress'), namespace, body }),
+        );
+        return this.reservationOf(o as VMAddress, r.vm, r.network);
+      } catch (err) {
+        if (!isConflict(err)) throw err;
+      }
+      const existing = await this.addressReservation(r.vm, r.network);
+      if (!existing) continue; // deleted in between: create it again
+      if (!opts.replace) return existing;
+      try {
+        const o = await apiCall(`replace ${what}`, () =>
+          this.custom.patchNamespacedCustomObject(
+            {
+              ...crd('vmAddress'),
+              namespace,
+              name,
+              // A known owner replaces the old one (a VM made again under the name); else it stays.
+              body: {
+                ...(opts.owner ? { metadata: { ownerReferences: body.metadata.ownerReferences } } : {}),
+                spec: body.spec,
+              },
+            },
+            MERGE_PATCH,
+          ),
+        );
+        return this.reservationOf(o as VMAddress, r.vm, r.network);
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+  }
+
+  /** The reservation a VMAddress read for `vm` on `network` holds; throws when it names others. */
+  private reservationOf(o: VMAddress, vm: VmRef, network: string): AddressReservation {
+    const r = fromVmAddress(o);
+    if (!r || r.network !== network || r.vm.name !== vm.name)
+      throw new Error(
+        `VMAddress ${vm.namespace}/${o.metadata.name}: spec names VMI ${JSON.stringify(o.spec?.vmi)} on network ${JSON.stringify(o.spec?.network)}, not VMI ${JSON.stringify(vm.name)} on network ${JSON.stringify(network)}`,
+      );
+    return r;
   }
 
   subscribe(onChange: (d: Directory) => void): () => void {
@@ -371,9 +517,15 @@ export class KubernetesLookup implements LookupService {
     watchRestarts: number;
     relists: number;
   } {
-    const caches = [this.networks, this.groups, this.reports, this.pods, this.vmis, this.nodes].filter(
-      (i) => i !== undefined,
-    );
+    const caches = [
+      this.networks,
+      this.groups,
+      this.reports,
+      this.pods,
+      this.vmis,
+      this.nodes,
+      this.vmAddresses,
+    ].filter((i) => i !== undefined);
     return {
       writes: this.writer.writes,
       reportDrops: { ...this.writer.drops },
@@ -388,7 +540,15 @@ export class KubernetesLookup implements LookupService {
     this.closed = true;
     this.writer.dispose();
     this.healthWriter.dispose();
-    for (const c of [this.networks, this.groups, this.reports, this.pods, this.vmis, this.nodes])
+    for (const c of [
+      this.networks,
+      this.groups,
+      this.reports,
+      this.pods,
+      this.vmis,
+      this.nodes,
+      this.vmAddresses,
+    ])
       c?.dispose();
   }
 
@@ -536,6 +696,15 @@ export class KubernetesLookup implements LookupService {
     return out;
   }
 
+  private reservations(objects: readonly VMAddress[]): AddressReservation[] {
+    const out: AddressReservation[] = [];
+    for (const o of objects) {
+      const r = fromVmAddress(o);
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
   private changed(): void {
     if (!this.synced || this.rebuildScheduled || this.closed) return;
     this.rebuildScheduled = true;
@@ -544,6 +713,7 @@ export class KubernetesLookup implements LookupService {
       if (this.closed) return;
       const own = this.ownState();
       this.last = buildDirectory(this.networks.list(), this.groups.list(), this.trustedReports(), own);
+      if (this.vmAddresses) this.last.reservations = this.reservations(this.vmAddresses.list());
       this.reportSelectionChange(own);
       for (const fn of this.listeners) fn(this.last);
     });
