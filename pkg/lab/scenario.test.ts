@@ -52,13 +52,22 @@ scenarios: [{ name: s, steps: [${step}] }]
     ).toThrow(/pods\.0\.vm\.memory/);
   });
 
-  it("join with their guest's own tool and cannot take the emulated migrate step", () => {
+  it("join with their guest's own tool, and migrate for real (a VMI pod only)", () => {
     const vm = '{ name: a, node: 0, network: blue, vmi: x, vm: {} }';
     expect(() => parseLabFile(file(vm, '{ join: { pod: a, group: 239.1.1.1, app: iperf } }'))).toThrow(
       /steps\.0\.join\.app: a's guest joins with castnet-guest/,
     );
-    expect(() => parseLabFile(file(vm, '{ migrate: { pod: a, toNode: 1, as: b } }'))).toThrow(
-      /a runs a real guest/,
+    expect(
+      parseLabFile(file(vm, '{ migrate: { pod: a, toNode: 1, as: b } }')).scenarios[0]!.steps[0],
+    ).toEqual({
+      kind: 'migrate',
+      pod: 'a',
+      toNode: 1,
+      as: 'b',
+    });
+    const notVmi = '{ name: a, node: 0, network: blue, vm: {} }';
+    expect(() => parseLabFile(file(notVmi, '{ migrate: { pod: a, toNode: 1, as: b } }'))).toThrow(
+      /a is not a VMI pod/,
     );
   });
 });

@@ -66,7 +66,8 @@ describe('castnet lab: the default suite', () => {
   });
 
   it("runs real guests whose own counts are the VM pods' (scenario guests)", () => {
-    expect(result.report.guests.map((g) => g.pod)).toEqual(['vm1', 'vm2']);
+    // vm1's guest live-migrated into vm1-moved (scenario guest-migration), and vm1 was removed.
+    expect(result.report.guests.map((g) => g.pod).sort()).toEqual(['vm1-moved', 'vm2']);
     for (const g of result.report.guests) {
       expect(['tcg', 'kvm']).toContain(g.accelerator);
       expect(g.boot_ms).toBeGreaterThan(0);
@@ -79,6 +80,15 @@ describe('castnet lab: the default suite', () => {
     const others = Object.entries(fromPod.received).filter(([pod]) => !['vm1', 'vm2'].includes(pod));
     expect(others.every(([, n]) => n === 0)).toBe(true);
     expect(others.length).toBeGreaterThan(10);
+  });
+
+  it("keeps a migrated guest's groups, on its target only (scenario guest-migration)", () => {
+    const migration = result.report.scenarios.find((s) => s.name === 'guest-migration')!;
+    expect(migration.pass).toBe(true);
+    for (const m of migration.messages) {
+      expect(m.received).toMatchObject({ 'vm1-moved': 1, vm2: 0, g0: 0 });
+      expect(Object.values(m.received).reduce((a, b) => a + b, 0)).toBe(1);
+    }
   });
 
   it('keeps the other tenant, non-members and the sender out', () => {
