@@ -11,9 +11,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { waitFor } from '../pkg/base/async.js';
 import { Lab } from '../pkg/lab/runner.js';
-import { streamThroughMigration, type StreamedMigration } from '../pkg/lab/migration-stream.js';
+import { measureLabMigration, MIGRATION_LAB, type StreamedMigration } from '../pkg/lab/migration-stream.js';
 import { parseLabFile } from '../pkg/lab/scenario.js';
 import { ROOT } from './dataplane-systems.js';
 
@@ -21,24 +20,12 @@ const RATE = Number(process.env.BENCH_RATE ?? 1000);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
 const LEAD_MS = 2000;
 const TAIL_MS = 2000;
-const GROUP = '239.10.0.1';
-const PORT = 5010;
 const GOAL_MARGIN_MS = 50;
-
-const LAB = `
-nodes: 3
-networks:
-  - { name: vmnet, id: 300, subnets: [10.30.0.0/16] }
-pods:
-  - { name: vm, node: 0, network: vmnet, vmi: db-0, vm: { memory: 256 } }
-  - { name: feed, node: 1, network: vmnet }
-scenarios: [{ name: none, steps: [{ sleep: 0 }] }]
-`;
 
 type Mode = 'handover' | 'rejoin';
 
 async function trial(mode: Mode): Promise<StreamedMigration> {
-  const lab = new Lab(parseLabFile(LAB), {
+  const lab = new Lab(parseLabFile(MIGRATION_LAB), {
     castnetBin: join(ROOT, 'bin', 'castnet'),
     cniBin: join(ROOT, 'bin', 'castnet-cni'),
     captures: false,
@@ -46,18 +33,7 @@ async function trial(mode: Mode): Promise<StreamedMigration> {
   });
   try {
     await lab.start();
-    return await streamThroughMigration({
-      source: lab.guest('vm'),
-      migrate: () => lab.migrateVm('vm', 2, 'vm-target'),
-      senderNs: lab.podInfo('feed').ns,
-      group: GROUP,
-      port: PORT,
-      rate: RATE,
-      leadMs: LEAD_MS,
-      tailMs: TAIL_MS,
-      joined: () =>
-        waitFor(() => lab.isMember('vm', GROUP), { what: `the guest's join of ${GROUP}`, timeoutMs: 20_000 }),
-    });
+    return await measureLabMigration(lab, { rate: RATE, leadMs: LEAD_MS, tailMs: TAIL_MS });
   } finally {
     await lab.dispose();
   }

@@ -1,19 +1,13 @@
 // planVmAddresses against the embedded lookup's DirectoryStore (the lab's real store), as two nodes'
 // agents would call it.
 import { CniError } from '../cni/types.js';
-import type { Logger } from '../log/log.js';
+import { silentLogger } from '../log/log.js';
 import { addressHolders } from '../ipam/reservations.js';
 import type { AddressReservation, LookupService, VmOwner } from '../lookup/port.js';
 import { DirectoryStore } from '../lookup/store.js';
 import { planVmAddresses } from './vm-address.js';
 
-const log: Logger = {
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-  with: () => log,
-};
+const log = silentLogger;
 const vm = { namespace: 'vms', name: 'db-0' };
 const owner: VmOwner = { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', name: 'db-0', uid: 'u1' };
 

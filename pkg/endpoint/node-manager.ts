@@ -14,7 +14,7 @@ import {
 import { allocateAddresses, poolsOf } from '../ipam/castnet.js';
 import { execDelegate, formatCniArgs, type DelegateCall } from '../ipam/delegate.js';
 import { DEFAULT_POOL_SIZES, type PoolSizes } from '../ipam/pool.js';
-import type { Logger } from '../log/log.js';
+import { silentLogger, type Logger } from '../log/log.js';
 import type { NetworkSpec, PodRef, VmRef } from '../lookup/port.js';
 import { normalizeUnicastMac, randomLocalMac } from '../netaddr/mac.js';
 import { attachRefusal } from '../resolve/tenancy.js';
@@ -96,14 +96,6 @@ export interface EndpointManagerOptions {
   afterStep?: (step: EndpointStep, a: Attachment) => void | Promise<void>;
 }
 
-const silent: Logger = {
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-  with: () => silent,
-};
-
 /** A started endpoint manager: its state loaded and its netlink socket open (dispose() releases). */
 export function createEndpointManager(opts: EndpointManagerOptions): NodeEndpointManager {
   const manager = new NodeEndpointManager(opts);
@@ -127,7 +119,7 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource, Dis
   private readonly lost = new Set<string>();
 
   constructor(private readonly opts: EndpointManagerOptions) {
-    this.log = opts.log ?? silent;
+    this.log = opts.log ?? silentLogger;
   }
 
   /** Loads the endpoint table, opens the host's netlink socket and starts the periodic sweep. */

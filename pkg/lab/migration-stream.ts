@@ -3,10 +3,11 @@
 // (castnet-guest stream, inside the guest, its state migrating with it) says what it lost and got
 // twice. Used by test/lab/vm-migration.test.ts and bench/migration.ts.
 import type { ChildProcess } from 'node:child_process';
-import { sleep } from '../base/async.js';
+import { sleep, waitFor } from '../base/async.js';
 import { spawnIn, stop } from '../sys/exec.js';
 import { guestTool, type Guest } from './guest.js';
 import type { MigrationFigures } from './migration.js';
+import type { Lab } from './runner.js';
 
 /** The guest counter's report (scripts/guest/castnet-guest.c, print_tally). */
 export interface GuestStreamTally {
@@ -52,6 +53,39 @@ export interface MigrationStreamOptions {
   tailMs: number;
   /** Waits until the lookup service lists the guest's membership of `group`. */
   joined: () => Promise<unknown>;
+}
+
+/**
+ * The measurement's lab: the guest (a virt-launcher pod of VMI db-0) on node 0, the sending pod on
+ * node 1; the guest migrates to node 2.
+ */
+export const MIGRATION_LAB = `
+nodes: 3
+networks:
+  - { name: vmnet, id: 300, subnets: [10.30.0.0/16] }
+pods:
+  - { name: vm, node: 0, network: vmnet, vmi: db-0, vm: { memory: 256 } }
+  - { name: feed, node: 1, network: vmnet }
+scenarios: [{ name: none, steps: [{ sleep: 0 }] }]
+`;
+export const MIGRATION_GROUP = '239.10.0.1';
+const MIGRATION_PORT = 5010;
+
+/** Streams to MIGRATION_LAB's guest while it migrates to node 2 (as pod vm-target). */
+export function measureLabMigration(
+  lab: Lab,
+  o: Pick<MigrationStreamOptions, 'rate' | 'leadMs' | 'tailMs'>,
+): Promise<StreamedMigration> {
+  return streamThroughMigration({
+    ...o,
+    source: lab.guest('vm'),
+    migrate: () => lab.migrateVm('vm', 2, 'vm-target'),
+    senderNs: lab.podInfo('feed').ns,
+    group: MIGRATION_GROUP,
+    port: MIGRATION_PORT,
+    joined: () =>
+      waitFor(() => lab.isMember('vm', MIGRATION_GROUP), { what: `the guest's join of ${MIGRATION_GROUP}` }),
+  });
 }
 
 const STREAM_LINE = 'castnet-guest stream ';

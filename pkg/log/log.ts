@@ -12,6 +12,15 @@ export interface Logger {
   with(fields: Fields): Logger;
 }
 
+/** A logger that writes nothing (a component whose owner gave it none; tests). */
+export const silentLogger: Logger = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+  with: () => silentLogger,
+};
+
 const ORDER: Record<Level, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 
 /** A logger for `component` writing lines at or above `minLevel` (env CASTNET_LOG_LEVEL, default info). */

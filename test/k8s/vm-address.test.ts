@@ -17,7 +17,7 @@ import { allocateAddresses, poolsOf } from '../../pkg/ipam/castnet.js';
 import { addressHolders, reservedAddresses } from '../../pkg/ipam/reservations.js';
 import { loadKubeConfig } from '../../pkg/k8s/config.js';
 import { crd } from '../../pkg/k8s/resources.js';
-import type { Logger } from '../../pkg/log/log.js';
+import { silentLogger } from '../../pkg/log/log.js';
 import { KubernetesLookup } from '../../pkg/lookup/kubernetes/lookup.js';
 import type { Directory, VmRef } from '../../pkg/lookup/port.js';
 import { run, stop } from '../../pkg/sys/exec.js';
@@ -35,13 +35,7 @@ import { applyObject, eventually, installCrds, installVmiCrd } from './fixtures.
 jest.setTimeout(180_000);
 
 const NETWORK = 'vmnet';
-const log: Logger = {
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-  with: () => log,
-};
+const log = silentLogger;
 
 let cluster: Cluster;
 let api: CustomObjectsApi;

@@ -5,40 +5,15 @@
 // announcement: the guest's own counter must show no duplicate, and the stream must resume on the
 // target without waiting for an IGMP query (125 s). How short the loss is, beside QEMU's own
 // downtime and beside a re-join by IGMP, is `make bench-migration`'s figure, not this test's.
-import { waitFor } from '../../pkg/base/async.js';
-import { streamThroughMigration } from '../../pkg/lab/migration-stream.js';
+import { measureLabMigration, MIGRATION_GROUP, MIGRATION_LAB } from '../../pkg/lab/migration-stream.js';
 import { useLab } from '../harness/lab-fixture.js';
 
-const GROUP = '239.10.0.1';
-const PORT = 5010;
 const RATE = 1000;
-
-const { lab, pod } = useLab(
-  `
-nodes: 3
-networks:
-  - { name: vmnet, id: 300, subnets: [10.30.0.0/16] }
-pods:
-  - { name: vm, node: 0, network: vmnet, vmi: db-0, vm: { memory: 256 } }
-  - { name: feed, node: 1, network: vmnet }
-scenarios: [{ name: none, steps: [{ sleep: 0 }] }]
-`,
-  { captures: false },
-);
+const { lab, pod } = useLab(MIGRATION_LAB, { captures: false });
 
 it('hands the guest and its group to the target on its announcement: no duplicate, the stream resumes', async () => {
   const before = pod('vm');
-  const r = await streamThroughMigration({
-    source: lab().guest('vm'),
-    migrate: () => lab().migrateVm('vm', 2, 'vm-target'),
-    senderNs: pod('feed').ns,
-    group: GROUP,
-    port: PORT,
-    rate: RATE,
-    leadMs: 1500,
-    tailMs: 1500,
-    joined: () => waitFor(() => lab().isMember('vm', GROUP), { what: `the guest's join of ${GROUP}` }),
-  });
+  const r = await measureLabMigration(lab(), { rate: RATE, leadMs: 1500, tailMs: 1500 });
   expect(r.duplicates).toBe(0);
   expect(r.reordered).toBe(0);
   // The stream ran 1.5 s before and after: both sides of the switch-over were read.
@@ -48,5 +23,5 @@ it('hands the guest and its group to the target on its announcement: no duplicat
   // The target took over the VM's addresses, and the directory now places the VM on node 2.
   const after = pod('vm-target');
   expect([after.mac, after.ip]).toEqual([before.mac, before.ip]);
-  expect(lab().isMember('vm-target', GROUP)).toBe(true);
+  expect(lab().isMember('vm-target', MIGRATION_GROUP)).toBe(true);
 }, 180_000);

@@ -517,15 +517,7 @@ export class KubernetesLookup implements LookupService {
     watchRestarts: number;
     relists: number;
   } {
-    const caches = [
-      this.networks,
-      this.groups,
-      this.reports,
-      this.pods,
-      this.vmis,
-      this.nodes,
-      this.vmAddresses,
-    ].filter((i) => i !== undefined);
+    const caches = this.caches();
     return {
       writes: this.writer.writes,
       reportDrops: { ...this.writer.drops },
@@ -540,7 +532,12 @@ export class KubernetesLookup implements LookupService {
     this.closed = true;
     this.writer.dispose();
     this.healthWriter.dispose();
-    for (const c of [
+    for (const c of this.caches()) c.dispose();
+  }
+
+  /** The watch caches this lookup runs (the optional ones only when their kind is served). */
+  private caches() {
+    return [
       this.networks,
       this.groups,
       this.reports,
@@ -548,8 +545,7 @@ export class KubernetesLookup implements LookupService {
       this.vmis,
       this.nodes,
       this.vmAddresses,
-    ])
-      c?.dispose();
+    ].filter((c) => c !== undefined);
   }
 
   private checkNode(what: string, node: string): void {
