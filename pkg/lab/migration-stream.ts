@@ -20,6 +20,9 @@ export interface GuestStreamTally {
   first: number;
   last: number;
   maxGapMs: number;
+  /** When the longest gap began, and the last read, in ms after the first read. */
+  maxGapAfterMs: number;
+  spanMs: number;
 }
 
 export interface StreamedMigration {
@@ -34,6 +37,8 @@ export interface StreamedMigration {
   migration_total_ms: number;
   /** The longest the guest read nothing (its own clock): the switch-over as the guest saw it. */
   guest_max_gap_ms: number;
+  /** How long the guest went on reading after that gap: a stream that never resumed reads 0. */
+  guest_read_after_gap_ms: number;
 }
 
 export interface MigrationStreamOptions {
@@ -121,6 +126,7 @@ export async function streamThroughMigration(o: MigrationStreamOptions): Promise
       reordered: tally.reordered,
       migration_total_ms: figures.totalMs,
       guest_max_gap_ms: Math.round(tally.maxGapMs),
+      guest_read_after_gap_ms: Math.round(tally.spanMs - tally.maxGapAfterMs - tally.maxGapMs),
     };
   } finally {
     if (sender) await stop(sender);
