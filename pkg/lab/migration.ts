@@ -43,6 +43,7 @@ const MIGRATION_TIMEOUT_MS = 120_000;
 /** The per-node proxies of one migration (socat, one connection each), stopped by dispose(). */
 export class MigrationProxy implements Disposable {
   private readonly owned = new DisposableStore();
+  private readonly children: { child: ChildProcess; what: string; stderr: string }[] = [];
 
   constructor(private readonly path: MigrationPath) {}
 
@@ -67,8 +68,6 @@ export class MigrationProxy implements Disposable {
       failFast: true,
     });
   }
-
-  private readonly children: { child: ChildProcess; what: string; stderr: string }[] = [];
 
   private spawn(ns: string, args: string[]): void {
     const child = spawnIn(ns, 'socat', args, { stdio: ['ignore', 'ignore', 'pipe'] });
