@@ -139,7 +139,9 @@ export async function migrateGuest(
           throw new Error(
             `migration of ${source.spec.name} ${q.status}: ${q['error-desc'] ?? 'no reason given'}`,
           );
-        return q.status === 'completed' ? q : undefined;
+        // QEMU sets 'completed' a moment before it computes the times (migration_iteration_finish):
+        // a query in between reads zeros.
+        return q.status === 'completed' && (q['total-time'] ?? 0) > 0 ? q : undefined;
       },
       {
         what: `the migration of ${source.spec.name} to ${target.spec.name}`,
