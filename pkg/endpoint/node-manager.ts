@@ -31,6 +31,7 @@ import type {
 } from './manager.js';
 import { checkAllowedAddresses } from './allowed-addresses.js';
 import { bridgeName, hostIfname, isHostIfname } from './names.js';
+import { primaryPodRoutes } from './primary.js';
 import { rebuildFromKernel, type Rebuilt } from './recover.js';
 import {
   type Endpoint,
@@ -76,6 +77,11 @@ export interface EndpointManagerOptions {
   /** Index of this node's IPAM block in each network's subnets. */
   poolIndex: number;
   networks: NetworkSpec[];
+  /**
+   * The network that is the cluster network (primary mode): its pods with castnet IPAM get a default
+   * route through their node's bridge (primary.ts).
+   */
+  primaryNetwork?: string;
   log?: Logger;
   poolSizes?: PoolSizes;
   /** Namespace of the node side (bridges, host veths): default the agent's own. The lab runs several. */
@@ -237,7 +243,8 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource, Dis
       await this.step('reserved', req);
 
       let ipConfigs: CniIpConfig[] = ep.ips.map((address) => ({ address }));
-      let routes: CniRoute[] = [];
+      let routes: CniRoute[] =
+        network.name === this.opts.primaryNetwork ? primaryPodRoutes(network.subnets) : [];
       let dns: CniResult['dns'];
       if (ep.ipam.type === 'delegate') {
         const r = await execDelegate('ADD', ep.ipam.call);
