@@ -505,6 +505,12 @@ route_castnet_blocks() {
   done <<<"$leases"
 }
 
+# The cluster DNS (test/e2e/coredns.yaml), when its image was built (`make e2e-tools` builds CoreDNS).
+install_coredns() {
+  grep -q '/coredns:' <<<"$1" || return 0
+  kctl apply -f "$repo/test/e2e/coredns.yaml" >/dev/null
+}
+
 wait_nodes_ready() {
   local deadline=$((SECONDS + READY_TIMEOUT)) i
   for i in $(seq 1 "$NODES"); do
@@ -621,6 +627,7 @@ cmd_up() {
   images=$(cmd_images)
   for i in $(seq 1 "$NODES"); do start_kubelet "$i"; done
   if [ "$CNI" = castnet ]; then install_castnet_primary "$images"; else ensure_pod_network; fi
+  install_coredns "$images"
   wait_nodes_ready
   log "up: $NODES nodes Ready, pod network $CNI; KUBECONFIG=$DIR/kubeconfig"
 }

@@ -9,10 +9,12 @@
 #   agnhost   registry.k8s.io/e2e-test-images/agnhost:<ver>  Kubernetes' e2e test image, from `make e2e-tools`
 #   busybox   registry.k8s.io/e2e-test-images/busybox:<ver>  the e2e suite's busybox (Debian's busybox-static)
 #   e2e-pause registry.k8s.io/pause:<ver>                    the e2e suite's pause (the same pause.c)
+#   coredns   localhost/castnet/coredns:v1.15.0              the cluster DNS, from `make e2e-tools`
 # The last three carry the names Kubernetes' e2e suite (test/utils/image/manifest.go of the pinned
 # release) asks for, so no KUBE_TEST_REPO_LIST is needed; "all" includes them once agnhost is built.
 #
-# Usage: scripts/cluster/images.sh [castnet|pause|workload|multus|agnhost|busybox|e2e-pause|all]...   (default: all)
+# Usage: scripts/cluster/images.sh [castnet|pause|workload|multus|agnhost|busybox|e2e-pause|coredns|all]...
+# (default: all)
 # Prints "<reference> <tarball>" per image on stdout; progress goes to stderr.
 # CASTNET_IMAGE_TAG=<tag> overrides the castnet image's tag (two tags of one build for upgrade tests).
 #
@@ -34,6 +36,7 @@ PAUSE_VERSION=3.10
 E2E_REGISTRY=registry.k8s.io/e2e-test-images
 E2E_BUSYBOX_VERSION=1.37.0-2
 E2E_PAUSE_REF=registry.k8s.io/pause:3.10.2
+COREDNS_VERSION=v1.15.0
 # Tarballs of hash-tagged builds nobody printed for this many days are removed.
 PRUNE_DAYS=7
 PATH_ENV="PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -434,6 +437,21 @@ build_e2e-pause() {
   finish e2e-pause "$ref" "$key" "$rootfs" "$config" "$start"
 }
 
+build_coredns() {
+  local start key ref rootfs config
+  start=$(date +%s)
+  ref=$REGISTRY/coredns:$COREDNS_VERSION
+  [ -x "$CACHE/bin/coredns" ] || die "cannot build $ref: missing $CACHE/bin/coredns (\`make e2e-tools\` builds it)"
+  [ -z "$(libs_of "$CACHE/bin/coredns")" ] || die "$CACHE/bin/coredns is dynamically linked: build it with CGO_ENABLED=0"
+  key=$(hash_inputs "$CACHE/bin/coredns" <<<"$(script_hash)")
+  cached coredns "$ref" "$key" && return 0
+  rootfs=$STAGE/coredns
+  base_rootfs "$rootfs"
+  install -m 0755 "$CACHE/bin/coredns" "$rootfs/coredns"
+  config=$(jq -cn --arg path "$PATH_ENV" '{ Entrypoint: ["/coredns"], Env: [$path] }')
+  finish coredns "$ref" "$key" "$rootfs" "$config" "$start"
+}
+
 # Removes hash-tagged tarballs not built or printed for $PRUNE_DAYS days (fixed tags are overwritten).
 prune() {
   find "$OUT" -maxdepth 1 \( -name 'castnet-*.tar' -o -name 'workload-*.tar' \) -mtime +"$PRUNE_DAYS" \
@@ -452,10 +470,11 @@ main() {
     fi
     # Kubernetes' e2e images, once `make e2e-tools` has built agnhost.
     if [ -x "$CACHE/bin/agnhost" ]; then targets+=(agnhost busybox e2e-pause); fi
+    if [ -x "$CACHE/bin/coredns" ]; then targets+=(coredns); fi
   fi
   for t in "${targets[@]}"; do
-    case $t in castnet | pause | workload | multus | agnhost | busybox | e2e-pause) ;;
-      *) die "unknown image '$t' (castnet, pause, workload, multus, agnhost, busybox, e2e-pause or all)" ;;
+    case $t in castnet | pause | workload | multus | agnhost | busybox | e2e-pause | coredns) ;;
+      *) die "unknown image '$t' (castnet, pause, workload, multus, agnhost, busybox, e2e-pause, coredns or all)" ;;
     esac
   done
   for t in jq tar ldd sha256sum flock; do command -v $t >/dev/null || die "$t is needed (make deps)"; done
