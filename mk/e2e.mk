@@ -6,7 +6,7 @@
 .PHONY: e2e-tools e2e-primary
 
 e2e-tools:
-	@scripts/upstream/build.sh e2e coredns
+	@scripts/upstream/build.sh e2e coredns ginkgo
 
 e2e-primary: build upstream e2e-tools
 	@$(MAKE) --no-print-directory image

@@ -8,7 +8,8 @@
 # Needs `make build upstream e2e-tools image` (make e2e-primary runs them). A cluster that was
 # already up with castnet is used and left running; one started here is stopped at the end; a
 # running cluster with the bridge network is refused (`make cluster-down` first).
-# Environment: CASTNET_E2E_FOCUS (a regex) narrows the selection further, e.g. to one test.
+# Environment: CASTNET_E2E_FOCUS (a regex) narrows the selection further, e.g. to one test;
+# CASTNET_E2E_PROCS (default 4) tests at once; CASTNET_E2E_TIMEOUT (default 90m) the whole run.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,6 +21,8 @@ OUT=$repo/bench/results/e2e-primary.json
 WORK=$CACHE/e2e
 # The whole run; a hung test fails it rather than CI.
 TIMEOUT=${CASTNET_E2E_TIMEOUT:-90m}
+# Tests at once (ginkgo -p).
+PROCS=${CASTNET_E2E_PROCS:-4}
 
 log() { echo "e2e-primary: $*" >&2; }
 die() {
@@ -27,7 +30,7 @@ die() {
   exit 1
 }
 
-for b in e2e.test agnhost kubectl; do
+for b in e2e.test ginkgo agnhost coredns kubectl; do
   [ -x "$BIN/$b" ] || die "missing $BIN/$b: run \`make e2e-tools\` (and \`make upstream\`)"
 done
 
@@ -52,11 +55,13 @@ skip=$(joined skip)
 rm -rf "$WORK" && mkdir -p "$WORK"
 start=$(date +%s)
 rc=0
-(cd "$WORK" && timeout "$TIMEOUT" "$BIN/e2e.test" \
+# As upstream's hack/ginkgo-e2e.sh: the ginkgo CLI runs the tests on $PROCS processes at once (most
+# of a test's time is waiting for pods), and the [Serial] ones alone at the end.
+(cd "$WORK" && timeout "$TIMEOUT" "$BIN/ginkgo" --procs="$PROCS" --no-color --timeout=2h \
+  --focus="$focus" --skip="$skip" --json-report=report.json --output-dir="$WORK" \
+  "$BIN/e2e.test" -- \
   --kubeconfig="$CACHE/cluster/kubeconfig" --provider=local --kubectl-path="$BIN/kubectl" \
-  --report-dir="$WORK" --ginkgo.json-report="$WORK/report.json" \
-  --ginkgo.focus="$focus" --ginkgo.skip="$skip" --ginkgo.no-color --ginkgo.timeout=2h \
-  >"$WORK/e2e.log" 2>&1) || rc=$?
+  --report-dir="$WORK" >"$WORK/e2e.log" 2>&1) || rc=$?
 log "e2e.test exited $rc after $(($(date +%s) - start)) s (log: $WORK/e2e.log)"
 [ -s "$WORK/report.json" ] || die "e2e.test wrote no report:"$'\n'"$(tail -20 "$WORK/e2e.log")"
 # castnet's own check on the same cluster: multicast across nodes on the primary network.

@@ -380,18 +380,21 @@ k8s_source() {
 }
 
 # Upstream's agnhost image (test/images/agnhost/Dockerfile) with this machine's tools in place of
-# Alpine's: the e2e suite runs curl, nc (UDP), dig, ip, ss, iperf and socat in it.
+# Alpine's: the e2e suite runs curl, nc (UDP), dig, ip, ss, iperf and socat in it, and /coredns (the
+# DNS tests' upstream server; upstream ships CoreDNS 1.6.2 there, this is `make e2e-tools`' 1.15.0).
 build_agnhost() {
   local start src version host_files key ref rootfs config
   start=$(date +%s)
-  [ -x "$CACHE/bin/agnhost" ] || die "cannot build agnhost: missing $CACHE/bin/agnhost (\`make e2e-tools\` builds it)"
+  for b in agnhost coredns; do
+    [ -x "$CACHE/bin/$b" ] || die "cannot build agnhost: missing $CACHE/bin/$b (\`make e2e-tools\` builds it)"
+  done
   src=$(k8s_source)/test/images/agnhost
   version=$(cat "$src/VERSION")
   ref=$E2E_REGISTRY/agnhost:$version
   host_files=$(closure /bin/busybox /bin/dash /bin/ip /bin/ss /usr/bin/curl /usr/bin/nc /usr/bin/dig \
     /usr/bin/iperf /usr/bin/socat && files_under /etc/iproute2 /etc/protocols /etc/services)
   # shellcheck disable=SC2086 # one path per word
-  key=$(hash_inputs "$CACHE/bin/agnhost" "$src/porter/localhost.crt" "$src/porter/localhost.key" $host_files \
+  key=$(hash_inputs "$CACHE/bin/agnhost" "$CACHE/bin/coredns" "$src/porter/localhost.crt" "$src/porter/localhost.key" $host_files \
     <<<"$(script_hash)")
   cached agnhost "$ref" "$key" && return 0
   rootfs=$STAGE/agnhost
@@ -401,6 +404,7 @@ build_agnhost() {
   install_host_files "$rootfs" $host_files
   install_shell "$rootfs"
   install -m 0755 "$CACHE/bin/agnhost" "$rootfs/agnhost"
+  install -m 0755 "$CACHE/bin/coredns" "$rootfs/coredns"
   ln -s agnhost "$rootfs/agnhost-2"
   install -m 0644 "$src/porter/localhost.crt" "$src/porter/localhost.key" "$rootfs/"
   mkdir -p "$rootfs/uploads"
@@ -469,8 +473,7 @@ main() {
       targets=(castnet pause workload)
     fi
     # Kubernetes' e2e images, once `make e2e-tools` has built agnhost.
-    if [ -x "$CACHE/bin/agnhost" ]; then targets+=(agnhost busybox e2e-pause); fi
-    if [ -x "$CACHE/bin/coredns" ]; then targets+=(coredns); fi
+    if [ -x "$CACHE/bin/agnhost" ] && [ -x "$CACHE/bin/coredns" ]; then targets+=(agnhost busybox e2e-pause coredns); fi
   fi
   for t in "${targets[@]}"; do
     case $t in castnet | pause | workload | multus | agnhost | busybox | e2e-pause | coredns) ;;
