@@ -109,11 +109,19 @@ export class NodeGateway {
       // which flushes every neighbour entry of the bridge (permanent ones too) and leaves the pods'
       // cached gateway address stale.
       const mac = gatewayMac(this.o.node, net.id);
-      await run('ip', ['-batch', '-'], {
+      // -force: the delete fails ("Address not found") when the address is not there yet.
+      await run('ip', ['-force', '-batch', '-'], {
         input:
-          [`link set dev ${dev} address ${mac} up`, `address replace ${NODE_GATEWAY_V4}/32 dev ${dev}`].join(
-            '\n',
-          ) + '\n',
+          [
+            `link set dev ${dev} address ${mac} up`,
+            // Link scope: the node never picks it as a source beyond the link. kube-proxy's MASQUERADE
+            // (NodePorts, hairpins) takes the outgoing interface's first universe-scope address, and
+            // would otherwise give pods 169.254.1.1 as the peer, which every node holds.
+            `address del ${NODE_GATEWAY_V4}/32 dev ${dev}`,
+            `address add ${NODE_GATEWAY_V4}/32 dev ${dev} scope link`,
+          ].join('\n') + '\n',
+      }).catch((err: Error) => {
+        if (!/Address not found/.test(err.message)) throw err;
       });
       this.bridge = dev;
       this.applied = new Map();
