@@ -8,6 +8,7 @@
 #   multus    localhost/castnet/multus:v4.2.2                multus thick, from `make upstream`'s binaries
 #   agnhost   registry.k8s.io/e2e-test-images/agnhost:<ver>  Kubernetes' e2e test image, from `make e2e-tools`
 #   busybox   registry.k8s.io/e2e-test-images/busybox:<ver>  the e2e suite's busybox (Debian's busybox-static)
+#   glibc-dns-testing  .../glibc-dns-testing:<ver>           the DNS tests' glibc prober (dig, getent)
 #   e2e-pause registry.k8s.io/pause:<ver>                    the e2e suite's pause (the same pause.c)
 #   coredns   localhost/castnet/coredns:v1.15.0              the cluster DNS, from `make e2e-tools`
 # The last three carry the names Kubernetes' e2e suite (test/utils/image/manifest.go of the pinned
@@ -35,6 +36,7 @@ PAUSE_VERSION=3.10
 # Kubernetes' e2e images (test/utils/image/manifest.go of the release scripts/upstream/e2e pins).
 E2E_REGISTRY=registry.k8s.io/e2e-test-images
 E2E_BUSYBOX_VERSION=1.37.0-2
+E2E_GLIBC_DNS_VERSION=2.1.1
 E2E_PAUSE_REF=registry.k8s.io/pause:3.10.2
 COREDNS_VERSION=v1.15.0
 # Tarballs of hash-tagged builds nobody printed for this many days are removed.
@@ -429,6 +431,25 @@ build_busybox() {
   finish busybox "$ref" "$key" "$rootfs" "$config" "$start"
 }
 
+# The DNS tests' glibc prober (test/images/glibc-dns-testing upstream, a Debian with dnsutils): their
+# scripts run dig, getent (glibc's resolver, the point of the image), awk, hostname and sed.
+build_glibc-dns-testing() {
+  local start files key ref rootfs config
+  start=$(date +%s)
+  ref=$E2E_REGISTRY/glibc-dns-testing:$E2E_GLIBC_DNS_VERSION
+  files=$(closure /bin/busybox /bin/dash /usr/bin/dig /usr/bin/getent && files_under /etc/protocols /etc/services)
+  # shellcheck disable=SC2086 # one path per word
+  key=$(hash_inputs $files <<<"$(script_hash)")
+  cached glibc-dns-testing "$ref" "$key" && return 0
+  rootfs=$STAGE/glibc-dns-testing
+  base_rootfs "$rootfs"
+  # shellcheck disable=SC2086
+  install_host_files "$rootfs" $files
+  install_shell "$rootfs"
+  config=$(jq -cn --arg path "$PATH_ENV" '{ Cmd: ["sh"], Env: [$path] }')
+  finish glibc-dns-testing "$ref" "$key" "$rootfs" "$config" "$start"
+}
+
 # The pause image under the name the e2e suite uses (test/utils/image/manifest.go's Pause).
 build_e2e-pause() {
   local start key ref rootfs config
@@ -475,11 +496,13 @@ main() {
       targets=(castnet pause workload)
     fi
     # Kubernetes' e2e images, once `make e2e-tools` has built agnhost.
-    if [ -x "$CACHE/bin/agnhost" ] && [ -x "$CACHE/bin/coredns" ]; then targets+=(agnhost busybox e2e-pause coredns); fi
+    if [ -x "$CACHE/bin/agnhost" ] && [ -x "$CACHE/bin/coredns" ]; then
+      targets+=(agnhost busybox glibc-dns-testing e2e-pause coredns)
+    fi
   fi
   for t in "${targets[@]}"; do
-    case $t in castnet | pause | workload | multus | agnhost | busybox | e2e-pause | coredns) ;;
-      *) die "unknown image '$t' (castnet, pause, workload, multus, agnhost, busybox, e2e-pause, coredns or all)" ;;
+    case $t in castnet | pause | workload | multus | agnhost | busybox | glibc-dns-testing | e2e-pause | coredns) ;;
+      *) die "unknown image '$t' (castnet, pause, workload, multus, agnhost, busybox, glibc-dns-testing, e2e-pause, coredns or all)" ;;
     esac
   done
   for t in jq tar ldd sha256sum flock; do command -v $t >/dev/null || die "$t is needed (make deps)"; done
