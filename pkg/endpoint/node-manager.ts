@@ -269,6 +269,10 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource, Dis
       ep = this.update(ep, { hostIfindex: hostEnd.index });
       await this.step('veth', req);
       configureHostPort(this.host, hostEnd.index, mac);
+      // The cluster network: a pod reaching itself through its Service is DNATed back to itself, and
+      // the bridge's netfilter hook forwards that frame out of the port it came in on (as kubenet).
+      if (network.name === this.opts.primaryNetwork)
+        this.host.setBridgePort(hostEnd.index, { hairpin: true });
       await this.step('port', req);
       configureContainer(pod, req.ifname, ipConfigs, routes);
       await this.step('container', req);

@@ -63,5 +63,13 @@ const out = { passed: count('passed'), failed: count('failed'), skipped: count('
 // The benchmark (bench/e2e-primary) writes its figures into the same file: keep them.
 const before = existsSync(outFile) ? JSON.parse(readFileSync(outFile, 'utf8')) : {};
 if (before.bench) out.bench = before.bench;
+// A narrowed rerun (CASTNET_E2E_FOCUS, e2e-primary.sh sets CASTNET_E2E_RERUN=1) replaces only the
+// results of the tests it ran: every other test keeps the result of the run before.
+if (process.env.CASTNET_E2E_RERUN === '1' && Array.isArray(before.tests)) {
+  const ran = new Map(out.tests.filter((t) => !t.reason.startsWith('not run')).map((t) => [t.name, t]));
+  out.tests = before.tests.map((t) => ran.get(t.name) ?? t);
+  for (const t of ran.values()) if (!before.tests.some((b) => b.name === t.name)) out.tests.push(t);
+  for (const r of ['passed', 'failed', 'skipped']) out[r] = out.tests.filter((t) => t.result === r).length;
+}
 writeFileSync(outFile, JSON.stringify(out, null, 2) + '\n');
 console.log(`e2e-primary: ${out.passed} passed, ${out.failed} failed, ${out.skipped} skipped -> ${outFile}`);
