@@ -395,8 +395,9 @@ build_agnhost() {
   ref=$E2E_REGISTRY/agnhost:$version
   # wget: Debian's static busybox wget crashes resolving an address (static glibc's NSS), and the
   # Service tests' host-exec pods fetch with `wget -q -T 1 -O -`.
+  # getent: the DNS tests' hosts-file probe (musl's in upstream's Alpine image, glibc's here).
   host_files=$(closure /bin/busybox /bin/dash /bin/ip /bin/ss /usr/bin/curl /usr/bin/wget /usr/bin/nc \
-    /usr/bin/dig /usr/bin/iperf /usr/bin/socat && files_under /etc/iproute2 /etc/protocols /etc/services)
+    /usr/bin/dig /usr/bin/getent /usr/bin/iperf /usr/bin/socat && files_under /etc/iproute2 /etc/protocols /etc/services)
   # shellcheck disable=SC2086 # one path per word
   key=$(hash_inputs "$CACHE/bin/agnhost" "$CACHE/bin/coredns" "$src/porter/localhost.crt" "$src/porter/localhost.key" $host_files \
     <<<"$(script_hash)")
