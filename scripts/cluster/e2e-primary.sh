@@ -8,7 +8,8 @@
 # Needs `make build upstream e2e-tools image` (make e2e-primary runs them). A cluster that was
 # already up with castnet is used and left running; one started here is stopped at the end; a
 # running cluster with the bridge network is refused (`make cluster-down` first).
-# Environment: CASTNET_E2E_FOCUS (a regex) narrows the selection further, e.g. to one test;
+# Environment: CASTNET_E2E_FOCUS (a regex) narrows the selection further, e.g. to one test (a rerun:
+# the report keeps the earlier results of the tests it did not run);
 # CASTNET_E2E_PROCS (default 4) tests at once; CASTNET_E2E_TIMEOUT (default 90m) the whole run.
 set -euo pipefail
 
@@ -61,7 +62,7 @@ rc=0
   --focus="$focus" --skip="$skip" --json-report=report.json --output-dir="$WORK" \
   "$BIN/e2e.test" -- \
   --kubeconfig="$CACHE/cluster/kubeconfig" --provider=local --kubectl-path="$BIN/kubectl" \
-  --report-dir="$WORK" >"$WORK/e2e.log" 2>&1) || rc=$?
+  --num-nodes="$("$here/cluster.sh" nodes | wc -l)" --report-dir="$WORK" >"$WORK/e2e.log" 2>&1) || rc=$?
 log "e2e.test exited $rc after $(($(date +%s) - start)) s (log: $WORK/e2e.log)"
 [ -s "$WORK/report.json" ] || die "e2e.test wrote no report:"$'\n'"$(tail -20 "$WORK/e2e.log")"
 # castnet's own check on the same cluster: multicast across nodes on the primary network.
@@ -69,5 +70,6 @@ if [ -z "${CASTNET_E2E_FOCUS:-}" ]; then
   "$here/e2e-multicast.sh" >"$WORK/castnet.jsonl" 2>"$WORK/multicast.log" || rc=1
 fi
 mkdir -p "$(dirname "$OUT")"
-node "$here/e2e-report.mjs" "$SELECTION" "$WORK/report.json" "$OUT" "$WORK/castnet.jsonl"
+CASTNET_E2E_RERUN=$([ -n "${CASTNET_E2E_FOCUS:-}" ] && echo 1 || echo 0) \
+  node "$here/e2e-report.mjs" "$SELECTION" "$WORK/report.json" "$OUT" "$WORK/castnet.jsonl"
 exit $rc
