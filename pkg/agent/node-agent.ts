@@ -23,6 +23,7 @@ import { Dataplane } from './dataplane/dataplane.js';
 import { Keyring } from './dataplane/keyring.js';
 import { withVnetHeader } from './dataplane/dataplane.js';
 import { Querier } from './membership/querier.js';
+import { NodeGateway } from './unicast/gateway.js';
 import { UnicastOverlay, VXLAN_PORT } from './unicast/overlay.js';
 import { UnderlayFilter } from './underlay/filter.js';
 import { checkUnique, confirmVmi } from './identity.js';
@@ -57,6 +58,8 @@ export interface NodeAgentOptions {
   vmi?: { timeoutMs?: number };
   /** Combines the lookup service's networks with any the agent was given locally. */
   mergeNetworks?: (fromLookup: NetworkSpec[]) => NetworkSpec[];
+  /** Primary mode: the cluster network, whose gateway and routes this node keeps (unicast/gateway.ts). */
+  primaryNetwork?: string;
 }
 
 export function loadWireKey(file: string): WireKey {
@@ -97,6 +100,7 @@ export class NodeAgent implements Disposable {
   private readonly dataplane: Dataplane;
   private readonly querier: Querier;
   private readonly overlay: UnicastOverlay;
+  private readonly gateway: NodeGateway | undefined;
   private readonly filter: UnderlayFilter;
   private readonly health: UnderlayProber | undefined;
   private directory: Directory | undefined;
@@ -149,6 +153,15 @@ export class NodeAgent implements Disposable {
       underlayMtu: o.underlayMtu,
       log: log.with({ component: 'unicast' }),
     });
+    this.gateway =
+      o.primaryNetwork === undefined
+        ? undefined
+        : new NodeGateway({
+            node: o.node.name,
+            network: o.primaryNetwork,
+            underlayAddress: o.node.address,
+            log: log.with({ component: 'gateway' }),
+          });
     this.dataplane = new Dataplane({
       node: o.node,
       underlayMtu: o.underlayMtu,
@@ -295,7 +308,12 @@ export class NodeAgent implements Disposable {
   }
 
   private syncOverlay(d: Directory): void {
-    this.overlay.sync(d, new Set(this.manager.endpoints().map((e) => e.network)));
+    const networks = new Set(this.manager.endpoints().map((e) => e.network));
+    if (!this.gateway) return this.overlay.sync(d, networks);
+    // The primary network's bridge (the gateway makes it) and VXLAN port exist on every node, pods or not.
+    networks.add(this.gateway.network);
+    this.gateway.sync(d);
+    void this.gateway.settled().then(() => this.overlay.sync(d, networks));
   }
 
   private record(e: Endpoint): EndpointRecord {

@@ -60,6 +60,8 @@ export interface AgentOptions {
   sweepInterval?: number;
   /** Names this process in /v1/healthz (the DaemonSet passes its pod's UID); default: random. */
   instance?: string;
+  /** Primary mode: the VirtualNetwork that is the cluster network (pods' gateway, the node's routes). */
+  primaryNetwork?: string;
   /** How long to wait for a running agent to hand the node over (ms). */
   handoverTimeoutMs?: number;
 }
@@ -109,6 +111,7 @@ export async function startAgent(
         nodeName: opts.nodeName,
         poolIndex: opts.poolIndex,
         networks,
+        ...(opts.primaryNetwork ? { primaryNetwork: opts.primaryNetwork } : {}),
         log: log.with({ component: 'endpoint' }),
         ...(opts.sweepInterval ? { sweepIntervalMs: opts.sweepInterval * 1000 } : {}),
         afterStep: crashHookFromEnv(),
@@ -197,6 +200,7 @@ async function startDataplane(
       },
       ...(opts.vmGroupHandover === false ? { vmGroupHandover: false } : {}),
       mergeNetworks: merged,
+      ...(opts.primaryNetwork ? { primaryNetwork: opts.primaryNetwork } : {}),
     },
     manager,
     lookup,
@@ -279,6 +283,10 @@ export function registerAgentCommand(program: Command): void {
       '--sweep-interval <s>',
       'how often endpoints whose pod netns vanished without a DEL are released (default 30)',
       intOption('--sweep-interval', 1, 3600),
+    )
+    .option(
+      '--primary-network <name>',
+      "primary mode: the VirtualNetwork that is the cluster network (the pods' default gateway, the node's routes to pods)",
     )
     .option('--instance <id>', 'names this process in /v1/healthz (agent-ready --instance checks it)')
     .action(async (opts: AgentOptions) => {

@@ -31,6 +31,7 @@ import type {
 } from './manager.js';
 import { checkAllowedAddresses } from './allowed-addresses.js';
 import { bridgeName, hostIfname, isHostIfname } from './names.js';
+import { primaryPodRoutes } from './primary.js';
 import { rebuildFromKernel, type Rebuilt } from './recover.js';
 import {
   type Endpoint,
@@ -76,6 +77,11 @@ export interface EndpointManagerOptions {
   /** Index of this node's IPAM block in each network's subnets. */
   poolIndex: number;
   networks: NetworkSpec[];
+  /**
+   * The network that is the cluster network (primary mode): its pods with castnet IPAM get a default
+   * route through their node's bridge (primary.ts).
+   */
+  primaryNetwork?: string;
   log?: Logger;
   poolSizes?: PoolSizes;
   /** Namespace of the node side (bridges, host veths): default the agent's own. The lab runs several. */
@@ -230,7 +236,8 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource, Dis
       if (ep.ipam.type === 'castnet' && req.claimAddresses) await req.claimAddresses(ep.ips);
 
       let ipConfigs: CniIpConfig[] = ep.ips.map((address) => ({ address }));
-      let routes: CniRoute[] = [];
+      let routes: CniRoute[] =
+        network.name === this.opts.primaryNetwork ? primaryPodRoutes(network.subnets) : [];
       let dns: CniResult['dns'];
       if (ep.ipam.type === 'delegate') {
         const r = await execDelegate('ADD', ep.ipam.call);
@@ -255,6 +262,10 @@ export class NodeEndpointManager implements EndpointManager, EndpointSource, Dis
       ep = this.update(ep, { hostIfindex: hostEnd.index });
       await this.step('veth', req);
       configureHostPort(this.host, hostEnd.index, mac);
+      // The cluster network: a pod reaching itself through its Service is DNATed back to itself, and
+      // the bridge's netfilter hook forwards that frame out of the port it came in on (as kubenet).
+      if (network.name === this.opts.primaryNetwork)
+        this.host.setBridgePort(hostEnd.index, { hairpin: true });
       await this.step('port', req);
       configureContainer(pod, req.ifname, ipConfigs, routes);
       await this.step('container', req);

@@ -32,6 +32,8 @@ export interface BridgePortFlags {
   unicastFlood?: boolean;
   mcastFlood?: boolean;
   bcastFlood?: boolean;
+  /** Hairpin mode: frames may leave by the port they came in on. */
+  hairpin?: boolean;
 }
 
 export interface Link {
@@ -167,6 +169,7 @@ function decodeBrPort(b: Buffer): BridgePortFlags {
     unicastFlood: u8s(a.get(C.IFLA_BRPORT_UNICAST_FLOOD)),
     mcastFlood: u8s(a.get(C.IFLA_BRPORT_MCAST_FLOOD)),
     bcastFlood: u8s(a.get(C.IFLA_BRPORT_BCAST_FLOOD)),
+    hairpin: u8s(a.get(C.IFLA_BRPORT_MODE)),
   };
 }
 
@@ -212,6 +215,7 @@ export function bridgePortBody(index: number, f: BridgePortFlags): Buffer {
     ...flag(C.IFLA_BRPORT_UNICAST_FLOOD, f.unicastFlood),
     ...flag(C.IFLA_BRPORT_MCAST_FLOOD, f.mcastFlood),
     ...flag(C.IFLA_BRPORT_BCAST_FLOOD, f.bcastFlood),
+    ...flag(C.IFLA_BRPORT_MODE, f.hairpin),
   ];
   return Buffer.concat([
     encodeIfInfo({ family: AF_BRIDGE, index }),

@@ -71,6 +71,8 @@ export const IN6_ADDR_GEN_MODE_NONE = 1;
 export const IFLA_BR_STP_STATE = 5;
 export const IFLA_BR_MCAST_SNOOPING = 23;
 
+/** Hairpin mode: a frame may leave by the port it came in on. */
+export const IFLA_BRPORT_MODE = 4;
 export const IFLA_BRPORT_LEARNING = 8;
 export const IFLA_BRPORT_UNICAST_FLOOD = 9;
 export const IFLA_BRPORT_MCAST_FLOOD = 27;

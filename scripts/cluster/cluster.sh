@@ -6,6 +6,8 @@
 # and kube-proxy (iptables mode). The default pod network is the reference bridge + host-local
 # plugins with routes between nodes, as kubenet did; castnet and Multus are installed on top of it
 # the way users install them (Helm, DaemonSets, images imported into each node's containerd).
+# With CASTNET_CLUSTER_CNI=castnet, castnet is the only pod network instead: `up` installs it with
+# `helm install castnet charts/castnet --set mode=primary` before the nodes can become Ready.
 #
 # Usage: scripts/cluster/cluster.sh up|down|status|env|nodes|images|node-exec NODE CMD...
 #
@@ -19,7 +21,9 @@
 #              containerd those it does not have yet; prints "<reference> <tarball>" per image
 #   node-exec  run a command inside a node's network and mount namespaces
 #
-# Environment: CASTNET_CACHE (default <repo>/.cache), CASTNET_CLUSTER_NODES (default 3).
+# Environment: CASTNET_CACHE (default <repo>/.cache), CASTNET_CLUSTER_NODES (default 3),
+# CASTNET_CLUSTER_CNI (bridge, the default, or castnet: the pod network a new cluster gets; a running
+# cluster keeps the one it was started with).
 # State: $CASTNET_CACHE/cluster/ (pki made with openssl, never committed; logs; per-node roots).
 set -euo pipefail
 
@@ -46,6 +50,14 @@ SERVICE_CIDR=10.96.0.0/16
 CLUSTER_DNS=10.96.0.10
 # One cluster per machine (the bridge, namespaces and ports are fixed): which checkout's it is.
 OWNER_FILE=/run/castnet-cluster.owner
+# The pod network: bridge (reference plugins) or castnet (primary mode), kept in $DIR/cni while up.
+CNI=${CASTNET_CLUSTER_CNI:-bridge}
+case $CNI in bridge | castnet) ;; *)
+  echo "cluster: CASTNET_CLUSTER_CNI: '$CNI' must be bridge or castnet" >&2
+  exit 2
+  ;;
+esac
+CASTNET_NAMESPACE=castnet-system
 
 # The sandbox image every node's containerd pins (scripts/cluster/images.sh builds it).
 PAUSE_IMAGE=localhost/castnet/pause:3.10
@@ -458,6 +470,47 @@ EOF
   done
 }
 
+# castnet as the only pod network (docs/install.md, mode primary): its CRDs, then the chart with the
+# image imported into every node. Its agents run on the host network and tolerate the not-ready
+# nodes; each writes castnet's conflist, and the node becomes Ready.
+install_castnet_primary() {
+  local images=$1 ref
+  ref=$(awk '$1 ~ /\/castnet:/ { print $1 }' <<<"$images")
+  [ -n "$ref" ] || die "no castnet image among: $images"
+  [ -x "$BIN/helm" ] || die "missing $BIN/helm: run \`make upstream\` first"
+  kctl apply --server-side --force-conflicts -f "$repo/charts/castnet/crds" >/dev/null
+  "$BIN/helm" upgrade --install castnet "$repo/charts/castnet" --kubeconfig "$DIR/kubeconfig" \
+    --namespace "$CASTNET_NAMESPACE" --create-namespace --set mode=primary \
+    --set "cni.subnets={$CLUSTER_CIDR}" --set "image.repository=${ref%:*}" --set "image.tag=${ref##*:}" \
+    >"$DIR/logs/helm.log" 2>&1 || die "helm install castnet failed:"$'\n'"$(log_tail "$DIR/logs/helm.log")"
+  route_castnet_blocks
+}
+
+# The machine (the apiserver answers pods that use the kubernetes Service) reaches each node's pods
+# through that node: castnet's per-node /24 block of $CLUSTER_CIDR, numbered by the pool-index Lease
+# castnet-pool-<n> the node holds. Through any other node the replies would be asymmetric, and that
+# node's conntrack drops a forwarded SYN-ACK it never saw the SYN of (kube-proxy's INVALID rule).
+route_castnet_blocks() {
+  local deadline=$((SECONDS + 120)) leases name holder n i base
+  until leases=$(kctl get leases -n "$CASTNET_NAMESPACE" \
+    -o 'jsonpath={range .items[*]}{.metadata.name} {.spec.holderIdentity}{"\n"}{end}' 2>/dev/null |
+    grep '^castnet-pool-') && [ "$(wc -l <<<"$leases")" -ge "$NODES" ]; do
+    [ $SECONDS -lt $deadline ] || die "castnet's agents claimed no pool index on some node after 120s"
+    sleep 1
+  done
+  base=${CLUSTER_CIDR%.0.0/16}
+  while read -r name holder; do
+    n=${name#castnet-pool-} i=${holder#node-}
+    ip route replace "$base.$n.0/24" via "$(node_ip "$i")" dev "$BRIDGE"
+  done <<<"$leases"
+}
+
+# The cluster DNS (test/e2e/coredns.yaml), when its image was built (`make e2e-tools` builds CoreDNS).
+install_coredns() {
+  grep -q '/coredns:' <<<"$1" || return 0
+  kctl apply -f "$repo/test/e2e/coredns.yaml" >/dev/null
+}
+
 wait_nodes_ready() {
   local deadline=$((SECONDS + READY_TIMEOUT)) i
   for i in $(seq 1 "$NODES"); do
@@ -567,13 +620,16 @@ cmd_up() {
   wait_apiserver
   start_controller_manager
   start_scheduler
-  local i
+  local i images
+  [ ! -f "$DIR/cni" ] || CNI=$(cat "$DIR/cni")
+  echo "$CNI" >"$DIR/cni"
   for i in $(seq 1 "$NODES"); do start_runtime "$i"; done
-  cmd_images >/dev/null
+  images=$(cmd_images)
   for i in $(seq 1 "$NODES"); do start_kubelet "$i"; done
-  ensure_pod_network
+  if [ "$CNI" = castnet ]; then install_castnet_primary "$images"; else ensure_pod_network; fi
+  install_coredns "$images"
   wait_nodes_ready
-  log "up: $NODES nodes Ready; KUBECONFIG=$DIR/kubeconfig"
+  log "up: $NODES nodes Ready, pod network $CNI; KUBECONFIG=$DIR/kubeconfig"
 }
 
 cmd_status() {

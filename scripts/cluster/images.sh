@@ -6,8 +6,16 @@
 #   pause     localhost/castnet/pause:3.10                   the sandbox image the cluster pins
 #   workload  localhost/castnet/workload:<hash>              test pods: sh, ip, socat, iperf2, ssmping
 #   multus    localhost/castnet/multus:v4.2.2                multus thick, from `make upstream`'s binaries
+#   agnhost   registry.k8s.io/e2e-test-images/agnhost:<ver>  Kubernetes' e2e test image, from `make e2e-tools`
+#   busybox   registry.k8s.io/e2e-test-images/busybox:<ver>  the e2e suite's busybox (Debian's busybox-static)
+#   glibc-dns-testing  .../glibc-dns-testing:<ver>           the DNS tests' glibc prober (dig, getent)
+#   e2e-pause registry.k8s.io/pause:<ver>                    the e2e suite's pause (the same pause.c)
+#   coredns   localhost/castnet/coredns:v1.15.0              the cluster DNS, from `make e2e-tools`
+# The last three carry the names Kubernetes' e2e suite (test/utils/image/manifest.go of the pinned
+# release) asks for, so no KUBE_TEST_REPO_LIST is needed; "all" includes them once agnhost is built.
 #
-# Usage: scripts/cluster/images.sh [castnet|pause|workload|multus|all]...   (default: all)
+# Usage: scripts/cluster/images.sh [castnet|pause|workload|multus|agnhost|busybox|e2e-pause|coredns|all]...
+# (default: all)
 # Prints "<reference> <tarball>" per image on stdout; progress goes to stderr.
 # CASTNET_IMAGE_TAG=<tag> overrides the castnet image's tag (two tags of one build for upgrade tests).
 #
@@ -25,6 +33,12 @@ OUT=$CACHE/images
 REGISTRY=localhost/castnet
 MULTUS_VERSION=v4.2.2
 PAUSE_VERSION=3.10
+# Kubernetes' e2e images (test/utils/image/manifest.go of the release scripts/upstream/e2e pins).
+E2E_REGISTRY=registry.k8s.io/e2e-test-images
+E2E_BUSYBOX_VERSION=1.37.0-2
+E2E_GLIBC_DNS_VERSION=2.1.1
+E2E_PAUSE_REF=registry.k8s.io/pause:3.10.2
+COREDNS_VERSION=v1.15.0
 # Tarballs of hash-tagged builds nobody printed for this many days are removed.
 PRUNE_DAYS=7
 PATH_ENV="PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -359,6 +373,113 @@ build_multus() {
   finish multus "$ref" "$key" "$rootfs" "$config" "$start"
 }
 
+# The source tree of the pinned k8s.io/kubernetes (Go's module cache): agnhost's version and files.
+k8s_source() {
+  local dir
+  dir=$(cd "$repo/scripts/upstream/e2e" && GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' k8s.io/kubernetes) &&
+    [ -d "$dir/test/images/agnhost" ] || die "cannot find k8s.io/kubernetes in Go's module cache (\`make e2e-tools\`)"
+  echo "$dir"
+}
+
+# Upstream's agnhost image (test/images/agnhost/Dockerfile) with this machine's tools in place of
+# Alpine's: the e2e suite runs curl, nc (UDP), dig, ip, ss, iperf and socat in it, and /coredns (the
+# DNS tests' upstream server; upstream ships CoreDNS 1.6.2 there, this is `make e2e-tools`' 1.15.0).
+build_agnhost() {
+  local start src version host_files key ref rootfs config
+  start=$(date +%s)
+  for b in agnhost coredns; do
+    [ -x "$CACHE/bin/$b" ] || die "cannot build agnhost: missing $CACHE/bin/$b (\`make e2e-tools\` builds it)"
+  done
+  src=$(k8s_source)/test/images/agnhost
+  version=$(cat "$src/VERSION")
+  ref=$E2E_REGISTRY/agnhost:$version
+  # wget: Debian's static busybox wget crashes resolving an address (static glibc's NSS), and the
+  # Service tests' host-exec pods fetch with `wget -q -T 1 -O -`.
+  # getent: the DNS tests' hosts-file probe (musl's in upstream's Alpine image, glibc's here).
+  host_files=$(closure /bin/busybox /bin/dash /bin/ip /bin/ss /usr/bin/curl /usr/bin/wget /usr/bin/nc \
+    /usr/bin/dig /usr/bin/getent /usr/bin/iperf /usr/bin/socat && files_under /etc/iproute2 /etc/protocols /etc/services)
+  # shellcheck disable=SC2086 # one path per word
+  key=$(hash_inputs "$CACHE/bin/agnhost" "$CACHE/bin/coredns" "$src/porter/localhost.crt" "$src/porter/localhost.key" $host_files \
+    <<<"$(script_hash)")
+  cached agnhost "$ref" "$key" && return 0
+  rootfs=$STAGE/agnhost
+  # The user the SupplementalGroups e2e test expects in the image.
+  base_rootfs "$rootfs" user-defined-in-image:1000
+  # shellcheck disable=SC2086
+  install_host_files "$rootfs" $host_files
+  install_shell "$rootfs"
+  install -m 0755 "$CACHE/bin/agnhost" "$rootfs/agnhost"
+  install -m 0755 "$CACHE/bin/coredns" "$rootfs/coredns"
+  ln -s agnhost "$rootfs/agnhost-2"
+  install -m 0644 "$src/porter/localhost.crt" "$src/porter/localhost.key" "$rootfs/"
+  mkdir -p "$rootfs/uploads"
+  config=$(jq -cn --arg path "$PATH_ENV" '{ Entrypoint: ["/agnhost"], Cmd: ["pause"], Env: [$path] }')
+  finish agnhost "$ref" "$key" "$rootfs" "$config" "$start"
+}
+
+build_busybox() {
+  local start files key ref rootfs config
+  start=$(date +%s)
+  ref=$E2E_REGISTRY/busybox:$E2E_BUSYBOX_VERSION
+  files=$(closure /bin/busybox /bin/dash)
+  # shellcheck disable=SC2086 # one path per word
+  key=$(hash_inputs $files <<<"$(script_hash)")
+  cached busybox "$ref" "$key" && return 0
+  rootfs=$STAGE/busybox
+  base_rootfs "$rootfs"
+  install_shell "$rootfs"
+  config=$(jq -cn --arg path "$PATH_ENV" '{ Cmd: ["sh"], Env: [$path] }')
+  finish busybox "$ref" "$key" "$rootfs" "$config" "$start"
+}
+
+# The DNS tests' glibc prober (test/images/glibc-dns-testing upstream, a Debian with dnsutils): their
+# scripts run dig, getent (glibc's resolver, the point of the image), awk, hostname and sed.
+build_glibc-dns-testing() {
+  local start files key ref rootfs config
+  start=$(date +%s)
+  ref=$E2E_REGISTRY/glibc-dns-testing:$E2E_GLIBC_DNS_VERSION
+  files=$(closure /bin/busybox /bin/dash /usr/bin/dig /usr/bin/getent && files_under /etc/protocols /etc/services)
+  # shellcheck disable=SC2086 # one path per word
+  key=$(hash_inputs $files <<<"$(script_hash)")
+  cached glibc-dns-testing "$ref" "$key" && return 0
+  rootfs=$STAGE/glibc-dns-testing
+  base_rootfs "$rootfs"
+  # shellcheck disable=SC2086
+  install_host_files "$rootfs" $files
+  install_shell "$rootfs"
+  config=$(jq -cn --arg path "$PATH_ENV" '{ Cmd: ["sh"], Env: [$path] }')
+  finish glibc-dns-testing "$ref" "$key" "$rootfs" "$config" "$start"
+}
+
+# The pause image under the name the e2e suite uses (test/utils/image/manifest.go's Pause).
+build_e2e-pause() {
+  local start key ref rootfs config
+  start=$(date +%s)
+  ref=$E2E_PAUSE_REF
+  key=$(hash_inputs "$here/pause.c" <<<"$(script_hash) $(gcc --version | head -1) $(dpkg-query -W libc6-dev 2>/dev/null)")
+  cached e2e-pause "$ref" "$key" && return 0
+  rootfs=$STAGE/e2e-pause
+  mkdir -p "$rootfs"
+  gcc -static -Os -s -Wall -Wextra -Werror -o "$rootfs/pause" "$here/pause.c" >&2 || die "gcc failed on pause.c"
+  config=$(jq -cn --arg path "$PATH_ENV" '{ Entrypoint: ["/pause"], User: "65535:65535", Env: [$path] }')
+  finish e2e-pause "$ref" "$key" "$rootfs" "$config" "$start"
+}
+
+build_coredns() {
+  local start key ref rootfs config
+  start=$(date +%s)
+  ref=$REGISTRY/coredns:$COREDNS_VERSION
+  [ -x "$CACHE/bin/coredns" ] || die "cannot build $ref: missing $CACHE/bin/coredns (\`make e2e-tools\` builds it)"
+  [ -z "$(libs_of "$CACHE/bin/coredns")" ] || die "$CACHE/bin/coredns is dynamically linked: build it with CGO_ENABLED=0"
+  key=$(hash_inputs "$CACHE/bin/coredns" <<<"$(script_hash)")
+  cached coredns "$ref" "$key" && return 0
+  rootfs=$STAGE/coredns
+  base_rootfs "$rootfs"
+  install -m 0755 "$CACHE/bin/coredns" "$rootfs/coredns"
+  config=$(jq -cn --arg path "$PATH_ENV" '{ Entrypoint: ["/coredns"], Env: [$path] }')
+  finish coredns "$ref" "$key" "$rootfs" "$config" "$start"
+}
+
 # Removes hash-tagged tarballs not built or printed for $PRUNE_DAYS days (fixed tags are overwritten).
 prune() {
   find "$OUT" -maxdepth 1 \( -name 'castnet-*.tar' -o -name 'workload-*.tar' \) -mtime +"$PRUNE_DAYS" \
@@ -375,9 +496,15 @@ main() {
       log "skipping $REGISTRY/multus:$MULTUS_VERSION: missing $(multus_missing | tr '\n' ' ')(\`make upstream\` builds them)"
       targets=(castnet pause workload)
     fi
+    # Kubernetes' e2e images, once `make e2e-tools` has built agnhost.
+    if [ -x "$CACHE/bin/agnhost" ] && [ -x "$CACHE/bin/coredns" ]; then
+      targets+=(agnhost busybox glibc-dns-testing e2e-pause coredns)
+    fi
   fi
   for t in "${targets[@]}"; do
-    case $t in castnet | pause | workload | multus) ;; *) die "unknown image '$t' (castnet, pause, workload, multus or all)" ;; esac
+    case $t in castnet | pause | workload | multus | agnhost | busybox | glibc-dns-testing | e2e-pause | coredns) ;;
+      *) die "unknown image '$t' (castnet, pause, workload, multus, agnhost, busybox, glibc-dns-testing, e2e-pause, coredns or all)" ;;
+    esac
   done
   for t in jq tar ldd sha256sum flock; do command -v $t >/dev/null || die "$t is needed (make deps)"; done
   mkdir -p "$OUT"

@@ -3,10 +3,12 @@
 # crictl, multus) with the machine's Go, at the versions pinned by the go.mod/go.sum beside this
 # script, into $CACHE/bin.
 #
-# Usage: scripts/upstream/build.sh [module-dir...]   (default: every dir here with a `commands` file)
+# Usage: scripts/upstream/build.sh [module-dir...]   (default: every dir here with a `commands` file
+# and no `on-demand` file; an on-demand module, such as e2e, is built only when named)
 #
 # Each module dir holds a go.mod (pinned versions, `tool` lines), go.sum, `commands` ("name package"
-# per line) and optionally:
+# per line; "name package test" builds the package's test binary with `go test -c`, as Kubernetes'
+# e2e.test) and optionally:
 #  - `ldflags`: -X version stamps; @VERSION@, @MAJOR@, @MINOR@ are replaced by the version of the
 #    module's first `require`.
 #  - `env`: KEY=VALUE lines for the go command, e.g. CGO_ENABLED=1 (everything else builds with
@@ -110,9 +112,16 @@ ensure_stored() {
     settings="$(module_env "$dir" | tr '\n' ' ')${extra[*]}"
     settings=${settings% }
     log "building $name ($(grep -m1 '^require [^(]' "$dir/go.mod" | cut -d' ' -f2,3)) with $("$GO" env GOVERSION)${settings:+ ($settings)}"
-    while read -r cmd pkg; do
-      log "  go build $pkg -> $cmd"
-      module_go "$dir" build "${BUILD_FLAGS[@]}" "${extra[@]}" -ldflags="$ldflags" -o "$tmp/$cmd" "$pkg" ||
+    local cmd pkg kind
+    local -a gocmd
+    while read -r cmd pkg kind; do
+      case $kind in
+        '') gocmd=(build) ;;
+        test) gocmd=(test -c) ;;
+        *) log "$dir/commands: '$cmd $pkg $kind': the third word may only be 'test'"; rm -rf "$tmp"; return 2 ;;
+      esac
+      log "  go ${gocmd[*]} $pkg -> $cmd"
+      module_go "$dir" "${gocmd[@]}" "${BUILD_FLAGS[@]}" "${extra[@]}" -ldflags="$ldflags" -o "$tmp/$cmd" "$pkg" ||
         { rm -rf "$tmp"; log "failed to build $pkg (module $dir)"; return 1; }
     done < <(module_commands "$dir")
     touch "$tmp/.complete"
@@ -153,7 +162,7 @@ install_module() {
 
 modules=("$@")
 if [ ${#modules[@]} -eq 0 ]; then
-  for f in "$here"/*/commands; do modules+=("$(dirname "$f")"); done
+  for f in "$here"/*/commands; do [ -e "$(dirname "$f")/on-demand" ] || modules+=("$(dirname "$f")"); done
 fi
 for m in "${modules[@]}"; do
   case $m in /*) ;; *) [ -d "$m" ] || m=$here/$m ;; esac

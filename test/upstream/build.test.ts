@@ -1,6 +1,7 @@
 // `make upstream` delivers the pinned upstream versions, and a fresh clone on a machine that built
 // them once gets them from the machine-wide store without rebuilding.
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,11 +31,15 @@ async function printed(name: string, args: string[]): Promise<string> {
   });
 }
 
-/** Every binary the modules under scripts/upstream build (the first word of each `commands` line). */
+/**
+ * Every binary `make upstream` builds from the modules under scripts/upstream (the first word of each
+ * `commands` line); modules with an `on-demand` file (e2e, coredns) are built only when named.
+ */
 async function pinnedCommands(): Promise<string[]> {
   const modules = (await readdir(pinsDir, { withFileTypes: true })).filter((e) => e.isDirectory());
   const names: string[] = [];
   for (const m of modules) {
+    if (existsSync(path.join(pinsDir, m.name, 'on-demand'))) continue;
     const commands = await readFile(path.join(pinsDir, m.name, 'commands'), 'utf8');
     for (const line of commands.split('\n')) {
       if (line.trim() && !line.trim().startsWith('#')) names.push(line.trim().split(/\s+/)[0]);

@@ -6,6 +6,7 @@
 import { bridgeName } from '../../endpoint/names.js';
 import type { Logger } from '../../log/log.js';
 import type { Directory } from '../../lookup/port.js';
+import { ipFamily } from '../../netaddr/ip.js';
 import { run } from '../../sys/exec.js';
 import { diffRemoteMacs, remoteMacs, type RemoteMacs } from './plan.js';
 import { errorMessage } from '../../base/errors.js';
@@ -13,6 +14,14 @@ import { errorMessage } from '../../base/errors.js';
 export const VXLAN_PORT = 4789;
 
 export const vxlanName = (networkId: number): string => 'cnvx' + networkId.toString(16).padStart(6, '0');
+
+/**
+ * The largest frame payload the VXLAN port carries without fragmenting on the underlay: its MTU less
+ * the outer IP (20 or 40), UDP (8), VXLAN (8) and inner Ethernet (14) headers. The bridge takes its
+ * ports' smallest MTU, so the node's own traffic into the network is sized for it too.
+ */
+export const vxlanMtu = (underlayMtu: number, underlayAddress: string): number =>
+  underlayMtu - (ipFamily(underlayAddress, 'underlay address') === 6 ? 70 : 50);
 
 export interface OverlayOptions {
   node: string;
@@ -66,7 +75,7 @@ export class UnicastOverlay {
       // `replace`-style idempotence: an existing device (agent restart) is reused as is.
       linkCmds.push(
         `link add ${dev} type vxlan id ${ids.get(net)} local ${this.o.underlayAddress} dstport ${VXLAN_PORT} nolearning`,
-        `link set ${dev} mtu ${this.o.underlayMtu} master ${bridgeName(ids.get(net)!)} up`,
+        `link set ${dev} mtu ${vxlanMtu(this.o.underlayMtu, this.o.underlayAddress)} master ${bridgeName(ids.get(net)!)} up`,
       );
       portCmds.push(`link set dev ${dev} learning off flood off mcast_flood off bcast_flood off`);
     }

@@ -1,0 +1,13 @@
+# Kubernetes' own network end-to-end tests with castnet as the cluster network (docs/testing.md,
+# "Kubernetes' network e2e tests"): e2e.test and agnhost of the pinned release, built with Go into
+# .cache/bin (scripts/upstream/e2e, on demand: `make upstream` does not build them), then the
+# selection of test/e2e/primary-selection.txt on the real cluster in primary mode
+# → bench/results/e2e-primary.json.
+.PHONY: e2e-tools e2e-primary
+
+e2e-tools:
+	@scripts/upstream/build.sh e2e coredns ginkgo
+
+e2e-primary: build upstream e2e-tools
+	@$(MAKE) --no-print-directory image
+	@scripts/cluster/e2e-primary.sh
