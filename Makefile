@@ -57,7 +57,7 @@ test-go:
 
 # build is a prerequisite, so it has finished before jest starts; jest itself also refuses to run
 # against a dist/ or bin/ older than the sources (test/build-is-current.cjs).
-test: deps build upstream image lint test-go
+test: deps build upstream e2e-tools image lint test-go
 	scripts/run-tests.sh
 
 clean:

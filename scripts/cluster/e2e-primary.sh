@@ -10,15 +10,17 @@
 # running cluster with the bridge network is refused (`make cluster-down` first).
 # Environment: CASTNET_E2E_FOCUS (a regex) narrows the selection further, e.g. to one test (a rerun:
 # the report keeps the earlier results of the tests it did not run);
-# CASTNET_E2E_PROCS (default 4) tests at once; CASTNET_E2E_TIMEOUT (default 90m) the whole run.
+# CASTNET_E2E_PROCS (default 4) tests at once; CASTNET_E2E_TIMEOUT (default 90m) the whole run;
+# CASTNET_E2E_SELECTION (default test/e2e/primary-selection.txt) and CASTNET_E2E_OUT (default
+# bench/results/e2e-primary.json): `make test-e2e`, CI's reduced run, names its own.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 CACHE=${CASTNET_CACHE:-$repo/.cache}
 BIN=$CACHE/bin
-SELECTION=$repo/test/e2e/primary-selection.txt
-OUT=$repo/bench/results/e2e-primary.json
+SELECTION=${CASTNET_E2E_SELECTION:-$repo/test/e2e/primary-selection.txt}
+OUT=${CASTNET_E2E_OUT:-$repo/bench/results/e2e-primary.json}
 WORK=$CACHE/e2e
 # The whole run; a hung test fails it rather than CI.
 TIMEOUT=${CASTNET_E2E_TIMEOUT:-90m}
@@ -47,9 +49,10 @@ CASTNET_CLUSTER_CNI=castnet "$here/cluster.sh" up
 
 # The selection file's regexes, joined.
 joined() {
-  grep -E "^$1 " "$SELECTION" | sed -E "s/^$1 //; s/ \\| .*$//" | paste -sd '|'
+  { grep -E "^$1 " "$SELECTION" || true; } | sed -E "s/^$1 //; s/ \\| .*$//" | paste -sd '|'
 }
 focus=$(joined focus)
+[ -n "$focus" ] || die "$SELECTION selects no test (no \"focus <regex>\" line)"
 skip=$(joined skip)
 [ -z "${CASTNET_E2E_FOCUS:-}" ] || focus="($focus).*($CASTNET_E2E_FOCUS)|($CASTNET_E2E_FOCUS).*($focus)"
 
@@ -59,7 +62,7 @@ rc=0
 # As upstream's hack/ginkgo-e2e.sh: the ginkgo CLI runs the tests on $PROCS processes at once (most
 # of a test's time is waiting for pods), and the [Serial] ones alone at the end.
 (cd "$WORK" && timeout "$TIMEOUT" "$BIN/ginkgo" --procs="$PROCS" --no-color --timeout=2h \
-  --focus="$focus" --skip="$skip" --json-report=report.json --output-dir="$WORK" \
+  --focus="$focus" ${skip:+--skip="$skip"} --json-report=report.json --output-dir="$WORK" \
   "$BIN/e2e.test" -- \
   --kubeconfig="$CACHE/cluster/kubeconfig" --provider=local --kubectl-path="$BIN/kubectl" \
   --num-nodes="$("$here/cluster.sh" nodes | wc -l)" --report-dir="$WORK" >"$WORK/e2e.log" 2>&1) || rc=$?
@@ -67,7 +70,13 @@ log "e2e.test exited $rc after $(($(date +%s) - start)) s (log: $WORK/e2e.log)"
 [ -s "$WORK/report.json" ] || die "e2e.test wrote no report:"$'\n'"$(tail -20 "$WORK/e2e.log")"
 # castnet's own check on the same cluster: multicast across nodes on the primary network.
 if [ -z "${CASTNET_E2E_FOCUS:-}" ]; then
-  "$here/e2e-multicast.sh" >"$WORK/castnet.jsonl" 2>"$WORK/multicast.log" || rc=1
+  if ! "$here/e2e-multicast.sh" >"$WORK/castnet.jsonl" 2>"$WORK/multicast.log"; then
+    rc=1
+    # A check that died before its verdict is a failure in the report too, not a missing line.
+    [ -s "$WORK/castnet.jsonl" ] || jq -cn --arg reason "$(tail -3 "$WORK/multicast.log")" \
+      '{name: "castnet: multicast across nodes on the primary network", result: "failed", reason: $reason}' \
+      >"$WORK/castnet.jsonl"
+  fi
 fi
 mkdir -p "$(dirname "$OUT")"
 CASTNET_E2E_RERUN=$([ -n "${CASTNET_E2E_FOCUS:-}" ] && echo 1 || echo 0) \
