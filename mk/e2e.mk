@@ -20,3 +20,14 @@ test-e2e: build upstream e2e-tools
 	@$(MAKE) --no-print-directory image
 	@CASTNET_E2E_SELECTION=test/e2e/ci-selection.txt CASTNET_E2E_OUT=$(CACHE)/e2e-ci.json \
 		scripts/cluster/e2e-primary.sh
+
+# Pod-to-pod TCP throughput (iperf2) and UDP request/response latency (sockperf ping-pong) across
+# nodes, castnet primary against the reference bridge + host-local + static routes, each on a fresh
+# cluster, alternating (bench/e2e-primary.ts, docs/benchmarks.md) → "bench" in
+# bench/results/e2e-primary.json. Starts and stops the cluster itself: `make cluster-down` first.
+# Knobs: BENCH_ROUNDS=3 (rounds, each system once a round), BENCH_TRIALS=2, BENCH_SECONDS=10.
+.PHONY: bench-e2e-primary
+bench-e2e-primary: build upstream
+	@$(MAKE) --no-print-directory image
+	npx tsc -p bench/e2e-primary.tsconfig.json
+	node .cache/bench-e2e-primary/bench/e2e-primary.js

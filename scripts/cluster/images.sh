@@ -4,7 +4,7 @@
 # and `kind load image-archive` accept:
 #   castnet   localhost/castnet/castnet:<appVersion>-<hash>  the Dockerfile's layout and entrypoint
 #   pause     localhost/castnet/pause:3.10                   the sandbox image the cluster pins
-#   workload  localhost/castnet/workload:<hash>              test pods: sh, ip, socat, iperf2, ssmping
+#   workload  localhost/castnet/workload:<hash>              test pods: sh, ip, socat, iperf2, sockperf, ssmping
 #   multus    localhost/castnet/multus:v4.2.2                multus thick, from `make upstream`'s binaries
 #   agnhost   registry.k8s.io/e2e-test-images/agnhost:<ver>  Kubernetes' e2e test image, from `make e2e-tools`
 #   busybox   registry.k8s.io/e2e-test-images/busybox:<ver>  the e2e suite's busybox (Debian's busybox-static)
@@ -323,7 +323,7 @@ build_pause() {
 build_workload() {
   local start host_files key ref rootfs config
   start=$(date +%s)
-  host_files=$(closure /bin/busybox /bin/dash /bin/ip /sbin/bridge /bin/ss /usr/bin/socat /usr/bin/iperf \
+  host_files=$(closure /bin/busybox /bin/dash /bin/ip /sbin/bridge /bin/ss /usr/bin/socat /usr/bin/iperf /usr/bin/sockperf \
     /usr/bin/mcfirst /usr/bin/ssmping /usr/bin/ssmpingd /usr/bin/asmping /usr/bin/tcpdump &&
     files_under /etc/iproute2 /etc/protocols /etc/services)
   # shellcheck disable=SC2086 # one path per word
