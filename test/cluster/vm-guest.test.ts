@@ -116,7 +116,15 @@ beforeAll(async () => {
 
   // The virt-launcher pod, labelled as KubeVirt labels one; the VMI's status then names it active
   // (castnet's ADD waits for that, pkg/agent/identity.ts).
-  const vmiUid = await c.kubectl(['-n', ns, 'get', 'vmi', VM, '-o', 'jsonpath={.metadata.uid}']);
+  const vmiUid = await c.kubectl([
+    '-n',
+    ns,
+    'get',
+    'virtualmachineinstances',
+    VM,
+    '-o',
+    'jsonpath={.metadata.uid}',
+  ]);
   const podName = `virt-launcher-${VM}-${randomBytes(3).toString('hex').slice(0, 5)}`;
   const meta = launcherPodMeta(ns, VM, podName, { vmiUid });
   await apply(c, [
@@ -132,6 +140,8 @@ beforeAll(async () => {
       spec: {
         nodeSelector: { 'kubernetes.io/hostname': node2 },
         terminationGracePeriodSeconds: 1,
+        // As virt-launcher's: a VM pod whose qemu ended is not restarted in place.
+        restartPolicy: 'Never',
         containers: [
           {
             name: 'compute',
@@ -150,7 +160,7 @@ beforeAll(async () => {
   ]);
   const podUid = await c.kubectl(['-n', ns, 'get', 'pod', podName, '-o', 'jsonpath={.metadata.uid}']);
   await c.kubectl([
-    ...['-n', ns, 'patch', 'vmi', VM, '--type', 'merge', '-p'],
+    ...['-n', ns, 'patch', 'virtualmachineinstances', VM, '--type', 'merge', '-p'],
     JSON.stringify({ status: { phase: 'Scheduled', activePods: { [podUid]: node2 } } }),
   ]);
   [sender] = await waitPods(c, ns, 'app=sender', 1);
@@ -191,9 +201,18 @@ beforeAll(async () => {
     `echo ${Buffer.from(launch).toString('base64')} | base64 -d >/tmp/launch.new && mv /tmp/launch.new /tmp/launch`,
   );
   // The boot, on the container's log (nobody is attached yet).
+  let log = '';
   await waitFor(
-    async () => (await c.kubectl(['-n', ns, 'logs', launcher.name, '-c', 'compute'])).includes(GUEST_READY),
-    { what: `the guest in ${launcher.name} to boot`, timeoutMs: 120_000, intervalMs: 500 },
+    async () => {
+      log = await c.kubectl(['-n', ns, 'logs', launcher.name, '-c', 'compute']);
+      return log.includes(GUEST_READY);
+    },
+    {
+      what: `the guest in ${launcher.name} to boot`,
+      timeoutMs: 120_000,
+      intervalMs: 500,
+      observed: () => log.slice(-1500),
+    },
   );
   console.log(`guest booted in the pod ${Date.now() - started} ms after its launch script`);
   guest = new GuestConsole(VM);
