@@ -14,6 +14,8 @@ import { jest } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import { vmAddressName } from '../../pkg/k8s/resources.js';
+import type { VMAddress } from '../../pkg/k8s/types.js';
 import { launcherPodMeta } from '../../pkg/kubevirt/identity.js';
 import { bindingNames, bridgeBindingScript, randomMac, shellQuote } from '../../pkg/lab/bridge-binding.js';
 import { GUEST_READY, GuestConsole, qemuArgs } from '../../pkg/lab/guest.js';
@@ -249,6 +251,21 @@ describe('a qemu guest in a virt-launcher pod attached through Multus', () => {
     expect(ports).toMatch(new RegExp(`^\\d+: ${nic}[@:]`, 'm'));
     expect(ports).toMatch(new RegExp(`^\\d+: ${tap}:`, 'm'));
     expect(await podExec(c, ns, launcher.name, `ip -o addr show dev ${nic} scope global`)).toBe('');
+    // castnet took the pod for VMI vm0 (whose status names it): the VM's address reservation.
+    const reservation = await waitFor(
+      async () => {
+        const out = await c.kubectl([
+          ...['-n', ns, 'get', 'vmaddresses.castnet.io', vmAddressName(VM, net)],
+          ...['--ignore-not-found', '-o', 'json'],
+        ]);
+        return out.trim() ? (JSON.parse(out) as VMAddress) : undefined;
+      },
+      { what: `the VMAddress of ${VM} on ${net}`, timeoutMs: 30_000 },
+    );
+    expect(reservation.spec).toEqual({ network: net, vmi: VM, ips: [net1Address(launcher)] });
+    expect(reservation.metadata.ownerReferences?.map((o) => `${o.kind}/${o.name}`)).toEqual([
+      `VirtualMachineInstance/${VM}`,
+    ]);
     // Unicast from a pod on another node reaches the guest (and its answer comes back).
     await podExec(c, ns, sender.name, `ping -c 1 -W 5 ${net1Address(launcher)}`);
   });
