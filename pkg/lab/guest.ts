@@ -158,88 +158,53 @@ interface PendingQmp {
   reject: (err: Error) => void;
 }
 
-export class Guest implements Disposable {
-  readonly qmpSocket: string;
-  /** What start() ran qemu with. */
-  accelerator?: Accelerator;
-  private qemu?: ChildProcess;
-  private qmpConn?: net.Socket;
+/**
+ * A guest's serial console, driven over the stdin and stdout of a process: qemu's own (Guest), or
+ * one that relays a console qemu serves elsewhere (`kubectl attach -i` to a pod whose qemu has its
+ * console on stdio, as test/cluster/vm-guest.test.ts runs one). The host runs the guest's shell one
+ * framed command at a time (run()) and reads every console line (onLine()).
+ */
+export class GuestConsole implements Disposable {
+  protected child?: ChildProcess;
   private readonly lineListeners = new Set<(line: string) => void>();
-  private readonly eventListeners = new Set<(event: QmpEvent) => void>();
-  /** Told when qemu exits: waits for console lines give up then. */
+  /** Told when the console's process exits: waits for console lines give up then. */
   private readonly exitListeners = new Set<(err: Error) => void>();
-  private readonly qmpPending = new Map<number, PendingQmp>();
-  private qmpSeq = 0;
   private running?: PendingRun;
   /** run() calls, one at a time. */
   private queue: Promise<unknown> = Promise.resolve();
   private runSeq = 0;
   /** The last console lines, for error messages. */
   private readonly recent: string[] = [];
-  private exited?: string;
-  private disposed = false;
+  protected exited?: string;
+  private stderr = '';
 
-  constructor(readonly spec: GuestSpec) {
-    this.qmpSocket = path.join(spec.workDir, 'qmp.sock');
-  }
+  constructor(readonly name: string) {}
 
   /**
-   * Starts qemu in the spec's namespace and resolves once the guest's shell answers (with
-   * `incoming`: once QMP answers, the guest waiting paused for its migration stream).
+   * Drives the console over `child`'s stdio (spawned with stdin, stdout and stderr piped); `what`
+   * names the process in the error its exit gives pending commands.
    */
-  async start(): Promise<void> {
-    const { spec } = this;
-    const image = spec.image ?? guestImage();
-    const accel = await detectAccelerator(image);
-    this.accelerator = accel;
-    await mkdir(spec.workDir, { recursive: true });
-    const nic = ['virtio-net-pci', 'netdev=net0', `mac=${spec.mac}`];
-    if (spec.mtu) nic.push(`host_mtu=${spec.mtu}`);
-    const args = [
-      ...['netns', 'exec', spec.netns, QEMU, '-name', `guest=${spec.name}`],
-      ...machineArgs(accel, spec.memoryMiB),
-      ...['-kernel', image.kernel, '-initrd', image.initramfs, '-append', kernelCommandLine(spec.addresses)],
-      ...['-netdev', `tap,id=net0,ifname=${spec.tap},script=no,downscript=no`, '-device', nic.join(',')],
-      ...['-qmp', `unix:${this.qmpSocket},server=on,wait=off`],
-    ];
-    if (spec.incoming)
-      args.push('-incoming', spec.incoming.includes(':') ? spec.incoming : `unix:${spec.incoming}`);
-    const ready = spec.incoming ? undefined : this.waitForLine((l) => l.startsWith(READY), BOOT_TIMEOUT_MS);
-    ready?.catch(() => undefined); // awaited below, unless QMP fails first
-    const qemu = spawn('ip', args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    this.qemu = qemu;
-    let stderr = '';
-    qemu.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString('utf8')).slice(-4000)));
-    qemu.stdin!.on('error', () => undefined);
+  attach(child: ChildProcess, what = 'the console'): void {
+    this.child = child;
+    child.stderr?.on('data', (c: Buffer) => (this.stderr = (this.stderr + c.toString('utf8')).slice(-4000)));
+    child.stdin!.on('error', () => undefined);
     let partial = '';
-    qemu.stdout!.on('data', (c: Buffer) => {
+    child.stdout!.on('data', (c: Buffer) => {
       const lines = (partial + c.toString('latin1')).split('\n');
       partial = lines.pop()!;
       for (const raw of lines) this.line(raw.replace(CONTROL, ''));
     });
-    qemu.on('error', (err) => this.failAll(`qemu did not start: ${err.message}`));
-    qemu.on('exit', (code, signal) => {
-      const why = `qemu exited (${signal ?? `status ${code}`})${stderr.trim() ? `: ${stderr.trim()}` : ''}`;
-      this.failAll(why);
+    child.on('error', (err) => this.failAll(`${what} did not start: ${err.message}`));
+    child.on('exit', (code, signal) => {
+      const err = this.stderr.trim();
+      this.failAll(`${what} exited (${signal ?? `status ${code}`})${err ? `: ${err}` : ''}`);
     });
-    await this.connectQmp();
-    await this.qmp('qmp_capabilities');
-    if (ready) {
-      await ready;
-      await this.run('true');
-    }
   }
 
   /** Every console line: background tools' output, framed commands' output, init's messages. */
   onLine(listener: (line: string) => void): Disposable {
     this.lineListeners.add(listener);
     return toDisposable(() => void this.lineListeners.delete(listener));
-  }
-
-  /** Every QMP event qemu sends. */
-  onEvent(listener: (event: QmpEvent) => void): Disposable {
-    this.eventListeners.add(listener);
-    return toDisposable(() => void this.eventListeners.delete(listener));
   }
 
   /**
@@ -286,6 +251,7 @@ export class Guest implements Disposable {
 
   private runNow(cmd: string, timeoutMs: number): Promise<string> {
     if (this.exited) return Promise.reject(this.error(`cannot run \`${cmd}\`: ${this.exited}`));
+    if (!this.child) return Promise.reject(this.error(`cannot run \`${cmd}\`: no console attached`));
     // The guest's shell evaluates a line at a time.
     if (/[\r\n]/.test(cmd)) return Promise.reject(this.error(`\`${cmd}\`: a command is one line (use ;)`));
     const id = `@cg${++this.runSeq}${randomBytes(3).toString('hex')}`;
@@ -293,6 +259,7 @@ export class Guest implements Disposable {
     // Every output line comes back prefixed with the id, then the status: other console lines
     // (background tools, the kernel) can interleave without being mistaken for the output.
     const line = `sh -c ${quoted} >/tmp/.cg-out 2>&1 </dev/null; s=$?; sed 's/^/${id}|/' /tmp/.cg-out; echo "${id}#$s"\n`;
+    const child = this.child;
     return new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.running = undefined;
@@ -311,7 +278,7 @@ export class Guest implements Disposable {
           reject(err);
         },
       };
-      this.qemu!.stdin!.write(line);
+      child.stdin!.write(line);
     });
   }
 
@@ -327,11 +294,120 @@ export class Guest implements Disposable {
         const status = Number(rest.slice(1));
         const out = r.output.join('\n');
         if (status === 0) r.resolve(out);
-        else
-          r.reject(new Error(`guest ${this.spec.name}: \`${r.cmd}\` exited with status ${status}: ${out}`));
+        else r.reject(new Error(`guest ${this.name}: \`${r.cmd}\` exited with status ${status}: ${out}`));
       }
     }
     for (const l of this.lineListeners) l(text);
+  }
+
+  protected error(what: string): Error {
+    const tail = this.recent.length ? `; last console lines: ${this.recent.slice(-5).join(' | ')}` : '';
+    return new Error(`guest ${this.name}: ${what}${tail}`);
+  }
+
+  /** The console's process is gone: every pending command fails with why. */
+  protected failAll(why: string): void {
+    this.exited ??= why;
+    const err = this.error(why);
+    this.running?.reject(err);
+    this.running = undefined;
+    for (const l of [...this.exitListeners]) l(err);
+  }
+
+  /** Ends the console's process (SIGTERM, then SIGKILL if it lingers); the guest itself is not its. */
+  async dispose(): Promise<void> {
+    const child = this.child;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    }
+    this.lineListeners.clear();
+  }
+}
+
+/** What qemu's command line says about a guest (GuestSpec's parts that are not about the host). */
+export interface QemuOptions {
+  name: string;
+  /** The tap qemu's virtio-net uses. */
+  tap: string;
+  mac: string;
+  addresses: string[];
+  memoryMiB: number;
+  mtu?: number;
+  /** The QMP socket qemu serves (none: no QMP). */
+  qmpSocket?: string;
+  /** As GuestSpec's incoming. */
+  incoming?: string;
+}
+
+/**
+ * qemu-system-x86_64's arguments for a guest of `image` under `accel`, its serial console on stdio:
+ * what Guest.start() runs in a lab pod, and what a pod on the real cluster runs (test/cluster).
+ */
+export function qemuArgs(o: QemuOptions, accel: Accelerator, image: GuestImage): string[] {
+  const nic = ['virtio-net-pci', 'netdev=net0', `mac=${o.mac}`];
+  if (o.mtu) nic.push(`host_mtu=${o.mtu}`);
+  const args = [
+    ...['-name', `guest=${o.name}`],
+    ...machineArgs(accel, o.memoryMiB),
+    ...['-kernel', image.kernel, '-initrd', image.initramfs, '-append', kernelCommandLine(o.addresses)],
+    ...['-netdev', `tap,id=net0,ifname=${o.tap},script=no,downscript=no`, '-device', nic.join(',')],
+  ];
+  if (o.qmpSocket) args.push('-qmp', `unix:${o.qmpSocket},server=on,wait=off`);
+  if (o.incoming) args.push('-incoming', o.incoming.includes(':') ? o.incoming : `unix:${o.incoming}`);
+  return args;
+}
+
+/** The line the guest's init prints once eth0 is configured, just before its shell starts. */
+export const GUEST_READY = READY;
+
+export class Guest extends GuestConsole {
+  readonly qmpSocket: string;
+  /** What start() ran qemu with. */
+  accelerator?: Accelerator;
+  private qmpConn?: net.Socket;
+  private readonly eventListeners = new Set<(event: QmpEvent) => void>();
+  private readonly qmpPending = new Map<number, PendingQmp>();
+  private qmpSeq = 0;
+  private disposed = false;
+
+  constructor(readonly spec: GuestSpec) {
+    super(spec.name);
+    this.qmpSocket = path.join(spec.workDir, 'qmp.sock');
+  }
+
+  /**
+   * Starts qemu in the spec's namespace and resolves once the guest's shell answers (with
+   * `incoming`: once QMP answers, the guest waiting paused for its migration stream).
+   */
+  async start(): Promise<void> {
+    const { spec } = this;
+    const image = spec.image ?? guestImage();
+    const accel = await detectAccelerator(image);
+    this.accelerator = accel;
+    await mkdir(spec.workDir, { recursive: true });
+    const args = [
+      ...['netns', 'exec', spec.netns, QEMU],
+      ...qemuArgs({ ...spec, qmpSocket: this.qmpSocket }, accel, image),
+    ];
+    const ready = spec.incoming ? undefined : this.waitForLine((l) => l.startsWith(READY), BOOT_TIMEOUT_MS);
+    ready?.catch(() => undefined); // awaited below, unless QMP fails first
+    this.attach(spawn('ip', args, { stdio: ['pipe', 'pipe', 'pipe'] }), 'qemu');
+    await this.connectQmp();
+    await this.qmp('qmp_capabilities');
+    if (ready) {
+      await ready;
+      await this.run('true');
+    }
+  }
+
+  /** Every QMP event qemu sends. */
+  onEvent(listener: (event: QmpEvent) => void): Disposable {
+    this.eventListeners.add(listener);
+    return toDisposable(() => void this.eventListeners.delete(listener));
   }
 
   /** Runs a QMP command; rejects with QMP's error class and description. */
@@ -396,31 +472,23 @@ export class Guest implements Disposable {
     this.qmpPending.delete(m.id as number);
     if ('error' in m) {
       const e = m.error as { class?: string; desc?: string };
-      pending.reject(new Error(`guest ${this.spec.name}: QMP ${pending.execute}: ${e.class}: ${e.desc}`));
+      pending.reject(new Error(`guest ${this.name}: QMP ${pending.execute}: ${e.class}: ${e.desc}`));
     } else pending.resolve(m.return);
   }
 
-  private error(what: string): Error {
-    const tail = this.recent.length ? `; last console lines: ${this.recent.slice(-5).join(' | ')}` : '';
-    return new Error(`guest ${this.spec.name}: ${what}${tail}`);
-  }
-
   /** qemu is gone: every pending command and QMP call fails with why. */
-  private failAll(why: string): void {
-    this.exited ??= why;
+  protected override failAll(why: string): void {
+    super.failAll(why);
     const err = this.error(why);
-    this.running?.reject(err);
-    this.running = undefined;
     for (const p of this.qmpPending.values()) p.reject(err);
     this.qmpPending.clear();
-    for (const l of [...this.exitListeners]) l(err);
   }
 
   /** Quits qemu (QMP quit, then SIGKILL if it lingers) and removes the work directory. */
-  async dispose(): Promise<void> {
+  override async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    const qemu = this.qemu;
+    const qemu = this.child;
     if (qemu && qemu.exitCode === null && qemu.signalCode === null) {
       const exited = new Promise<void>((r) => qemu.once('exit', () => r()));
       // A qemu that does not answer quit, or does not exit soon after, is killed.
@@ -430,8 +498,8 @@ export class Guest implements Disposable {
       clearTimeout(timer);
     }
     this.qmpConn?.destroy();
-    this.lineListeners.clear();
     this.eventListeners.clear();
+    await super.dispose();
     await rm(this.spec.workDir, { recursive: true, force: true });
   }
 }

@@ -11,10 +11,13 @@
 #   glibc-dns-testing  .../glibc-dns-testing:<ver>           the DNS tests' glibc prober (dig, getent)
 #   e2e-pause registry.k8s.io/pause:<ver>                    the e2e suite's pause (the same pause.c)
 #   coredns   localhost/castnet/coredns:v1.15.0              the cluster DNS, from `make e2e-tools`
+#   guest     localhost/castnet/guest:<hash>                 a VM pod: qemu (TCG), ip, socat and the lab's
+#                                                             guest kernel and initramfs, from `make guest-image`
 # The last three carry the names Kubernetes' e2e suite (test/utils/image/manifest.go of the pinned
-# release) asks for, so no KUBE_TEST_REPO_LIST is needed; "all" includes them once agnhost is built.
+# release) asks for, so no KUBE_TEST_REPO_LIST is needed; "all" includes them once agnhost is built,
+# and the guest image once `make guest-image` has built .cache/guest.
 #
-# Usage: scripts/cluster/images.sh [castnet|pause|workload|multus|agnhost|busybox|e2e-pause|coredns|all]...
+# Usage: scripts/cluster/images.sh [castnet|pause|workload|multus|agnhost|busybox|e2e-pause|coredns|guest|all]...
 # (default: all)
 # Prints "<reference> <tarball>" per image on stdout; progress goes to stderr.
 # CASTNET_IMAGE_TAG=<tag> overrides the castnet image's tag (two tags of one build for upgrade tests).
@@ -480,9 +483,40 @@ build_coredns() {
   finish coredns "$ref" "$key" "$rootfs" "$config" "$start"
 }
 
+# A VM pod's image, as KubeVirt's virt-launcher carries qemu (test/cluster/vm-guest.test.ts): Debian's
+# qemu-system-x86_64 with the one module TCG needs (Debian builds accel-tcg as a module), the firmware
+# it loads for a -kernel boot of a virtio-net guest (SeaBIOS, linuxboot_dma.bin, iPXE's efi-virtio.rom:
+# the directories of its firmware path), iproute2 for the bridge binding's wiring, socat, and the lab's
+# guest kernel and initramfs (scripts/guest/build.sh) in /guest.
+GUEST_QEMU_MODULES=/usr/lib/x86_64-linux-gnu/qemu
+
+build_guest() {
+  local start host_files key ref rootfs config f
+  start=$(date +%s)
+  for f in vmlinuz initramfs.gz; do
+    [ -s "$CACHE/guest/$f" ] || die "cannot build the guest image: missing $CACHE/guest/$f (\`make guest-image\` builds it)"
+  done
+  host_files=$(closure /bin/busybox /bin/dash /bin/ip /usr/bin/socat /usr/bin/qemu-system-x86_64 \
+    "$GUEST_QEMU_MODULES/accel-tcg-x86_64.so" &&
+    files_under /usr/share/qemu /usr/share/seabios /usr/lib/ipxe/qemu /etc/iproute2 /etc/protocols /etc/services)
+  # shellcheck disable=SC2086 # one path per word
+  key=$(hash_inputs $host_files "$CACHE/guest/vmlinuz" "$CACHE/guest/initramfs.gz" <<<"$(script_hash)")
+  ref=$REGISTRY/guest:$key
+  cached guest "$ref" "$key" && return 0
+  rootfs=$STAGE/guest
+  base_rootfs "$rootfs"
+  # shellcheck disable=SC2086
+  install_host_files "$rootfs" $host_files
+  install_shell "$rootfs"
+  mkdir -p "$rootfs/guest"
+  install -m 0644 "$CACHE/guest/vmlinuz" "$CACHE/guest/initramfs.gz" "$rootfs/guest/"
+  config=$(jq -cn --arg path "$PATH_ENV" '{ Entrypoint: ["/bin/sh"], Cmd: ["-c", "sleep infinity"], Env: [$path] }')
+  finish guest "$ref" "$key" "$rootfs" "$config" "$start"
+}
+
 # Removes hash-tagged tarballs not built or printed for $PRUNE_DAYS days (fixed tags are overwritten).
 prune() {
-  find "$OUT" -maxdepth 1 \( -name 'castnet-*.tar' -o -name 'workload-*.tar' \) -mtime +"$PRUNE_DAYS" \
+  find "$OUT" -maxdepth 1 \( -name 'castnet-*.tar' -o -name 'workload-*.tar' -o -name 'guest-*.tar' \) -mtime +"$PRUNE_DAYS" \
     -exec sh -c 'rm -f "$1" "$1.key"' _ {} \;
 }
 
@@ -500,10 +534,12 @@ main() {
     if [ -x "$CACHE/bin/agnhost" ] && [ -x "$CACHE/bin/coredns" ]; then
       targets+=(agnhost busybox glibc-dns-testing e2e-pause coredns)
     fi
+    # The VM pod's image, once `make guest-image` has built the guest's kernel and initramfs.
+    if [ -s "$CACHE/guest/vmlinuz" ] && [ -s "$CACHE/guest/initramfs.gz" ]; then targets+=(guest); fi
   fi
   for t in "${targets[@]}"; do
-    case $t in castnet | pause | workload | multus | agnhost | busybox | glibc-dns-testing | e2e-pause | coredns) ;;
-      *) die "unknown image '$t' (castnet, pause, workload, multus, agnhost, busybox, glibc-dns-testing, e2e-pause, coredns or all)" ;;
+    case $t in castnet | pause | workload | multus | agnhost | busybox | glibc-dns-testing | e2e-pause | coredns | guest) ;;
+      *) die "unknown image '$t' (castnet, pause, workload, multus, agnhost, busybox, glibc-dns-testing, e2e-pause, coredns, guest or all)" ;;
     esac
   done
   for t in jq tar ldd sha256sum flock; do command -v $t >/dev/null || die "$t is needed (make deps)"; done

@@ -14,10 +14,15 @@ export const imagesScript = path.join(repoRoot, 'scripts/cluster/images.sh');
 /** Upstream's binaries the multus image is made of (`make upstream` builds them into .cache/bin). */
 const MULTUS_BINS = ['multus-daemon', 'multus-shim', 'install_multus', 'passthru'];
 
-/** The images this machine can build: multus only once `make upstream` has built its binaries. */
+/** The guest's kernel and initramfs the guest image carries (`make guest-image` builds them). */
+const GUEST_FILES = ['vmlinuz', 'initramfs.gz'];
+
+/** The images this machine can build: multus only once `make upstream` has built its binaries, guest
+ * once `make guest-image` has built the guest's kernel and initramfs. */
 export function imageNames(): string[] {
   const multus = MULTUS_BINS.every((b) => existsSync(path.join(upstreamBin, b)));
-  return ['castnet', 'pause', 'workload', ...(multus ? ['multus'] : [])];
+  const guest = GUEST_FILES.every((f) => existsSync(path.join(repoRoot, '.cache/guest', f)));
+  return ['castnet', 'pause', 'workload', ...(multus ? ['multus'] : []), ...(guest ? ['guest'] : [])];
 }
 
 export interface BuiltImage {

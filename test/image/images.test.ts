@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { waitFor } from '../../pkg/base/async.js';
+import { GUEST_READY, qemuArgs } from '../../pkg/lab/guest.js';
 import { repoRoot } from '../harness/cni.js';
 import { dockerfileText, finalImageConfig } from '../harness/dockerfile.js';
 import {
@@ -236,6 +237,62 @@ describe('pause image', () => {
       ]);
       expect((await readdir(hostCniBin)).sort()).toEqual(['multus-shim', 'passthru']);
     });
+  },
+);
+
+(imageNames().includes('guest') ? describe : describe.skip)(
+  'guest image (needs `make guest-image` to build the guest kernel and initramfs)',
+  () => {
+    test('is named by its content and has what a VM pod runs: ip, sysctl, socat, qemu', async () => {
+      expectIntact('guest', 'localhost/castnet/guest');
+      expect(built.get('guest')!.ref).toMatch(/:[0-9a-f]{16}$/);
+      const out = await shellOutput(
+        'guest',
+        'ip -V; socat -V; command -v sysctl; qemu-system-x86_64 --version',
+      );
+      expect(out).toMatch(/^ip utility, iproute2-/m);
+      expect(out).toMatch(/^socat version 1\./m);
+      expect(out).toMatch(/^\/usr\/bin\/sysctl$/m);
+      expect(out).toMatch(/^QEMU emulator version /m);
+    });
+
+    test("qemu boots the image's guest under TCG with a virtio-net NIC, from the image alone", async () => {
+      const img = image('guest');
+      const mac = '02:00:00:00:77:01';
+      // The command line the cluster's VM pod runs (test/cluster/vm-guest.test.ts), with user-mode
+      // networking in place of its tap: the NIC's option ROM and the firmware must be in the image.
+      const args = qemuArgs(
+        { name: 'image', tap: 'tap1', mac, addresses: ['10.99.0.2/24'], memoryMiB: 128 },
+        'tcg',
+        { kernel: '/guest/vmlinuz', initramfs: '/guest/initramfs.gz' },
+      ).map((a) => (a.startsWith('tap,id=net0,') ? 'user,id=net0' : a));
+      const child = spawn(
+        'env',
+        [
+          '-i',
+          ...(img.config.config.Env ?? []),
+          '/usr/sbin/chroot',
+          img.rootfs,
+          'qemu-system-x86_64',
+          ...args,
+        ],
+        { stdio: ['pipe', 'pipe', 'pipe'] },
+      );
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString('latin1')));
+      child.stderr.on('data', (c: Buffer) => (out += c.toString('latin1')));
+      try {
+        await waitFor(() => out.includes(GUEST_READY) || child.exitCode !== null || undefined, {
+          what: 'the guest to boot',
+          timeoutMs: 120_000,
+          intervalMs: 100,
+          observed: () => out.slice(-500),
+        });
+      } finally {
+        child.kill('SIGKILL');
+      }
+      expect(out).toContain(`${GUEST_READY} ${mac}`);
+    }, 150_000);
   },
 );
 

@@ -27,7 +27,7 @@ export async function installCrds(c: Cluster): Promise<void> {
  * A stand-in for KubeVirt's VirtualMachineInstance CRD (KubeVirt itself cannot run here): any
  * fields, status included in the object (no status subresource).
  */
-export async function installVmiCrd(c: Cluster): Promise<void> {
+export async function installVmiCrd(c: Pick<Cluster, 'kubectl'>): Promise<void> {
   const crd = {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
