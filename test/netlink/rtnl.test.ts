@@ -69,6 +69,8 @@ describe('Rtnl', () => {
       unicastFlood: true,
       mcastFlood: false,
       bcastFlood: false,
+      // Read back since primary mode sets it (a pod reaching itself through its Service); off here.
+      hairpin: false,
     });
     node.addFdb(host.index, '02:aa:bb:cc:dd:01');
     node.addFdb(host.index, '02:aa:bb:cc:dd:01'); // idempotent
