@@ -8,7 +8,7 @@
 //   take an address another VM holds.
 import { canonicalAddress } from '../netaddr/address.js';
 import type { AddressReservation, VmRef } from '../lookup/port.js';
-import { namespaceAllowed, type NetworkAccess } from '../resolve/tenancy.js';
+import { namespaceAllowed, olderFirst, type NetworkAccess } from '../resolve/tenancy.js';
 
 /** network -> canonical address -> the reservation holding it. */
 export type AddressHolders = Map<string, Map<string, AddressReservation>>;
@@ -17,14 +17,15 @@ export const vmKey = (vm: VmRef): string => `${vm.namespace}/${vm.name}`;
 
 const sameVm = (a: VmRef, b: VmRef): boolean => a.namespace === b.namespace && a.name === b.name;
 
-const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+const claimant = (r: AddressReservation) => ({
+  createdAt: r.createdAt,
+  namespace: r.vm.namespace,
+  name: r.vm.name,
+});
 
-/** Oldest first; unknown times last; then namespace and VMI name: the same order on every node. */
+/** Oldest first, by the groups' rule (olderFirst): the same order on every node. */
 export function olderReservation(a: AddressReservation, b: AddressReservation): number {
-  const ta = a.createdAt ?? Number.POSITIVE_INFINITY;
-  const tb = b.createdAt ?? Number.POSITIVE_INFINITY;
-  if (ta !== tb) return ta < tb ? -1 : 1;
-  return cmp(a.vm.namespace, b.vm.namespace) || cmp(a.vm.name, b.vm.name);
+  return olderFirst(claimant(a), claimant(b));
 }
 
 /** Which reservation holds each address of each network; the verdict does not depend on their order. */

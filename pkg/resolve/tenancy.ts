@@ -77,8 +77,15 @@ export function staticMemberAllowed(
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
-/** Oldest first; unknown times last; then namespace and name: a total order, the same everywhere. */
-export function olderFirst(a: GroupClaim, b: GroupClaim): number {
+/**
+ * Oldest first; unknown times last; then namespace and name: a total order, the same everywhere.
+ * Creation times have the apiserver's resolution (a second): objects made in the same second are
+ * ordered by namespace and name.
+ */
+export function olderFirst(
+  a: Pick<GroupClaim, 'createdAt' | 'namespace' | 'name'>,
+  b: Pick<GroupClaim, 'createdAt' | 'namespace' | 'name'>,
+): number {
   const ta = a.createdAt ?? Number.POSITIVE_INFINITY;
   const tb = b.createdAt ?? Number.POSITIVE_INFINITY;
   if (ta !== tb) return ta < tb ? -1 : 1;
