@@ -8,15 +8,11 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
   apply,
-  castnetNetwork,
-  createNamespace,
-  deleteNamespace,
-  ensureMultus,
+  castnetTestbed,
   helmInstallCastnet,
   imageRef,
   tagCastnetImage,
   type RealCluster,
-  realCluster,
   waitFor,
   waitPods,
   workloadDeployment,
@@ -75,15 +71,14 @@ async function podReadyMs(
 }
 
 async function main(): Promise<void> {
-  const c = await realCluster();
-  await ensureMultus(c);
-  await helmInstallCastnet(c);
+  const bed = await castnetTestbed('bench');
+  const { c, ns } = bed;
   const image = await imageRef('workload');
-  const ns = await createNamespace(c, 'bench');
-  const net = `${ns}-net`;
+  const network = bed.network({ suffix: 'net', networkID: 4001, subnet: '10.140.0.0/16' });
+  const net = network.name;
   try {
     await apply(c, [
-      ...castnetNetwork({ namespace: ns, name: net, networkID: 4001, subnet: '10.140.0.0/16' }),
+      ...network.objects,
       {
         apiVersion: 'castnet.io/v1alpha1',
         kind: 'MulticastGroup',
@@ -190,8 +185,7 @@ async function main(): Promise<void> {
     await writeFile(file, JSON.stringify(result, null, 2) + '\n');
     console.log(JSON.stringify(result, null, 2));
   } finally {
-    await deleteNamespace(c, ns).catch(() => undefined);
-    await c.kubectl(['delete', 'virtualnetwork', net, '--ignore-not-found']).catch(() => undefined);
+    await bed.dispose();
   }
 }
 

@@ -5,18 +5,15 @@
 import { jest } from '@jest/globals';
 import {
   apply,
-  castnetNetwork,
   CASTNET_NAMESPACE,
-  createNamespace,
-  deleteNamespace,
-  ensureMultus,
+  castnetTestbed,
+  type CastnetTestbed,
   agentPods,
   helmInstallCastnet,
   imageRef,
   tagCastnetImage,
   listPods,
   type PodInfo,
-  realCluster,
   type RealCluster,
   waitDaemonSet,
   waitFor,
@@ -31,20 +28,20 @@ jest.setTimeout(600_000);
 const GROUP = '239.20.0.1';
 const PORT = 6001;
 
+let bed: CastnetTestbed | undefined;
 let c: RealCluster;
 let ns: string;
 let net: string;
 let image: string;
 
 beforeAll(async () => {
-  c = await realCluster();
-  await ensureMultus(c);
-  await helmInstallCastnet(c);
-  ns = await createNamespace(c, 'life');
-  net = `${ns}-net`;
+  bed = await castnetTestbed('life');
+  ({ c, ns } = bed);
+  const network = bed.network({ suffix: 'net', networkID: 2001, subnet: '10.120.0.0/16' });
+  net = network.name;
   image = await imageRef('workload');
   await apply(c, [
-    ...castnetNetwork({ namespace: ns, name: net, networkID: 2001, subnet: '10.120.0.0/16' }),
+    ...network.objects,
     {
       apiVersion: 'castnet.io/v1alpha1',
       kind: 'MulticastGroup',
@@ -59,8 +56,7 @@ beforeAll(async () => {
 }, 900_000);
 
 afterAll(async () => {
-  if (ns) await deleteNamespace(c, ns).catch(() => undefined);
-  if (net) await c.kubectl(['delete', 'virtualnetwork', net, '--ignore-not-found']).catch(() => undefined);
+  await bed?.dispose();
 });
 
 async function receivers(): Promise<PodInfo[]> {

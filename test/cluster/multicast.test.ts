@@ -10,17 +10,13 @@ import { spawn } from 'node:child_process';
 import {
   apply,
   blockJoins,
-  castnetNetwork,
+  castnetTestbed,
+  type CastnetTestbed,
   copies,
-  createNamespace,
-  deleteNamespace,
-  ensureMultus,
-  helmInstallCastnet,
   imageRef,
   net1Address,
   type Listen,
   type PodInfo,
-  realCluster,
   type RealCluster,
   received,
   send,
@@ -41,6 +37,7 @@ const G_NEST: Listen = { group: '239.10.0.4', port: 5004 };
 const ALL = [G_IGMP, G_SEL, G_STATIC, G_NEST];
 const N = 20;
 
+let bed: CastnetTestbed | undefined;
 let c: RealCluster;
 let ns: string;
 let blue: string;
@@ -80,16 +77,16 @@ function group(name: string, spec: Record<string, unknown>): object {
 }
 
 beforeAll(async () => {
-  c = await realCluster();
-  await ensureMultus(c);
-  await helmInstallCastnet(c);
-  ns = await createNamespace(c, 'mc');
-  blue = `${ns}-blue`;
-  red = `${ns}-red`;
+  bed = await castnetTestbed('mc');
+  ({ c, ns } = bed);
+  // Two tenants' networks on the same subnet.
+  const blueNet = bed.network({ suffix: 'blue', networkID: 1001, subnet: '10.101.0.0/16' });
+  const redNet = bed.network({ suffix: 'red', networkID: 1002, subnet: '10.101.0.0/16' });
+  [blue, red] = [blueNet.name, redNet.name];
   const image = await imageRef('workload');
   await apply(c, [
-    ...castnetNetwork({ namespace: ns, name: blue, networkID: 1001, subnet: '10.101.0.0/16' }),
-    ...castnetNetwork({ namespace: ns, name: red, networkID: 1002, subnet: '10.101.0.0/16' }),
+    ...blueNet.objects,
+    ...redNet.objects,
     group('igmp', { network: blue, address: G_IGMP.group }),
     group('sel', {
       network: blue,
@@ -139,13 +136,7 @@ beforeAll(async () => {
 }, 900_000);
 
 afterAll(async () => {
-  // CASTNET_TEST_KEEP=1 leaves the namespace for a look after a failure.
-  if (process.env.CASTNET_TEST_KEEP) return;
-  if (ns) await deleteNamespace(c, ns).catch(() => undefined);
-  for (const name of [blue, red]) {
-    if (name)
-      await c.kubectl(['delete', 'virtualnetwork', name, '--ignore-not-found']).catch(() => undefined);
-  }
+  await bed?.dispose();
 });
 
 /** Starts tcpdump on a node's underlay interface; stop() resolves with the destination IP of each

@@ -22,18 +22,14 @@ import { GUEST_READY, GuestConsole, qemuArgs } from '../../pkg/lab/guest.js';
 import {
   apply,
   blockJoins,
-  castnetNetwork,
+  castnetTestbed,
+  type CastnetTestbed,
   copies,
-  createNamespace,
-  deleteNamespace,
-  ensureMultus,
-  helmInstallCastnet,
   imageRef,
   type Listen,
   net1Address,
   podExec,
   type PodInfo,
-  realCluster,
   type RealCluster,
   received,
   send,
@@ -61,6 +57,7 @@ const POD_IF = 'net1';
 /** The launcher container waits for its wiring and qemu command line, then becomes qemu. */
 const LAUNCH_WAIT = 'while [ ! -f /tmp/launch ]; do sleep 0.2; done; exec sh /tmp/launch';
 
+let bed: CastnetTestbed | undefined;
 let c: RealCluster;
 let ns = '';
 let net = '';
@@ -80,21 +77,20 @@ function guestReads(token: string): number {
 }
 
 beforeAll(async () => {
-  c = await realCluster();
-  await ensureMultus(c);
-  await helmInstallCastnet(c);
+  bed = await castnetTestbed('vm');
+  ({ c, ns } = bed);
   // castnet reads a VMI's status at a virt-launcher pod's ADD; without KubeVirt, a stand-in CRD.
   crdCreated = !(await c.kubectl(['get', 'crd', VMI_CRD, '--ignore-not-found', '-o', 'name'])).trim();
   if (crdCreated) await installVmiCrd(c);
-  ns = await createNamespace(c, 'vm');
-  net = `${ns}-net`;
+  const network = bed.network({ suffix: 'net', networkID: 1201, subnet: '10.121.0.0/16' });
+  net = network.name;
   const workload = await imageRef('workload');
   const guestImage = await imageRef('guest').catch((err: Error) => {
     throw new Error(`${err.message}: \`make guest-image\` builds the guest's kernel and initramfs first`);
   });
   const [node1, node2] = c.nodes;
   await apply(c, [
-    ...castnetNetwork({ namespace: ns, name: net, networkID: 1201, subnet: '10.121.0.0/16' }),
+    ...network.objects,
     workloadDeployment({ namespace: ns, name: 'sender', node: node1, image: workload, networks: [net] }),
     // Beside the guest, the same socket on the same group, but its joins never reach castnet.
     workloadDeployment({
@@ -232,10 +228,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await guest?.dispose().catch(() => undefined);
-  // CASTNET_TEST_KEEP=1 leaves the namespace for a look after a failure.
+  await bed?.dispose();
   if (process.env.CASTNET_TEST_KEEP) return;
-  if (ns) await deleteNamespace(c, ns).catch(() => undefined);
-  if (net) await c.kubectl(['delete', 'virtualnetwork', net, '--ignore-not-found']).catch(() => undefined);
   if (crdCreated) await c.kubectl(['delete', 'crd', VMI_CRD, '--ignore-not-found']).catch(() => undefined);
 });
 

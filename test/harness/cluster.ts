@@ -228,6 +228,46 @@ export function castnetNetwork(o: {
   ];
 }
 
+/**
+ * What a test file on the real cluster starts from, as a user's cluster is: Multus thick and castnet
+ * (helm) installed, and a fresh namespace. network() declares a castnet network named
+ * `<namespace>-<suffix>` that dispose() deletes with the namespace; CASTNET_TEST_KEEP=1 leaves both
+ * for a look after a failure.
+ */
+export interface CastnetTestbed {
+  c: RealCluster;
+  ns: string;
+  /** The VirtualNetwork and its NetworkAttachmentDefinition (to apply()), and the network's name. */
+  network(o: { suffix: string; networkID: number; subnet: string; ipam?: Record<string, unknown> }): {
+    name: string;
+    objects: object[];
+  };
+  dispose(): Promise<void>;
+}
+
+export async function castnetTestbed(prefix: string, release?: CastnetRelease): Promise<CastnetTestbed> {
+  const c = await realCluster();
+  await ensureMultus(c);
+  await helmInstallCastnet(c, release);
+  const ns = await createNamespace(c, prefix);
+  const networks: string[] = [];
+  return {
+    c,
+    ns,
+    network: ({ suffix, ...o }) => {
+      const name = `${ns}-${suffix}`;
+      networks.push(name);
+      return { name, objects: castnetNetwork({ namespace: ns, name, ...o }) };
+    },
+    dispose: async () => {
+      if (process.env.CASTNET_TEST_KEEP) return;
+      await deleteNamespace(c, ns).catch(() => undefined);
+      for (const name of networks)
+        await c.kubectl(['delete', 'virtualnetwork', name, '--ignore-not-found']).catch(() => undefined);
+    },
+  };
+}
+
 export interface WorkloadOptions {
   namespace: string;
   name: string;
