@@ -8,6 +8,7 @@ import { repoRoot } from './cni.js';
 import { kubectlFor, type KubectlOptions } from './k8s.js';
 import { upstreamBin } from './upstream.js';
 import { waitFor as poll, type WaitOptions } from '../../pkg/base/async.js';
+import { inPidNetns, runWhere, type Where } from './where.js';
 
 /** waitFor with the cluster's defaults: each probe spawns kubectl, so poll every 250 ms, and allow
  * two minutes (a loaded 2-core machine runs three kubelets). */
@@ -274,12 +275,25 @@ export interface WorkloadOptions {
   /** The node to run on; absent: wherever the scheduler puts it. */
   node?: string;
   image: string;
-  /** NetworkAttachmentDefinitions in the Multus annotation (interfaces net1, net2, ...). */
-  networks: string[];
+  /** NetworkAttachmentDefinitions in the Multus annotation (interfaces net1, net2, ...): names, or
+   * network selection elements, e.g. with `cni-args` for castnet (allowedAddressPairs). */
+  networks: (string | NetworkSelection)[];
   labels?: Record<string, string>;
   replicas?: number;
   /** The container's shell script (default: sleep forever). */
   script?: string;
+}
+
+/** A Multus network selection element: the attachment's name and what its CNI gets in args.cni. */
+export interface NetworkSelection {
+  name: string;
+  'cni-args'?: Record<string, unknown>;
+}
+
+/** The Multus annotation: the short comma-separated form when every element is only a name. */
+function networksAnnotation(networks: (string | NetworkSelection)[]): string {
+  if (networks.every((n) => typeof n === 'string')) return networks.join(',');
+  return JSON.stringify(networks.map((n) => (typeof n === 'string' ? { name: n } : n)));
 }
 
 /** A Deployment of workload pods on one node, attached to castnet through Multus. */
@@ -295,7 +309,9 @@ export function workloadDeployment(o: WorkloadOptions): object {
       template: {
         metadata: {
           labels,
-          annotations: o.networks.length ? { 'k8s.v1.cni.cncf.io/networks': o.networks.join(',') } : {},
+          annotations: o.networks.length
+            ? { 'k8s.v1.cni.cncf.io/networks': networksAnnotation(o.networks) }
+            : {},
         },
         spec: {
           ...(o.node ? { nodeSelector: { 'kubernetes.io/hostname': o.node } } : {}),
@@ -405,6 +421,11 @@ export async function podSandboxPid(c: RealCluster, namespace: string, pod: PodI
   return pid;
 }
 
+/** The pod's network namespace, for programs run from the host (../harness/where.ts). */
+export async function podWhere(c: RealCluster, namespace: string, pod: PodInfo): Promise<Where> {
+  return inPidNetns(`${namespace}/${pod.name}`, await podSandboxPid(c, namespace, pod));
+}
+
 /** Runs a command in a pod's network namespace from the host (for what a pod may not do itself). */
 export async function inPodNetns(
   c: RealCluster,
@@ -412,8 +433,8 @@ export async function inPodNetns(
   pod: PodInfo,
   cmd: string[],
 ): Promise<string> {
-  const pid = await podSandboxPid(c, namespace, pod);
-  return (await run('nsenter', ['-t', String(pid), '-n', ...cmd])).stdout;
+  const [program, ...args] = cmd;
+  return (await runWhere(await podWhere(c, namespace, pod), program!, args)).stdout;
 }
 
 // ---- traffic: real applications in the pods ----------------------------------------------------

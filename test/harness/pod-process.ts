@@ -5,7 +5,8 @@ import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { errorMessage } from '../../pkg/base/errors.js';
 import type { Disposable } from '../../pkg/base/lifecycle.js';
-import { spawnIn, stop } from '../../pkg/sys/exec.js';
+import { stop } from '../../pkg/sys/exec.js';
+import { spawnWhere, type Where } from './where.js';
 import { waitFor } from '../../pkg/base/async.js';
 
 export interface OutputLine {
@@ -20,17 +21,17 @@ export class PodProcess implements Disposable {
   private child?: ChildProcess;
   private exit?: string;
 
-  /** `label` names the process in errors; the command runs inside netns `ns`. */
+  /** `label` names the process in errors; the command runs in the pod `where`. */
   constructor(
     readonly label: string,
-    private readonly ns: string,
+    private readonly where: Where,
     private readonly cmd: string,
     private readonly args: string[],
     private readonly opts: SpawnOptions = {},
   ) {}
 
   start(): void {
-    const child = spawnIn(this.ns, this.cmd, this.args, this.opts);
+    const child = spawnWhere(this.where, this.cmd, this.args, this.opts);
     this.child = child;
     for (const stream of ['stdout', 'stderr'] as const)
       createInterface({ input: child[stream]! }).on('line', (text) =>

@@ -1,12 +1,13 @@
-// avahi-daemon (Debian's avahi-daemon, avahi-utils) in a lab pod, as a host runs it but private to
-// the pod, so several run on one machine:
+// avahi-daemon (Debian's avahi-daemon, avahi-utils) in a pod (of the lab or of the real cluster: a
+// Where, ../harness/where.ts), as a host runs it but private to the pod, so several run on one machine:
 // - its own D-Bus system bus: avahi-browse and avahi-resolve talk to the daemon only over D-Bus, so
 //   each pod gets a dbus-daemon of its own, on a socket in the pod's directory, found by
 //   DBUS_SYSTEM_BUS_ADDRESS (libdbus reads it) by the daemon and by the tools;
 // - its own mount namespace (unshare): /etc/avahi/services, which avahi-daemon watches with inotify
 //   and cannot be told to look elsewhere, is the pod's directory; /run is a tmpfs, so its pid file
 //   and socket in /run/avahi-daemon are the pod's own;
-// - its own configuration (-f): the pod's host name, eth0 only, IPv4.
+// - its own configuration (-f): the pod's host name, its one interface (eth0 in the lab, net1 on
+//   the cluster), IPv4.
 // It runs as root and unchrooted (--no-drop-root --no-chroot): the private bus and directories
 // belong to root, and a chroot to /etc/avahi would hide the bus socket.
 import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,8 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { errorMessage } from '../../pkg/base/errors.js';
 import type { Disposable } from '../../pkg/base/lifecycle.js';
-import { runIn } from '../../pkg/sys/exec.js';
 import { PodProcess } from '../harness/pod-process.js';
+import { runWhere, type Where } from '../harness/where.js';
 import { waitFor } from '../../pkg/base/async.js';
 
 export interface Service {
@@ -56,6 +57,16 @@ export function parseResolvedLine(line: string): Resolved | undefined {
   };
 }
 
+/** What a browser resolves `s` to when `host` (`name.local`) at `address` publishes it. */
+export const resolvedAs = (s: Service, host: string, address: string): Resolved => ({
+  name: s.name,
+  type: s.type,
+  host,
+  address,
+  port: s.port,
+  txt: [...s.txt].sort(),
+});
+
 function xmlEscape(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
@@ -92,18 +103,18 @@ function busConfig(socket: string): string {
 `;
 }
 
-function daemonConfig(hostName: string): string {
+function daemonConfig(hostName: string, iface: string): string {
   return `[server]
 host-name=${hostName}
 domain-name=local
 use-ipv4=yes
 use-ipv6=no
-allow-interfaces=eth0
+allow-interfaces=${iface}
 enable-dbus=yes
 [wide-area]
 enable-wide-area=no
 [publish]
-# The pods' networks are IPv4: no AAAA for eth0's link-local address either (avahi's default
+# The pods' networks are IPv4: no AAAA for the interface's link-local address either (avahi's default
 # publishes it over IPv4 mDNS, and resolvers may answer with it).
 publish-aaaa-on-ipv4=no
 publish-hinfo=no
@@ -116,11 +127,12 @@ export class AvahiPod implements Disposable {
   private bus?: PodProcess;
   private avahi?: PodProcess;
 
-  /** `ns` is the pod's network namespace; `hostName` the name its daemon starts with. */
+  /** `where` is the pod; `hostName` the name its daemon starts with; `iface` the one it uses. */
   constructor(
     readonly pod: string,
-    private readonly ns: string,
+    private readonly where: Where,
     readonly hostName: string,
+    readonly iface = 'eth0',
   ) {}
 
   private get started(): { dir: string; daemon: PodProcess } {
@@ -150,9 +162,9 @@ export class AvahiPod implements Disposable {
     const services = join(dir, 'services');
     mkdirSync(services);
     writeFileSync(join(dir, 'bus.conf'), busConfig(join(dir, 'bus')));
-    writeFileSync(join(dir, 'avahi-daemon.conf'), daemonConfig(this.hostName));
+    writeFileSync(join(dir, 'avahi-daemon.conf'), daemonConfig(this.hostName, this.iface));
 
-    this.bus = new PodProcess(`dbus-daemon of ${this.pod}`, this.ns, 'dbus-daemon', [
+    this.bus = new PodProcess(`dbus-daemon of ${this.pod}`, this.where, 'dbus-daemon', [
       `--config-file=${join(dir, 'bus.conf')}`,
       '--nofork',
       '--print-address',
@@ -168,7 +180,7 @@ export class AvahiPod implements Disposable {
     const daemon = `avahi-daemon -f ${join(dir, 'avahi-daemon.conf')} --no-drop-root --no-chroot --no-rlimits`;
     this.avahi = new PodProcess(
       `avahi-daemon of ${this.pod}`,
-      this.ns,
+      this.where,
       'unshare',
       ['--mount', '--propagation', 'private', 'sh', '-c', `${mounts} && exec ${daemon}`],
       { env: this.env },
@@ -212,7 +224,7 @@ export class AvahiPod implements Disposable {
     // Line-buffered: each resolution reaches the test when avahi-browse prints it.
     const b = new PodProcess(
       `avahi-browse on ${this.pod}`,
-      this.ns,
+      this.where,
       'stdbuf',
       ['-oL', 'avahi-browse', '-rp', type],
       { env: this.env },
@@ -246,8 +258,8 @@ export class AvahiPod implements Disposable {
   }
 
   private tool(cmd: string, args: string[]): Promise<{ stdout: string }> {
-    // runIn has no env option: the bus address rides on env(1).
-    return runIn(this.ns, 'env', [`DBUS_SYSTEM_BUS_ADDRESS=${this.busAddress}`, cmd, ...args], {
+    // runWhere has no env option: the bus address rides on env(1).
+    return runWhere(this.where, 'env', [`DBUS_SYSTEM_BUS_ADDRESS=${this.busAddress}`, cmd, ...args], {
       timeoutMs: 20_000,
     });
   }
@@ -257,5 +269,42 @@ export class AvahiPod implements Disposable {
     await this.avahi?.dispose();
     await this.bus?.dispose();
     if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Publishes `s` on `publisher` while the `others` browse for its type, as a user's service appears
+ * on the network: each must resolve it to `expected`, and then `avahi-browse -rt`, as a user runs it,
+ * must find exactly it on each. Resolves with the time (ms after the service file was written) the
+ * publisher established it and each other pod resolved it: mDNS probing by the publisher, its
+ * announcement, the resolution.
+ */
+export async function publishAndResolve(
+  publisher: AvahiPod,
+  others: AvahiPod[],
+  s: Service,
+  expected: Resolved,
+): Promise<Record<string, number>> {
+  const browsers: PodProcess[] = [];
+  try {
+    // Browsers run before the service exists, so the time each takes to see it is discovery's.
+    for (const o of others) browsers.push(await o.browser(s.type));
+    const publishedAt = Date.now();
+    publisher.publish(s);
+    const established = await publisher.daemon.waitForLine(
+      new RegExp(`Service "${s.name}" .* successfully established`),
+      `establishing ${s.name}`,
+    );
+    const times: Record<string, number> = { established: established.line.at - publishedAt };
+    for (const [i, b] of browsers.entries()) {
+      const o = others[i]!;
+      const seen = await b.waitForLine(new RegExp(`^=;${o.iface};IPv4;${s.name};`), `resolving ${s.name}`);
+      expect(parseResolvedLine(seen.line.text)).toEqual(expected);
+      times[o.pod] = seen.line.at - publishedAt;
+    }
+    for (const o of others) expect(await o.browseOnce(s.type)).toEqual([expected]);
+    return times;
+  } finally {
+    for (const b of browsers) await b.dispose();
   }
 }

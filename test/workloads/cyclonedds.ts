@@ -3,18 +3,20 @@
 // configuration, and what it reports.
 import { join } from 'node:path';
 import { repoRoot } from '../harness/cni.js';
+import { waitFor } from '../../pkg/base/async.js';
 import { PodProcess } from '../harness/pod-process.js';
+import type { Where } from '../harness/where.js';
 
 /** The venv's interpreter (make's python-deps step creates it). */
 export const DDS_PYTHON = join(process.env.CASTNET_CACHE ?? join(repoRoot, '.cache'), 'python/bin/python');
 
 /**
- * CYCLONEDDS_URI for a pod: its eth0 only, multicast on, no configured peers, so participants can
+ * CYCLONEDDS_URI for a pod: its `iface` only (eth0 in the lab, net1 on the cluster), multicast on, no configured peers, so participants can
  * only find each other by SPDP multicast (239.255.0.1), the DDS default.
  */
-export function ddsConfig(domain: number): string {
+export function ddsConfig(domain: number, iface = 'eth0'): string {
   return `<CycloneDDS><Domain id="${domain}"><General>
-<Interfaces><NetworkInterface name="eth0" multicast="true"/></Interfaces>
+<Interfaces><NetworkInterface name="${iface}" multicast="true"/></Interfaces>
 <AllowMulticast>true</AllowMulticast>
 </General><Discovery><ParticipantIndex>none</ParticipantIndex></Discovery></Domain></CycloneDDS>`;
 }
@@ -146,21 +148,79 @@ export function ddsEvents(p: PodProcess): DdsEvent[] {
     .map((l) => JSON.parse(l.text) as DdsEvent);
 }
 
-/** A participant in netns `ns` (its stdin open: closing it ends a reader's run). */
+/** A participant in the pod `where` (its stdin open: closing it ends a reader's run). */
 export function ddsParticipant(
   label: string,
-  ns: string,
+  where: Where,
   role: 'writer' | 'reader' | 'peer',
-  opts: { domain: number; readers: number; samples: number },
+  opts: { domain: number; readers: number; samples: number; iface?: string },
 ): PodProcess {
   return new PodProcess(
     label,
-    ns,
+    where,
     DDS_PYTHON,
     ['-c', DDS_PARTICIPANT, role, String(opts.domain), String(opts.readers), String(opts.samples)],
     {
       stdio: ['pipe', 'pipe', 'pipe'],
-      env: { ...process.env, CYCLONEDDS_URI: ddsConfig(opts.domain) },
+      env: { ...process.env, CYCLONEDDS_URI: ddsConfig(opts.domain, opts.iface) },
     },
   );
+}
+
+/** The first `event` the participant printed, if any. */
+export function eventOf(p: PodProcess, event: string): DdsEvent | undefined {
+  return ddsEvents(p).find((e) => e.event === event);
+}
+
+/** Waits for the participant's first `event`. */
+export async function awaitEvent(p: PodProcess, event: string, timeoutMs = 60_000): Promise<DdsEvent> {
+  await p.waitForLine(new RegExp(`^\\{"event": "${event}"`), `its "${event}" event`, { timeoutMs });
+  return eventOf(p, event)!;
+}
+
+/** The GUIDs `p` discovered so far. */
+export function discovered(p: PodProcess): string[] {
+  return ddsEvents(p)
+    .filter((e) => e.event === 'discovered')
+    .map((e) => e.guid as string)
+    .sort();
+}
+
+/** Waits until `p` discovered exactly the `others`' GUIDs (and fails if it found anyone else). */
+export async function discoversExactly(p: PodProcess, others: string[]): Promise<void> {
+  await waitFor(() => discovered(p).length >= others.length, {
+    what: `${p.label} to discover ${others.length} other participant(s)`,
+    timeoutMs: 60_000,
+  });
+  expect(discovered(p)).toEqual([...others].sort());
+}
+
+/**
+ * From the participants' events: each pair's discovery time, ms from the moment both participants
+ * existed, keyed `observer->participant` by `names`.
+ */
+export function discoveryTimes(participants: PodProcess[], names: string[]): Record<string, number> {
+  const guids = participants.map((p) => eventOf(p, 'participant')!.guid);
+  const times: Record<string, number> = {};
+  for (const [i, p] of participants.entries())
+    for (const e of ddsEvents(p).filter((e) => e.event === 'discovered')) {
+      const j = guids.indexOf(e.guid);
+      const since = Math.max(eventOf(p, 'participant')!.at, eventOf(participants[j]!, 'participant')!.at);
+      times[`${names[i]}->${names[j]}`] = Math.round(e.at - since);
+    }
+  return times;
+}
+
+/** What a reader of the reliable topic must report: every sample once, in order, intact. */
+export function everySampleOnce(got: DdsEvent, samples: number): void {
+  const { samples: n, distinct, duplicates, outOfOrder, damaged, missing, missingCount } = got;
+  expect({ samples: n, distinct, duplicates, outOfOrder, damaged, missing, missingCount }).toEqual({
+    samples,
+    distinct: samples,
+    duplicates: 0,
+    outOfOrder: 0,
+    damaged: 0,
+    missing: [],
+    missingCount: 0,
+  });
 }

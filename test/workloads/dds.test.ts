@@ -5,8 +5,15 @@
 // SPDP group, find each other and never anyone of blue. The participants are the real Cyclone DDS (its Python binding from PyPI, ./cyclonedds.ts).
 import { waitFor } from '../../pkg/base/async.js';
 import { useLab } from '../harness/lab-fixture.js';
-import type { PodProcess } from '../harness/pod-process.js';
-import { ddsEvents, ddsParticipant, type DdsEvent } from './cyclonedds.js';
+import { inNetns } from '../harness/where.js';
+import {
+  awaitEvent,
+  ddsParticipant,
+  discovered,
+  discoversExactly,
+  discoveryTimes,
+  everySampleOnce,
+} from './cyclonedds.js';
 
 const SAMPLES = 10_000;
 const DOMAIN = 0;
@@ -30,58 +37,32 @@ scenarios:
       - ping: { from: w, to: r2 }
 `);
 
-function eventOf(p: PodProcess, event: string): DdsEvent | undefined {
-  return ddsEvents(p).find((e) => e.event === event);
-}
-
-async function awaitEvent(p: PodProcess, event: string, timeoutMs = 60_000): Promise<DdsEvent> {
-  await p.waitForLine(new RegExp(`^\\{"event": "${event}"`), `its "${event}" event`, { timeoutMs });
-  return eventOf(p, event)!;
-}
-
-/** The GUIDs `p` discovered so far. */
-function discovered(p: PodProcess): string[] {
-  return ddsEvents(p)
-    .filter((e) => e.event === 'discovered')
-    .map((e) => e.guid as string)
-    .sort();
-}
-
 it('discovers participants on three nodes by SPDP multicast and delivers 10,000 reliable samples to two nodes', async () => {
   const opts = { domain: DOMAIN, readers: 2, samples: SAMPLES };
-  const writer = own(ddsParticipant('DDS writer on w', pod('w').ns, 'writer', opts));
+  const writer = own(ddsParticipant('DDS writer on w', inNetns(pod('w').ns), 'writer', opts));
   const readers = ['r1', 'r2'].map((p) =>
-    own(ddsParticipant(`DDS reader on ${p}`, pod(p).ns, 'reader', opts)),
+    own(ddsParticipant(`DDS reader on ${p}`, inNetns(pod(p).ns), 'reader', opts)),
   );
   const participants = [writer, ...readers];
-  const red = ['p1', 'p2'].map((p) => own(ddsParticipant(`DDS peer on ${p} (red)`, pod(p).ns, 'peer', opts)));
+  const red = ['p1', 'p2'].map((p) =>
+    own(ddsParticipant(`DDS peer on ${p} (red)`, inNetns(pod(p).ns), 'peer', opts)),
+  );
   for (const p of [...participants, ...red]) p.start();
 
   // Discovery: every participant learns the GUIDs of the others of its network, and nothing else.
-  const guids = await Promise.all(participants.map(async (p) => (await awaitEvent(p, 'participant')).guid));
-  const redGuids = await Promise.all(red.map(async (p) => (await awaitEvent(p, 'participant')).guid));
-  for (const [i, p] of red.entries()) {
-    await waitFor(() => discovered(p).length >= 1, {
-      what: `${p.label} to discover the other`,
-      timeoutMs: 60_000,
-    });
-    expect(discovered(p)).toEqual([redGuids[1 - i]]);
-  }
-  const discovery: Record<string, number> = {};
-  for (const [i, p] of participants.entries()) {
-    const others = guids.filter((_, j) => j !== i);
-    await waitFor(() => discovered(p).length >= 2, {
-      what: `${p.label} to discover the two other participants`,
-      timeoutMs: 60_000,
-    });
-    expect(discovered(p)).toEqual([...others].sort());
-    // From the moment both participants of a pair existed to the discovery.
-    for (const e of ddsEvents(p).filter((e) => e.event === 'discovered')) {
-      const j = guids.indexOf(e.guid);
-      const since = Math.max(eventOf(p, 'participant')!.at, eventOf(participants[j]!, 'participant')!.at);
-      discovery[`${['w', 'r1', 'r2'][i]}->${['w', 'r1', 'r2'][j]}`] = Math.round(e.at - since);
-    }
-  }
+  const guids = await Promise.all(
+    participants.map(async (p) => (await awaitEvent(p, 'participant')).guid as string),
+  );
+  const redGuids = await Promise.all(
+    red.map(async (p) => (await awaitEvent(p, 'participant')).guid as string),
+  );
+  for (const [i, p] of red.entries()) await discoversExactly(p, [redGuids[1 - i]!]);
+  for (const [i, p] of participants.entries())
+    await discoversExactly(
+      p,
+      guids.filter((_, j) => j !== i),
+    );
+  const discovery = discoveryTimes(participants, ['w', 'r1', 'r2']);
   // The pods' kernels joined SPDP's group (IGMP), and castnet's directory lists all three (an
   // endpoint ID is its node's).
   const pods = ['w', 'r1', 'r2'].map((p) => `node-${pod(p).node}/${pod(p).endpointId}`);
@@ -100,18 +81,7 @@ it('discovers participants on three nodes by SPDP multicast and delivers 10,000 
   expect(acked.ok).toBe(true);
   for (const r of readers) r.closeInput();
   const received = await Promise.all(readers.map((r) => awaitEvent(r, 'received')));
-  for (const got of received) {
-    const { samples, distinct, duplicates, outOfOrder, damaged, missing, missingCount } = got;
-    expect({ samples, distinct, duplicates, outOfOrder, damaged, missing, missingCount }).toEqual({
-      samples: SAMPLES,
-      distinct: SAMPLES,
-      duplicates: 0,
-      outOfOrder: 0,
-      damaged: 0,
-      missing: [],
-      missingCount: 0,
-    });
-  }
+  for (const got of received) everySampleOnce(got, SAMPLES);
 
   // After the whole run (periodic SPDP included), still nobody across the networks.
   for (const [i, p] of participants.entries())

@@ -11,23 +11,11 @@
 //     between the tenants in either direction.
 // The discovery time (all three members' first view of 3, from the last member's start of
 // Hazelcast) is printed, not asserted: timing belongs in benchmarks.
-import { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { waitFor } from '../../pkg/base/async.js';
-import { run, spawnIn, stop } from '../../pkg/sys/exec.js';
+import { run } from '../../pkg/sys/exec.js';
 import { UnderlaySocket } from '../../pkg/underlay/udp.js';
 import { useLab } from '../harness/lab-fixture.js';
-import { repoRoot } from '../harness/repo.js';
-
-const HAZELCAST = join(repoRoot, '.cache/hazelcast');
-const PORT = 5701;
-/** Hazelcast's multicast discovery group and port (its defaults, stated in ClusterMember.java). */
-const DISCOVERY_GROUP = '224.2.2.3';
-const DISCOVERY_PORT = 54327;
-/** JVM start-up and Hazelcast's join on a loaded 2-core machine take tens of seconds. */
-const DEADLINE_MS = 120_000;
+import { inNetns } from '../harness/where.js';
+import { DISCOVERY_GROUP, DISCOVERY_PORT, HazelcastMember, requireHazelcast } from './hazelcast.js';
 
 const { pod, own } = useLab(
   `
@@ -45,77 +33,12 @@ scenarios: [{ name: none, steps: [{ sleep: 0 }] }]
   { captures: false },
 );
 
-interface View {
-  at: number;
-  size: number;
-  members: string[];
-}
-
-/** One Hazelcast member JVM in a pod, and the cluster views it printed. */
-class HazelcastMember {
-  readonly views: View[] = [];
-  /** When the JVM started Hazelcast (its own clock, epoch ms). */
-  startedAt?: number;
-  private child?: ChildProcess;
-  private stderr = '';
-
-  constructor(
-    readonly pod: string,
-    private readonly ns: string,
-    readonly address: string,
-  ) {}
-
-  start(): void {
-    const classpath = `${HAZELCAST}/classes:${HAZELCAST}/lib/*`;
-    const args = ['-Xmx128m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', '-cp', classpath];
-    this.child = spawnIn(this.ns, 'java', [...args, 'ClusterMember', this.address]);
-    createInterface({ input: this.child.stdout! }).on('line', (line) => {
-      const [kind, at, size, list] = line.split(' ');
-      if (kind === 'starting') this.startedAt = Number(at);
-      if (kind === 'view')
-        this.views.push({ at: Number(at), size: Number(size), members: list ? list.split(',') : [] });
-    });
-    this.child.stderr!.on('data', (d: Buffer) => (this.stderr = (this.stderr + d.toString()).slice(-4000)));
-  }
-
-  get view(): View | undefined {
-    return this.views[this.views.length - 1];
-  }
-
-  /** Waits until the member's current view holds exactly `members`. */
-  async waitForView(members: HazelcastMember[], what: string): Promise<View> {
-    const want = members.map((m) => `${m.address}:${PORT}`).sort();
-    return waitFor(
-      () => {
-        if (this.child?.exitCode !== null) throw new Error(`${this.pod} exited: ${this.stderr}`);
-        const v = this.view;
-        return v && v.members.join(',') === want.join(',') && v;
-      },
-      {
-        what: `${this.pod} ${what}`,
-        timeoutMs: DEADLINE_MS,
-        observed: () => `view ${JSON.stringify(this.view)}`,
-        failFast: true,
-      },
-    );
-  }
-
-  kill(): Promise<void> {
-    return this.child ? stop(this.child, 0) : Promise.resolve();
-  }
-
-  dispose(): Promise<void> {
-    return this.kill();
-  }
-}
-
 it('forms one cluster by multicast across nodes, drops a killed member, and never admits another tenant', async () => {
-  if (!existsSync(`${HAZELCAST}/classes/ClusterMember.class`))
-    throw new Error(`${HAZELCAST} has no ClusterMember: run \`make deps\` (mk/hazelcast.mk) first`);
+  requireHazelcast();
   /** pod -> source addresses of the discovery datagrams its listener read. */
   const heard = new Map<string, Set<string>>();
   const member = (name: string) => {
-    const m = own(new HazelcastMember(name, pod(name).ns, pod(name).ip));
+    const m = own(new HazelcastMember(name, inNetns(pod(name).ns), pod(name).ip));
     m.start();
     return m;
   };

@@ -8,15 +8,12 @@
 // - anti-spoofing stays on for every address that was not declared.
 // The failover time (master killed -> first answer from the new master) is measured and logged; the
 // test's deadline is generous, as a loaded machine is slow.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { sleep, waitFor } from '../../pkg/base/async.js';
-import { toDisposable } from '../../pkg/base/lifecycle.js';
+import { waitFor } from '../../pkg/base/async.js';
 import { parseLabFile } from '../../pkg/lab/scenario.js';
 import { runIn } from '../../pkg/sys/exec.js';
 import { useLab } from '../harness/lab-fixture.js';
+import { inNetns } from '../harness/where.js';
+import { askName, Keepalived } from './keepalived.js';
 
 const VIP = '10.40.200.1';
 /** An address no pod declared: using it must stay blocked. */
@@ -39,51 +36,14 @@ pods:
 scenarios: [{ name: none, steps: [{ sleep: 0 }] }]
 `);
 
-/** keepalived's configuration: both start BACKUP; the higher priority wins the election. */
-function keepalivedConf(name: Instance, priority: number, dir: string): string {
-  return `global_defs {
-  router_id ${name}
-  script_user root
-  enable_script_security
-}
-vrrp_instance VI_1 {
-  state BACKUP
-  interface eth0
-  virtual_router_id 51
-  priority ${priority}
-  advert_int 1
-  virtual_ipaddress {
-    ${VIP}/16 dev eth0
-  }
-  notify ${join(dir, 'notify.sh')}
-}
-`;
-}
-
-interface Running {
-  name: Instance;
-  dir: string;
-  keepalived: ChildProcess;
-  echo: ChildProcess;
-  log: string[];
-}
-
 describe.each([true, false])(
   'keepalived (VRRP) with a VIP declared as an allowed address pair (broadcast %s)',
   (broadcast) => {
     const { lab, own } = useLab(labFile(broadcast));
-    const running = new Map<Instance, Running>();
+    const running = new Map<Instance, Keepalived>();
 
     const ns = (pod: string) => lab().podInfo(pod).ns;
-
-    /** The VRRP state keepalived last reported through its notify script (MASTER, BACKUP, FAULT...). */
-    const state = (name: Instance): string => {
-      try {
-        return readFileSync(join(running.get(name)!.dir, 'state'), 'utf8').trim();
-      } catch {
-        return 'NONE';
-      }
-    };
+    const state = (name: Instance): string => running.get(name)?.state() ?? 'NONE';
 
     /** When the pod's endpoint last claimed the VIP, as the directory publishes it. */
     const claimsOf = (pod: string): number | undefined => {
@@ -92,117 +52,23 @@ describe.each([true, false])(
       return e?.claims?.find((c) => c.address === VIP)?.at;
     };
 
-    const holdsVip = async (pod: string): Promise<boolean> => {
-      const { stdout } = await runIn(ns(pod), 'ip', ['-4', '-o', 'addr', 'show', 'dev', 'eth0']);
-      return stdout.includes(` ${VIP}/`);
-    };
+    const holdsVip = (pod: Instance): Promise<boolean> => running.get(pod)!.holdsVip();
 
     /** One TCP connection from the client to the VIP: the name of the instance that answered. */
-    const askVip = async (): Promise<string | undefined> => {
-      try {
-        const { stdout } = await runIn(
-          ns('client'),
-          'socat',
-          ['-T', '2', '-', `TCP:${VIP}:${ECHO_PORT},connect-timeout=1`],
-          { input: '', timeoutMs: 5000 },
-        );
-        return stdout.trim() || undefined;
-      } catch {
-        return undefined;
-      }
-    };
+    const askVip = (): Promise<string | undefined> => askName(inNetns(ns('client')), VIP, ECHO_PORT);
 
     function start(name: Instance, priority: number): void {
-      const dir = mkdtempSync(join(tmpdir(), `castnet-vrrp-${name}-`));
-      const notify = join(dir, 'notify.sh');
-      // keepalived runs it with: TYPE NAME STATE PRIORITY.
-      writeFileSync(
-        notify,
-        `#!/bin/sh\necho "$3" > ${join(dir, 'state.tmp')} && mv ${join(dir, 'state.tmp')} ${join(dir, 'state')}\n`,
+      const k = own(
+        new Keepalived(name, inNetns(ns(name)), {
+          priority,
+          iface: 'eth0',
+          vip: VIP,
+          prefixLen: 16,
+          echoPort: ECHO_PORT,
+        }),
       );
-      chmodSync(notify, 0o700);
-      const conf = join(dir, 'keepalived.conf');
-      writeFileSync(conf, keepalivedConf(name, priority, dir));
-      const log: string[] = [];
-      // Its own mount namespace, so nothing it writes under /run is shared with the node or the other
-      // instance; its own pid files; only the VRRP subsystem; in the foreground, logging to stderr.
-      const keepalived = spawn('ip', [
-        'netns',
-        'exec',
-        ns(name),
-        'unshare',
-        '-m',
-        '--propagation',
-        'private',
-        'keepalived',
-        '-n',
-        '-l',
-        '-D',
-        '--vrrp',
-        '-f',
-        conf,
-        '-p',
-        join(dir, 'keepalived.pid'),
-        '-r',
-        join(dir, 'vrrp.pid'),
-      ]);
-      for (const s of [keepalived.stdout, keepalived.stderr])
-        s.on('data', (c: Buffer) => log.push(c.toString()));
-      // The service behind the VIP: answers every connection with the instance's name.
-      const echo = spawn('ip', [
-        'netns',
-        'exec',
-        ns(name),
-        'socat',
-        `TCP-LISTEN:${ECHO_PORT},fork,reuseaddr`,
-        `SYSTEM:echo ${name}`,
-      ]);
-      const r: Running = { name, dir, keepalived, echo, log };
-      running.set(name, r);
-      own(toDisposable(() => stop(r)));
-    }
-
-    /** keepalived's processes (its parent and VRRP child), from their pid files. */
-    const keepalivedPids = (r: Running): number[] =>
-      ['vrrp.pid', 'keepalived.pid'].flatMap((f) => {
-        try {
-          return [Number(readFileSync(join(r.dir, f), 'utf8').trim())];
-        } catch {
-          return [];
-        }
-      });
-
-    const signal = (pids: number[], sig: NodeJS.Signals) => {
-      for (const pid of pids) {
-        try {
-          process.kill(pid, sig);
-        } catch {
-          // already gone
-        }
-      }
-    };
-
-    /**
-     * Kills an instance as a crash would: stopped first, so neither process can act on the other's
-     * death (the VRRP child would resign, sending priority 0), then killed.
-     */
-    function crash(r: Running): void {
-      const pids = keepalivedPids(r);
-      signal(pids, 'SIGSTOP');
-      signal(pids, 'SIGKILL');
-    }
-
-    async function stop(r: Running): Promise<void> {
-      crash(r);
-      for (const p of [r.keepalived, r.echo]) {
-        if (p.exitCode !== null || p.signalCode !== null) continue;
-        const gone = new Promise((resolve) => p.once('exit', resolve));
-        p.kill('SIGKILL');
-        const done = new AbortController();
-        await Promise.race([gone, sleep(5000, done.signal).catch(() => undefined)]);
-        done.abort();
-      }
-      rmSync(r.dir, { recursive: true, force: true });
+      running.set(name, k);
+      k.start();
     }
 
     beforeAll(() => {
@@ -229,7 +95,7 @@ describe.each([true, false])(
       const killedAt = performance.now();
       // Dies without resigning (no priority-0 advertisement): the backup waits out master-down. The
       // killed master's VIP stays on its interface, as after a real crash.
-      crash(master);
+      master.crash();
       const answer = await waitFor(async () => ((await askVip()) === 'ka2' ? 'ka2' : undefined), {
         what: `${VIP} answered by ka2`,
         timeoutMs: 30_000,

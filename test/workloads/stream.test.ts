@@ -3,18 +3,16 @@
 // sender's node, two on each other node) each get every datagram, once, in order. The members hold
 // the group with a real joining application (socat, as the lab's join step does) and read through
 // their own UDP socket on the group's port. The rate is modest: loss and burstiness at 10,000 and
-// 20,000 msg/s, beside the kernel bridge, are `make bench-marketdata`'s (bench/marketdata.ts).
-import { sleep, waitFor } from '../../pkg/base/async.js';
-import { readStream, stampStream, StreamTally } from '../../pkg/lab/stream.js';
+// 20,000 msg/s, beside the kernel bridge, are `make bench-marketdata`'s (bench/marketdata.ts). The
+// sender and the members' tallies are ./stream.ts, shared with test/cluster/workloads.test.ts.
+import { waitFor } from '../../pkg/base/async.js';
 import { run } from '../../pkg/sys/exec.js';
-import { UnderlaySocket, type OutDatagram } from '../../pkg/underlay/udp.js';
+import { UnderlaySocket } from '../../pkg/underlay/udp.js';
 import { useLab } from '../harness/lab-fixture.js';
+import { inNetns } from '../harness/where.js';
+import { exactlyOnceInOrder, sendStream, StreamMembers, type StreamSpec } from './stream.js';
 
-const GROUP = '239.20.0.1';
-const PORT = 5100;
-const RATE = 2000;
-const COUNT = 10_000;
-const RUN = 1;
+const SPEC: StreamSpec = { group: '239.20.0.1', port: 5100, rate: 2000, count: 10_000, run: 1 };
 const MEMBERS = ['r0', 'r1a', 'r1b', 'r2a', 'r2b'];
 
 const { lab, pod, own } = useLab(
@@ -34,58 +32,22 @@ scenarios: [{ name: none, steps: [{ sleep: 0 }] }]
   { captures: false },
 );
 
-/** Sends COUNT stamped 100-byte datagrams at RATE, paced per millisecond. */
-async function stream(sock: UnderlaySocket): Promise<void> {
-  const to = sock.peer(GROUP, PORT);
-  const start = process.hrtime.bigint();
-  for (let seq = 0; seq < COUNT;) {
-    const due = Math.min(COUNT, Math.floor((Number(process.hrtime.bigint() - start) / 1e9) * RATE));
-    const batch: OutDatagram[] = [];
-    for (; seq < due; seq++) {
-      const data = Buffer.alloc(100);
-      stampStream(data, RUN, seq, process.hrtime.bigint());
-      batch.push({ to, data });
-    }
-    if (batch.length) expect(sock.send(batch)).toBe(batch.length);
-    await sleep(1);
-  }
-}
-
 it('delivers every datagram of a stream to each of 5 members on 3 nodes, once and in order', async () => {
-  const netns = (p: string) => `/run/netns/${pod(p).ns}`;
-  const tallies = new Map<string, StreamTally>();
+  const members = own(new StreamMembers(SPEC));
   for (const m of MEMBERS) {
-    await lab().joinGroup(m, GROUP, PORT);
-    const tally = new StreamTally(COUNT);
-    tallies.set(m, tally);
-    const sock = own(
-      UnderlaySocket.open({ address: GROUP, port: PORT, netns: netns(m), reuseAddress: true }),
-    );
-    sock.onDatagrams((batch) => {
-      const now = Number(process.hrtime.bigint());
-      for (const d of batch) {
-        const h = readStream(d.data);
-        if (h?.run === RUN) tally.record(h.seq, now);
-      }
-    });
+    await lab().joinGroup(m, SPEC.group, SPEC.port);
+    members.read(m, inNetns(pod(m).ns));
   }
   // A Kubernetes pod's default route covers multicast; the lab's pods have only their subnet's.
   await run('ip', ['-n', pod('src').ns, 'route', 'add', '224.0.0.0/4', 'dev', 'eth0']);
-  const sender = own(UnderlaySocket.open({ address: pod('src').ip, port: 0, netns: netns('src') }));
-  await stream(sender);
+  const sender = own(
+    UnderlaySocket.open({ address: pod('src').ip, port: 0, netns: inNetns(pod('src').ns).netnsPath }),
+  );
+  await sendStream(sender, SPEC);
 
-  await waitFor(() => [...tallies.values()].every((t) => t.count >= COUNT), {
-    what: `${COUNT} datagrams at every member`,
-    observed: () => `received ${JSON.stringify([...tallies.values()].map((t) => t.count))}`,
+  await waitFor(() => members.complete, {
+    what: `${SPEC.count} datagrams at every member`,
+    observed: () => `received ${JSON.stringify(members.counts())}`,
   });
-  for (const [member, tally] of tallies) {
-    const s = tally.summary(COUNT);
-    expect({ member, received: s.received, duplicates: s.duplicates, reordered: s.reordered }).toEqual({
-      member,
-      received: COUNT,
-      duplicates: 0,
-      reordered: 0,
-    });
-    expect(s.unexpected).toBe(0);
-  }
+  exactlyOnceInOrder(members.summaries(), SPEC.count);
 }, 300_000);
