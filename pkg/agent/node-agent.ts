@@ -26,6 +26,7 @@ import { Querier } from './membership/querier.js';
 import { NodeGateway } from './unicast/gateway.js';
 import { UnicastOverlay, VXLAN_PORT } from './unicast/overlay.js';
 import { UnderlayFilter } from './underlay/filter.js';
+import { SourceGuard } from './unicast/source-guard.js';
 import { checkUnique, confirmVmi } from './identity.js';
 import { planVmAddresses } from './vm-address.js';
 import { addressHolders, reservedAddresses, type AddressHolders } from '../ipam/reservations.js';
@@ -102,6 +103,7 @@ export class NodeAgent implements Disposable {
   private readonly overlay: UnicastOverlay;
   private readonly gateway: NodeGateway | undefined;
   private readonly filter: UnderlayFilter;
+  private readonly guard: SourceGuard;
   private readonly health: UnderlayProber | undefined;
   private directory: Directory | undefined;
   /** Which VM's reservation holds each address (pkg/ipam/reservations.ts), from the directory. */
@@ -147,6 +149,7 @@ export class NodeAgent implements Disposable {
       ports: [o.node.port, VXLAN_PORT, ...(o.healthPort === undefined ? [] : [o.healthPort])],
       log: log.with({ component: 'underlay-filter' }),
     });
+    this.guard = new SourceGuard({ endpoints: manager, log: log.with({ component: 'source-guard' }) });
     this.overlay = new UnicastOverlay({
       node: o.node.name,
       underlayAddress: o.node.address,
@@ -198,6 +201,8 @@ export class NodeAgent implements Disposable {
     try {
       // First: the ports are closed to everyone until the first directory names the nodes.
       await this.lifetime.add(this.filter).start();
+      // Before any endpoint's traffic is forwarded: unicast from a ready endpoint is checked.
+      await this.lifetime.add(this.guard).start();
       this.lifetime.add(this.dataplane).start();
       this.lifetime.add(this.querier).start();
       this.followDirectory();
@@ -302,6 +307,7 @@ export class NodeAgent implements Disposable {
       membership: { records: this.querier.records().length, drops: this.querier.counters() },
       endpoints: this.manager.endpoints().length,
       underlayFilter: this.filter.stats(),
+      sourceGuard: this.guard.stats(),
       wire: this.keyring ? { version: 2, keyEpoch: this.keyring.advertised().epoch } : { version: 1 },
       ...(this.lookup.stats ? { lookup: this.lookup.stats } : {}),
     };

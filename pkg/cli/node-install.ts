@@ -12,6 +12,7 @@ import { serveAgentMetricsWhenFree } from '../install/agent-metrics.js';
 import { CNI_BINARY, installCni, removeCniFiles, type InstallMode } from '../install/cni-files.js';
 import { removeCastnetLinks } from '../install/node-links.js';
 import { FILTER_TABLE, removeUnderlayFilter } from '../agent/underlay/filter.js';
+import { GUARD_TABLE, removeSourceGuard } from '../agent/unicast/source-guard.js';
 
 /** castnet-cni next to bin/castnet: the repository's bin/ and the image's /opt/castnet/bin alike. */
 const bundledCni = path.resolve(import.meta.dirname, '../../../bin', CNI_BINARY);
@@ -108,6 +109,7 @@ export function registerNodeInstallCommands(program: Command): void {
       for (const file of await removeCniFiles(o)) console.log(`removed ${file}`);
       for (const link of removeCastnetLinks(o.netns)) console.log(`deleted link ${link}`);
       if (await removeUnderlayFilter(o.netns)) console.log(`deleted nftables table inet ${FILTER_TABLE}`);
+      if (await removeSourceGuard(o.netns)) console.log(`deleted nftables table ${GUARD_TABLE}`);
       for (const dir of [o.stateDir, o.socketDir]) {
         await rm(dir, { recursive: true, force: true });
         console.log(`removed ${dir}`);

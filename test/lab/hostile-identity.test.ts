@@ -15,6 +15,8 @@ import { EmbeddedLookupClient } from '../../pkg/lookup/embedded/client.js';
 import { run, runIn } from '../../pkg/sys/exec.js';
 import { VXLAN_PORT } from '../../pkg/agent/unicast/overlay.js';
 import { FILTER_COUNTER, FILTER_TABLE } from '../../pkg/agent/underlay/filter.js';
+import { GUARD_COUNTER, GUARD_TABLE } from '../../pkg/agent/unicast/source-guard.js';
+import { ARP_REQUEST, buildArpReply } from '../../pkg/frame/build.js';
 import { waitFor } from '../../pkg/base/async.js';
 import {
   addUnderlayHost,
@@ -59,19 +61,22 @@ function vxlan(vni: number, frame: Buffer): Buffer {
   return Buffer.concat([h, frame]);
 }
 
-/** The packets the node's underlay filter dropped so far (its nftables counter). */
-async function filtered(node: number): Promise<number> {
+/** The packets an nftables counter of node `node` counted so far. */
+async function nftCounter(node: number, table: string, counter: string): Promise<number> {
   const { stdout } = await runIn(lab.topology.nodes[node]!.ns, 'nft', [
-    '-j',
-    'list',
-    'counter',
-    'inet',
-    FILTER_TABLE,
-    FILTER_COUNTER,
+    ...['-j', 'list', 'counter'],
+    ...table.split(' '),
+    counter,
   ]);
   const parsed = JSON.parse(stdout) as { nftables: { counter?: { packets: number } }[] };
   return parsed.nftables.find((o) => o.counter)!.counter!.packets;
 }
+
+/** The packets the node's underlay filter dropped so far. */
+const filtered = (node: number): Promise<number> => nftCounter(node, `inet ${FILTER_TABLE}`, FILTER_COUNTER);
+
+/** The frames the node's source guard dropped so far (pkg/agent/unicast/source-guard.ts). */
+const spoofed = (node: number): Promise<number> => nftCounter(node, GUARD_TABLE, GUARD_COUNTER);
 
 const arrived = (pod: string, token: string): Promise<number> => arrivedAt(lab, pod, token);
 
@@ -172,6 +177,53 @@ describe('underlay: only registered nodes reach castnet ports', () => {
       expect(lab.receivedBy(pod, t)).toBe(0);
       expect(lab.receivedBy(pod, tl)).toBe(0);
     }
+  });
+});
+
+describe('unicast sources', () => {
+  it('drops unicast a pod sends from an address or a MAC not its own, on its node and across nodes, and counts it', async () => {
+    const a1 = lab.podInfo('a1');
+    const a2 = lab.podInfo('a2');
+    const b1 = lab.podInfo('b1');
+    const before = await spoofed(0);
+    const forgedIp = { mac: a1.mac, ip: b1.ip };
+    const forgedMac = { mac: '02:66:66:66:66:66', ip: a1.ip };
+    const t = [token('forged-ip-local'), token('forged-ip-remote'), token('forged-mac')];
+    const c = [token('own-local'), token('own-remote')];
+    await injectFrames(a1.ns, [
+      udpFrame(forgedIp, a2, t[0]!),
+      udpFrame(forgedIp, b1, t[1]!),
+      udpFrame(forgedMac, a2, t[2]!),
+      // The controls, after them: the same path with a1's own addresses.
+      udpFrame(a1, a2, c[0]!),
+      udpFrame(a1, b1, c[1]!),
+    ]);
+    expect(await arrived('a2', c[0]!)).toBe(1);
+    expect(await arrived('b1', c[1]!)).toBe(1);
+    for (const pod of ['a1', 'a2', 'b1', 'v1'])
+      for (const x of t) expect({ pod, x, n: lab.receivedBy(pod, x) }).toEqual({ pod, x, n: 0 });
+    expect(await spoofed(0)).toBe(before + 3);
+  });
+
+  it("drops a unicast ARP reply that claims another endpoint's address", async () => {
+    const a1 = lab.podInfo('a1');
+    const a2 = lab.podInfo('a2');
+    const b1 = lab.podInfo('b1');
+    const before = await spoofed(0);
+    // a1 answers a2 as if it held b1's address (an ARP reply needs no request to be sent).
+    const claim = (ip: string) =>
+      buildArpReply(
+        { op: ARP_REQUEST, senderMac: a2.mac, senderIp: a2.ip, targetMac: '00:00:00:00:00:00', targetIp: ip },
+        a1.mac,
+      );
+    // Its own address first: frames from one pod are handled in order, so once the forged reply is
+    // counted, the genuine one has passed (uncounted).
+    await injectFrames(a1.ns, [claim(a1.ip), claim(b1.ip)]);
+    await waitFor(async () => ((await spoofed(0)) >= before + 1 ? true : undefined), {
+      what: "the guard to count a1's forged ARP reply",
+      timeoutMs: 5_000,
+    });
+    expect(await spoofed(0)).toBe(before + 1);
   });
 });
 

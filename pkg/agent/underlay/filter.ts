@@ -6,11 +6,10 @@
 // deleted at dispose. Without nftables the agent runs on, unfiltered: the data plane still drops
 // datagrams from unknown senders (counted), but the kernel VXLAN port is then open.
 import { isIPv4, isIPv6 } from 'node:net';
-import { errorMessage } from '../../base/errors.js';
 import type { Disposable } from '../../base/lifecycle.js';
 import type { Logger } from '../../log/log.js';
 import type { NodeRecord } from '../../lookup/port.js';
-import { run } from '../../sys/exec.js';
+import { NftTable, removeNftTable, replaceTable } from '../../sys/nft-table.js';
 
 export const FILTER_TABLE = 'castnet';
 /** The named nftables counter of the datagrams the filter dropped. */
@@ -21,8 +20,7 @@ export function tableBatch(ports: number[]): string {
   const set = `{ ${[...new Set(ports)].sort((a, b) => a - b).join(', ')} }`;
   return [
     // add + delete + define: idempotent whether or not a previous run left the table.
-    `add table inet ${FILTER_TABLE}`,
-    `delete table inet ${FILTER_TABLE}`,
+    ...replaceTable(`inet ${FILTER_TABLE}`),
     `table inet ${FILTER_TABLE} {`,
     `  counter ${FILTER_COUNTER} { }`,
     '  set nodes4 { type ipv4_addr; }',
@@ -55,16 +53,8 @@ export function setsBatch(addresses: Iterable<string>): string {
  * Deletes the filter's table (uninstall) in the current network namespace or the one at
  * `netnsPath`; false when there is none, or no nft.
  */
-export async function removeUnderlayFilter(netnsPath?: string): Promise<boolean> {
-  const del = ['nft', 'delete', 'table', 'inet', FILTER_TABLE];
-  const [cmd, ...args] = netnsPath ? ['nsenter', `--net=${netnsPath}`, ...del] : del;
-  return run(cmd!, args).then(
-    () => true,
-    () => false,
-  );
-}
-
-export type FilterState = 'starting' | 'active' | 'unavailable' | 'failed' | 'stopped';
+export const removeUnderlayFilter = (netnsPath?: string): Promise<boolean> =>
+  removeNftTable(`inet ${FILTER_TABLE}`, netnsPath);
 
 export interface UnderlayFilterOptions {
   /** castnet's UDP ports on this node: data plane, VXLAN, health probes. */
@@ -75,81 +65,38 @@ export interface UnderlayFilterOptions {
 }
 
 export class UnderlayFilter implements Disposable {
-  private state: FilterState = 'starting';
-  private applied = '';
-  private pending: string[] | undefined;
-  private running: Promise<void> | undefined;
-  private readonly counts = { syncs: 0, errors: 0, unavailable: 0 };
+  private readonly table: NftTable;
 
-  constructor(private readonly o: UnderlayFilterOptions) {}
+  constructor(o: UnderlayFilterOptions) {
+    this.table = new NftTable({
+      table: `inet ${FILTER_TABLE}`,
+      create: tableBatch(o.ports),
+      without: 'castnet ports are not filtered by underlay sender',
+      log: o.log,
+      ...(o.nft ? { nft: o.nft } : {}),
+    });
+  }
 
   /** Installs the table (sets empty); logs and counts a missing nft instead of failing. */
-  async start(): Promise<void> {
-    const nft = this.o.nft ?? 'nft';
-    try {
-      await run(nft, ['--version']);
-    } catch (err) {
-      this.state = 'unavailable';
-      this.counts.unavailable++;
-      this.o.log.warn('nftables unavailable: castnet ports are not filtered by underlay sender', {
-        error: errorMessage(err),
-      });
-      return;
-    }
-    try {
-      await run(nft, ['-f', '-'], { input: tableBatch(this.o.ports) });
-      this.state = 'active';
-    } catch (err) {
-      this.state = 'failed';
-      this.counts.errors++;
-      this.o.log.error('underlay filter not installed; castnet ports are not filtered', {
-        error: errorMessage(err),
-      });
-    }
+  start(): Promise<void> {
+    return this.table.start();
   }
 
   /** Brings the sets in line with the directory's nodes (coalesced; applied in order). */
   sync(nodes: NodeRecord[]): void {
-    if (this.state !== 'active') return;
-    this.pending = [...new Set(nodes.map((n) => n.address))];
-    this.running ??= this.drain().finally(() => (this.running = undefined));
+    this.table.sync(setsBatch(new Set(nodes.map((n) => n.address))));
   }
 
   /** Resolves once every sync so far is applied. */
-  async settled(): Promise<void> {
-    while (this.running) await this.running;
+  settled(): Promise<void> {
+    return this.table.settled();
   }
 
   stats(): Record<string, unknown> {
-    return { state: this.state, ...this.counts };
+    return this.table.stats();
   }
 
-  async dispose(): Promise<void> {
-    this.pending = undefined;
-    await this.settled();
-    if (this.state !== 'active') return;
-    this.state = 'stopped';
-    await run(this.o.nft ?? 'nft', ['delete', 'table', 'inet', FILTER_TABLE]).catch((err: Error) =>
-      this.o.log.warn('underlay filter not removed', { error: err.message }),
-    );
-  }
-
-  private async drain(): Promise<void> {
-    while (this.pending) {
-      const batch = setsBatch(this.pending);
-      this.pending = undefined;
-      if (this.state !== 'active') return;
-      if (batch === this.applied) continue;
-      try {
-        await run(this.o.nft ?? 'nft', ['-f', '-'], { input: batch });
-        this.applied = batch;
-        this.counts.syncs++;
-      } catch (err) {
-        this.counts.errors++;
-        this.o.log.warn('underlay filter sets not updated; retried on the next change', {
-          error: errorMessage(err),
-        });
-      }
-    }
+  dispose(): Promise<void> {
+    return this.table.dispose();
   }
 }
