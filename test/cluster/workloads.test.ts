@@ -184,9 +184,9 @@ describe('keepalived (VRRP) with the VIP declared as an allowed address pair in 
     for (let i = 0; i < 10; i++) expect(await askVip()).toBe('ka2');
   });
 
-  // castnet checks the source of the frames its data plane forwards: multicast, broadcast, every ARP
-  // request and announcement. (Unicast is the kernel's, unchecked: a pod may still answer unicast
-  // for an address it was not allowed, docs/endpoints.md.)
+  // castnet checks the source of every frame a pod sends: the data plane the multicast, broadcast
+  // and ARP frames it forwards, the node's source guard the unicast the kernel switches
+  // (docs/security.md).
   describe('anti-spoofing stays on for a pod that declared nothing', () => {
     /** What the client's net1 receives of the rogue pod's ARP. */
     let capture: PodProcess;
@@ -251,6 +251,14 @@ describe('keepalived (VRRP) with the VIP declared as an allowed address pair in 
         undeclared: 0,
         vip: 0,
       });
+    });
+
+    it('cannot answer for an address nobody declared: its unicast ARP replies and IP packets from it are dropped', async () => {
+      // UNDECLARED is on its interface since the test before; its service answers on every address.
+      await runWhere(where.rogue, 'ip', ['addr', 'replace', `${UNDECLARED}/16`, 'dev', 'net1']);
+      for (let i = 0; i < 3; i++) expect(await askName(where.client, UNDECLARED, ECHO_PORT)).toBeUndefined();
+      // The control: the same service on the pod's own address.
+      expect(await askName(where.client, net1Address(pods.rogue), ECHO_PORT)).toBe('rogue');
     });
   });
 });
