@@ -9,6 +9,7 @@ import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { macSchema, parseNetConf } from '../../pkg/cni/netconf.js';
 import { repoRoot } from '../harness/cni.js';
 import { createNamespace, ensureCluster, type Cluster } from '../harness/k8s.js';
+import { installCrds } from '../k8s/fixtures.js';
 
 interface Obj {
   apiVersion: string;
@@ -28,6 +29,8 @@ let ns: string;
 
 beforeAll(async () => {
   cluster = await ensureCluster();
+  // The CRDs the examples use, whether or not another test file installed them in this cluster first.
+  await installCrds(cluster);
   ns = await createNamespace(cluster, 'cnexamples');
 }, 240_000);
 
