@@ -80,7 +80,7 @@ export interface NdpInfo {
   type: number;
   /** Target address of a neighbour solicitation/advertisement. */
   target?: string;
-  /** Source (NS/RS) or target (NA) link-layer address option. */
+  /** The first source (NS/RS) or target (NA) link-layer address option: the one Linux uses. */
   linkLayerAddress?: string;
 }
 
@@ -300,7 +300,8 @@ function parseNdp(
     const len = b[q + 1] * 8;
     if (len === 0 || q + len > end)
       return err(fieldError('bad-length', 'ndp.option', `option length ${len} invalid`));
-    if (b[q] === wanted && len >= 8) ndp.linkLayerAddress = formatMac(b, q + 2);
+    // The first one counts, as in Linux (ndisc_parse_options ignores repeats).
+    if (b[q] === wanted && len >= 8) ndp.linkLayerAddress ??= formatMac(b, q + 2);
     q += len;
   }
   return ok(frame);

@@ -4,6 +4,7 @@ import {
   buildIPv4Frame,
   buildIPv6Frame,
   classifyDestination,
+  ICMPV6_NEIGHBOR_ADVERT,
   IPPROTO_ICMPV6,
   IPPROTO_IGMP,
   IPPROTO_UDP,
@@ -16,6 +17,7 @@ import {
   type ParsedFrame,
 } from './index.js';
 import { formatIPv4, parseAddress, parseIPv6, parseMac } from '../netaddr/address.js';
+import { ndpFrame } from '../../test/harness/ndp.js';
 import { encodeVnetHeader, parseVnetHeader } from '../../test/harness/vnet.js';
 import { mldFrame } from '../../test/fixtures/igmp-reports.js';
 
@@ -75,6 +77,24 @@ describe('parseFrame', () => {
     const ip = p.ip!;
     const pseudo = ipv6PseudoHeaderSum(f, ip.srcOffset, f, ip.dstOffset, ip.payloadLength, IPPROTO_ICMPV6);
     expect(verifiesChecksum(f, ip.payloadOffset, ip.payloadOffset + ip.payloadLength, pseudo)).toBe(true);
+  });
+
+  it('keeps the first link-layer option of a neighbour advertisement, the one Linux uses', () => {
+    const MAC_B = '02:00:00:00:00:0b';
+    const f = ndpFrame({
+      type: ICMPV6_NEIGHBOR_ADVERT,
+      srcMac: MAC_A,
+      dstMac: '33:33:00:00:00:01',
+      src: 'fd00::1',
+      dst: 'ff02::1',
+      target: 'fd00::1',
+      lla: [MAC_B, MAC_A],
+    });
+    expect(parsed(f).ndp).toEqual({
+      type: ICMPV6_NEIGHBOR_ADVERT,
+      target: 'fd00::1',
+      linkLayerAddress: MAC_B,
+    });
   });
 
   it('reads neighbour solicitations with their source link-layer option', () => {

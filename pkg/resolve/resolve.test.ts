@@ -1,5 +1,17 @@
 import fc from 'fast-check';
-import { buildIPv4Frame, buildIPv6Frame, IPPROTO_UDP, parseFrame, type ParsedFrame } from '../frame/index.js';
+import {
+  buildIPv4Frame,
+  buildIPv6Frame,
+  ICMPV6_NEIGHBOR_ADVERT,
+  ICMPV6_NEIGHBOR_SOLICIT,
+  ICMPV6_REDIRECT,
+  ICMPV6_ROUTER_ADVERT,
+  ICMPV6_ROUTER_SOLICIT,
+  IPPROTO_UDP,
+  parseFrame,
+  type ParsedFrame,
+} from '../frame/index.js';
+import { ndpFrame } from '../../test/harness/ndp.js';
 import type { Directory, EndpointRecord, GroupSpec, MembershipRecord } from '../lookup/port.js';
 import {
   arpTarget,
@@ -354,6 +366,47 @@ describe('receive, anti-spoofing, ARP', () => {
     const f = v4(1, G2, '01:00:5e:01:01:01');
     f[14 + 15] = 7; // source 10.0.0.7
     expect(checkSource(sender(101), parsed(f))?.code).toBe('spoofed-ip');
+  });
+
+  /** A neighbour discovery message from endpoint 101 (fd00::1, 02:00:00:00:01:01) to all nodes. */
+  const nd = (type: number, o: { target?: string; lla?: string; src?: string } = {}): ParsedFrame =>
+    parsed(
+      ndpFrame({
+        type,
+        srcMac: '02:00:00:00:01:01',
+        dstMac: '33:33:00:00:00:01',
+        src: o.src ?? 'fd00::1',
+        dst: 'ff02::1',
+        ...(o.target !== undefined ? { target: o.target } : {}),
+        ...(o.lla !== undefined ? { lla: [o.lla] } : {}),
+      }),
+    );
+
+  it('holds neighbour discovery to the rule ARP is held to, and drops router advertisements', () => {
+    const { sender } = setup();
+    const own = '02:00:00:00:01:01';
+    const error = (f: ParsedFrame) => {
+      const e = checkSource(sender(101), f);
+      return e && `${e.code} ${e.field}`;
+    };
+    // Its own address, its link-local, with or without its MAC as the option: fine.
+    expect(error(nd(ICMPV6_NEIGHBOR_ADVERT, { target: 'fd00::1', lla: own }))).toBeUndefined();
+    expect(error(nd(ICMPV6_NEIGHBOR_ADVERT, { target: 'fe80::1', src: 'fe80::1' }))).toBeUndefined();
+    expect(error(nd(ICMPV6_NEIGHBOR_SOLICIT, { target: 'fd00::5', lla: own }))).toBeUndefined();
+    // Another endpoint's address as the target, or another MAC in the option: poisoning.
+    expect(error(nd(ICMPV6_NEIGHBOR_ADVERT, { target: 'fd00::5', lla: own }))).toBe('spoofed-ip ndp.target');
+    expect(error(nd(ICMPV6_NEIGHBOR_ADVERT, { target: 'fd00::1', lla: '02:00:00:00:01:05' }))).toBe(
+      'spoofed-mac ndp.link_layer_address',
+    );
+    expect(error(nd(ICMPV6_NEIGHBOR_SOLICIT, { target: 'fd00::5', lla: '02:00:00:00:01:05' }))).toBe(
+      'spoofed-mac ndp.link_layer_address',
+    );
+    // An endpoint is no router.
+    expect(error(nd(ICMPV6_ROUTER_ADVERT, { src: 'fe80::1' }))).toBe('rogue-router icmpv6.type');
+    expect(error(nd(ICMPV6_REDIRECT, { target: 'fd00::5', src: 'fe80::1' }))).toBe(
+      'rogue-router icmpv6.type',
+    );
+    expect(error(nd(ICMPV6_ROUTER_SOLICIT, { src: 'fe80::1' }))).toBeUndefined();
   });
 
   it('answers ARP for known targets of the same network only', () => {

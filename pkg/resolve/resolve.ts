@@ -6,7 +6,14 @@ import { canonicalAddress, isSsmGroup } from '../netaddr/address.js';
 import { bitsOf, contains, tryParseCidr, tryParseIp, type Cidr } from '../netaddr/ip.js';
 import { ARP_REQUEST } from '../frame/build.js';
 import { classifyDestination } from '../frame/classify.js';
-import type { ArpInfo, ParsedFrame } from '../frame/ethernet.js';
+import {
+  ICMPV6_NEIGHBOR_ADVERT,
+  ICMPV6_REDIRECT,
+  ICMPV6_ROUTER_ADVERT,
+  type ArpInfo,
+  type NdpInfo,
+  type ParsedFrame,
+} from '../frame/ethernet.js';
 import { err, fieldError, ok, type FieldError, type Result } from '../frame/result.js';
 import type { GroupSpec, NodeRecord } from '../lookup/port.js';
 import type { DirectoryIndex, IndexedEndpoint, IndexedNetwork } from './directory-index.js';
@@ -37,6 +44,7 @@ export type ResolveErrorCode =
   | 'group-too-deep'
   | 'spoofed-mac'
   | 'spoofed-ip'
+  | 'rogue-router'
   | 'sender-not-allowed';
 
 export interface ResolveError extends FieldError<ResolveErrorCode> {
@@ -288,22 +296,49 @@ export class Resolver {
 
 /**
  * Anti-spoofing: a frame's source MAC must be its endpoint's, and its source IP one of the endpoint's
- * (its own or a declared allowed address pair), the unspecified address (DHCP, DAD) or an IPv6 link-local address (which the directory doesn't list).
+ * (its own or a declared allowed address pair), the unspecified address (DHCP, DAD) or an IPv6
+ * link-local address (which the directory doesn't list). Neighbour discovery is held to the same rule
+ * as ARP: a neighbour advertisement's target is an address the sender may use, and a link-layer
+ * address option (the first one, which is what Linux uses) is the sender's MAC. An endpoint is never a
+ * router: its router advertisements and redirects are dropped (RA guard, RFC 6105), as a rogue RA
+ * would give every IPv6 neighbour a default route through it.
  */
 export function checkSource(sender: IndexedEndpoint, frame: ParsedFrame): ResolveError | undefined {
   if (frame.srcMac !== sender.mac)
     return fieldError('spoofed-mac', 'ethernet.src', `${frame.srcMac} is not ${sender.mac}`);
-  const ip = frame.ip?.src ?? (frame.arp ? frame.arp.senderIp : undefined);
   if (frame.arp && frame.arp.senderMac !== sender.mac)
     return fieldError('spoofed-mac', 'arp.sender_mac', `${frame.arp.senderMac} is not ${sender.mac}`);
-  if (ip === undefined || ip === '0.0.0.0' || ip === '::' || sender.ips.includes(ip)) return undefined;
-  if (sender.allowedAddresses.has(ip)) return undefined;
-  if (/^fe[89ab][0-9a-f]:/.test(ip)) return undefined;
-  return fieldError(
-    'spoofed-ip',
-    frame.arp ? 'arp.sender_ip' : 'ip.src',
-    `${ip} does not belong to endpoint ${sender.endpointId}`,
-  );
+  const ip = frame.ip?.src ?? (frame.arp ? frame.arp.senderIp : undefined);
+  if (ip !== undefined && ip !== '0.0.0.0' && ip !== '::' && !mayUse(sender, ip))
+    return fieldError(
+      'spoofed-ip',
+      frame.arp ? 'arp.sender_ip' : 'ip.src',
+      `${ip} does not belong to endpoint ${sender.endpointId}`,
+    );
+  return frame.ndp && checkNeighbourDiscovery(sender, frame.ndp);
+}
+
+/** An address `sender` may send from or claim: its own, an allowed one, or IPv6 link-local. */
+function mayUse(sender: IndexedEndpoint, ip: string): boolean {
+  return sender.ips.includes(ip) || sender.allowedAddresses.has(ip) || /^fe[89ab][0-9a-f]:/.test(ip);
+}
+
+function checkNeighbourDiscovery(sender: IndexedEndpoint, nd: NdpInfo): ResolveError | undefined {
+  if (nd.type === ICMPV6_ROUTER_ADVERT || nd.type === ICMPV6_REDIRECT)
+    return fieldError(
+      'rogue-router',
+      'icmpv6.type',
+      `${nd.type === ICMPV6_REDIRECT ? 'a redirect' : 'a router advertisement'} from endpoint ${sender.endpointId}, which is no router`,
+    );
+  if (nd.linkLayerAddress !== undefined && nd.linkLayerAddress !== sender.mac)
+    return fieldError('spoofed-mac', 'ndp.link_layer_address', `${nd.linkLayerAddress} is not ${sender.mac}`);
+  if (nd.type === ICMPV6_NEIGHBOR_ADVERT && nd.target !== undefined && !mayUse(sender, nd.target))
+    return fieldError(
+      'spoofed-ip',
+      'ndp.target',
+      `${nd.target} does not belong to endpoint ${sender.endpointId}`,
+    );
+  return undefined;
 }
 
 /** The endpoint an ARP request asks for, when the agent can answer it (not gratuitous, not the sender). */

@@ -16,8 +16,11 @@ interface Station {
   ip: string;
 }
 
-/** An IPv4 UDP frame from `src` port 40000 to `dst` port 5000 (where the lab's pods listen) carrying `token`. */
-export function udpFrame(src: Station, dst: Station, token: string, ttl = 64): Buffer {
+/**
+ * An IPv4 UDP frame from `src` port 40000 to `dst` port 5000 (where the lab's pods listen) carrying
+ * `token`, with 802.1Q tags `vlans` (outermost first).
+ */
+export function udpFrame(src: Station, dst: Station, token: string, ttl = 64, vlans: number[] = []): Buffer {
   const payload = Buffer.from(token);
   const udp = Buffer.alloc(8 + payload.length);
   udp.writeUInt16BE(40000, 0);
@@ -33,6 +36,7 @@ export function udpFrame(src: Station, dst: Station, token: string, ttl = 64): B
       protocol: 17,
       ttl,
       payload: udp,
+      vlans,
     }),
   );
 }

@@ -1,32 +1,48 @@
 // Anti-spoofing for what the kernel switches: unicast between endpoints (bridge and VXLAN) and, in
 // primary mode, everything a pod routes through its node. The data plane checks the multicast,
-// broadcast and ARP frames it forwards itself (resolve.ts checkSource); this guard applies the same
-// rule to every frame a local endpoint's port hands the node's bridge, before the bridge (or
-// br_netfilter, or routing) sees it:
+// broadcast, ARP and neighbour discovery frames it forwards itself (resolve.ts checkSource); this
+// guard applies the same rule to every frame a local endpoint's port hands the node's bridge, before
+// the bridge (or br_netfilter, or routing) sees it:
 // - the source MAC is the endpoint's;
 // - the source IPv4 (and an ARP sender's IP and MAC) is one of the endpoint's addresses or declared
 //   allowed address pairs, or the unspecified address (DHCP, ARP probes);
 // - the source IPv6 is one of those, the unspecified address (DAD) or link-local (which the directory
-//   does not list).
+//   does not list);
+// - a neighbour advertisement's target is one of those or link-local, and a neighbour solicitation's
+//   or advertisement's link-layer address option, which must come first among its options, is the
+//   endpoint's MAC (the ND analogue of the ARP sender check: otherwise one pod poisons its
+//   neighbours' caches for another's address);
+// - no router advertisement or redirect (RA guard, RFC 6105): an endpoint is never a router.
 // An nftables table of the agent's own (`bridge castnet`) holds (port, MAC[, address]) tuples of the
 // ready local endpoints; frames that fail are dropped and counted (counter `spoofed`). Ports that are
 // not a ready endpoint's (the VXLAN port, a port being wired) are not checked. Capture by the data
 // plane happens before the bridge's hooks, so multicast keeps its own, finer-counted check.
-// VLAN-tagged frames are not checked here (a pod's kernel drops tagged frames it has no VLAN for).
+// Matching is on `meta protocol`, not the Ethernet type: the kernel moves a frame's VLAN tag into the
+// packet's metadata before the bridge, so a tagged frame is checked like an untagged one. A second
+// tag (QinQ) would hide the frame from these rules, so double-tagged frames are dropped.
 import { isIPv4 } from 'node:net';
 import type { Disposable } from '../../base/lifecycle.js';
 import type { Endpoint, EndpointSource } from '../../endpoint/table.js';
 import type { Logger } from '../../log/log.js';
-import { canonicalAddress } from '../../netaddr/address.js';
+import { canonicalAddress, parseIPv6 } from '../../netaddr/address.js';
 import { NftTable, removeNftTable, replaceTable } from '../../sys/nft-table.js';
 
 export const GUARD_TABLE = 'bridge castnet';
 /** The named nftables counter of the frames the guard dropped. */
 export const GUARD_COUNTER = 'spoofed';
 
+// Raw offsets into an ICMPv6 neighbour solicitation or advertisement (bits from the ICMPv6 header;
+// nftables 1.0 has no `icmpv6 taddr`): the target address and its first 16 bits, the first option's
+// type and length, and a link-layer address option's MAC.
+const ND_TARGET = '@th,64,128';
+const ND_TARGET_PREFIX = '@th,64,16';
+const ND_FIRST_OPTION = '@th,192,16';
+const ND_OPTION_MAC = '@th,208,48';
+
 /** The nft batch that (re)creates the guard's table with its sets empty: nothing is checked yet. */
 export function guardTableBatch(): string {
   const drop = `counter name "${GUARD_COUNTER}" drop`;
+  const nd = 'meta protocol ip6 icmpv6 type';
   return [
     ...replaceTable(GUARD_TABLE),
     `table ${GUARD_TABLE} {`,
@@ -35,37 +51,59 @@ export function guardTableBatch(): string {
     '  set macs { type ifname . ether_addr; }',
     '  set src4 { type ifname . ether_addr . ipv4_addr; }',
     '  set src6 { type ifname . ether_addr . ipv6_addr; }',
+    `  set nd6 { typeof iifname . ${ND_TARGET}; }`,
+    `  set lladdr { typeof iifname . ${ND_OPTION_MAC}; }`,
     '  chain prerouting {',
     '    type filter hook prerouting priority filter; policy accept;',
     '    iifname != @ports accept',
+    `    meta protocol { 8021q, 8021ad } ${drop}`,
     `    iifname . ether saddr != @macs ${drop}`,
-    `    ether type ip ip saddr != 0.0.0.0 iifname . ether saddr . ip saddr != @src4 ${drop}`,
-    `    ether type arp arp saddr ip != 0.0.0.0 iifname . arp saddr ether . arp saddr ip != @src4 ${drop}`,
-    `    ether type ip6 ip6 saddr != { ::, fe80::/10 } iifname . ether saddr . ip6 saddr != @src6 ${drop}`,
+    `    meta protocol ip ip saddr != 0.0.0.0 iifname . ether saddr . ip saddr != @src4 ${drop}`,
+    `    meta protocol arp arp saddr ip != 0.0.0.0 iifname . arp saddr ether . arp saddr ip != @src4 ${drop}`,
+    `    meta protocol ip6 ip6 saddr != { ::, fe80::/10 } iifname . ether saddr . ip6 saddr != @src6 ${drop}`,
+    `    ${nd} { nd-router-advert, nd-redirect } ${drop}`,
+    `    ${nd} nd-neighbor-advert ${ND_TARGET_PREFIX} & 0xffc0 != 0xfe80 iifname . ${ND_TARGET} != @nd6 ${drop}`,
+    // A message without options reads past its end here, which nft treats as no match: allowed.
+    `    ${nd} nd-neighbor-advert ${ND_FIRST_OPTION} != 0x0201 ${drop}`,
+    `    ${nd} nd-neighbor-solicit ip6 saddr != :: ${ND_FIRST_OPTION} != 0x0101 ${drop}`,
+    `    ${nd} { nd-neighbor-solicit, nd-neighbor-advert } ip6 saddr != :: iifname . ${ND_OPTION_MAC} != @lladdr ${drop}`,
     '  }',
     '}',
     '',
   ].join('\n');
 }
 
+/** `bytes` as one hex integer, as nftables reads a raw payload. */
+const hexInteger = (bytes: Iterable<number>): string =>
+  '0x' + [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
+
 /** What the guard lets each port send from: its MAC, and its addresses with the allowed ones. Pure. */
 export function guardEntries(
   endpoints: readonly Pick<Endpoint, 'hostIfname' | 'mac' | 'ips' | 'allowedAddresses'>[],
-): {
-  ports: string[];
-  macs: string[];
-  src4: string[];
-  src6: string[];
-} {
-  const out = { ports: [] as string[], macs: [] as string[], src4: [] as string[], src6: [] as string[] };
+): Record<'ports' | 'macs' | 'src4' | 'src6' | 'nd6' | 'lladdr', string[]> {
+  const out = {
+    ports: [] as string[],
+    macs: [] as string[],
+    src4: [] as string[],
+    src6: [] as string[],
+    nd6: [] as string[],
+    lladdr: [] as string[],
+  };
   for (const e of endpoints) {
     const port = JSON.stringify(e.hostIfname);
     const mac = e.mac.toLowerCase();
     out.ports.push(port);
     out.macs.push(`${port} . ${mac}`);
+    out.lladdr.push(`${port} . ${hexInteger(mac.split(':').map((h) => parseInt(h, 16)))}`);
     const addresses = new Set([...e.ips.map((a) => a.split('/')[0]!), ...(e.allowedAddresses ?? [])]);
-    for (const a of [...addresses].map(canonicalAddress))
-      (isIPv4(a) ? out.src4 : out.src6).push(`${port} . ${mac} . ${a}`);
+    for (const a of [...addresses].map(canonicalAddress)) {
+      if (isIPv4(a)) {
+        out.src4.push(`${port} . ${mac} . ${a}`);
+        continue;
+      }
+      out.src6.push(`${port} . ${mac} . ${a}`);
+      out.nd6.push(`${port} . ${hexInteger(parseIPv6(a)!)}`);
+    }
   }
   for (const list of Object.values(out)) list.sort();
   return out;
