@@ -36,7 +36,12 @@ const MAX_VLAN_TAGS = 2;
 const MAX_IPV6_EXTENSION_HEADERS = 8;
 
 export type FrameErrorCode =
-  'truncated' | 'bad-header' | 'bad-length' | 'too-many-vlan-tags' | 'too-many-extension-headers';
+  | 'truncated'
+  | 'bad-header'
+  | 'bad-length'
+  | 'too-many-vlan-tags'
+  | 'too-many-extension-headers'
+  | 'fragmented-ndp';
 export type FrameError = FieldError<FrameErrorCode>;
 
 interface IpCommon {
@@ -80,7 +85,7 @@ export interface NdpInfo {
   type: number;
   /** Target address of a neighbour solicitation/advertisement. */
   target?: string;
-  /** The first source (NS/RS) or target (NA) link-layer address option: the one Linux uses. */
+  /** The source (NS/RS) or target (NA) link-layer address option. */
   linkLayerAddress?: string;
 }
 
@@ -203,6 +208,7 @@ function parseIPv6Packet(
   let o = p + 40;
   let routerAlert = false;
   let laterFragment = false;
+  let fragmented = false;
   for (let n = 0; ; n++) {
     if (
       next !== IPPROTO_HOPOPTS &&
@@ -238,6 +244,7 @@ function parseIPv6Packet(
         q += 2 + b[q + 1];
       }
     }
+    if (next === IPPROTO_FRAGMENT) fragmented = true;
     if (next === IPPROTO_FRAGMENT && (((b[o + 2] << 8) | b[o + 3]) & 0xfff8) !== 0) laterFragment = true;
     next = b[o];
     o += len;
@@ -270,6 +277,9 @@ function parseIPv6Packet(
   ) {
     frame.kind = 'mld';
   } else if (type >= ICMPV6_ROUTER_SOLICIT && type <= ICMPV6_REDIRECT) {
+    // RFC 6980: a fragment could carry the options past what anyone checked.
+    if (fragmented)
+      return err(fieldError('fragmented-ndp', 'ipv6.fragment', 'neighbour discovery is never fragmented'));
     return parseNdp(b, o, payloadEnd, frame, type);
   }
   return ok(frame);
@@ -300,8 +310,19 @@ function parseNdp(
     const len = b[q + 1] * 8;
     if (len === 0 || q + len > end)
       return err(fieldError('bad-length', 'ndp.option', `option length ${len} invalid`));
-    // The first one counts, as in Linux (ndisc_parse_options ignores repeats).
-    if (b[q] === wanted && len >= 8) ndp.linkLayerAddress ??= formatMac(b, q + 2);
+    if (b[q] === wanted && len >= 8) {
+      // Stacks differ on which of two they use (Linux: the first), so two that differ are refused.
+      const mac = formatMac(b, q + 2);
+      if (ndp.linkLayerAddress !== undefined && ndp.linkLayerAddress !== mac)
+        return err(
+          fieldError(
+            'bad-header',
+            'ndp.option',
+            `two link-layer address options: ${ndp.linkLayerAddress}, ${mac}`,
+          ),
+        );
+      ndp.linkLayerAddress = mac;
+    }
     q += len;
   }
   return ok(frame);

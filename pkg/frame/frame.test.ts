@@ -79,22 +79,32 @@ describe('parseFrame', () => {
     expect(verifiesChecksum(f, ip.payloadOffset, ip.payloadOffset + ip.payloadLength, pseudo)).toBe(true);
   });
 
-  it('keeps the first link-layer option of a neighbour advertisement, the one Linux uses', () => {
+  it('refuses neighbour discovery that stacks would read differently: two link-layer options, or fragmented', () => {
     const MAC_B = '02:00:00:00:00:0b';
-    const f = ndpFrame({
+    const spec = {
       type: ICMPV6_NEIGHBOR_ADVERT,
       srcMac: MAC_A,
       dstMac: '33:33:00:00:00:01',
       src: 'fd00::1',
       dst: 'ff02::1',
       target: 'fd00::1',
-      lla: [MAC_B, MAC_A],
-    });
-    expect(parsed(f).ndp).toEqual({
-      type: ICMPV6_NEIGHBOR_ADVERT,
-      target: 'fd00::1',
-      linkLayerAddress: MAC_B,
-    });
+    };
+    const na = (lla: string[]) => parseFrame(ndpFrame({ ...spec, lla }));
+    expect(na([MAC_A, MAC_A]).ok).toBe(true);
+    const two = na([MAC_B, MAC_A]);
+    expect(!two.ok && `${two.error.code} ${two.error.field}`).toBe('bad-header ndp.option');
+    // The same advertisement as the first fragment of two (a fragment header in front of ICMPv6).
+    const whole = ndpFrame(spec);
+    const frag = new Uint8Array(whole.length + 8);
+    frag.set(whole.subarray(0, 54), 0);
+    frag[14 + 6] = 44; // next header: fragment
+    frag[14 + 5] += 8; // payload length
+    frag.set([58, 0, 0, 1, 0, 0, 0, 1], 54); // ICMPv6 follows; offset 0, more fragments
+    frag.set(whole.subarray(54), 62);
+    const fragmented = parseFrame(frag);
+    expect(!fragmented.ok && `${fragmented.error.code} ${fragmented.error.field}`).toBe(
+      'fragmented-ndp ipv6.fragment',
+    );
   });
 
   it('reads neighbour solicitations with their source link-layer option', () => {

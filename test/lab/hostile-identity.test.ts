@@ -19,7 +19,11 @@ import { VXLAN_PORT } from '../../pkg/agent/unicast/overlay.js';
 import { FILTER_COUNTER, FILTER_TABLE } from '../../pkg/agent/underlay/filter.js';
 import { GUARD_COUNTER, GUARD_TABLE } from '../../pkg/agent/unicast/source-guard.js';
 import { ARP_REQUEST, buildArpReply } from '../../pkg/frame/build.js';
-import { ICMPV6_NEIGHBOR_ADVERT, ICMPV6_ROUTER_ADVERT } from '../../pkg/frame/ethernet.js';
+import {
+  ICMPV6_NEIGHBOR_ADVERT,
+  ICMPV6_ROUTER_ADVERT,
+  ICMPV6_ROUTER_SOLICIT,
+} from '../../pkg/frame/ethernet.js';
 import { waitFor } from '../../pkg/base/async.js';
 import {
   addUnderlayHost,
@@ -264,17 +268,20 @@ describe('neighbour discovery', () => {
     const guardBefore = await spoofed(0);
     const dropsBefore = await drops(lab, 0);
     const to = (dst: { mac: string; ip: string }) => ({ srcMac: c1.mac, dstMac: dst.mac, dst: dst.ip });
-    const na = (dst: { mac: string; ip: string }, target: string, lla: string) =>
-      ndpFrame({ type: ICMPV6_NEIGHBOR_ADVERT, ...to(dst), src: c1.ip6, target, lla: [lla], override: true });
+    const na = (dst: { mac: string; ip: string }, target: string, lla: string, src = c1.ip6) =>
+      ndpFrame({ type: ICMPV6_NEIGHBOR_ADVERT, ...to(dst), src, target, lla: [lla], override: true });
     const ra = (dst: { mac: string; ip: string }) =>
       ndpFrame({ type: ICMPV6_ROUTER_ADVERT, ...to(dst), src: 'fe80::c1', lla: [c1.mac] });
     const c2Station = { mac: c2.mac, ip: c2.ip6 };
     await injectFrames(c1.ns, [
       // Unicast, which the kernel switches (the guard): d1's address is at c1's MAC; c1's address
-      // is at d1's MAC; c1 is a router.
+      // is at d1's MAC (from its own address, and from the unspecified one); c1 is a router; c1
+      // solicits routers from d1's MAC.
       na(c2Station, d1.ip6, c1.mac),
       na(c2Station, c1.ip6, d1.mac),
+      na(c2Station, c1.ip6, d1.mac, '::'),
       ra(c2Station),
+      ndpFrame({ type: ICMPV6_ROUTER_SOLICIT, ...to(c2Station), src: c1.ip6, lla: [d1.mac] }),
       // Multicast, which the data plane forwards: the same claims to all nodes.
       na(ALL_NODES, d1.ip6, c1.mac),
       ra(ALL_NODES),
@@ -291,8 +298,8 @@ describe('neighbour discovery', () => {
       };
     };
     // The multicast ones meet the guard too (on their way into the bridge, after the data plane's
-    // capture): five for the guard, and the data plane's own two.
-    const want = { guard: 5, spoofedIp: 1, rogueRouter: 1 };
+    // capture): seven for the guard, and the data plane's own two.
+    const want = { guard: 7, spoofedIp: 1, rogueRouter: 1 };
     await waitFor(async () => (JSON.stringify(await dropped()) === JSON.stringify(want) ? true : undefined), {
       what: 'the forged neighbour discovery messages dropped and counted',
       timeoutMs: 5_000,

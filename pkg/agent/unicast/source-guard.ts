@@ -8,10 +8,10 @@
 //   allowed address pairs, or the unspecified address (DHCP, ARP probes);
 // - the source IPv6 is one of those, the unspecified address (DAD) or link-local (which the directory
 //   does not list);
-// - a neighbour advertisement's target is one of those or link-local, and a neighbour solicitation's
-//   or advertisement's link-layer address option, which must come first among its options, is the
-//   endpoint's MAC (the ND analogue of the ARP sender check: otherwise one pod poisons its
-//   neighbours' caches for another's address);
+// - a neighbour advertisement's target is one of those or link-local, and a router or neighbour
+//   solicitation's or a neighbour advertisement's link-layer address option, which must come first
+//   among its options, is the endpoint's MAC (the ND analogue of the ARP sender check: otherwise one
+//   pod poisons its neighbours' caches for another's address); no fragmented neighbour discovery;
 // - no router advertisement or redirect (RA guard, RFC 6105): an endpoint is never a router.
 // An nftables table of the agent's own (`bridge castnet`) holds (port, MAC[, address]) tuples of the
 // ready local endpoints; frames that fail are dropped and counted (counter `spoofed`). Ports that are
@@ -19,7 +19,7 @@
 // plane happens before the bridge's hooks, so multicast keeps its own, finer-counted check.
 // Matching is on `meta protocol`, not the Ethernet type: the kernel moves a frame's VLAN tag into the
 // packet's metadata before the bridge, so a tagged frame is checked like an untagged one. A second
-// tag (QinQ) would hide the frame from these rules, so double-tagged frames are dropped.
+// tag (QinQ) would hide the frame from these rules, so double-tagged unicast is dropped.
 import { isIPv4 } from 'node:net';
 import type { Disposable } from '../../base/lifecycle.js';
 import type { Endpoint, EndpointSource } from '../../endpoint/table.js';
@@ -38,6 +38,9 @@ const ND_TARGET = '@th,64,128';
 const ND_TARGET_PREFIX = '@th,64,16';
 const ND_FIRST_OPTION = '@th,192,16';
 const ND_OPTION_MAC = '@th,208,48';
+// A router solicitation's options follow its 8-byte fixed part.
+const RS_FIRST_OPTION = '@th,64,16';
+const RS_OPTION_MAC = '@th,80,48';
 
 /** The nft batch that (re)creates the guard's table with its sets empty: nothing is checked yet. */
 export function guardTableBatch(): string {
@@ -56,17 +59,24 @@ export function guardTableBatch(): string {
     '  chain prerouting {',
     '    type filter hook prerouting priority filter; policy accept;',
     '    iifname != @ports accept',
-    `    meta protocol { 8021q, 8021ad } ${drop}`,
+    // Group-addressed frames are the data plane's, which checks inside both tags.
+    `    meta protocol { 8021q, 8021ad } meta pkttype != { broadcast, multicast } ${drop}`,
     `    iifname . ether saddr != @macs ${drop}`,
     `    meta protocol ip ip saddr != 0.0.0.0 iifname . ether saddr . ip saddr != @src4 ${drop}`,
     `    meta protocol arp arp saddr ip != 0.0.0.0 iifname . arp saddr ether . arp saddr ip != @src4 ${drop}`,
     `    meta protocol ip6 ip6 saddr != { ::, fe80::/10 } iifname . ether saddr . ip6 saddr != @src6 ${drop}`,
     `    ${nd} { nd-router-advert, nd-redirect } ${drop}`,
+    // RFC 6980: neighbour discovery is never fragmented; a fragment would hide its options from here.
+    `    meta protocol ip6 exthdr frag exists icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } ${drop}`,
     `    ${nd} nd-neighbor-advert ${ND_TARGET_PREFIX} & 0xffc0 != 0xfe80 iifname . ${ND_TARGET} != @nd6 ${drop}`,
     // A message without options reads past its end here, which nft treats as no match: allowed.
     `    ${nd} nd-neighbor-advert ${ND_FIRST_OPTION} != 0x0201 ${drop}`,
+    `    ${nd} nd-neighbor-advert iifname . ${ND_OPTION_MAC} != @lladdr ${drop}`,
+    // From the unspecified address (DAD) a solicitation carries no link-layer option (a nonce, maybe).
     `    ${nd} nd-neighbor-solicit ip6 saddr != :: ${ND_FIRST_OPTION} != 0x0101 ${drop}`,
-    `    ${nd} { nd-neighbor-solicit, nd-neighbor-advert } ip6 saddr != :: iifname . ${ND_OPTION_MAC} != @lladdr ${drop}`,
+    `    ${nd} nd-neighbor-solicit ip6 saddr != :: iifname . ${ND_OPTION_MAC} != @lladdr ${drop}`,
+    `    ${nd} nd-router-solicit ip6 saddr != :: ${RS_FIRST_OPTION} != 0x0101 ${drop}`,
+    `    ${nd} nd-router-solicit ip6 saddr != :: iifname . ${RS_OPTION_MAC} != @lladdr ${drop}`,
     '  }',
     '}',
     '',
