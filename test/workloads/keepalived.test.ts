@@ -5,10 +5,11 @@
 // - failover: when the master dies (SIGKILL, no resignation), the backup takes over after VRRP's
 //   master-down interval and the client reaches the VIP again, through the new master, never again
 //   through the old one (which, killed, still has the VIP on its interface);
+// - the VIP stays with its holder when the agent on the holder's node restarts;
 // - anti-spoofing stays on for every address that was not declared.
 // The failover time (master killed -> first answer from the new master) is measured and logged; the
 // test's deadline is generous, as a loaded machine is slow.
-import { waitFor } from '../../pkg/base/async.js';
+import { sleep, waitFor } from '../../pkg/base/async.js';
 import { parseLabFile } from '../../pkg/lab/scenario.js';
 import { runIn } from '../../pkg/sys/exec.js';
 import { useLab } from '../harness/lab-fixture.js';
@@ -19,6 +20,8 @@ const VIP = '10.40.200.1';
 /** An address no pod declared: using it must stay blocked. */
 const UNDECLARED = '10.40.200.2';
 const ECHO_PORT = 7000;
+/** keepalived's default delay before its second set of gratuitous ARPs as master. */
+const GARP_MASTER_DELAY_MS = 5_000;
 type Instance = 'ka1' | 'ka2';
 
 // With broadcast off, the ARP proxy is the only way to resolve the VIP, and the new master's
@@ -114,6 +117,27 @@ describe.each([true, false])(
       // From now on every connection reaches the new master, never the old one.
       for (let i = 0; i < 10; i++) expect(await askVip()).toBe('ka2');
       expect(claimsOf('ka2')).toBeGreaterThan(claimsOf('ka1')!);
+    }, 60_000);
+
+    it("keeps the VIP with its holder when the holder's node's agent restarts", async () => {
+      // keepalived sends its second set of gratuitous ARPs 5 s after becoming master
+      // (garp_master_delay), which claims the VIP again; after that it announces nothing more, so the
+      // claim it has then is the one the restarted agent must keep.
+      await sleep(Math.max(0, claimsOf('ka2')! + GARP_MASTER_DELAY_MS + 1_000 - Date.now()));
+      const claimed = claimsOf('ka2');
+      // The restarted agent must take ka2's claim back from the directory it had published to: with it
+      // lost, the directory would place the VIP on ka1 again (the older claim) and, with broadcast
+      // off, the ARP proxy would answer with the dead master's MAC.
+      await lab().restartAgent(1);
+      await waitFor(() => claimsOf('ka2') === claimed, {
+        what: "ka2's claim of the VIP republished by its restarted agent",
+        observed: () => `ka2 ${claimsOf('ka2')}, ka1 ${claimsOf('ka1')}, before ${claimed}`,
+      });
+      expect(claimsOf('ka2')).toBeGreaterThan(claimsOf('ka1')!);
+      // The client resolves the VIP afresh, and still reaches ka2, every time.
+      await runIn(ns('client'), 'ip', ['neigh', 'flush', 'dev', 'eth0']);
+      expect(await waitFor(askVip, { what: `an answer from ${VIP} after the restart` })).toBe('ka2');
+      for (let i = 0; i < 5; i++) expect(await askVip()).toBe('ka2');
     }, 60_000);
 
     describe('anti-spoofing stays on for addresses a pod did not declare', () => {
