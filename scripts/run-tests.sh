@@ -4,7 +4,7 @@
 #   2. then test/cluster, one file at a time, on the real multi-node cluster (scripts/cluster), which
 #      is started here and, unless it was already up, stopped afterwards;
 #   3. then CI's reduced run of Kubernetes' own [sig-network] e2e tests with castnet as the only CNI
-#      (test/e2e/ci-selection.txt and castnet's multicast check, scripts/cluster/e2e-primary.sh), on
+#      (test/e2e/ci-selection.txt and castnet's multicast and egress checks, scripts/cluster/e2e-primary.sh), on
 #      the same cluster brought up again in primary mode; its counts join the summary line.
 # The loopback test cluster and the real cluster are stopped afterwards when this run started them,
 # so nothing keeps running after `make test`; clusters someone started by hand are left alone.

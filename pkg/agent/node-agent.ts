@@ -23,6 +23,7 @@ import { Dataplane } from './dataplane/dataplane.js';
 import { Keyring } from './dataplane/keyring.js';
 import { withVnetHeader } from './dataplane/dataplane.js';
 import { Querier } from './membership/querier.js';
+import { EgressNat } from './unicast/egress-nat.js';
 import { NodeGateway } from './unicast/gateway.js';
 import { UnicastOverlay, VXLAN_PORT } from './unicast/overlay.js';
 import { UnderlayFilter } from './underlay/filter.js';
@@ -61,6 +62,11 @@ export interface NodeAgentOptions {
   mergeNetworks?: (fromLookup: NetworkSpec[]) => NetworkSpec[];
   /** Primary mode: the cluster network, whose gateway and routes this node keeps (unicast/gateway.ts). */
   primaryNetwork?: string;
+  /**
+   * Primary mode: masquerade the pods' traffic to destinations outside the network, except to these
+   * IPv4 CIDRs (unicast/egress-nat.ts). Absent: no masquerade.
+   */
+  masquerade?: { except: readonly string[] };
 }
 
 export function loadWireKey(file: string): WireKey {
@@ -102,6 +108,7 @@ export class NodeAgent implements Disposable {
   private readonly querier: Querier;
   private readonly overlay: UnicastOverlay;
   private readonly gateway: NodeGateway | undefined;
+  private readonly egressNat: EgressNat | undefined;
   private readonly filter: UnderlayFilter;
   private readonly guard: SourceGuard;
   private readonly health: UnderlayProber | undefined;
@@ -165,6 +172,14 @@ export class NodeAgent implements Disposable {
             underlayAddress: o.node.address,
             log: log.with({ component: 'gateway' }),
           });
+    this.egressNat =
+      o.primaryNetwork === undefined || !o.masquerade
+        ? undefined
+        : new EgressNat({
+            network: o.primaryNetwork,
+            keep: o.masquerade.except,
+            log: log.with({ component: 'egress-nat' }),
+          });
     this.dataplane = new Dataplane({
       node: o.node,
       underlayMtu: o.underlayMtu,
@@ -203,6 +218,7 @@ export class NodeAgent implements Disposable {
       await this.lifetime.add(this.filter).start();
       // Before any endpoint's traffic is forwarded: unicast from a ready endpoint is checked.
       await this.lifetime.add(this.guard).start();
+      if (this.egressNat) await this.lifetime.add(this.egressNat).start();
       this.lifetime.add(this.dataplane).start();
       this.lifetime.add(this.querier).start();
       this.followDirectory();
@@ -308,6 +324,7 @@ export class NodeAgent implements Disposable {
       endpoints: this.manager.endpoints().length,
       underlayFilter: this.filter.stats(),
       sourceGuard: this.guard.stats(),
+      ...(this.egressNat ? { egressNat: this.egressNat.stats() } : {}),
       wire: this.keyring ? { version: 2, keyEpoch: this.keyring.advertised().epoch } : { version: 1 },
       ...(this.lookup.stats ? { lookup: this.lookup.stats } : {}),
     };
@@ -319,6 +336,7 @@ export class NodeAgent implements Disposable {
     // The primary network's bridge (the gateway makes it) and VXLAN port exist on every node, pods or not.
     networks.add(this.gateway.network);
     this.gateway.sync(d);
+    this.egressNat?.sync(d);
     void this.gateway.settled().then(() => this.overlay.sync(d, networks));
   }
 

@@ -2,6 +2,7 @@
 // previous run, starts the data plane when given a lookup service, then serves castnet-cni.
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { parseNonMasqueradeCidrs } from '../agent/unicast/egress-nat.js';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -62,6 +63,10 @@ export interface AgentOptions {
   instance?: string;
   /** Primary mode: the VirtualNetwork that is the cluster network (pods' gateway, the node's routes). */
   primaryNetwork?: string;
+  /** Primary mode: masquerade the pods' traffic leaving the network (unicast/egress-nat.ts). */
+  masquerade?: boolean;
+  /** Destinations that keep the pods' addresses (repeatable `--non-masquerade-cidr`). */
+  nonMasqueradeCidr?: string[];
   /** How long to wait for a running agent to hand the node over (ms). */
   handoverTimeoutMs?: number;
 }
@@ -91,6 +96,11 @@ export async function startAgent(
   log: Logger = createLogger('agent'),
 ): Promise<RunningAgent> {
   const networks = opts.networks ? await loadNetworks(opts.networks) : [];
+  if (opts.masquerade && !opts.primaryNetwork)
+    throw new Error('--masquerade: only in primary mode (--primary-network)');
+  const masquerade = opts.masquerade
+    ? { except: parseNonMasqueradeCidrs(opts.nonMasqueradeCidr ?? []) }
+    : undefined;
   const wireKey = opts.wireKeyFile ? loadWireKey(opts.wireKeyFile) : undefined;
   // Everything that acts on the node; a handover to a successor releases it, the CNI socket aside.
   const node = new DisposableStore();
@@ -121,7 +131,7 @@ export async function startAgent(
     // before the first ADD, so a crash between any two steps leaks nothing.
     await manager.reconcile();
     const dataplane = lookup
-      ? node.add(await startDataplane(opts, wireKey, manager, lookup, networks, log))
+      ? node.add(await startDataplane(opts, wireKey, manager, lookup, networks, masquerade, log))
       : undefined;
     const server = new CniServer(
       dataplane ? dataplane.cniManager() : manager,
@@ -172,6 +182,7 @@ async function startDataplane(
   manager: NodeEndpointManager,
   lookup: LookupService,
   fileNetworks: NetworkSpec[],
+  masquerade: { except: string[] } | undefined,
   log: Logger,
 ): Promise<NodeAgent> {
   // Networks from a --networks file stay, alongside the lookup service's VirtualNetworks.
@@ -201,6 +212,7 @@ async function startDataplane(
       ...(opts.vmGroupHandover === false ? { vmGroupHandover: false } : {}),
       mergeNetworks: merged,
       ...(opts.primaryNetwork ? { primaryNetwork: opts.primaryNetwork } : {}),
+      ...(masquerade ? { masquerade } : {}),
     },
     manager,
     lookup,
@@ -287,6 +299,15 @@ export function registerAgentCommand(program: Command): void {
     .option(
       '--primary-network <name>',
       "primary mode: the VirtualNetwork that is the cluster network (the pods' default gateway, the node's routes to pods)",
+    )
+    .option(
+      '--masquerade',
+      "primary mode: pods' traffic to destinations outside the network leaves with the node's address",
+    )
+    .option(
+      '--non-masquerade-cidr <cidr>',
+      "with --masquerade: an IPv4 destination that keeps the pods' addresses (repeatable)",
+      (v: string, prev: string[] = []) => [...prev, v],
     )
     .option('--instance <id>', 'names this process in /v1/healthz (agent-ready --instance checks it)')
     .action(async (opts: AgentOptions) => {

@@ -13,6 +13,7 @@ import { CNI_BINARY, installCni, removeCniFiles, type InstallMode } from '../ins
 import { removeCastnetLinks } from '../install/node-links.js';
 import { FILTER_TABLE, removeUnderlayFilter } from '../agent/underlay/filter.js';
 import { GUARD_TABLE, removeSourceGuard } from '../agent/unicast/source-guard.js';
+import { EGRESS_NAT_TABLE, removeEgressNat } from '../agent/unicast/egress-nat.js';
 
 /** castnet-cni next to bin/castnet: the repository's bin/ and the image's /opt/castnet/bin alike. */
 const bundledCni = path.resolve(import.meta.dirname, '../../../bin', CNI_BINARY);
@@ -110,6 +111,7 @@ export function registerNodeInstallCommands(program: Command): void {
       for (const link of removeCastnetLinks(o.netns)) console.log(`deleted link ${link}`);
       if (await removeUnderlayFilter(o.netns)) console.log(`deleted nftables table inet ${FILTER_TABLE}`);
       if (await removeSourceGuard(o.netns)) console.log(`deleted nftables table ${GUARD_TABLE}`);
+      if (await removeEgressNat(o.netns)) console.log(`deleted nftables table ${EGRESS_NAT_TABLE}`);
       for (const dir of [o.stateDir, o.socketDir]) {
         await rm(dir, { recursive: true, force: true });
         console.log(`removed ${dir}`);

@@ -24,6 +24,16 @@ export interface NftTableOptions {
 /** `add table` + `delete table`: the start of a batch that replaces `table` whether or not it exists. */
 export const replaceTable = (table: string): string[] => [`add table ${table}`, `delete table ${table}`];
 
+/** The nft batch that replaces each of `table`'s sets with its elements, in one atomic `nft -f`. */
+export function replaceSetsBatch(table: string, sets: Readonly<Record<string, readonly string[]>>): string {
+  const lines: string[] = [];
+  for (const [set, elements] of Object.entries(sets)) {
+    lines.push(`flush set ${table} ${set}`);
+    if (elements.length) lines.push(`add element ${table} ${set} { ${elements.join(', ')} }`);
+  }
+  return lines.join('\n') + '\n';
+}
+
 /**
  * Deletes `table` (`<family> <name>`) in the current network namespace or the one at `netnsPath`;
  * false when there is none, or no nft.
@@ -119,5 +129,32 @@ export class NftTable implements Disposable {
         });
       }
     }
+  }
+}
+
+/** An agent part that owns one nftables table: its lifecycle and its stats are the table's. */
+export abstract class NftTableOwner implements Disposable {
+  protected readonly table: NftTable;
+
+  constructor(o: NftTableOptions) {
+    this.table = new NftTable(o);
+  }
+
+  /** Installs the table (sets empty); logs and counts a missing nft instead of failing. */
+  start(): Promise<void> {
+    return this.table.start();
+  }
+
+  /** Resolves once every sync so far is applied. */
+  settled(): Promise<void> {
+    return this.table.settled();
+  }
+
+  stats(): Record<string, unknown> {
+    return this.table.stats();
+  }
+
+  dispose(): Promise<void> {
+    return this.table.dispose();
   }
 }

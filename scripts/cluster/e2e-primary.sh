@@ -68,15 +68,20 @@ rc=0
   --num-nodes="$("$here/cluster.sh" nodes | wc -l)" --report-dir="$WORK" >"$WORK/e2e.log" 2>&1) || rc=$?
 log "e2e.test exited $rc after $(($(date +%s) - start)) s (log: $WORK/e2e.log)"
 [ -s "$WORK/report.json" ] || die "e2e.test wrote no report:"$'\n'"$(tail -20 "$WORK/e2e.log")"
-# castnet's own check on the same cluster: multicast across nodes on the primary network.
+# castnet's own checks on the same cluster: multicast across nodes on the primary network, and pods
+# reaching a host beyond it (masquerade).
 if [ -z "${CASTNET_E2E_FOCUS:-}" ]; then
-  if ! "$here/e2e-multicast.sh" >"$WORK/castnet.jsonl" 2>"$WORK/multicast.log"; then
-    rc=1
-    # A check that died before its verdict is a failure in the report too, not a missing line.
-    [ -s "$WORK/castnet.jsonl" ] || jq -cn --arg reason "$(tail -3 "$WORK/multicast.log")" \
-      '{name: "castnet: multicast across nodes on the primary network", result: "failed", reason: $reason}' \
-      >"$WORK/castnet.jsonl"
-  fi
+  : >"$WORK/castnet.jsonl"
+  for check in multicast egress; do
+    if ! "$here/e2e-$check.sh" >"$WORK/$check.jsonl" 2>"$WORK/$check.log"; then
+      rc=1
+      # A check that died before its verdict is a failure in the report too, not a missing line.
+      [ -s "$WORK/$check.jsonl" ] || jq -cn --arg name "castnet: $check (e2e-$check.sh)" \
+        --arg reason "$(tail -3 "$WORK/$check.log")" '{name: $name, result: "failed", reason: $reason}' \
+        >"$WORK/$check.jsonl"
+    fi
+    cat "$WORK/$check.jsonl" >>"$WORK/castnet.jsonl"
+  done
 fi
 mkdir -p "$(dirname "$OUT")"
 CASTNET_E2E_RERUN=$([ -n "${CASTNET_E2E_FOCUS:-}" ] && echo 1 || echo 0) \

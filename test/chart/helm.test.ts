@@ -182,6 +182,22 @@ const podOwners = (text: string): PodOwner[] =>
     .map((d) => d.toJS() as PodOwner | null)
     .filter((o): o is PodOwner => !!o?.spec?.template?.spec);
 
+test("primary mode masquerades the pods' traffic leaving the network, unless told not to", async () => {
+  const agentArgs = async (set: string[]): Promise<string[]> => {
+    const ds = podOwners(await template(set)).find((o) => o.metadata.name === `${release}-agent`)!;
+    return ds.spec.template.spec.containers.find((c) => c.name === 'agent')!.args ?? [];
+  };
+  const masq = (args: string[]) => args.filter((a) => a.includes('masquerade'));
+  expect(masq(await agentArgs([]))).toEqual([]);
+  expect(masq(await agentArgs(['--set', 'mode=primary']))).toEqual(['--masquerade']);
+  expect(
+    masq(
+      await agentArgs(['--set', 'mode=primary', '--set', 'cni.nonMasqueradeCIDRs={10.0.0.0/8,192.0.2.1}']),
+    ),
+  ).toEqual(['--masquerade', '--non-masquerade-cidr=10.0.0.0/8', '--non-masquerade-cidr=192.0.2.1']);
+  expect(masq(await agentArgs(['--set', 'mode=primary', '--set', 'cni.masquerade=false']))).toEqual([]);
+});
+
 test('every pod runs with the runtime’s seccomp profile, a read-only root and only the capabilities castnet uses', async () => {
   const owners = podOwners(await template(['--set', 'mode=primary']));
   expect(owners.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
@@ -238,6 +254,7 @@ test.each([
   [['--set', 'controller.nodeGraceSeconds=-1'], /\/controller\/nodeGraceSeconds.*minimum: got -1, want 0/],
   [['--set', 'extra=1'], /additional properties 'extra' not allowed/],
   [['--set', 'agent.metrics.address=node.example'], /\/agent\/metrics\/address.*does not match pattern/],
+  [['--set', 'cni.nonMasqueradeCIDRs={fd00::/8}'], /\/cni\/nonMasqueradeCIDRs\/0.*does not match pattern/],
 ])('values.schema.json rejects %j', async (args, expected) => {
   expect(await templateError(args)).toMatch(expected);
 });

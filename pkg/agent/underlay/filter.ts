@@ -6,10 +6,9 @@
 // deleted at dispose. Without nftables the agent runs on, unfiltered: the data plane still drops
 // datagrams from unknown senders (counted), but the kernel VXLAN port is then open.
 import { isIPv4, isIPv6 } from 'node:net';
-import type { Disposable } from '../../base/lifecycle.js';
 import type { Logger } from '../../log/log.js';
 import type { NodeRecord } from '../../lookup/port.js';
-import { NftTable, removeNftTable, replaceTable } from '../../sys/nft-table.js';
+import { NftTableOwner, removeNftTable, replaceSetsBatch, replaceTable } from '../../sys/nft-table.js';
 
 export const FILTER_TABLE = 'castnet';
 /** The named nftables counter of the datagrams the filter dropped. */
@@ -37,16 +36,13 @@ export function tableBatch(ports: number[]): string {
 
 /** The nft batch that replaces both address sets with `addresses`, atomically. */
 export function setsBatch(addresses: Iterable<string>): string {
-  const v4: string[] = [];
-  const v6: string[] = [];
+  const nodes4: string[] = [];
+  const nodes6: string[] = [];
   for (const a of addresses) {
-    if (isIPv4(a)) v4.push(a);
-    else if (isIPv6(a)) v6.push(a);
+    if (isIPv4(a)) nodes4.push(a);
+    else if (isIPv6(a)) nodes6.push(a);
   }
-  const lines = [`flush set inet ${FILTER_TABLE} nodes4`, `flush set inet ${FILTER_TABLE} nodes6`];
-  if (v4.length) lines.push(`add element inet ${FILTER_TABLE} nodes4 { ${v4.sort().join(', ')} }`);
-  if (v6.length) lines.push(`add element inet ${FILTER_TABLE} nodes6 { ${v6.sort().join(', ')} }`);
-  return lines.join('\n') + '\n';
+  return replaceSetsBatch(`inet ${FILTER_TABLE}`, { nodes4: nodes4.sort(), nodes6: nodes6.sort() });
 }
 
 /**
@@ -64,11 +60,9 @@ export interface UnderlayFilterOptions {
   nft?: string;
 }
 
-export class UnderlayFilter implements Disposable {
-  private readonly table: NftTable;
-
+export class UnderlayFilter extends NftTableOwner {
   constructor(o: UnderlayFilterOptions) {
-    this.table = new NftTable({
+    super({
       table: `inet ${FILTER_TABLE}`,
       create: tableBatch(o.ports),
       without: 'castnet ports are not filtered by underlay sender',
@@ -77,26 +71,8 @@ export class UnderlayFilter implements Disposable {
     });
   }
 
-  /** Installs the table (sets empty); logs and counts a missing nft instead of failing. */
-  start(): Promise<void> {
-    return this.table.start();
-  }
-
   /** Brings the sets in line with the directory's nodes (coalesced; applied in order). */
   sync(nodes: NodeRecord[]): void {
     this.table.sync(setsBatch(new Set(nodes.map((n) => n.address))));
-  }
-
-  /** Resolves once every sync so far is applied. */
-  settled(): Promise<void> {
-    return this.table.settled();
-  }
-
-  stats(): Record<string, unknown> {
-    return this.table.stats();
-  }
-
-  dispose(): Promise<void> {
-    return this.table.dispose();
   }
 }

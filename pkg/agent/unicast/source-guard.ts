@@ -21,11 +21,10 @@
 // packet's metadata before the bridge, so a tagged frame is checked like an untagged one. A second
 // tag (QinQ) would hide the frame from these rules, so double-tagged unicast is dropped.
 import { isIPv4 } from 'node:net';
-import type { Disposable } from '../../base/lifecycle.js';
 import type { Endpoint, EndpointSource } from '../../endpoint/table.js';
 import type { Logger } from '../../log/log.js';
 import { canonicalAddress, parseIPv6 } from '../../netaddr/address.js';
-import { NftTable, removeNftTable, replaceTable } from '../../sys/nft-table.js';
+import { NftTableOwner, removeNftTable, replaceSetsBatch, replaceTable } from '../../sys/nft-table.js';
 
 export const GUARD_TABLE = 'bridge castnet';
 /** The named nftables counter of the frames the guard dropped. */
@@ -120,14 +119,8 @@ export function guardEntries(
 }
 
 /** The nft batch that replaces the guard's sets with `entries`, atomically. Pure. */
-export function guardSetsBatch(entries: ReturnType<typeof guardEntries>): string {
-  const lines: string[] = [];
-  for (const [set, elements] of Object.entries(entries)) {
-    lines.push(`flush set ${GUARD_TABLE} ${set}`);
-    if (elements.length) lines.push(`add element ${GUARD_TABLE} ${set} { ${elements.join(', ')} }`);
-  }
-  return lines.join('\n') + '\n';
-}
+export const guardSetsBatch = (entries: ReturnType<typeof guardEntries>): string =>
+  replaceSetsBatch(GUARD_TABLE, entries);
 
 /** Deletes the guard's table (uninstall); false when there is none, or no nft. */
 export const removeSourceGuard = (netnsPath?: string): Promise<boolean> =>
@@ -140,12 +133,12 @@ export interface SourceGuardOptions {
   nft?: string;
 }
 
-export class SourceGuard implements Disposable {
-  private readonly table: NftTable;
+/** The guard; its drops: `nft list counter bridge castnet spoofed` on the node. */
+export class SourceGuard extends NftTableOwner {
   private unsubscribe: (() => void) | undefined;
 
   constructor(private readonly o: SourceGuardOptions) {
-    this.table = new NftTable({
+    super({
       table: GUARD_TABLE,
       create: guardTableBatch(),
       without: "endpoints' unicast sources are not checked",
@@ -155,25 +148,15 @@ export class SourceGuard implements Disposable {
   }
 
   /** Installs the table and follows the ready endpoints from now on. */
-  async start(): Promise<void> {
-    await this.table.start();
+  override async start(): Promise<void> {
+    await super.start();
     this.unsubscribe = this.o.endpoints.subscribe(() => this.sync());
     this.sync();
   }
 
-  /** Resolves once every change so far is applied. */
-  settled(): Promise<void> {
-    return this.table.settled();
-  }
-
-  /** The table's state and sync counts (the drops: `nft list counter bridge castnet spoofed`). */
-  stats(): Record<string, unknown> {
-    return this.table.stats();
-  }
-
-  dispose(): Promise<void> {
+  override dispose(): Promise<void> {
     this.unsubscribe?.();
-    return this.table.dispose();
+    return super.dispose();
   }
 
   private sync(): void {
