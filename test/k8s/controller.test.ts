@@ -14,7 +14,7 @@ import type {
 import { clusterKubeConfig, createNamespace, ensureCluster, type Cluster } from '../harness/k8s.js';
 import { crd } from '../../pkg/k8s/resources.js';
 import { eventually, installCrds } from './fixtures.js';
-import { waitFor } from '../../pkg/base/async.js';
+import { sleep, waitFor } from '../../pkg/base/async.js';
 
 const tag = randomBytes(3).toString('hex');
 const network = `ctl-${tag}`;
@@ -236,8 +236,14 @@ test('a report change rewrites only the statuses it changes', async () => {
         await fetchMetrics(c),
       )?.[1] ?? 0,
     );
-  await c.settled();
-  const before = await writes();
+  // The earlier tests' changes may still be arriving (informer events after settled() returned): count
+  // from when the writes have stopped for a while, so that only this test's reports are counted.
+  let before = -1;
+  for (let now = await writes(); now !== before; now = await writes()) {
+    before = now;
+    await sleep(1_500);
+    await c.settled();
+  }
   // The same report again (a new resourceVersion, no new content), then one more join: the join is
   // the positive control. The controller sees the report's versions in order, so once the join is
   // in by-label's status, the no-op version was handled too, and only by-label's status was written.
