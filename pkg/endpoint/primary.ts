@@ -11,9 +11,13 @@ export const NODE_GATEWAY_V4 = '169.254.1.1';
 /** RT_SCOPE_LINK: the gateway is on the pod's link though outside its subnet. */
 const SCOPE_LINK = 253;
 
+/** The IPv4 ones of a network's subnets: primary mode's gateway, routes and masquerade are IPv4. */
+export const ipv4Subnets = (subnets: readonly string[]): string[] =>
+  subnets.filter((s) => parseCidr(s).ip.family === 4);
+
 /** The routes of a pod on the primary network, for the network's IPv4 subnets (none: no routes). */
 export function primaryPodRoutes(subnets: readonly string[]): CniRoute[] {
-  if (!subnets.some((s) => parseCidr(s).ip.family === 4)) return [];
+  if (ipv4Subnets(subnets).length === 0) return [];
   return [
     { dst: `${NODE_GATEWAY_V4}/32`, scope: SCOPE_LINK },
     { dst: '0.0.0.0/0', gw: NODE_GATEWAY_V4 },

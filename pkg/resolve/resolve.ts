@@ -299,7 +299,7 @@ export class Resolver {
  * (its own or a declared allowed address pair), the unspecified address (DHCP, DAD) or an IPv6
  * link-local address (which the directory doesn't list). Neighbour discovery is held to the same rule
  * as ARP: a neighbour advertisement's target is an address the sender may use, and a link-layer
- * address option (the first one, which is what Linux uses) is the sender's MAC. An endpoint is never a
+ * address option is the sender's MAC (the parser refuses two that differ). An endpoint is never a
  * router: its router advertisements and redirects are dropped (RA guard, RFC 6105), as a rogue RA
  * would give every IPv6 neighbour a default route through it.
  */

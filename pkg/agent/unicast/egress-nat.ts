@@ -8,7 +8,8 @@
 // IPv4 only, as the primary network's gateway is.
 import type { Directory } from '../../lookup/port.js';
 import type { Logger } from '../../log/log.js';
-import { ipFamily, tryParseCidr } from '../../netaddr/ip.js';
+import { ipv4Subnets } from '../../endpoint/primary.js';
+import { tryParseCidr } from '../../netaddr/ip.js';
 import { NftTableOwner, removeNftTable, replaceSetsBatch, replaceTable } from '../../sys/nft-table.js';
 
 export const EGRESS_NAT_TABLE = 'ip castnet-nat';
@@ -41,11 +42,12 @@ export function egressNatTableBatch(): string {
  */
 export function parseNonMasqueradeCidrs(values: readonly string[]): string[] {
   return values.map((v) => {
-    const cidr = v.includes('/') ? tryParseCidr(v) : tryParseCidr(`${v}/32`);
-    if (!cidr) throw new Error(`--non-masquerade-cidr: ${JSON.stringify(v)} is not a CIDR`);
-    if (cidr.ip.family !== 4)
+    const cidr = v.includes('/') ? v : `${v}/32`;
+    const parsed = tryParseCidr(cidr);
+    if (!parsed) throw new Error(`--non-masquerade-cidr: ${JSON.stringify(v)} is not a CIDR`);
+    if (parsed.ip.family !== 4)
       throw new Error(`--non-masquerade-cidr: ${v} is IPv6; only IPv4 traffic is masqueraded`);
-    return v.includes('/') ? v : `${v}/32`;
+    return cidr;
   });
 }
 
@@ -79,7 +81,6 @@ export class EgressNat extends NftTableOwner {
   sync(d: Directory): void {
     const net = d.networks.find((n) => n.name === this.o.network);
     if (!net) return;
-    const v4 = net.subnets.filter((s) => ipFamily(s.split('/')[0], 'subnet') === 4);
-    this.table.sync(egressNatSetsBatch(v4, this.o.keep));
+    this.table.sync(egressNatSetsBatch(ipv4Subnets(net.subnets), this.o.keep));
   }
 }

@@ -13,7 +13,7 @@
 // Changes are applied in one `ip -batch` per burst of directory updates.
 import { createHash } from 'node:crypto';
 import { bridgeName } from '../../endpoint/names.js';
-import { NODE_GATEWAY_V4 } from '../../endpoint/primary.js';
+import { ipv4Subnets, NODE_GATEWAY_V4 } from '../../endpoint/primary.js';
 import type { Logger } from '../../log/log.js';
 import type { Directory } from '../../lookup/port.js';
 import { ipFamily } from '../../netaddr/ip.js';
@@ -128,7 +128,7 @@ export class NodeGateway {
       this.routes = '';
     }
     const cmds: string[] = [];
-    const v4 = net.subnets.filter((s) => ipFamily(s.split('/')[0], 'subnet') === 4);
+    const v4 = ipv4Subnets(net.subnets);
     const src =
       ipFamily(this.o.underlayAddress, 'underlay address') === 4 ? ` src ${this.o.underlayAddress}` : '';
     const routes = v4.map((s) => `route replace ${s} dev ${dev} proto static${src}`);

@@ -23,7 +23,7 @@
 import { isIPv4 } from 'node:net';
 import type { Endpoint, EndpointSource } from '../../endpoint/table.js';
 import type { Logger } from '../../log/log.js';
-import { canonicalAddress, parseIPv6 } from '../../netaddr/address.js';
+import { canonicalAddress, parseIPv6, parseMac } from '../../netaddr/address.js';
 import { NftTableOwner, removeNftTable, replaceSetsBatch, replaceTable } from '../../sys/nft-table.js';
 
 export const GUARD_TABLE = 'bridge castnet';
@@ -103,7 +103,7 @@ export function guardEntries(
     const mac = e.mac.toLowerCase();
     out.ports.push(port);
     out.macs.push(`${port} . ${mac}`);
-    out.lladdr.push(`${port} . ${hexInteger(mac.split(':').map((h) => parseInt(h, 16)))}`);
+    out.lladdr.push(`${port} . ${hexInteger(parseMac(mac)!)}`);
     const addresses = new Set([...e.ips.map((a) => a.split('/')[0]!), ...(e.allowedAddresses ?? [])]);
     for (const a of [...addresses].map(canonicalAddress)) {
       if (isIPv4(a)) {
